@@ -7,3 +7,16 @@ pub mod patch;
 pub mod selector;
 pub mod table;
 pub mod validation;
+
+pub mod error;
+pub mod registry;
+pub mod store;
+pub mod http;
+pub mod admission;
+pub mod ops;
+pub mod api;
+pub mod controllers;
+pub mod home;
+pub mod server;
+
+pub use server::Sandbox;

@@ -1,0 +1,325 @@
+//! Defaults and allocations the API server applies to some kinds when they are written:
+//! cluster IPs, node ports, namespace finalizers, Deployment and Job defaults, CRD status.
+
+use base64::Engine as _;
+use serde_json::{Map, Value, json};
+
+use crate::error::{ApiError, ApiResult};
+use crate::registry::{Resource, resources_of_crd};
+use crate::store::Tx;
+
+pub fn on_create(tx: &mut Tx, res: &Resource, obj: &mut Value) -> ApiResult<()> {
+    match res.key().as_str() {
+        "/namespaces" => namespace(obj),
+        "/services" => service(tx, None, obj),
+        "/secrets" => secret(obj),
+        "/pods" => pod(obj),
+        "/persistentvolumeclaims" => {
+            obj["status"] = json!({"phase": "Pending"});
+            Ok(())
+        }
+        "apps/deployments" => deployment(obj),
+        "apps/replicasets" => replicas_default(obj),
+        "apps/statefulsets" => statefulset(obj),
+        "batch/jobs" => job(obj),
+        "apiextensions.k8s.io/customresourcedefinitions" => crd(tx, obj),
+        _ => Ok(()),
+    }
+}
+
+pub fn on_update(tx: &mut Tx, res: &Resource, old: &Value, new: &mut Value) -> ApiResult<()> {
+    match res.key().as_str() {
+        "/services" => service(tx, Some(old), new),
+        "/secrets" => secret(new),
+        "apps/deployments" => deployment(new),
+        "apps/replicasets" => replicas_default(new),
+        "apps/statefulsets" => statefulset(new),
+        "apiextensions.k8s.io/customresourcedefinitions" => crd(tx, new),
+        _ => Ok(()),
+    }
+}
+
+/// Sets `obj[field]` when absent.
+fn default(obj: &mut Value, field: &str, value: Value) {
+    if obj.get(field).is_none_or(Value::is_null) && obj.is_object() {
+        obj[field] = value;
+    }
+}
+
+fn namespace(obj: &mut Value) -> ApiResult<()> {
+    let name = obj["metadata"]["name"].clone();
+    obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = name;
+    obj["spec"]["finalizers"] = json!(["kubernetes"]);
+    obj["status"] = json!({"phase": "Active"});
+    Ok(())
+}
+
+fn service(tx: &Tx, old: Option<&Value>, obj: &mut Value) -> ApiResult<()> {
+    let spec = &mut obj["spec"];
+    if !spec.is_object() {
+        *spec = json!({});
+    }
+    default(spec, "type", json!("ClusterIP"));
+    default(spec, "sessionAffinity", json!("None"));
+    default(spec, "ipFamilies", json!(["IPv4"]));
+    default(spec, "ipFamilyPolicy", json!("SingleStack"));
+    default(spec, "internalTrafficPolicy", json!("Cluster"));
+    // An update keeps what was allocated, as a real server refuses to change it.
+    if let Some(old_ip) = old.and_then(|o| o["spec"]["clusterIP"].as_str()) {
+        default(spec, "clusterIP", json!(old_ip));
+    }
+    if spec["clusterIP"].as_str().is_none_or(str::is_empty) {
+        let name = obj["metadata"]["name"].as_str().unwrap_or("");
+        let ns = obj["metadata"]["namespace"].as_str().unwrap_or("");
+        obj["spec"]["clusterIP"] = json!(allocate_cluster_ip(tx, ns, name));
+    }
+    let ip = obj["spec"]["clusterIP"].clone();
+    obj["spec"]["clusterIPs"] = json!([ip]);
+    let needs_node_port = matches!(
+        obj["spec"]["type"].as_str(),
+        Some("NodePort" | "LoadBalancer")
+    );
+    let old_ports = old.map(|o| o["spec"]["ports"].clone()).unwrap_or(Value::Null);
+    if let Some(ports) = obj["spec"]["ports"].as_array_mut() {
+        for (i, port) in ports.iter_mut().enumerate() {
+            default(port, "protocol", json!("TCP"));
+            let number = port["port"].clone();
+            default(port, "targetPort", number);
+            if needs_node_port {
+                let kept = old_ports[i]["nodePort"].clone();
+                default(port, "nodePort", kept);
+                let fallback = json!(30000 + (port["port"].as_u64().unwrap_or(0) % 2768));
+                default(port, "nodePort", fallback);
+            }
+        }
+    }
+    default(obj, "status", json!({"loadBalancer": {}}));
+    Ok(())
+}
+
+/// A stable, unused address in 10.43.0.0/16 (k3s's service range).
+fn allocate_cluster_ip(tx: &Tx, ns: &str, name: &str) -> String {
+    let used: std::collections::HashSet<String> = tx
+        .state()
+        .list("/services", None)
+        .filter_map(|(_, s)| s["spec"]["clusterIP"].as_str().map(String::from))
+        .collect();
+    let mut seed = fnv(&format!("{ns}/{name}"));
+    loop {
+        let host = (seed % 65_000) as u32 + 10;
+        let ip = format!("10.43.{}.{}", host / 256, host % 256);
+        if !used.contains(&ip) {
+            return ip;
+        }
+        seed = seed.wrapping_mul(31).wrapping_add(7);
+    }
+}
+
+/// A small stable hash for deterministic allocations.
+pub fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf29ce484222325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// Folds `stringData` into base64 `data`, as the API server does.
+fn secret(obj: &mut Value) -> ApiResult<()> {
+    default(obj, "type", json!("Opaque"));
+    if let Some(Value::Object(strings)) = obj.as_object_mut().and_then(|m| m.remove("stringData")) {
+        if !obj["data"].is_object() {
+            obj["data"] = json!({});
+        }
+        for (k, v) in strings {
+            let text = v.as_str().unwrap_or_default();
+            obj["data"][k] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+        }
+    }
+    Ok(())
+}
+
+fn pod(obj: &mut Value) -> ApiResult<()> {
+    if !obj["spec"]["containers"].as_array().is_some_and(|c| !c.is_empty()) {
+        let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+        return Err(ApiError::invalid(
+            "Pod",
+            "",
+            &name,
+            &[("spec.containers".into(), "Required value".into())],
+        ));
+    }
+    let spec = &mut obj["spec"];
+    default(spec, "restartPolicy", json!("Always"));
+    default(spec, "dnsPolicy", json!("ClusterFirst"));
+    default(spec, "schedulerName", json!("default-scheduler"));
+    default(spec, "serviceAccountName", json!("default"));
+    default(spec, "terminationGracePeriodSeconds", json!(30));
+    obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
+    Ok(())
+}
+
+fn replicas_default(obj: &mut Value) -> ApiResult<()> {
+    if obj["spec"].is_object() {
+        default(&mut obj["spec"], "replicas", json!(1));
+    }
+    Ok(())
+}
+
+fn require_selector_matches(kind: &str, obj: &Value) -> ApiResult<()> {
+    let name = obj["metadata"]["name"].as_str().unwrap_or("");
+    let selector = &obj["spec"]["selector"];
+    if !selector.is_object() {
+        return Err(ApiError::invalid(
+            kind,
+            "apps",
+            name,
+            &[("spec.selector".into(), "Required value".into())],
+        ));
+    }
+    let labels = obj["spec"]["template"]["metadata"]["labels"].as_object();
+    let matches = crate::selector::from_label_selector_json(selector)
+        .map(|s| !s.is_empty() && s.matches(labels))
+        .unwrap_or(false);
+    if !matches {
+        return Err(ApiError::invalid(
+            kind,
+            "apps",
+            name,
+            &[(
+                "spec.template.metadata.labels".into(),
+                "Invalid value: selector does not match template labels".into(),
+            )],
+        ));
+    }
+    Ok(())
+}
+
+fn deployment(obj: &mut Value) -> ApiResult<()> {
+    require_selector_matches("Deployment", obj)?;
+    let spec = &mut obj["spec"];
+    default(spec, "replicas", json!(1));
+    default(spec, "revisionHistoryLimit", json!(10));
+    default(spec, "progressDeadlineSeconds", json!(600));
+    default(
+        spec,
+        "strategy",
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}),
+    );
+    Ok(())
+}
+
+fn statefulset(obj: &mut Value) -> ApiResult<()> {
+    require_selector_matches("StatefulSet", obj)?;
+    let spec = &mut obj["spec"];
+    default(spec, "replicas", json!(1));
+    default(spec, "podManagementPolicy", json!("OrderedReady"));
+    default(spec, "revisionHistoryLimit", json!(10));
+    default(
+        spec,
+        "updateStrategy",
+        json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+    );
+    Ok(())
+}
+
+/// Jobs get the controller-uid selector and labels a real server adds.
+fn job(obj: &mut Value) -> ApiResult<()> {
+    let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+    let uid = obj["metadata"]["uid"].as_str().unwrap_or("").to_string();
+    let restart = obj["spec"]["template"]["spec"]["restartPolicy"].as_str();
+    if !matches!(restart, Some("Never" | "OnFailure")) {
+        return Err(ApiError::invalid(
+            "Job",
+            "batch",
+            &name,
+            &[(
+                "spec.template.spec.restartPolicy".into(),
+                "Required value: valid values: \"OnFailure\", \"Never\"".into(),
+            )],
+        ));
+    }
+    let spec = &mut obj["spec"];
+    default(spec, "backoffLimit", json!(6));
+    default(spec, "completions", json!(1));
+    default(spec, "parallelism", json!(1));
+    default(spec, "completionMode", json!("NonIndexed"));
+    default(spec, "suspend", json!(false));
+    let labels = json!({
+        "batch.kubernetes.io/controller-uid": uid,
+        "batch.kubernetes.io/job-name": name,
+        "controller-uid": uid,
+        "job-name": name,
+    });
+    if !spec["selector"].is_object() {
+        spec["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
+    }
+    let template_labels = &mut spec["template"]["metadata"]["labels"];
+    if !template_labels.is_object() {
+        *template_labels = Value::Object(Map::new());
+    }
+    if let (Some(target), Some(extra)) = (template_labels.as_object_mut(), labels.as_object()) {
+        for (k, v) in extra {
+            target.insert(k.clone(), v.clone());
+        }
+    }
+    Ok(())
+}
+
+/// A CRD is accepted at once: its names are checked and it is marked Established.
+fn crd(tx: &Tx, obj: &mut Value) -> ApiResult<()> {
+    let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+    let group = obj["spec"]["group"].as_str().unwrap_or("");
+    let plural = obj["spec"]["names"]["plural"].as_str().unwrap_or("");
+    let invalid = |field: &str, msg: &str| {
+        ApiError::invalid(
+            "CustomResourceDefinition",
+            "apiextensions.k8s.io",
+            &name,
+            &[(field.to_string(), msg.to_string())],
+        )
+    };
+    if group.is_empty() || plural.is_empty() || obj["spec"]["names"]["kind"].as_str().is_none() {
+        return Err(invalid(
+            "spec",
+            "Required value: spec.group, spec.names.plural and spec.names.kind are required",
+        ));
+    }
+    if name != format!("{plural}.{group}") {
+        return Err(invalid(
+            "metadata.name",
+            &format!("Invalid value: {name:?}: must be spec.names.plural+\".\"+spec.group"),
+        ));
+    }
+    if resources_of_crd(obj).is_empty() {
+        return Err(invalid(
+            "spec.versions",
+            "Invalid value: must have exactly one version marked as storage version",
+        ));
+    }
+    let builtin_clash = tx
+        .state()
+        .registry
+        .all()
+        .any(|r| !r.custom && r.group == group);
+    if builtin_clash {
+        return Err(invalid("spec.group", "Invalid value: the group is served by the API server itself"));
+    }
+    let versions: Vec<Value> = obj["spec"]["versions"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .filter(|v| v["storage"].as_bool().unwrap_or(false))
+                .map(|v| v["name"].clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let now = crate::ops::now();
+    obj["status"] = json!({
+        "acceptedNames": obj["spec"]["names"].clone(),
+        "conditions": [
+            {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found", "lastTransitionTime": now},
+            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted", "lastTransitionTime": now},
+        ],
+        "storedVersions": versions,
+    });
+    Ok(())
+}

@@ -1,0 +1,167 @@
+//! `pods/{name}/log`: the lines the simulated kubelet says a container printed.
+//!
+//! No image really runs in the sandbox, so each container's log is made up from its pod: image
+//! pull and start lines, one line per declared port, the lines of the pod annotation
+//! `sandbox.kipper.run/log` (so tests and demos can script output), a heartbeat every
+//! [`HEARTBEAT`] seconds while it runs, and an exit line when it terminated.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use jiff::Timestamp;
+use serde_json::Value;
+
+use super::{Api, Req, streaming};
+use crate::error::{ApiError, ApiResult};
+use crate::ops;
+use crate::registry::Resource;
+
+/// Seconds between heartbeat lines of a running container.
+pub const HEARTBEAT: i64 = 30;
+/// The annotation whose lines a container prints after it starts.
+pub const LOG_ANNOTATION: &str = "sandbox.kipper.run/log";
+
+struct Line {
+    at: Timestamp,
+    text: String,
+}
+
+fn ts(v: &Value) -> Option<Timestamp> {
+    v.as_str()?.parse().ok()
+}
+
+/// The container a log request is about: the named one, or the only one.
+fn container<'a>(pod: &'a Value, name: Option<&str>) -> ApiResult<&'a Value> {
+    let pod_name = pod["metadata"]["name"].as_str().unwrap_or("");
+    let containers = pod["spec"]["containers"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    match name {
+        Some(name) => containers
+            .iter()
+            .find(|c| c["name"].as_str() == Some(name))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("container {name} is not valid for pod {pod_name}"))
+            }),
+        None if containers.len() == 1 => Ok(&containers[0]),
+        None => {
+            let names: Vec<&str> = containers.iter().filter_map(|c| c["name"].as_str()).collect();
+            Err(ApiError::bad_request(format!(
+                "a container name must be specified for pod {pod_name}, choose one of: [{}]",
+                names.join(" ")
+            )))
+        }
+    }
+}
+
+/// Every line the container has printed up to `now`, and whether it has stopped.
+fn lines(pod: &Value, container: &Value, now: Timestamp) -> ApiResult<(Vec<Line>, bool)> {
+    let pod_name = pod["metadata"]["name"].as_str().unwrap_or("");
+    let name = container["name"].as_str().unwrap_or("");
+    let status = pod["status"]["containerStatuses"]
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["name"].as_str() == Some(name)));
+    let state = status.map(|s| &s["state"]);
+    let started = state.and_then(|s| ts(&s["running"]["startedAt"]).or_else(|| ts(&s["terminated"]["startedAt"])));
+    let Some(started) = started else {
+        return Err(ApiError::bad_request(format!(
+            "container \"{name}\" in pod \"{pod_name}\" is waiting to start: ContainerCreating"
+        )));
+    };
+    let image = container["image"].as_str().unwrap_or("");
+    let mut out = vec![
+        Line { at: started, text: format!("[sandbox] pulled image \"{image}\"") },
+        Line {
+            at: started,
+            text: format!("[sandbox] started container {name} (simulated: the sandbox does not run images)"),
+        },
+    ];
+    for port in container["ports"].as_array().into_iter().flatten() {
+        let number = port["containerPort"].as_i64().unwrap_or(0);
+        let protocol = port["protocol"].as_str().unwrap_or("TCP");
+        out.push(Line { at: started, text: format!("[sandbox] listening on :{number}/{protocol}") });
+    }
+    if let Some(script) = pod["metadata"]["annotations"][LOG_ANNOTATION].as_str() {
+        out.extend(script.lines().map(|l| Line { at: started, text: l.to_string() }));
+    }
+    let finished = state.and_then(|s| ts(&s["terminated"]["finishedAt"]));
+    let until = finished.unwrap_or(now);
+    let seconds = until.duration_since(started).as_secs();
+    for beat in 1..=(seconds / HEARTBEAT) {
+        let at = started + Duration::from_secs((beat * HEARTBEAT) as u64);
+        out.push(Line { at, text: format!("[sandbox] {name} running for {}s", beat * HEARTBEAT) });
+    }
+    if let (Some(at), Some(s)) = (finished, state) {
+        let code = s["terminated"]["exitCode"].as_i64().unwrap_or(0);
+        out.push(Line { at, text: format!("[sandbox] {name} exited with code {code}") });
+    }
+    Ok((out, finished.is_some()))
+}
+
+fn render(lines: &[Line], timestamps: bool) -> String {
+    let mut text = String::new();
+    for line in lines {
+        if timestamps {
+            text.push_str(&line.at.strftime("%Y-%m-%dT%H:%M:%S.%fZ").to_string());
+            text.push(' ');
+        }
+        text.push_str(&line.text);
+        text.push('\n');
+    }
+    text
+}
+
+pub fn serve(api: &Api, res: &Resource, ns: &str, name: &str, req: &Req) -> ApiResult<Response> {
+    let key = ops::key(res, ns, name);
+    let pod = api
+        .store
+        .get(&key)
+        .ok_or_else(|| ApiError::not_found(&res.plural, &res.group, name))?;
+    let container = container(&pod, req.param("container"))?.clone();
+    if req.flag("previous") {
+        let cname = container["name"].as_str().unwrap_or("");
+        return Err(ApiError::bad_request(format!(
+            "previous terminated container \"{cname}\" in pod \"{name}\" not found"
+        )));
+    }
+    let timestamps = req.flag("timestamps");
+    let (mut all, stopped) = lines(&pod, &container, Timestamp::now())?;
+    if let Some(tail) = req.param("tailLines").and_then(|t| t.parse::<usize>().ok()) {
+        all.drain(..all.len().saturating_sub(tail));
+    }
+    let mut text = render(&all, timestamps);
+    if let Some(limit) = req.param("limitBytes").and_then(|l| l.parse::<usize>().ok()) {
+        text.truncate(text.floor_char_boundary(limit));
+    }
+    if !req.flag("follow") || stopped {
+        return Ok(streaming("text/plain", Body::from(text)));
+    }
+    let store = api.store.clone();
+    let (out, body) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let mut seen = all.last().map(|l| l.at);
+    tokio::spawn(async move {
+        if out.send(Bytes::from(text)).await.is_err() {
+            return;
+        }
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let Some(pod) = store.get(&key) else { return };
+            let Ok((all, stopped)) = lines(&pod, &container, Timestamp::now()) else { return };
+            let fresh: Vec<Line> = all.into_iter().filter(|l| seen.is_none_or(|s| l.at > s)).collect();
+            if let Some(last) = fresh.last() {
+                seen = Some(last.at);
+            }
+            if !fresh.is_empty() && out.send(Bytes::from(render(&fresh, timestamps))).await.is_err() {
+                return;
+            }
+            if stopped {
+                return;
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(body, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+    });
+    Ok(streaming("text/plain", Body::from_stream(stream)))
+}

@@ -1,0 +1,194 @@
+//! The HTTP face of the sandbox: routing, body decoding and content negotiation.
+
+mod body;
+mod discovery;
+mod logs;
+mod objects;
+pub mod route;
+mod watch;
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+
+use crate::error::{ApiError, ApiResult};
+use crate::http::json_response;
+use crate::store::Store;
+use route::Route;
+
+/// The largest request body accepted, as on a real API server.
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// Shared state of the HTTP layer.
+#[derive(Clone)]
+pub struct Api {
+    pub store: Store,
+    address: Arc<OnceLock<String>>,
+}
+
+impl Api {
+    pub fn new(store: Store) -> Self {
+        Api {
+            store,
+            address: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// Records the address clients reach us at, for `/api`'s serverAddressByClientCIDRs.
+    pub fn set_address(&self, address: String) {
+        let _ = self.address.set(address);
+    }
+}
+
+/// The router serving the whole API.
+pub fn router(api: Api) -> Router {
+    Router::new()
+        .fallback(handle)
+        .layer(DefaultBodyLimit::disable())
+        .with_state(api)
+}
+
+/// One decoded request, as the handlers see it.
+pub struct Req {
+    pub method: Method,
+    pub query: HashMap<String, String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Req {
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query.get(name).map(String::as_str)
+    }
+
+    pub fn flag(&self, name: &str) -> bool {
+        matches!(self.param(name), Some("true" | "1"))
+    }
+
+    pub fn header(&self, name: header::HeaderName) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// The media type of the body, without parameters.
+    pub fn content_type(&self) -> String {
+        self.header(header::CONTENT_TYPE)
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    }
+
+    pub fn wants_table(&self) -> bool {
+        self.header(header::ACCEPT)
+            .split(',')
+            .next()
+            .is_some_and(|first| first.contains("as=Table"))
+    }
+
+    /// The field manager of a write: the query's, or the client's name as a real server does.
+    pub fn manager(&self) -> String {
+        if let Some(m) = self.param("fieldManager") {
+            return m.to_string();
+        }
+        let agent = self.header(header::USER_AGENT);
+        let name = agent.split('/').next().unwrap_or("").trim();
+        if name.is_empty() {
+            "unknown".to_string()
+        } else {
+            name.to_string()
+        }
+    }
+
+    pub fn dry_run(&self) -> bool {
+        self.query.get("dryRun").is_some_and(|v| v == "All")
+    }
+}
+
+async fn handle(State(api): State<Api>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY) {
+        return ApiError::too_large().into_response();
+    }
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(bytes) => bytes,
+        Err(_) => return ApiError::too_large().into_response(),
+    };
+    let query = parts
+        .uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let req = Req {
+        method: parts.method,
+        query,
+        headers: parts.headers,
+        body,
+    };
+    let path = parts.uri.path().to_string();
+    match dispatch(&api, &path, req).await {
+        Ok(resp) => resp,
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn dispatch(api: &Api, path: &str, req: Req) -> ApiResult<Response> {
+    let Some(route) = route::parse(path) else {
+        return Err(ApiError::no_route(path));
+    };
+    if !matches!(route, Route::Resource(_)) && req.method != Method::GET {
+        return Err(ApiError::method_not_allowed(req.method.as_str()));
+    }
+    let ok = |v: serde_json::Value| Ok(json_response(StatusCode::OK, &v));
+    match route {
+        Route::Version => ok(discovery::version()),
+        Route::Health => Ok((StatusCode::OK, "ok").into_response()),
+        Route::CoreVersions => {
+            let address = api.address.get().cloned().unwrap_or_default();
+            ok(discovery::core_versions(&address))
+        }
+        Route::Groups => ok(discovery::groups(&api.store.read().registry)),
+        Route::Group(name) => match discovery::group(&api.store.read().registry, &name) {
+            Some(doc) => ok(doc),
+            None => Err(ApiError::no_route(path)),
+        },
+        Route::GroupVersion { group, version } => {
+            match discovery::resource_list(&api.store.read().registry, &group, &version) {
+                Some(doc) => ok(doc),
+                None => Err(ApiError::no_route(path)),
+            }
+        }
+        Route::OpenApiV2 => Err(ApiError::no_route(path)),
+        Route::OpenApiV3Root => ok(discovery::openapi_root(&api.store.read().registry)),
+        Route::OpenApiV3 { group, version } => {
+            let registry = &api.store.read().registry;
+            if !registry.serves(&group, &version) {
+                return Err(ApiError::no_route(path));
+            }
+            ok(discovery::openapi_group_version(registry, &group, &version))
+        }
+        Route::Resource(target) => objects::handle(api, path, target, req).await,
+    }
+}
+
+/// A response whose body is produced over time (watches, followed logs).
+pub fn streaming(content_type: &'static str, body: Body) -> Response {
+    let mut resp = Response::new(body);
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
+    resp
+}

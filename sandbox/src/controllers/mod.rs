@@ -1,0 +1,3 @@
+//! Simulated controllers.
+use crate::store::Store;
+pub fn start(_store: Store) {}

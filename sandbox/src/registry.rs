@@ -1,0 +1,293 @@
+//! The kinds the sandbox serves: the built-in table and the ones CRDs add at run time.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::table::{PrinterColumn, printer_columns_from_crd};
+use crate::validation::NameRule;
+
+/// One served resource at one group/version.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub group: String,
+    pub version: String,
+    pub plural: String,
+    pub singular: String,
+    pub kind: String,
+    pub namespaced: bool,
+    pub short_names: Vec<String>,
+    pub categories: Vec<String>,
+    /// `status`, `scale`, `log`…
+    pub subresources: Vec<String>,
+    /// Printer columns of a CRD; built-in kinds are printed by `table.rs` itself.
+    pub printer_columns: Vec<PrinterColumn>,
+    /// Served from a CustomResourceDefinition.
+    pub custom: bool,
+    pub name_rule: NameRule,
+}
+
+impl Resource {
+    /// The storage key of this resource, the same for every version of it.
+    pub fn key(&self) -> String {
+        storage_key(&self.group, &self.plural)
+    }
+
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    pub fn has_subresource(&self, name: &str) -> bool {
+        self.subresources.iter().any(|s| s == name)
+    }
+
+    /// The name used in error messages: `deployments.apps`, `pods`.
+    pub fn qualified(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.clone()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+
+    pub fn verbs(&self) -> Vec<&'static str> {
+        vec![
+            "create",
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "update",
+            "watch",
+        ]
+    }
+}
+
+pub fn storage_key(group: &str, plural: &str) -> String {
+    format!("{group}/{plural}")
+}
+
+struct Builtin {
+    group: &'static str,
+    version: &'static str,
+    plural: &'static str,
+    kind: &'static str,
+    namespaced: bool,
+    short: &'static [&'static str],
+    sub: &'static [&'static str],
+    name_rule: NameRule,
+}
+
+const fn b(
+    group: &'static str,
+    version: &'static str,
+    plural: &'static str,
+    kind: &'static str,
+    namespaced: bool,
+    short: &'static [&'static str],
+    sub: &'static [&'static str],
+) -> Builtin {
+    Builtin {
+        group,
+        version,
+        plural,
+        kind,
+        namespaced,
+        short,
+        sub,
+        name_rule: NameRule::Subdomain,
+    }
+}
+
+const BUILTINS: &[Builtin] = &[
+    Builtin {
+        name_rule: NameRule::Label,
+        ..b("", "v1", "namespaces", "Namespace", false, &["ns"], &["status", "finalize"])
+    },
+    b("", "v1", "pods", "Pod", true, &["po"], &["status", "log"]),
+    Builtin {
+        name_rule: NameRule::Label,
+        ..b("", "v1", "services", "Service", true, &["svc"], &["status"])
+    },
+    b("", "v1", "endpoints", "Endpoints", true, &["ep"], &[]),
+    b("", "v1", "secrets", "Secret", true, &[], &[]),
+    b("", "v1", "configmaps", "ConfigMap", true, &["cm"], &[]),
+    b("", "v1", "serviceaccounts", "ServiceAccount", true, &["sa"], &[]),
+    b("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", true, &["pvc"], &["status"]),
+    b("", "v1", "events", "Event", true, &["ev"], &[]),
+    b("apps", "v1", "deployments", "Deployment", true, &["deploy"], &["status", "scale"]),
+    b("apps", "v1", "replicasets", "ReplicaSet", true, &["rs"], &["status", "scale"]),
+    b("apps", "v1", "statefulsets", "StatefulSet", true, &["sts"], &["status", "scale"]),
+    b("batch", "v1", "jobs", "Job", true, &[], &["status"]),
+    b("networking.k8s.io", "v1", "ingresses", "Ingress", true, &["ing"], &["status"]),
+    b("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", true, &["hpa"], &["status"]),
+    b("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", false, &["crd", "crds"], &["status"]),
+];
+
+/// Categories kubectl uses for `kubectl get all`.
+fn builtin_categories(plural: &str) -> Vec<String> {
+    match plural {
+        "pods" | "services" | "deployments" | "replicasets" | "statefulsets" | "jobs"
+        | "horizontalpodautoscalers" => vec!["all".to_string()],
+        _ => Vec::new(),
+    }
+}
+
+/// Every resource the sandbox serves right now.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    builtin: Vec<Arc<Resource>>,
+    /// Custom resources by the name of the CRD that declared them.
+    custom: BTreeMap<String, Vec<Arc<Resource>>>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        let builtin = BUILTINS
+            .iter()
+            .map(|b| {
+                Arc::new(Resource {
+                    group: b.group.into(),
+                    version: b.version.into(),
+                    plural: b.plural.into(),
+                    singular: b.kind.to_lowercase(),
+                    kind: b.kind.into(),
+                    namespaced: b.namespaced,
+                    short_names: b.short.iter().map(|s| s.to_string()).collect(),
+                    categories: builtin_categories(b.plural),
+                    subresources: b.sub.iter().map(|s| s.to_string()).collect(),
+                    printer_columns: Vec::new(),
+                    custom: false,
+                    name_rule: b.name_rule,
+                })
+            })
+            .collect();
+        Registry {
+            builtin,
+            custom: BTreeMap::new(),
+        }
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Resource>> {
+        self.builtin.iter().chain(self.custom.values().flatten())
+    }
+
+    pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<Arc<Resource>> {
+        self.all()
+            .find(|r| r.group == group && r.version == version && r.plural == plural)
+            .cloned()
+    }
+
+    /// Any served version of a resource, for controllers that only know group and plural.
+    pub fn find_any_version(&self, group: &str, plural: &str) -> Option<Arc<Resource>> {
+        self.all()
+            .find(|r| r.group == group && r.plural == plural)
+            .cloned()
+    }
+
+    /// Whether `group/version` is served at all.
+    pub fn serves(&self, group: &str, version: &str) -> bool {
+        self.all().any(|r| r.group == group && r.version == version)
+    }
+
+    /// Groups with their served versions, in discovery order (built-in groups first).
+    pub fn groups(&self) -> Vec<(String, Vec<String>)> {
+        let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+        for r in self.all() {
+            match groups.iter_mut().find(|(g, _)| *g == r.group) {
+                Some((_, versions)) => {
+                    if !versions.contains(&r.version) {
+                        versions.push(r.version.clone());
+                    }
+                }
+                None => groups.push((r.group.clone(), vec![r.version.clone()])),
+            }
+        }
+        groups
+    }
+
+    pub fn in_group_version(&self, group: &str, version: &str) -> Vec<Arc<Resource>> {
+        self.all()
+            .filter(|r| r.group == group && r.version == version)
+            .cloned()
+            .collect()
+    }
+
+    /// Serves (or stops serving) what a CRD declares; called for every stored CRD.
+    pub fn set_crd(&mut self, crd_name: &str, crd: Option<&Value>) {
+        match crd.map(resources_of_crd) {
+            Some(resources) if !resources.is_empty() => {
+                self.custom.insert(crd_name.to_string(), resources);
+            }
+            _ => {
+                self.custom.remove(crd_name);
+            }
+        }
+    }
+}
+
+/// The resources a CRD object declares, one per served version.
+pub fn resources_of_crd(crd: &Value) -> Vec<Arc<Resource>> {
+    let spec = &crd["spec"];
+    let names = &spec["names"];
+    let (Some(group), Some(plural), Some(kind)) = (
+        spec["group"].as_str(),
+        names["plural"].as_str(),
+        names["kind"].as_str(),
+    ) else {
+        return Vec::new();
+    };
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let versions = spec["versions"].as_array().cloned().unwrap_or_default();
+    versions
+        .iter()
+        .filter(|v| v["served"].as_bool().unwrap_or(true))
+        .filter_map(|v| {
+            let version = v["name"].as_str()?;
+            let mut subresources = Vec::new();
+            if v["subresources"]["status"].is_object() {
+                subresources.push("status".to_string());
+            }
+            if v["subresources"]["scale"].is_object() {
+                subresources.push("scale".to_string());
+            }
+            Some(Arc::new(Resource {
+                group: group.into(),
+                version: version.into(),
+                plural: plural.into(),
+                singular: names["singular"]
+                    .as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| kind.to_lowercase()),
+                kind: kind.into(),
+                namespaced: spec["scope"].as_str() != Some("Cluster"),
+                short_names: strings(&names["shortNames"]),
+                categories: strings(&names["categories"]),
+                subresources,
+                printer_columns: printer_columns_from_crd(&v["additionalPrinterColumns"]),
+                custom: true,
+                name_rule: NameRule::Subdomain,
+            }))
+        })
+        .collect()
+}

@@ -1,0 +1,112 @@
+//! Running the sandbox: opening its store, seeding a fresh cluster, starting the simulated
+//! controllers and serving HTTP.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::api::{self, Api};
+use crate::controllers;
+use crate::error::ApiResult;
+use crate::ops::{self, Part, WriteKind};
+use crate::store::Store;
+
+/// A sandbox cluster: its store and the controllers working on it.
+#[derive(Clone)]
+pub struct Sandbox {
+    pub store: Store,
+}
+
+impl Sandbox {
+    /// Opens the sandbox stored in `dir`, seeding it on first use. Needs a tokio runtime.
+    pub async fn open(dir: &Path) -> Result<Sandbox, String> {
+        let store = Store::open(dir)?;
+        Self::start(store).await
+    }
+
+    /// A sandbox that keeps nothing on disk.
+    pub async fn in_memory() -> Result<Sandbox, String> {
+        Self::start(Store::in_memory()).await
+    }
+
+    async fn start(store: Store) -> Result<Sandbox, String> {
+        seed(&store).await.map_err(|e| format!("cannot seed the sandbox: {e}"))?;
+        controllers::start(store.clone());
+        Ok(Sandbox { store })
+    }
+
+    /// Serves the API on `listener` until `shutdown` resolves.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let address = listener.local_addr()?;
+        let api = Api::new(self.store.clone());
+        api.set_address(address.to_string());
+        let app = api::router(api);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let serving = axum::serve(listener, app).with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        // Watches and followed logs never end by themselves; give them a moment, then stop.
+        let mut stop_rx = stop_rx;
+        tokio::select! {
+            result = serving => result,
+            _ = async move {
+                let _ = stop_rx.wait_for(|stop| *stop).await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            } => Ok(()),
+        }
+    }
+
+    /// Binds `address` and serves in a background task; returns the bound address.
+    pub async fn spawn(&self, address: SocketAddr) -> std::io::Result<SocketAddr> {
+        let listener = TcpListener::bind(address).await?;
+        let bound = listener.local_addr()?;
+        let sandbox = self.clone();
+        tokio::spawn(async move { sandbox.serve(listener, std::future::pending()).await });
+        Ok(bound)
+    }
+}
+
+/// The objects every cluster starts with.
+async fn seed(store: &Store) -> ApiResult<()> {
+    store
+        .write(|tx| {
+            let registry = tx.state().registry.clone();
+            let (Some(namespaces), Some(services), Some(accounts)) = (
+                registry.find("", "v1", "namespaces"),
+                registry.find("", "v1", "services"),
+                registry.find("", "v1", "serviceaccounts"),
+            ) else {
+                return Ok(());
+            };
+            let how = || WriteKind::Controller { manager: "kip-sandbox", part: Part::Main };
+            for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+                if tx.get(&ops::key(&namespaces, "", ns)).is_none() {
+                    let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+                    ops::create(tx, &namespaces, "", obj, how())?;
+                }
+            }
+            if tx.get(&ops::key(&services, "default", "kubernetes")).is_none() {
+                let obj = json!({
+                    "apiVersion": "v1", "kind": "Service",
+                    "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+                    "spec": {"clusterIP": "10.43.0.1", "ports": [{"name": "https", "port": 443, "targetPort": 6443}]},
+                });
+                ops::create(tx, &services, "default", obj, how())?;
+            }
+            if tx.get(&ops::key(&accounts, "default", "default")).is_none() {
+                let obj = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}});
+                ops::create(tx, &accounts, "default", obj, how())?;
+            }
+            Ok(())
+        })
+        .await
+}

@@ -1,0 +1,314 @@
+//! The in-memory state and the staging of one write against it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::ops::Bound;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::registry::Registry;
+
+use super::HISTORY_LEN;
+
+/// Where an object lives: its resource's storage key (`apps/deployments`), namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjKey {
+    pub res: String,
+    /// Empty for cluster-scoped objects.
+    pub ns: String,
+    pub name: String,
+}
+
+impl ObjKey {
+    pub fn new(res: impl Into<String>, ns: impl Into<String>, name: impl Into<String>) -> Self {
+        ObjKey {
+            res: res.into(),
+            ns: ns.into(),
+            name: name.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ADDED" => Some(EventType::Added),
+            "MODIFIED" => Some(EventType::Modified),
+            "DELETED" => Some(EventType::Deleted),
+            _ => None,
+        }
+    }
+}
+
+/// One committed change.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub rv: u64,
+    pub kind: EventType,
+    pub key: ObjKey,
+    /// The object after the change; for a deletion, its last state with the deletion's version.
+    pub object: Arc<Value>,
+}
+
+const CRD_KEY: &str = "apiextensions.k8s.io/customresourcedefinitions";
+
+/// Every object, the last resourceVersion, and the recent events.
+#[derive(Debug, Default)]
+pub struct State {
+    objects: BTreeMap<ObjKey, Arc<Value>>,
+    rv: u64,
+    history: VecDeque<Arc<Event>>,
+    /// Events at or below this version are no longer in the history.
+    compacted: u64,
+    pub registry: Registry,
+    /// Owner uid → the objects that name it in their ownerReferences.
+    dependents: HashMap<String, BTreeSet<ObjKey>>,
+}
+
+impl State {
+    pub fn new() -> Self {
+        State::default()
+    }
+
+    /// Rebuilds a state from what the disk holds.
+    pub(super) fn restore(
+        objects: Vec<(ObjKey, Value)>,
+        rv: u64,
+        history: Vec<Arc<Event>>,
+        compacted: u64,
+    ) -> Self {
+        let mut state = State {
+            rv,
+            compacted,
+            history: history.into(),
+            ..State::default()
+        };
+        for (key, object) in objects {
+            state.set(key, Some(Arc::new(object)));
+        }
+        state
+    }
+
+    pub fn get(&self, key: &ObjKey) -> Option<Arc<Value>> {
+        self.objects.get(key).cloned()
+    }
+
+    /// Objects of one resource, in one namespace or (with `None`) in all, ordered by namespace
+    /// and name.
+    pub fn list<'a>(
+        &'a self,
+        res: &'a str,
+        ns: Option<&'a str>,
+    ) -> impl Iterator<Item = (&'a ObjKey, &'a Arc<Value>)> + 'a {
+        let start = ObjKey::new(res, ns.unwrap_or(""), "");
+        self.objects
+            .range((Bound::Included(start), Bound::Unbounded))
+            .take_while(move |(k, _)| k.res == res && ns.is_none_or(|ns| k.ns == ns))
+    }
+
+    /// Objects of one resource after `after` (exclusive), for paginated lists.
+    pub fn list_after<'a>(
+        &'a self,
+        res: &'a str,
+        ns: Option<&'a str>,
+        after: &ObjKey,
+    ) -> impl Iterator<Item = (&'a ObjKey, &'a Arc<Value>)> + 'a {
+        self.objects
+            .range((Bound::Excluded(after.clone()), Bound::Unbounded))
+            .take_while(move |(k, _)| k.res == res && ns.is_none_or(|ns| k.ns == ns))
+    }
+
+    /// Every object, for namespace deletion and garbage collection.
+    pub fn iter(&self) -> impl Iterator<Item = (&ObjKey, &Arc<Value>)> {
+        self.objects.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+
+    /// The newest resourceVersion handed out.
+    pub fn resource_version(&self) -> u64 {
+        self.rv
+    }
+
+    /// Objects whose ownerReferences name `uid`.
+    pub fn dependents_of(&self, uid: &str) -> Vec<ObjKey> {
+        self.dependents
+            .get(uid)
+            .map(|set| set.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Committed events newer than `rv`, or `None` when some of them were already compacted away.
+    pub fn history_since(&self, rv: u64) -> Option<Vec<Arc<Event>>> {
+        if rv < self.compacted {
+            return None;
+        }
+        let start = self.history.partition_point(|e| e.rv <= rv);
+        Some(self.history.range(start..).cloned().collect())
+    }
+
+    /// Adds a committed event to the history.
+    pub(super) fn record(&mut self, event: Arc<Event>) {
+        self.history.push_back(event);
+        while self.history.len() > HISTORY_LEN {
+            if let Some(old) = self.history.pop_front() {
+                self.compacted = old.rv;
+            }
+        }
+    }
+
+    /// Puts or removes one object, keeping the indexes in step. Returns what was there.
+    fn set(&mut self, key: ObjKey, object: Option<Arc<Value>>) -> Option<Arc<Value>> {
+        let previous = match &object {
+            Some(obj) => self.objects.insert(key.clone(), obj.clone()),
+            None => self.objects.remove(&key),
+        };
+        if let Some(prev) = &previous {
+            for uid in owner_uids(prev) {
+                if let Some(set) = self.dependents.get_mut(&uid) {
+                    set.remove(&key);
+                    if set.is_empty() {
+                        self.dependents.remove(&uid);
+                    }
+                }
+            }
+        }
+        if let Some(obj) = &object {
+            for uid in owner_uids(obj) {
+                self.dependents.entry(uid).or_default().insert(key.clone());
+            }
+        }
+        if key.res == CRD_KEY {
+            self.registry.set_crd(&key.name, object.as_deref());
+        }
+        previous
+    }
+}
+
+fn owner_uids(obj: &Value) -> Vec<String> {
+    obj["metadata"]["ownerReferences"]
+        .as_array()
+        .map(|refs| {
+            refs.iter()
+                .filter_map(|r| r["uid"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The changes of one write, applied to the state as they are staged so later reads in the
+/// same write (and later writes in the batch) see them, and undone if the write fails.
+pub struct Tx<'a> {
+    state: &'a mut State,
+    undo: Vec<(ObjKey, Option<Arc<Value>>)>,
+    start_rv: u64,
+    pending: Vec<Arc<Event>>,
+    kept: Vec<Arc<Event>>,
+}
+
+impl<'a> Tx<'a> {
+    pub(super) fn new(state: &'a mut State) -> Self {
+        let start_rv = state.rv;
+        Tx {
+            state,
+            undo: Vec::new(),
+            start_rv,
+            pending: Vec::new(),
+            kept: Vec::new(),
+        }
+    }
+
+    pub fn state(&self) -> &State {
+        self.state
+    }
+
+    pub fn get(&self, key: &ObjKey) -> Option<Arc<Value>> {
+        self.state.get(key)
+    }
+
+    /// Stores `object` at `key` with a fresh resourceVersion and returns it as stored.
+    pub fn put(&mut self, key: ObjKey, mut object: Value) -> Arc<Value> {
+        let rv = self.next_rv();
+        object["metadata"]["resourceVersion"] = Value::String(rv.to_string());
+        let object = Arc::new(object);
+        let previous = self.state.set(key.clone(), Some(object.clone()));
+        let kind = if previous.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
+        self.undo.push((key.clone(), previous));
+        self.pending.push(Arc::new(Event {
+            rv,
+            kind,
+            key,
+            object: object.clone(),
+        }));
+        object
+    }
+
+    /// Removes the object at `key`; returns its last state, stamped with the deletion's version.
+    pub fn remove(&mut self, key: &ObjKey) -> Option<Arc<Value>> {
+        let previous = self.state.set(key.clone(), None)?;
+        let rv = self.next_rv();
+        let mut last = (*previous).clone();
+        last["metadata"]["resourceVersion"] = Value::String(rv.to_string());
+        let last = Arc::new(last);
+        self.undo.push((key.clone(), Some(previous)));
+        self.pending.push(Arc::new(Event {
+            rv,
+            kind: EventType::Deleted,
+            key: key.clone(),
+            object: last.clone(),
+        }));
+        Some(last)
+    }
+
+    fn next_rv(&mut self) -> u64 {
+        self.state.rv += 1;
+        self.state.rv
+    }
+
+    /// The write succeeded: its changes stay.
+    pub(super) fn keep(&mut self) {
+        self.undo.clear();
+        self.kept.append(&mut self.pending);
+        self.start_rv = self.state.rv;
+    }
+
+    /// The write failed (or was a dry run): undo what it staged.
+    pub(super) fn discard(&mut self) {
+        while let Some((key, previous)) = self.undo.pop() {
+            self.state.set(key, previous);
+        }
+        self.pending.clear();
+        self.state.rv = self.start_rv;
+    }
+
+    pub(super) fn into_events(mut self) -> Vec<Arc<Event>> {
+        // A job that neither kept nor discarded (it cannot happen through `Store`) keeps nothing.
+        self.discard();
+        self.kept
+    }
+}

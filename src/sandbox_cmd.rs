@@ -1,0 +1,260 @@
+//! `kip sandbox …`: start, stop and inspect the local sandbox cluster.
+
+use std::io::{IsTerminal, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::Subcommand;
+use sandbox::Sandbox;
+use sandbox::home::SandboxHome;
+
+use crate::home::kip_home;
+
+#[derive(Subcommand)]
+pub enum SandboxCommand {
+    /// Serve the sandbox in the foreground until interrupted.
+    Serve {
+        /// Address to listen on; port 0 reuses the last port when free, else picks one.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+    },
+    /// Start the sandbox in the background (does nothing if it already runs).
+    Up {
+        /// Address to listen on; port 0 reuses the last port when free, else picks one.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+    },
+    /// Stop the background sandbox. Its data stays.
+    Down,
+    /// Say whether the sandbox runs, where, and where its kubeconfig is.
+    Status,
+    /// Delete every object in the sandbox (restarting it if it runs).
+    Reset {
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Print the path of the kubeconfig that points at the sandbox (context `kip-sandbox`).
+    Kubeconfig,
+}
+
+pub fn run(cmd: SandboxCommand) -> Result<(), String> {
+    let home = SandboxHome::new(&kip_home()?);
+    match cmd {
+        SandboxCommand::Serve { listen } => serve(&home, listen),
+        SandboxCommand::Up { listen } => up(&home, listen),
+        SandboxCommand::Down => down(&home),
+        SandboxCommand::Status => status(&home),
+        SandboxCommand::Reset { yes } => reset(&home, yes),
+        SandboxCommand::Kubeconfig => {
+            let path = home.kubeconfig();
+            if !path.exists() {
+                return Err(format!(
+                    "no sandbox kubeconfig at {}: start the sandbox with `kip sandbox up`",
+                    path.display()
+                ));
+            }
+            println!("{}", path.display());
+            Ok(())
+        }
+    }
+}
+
+/// Port 0 means: the port of last time if it is free, so kubeconfigs stay valid across restarts.
+fn choose_address(home: &SandboxHome, listen: SocketAddr) -> SocketAddr {
+    if listen.port() != 0 {
+        return listen;
+    }
+    home.last_address()
+        .and_then(|a| a.parse::<SocketAddr>().ok())
+        .filter(|a| a.ip() == listen.ip() && std::net::TcpListener::bind(a).is_ok())
+        .unwrap_or(listen)
+}
+
+fn serve(home: &SandboxHome, listen: SocketAddr) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async {
+        let sandbox = Sandbox::open(&home.data()).await?;
+        let address = choose_address(home, listen);
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+        let bound = listener.local_addr().map_err(|e| e.to_string())?;
+        let kubeconfig = home
+            .write_kubeconfig(&bound.to_string())
+            .map_err(|e| format!("cannot write the kubeconfig: {e}"))?;
+        std::fs::write(home.pid_file(), std::process::id().to_string())
+            .map_err(|e| format!("cannot write {}: {e}", home.pid_file().display()))?;
+        println!("✔ Sandbox listening on http://{bound}");
+        println!("  export KUBECONFIG={}", kubeconfig.display());
+        let _ = std::io::stdout().flush();
+        let served = sandbox.serve(listener, shutdown_signal()).await;
+        let _ = std::fs::remove_file(home.pid_file());
+        served.map_err(|e| format!("the sandbox stopped: {e}"))
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// The pid of a live sandbox process, from the pid file.
+fn running_pid(home: &SandboxHome) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(home.pid_file())
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    // Signal 0 only checks that the process exists.
+    (pid > 0 && unsafe { libc::kill(pid, 0) } == 0).then_some(pid)
+}
+
+/// Whether the sandbox at `address` answers `/healthz`.
+fn healthy(address: &str) -> bool {
+    let Ok(addr) = address.parse::<SocketAddr>() else {
+        return false;
+    };
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.1 200")
+}
+
+fn up(home: &SandboxHome, listen: SocketAddr) -> Result<(), String> {
+    if let (Some(pid), Some(address)) = (running_pid(home), home.last_address())
+        && healthy(&address)
+    {
+        println!("✔ Sandbox already running at http://{address} (pid {pid})");
+        println!("  export KUBECONFIG={}", home.kubeconfig().display());
+        return Ok(());
+    }
+    std::fs::create_dir_all(&home.dir)
+        .map_err(|e| format!("cannot create {}: {e}", home.dir.display()))?;
+    let _ = std::fs::remove_file(home.address_file());
+    let log = std::fs::File::create(home.log_file())
+        .map_err(|e| format!("cannot create {}: {e}", home.log_file().display()))?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the kip binary: {e}"))?;
+    let address = choose_address(home, listen);
+    let mut child = {
+        use std::os::unix::process::CommandExt;
+        Command::new(exe)
+            .args(["sandbox", "serve", "--listen", &address.to_string()])
+            .env("KIP_HOME", home.dir.parent().unwrap_or(Path::new(".")))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot start the sandbox: {e}"))?
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = std::fs::read_to_string(home.log_file()).unwrap_or_default();
+            return Err(format!(
+                "the sandbox exited at start ({status}):\n{}",
+                log.trim_end()
+            ));
+        }
+        if let Some(address) = home.last_address()
+            && healthy(&address)
+        {
+            println!("✔ Sandbox running at http://{address} (pid {})", child.id());
+            println!("  export KUBECONFIG={}", home.kubeconfig().display());
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "the sandbox did not answer within 30s; see {}",
+                home.log_file().display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn down(home: &SandboxHome) -> Result<(), String> {
+    let Some(pid) = running_pid(home) else {
+        println!("Sandbox is not running");
+        return Ok(());
+    };
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while unsafe { libc::kill(pid, 0) } == 0 {
+        if Instant::now() > deadline {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = std::fs::remove_file(home.pid_file());
+    println!("✔ Sandbox stopped (pid {pid})");
+    Ok(())
+}
+
+fn status(home: &SandboxHome) -> Result<(), String> {
+    match (running_pid(home), home.last_address()) {
+        (Some(pid), Some(address)) if healthy(&address) => {
+            println!("Sandbox running at http://{address} (pid {pid})");
+            println!("  kubeconfig: {}", home.kubeconfig().display());
+            println!("  data:       {}", home.data().display());
+            Ok(())
+        }
+        _ => Err("the sandbox is not running: start it with `kip sandbox up`".to_string()),
+    }
+}
+
+fn reset(home: &SandboxHome, yes: bool) -> Result<(), String> {
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(
+                "`kip sandbox reset` deletes every object in the sandbox: pass --yes to confirm"
+                    .to_string(),
+            );
+        }
+        print!("Delete every object in the sandbox? [y/N] ");
+        let _ = std::io::stdout().flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            println!("Nothing deleted");
+            return Ok(());
+        }
+    }
+    let was_running = running_pid(home).is_some();
+    if was_running {
+        down(home)?;
+    }
+    let data = home.data();
+    if data.exists() {
+        std::fs::remove_dir_all(&data)
+            .map_err(|e| format!("cannot delete {}: {e}", data.display()))?;
+    }
+    println!("✔ Sandbox reset: every object deleted");
+    if was_running {
+        up(home, "127.0.0.1:0".parse().map_err(|_| "bad address".to_string())?)?;
+    }
+    Ok(())
+}
