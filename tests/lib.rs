@@ -1,1 +1,4 @@
+//! End-to-end tests through the real `kip` binary, the sandbox over HTTP and the real `kubectl`.
 
+mod common;
+mod sandbox_kube;

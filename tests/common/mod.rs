@@ -1,0 +1,262 @@
+//! Shared fixtures: a sandbox run through the real `kip` binary, the real `kubectl`, a kube-rs
+//! client, and an in-process sandbox for API-level tests.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn kip_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_kip")
+}
+
+/// A `kip sandbox serve` process with its own kip home.
+pub struct ServedSandbox {
+    pub home: tempfile::TempDir,
+    pub child: Option<Child>,
+    pub address: String,
+}
+
+impl ServedSandbox {
+    pub fn start() -> ServedSandbox {
+        let home = tempfile::tempdir().expect("temp kip home");
+        let mut sandbox = ServedSandbox { home, child: None, address: String::new() };
+        sandbox.restart();
+        sandbox
+    }
+
+    pub fn kip_home(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// Starts (again) the server on this home and waits until it answers.
+    pub fn restart(&mut self) {
+        let mut child = Command::new(kip_bin())
+            .args(["sandbox", "serve"])
+            .env("KIP_HOME", self.home.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn kip sandbox serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut first = String::new();
+        BufReader::new(stdout).read_line(&mut first).expect("read first line");
+        let address = first
+            .trim()
+            .rsplit("http://")
+            .next()
+            .expect("address in first line")
+            .to_string();
+        assert!(first.contains("Sandbox listening on"), "unexpected first line: {first:?}");
+        self.address = address;
+        self.child = Some(child);
+        wait_healthy(&self.address);
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.home.path().join("sandbox").join("kubeconfig")
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill -9");
+            let _ = child.wait();
+        }
+    }
+
+    pub fn kubectl(&self) -> Kubectl {
+        Kubectl::new(&self.kubeconfig(), self.home.path())
+    }
+
+    pub async fn client(&self) -> kube::Client {
+        client_for(&self.url())
+    }
+}
+
+impl Drop for ServedSandbox {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub fn wait_healthy(address: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok((200, _)) = raw_request(address, "GET", "/healthz", None, &[]) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("sandbox at {address} never became healthy");
+}
+
+/// One HTTP/1.1 request over a plain socket: for requests a client library would refuse to send.
+pub fn raw_request(
+    address: &str,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
+    let addr: SocketAddr = address.parse().map_err(std::io::Error::other)?;
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(ct) = content_type {
+        head.push_str(&format!("Content-Type: {ct}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    // The server may answer (413) before reading a large body; a failed write is fine then.
+    let _ = stream.write_all(body);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer).to_string();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no status line in {text:?}")))?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Ok((code, body))
+}
+
+/// The real kubectl, pointed at a kubeconfig, with its own discovery cache.
+pub struct Kubectl {
+    kubeconfig: PathBuf,
+    cache: PathBuf,
+}
+
+impl Kubectl {
+    pub fn new(kubeconfig: &Path, scratch: &Path) -> Kubectl {
+        Kubectl {
+            kubeconfig: kubeconfig.to_path_buf(),
+            cache: scratch.join("kubectl-cache"),
+        }
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.run_with_stdin(args, None)
+    }
+
+    pub fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new("kubectl")
+            .args(args)
+            .arg(format!("--cache-dir={}", self.cache.display()))
+            .env("KUBECONFIG", &self.kubeconfig)
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl on the PATH");
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input.as_bytes())
+                .expect("write stdin");
+        }
+        child.wait_with_output().expect("kubectl output")
+    }
+
+    /// Runs kubectl and returns its stdout, failing the test with its stderr if it failed.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    pub fn ok_stdin(&self, args: &[&str], stdin: &str) -> String {
+        let out = self.run_with_stdin(args, Some(stdin));
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    /// Runs kubectl expecting failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} should have failed but printed {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).to_string()
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&all)).expect("kubectl -o json prints JSON")
+    }
+}
+
+pub fn client_for(url: &str) -> kube::Client {
+    let config = kube::Config::new(url.parse().expect("sandbox url"));
+    kube::Client::try_from(config).expect("kube client")
+}
+
+/// An in-process sandbox on a loopback port, backed by a temp folder.
+pub struct LocalSandbox {
+    pub dir: tempfile::TempDir,
+    pub sandbox: sandbox::Sandbox,
+    pub address: SocketAddr,
+}
+
+impl LocalSandbox {
+    pub async fn start() -> LocalSandbox {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sandbox = sandbox::Sandbox::open(dir.path()).await.expect("open sandbox");
+        let address = sandbox
+            .spawn("127.0.0.1:0".parse().expect("address"))
+            .await
+            .expect("bind");
+        LocalSandbox { dir, sandbox, address }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    pub fn client(&self) -> kube::Client {
+        client_for(&self.url())
+    }
+}
+
+/// Polls `check` until it returns Some or `timeout` passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
