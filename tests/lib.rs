@@ -1,4 +1,7 @@
 //! End-to-end tests through the real `kip` binary, the sandbox over HTTP and the real `kubectl`.
 
 mod common;
+mod sandbox_cli;
+mod sandbox_durability;
 mod sandbox_kube;
+mod sandbox_kubectl;

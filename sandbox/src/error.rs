@@ -93,6 +93,13 @@ impl ApiError {
     }
 
     pub fn unsupported_media_type(content_type: &str) -> Self {
+        if content_type.contains("protobuf") {
+            return Self::new(
+                415,
+                "UnsupportedMediaType",
+                "the kip sandbox speaks JSON and YAML, not protobuf: instead of a generator such as `kubectl create configmap`, write the object and use `kubectl create -f` or `kubectl apply -f`",
+            );
+        }
         Self::new(
             415,
             "UnsupportedMediaType",
