@@ -90,9 +90,11 @@ fn serve(home: &SandboxHome, listen: SocketAddr) -> Result<(), String> {
             .map_err(|e| format!("cannot write the kubeconfig: {e}"))?;
         std::fs::write(home.pid_file(), std::process::id().to_string())
             .map_err(|e| format!("cannot write {}: {e}", home.pid_file().display()))?;
-        println!("✔ Sandbox listening on http://{bound}");
-        println!("  export KUBECONFIG={}", kubeconfig.display());
-        let _ = std::io::stdout().flush();
+        // Whoever started us may stop reading stdout; serving must not die of a broken pipe.
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "✔ Sandbox listening on http://{bound}");
+        let _ = writeln!(out, "  export KUBECONFIG={}", kubeconfig.display());
+        let _ = out.flush();
         let served = sandbox.serve(listener, shutdown_signal()).await;
         let _ = std::fs::remove_file(home.pid_file());
         served.map_err(|e| format!("the sandbox stopped: {e}"))
