@@ -270,6 +270,37 @@ async fn watch_streams_and_resumes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn filtered_watch_sees_objects_enter_and_leave() {
+    let sb = LocalSandbox::start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(sb.client(), "default");
+    cms.create(&PostParams::default(), &configmap("m", &[("app", "other")])).await.unwrap();
+    let rv = cms.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
+    let params = WatchParams::default().labels("app=web").timeout(5);
+    let mut stream = cms.watch(&params, &rv).await.unwrap().boxed();
+    let relabel = |app: &'static str| {
+        let cms = cms.clone();
+        async move {
+            cms.patch("m", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"app": app}}})))
+                .await
+                .unwrap();
+        }
+    };
+    relabel("web").await;
+    relabel("web2").await;
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        match stream.try_next().await.unwrap() {
+            Some(WatchEvent::Added(_)) => seen.push("ADDED"),
+            Some(WatchEvent::Deleted(_)) => seen.push("DELETED"),
+            Some(WatchEvent::Modified(_)) => seen.push("MODIFIED"),
+            Some(WatchEvent::Bookmark(_)) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(seen, ["ADDED", "DELETED"], "entering and leaving the selector");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn discovery_serves_builtins_and_crds() {
     let sb = LocalSandbox::start().await;
     let client = sb.client();

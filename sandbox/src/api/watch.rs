@@ -14,7 +14,7 @@ use super::objects::{Filter, present};
 use super::{Api, Req, streaming};
 use crate::error::{ApiError, ApiResult};
 use crate::registry::Resource;
-use crate::store::Event;
+use crate::store::{Event, EventType};
 
 /// How often an idle watch that asked for bookmarks gets one.
 const BOOKMARK_EVERY: Duration = Duration::from_secs(10);
@@ -83,6 +83,7 @@ pub fn serve(api: &Api, res: Arc<Resource>, ns: Option<String>, req: &Req) -> Ap
                             kind: crate::store::EventType::Added,
                             key: key.clone(),
                             object: obj.clone(),
+                            previous: None,
                         }));
                     }
                 }
@@ -142,20 +143,33 @@ impl Watch {
         if event.rv != 0 && event.rv <= self.last {
             return Some(());
         }
-        if event.key.res != self.res.key()
-            || self.ns.as_deref().is_some_and(|ns| ns != event.key.ns)
-            || !self.filter.matches(&event.object)
-        {
-            if event.rv != 0 {
-                self.last = event.rv;
-            }
-            return Some(());
-        }
         if event.rv != 0 {
             self.last = event.rv;
         }
+        if event.key.res != self.res.key() || self.ns.as_deref().is_some_and(|ns| ns != event.key.ns) {
+            return Some(());
+        }
+        let Some(kind) = self.seen_as(event) else {
+            return Some(());
+        };
         let object = present(&self.res, &event.object);
-        self.out.send(frame(event.kind.as_str(), &object)).await.ok()
+        self.out.send(frame(kind, &object)).await.ok()
+    }
+
+    /// How the event looks through the filter: an object that starts matching is ADDED for
+    /// this watch, one that stops matching is DELETED, as on a real server.
+    fn seen_as(&self, event: &Event) -> Option<&'static str> {
+        let now = self.filter.matches(&event.object);
+        if event.kind != EventType::Modified {
+            return now.then_some(event.kind.as_str());
+        }
+        let before = event.previous.as_ref().map_or(now, |p| self.filter.matches(p));
+        match (before, now) {
+            (true, true) => Some("MODIFIED"),
+            (false, true) => Some("ADDED"),
+            (true, false) => Some("DELETED"),
+            (false, false) => None,
+        }
     }
 
     async fn bookmark(&mut self, initial_end: bool) -> Option<()> {

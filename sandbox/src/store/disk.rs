@@ -160,5 +160,6 @@ fn decode_event(rv: u64, body: &[u8]) -> Option<Event> {
         kind,
         key,
         object: Arc::new(record["object"].take()),
+        previous: None,
     })
 }

@@ -63,6 +63,9 @@ pub struct Event {
     pub key: ObjKey,
     /// The object after the change; for a deletion, its last state with the deletion's version.
     pub object: Arc<Value>,
+    /// The object before a modification, so a filtered watch can tell when it enters or leaves
+    /// the filter. Not kept on disk: events replayed after a restart lack it.
+    pub previous: Option<Arc<Value>>,
 }
 
 const CRD_KEY: &str = "apiextensions.k8s.io/customresourcedefinitions";
@@ -258,12 +261,13 @@ impl<'a> Tx<'a> {
         } else {
             EventType::Added
         };
-        self.undo.push((key.clone(), previous));
+        self.undo.push((key.clone(), previous.clone()));
         self.pending.push(Arc::new(Event {
             rv,
             kind,
             key,
             object: object.clone(),
+            previous,
         }));
         object
     }
@@ -281,6 +285,7 @@ impl<'a> Tx<'a> {
             kind: EventType::Deleted,
             key: key.clone(),
             object: last.clone(),
+            previous: None,
         }));
         Some(last)
     }
@@ -310,5 +315,48 @@ impl<'a> Tx<'a> {
         // A job that neither kept nor discarded (it cannot happen through `Store`) keeps nothing.
         self.discard();
         self.kept
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(rv: u64) -> Arc<Event> {
+        Arc::new(Event {
+            rv,
+            kind: EventType::Modified,
+            key: ObjKey::new("/configmaps", "default", "x"),
+            object: Arc::new(json!({})),
+            previous: None,
+        })
+    }
+
+    #[test]
+    fn history_answers_until_compacted() {
+        let mut state = State::new();
+        for rv in 1..=(HISTORY_LEN as u64 + 10) {
+            state.record(event(rv));
+        }
+        assert_eq!(state.history_since(HISTORY_LEN as u64).map(|h| h.len()), Some(10));
+        assert!(state.history_since(11).is_some(), "the oldest kept event can be resumed after");
+        assert!(state.history_since(5).is_none(), "versions compacted away are gone (410)");
+    }
+
+    #[test]
+    fn a_discarded_write_leaves_no_trace() {
+        let mut state = State::new();
+        let mut tx = Tx::new(&mut state);
+        tx.put(ObjKey::new("/configmaps", "default", "a"), json!({"metadata": {}}));
+        tx.keep();
+        tx.put(ObjKey::new("/configmaps", "default", "b"), json!({"metadata": {}}));
+        tx.remove(&ObjKey::new("/configmaps", "default", "a"));
+        tx.discard();
+        let events = tx.into_events();
+        assert_eq!(events.len(), 1);
+        assert_eq!(state.len(), 1);
+        assert_eq!(state.resource_version(), 1);
+        assert!(state.get(&ObjKey::new("/configmaps", "default", "a")).is_some());
     }
 }
