@@ -91,7 +91,8 @@ async fn main() {
         .expect("first line");
     let url = first.trim().rsplit(' ').next().expect("url").to_string();
     let pid = child.id();
-    let client = kube::Client::try_from(kube::Config::new(url.parse().expect("url"))).expect("client");
+    let client =
+        kube::Client::try_from(kube::Config::new(url.parse().expect("url"))).expect("client");
     tokio::time::sleep(Duration::from_millis(200)).await;
     let idle_rss = rss_mb(pid);
 
@@ -111,10 +112,14 @@ async fn main() {
                     break;
                 }
                 if i < CONFIGMAPS {
-                    cms.patch(&format!("cm-{i}"), &pp, &Patch::Apply(configmap(i))).await.expect("apply cm");
+                    cms.patch(&format!("cm-{i}"), &pp, &Patch::Apply(configmap(i)))
+                        .await
+                        .expect("apply cm");
                 } else {
                     let d = i - CONFIGMAPS;
-                    deps.patch(&format!("deploy-{d}"), &pp, &Patch::Apply(deployment(d))).await.expect("apply deploy");
+                    deps.patch(&format!("deploy-{d}"), &pp, &Patch::Apply(deployment(d)))
+                        .await
+                        .expect("apply deploy");
                 }
             }
         }));
@@ -136,7 +141,9 @@ async fn main() {
         let (cms, pp) = (cms.clone(), pp.clone());
         tasks.push(tokio::spawn(async move {
             for i in (w..reapply).step_by(CONCURRENCY) {
-                cms.patch(&format!("cm-{i}"), &pp, &Patch::Apply(configmap(i))).await.expect("reapply");
+                cms.patch(&format!("cm-{i}"), &pp, &Patch::Apply(configmap(i)))
+                    .await
+                    .expect("reapply");
             }
         }));
     }
@@ -159,16 +166,31 @@ async fn main() {
     let mut lists = Vec::new();
     for _ in 0..30 {
         let t = Instant::now();
-        let list = deps.list(&ListParams::default().labels("app=bench")).await.expect("list");
+        let list = deps
+            .list(&ListParams::default().labels("app=bench"))
+            .await
+            .expect("list");
         assert_eq!(list.items.len(), DEPLOYMENTS);
         lists.push(t.elapsed());
     }
-    let (list_p50, list_line) = summary("list 1,000 Deployments with labelSelector (kube-rs)", lists);
+    let (list_p50, list_line) =
+        summary("list 1,000 Deployments with labelSelector (kube-rs)", lists);
 
     // Watch delivery: from sending a write to receiving its event.
-    let rv = cms.list(&ListParams::default().limit(1)).await.expect("list").metadata.resource_version.expect("rv");
+    let rv = cms
+        .list(&ListParams::default().limit(1))
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
     let mut stream = cms
-        .watch(&WatchParams::default().fields("metadata.name=cm-watch").timeout(60), &rv)
+        .watch(
+            &WatchParams::default()
+                .fields("metadata.name=cm-watch")
+                .timeout(60),
+            &rv,
+        )
         .await
         .expect("watch")
         .boxed();
@@ -178,7 +200,14 @@ async fn main() {
         let t = Instant::now();
         let writer = cms.clone();
         tokio::spawn(async move {
-            writer.patch("cm-watch", &PatchParams::apply("bench"), &Patch::Apply(body)).await.expect("write");
+            writer
+                .patch(
+                    "cm-watch",
+                    &PatchParams::apply("bench"),
+                    &Patch::Apply(body),
+                )
+                .await
+                .expect("write");
         });
         loop {
             match stream.try_next().await.expect("event") {
@@ -204,11 +233,17 @@ async fn main() {
             .env("KUBECONFIG", &kubeconfig)
             .output()
             .expect("kubectl");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         t.elapsed()
     };
     kubectl(&["get", "configmap", "cm-1", "-o", "json"]); // warm the discovery cache
-    let kubectl_get: Vec<Duration> = (0..10).map(|_| kubectl(&["get", "configmap", "cm-1", "-o", "json"])).collect();
+    let kubectl_get: Vec<Duration> = (0..10)
+        .map(|_| kubectl(&["get", "configmap", "cm-1", "-o", "json"]))
+        .collect();
     let kubectl_list: Vec<Duration> = (0..10)
         .map(|_| kubectl(&["get", "deployments", "-l", "app=bench", "-o", "json"]))
         .collect();
@@ -219,30 +254,58 @@ async fn main() {
         cms.get("cm-1").await.expect("get");
         kube_get.push(t.elapsed());
         let t = Instant::now();
-        deps.list(&ListParams::default().labels("app=bench")).await.expect("list");
+        deps.list(&ListParams::default().labels("app=bench"))
+            .await
+            .expect("list");
         kube_list.push(t.elapsed());
     }
-    let (kubectl_get_p50, kubectl_get_line) = summary("`kubectl get configmap cm-1 -o json` (whole process)", kubectl_get);
+    let (kubectl_get_p50, kubectl_get_line) = summary(
+        "`kubectl get configmap cm-1 -o json` (whole process)",
+        kubectl_get,
+    );
     let (kube_get_p50, kube_get_line) = summary("same GET through kube-rs", kube_get);
-    let (kubectl_list_p50, kubectl_list_line) = summary("`kubectl get deployments -l app=bench -o json` (whole process)", kubectl_list);
+    let (kubectl_list_p50, kubectl_list_line) = summary(
+        "`kubectl get deployments -l app=bench -o json` (whole process)",
+        kubectl_list,
+    );
     let (kube_list_p50, kube_list_line) = summary("same list through kube-rs", kube_list);
 
     let _ = child.kill();
     let _ = child.wait();
 
-    println!("## Sandbox ({} ConfigMaps + {} Deployments with their ReplicaSets stored)\n", CONFIGMAPS, DEPLOYMENTS);
+    println!(
+        "## Sandbox ({} ConfigMaps + {} Deployments with their ReplicaSets stored)\n",
+        CONFIGMAPS, DEPLOYMENTS
+    );
     println!("| measurement | samples | p50 | p90 | p99 |\n|---|---|---|---|---|");
-    for line in [&get_line, &list_line, &watch_line, &kubectl_get_line, &kube_get_line, &kubectl_list_line, &kube_list_line] {
+    for line in [
+        &get_line,
+        &list_line,
+        &watch_line,
+        &kubectl_get_line,
+        &kube_get_line,
+        &kubectl_list_line,
+        &kube_list_line,
+    ] {
         println!("{line}");
     }
     println!();
     println!("| target | measured | goal |\n|---|---|---|");
     println!("| GET p50 | {} | < 1 ms |", ms(get_p50));
-    println!("| list 1,000 Deployments by label, p50 | {} | < 50 ms |", ms(list_p50));
-    println!("| server-side applies/s while filling ({CONCURRENCY} clients) | {applies_per_sec:.0} | ≥ 1,000 |");
-    println!("| server-side re-applies/s of unchanged objects | {reapplies_per_sec:.0} | ≥ 1,000 |");
+    println!(
+        "| list 1,000 Deployments by label, p50 | {} | < 50 ms |",
+        ms(list_p50)
+    );
+    println!(
+        "| server-side applies/s while filling ({CONCURRENCY} clients) | {applies_per_sec:.0} | ≥ 1,000 |"
+    );
+    println!(
+        "| server-side re-applies/s of unchanged objects | {reapplies_per_sec:.0} | ≥ 1,000 |"
+    );
     println!("| write → watch event p50 | {} | < 10 ms |", ms(watch_p50));
-    println!("| resident memory idle / loaded | {idle_rss:.1} MB / {loaded_rss:.1} MB | < 200 MB |");
+    println!(
+        "| resident memory idle / loaded | {idle_rss:.1} MB / {loaded_rss:.1} MB | < 200 MB |"
+    );
     println!(
         "| kubectl ÷ kube-rs, GET | {:.1}× | (process start-up and discovery cache dominate kubectl) |",
         kubectl_get_p50.as_secs_f64() / kube_get_p50.as_secs_f64()

@@ -256,7 +256,12 @@ fn reset(home: &SandboxHome, yes: bool) -> Result<(), String> {
     }
     println!("✔ Sandbox reset: every object deleted");
     if was_running {
-        up(home, "127.0.0.1:0".parse().map_err(|_| "bad address".to_string())?)?;
+        up(
+            home,
+            "127.0.0.1:0"
+                .parse()
+                .map_err(|_| "bad address".to_string())?,
+        )?;
     }
     Ok(())
 }

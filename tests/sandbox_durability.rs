@@ -15,28 +15,52 @@ async fn kill_nine_loses_nothing_acknowledged() {
     for i in 0..50 {
         let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("cm-{i}")}, "data": {"i": i.to_string()}});
         let cm = cms
-            .patch(&format!("cm-{i}"), &PatchParams::apply("test"), &Patch::Apply(&body))
+            .patch(
+                &format!("cm-{i}"),
+                &PatchParams::apply("test"),
+                &Patch::Apply(&body),
+            )
             .await
             .expect("apply");
-        acknowledged.push((cm.metadata.name.unwrap(), cm.metadata.resource_version.unwrap()));
+        acknowledged.push((
+            cm.metadata.name.unwrap(),
+            cm.metadata.resource_version.unwrap(),
+        ));
     }
     let last_rv = acknowledged.last().map(|(_, rv)| rv.clone()).unwrap();
     sb.kill9();
     sb.restart();
 
     let cms: Api<ConfigMap> = Api::namespaced(sb.client().await, "default");
-    let list = cms.list(&ListParams::default()).await.expect("list after restart");
+    let list = cms
+        .list(&ListParams::default())
+        .await
+        .expect("list after restart");
     for (name, rv) in &acknowledged {
-        let found = list.items.iter().find(|c| c.metadata.name.as_deref() == Some(name.as_str()));
+        let found = list
+            .items
+            .iter()
+            .find(|c| c.metadata.name.as_deref() == Some(name.as_str()));
         let found = found.unwrap_or_else(|| panic!("{name} was acknowledged and then lost"));
-        assert_eq!(found.metadata.resource_version.as_deref(), Some(rv.as_str()), "{name} kept its version");
+        assert_eq!(
+            found.metadata.resource_version.as_deref(),
+            Some(rv.as_str()),
+            "{name} kept its version"
+        );
     }
     let list_rv: u64 = list.metadata.resource_version.unwrap().parse().unwrap();
-    assert!(list_rv >= last_rv.parse::<u64>().unwrap(), "versions keep growing after a restart");
+    assert!(
+        list_rv >= last_rv.parse::<u64>().unwrap(),
+        "versions keep growing after a restart"
+    );
 
     // A watch resumed from before the crash replays what came after.
     let first_rv = &acknowledged[47].1;
-    let mut stream = cms.watch(&WatchParams::default().timeout(5), first_rv).await.unwrap().boxed();
+    let mut stream = cms
+        .watch(&WatchParams::default().timeout(5), first_rv)
+        .await
+        .unwrap()
+        .boxed();
     let mut names = Vec::new();
     while names.len() < 2 {
         match stream.try_next().await.unwrap() {
@@ -49,8 +73,19 @@ async fn kill_nine_loses_nothing_acknowledged() {
 
     // And writes continue with larger versions.
     let cm = cms
-        .patch("cm-0", &PatchParams::default(), &Patch::Merge(json!({"data": {"i": "again"}})))
+        .patch(
+            "cm-0",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"i": "again"}})),
+        )
         .await
         .unwrap();
-    assert!(cm.metadata.resource_version.unwrap().parse::<u64>().unwrap() > list_rv);
+    assert!(
+        cm.metadata
+            .resource_version
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            > list_rv
+    );
 }

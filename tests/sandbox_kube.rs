@@ -56,28 +56,50 @@ fn status_code(err: kube::Error) -> (u16, String) {
 async fn crud_and_conflicts() {
     let sb = LocalSandbox::start().await;
     let cms: Api<ConfigMap> = Api::namespaced(sb.client(), "default");
-    let created = cms.create(&PostParams::default(), &configmap("one", &[])).await.expect("create");
+    let created = cms
+        .create(&PostParams::default(), &configmap("one", &[]))
+        .await
+        .expect("create");
     let meta = &created.metadata;
     assert!(meta.uid.is_some() && meta.creation_timestamp.is_some());
     let rv1: u64 = meta.resource_version.clone().unwrap().parse().unwrap();
 
-    let (code, reason) = status_code(cms.create(&PostParams::default(), &configmap("one", &[])).await.unwrap_err());
+    let (code, reason) = status_code(
+        cms.create(&PostParams::default(), &configmap("one", &[]))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!((code, reason.as_str()), (409, "AlreadyExists"));
 
     let mut changed = created.clone();
     changed.data = Some(BTreeMap::from([("k".to_string(), "w".to_string())]));
-    let replaced = cms.replace("one", &PostParams::default(), &changed).await.expect("replace");
-    let rv2: u64 = replaced.metadata.resource_version.clone().unwrap().parse().unwrap();
+    let replaced = cms
+        .replace("one", &PostParams::default(), &changed)
+        .await
+        .expect("replace");
+    let rv2: u64 = replaced
+        .metadata
+        .resource_version
+        .clone()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(rv2 > rv1, "resourceVersion must grow: {rv1} then {rv2}");
 
     // The same body again still carries the old resourceVersion: a stale write.
-    let (code, reason) = status_code(cms.replace("one", &PostParams::default(), &changed).await.unwrap_err());
+    let (code, reason) = status_code(
+        cms.replace("one", &PostParams::default(), &changed)
+            .await
+            .unwrap_err(),
+    );
     assert_eq!((code, reason.as_str()), (409, "Conflict"));
 
     let got = cms.get("one").await.expect("get");
     assert_eq!(got.data.unwrap()["k"], "w");
 
-    cms.delete("one", &DeleteParams::default()).await.expect("delete");
+    cms.delete("one", &DeleteParams::default())
+        .await
+        .expect("delete");
     let (code, reason) = status_code(cms.get("one").await.unwrap_err());
     assert_eq!((code, reason.as_str()), (404, "NotFound"));
 
@@ -87,9 +109,17 @@ async fn crud_and_conflicts() {
             .await
             .unwrap_err(),
     );
-    assert_eq!((code, reason.as_str()), (404, "NotFound"), "namespaced objects need their namespace");
+    assert_eq!(
+        (code, reason.as_str()),
+        (404, "NotFound"),
+        "namespaced objects need their namespace"
+    );
 
-    let (code, reason) = status_code(cms.create(&PostParams::default(), &configmap("Bad_Name", &[])).await.unwrap_err());
+    let (code, reason) = status_code(
+        cms.create(&PostParams::default(), &configmap("Bad_Name", &[]))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!((code, reason.as_str()), (422, "Invalid"));
 }
 
@@ -100,13 +130,24 @@ async fn generate_name_and_dry_run() {
     let mut cm = configmap("", &[]);
     cm.metadata.name = None;
     cm.metadata.generate_name = Some("gen-".into());
-    let made = cms.create(&PostParams::default(), &cm).await.expect("create");
+    let made = cms
+        .create(&PostParams::default(), &cm)
+        .await
+        .expect("create");
     let name = made.metadata.name.unwrap();
     assert!(name.starts_with("gen-") && name.len() == 9, "{name}");
 
-    let dry = PostParams { dry_run: true, ..Default::default() };
-    cms.create(&dry, &configmap("dry", &[])).await.expect("dry run create");
-    assert!(cms.get_opt("dry").await.expect("get").is_none(), "dry run stored nothing");
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    cms.create(&dry, &configmap("dry", &[]))
+        .await
+        .expect("dry run create");
+    assert!(
+        cms.get_opt("dry").await.expect("get").is_none(),
+        "dry run stored nothing"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -115,8 +156,14 @@ async fn server_side_apply_is_idempotent_and_detects_conflicts() {
     let deployments: Api<Deployment> = Api::namespaced(sb.client(), "default");
     let apply = PatchParams::apply("kip");
     let body = deployment("web", 2, "nginx:1.27");
-    let first = deployments.patch("web", &apply, &Patch::Apply(&body)).await.expect("apply creates");
-    let second = deployments.patch("web", &apply, &Patch::Apply(&body)).await.expect("apply again");
+    let first = deployments
+        .patch("web", &apply, &Patch::Apply(&body))
+        .await
+        .expect("apply creates");
+    let second = deployments
+        .patch("web", &apply, &Patch::Apply(&body))
+        .await
+        .expect("apply again");
     assert_eq!(
         first.metadata.resource_version, second.metadata.resource_version,
         "a second identical apply changes nothing"
@@ -128,18 +175,29 @@ async fn server_side_apply_is_idempotent_and_detects_conflicts() {
         .into_iter()
         .filter_map(|m| m.manager)
         .collect();
-    assert!(managers.contains(&"kip".to_string()), "managedFields record the applier: {managers:?}");
+    assert!(
+        managers.contains(&"kip".to_string()),
+        "managedFields record the applier: {managers:?}"
+    );
 
     let mut other = body.clone();
     other["spec"]["replicas"] = json!(5);
     let err = deployments
-        .patch("web", &PatchParams::apply("someone-else"), &Patch::Apply(&other))
+        .patch(
+            "web",
+            &PatchParams::apply("someone-else"),
+            &Patch::Apply(&other),
+        )
         .await
         .unwrap_err();
     assert_eq!(status_code(err), (409, "Conflict".to_string()));
 
     let forced = deployments
-        .patch("web", &PatchParams::apply("someone-else").force(), &Patch::Apply(&other))
+        .patch(
+            "web",
+            &PatchParams::apply("someone-else").force(),
+            &Patch::Apply(&other),
+        )
         .await
         .expect("forced apply");
     assert_eq!(forced.spec.unwrap().replicas, Some(5));
@@ -150,15 +208,26 @@ async fn patch_kinds() {
     let sb = LocalSandbox::start().await;
     let deployments: Api<Deployment> = Api::namespaced(sb.client(), "default");
     let body: Deployment = serde_json::from_value(deployment("api", 1, "api:1")).unwrap();
-    deployments.create(&PostParams::default(), &body).await.expect("create");
+    deployments
+        .create(&PostParams::default(), &body)
+        .await
+        .expect("create");
     let generation = |d: &Deployment| d.metadata.generation.unwrap();
 
     let merged = deployments
-        .patch("api", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"tier": "back"}}})))
+        .patch(
+            "api",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"tier": "back"}}})),
+        )
         .await
         .expect("merge patch");
     assert_eq!(merged.metadata.labels.as_ref().unwrap()["tier"], "back");
-    assert_eq!(generation(&merged), 1, "a metadata change does not bump generation");
+    assert_eq!(
+        generation(&merged),
+        1,
+        "a metadata change does not bump generation"
+    );
 
     let strategic = json!({"spec": {"template": {"spec": {"containers": [
         {"name": "sidecar", "image": "proxy:1"}
@@ -167,7 +236,16 @@ async fn patch_kinds() {
         .patch("api", &PatchParams::default(), &Patch::Strategic(strategic))
         .await
         .expect("strategic patch");
-    let containers = patched.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers.clone();
+    let containers = patched
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers
+        .clone();
     let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["web", "sidecar"], "containers merge by name");
     assert_eq!(generation(&patched), 2, "a spec change bumps generation");
@@ -177,7 +255,11 @@ async fn patch_kinds() {
     ]))
     .unwrap();
     let replaced = deployments
-        .patch("api", &PatchParams::default(), &Patch::<()>::Json(json_patch))
+        .patch(
+            "api",
+            &PatchParams::default(),
+            &Patch::<()>::Json(json_patch),
+        )
         .await
         .expect("json patch");
     assert_eq!(replaced.spec.unwrap().replicas, Some(4));
@@ -190,28 +272,48 @@ async fn patch_kinds() {
         .patch("api", &PatchParams::default(), &Patch::<()>::Json(bad))
         .await
         .unwrap_err();
-    assert_eq!(status_code(err).0, 422, "a patch that does not apply is refused");
+    assert_eq!(
+        status_code(err).0,
+        422,
+        "a patch that does not apply is refused"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn selectors_and_pagination() {
     let sb = LocalSandbox::start().await;
     let cms: Api<ConfigMap> = Api::namespaced(sb.client(), "default");
-    for (name, app, tier) in [("a", "web", "front"), ("b", "web", "back"), ("c", "db", "back"), ("d", "cache", "")] {
+    for (name, app, tier) in [
+        ("a", "web", "front"),
+        ("b", "web", "back"),
+        ("c", "db", "back"),
+        ("d", "cache", ""),
+    ] {
         let mut labels = vec![("app", app)];
         if !tier.is_empty() {
             labels.push(("tier", tier));
         }
-        cms.create(&PostParams::default(), &configmap(name, &labels)).await.expect("create");
+        cms.create(&PostParams::default(), &configmap(name, &labels))
+            .await
+            .expect("create");
     }
     let names = |list: kube::core::ObjectList<ConfigMap>| -> Vec<String> {
-        list.items.into_iter().filter_map(|c| c.metadata.name).collect()
+        list.items
+            .into_iter()
+            .filter_map(|c| c.metadata.name)
+            .collect()
     };
     let q = |s: &str| ListParams::default().labels(s);
     assert_eq!(names(cms.list(&q("app=web")).await.unwrap()), ["a", "b"]);
     assert_eq!(names(cms.list(&q("app!=web")).await.unwrap()), ["c", "d"]);
-    assert_eq!(names(cms.list(&q("app in (db,cache)")).await.unwrap()), ["c", "d"]);
-    assert_eq!(names(cms.list(&q("tier notin (back)")).await.unwrap()), ["a", "d"]);
+    assert_eq!(
+        names(cms.list(&q("app in (db,cache)")).await.unwrap()),
+        ["c", "d"]
+    );
+    assert_eq!(
+        names(cms.list(&q("tier notin (back)")).await.unwrap()),
+        ["a", "d"]
+    );
     assert_eq!(names(cms.list(&q("tier")).await.unwrap()), ["a", "b", "c"]);
     assert_eq!(names(cms.list(&q("!tier")).await.unwrap()), ["d"]);
     let by_name = ListParams::default().fields("metadata.name=c");
@@ -221,26 +323,40 @@ async fn selectors_and_pagination() {
 
     let page1 = cms.list(&ListParams::default().limit(3)).await.unwrap();
     let token = page1.metadata.continue_.clone().expect("a continue token");
-    let page2 = cms.list(&ListParams::default().limit(3).continue_token(&token)).await.unwrap();
+    let page2 = cms
+        .list(&ListParams::default().limit(3).continue_token(&token))
+        .await
+        .unwrap();
     assert_eq!(page2.metadata.continue_, None);
     let mut all = names(page1);
     all.extend(names(page2));
     assert_eq!(all, ["a", "b", "c", "d"], "pages cover every object once");
 
     let err = cms.list(&q("app in (web")).await.unwrap_err();
-    assert_eq!(status_code(err).0, 400, "a malformed selector is a bad request");
+    assert_eq!(
+        status_code(err).0,
+        400,
+        "a malformed selector is a bad request"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn watch_streams_and_resumes() {
     let sb = LocalSandbox::start().await;
     let cms: Api<ConfigMap> = Api::namespaced(sb.client(), "default");
-    let first = cms.create(&PostParams::default(), &configmap("w", &[])).await.unwrap();
+    let first = cms
+        .create(&PostParams::default(), &configmap("w", &[]))
+        .await
+        .unwrap();
     let start_rv = first.metadata.resource_version.clone().unwrap();
     for value in ["1", "2"] {
-        cms.patch("w", &PatchParams::default(), &Patch::Merge(json!({"data": {"k": value}})))
-            .await
-            .unwrap();
+        cms.patch(
+            "w",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"k": value}})),
+        )
+        .await
+        .unwrap();
     }
     cms.delete("w", &DeleteParams::default()).await.unwrap();
 
@@ -250,7 +366,9 @@ async fn watch_streams_and_resumes() {
     let mut seen = Vec::new();
     while seen.len() < 3 {
         match stream.try_next().await.expect("watch event") {
-            Some(WatchEvent::Modified(cm)) => seen.push(format!("MODIFIED {}", cm.data.unwrap()["k"])),
+            Some(WatchEvent::Modified(cm)) => {
+                seen.push(format!("MODIFIED {}", cm.data.unwrap()["k"]))
+            }
             Some(WatchEvent::Deleted(_)) => seen.push("DELETED".to_string()),
             Some(WatchEvent::Bookmark(_)) => {}
             other => panic!("unexpected event {other:?}"),
@@ -261,8 +379,14 @@ async fn watch_streams_and_resumes() {
     // A live watch sees a new write.
     let list = cms.list(&ListParams::default()).await.unwrap();
     let rv = list.metadata.resource_version.unwrap();
-    let mut live = cms.watch(&WatchParams::default().timeout(5), &rv).await.unwrap().boxed();
-    cms.create(&PostParams::default(), &configmap("later", &[])).await.unwrap();
+    let mut live = cms
+        .watch(&WatchParams::default().timeout(5), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    cms.create(&PostParams::default(), &configmap("later", &[]))
+        .await
+        .unwrap();
     match live.try_next().await.unwrap() {
         Some(WatchEvent::Added(cm)) => assert_eq!(cm.metadata.name.as_deref(), Some("later")),
         other => panic!("expected ADDED, got {other:?}"),
@@ -273,16 +397,28 @@ async fn watch_streams_and_resumes() {
 async fn filtered_watch_sees_objects_enter_and_leave() {
     let sb = LocalSandbox::start().await;
     let cms: Api<ConfigMap> = Api::namespaced(sb.client(), "default");
-    cms.create(&PostParams::default(), &configmap("m", &[("app", "other")])).await.unwrap();
-    let rv = cms.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
+    cms.create(&PostParams::default(), &configmap("m", &[("app", "other")]))
+        .await
+        .unwrap();
+    let rv = cms
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
     let params = WatchParams::default().labels("app=web").timeout(5);
     let mut stream = cms.watch(&params, &rv).await.unwrap().boxed();
     let relabel = |app: &'static str| {
         let cms = cms.clone();
         async move {
-            cms.patch("m", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"app": app}}})))
-                .await
-                .unwrap();
+            cms.patch(
+                "m",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": {"app": app}}})),
+            )
+            .await
+            .unwrap();
         }
     };
     relabel("web").await;
@@ -297,7 +433,11 @@ async fn filtered_watch_sees_objects_enter_and_leave() {
             other => panic!("unexpected {other:?}"),
         }
     }
-    assert_eq!(seen, ["ADDED", "DELETED"], "entering and leaving the selector");
+    assert_eq!(
+        seen,
+        ["ADDED", "DELETED"],
+        "entering and leaving the selector"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -325,27 +465,46 @@ async fn discovery_serves_builtins_and_crds() {
         },
     }))
     .unwrap();
-    crds.create(&PostParams::default(), &crd).await.expect("create CRD");
+    crds.create(&PostParams::default(), &crd)
+        .await
+        .expect("create CRD");
 
-    let discovery = Discovery::new(client.clone()).run().await.expect("discovery");
+    let discovery = Discovery::new(client.clone())
+        .run()
+        .await
+        .expect("discovery");
     let mut kinds = Vec::new();
     for group in discovery.groups() {
         for (ar, _) in group.recommended_resources() {
             kinds.push(format!("{}/{}", ar.api_version, ar.kind));
         }
     }
-    for expected in ["v1/Pod", "apps/v1/Deployment", "batch/v1/Job", "networking.k8s.io/v1/Ingress", "kipper.run/v1alpha1/App"] {
-        assert!(kinds.iter().any(|k| k == expected), "discovery lacks {expected}: {kinds:?}");
+    for expected in [
+        "v1/Pod",
+        "apps/v1/Deployment",
+        "batch/v1/Job",
+        "networking.k8s.io/v1/Ingress",
+        "kipper.run/v1alpha1/App",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == expected),
+            "discovery lacks {expected}: {kinds:?}"
+        );
     }
 
-    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("kipper.run", "v1alpha1", "App"), "apps");
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("kipper.run", "v1alpha1", "App"),
+        "apps",
+    );
     let apps: Api<DynamicObject> = Api::namespaced_with(client, "default", &ar);
     let app: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "kipper.run/v1alpha1", "kind": "App",
         "metadata": {"name": "web"}, "spec": {"image": "nginx"},
     }))
     .unwrap();
-    apps.create(&PostParams::default(), &app).await.expect("create custom resource");
+    apps.create(&PostParams::default(), &app)
+        .await
+        .expect("create custom resource");
     let got = apps.get("web").await.expect("get custom resource");
     assert_eq!(got.data["spec"]["image"], "nginx");
 }
@@ -357,21 +516,39 @@ async fn rollout_reaches_ready_and_gc_cascades() {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     deployments
-        .patch("web", &PatchParams::apply("kip"), &Patch::Apply(deployment("web", 3, "nginx:1")))
+        .patch(
+            "web",
+            &PatchParams::apply("kip"),
+            &Patch::Apply(deployment("web", 3, "nginx:1")),
+        )
         .await
         .unwrap();
     let cond = kube::runtime::wait::conditions::is_deployment_completed();
-    tokio::time::timeout(WAIT, kube::runtime::wait::await_condition(deployments.clone(), "web", cond))
+    tokio::time::timeout(
+        WAIT,
+        kube::runtime::wait::await_condition(deployments.clone(), "web", cond),
+    )
+    .await
+    .expect("rollout in time")
+    .expect("await condition");
+    let ready = pods
+        .list(&ListParams::default().labels("app=web"))
         .await
-        .expect("rollout in time")
-        .expect("await condition");
-    let ready = pods.list(&ListParams::default().labels("app=web")).await.unwrap();
+        .unwrap();
     assert_eq!(ready.items.len(), 3);
 
-    deployments.delete("web", &DeleteParams::background()).await.unwrap();
+    deployments
+        .delete("web", &DeleteParams::background())
+        .await
+        .unwrap();
     eventually(WAIT, "pods of a deleted deployment to go", || {
         let pods = pods.clone();
-        async move { pods.list(&ListParams::default().labels("app=web")).await.ok().filter(|l| l.items.is_empty()) }
+        async move {
+            pods.list(&ListParams::default().labels("app=web"))
+                .await
+                .ok()
+                .filter(|l| l.items.is_empty())
+        }
     })
     .await;
 }
@@ -382,22 +559,42 @@ async fn namespace_deletion_removes_its_content() {
     let client = sb.client();
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "doomed"}})).unwrap();
-    namespaces.create(&PostParams::default(), &ns).await.unwrap();
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "doomed");
-    cms.create(&PostParams::default(), &configmap("x", &[])).await.unwrap();
+    cms.create(&PostParams::default(), &configmap("x", &[]))
+        .await
+        .unwrap();
 
-    let deleting = namespaces.delete("doomed", &DeleteParams::default()).await.unwrap();
+    let deleting = namespaces
+        .delete("doomed", &DeleteParams::default())
+        .await
+        .unwrap();
     if let either::Either::Left(ns) = deleting {
         assert!(ns.metadata.deletion_timestamp.is_some());
     }
     eventually(WAIT, "the namespace to disappear", || {
         let namespaces = namespaces.clone();
-        async move { namespaces.get_opt("doomed").await.ok().filter(|n| n.is_none()) }
+        async move {
+            namespaces
+                .get_opt("doomed")
+                .await
+                .ok()
+                .filter(|n| n.is_none())
+        }
     })
     .await;
     let all_cms: Api<ConfigMap> = Api::all(client);
-    let left = all_cms.list(&ListParams::default().fields("metadata.namespace=doomed")).await.unwrap();
-    assert!(left.items.is_empty(), "content of a deleted namespace is gone");
+    let left = all_cms
+        .list(&ListParams::default().fields("metadata.namespace=doomed"))
+        .await
+        .unwrap();
+    assert!(
+        left.items.is_empty(),
+        "content of a deleted namespace is gone"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -408,10 +605,20 @@ async fn finalizers_hold_deletion() {
     cm.metadata.finalizers = Some(vec!["kipper.run/test".into()]);
     cms.create(&PostParams::default(), &cm).await.unwrap();
     cms.delete("held", &DeleteParams::default()).await.unwrap();
-    let held = cms.get("held").await.expect("still there while a finalizer holds it");
-    assert!(held.metadata.deletion_timestamp.is_some());
-    cms.patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}})))
+    let held = cms
+        .get("held")
         .await
-        .unwrap();
-    assert!(cms.get_opt("held").await.unwrap().is_none(), "gone once the finalizer is removed");
+        .expect("still there while a finalizer holds it");
+    assert!(held.metadata.deletion_timestamp.is_some());
+    cms.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    assert!(
+        cms.get_opt("held").await.unwrap().is_none(),
+        "gone once the finalizer is removed"
+    );
 }

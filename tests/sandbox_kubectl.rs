@@ -64,24 +64,48 @@ fn apply_get_patch_scale_rollout_logs_delete() {
     let out = k.ok_stdin(&["apply", "-f", "-"], MANIFEST);
     assert_eq!(
         lines(&out),
-        ["deployment.apps/web created", "service/web created", "ingress.networking.k8s.io/web created"]
+        [
+            "deployment.apps/web created",
+            "service/web created",
+            "ingress.networking.k8s.io/web created"
+        ]
     );
     let again = k.ok_stdin(&["apply", "-f", "-"], MANIFEST);
     assert_eq!(
         lines(&again),
-        ["deployment.apps/web unchanged", "service/web unchanged", "ingress.networking.k8s.io/web unchanged"]
+        [
+            "deployment.apps/web unchanged",
+            "service/web unchanged",
+            "ingress.networking.k8s.io/web unchanged"
+        ]
     );
 
     let status = k.ok(&["rollout", "status", "deployment/web", "--timeout=30s"]);
     assert!(status.contains("successfully rolled out"), "{status}");
-    let waited = k.ok(&["wait", "--for=condition=Available", "deployment/web", "--timeout=30s"]);
-    assert!(waited.contains("deployment.apps/web condition met"), "{waited}");
+    let waited = k.ok(&[
+        "wait",
+        "--for=condition=Available",
+        "deployment/web",
+        "--timeout=30s",
+    ]);
+    assert!(
+        waited.contains("deployment.apps/web condition met"),
+        "{waited}"
+    );
 
     // Plain table output prints the columns kubectl users know.
     let table = k.ok(&["get", "deployments"]);
-    let header: Vec<&str> = table.lines().next().unwrap_or("").split_whitespace().collect();
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
     assert_eq!(header, ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]);
-    assert!(table.lines().nth(1).unwrap_or("").starts_with("web"), "{table}");
+    assert!(
+        table.lines().nth(1).unwrap_or("").starts_with("web"),
+        "{table}"
+    );
     assert!(table.contains("2/2"), "{table}");
     let svc = k.ok(&["get", "svc", "web"]);
     assert!(svc.contains("ClusterIP") && svc.contains("80/TCP"), "{svc}");
@@ -90,24 +114,57 @@ fn apply_get_patch_scale_rollout_logs_delete() {
     assert_eq!(json["spec"]["replicas"], 2);
     assert_eq!(json["status"]["readyReplicas"], 2);
     let ingress = k.json(&["get", "ingress", "web"]);
-    assert_eq!(ingress["status"]["loadBalancer"]["ingress"][0]["ip"], "127.0.0.1");
+    assert_eq!(
+        ingress["status"]["loadBalancer"]["ingress"][0]["ip"],
+        "127.0.0.1"
+    );
 
-    let selected = k.ok(&["get", "deployments,services", "-l", "tier=front", "-o", "name"]);
+    let selected = k.ok(&[
+        "get",
+        "deployments,services",
+        "-l",
+        "tier=front",
+        "-o",
+        "name",
+    ]);
     assert_eq!(lines(&selected), ["deployment.apps/web"]);
 
-    let merged = k.ok(&["patch", "deployment", "web", "--type=merge", "-p", r#"{"metadata":{"labels":{"patched":"yes"}}}"#]);
+    let merged = k.ok(&[
+        "patch",
+        "deployment",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"labels":{"patched":"yes"}}}"#,
+    ]);
     assert!(merged.contains("deployment.apps/web patched"), "{merged}");
     let strategic = k.ok(&[
-        "patch", "deployment", "web", "-p",
+        "patch",
+        "deployment",
+        "web",
+        "-p",
         r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"nginx:1.28"}]}}}}"#,
     ]);
-    assert!(strategic.contains("deployment.apps/web patched"), "{strategic}");
+    assert!(
+        strategic.contains("deployment.apps/web patched"),
+        "{strategic}"
+    );
     let patched = k.json(&["get", "deployment", "web"]);
     assert_eq!(patched["metadata"]["labels"]["patched"], "yes");
-    let containers = patched["spec"]["template"]["spec"]["containers"].as_array().cloned().unwrap_or_default();
-    assert_eq!(containers.len(), 1, "the strategic patch merged the container by name");
+    let containers = patched["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        containers.len(),
+        1,
+        "the strategic patch merged the container by name"
+    );
     assert_eq!(containers[0]["image"], "nginx:1.28");
-    assert_eq!(containers[0]["ports"][0]["containerPort"], 80, "fields not in the patch stay");
+    assert_eq!(
+        containers[0]["ports"][0]["containerPort"], 80,
+        "fields not in the patch stay"
+    );
 
     let scaled = k.ok(&["scale", "deployment/web", "--replicas=3"]);
     assert!(scaled.contains("deployment.apps/web scaled"), "{scaled}");
@@ -116,7 +173,10 @@ fn apply_get_patch_scale_rollout_logs_delete() {
     assert_eq!(lines(&pods).len(), 3, "{pods}");
     for pod in lines(&pods) {
         let json = k.json(&["get", pod]);
-        assert_eq!(json["spec"]["containers"][0]["image"], "nginx:1.28", "the rollout replaced old pods");
+        assert_eq!(
+            json["spec"]["containers"][0]["image"], "nginx:1.28",
+            "the rollout replaced old pods"
+        );
     }
 
     let pod = lines(&pods)[0].to_string();
@@ -125,7 +185,10 @@ fn apply_get_patch_scale_rollout_logs_delete() {
     assert!(logs.contains("listening on :80/TCP"), "{logs}");
 
     let deleted = k.ok(&["delete", "deployment", "web"]);
-    assert!(deleted.contains("deployment.apps \"web\" deleted"), "{deleted}");
+    assert!(
+        deleted.contains("deployment.apps \"web\" deleted"),
+        "{deleted}"
+    );
     let gone = k.fails(&["get", "deployment", "web"]);
     assert!(gone.contains("NotFound"), "{gone}");
 }
@@ -134,9 +197,15 @@ fn apply_get_patch_scale_rollout_logs_delete() {
 fn server_side_apply_and_namespaces() {
     let sb = ServedSandbox::start();
     let k = sb.kubectl();
-    let created = k.ok_stdin(&["create", "-f", "-"], "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"shop\"}}");
+    let created = k.ok_stdin(
+        &["create", "-f", "-"],
+        "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"shop\"}}",
+    );
     assert!(created.contains("namespace/shop created"), "{created}");
-    let out = k.ok_stdin(&["apply", "--server-side", "-n", "shop", "-f", "-"], MANIFEST);
+    let out = k.ok_stdin(
+        &["apply", "--server-side", "-n", "shop", "-f", "-"],
+        MANIFEST,
+    );
     assert_eq!(
         lines(&out),
         [
@@ -145,7 +214,14 @@ fn server_side_apply_and_namespaces() {
             "ingress.networking.k8s.io/web serverside-applied",
         ]
     );
-    let dep = k.json(&["get", "deployment", "web", "-n", "shop", "--show-managed-fields"]);
+    let dep = k.json(&[
+        "get",
+        "deployment",
+        "web",
+        "-n",
+        "shop",
+        "--show-managed-fields",
+    ]);
     let managers: Vec<&str> = dep["metadata"]["managedFields"]
         .as_array()
         .map(|m| m.iter().filter_map(|e| e["manager"].as_str()).collect())
@@ -157,7 +233,11 @@ fn server_side_apply_and_namespaces() {
     let err = k.fails(&["get", "namespace", "shop"]);
     assert!(err.contains("NotFound"), "{err}");
     let left: Value = k.json(&["get", "deployments", "-A"]);
-    assert_eq!(left["items"].as_array().map(Vec::len), Some(0), "the namespace's content went with it");
+    assert_eq!(
+        left["items"].as_array().map(Vec::len),
+        Some(0),
+        "the namespace's content went with it"
+    );
 }
 
 const CRD: &str = r#"
@@ -192,12 +272,25 @@ fn crd_then_custom_resources() {
     let sb = ServedSandbox::start();
     let k = sb.kubectl();
     let out = k.ok_stdin(&["apply", "-f", "-"], CRD);
-    assert!(out.contains("customresourcedefinition.apiextensions.k8s.io/apps.kipper.run created"), "{out}");
-    k.ok(&["wait", "--for=condition=Established", "crd/apps.kipper.run", "--timeout=30s"]);
+    assert!(
+        out.contains("customresourcedefinition.apiextensions.k8s.io/apps.kipper.run created"),
+        "{out}"
+    );
+    k.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/apps.kipper.run",
+        "--timeout=30s",
+    ]);
     let out = k.ok_stdin(&["apply", "-f", "-"], CUSTOM);
     assert!(out.contains("app.kipper.run/api created"), "{out}");
     let table = k.ok(&["get", "apps.kipper.run"]);
-    let header: Vec<&str> = table.lines().next().unwrap_or("").split_whitespace().collect();
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
     assert_eq!(header, ["NAME", "IMAGE", "REPLICAS"], "{table}");
     assert!(table.contains("ghcr.io/acme/api:1"), "{table}");
     let short = k.ok(&["get", "kapp", "api", "-o", "jsonpath={.spec.replicas}"]);
@@ -209,16 +302,31 @@ fn errors_read_like_a_real_server() {
     let sb = ServedSandbox::start();
     let k = sb.kubectl();
     let err = k.fails(&["get", "pod", "nope"]);
-    assert!(err.contains("Error from server (NotFound): pods \"nope\" not found"), "{err}");
+    assert!(
+        err.contains("Error from server (NotFound): pods \"nope\" not found"),
+        "{err}"
+    );
     let err = k.fails(&["get", "widgets"]);
-    assert!(err.contains("the server doesn't have a resource type \"widgets\""), "{err}");
+    assert!(
+        err.contains("the server doesn't have a resource type \"widgets\""),
+        "{err}"
+    );
     // Generators like `kubectl create configmap` send protobuf, which the sandbox does not speak;
     // the error says what to do instead.
     let err = k.fails(&["create", "configmap", "x", "--from-literal=a=b"]);
-    assert!(err.contains("protobuf") && err.contains("create -f"), "{err}");
-    let bad = MANIFEST.replace("name: web\n  labels: {app: web, tier: front}", "name: Web_Bad\n  labels: {app: web}");
+    assert!(
+        err.contains("protobuf") && err.contains("create -f"),
+        "{err}"
+    );
+    let bad = MANIFEST.replace(
+        "name: web\n  labels: {app: web, tier: front}",
+        "name: Web_Bad\n  labels: {app: web}",
+    );
     let out = k.run_with_stdin(&["apply", "-f", "-"], Some(&bad));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("Invalid") && stderr.contains("Web_Bad"), "{stderr}");
+    assert!(
+        stderr.contains("Invalid") && stderr.contains("Web_Bad"),
+        "{stderr}"
+    );
 }

@@ -79,7 +79,9 @@ fn service(tx: &Tx, old: Option<&Value>, obj: &mut Value) -> ApiResult<()> {
         obj["spec"]["type"].as_str(),
         Some("NodePort" | "LoadBalancer")
     );
-    let old_ports = old.map(|o| o["spec"]["ports"].clone()).unwrap_or(Value::Null);
+    let old_ports = old
+        .map(|o| o["spec"]["ports"].clone())
+        .unwrap_or(Value::Null);
     if let Some(ports) = obj["spec"]["ports"].as_array_mut() {
         for (i, port) in ports.iter_mut().enumerate() {
             default(port, "protocol", json!("TCP"));
@@ -138,7 +140,10 @@ fn secret(obj: &mut Value) -> ApiResult<()> {
 }
 
 fn pod(obj: &mut Value) -> ApiResult<()> {
-    if !obj["spec"]["containers"].as_array().is_some_and(|c| !c.is_empty()) {
+    if obj["spec"]["containers"]
+        .as_array()
+        .is_none_or(Vec::is_empty)
+    {
         let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
         return Err(ApiError::invalid(
             "Pod",
@@ -301,7 +306,10 @@ fn crd(tx: &Tx, obj: &mut Value) -> ApiResult<()> {
         .all()
         .any(|r| !r.custom && r.group == group);
     if builtin_clash {
-        return Err(invalid("spec.group", "Invalid value: the group is served by the API server itself"));
+        return Err(invalid(
+            "spec.group",
+            "Invalid value: the group is served by the API server itself",
+        ));
     }
     let versions: Vec<Value> = obj["spec"]["versions"]
         .as_array()

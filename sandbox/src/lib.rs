@@ -8,15 +8,15 @@ pub mod selector;
 pub mod table;
 pub mod validation;
 
-pub mod error;
-pub mod registry;
-pub mod store;
-pub mod http;
 pub mod admission;
-pub mod ops;
 pub mod api;
 pub mod controllers;
+pub mod error;
 pub mod home;
+pub mod http;
+pub mod ops;
+pub mod registry;
 pub mod server;
+pub mod store;
 
 pub use server::Sandbox;

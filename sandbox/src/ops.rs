@@ -175,7 +175,12 @@ pub fn create(
         return Err(ApiError::already_exists(&res.plural, &res.group, &name));
     }
     if let Some(meta) = obj["metadata"].as_object_mut() {
-        for system in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+        for system in [
+            "resourceVersion",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "selfLink",
+        ] {
             meta.remove(system);
         }
         meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
@@ -225,11 +230,19 @@ pub fn update(
 
 /// How a new version of an object came to be, for managedFields.
 pub enum WriteKind<'a> {
-    Update { manager: &'a str, part: Part },
+    Update {
+        manager: &'a str,
+        part: Part,
+    },
     /// Server-side apply already updated managedFields.
-    Applied { part: Part },
+    Applied {
+        part: Part,
+    },
     /// A controller writes the status (or metadata) with its own manager name.
-    Controller { manager: &'a str, part: Part },
+    Controller {
+        manager: &'a str,
+        part: Part,
+    },
 }
 
 /// The common tail of every write to an existing object.
@@ -351,7 +364,11 @@ fn spec_changed(old: &Value, new: &Value) -> bool {
 pub fn finalizers(obj: &Value) -> Vec<String> {
     obj["metadata"]["finalizers"]
         .as_array()
-        .map(|a| a.iter().filter_map(|f| f.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -409,7 +426,10 @@ pub fn delete(
             &res.plural,
             &res.group,
             name,
-            &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta["uid"].as_str().unwrap_or("")),
+            &format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                meta["uid"].as_str().unwrap_or("")
+            ),
         ));
     }
     if let Some(rv) = &opts.precondition_rv

@@ -108,7 +108,15 @@ const fn b(
 const BUILTINS: &[Builtin] = &[
     Builtin {
         name_rule: NameRule::Label,
-        ..b("", "v1", "namespaces", "Namespace", false, &["ns"], &["status", "finalize"])
+        ..b(
+            "",
+            "v1",
+            "namespaces",
+            "Namespace",
+            false,
+            &["ns"],
+            &["status", "finalize"],
+        )
     },
     b("", "v1", "pods", "Pod", true, &["po"], &["status", "log"]),
     Builtin {
@@ -118,22 +126,91 @@ const BUILTINS: &[Builtin] = &[
     b("", "v1", "endpoints", "Endpoints", true, &["ep"], &[]),
     b("", "v1", "secrets", "Secret", true, &[], &[]),
     b("", "v1", "configmaps", "ConfigMap", true, &["cm"], &[]),
-    b("", "v1", "serviceaccounts", "ServiceAccount", true, &["sa"], &[]),
-    b("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", true, &["pvc"], &["status"]),
+    b(
+        "",
+        "v1",
+        "serviceaccounts",
+        "ServiceAccount",
+        true,
+        &["sa"],
+        &[],
+    ),
+    b(
+        "",
+        "v1",
+        "persistentvolumeclaims",
+        "PersistentVolumeClaim",
+        true,
+        &["pvc"],
+        &["status"],
+    ),
     b("", "v1", "events", "Event", true, &["ev"], &[]),
-    b("apps", "v1", "deployments", "Deployment", true, &["deploy"], &["status", "scale"]),
-    b("apps", "v1", "replicasets", "ReplicaSet", true, &["rs"], &["status", "scale"]),
-    b("apps", "v1", "statefulsets", "StatefulSet", true, &["sts"], &["status", "scale"]),
+    b(
+        "apps",
+        "v1",
+        "deployments",
+        "Deployment",
+        true,
+        &["deploy"],
+        &["status", "scale"],
+    ),
+    b(
+        "apps",
+        "v1",
+        "replicasets",
+        "ReplicaSet",
+        true,
+        &["rs"],
+        &["status", "scale"],
+    ),
+    b(
+        "apps",
+        "v1",
+        "statefulsets",
+        "StatefulSet",
+        true,
+        &["sts"],
+        &["status", "scale"],
+    ),
     b("batch", "v1", "jobs", "Job", true, &[], &["status"]),
-    b("networking.k8s.io", "v1", "ingresses", "Ingress", true, &["ing"], &["status"]),
-    b("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", true, &["hpa"], &["status"]),
-    b("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", false, &["crd", "crds"], &["status"]),
+    b(
+        "networking.k8s.io",
+        "v1",
+        "ingresses",
+        "Ingress",
+        true,
+        &["ing"],
+        &["status"],
+    ),
+    b(
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "HorizontalPodAutoscaler",
+        true,
+        &["hpa"],
+        &["status"],
+    ),
+    b(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        false,
+        &["crd", "crds"],
+        &["status"],
+    ),
 ];
 
 /// Categories kubectl uses for `kubectl get all`.
 fn builtin_categories(plural: &str) -> Vec<String> {
     match plural {
-        "pods" | "services" | "deployments" | "replicasets" | "statefulsets" | "jobs"
+        "pods"
+        | "services"
+        | "deployments"
+        | "replicasets"
+        | "statefulsets"
+        | "jobs"
         | "horizontalpodautoscalers" => vec!["all".to_string()],
         _ => Vec::new(),
     }

@@ -34,7 +34,9 @@ impl Sandbox {
     }
 
     async fn start(store: Store) -> Result<Sandbox, String> {
-        seed(&store).await.map_err(|e| format!("cannot seed the sandbox: {e}"))?;
+        seed(&store)
+            .await
+            .map_err(|e| format!("cannot seed the sandbox: {e}"))?;
         controllers::start(store.clone());
         Ok(Sandbox { store })
     }

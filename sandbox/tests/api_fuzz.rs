@@ -110,9 +110,17 @@ async fn send(api: &Api, method: Method, path: &str, ct: &str, body: Vec<u8>) ->
     let Ok(request) = request else {
         return (0, Vec::new());
     };
-    let response = router(api.clone()).oneshot(request).await.expect("infallible");
+    let response = router(api.clone())
+        .oneshot(request)
+        .await
+        .expect("infallible");
     let code = response.status().as_u16();
-    let bytes = response.into_body().collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes().to_vec())
+        .unwrap_or_default();
     (code, bytes)
 }
 
@@ -149,7 +157,14 @@ async fn oversized_body_is_413() {
     let sandbox = Sandbox::in_memory().await.expect("sandbox");
     let api = Api::new(sandbox.store.clone());
     let big = vec![b' '; 3 * 1024 * 1024 + 1];
-    let (code, bytes) = send(&api, Method::POST, "/api/v1/namespaces/default/configmaps", "application/json", big).await;
+    let (code, bytes) = send(
+        &api,
+        Method::POST,
+        "/api/v1/namespaces/default/configmaps",
+        "application/json",
+        big,
+    )
+    .await;
     assert_eq!(code, 413);
     let status: Value = serde_json::from_slice(&bytes).expect("Status");
     assert_eq!(status["reason"], "RequestEntityTooLarge");
@@ -162,7 +177,14 @@ async fn wrong_content_type_is_415_and_malformed_json_400() {
     let path = "/api/v1/namespaces/default/configmaps";
     let (code, _) = send(&api, Method::POST, path, "text/plain", b"{}".to_vec()).await;
     assert_eq!(code, 415);
-    let (code, bytes) = send(&api, Method::POST, path, "application/json", b"{\"metadata\":".to_vec()).await;
+    let (code, bytes) = send(
+        &api,
+        Method::POST,
+        path,
+        "application/json",
+        b"{\"metadata\":".to_vec(),
+    )
+    .await;
     assert_eq!(code, 400, "{}", String::from_utf8_lossy(&bytes));
     let (code, _) = send(&api, Method::GET, "/apis/nope/v1/things", "", Vec::new()).await;
     assert_eq!(code, 404);

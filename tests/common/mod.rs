@@ -23,7 +23,11 @@ pub struct ServedSandbox {
 impl ServedSandbox {
     pub fn start() -> ServedSandbox {
         let home = tempfile::tempdir().expect("temp kip home");
-        let mut sandbox = ServedSandbox { home, child: None, address: String::new() };
+        let mut sandbox = ServedSandbox {
+            home,
+            child: None,
+            address: String::new(),
+        };
         sandbox.restart();
         sandbox
     }
@@ -44,14 +48,19 @@ impl ServedSandbox {
             .expect("spawn kip sandbox serve");
         let stdout = child.stdout.take().expect("stdout");
         let mut first = String::new();
-        BufReader::new(stdout).read_line(&mut first).expect("read first line");
+        BufReader::new(stdout)
+            .read_line(&mut first)
+            .expect("read first line");
         let address = first
             .trim()
             .rsplit("http://")
             .next()
             .expect("address in first line")
             .to_string();
-        assert!(first.contains("Sandbox listening on"), "unexpected first line: {first:?}");
+        assert!(
+            first.contains("Sandbox listening on"),
+            "unexpected first line: {first:?}"
+        );
         self.address = address;
         self.child = Some(child);
         wait_healthy(&self.address);
@@ -129,7 +138,10 @@ pub fn raw_request(
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("no status line in {text:?}")))?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Ok((code, body))
 }
 
@@ -156,7 +168,11 @@ impl Kubectl {
             .args(args)
             .arg(format!("--cache-dir={}", self.cache.display()))
             .env("KUBECONFIG", &self.kubeconfig)
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -228,12 +244,18 @@ pub struct LocalSandbox {
 impl LocalSandbox {
     pub async fn start() -> LocalSandbox {
         let dir = tempfile::tempdir().expect("temp dir");
-        let sandbox = sandbox::Sandbox::open(dir.path()).await.expect("open sandbox");
+        let sandbox = sandbox::Sandbox::open(dir.path())
+            .await
+            .expect("open sandbox");
         let address = sandbox
             .spawn("127.0.0.1:0".parse().expect("address"))
             .await
             .expect("bind");
-        LocalSandbox { dir, sandbox, address }
+        LocalSandbox {
+            dir,
+            sandbox,
+            address,
+        }
     }
 
     pub fn url(&self) -> String {

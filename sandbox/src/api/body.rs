@@ -34,9 +34,8 @@ pub fn object(req: &Req) -> ApiResult<Value> {
 }
 
 pub fn json(bytes: &[u8]) -> ApiResult<Value> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::bad_request(format!("the request body is not valid JSON: {e}"))
-    })
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
 }
 
 /// YAML, of which JSON is a subset (kubectl sends apply bodies as JSON).
@@ -44,9 +43,8 @@ pub fn yaml(bytes: &[u8]) -> ApiResult<Value> {
     if let Ok(v) = serde_json::from_slice(bytes) {
         return Ok(v);
     }
-    serde_saphyr::from_slice(bytes).map_err(|e| {
-        ApiError::bad_request(format!("the request body is not valid YAML: {e}"))
-    })
+    serde_saphyr::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("the request body is not valid YAML: {e}")))
 }
 
 /// A patch body, decoded as its kind requires.

@@ -151,7 +151,8 @@ pub fn openapi_group_version(registry: &Registry, group: &str, version: &str) ->
             format!("{prefix}/{}/{{name}}", r.plural)
         };
         let gvk = json!({"group": r.group, "version": r.version, "kind": r.kind});
-        let param = json!([{"name": "fieldValidation", "in": "query", "schema": {"type": "string"}}]);
+        let param =
+            json!([{"name": "fieldValidation", "in": "query", "schema": {"type": "string"}}]);
         paths.insert(
             item,
             json!({

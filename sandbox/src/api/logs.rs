@@ -36,7 +36,10 @@ fn ts(v: &Value) -> Option<Timestamp> {
 /// The container a log request is about: the named one, or the only one.
 fn container<'a>(pod: &'a Value, name: Option<&str>) -> ApiResult<&'a Value> {
     let pod_name = pod["metadata"]["name"].as_str().unwrap_or("");
-    let containers = pod["spec"]["containers"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let containers = pod["spec"]["containers"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
     match name {
         Some(name) => containers
             .iter()
@@ -46,7 +49,10 @@ fn container<'a>(pod: &'a Value, name: Option<&str>) -> ApiResult<&'a Value> {
             }),
         None if containers.len() == 1 => Ok(&containers[0]),
         None => {
-            let names: Vec<&str> = containers.iter().filter_map(|c| c["name"].as_str()).collect();
+            let names: Vec<&str> = containers
+                .iter()
+                .filter_map(|c| c["name"].as_str())
+                .collect();
             Err(ApiError::bad_request(format!(
                 "a container name must be specified for pod {pod_name}, choose one of: [{}]",
                 names.join(" ")
@@ -63,7 +69,8 @@ fn lines(pod: &Value, container: &Value, now: Timestamp) -> ApiResult<(Vec<Line>
         .as_array()
         .and_then(|all| all.iter().find(|s| s["name"].as_str() == Some(name)));
     let state = status.map(|s| &s["state"]);
-    let started = state.and_then(|s| ts(&s["running"]["startedAt"]).or_else(|| ts(&s["terminated"]["startedAt"])));
+    let started = state
+        .and_then(|s| ts(&s["running"]["startedAt"]).or_else(|| ts(&s["terminated"]["startedAt"])));
     let Some(started) = started else {
         return Err(ApiError::bad_request(format!(
             "container \"{name}\" in pod \"{pod_name}\" is waiting to start: ContainerCreating"
@@ -71,30 +78,47 @@ fn lines(pod: &Value, container: &Value, now: Timestamp) -> ApiResult<(Vec<Line>
     };
     let image = container["image"].as_str().unwrap_or("");
     let mut out = vec![
-        Line { at: started, text: format!("[sandbox] pulled image \"{image}\"") },
         Line {
             at: started,
-            text: format!("[sandbox] started container {name} (simulated: the sandbox does not run images)"),
+            text: format!("[sandbox] pulled image \"{image}\""),
+        },
+        Line {
+            at: started,
+            text: format!(
+                "[sandbox] started container {name} (simulated: the sandbox does not run images)"
+            ),
         },
     ];
     for port in container["ports"].as_array().into_iter().flatten() {
         let number = port["containerPort"].as_i64().unwrap_or(0);
         let protocol = port["protocol"].as_str().unwrap_or("TCP");
-        out.push(Line { at: started, text: format!("[sandbox] listening on :{number}/{protocol}") });
+        out.push(Line {
+            at: started,
+            text: format!("[sandbox] listening on :{number}/{protocol}"),
+        });
     }
     if let Some(script) = pod["metadata"]["annotations"][LOG_ANNOTATION].as_str() {
-        out.extend(script.lines().map(|l| Line { at: started, text: l.to_string() }));
+        out.extend(script.lines().map(|l| Line {
+            at: started,
+            text: l.to_string(),
+        }));
     }
     let finished = state.and_then(|s| ts(&s["terminated"]["finishedAt"]));
     let until = finished.unwrap_or(now);
     let seconds = until.duration_since(started).as_secs();
     for beat in 1..=(seconds / HEARTBEAT) {
         let at = started + Duration::from_secs((beat * HEARTBEAT) as u64);
-        out.push(Line { at, text: format!("[sandbox] {name} running for {}s", beat * HEARTBEAT) });
+        out.push(Line {
+            at,
+            text: format!("[sandbox] {name} running for {}s", beat * HEARTBEAT),
+        });
     }
     if let (Some(at), Some(s)) = (finished, state) {
         let code = s["terminated"]["exitCode"].as_i64().unwrap_or(0);
-        out.push(Line { at, text: format!("[sandbox] {name} exited with code {code}") });
+        out.push(Line {
+            at,
+            text: format!("[sandbox] {name} exited with code {code}"),
+        });
     }
     Ok((out, finished.is_some()))
 }
@@ -131,7 +155,10 @@ pub fn serve(api: &Api, res: &Resource, ns: &str, name: &str, req: &Req) -> ApiR
         all.drain(..all.len().saturating_sub(tail));
     }
     let mut text = render(&all, timestamps);
-    if let Some(limit) = req.param("limitBytes").and_then(|l| l.parse::<usize>().ok()) {
+    if let Some(limit) = req
+        .param("limitBytes")
+        .and_then(|l| l.parse::<usize>().ok())
+    {
         text.truncate(text.floor_char_boundary(limit));
     }
     if !req.flag("follow") || stopped {
@@ -147,12 +174,22 @@ pub fn serve(api: &Api, res: &Resource, ns: &str, name: &str, req: &Req) -> ApiR
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
             let Some(pod) = store.get(&key) else { return };
-            let Ok((all, stopped)) = lines(&pod, &container, Timestamp::now()) else { return };
-            let fresh: Vec<Line> = all.into_iter().filter(|l| seen.is_none_or(|s| l.at > s)).collect();
+            let Ok((all, stopped)) = lines(&pod, &container, Timestamp::now()) else {
+                return;
+            };
+            let fresh: Vec<Line> = all
+                .into_iter()
+                .filter(|l| seen.is_none_or(|s| l.at > s))
+                .collect();
             if let Some(last) = fresh.last() {
                 seen = Some(last.at);
             }
-            if !fresh.is_empty() && out.send(Bytes::from(render(&fresh, timestamps))).await.is_err() {
+            if !fresh.is_empty()
+                && out
+                    .send(Bytes::from(render(&fresh, timestamps)))
+                    .await
+                    .is_err()
+            {
                 return;
             }
             if stopped {

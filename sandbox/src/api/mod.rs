@@ -188,7 +188,9 @@ async fn dispatch(api: &Api, path: &str, req: Req) -> ApiResult<Response> {
 /// A response whose body is produced over time (watches, followed logs).
 pub fn streaming(content_type: &'static str, body: Body) -> Response {
     let mut resp = Response::new(body);
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
     resp
 }

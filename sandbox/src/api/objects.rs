@@ -63,7 +63,12 @@ pub(super) fn present(res: &Resource, obj: &Arc<Value>) -> Arc<Value> {
     Arc::new(shown)
 }
 
-fn respond_object(req: &Req, res: &Resource, code: StatusCode, obj: &Arc<Value>) -> ApiResult<Response> {
+fn respond_object(
+    req: &Req,
+    res: &Resource,
+    code: StatusCode,
+    obj: &Arc<Value>,
+) -> ApiResult<Response> {
     let obj = present(res, obj);
     if req.wants_table() {
         let table = to_table(
@@ -88,7 +93,12 @@ fn include_object(req: &Req) -> IncludeObject {
     }
 }
 
-async fn collection(api: &Api, res: Arc<Resource>, t: ResourcePath, req: Req) -> ApiResult<Response> {
+async fn collection(
+    api: &Api,
+    res: Arc<Resource>,
+    t: ResourcePath,
+    req: Req,
+) -> ApiResult<Response> {
     let ns = t.namespace.clone();
     match req.method {
         Method::GET if t.watch || req.flag("watch") => watch::serve(api, res, ns, &req),
@@ -103,7 +113,16 @@ async fn collection(api: &Api, res: Arc<Resource>, t: ResourcePath, req: Req) ->
             let ns = ns.unwrap_or_default();
             let r = res.clone();
             let created = run(api, &req, move |tx| {
-                ops::create(tx, &r, &ns, obj, WriteKind::Update { manager: &manager, part: Part::Main })
+                ops::create(
+                    tx,
+                    &r,
+                    &ns,
+                    obj,
+                    WriteKind::Update {
+                        manager: &manager,
+                        part: Part::Main,
+                    },
+                )
             })
             .await?;
             respond_object(&req, &res, StatusCode::CREATED, &created)
@@ -169,12 +188,16 @@ fn encode_continue(key: &ObjKey) -> String {
 
 fn decode_continue(res: &str, token: &str) -> ApiResult<ObjKey> {
     let bad = || ApiError::bad_request("invalid continue token: list again without it");
-    if token.len() % 2 != 0 {
+    if !token.len().is_multiple_of(2) {
         return Err(bad());
     }
     let bytes: Option<Vec<u8>> = (0..token.len())
         .step_by(2)
-        .map(|i| token.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .map(|i| {
+            token
+                .get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
         .collect();
     let text = String::from_utf8(bytes.ok_or_else(bad)?).map_err(|_| bad())?;
     let (ns, name) = text.split_once('\u{0}').ok_or_else(bad)?;
@@ -204,7 +227,11 @@ fn list(api: &Api, res: &Resource, ns: Option<&str>, req: &Req) -> ApiResult<Res
         let mut next = None;
         for (k, obj) in all.filter(|(_, o)| filter.matches(o)) {
             if limit > 0 && items.len() == limit {
-                next = Some(encode_continue(&ObjKey::new(key.clone(), k.ns.clone(), k.name.clone())));
+                next = Some(encode_continue(&ObjKey::new(
+                    key.clone(),
+                    k.ns.clone(),
+                    k.name.clone(),
+                )));
                 break;
             }
             items.push((k.clone(), obj.clone()));
@@ -257,7 +284,13 @@ struct ListBody<'a> {
     items: Vec<&'a Value>,
 }
 
-async fn item(api: &Api, res: Arc<Resource>, ns: String, name: String, req: Req) -> ApiResult<Response> {
+async fn item(
+    api: &Api,
+    res: Arc<Resource>,
+    ns: String,
+    name: String,
+    req: Req,
+) -> ApiResult<Response> {
     match req.method {
         Method::GET => {
             let obj = api
@@ -300,7 +333,17 @@ async fn object_write(
             let mut obj = body::object(&req)?;
             ops::check_type(&res, &mut obj)?;
             let updated = run(api, &req, move |tx| {
-                ops::update(tx, &r, &ns, &name, obj, WriteKind::Update { manager: &manager, part })
+                ops::update(
+                    tx,
+                    &r,
+                    &ns,
+                    &name,
+                    obj,
+                    WriteKind::Update {
+                        manager: &manager,
+                        part,
+                    },
+                )
             })
             .await?;
             (updated, StatusCode::OK)
@@ -352,7 +395,8 @@ fn patch_object(
             let ops: json_patch::Patch = serde_json::from_value(patch)
                 .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
             let mut doc = (*old).clone();
-            json_patch::patch(&mut doc, &ops).map_err(|e| patch_failed(res, name, &e.to_string()))?;
+            json_patch::patch(&mut doc, &ops)
+                .map_err(|e| patch_failed(res, name, &e.to_string()))?;
             doc
         }
         PatchKind::Merge => {
@@ -399,12 +443,19 @@ fn check_name(res: &Resource, obj: &Value, name: &str) -> ApiResult<()> {
 }
 
 fn patch_failed(res: &Resource, name: &str, why: &str) -> ApiError {
-    ApiError::invalid(&res.kind, &res.group, name, &[("patch".into(), format!("the patch does not apply: {why}"))])
+    ApiError::invalid(
+        &res.kind,
+        &res.group,
+        name,
+        &[("patch".into(), format!("the patch does not apply: {why}"))],
+    )
 }
 
 fn apply_error(res: &Resource, name: &str, e: ApplyError) -> ApiError {
     match e {
-        ApplyError::Invalid(msg) => ApiError::invalid(&res.kind, &res.group, name, &[("body".into(), msg)]),
+        ApplyError::Invalid(msg) => {
+            ApiError::invalid(&res.kind, &res.group, name, &[("body".into(), msg)])
+        }
         ApplyError::Conflict(conflicts) => {
             let lines: Vec<String> = conflicts
                 .iter()
@@ -456,11 +507,18 @@ fn delete_options(req: &Req) -> ApiResult<DeleteOptions> {
         .and_then(|g| g.parse().ok())
         .or_else(|| body["gracePeriodSeconds"].as_i64());
     opts.precondition_uid = body["preconditions"]["uid"].as_str().map(String::from);
-    opts.precondition_rv = body["preconditions"]["resourceVersion"].as_str().map(String::from);
+    opts.precondition_rv = body["preconditions"]["resourceVersion"]
+        .as_str()
+        .map(String::from);
     Ok(opts)
 }
 
-async fn delete_collection(api: &Api, res: Arc<Resource>, ns: Option<String>, req: Req) -> ApiResult<Response> {
+async fn delete_collection(
+    api: &Api,
+    res: Arc<Resource>,
+    ns: Option<String>,
+    req: Req,
+) -> ApiResult<Response> {
     let filter = Filter::from_req(&req)?;
     let opts = delete_options(&req)?;
     let r = res.clone();
@@ -478,7 +536,10 @@ async fn delete_collection(api: &Api, res: Arc<Resource>, ns: Option<String>, re
         Ok(deleted)
     })
     .await?;
-    let items: Vec<Value> = deleted.iter().map(|o| (*present(&res, o)).clone()).collect();
+    let items: Vec<Value> = deleted
+        .iter()
+        .map(|o| (*present(&res, o)).clone())
+        .collect();
     ok(
         StatusCode::OK,
         &json!({
@@ -508,7 +569,13 @@ fn scale_of(obj: &Value) -> Value {
     })
 }
 
-async fn scale(api: &Api, res: Arc<Resource>, ns: String, name: String, req: Req) -> ApiResult<Response> {
+async fn scale(
+    api: &Api,
+    res: Arc<Resource>,
+    ns: String,
+    name: String,
+    req: Req,
+) -> ApiResult<Response> {
     let key = ops::key(&res, &ns, &name);
     let change = match req.method {
         Method::GET => None,
@@ -538,7 +605,8 @@ async fn scale(api: &Api, res: Arc<Resource>, ns: String, name: String, req: Req
             Some(PatchKind::Json) => {
                 let ops: json_patch::Patch = serde_json::from_value(change)
                     .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
-                json_patch::patch(&mut scale, &ops).map_err(|e| patch_failed(&r, &name, &e.to_string()))?;
+                json_patch::patch(&mut scale, &ops)
+                    .map_err(|e| patch_failed(&r, &name, &e.to_string()))?;
             }
             Some(_) => json_patch::merge(&mut scale, &change),
         }
@@ -546,17 +614,32 @@ async fn scale(api: &Api, res: Arc<Resource>, ns: String, name: String, req: Req
             .as_i64()
             .filter(|n| *n >= 0)
             .ok_or_else(|| {
-                ApiError::invalid("Scale", "autoscaling", &name, &[(
-                    "spec.replicas".into(),
-                    "Invalid value: must be a non-negative integer".into(),
-                )])
+                ApiError::invalid(
+                    "Scale",
+                    "autoscaling",
+                    &name,
+                    &[(
+                        "spec.replicas".into(),
+                        "Invalid value: must be a non-negative integer".into(),
+                    )],
+                )
             })?;
         let mut new = (*old).clone();
         new["spec"]["replicas"] = json!(replicas);
         if let Some(rv) = scale["metadata"]["resourceVersion"].as_str() {
             new["metadata"]["resourceVersion"] = json!(rv);
         }
-        ops::finish_write(tx, &r, key, old, new, WriteKind::Update { manager: &manager, part: Part::Main })
+        ops::finish_write(
+            tx,
+            &r,
+            key,
+            old,
+            new,
+            WriteKind::Update {
+                manager: &manager,
+                part: Part::Main,
+            },
+        )
     })
     .await?;
     ok(StatusCode::OK, &scale_of(&updated))
@@ -577,7 +660,17 @@ async fn finalize(api: &Api, res: Arc<Resource>, name: String, req: Req) -> ApiR
             .ok_or_else(|| ApiError::not_found(&r.plural, &r.group, &name))?;
         let mut new = (*old).clone();
         new["spec"]["finalizers"] = body["spec"]["finalizers"].clone();
-        ops::finish_write(tx, &r, key, old, new, WriteKind::Update { manager: &manager, part: Part::Main })
+        ops::finish_write(
+            tx,
+            &r,
+            key,
+            old,
+            new,
+            WriteKind::Update {
+                manager: &manager,
+                part: Part::Main,
+            },
+        )
     })
     .await?;
     respond_object(&req, &res, StatusCode::OK, &updated)

@@ -12,11 +12,17 @@ pub enum Route {
     /// `/apis/{group}`
     Group(String),
     /// `/api/v1`, `/apis/{group}/{version}`
-    GroupVersion { group: String, version: String },
+    GroupVersion {
+        group: String,
+        version: String,
+    },
     OpenApiV2,
     OpenApiV3Root,
     /// `/openapi/v3/api/v1`, `/openapi/v3/apis/{group}/{version}`
-    OpenApiV3 { group: String, version: String },
+    OpenApiV3 {
+        group: String,
+        version: String,
+    },
     Resource(ResourcePath),
 }
 
@@ -35,11 +41,7 @@ pub struct ResourcePath {
 }
 
 pub fn parse(path: &str) -> Option<Route> {
-    let parts: Vec<&str> = path
-        .trim_end_matches('/')
-        .split('/')
-        .skip(1)
-        .collect();
+    let parts: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     let parts: Vec<&str> = if parts == [""] { Vec::new() } else { parts };
     match parts.as_slice() {
         ["version"] => Some(Route::Version),
@@ -127,11 +129,17 @@ mod tests {
     #[test]
     fn namespace_itself_and_its_status() {
         let r = res(parse("/api/v1/namespaces/web"));
-        assert_eq!((r.namespace, r.plural.as_str(), r.name.as_deref()), (None, "namespaces", Some("web")));
+        assert_eq!(
+            (r.namespace, r.plural.as_str(), r.name.as_deref()),
+            (None, "namespaces", Some("web"))
+        );
         let r = res(parse("/api/v1/namespaces/web/finalize"));
         assert_eq!(r.subresource.as_deref(), Some("finalize"));
         let r = res(parse("/api/v1/namespaces/web/pods"));
-        assert_eq!((r.namespace.as_deref(), r.plural.as_str()), (Some("web"), "pods"));
+        assert_eq!(
+            (r.namespace.as_deref(), r.plural.as_str()),
+            (Some("web"), "pods")
+        );
     }
 
     #[test]
@@ -140,7 +148,10 @@ mod tests {
         assert_eq!(parse("/apis/"), Some(Route::Groups));
         assert_eq!(
             parse("/api/v1"),
-            Some(Route::GroupVersion { group: String::new(), version: "v1".into() })
+            Some(Route::GroupVersion {
+                group: String::new(),
+                version: "v1".into()
+            })
         );
         assert_eq!(parse("/nope"), None);
         assert_eq!(parse("/"), None);

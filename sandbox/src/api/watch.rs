@@ -69,7 +69,10 @@ pub fn serve(api: &Api, res: Arc<Resource>, ns: Option<String>, req: &Req) -> Ap
                     first.extend(history);
                 }
                 None => {
-                    let gone = ApiError::gone(format!("too old resource version: {rv} (the sandbox keeps the last {} events)", crate::store::HISTORY_LEN));
+                    let gone = ApiError::gone(format!(
+                        "too old resource version: {rv} (the sandbox keeps the last {} events)",
+                        crate::store::HISTORY_LEN
+                    ));
                     let frame = frame("ERROR", &gone.to_status());
                     return Ok(streaming("application/json", Body::from(frame)));
                 }
@@ -146,7 +149,9 @@ impl Watch {
         if event.rv != 0 {
             self.last = event.rv;
         }
-        if event.key.res != self.res.key() || self.ns.as_deref().is_some_and(|ns| ns != event.key.ns) {
+        if event.key.res != self.res.key()
+            || self.ns.as_deref().is_some_and(|ns| ns != event.key.ns)
+        {
             return Some(());
         }
         let Some(kind) = self.seen_as(event) else {
@@ -163,7 +168,10 @@ impl Watch {
         if event.kind != EventType::Modified {
             return now.then_some(event.kind.as_str());
         }
-        let before = event.previous.as_ref().map_or(now, |p| self.filter.matches(p));
+        let before = event
+            .previous
+            .as_ref()
+            .map_or(now, |p| self.filter.matches(p));
         match (before, now) {
             (true, true) => Some("MODIFIED"),
             (false, true) => Some("ADDED"),
@@ -187,7 +195,9 @@ impl Watch {
 
     /// The client fell too far behind the live events; it must list again.
     async fn gone(&mut self) -> Option<()> {
-        let gone = ApiError::gone("the watch fell behind: list again and resume from the new resourceVersion");
+        let gone = ApiError::gone(
+            "the watch fell behind: list again and resume from the new resourceVersion",
+        );
         let _ = self.out.send(frame("ERROR", &gone.to_status())).await;
         None
     }

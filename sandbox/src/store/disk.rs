@@ -154,7 +154,11 @@ fn decode_event(rv: u64, body: &[u8]) -> Option<Event> {
     let mut record: Value = serde_json::from_slice(body).ok()?;
     let kind = EventType::parse(record["type"].as_str()?)?;
     let key = record["key"].as_array()?;
-    let key = ObjKey::new(key.first()?.as_str()?, key.get(1)?.as_str()?, key.get(2)?.as_str()?);
+    let key = ObjKey::new(
+        key.first()?.as_str()?,
+        key.get(1)?.as_str()?,
+        key.get(2)?.as_str()?,
+    );
     Some(Event {
         rv,
         kind,

@@ -339,24 +339,43 @@ mod tests {
         for rv in 1..=(HISTORY_LEN as u64 + 10) {
             state.record(event(rv));
         }
-        assert_eq!(state.history_since(HISTORY_LEN as u64).map(|h| h.len()), Some(10));
-        assert!(state.history_since(11).is_some(), "the oldest kept event can be resumed after");
-        assert!(state.history_since(5).is_none(), "versions compacted away are gone (410)");
+        assert_eq!(
+            state.history_since(HISTORY_LEN as u64).map(|h| h.len()),
+            Some(10)
+        );
+        assert!(
+            state.history_since(11).is_some(),
+            "the oldest kept event can be resumed after"
+        );
+        assert!(
+            state.history_since(5).is_none(),
+            "versions compacted away are gone (410)"
+        );
     }
 
     #[test]
     fn a_discarded_write_leaves_no_trace() {
         let mut state = State::new();
         let mut tx = Tx::new(&mut state);
-        tx.put(ObjKey::new("/configmaps", "default", "a"), json!({"metadata": {}}));
+        tx.put(
+            ObjKey::new("/configmaps", "default", "a"),
+            json!({"metadata": {}}),
+        );
         tx.keep();
-        tx.put(ObjKey::new("/configmaps", "default", "b"), json!({"metadata": {}}));
+        tx.put(
+            ObjKey::new("/configmaps", "default", "b"),
+            json!({"metadata": {}}),
+        );
         tx.remove(&ObjKey::new("/configmaps", "default", "a"));
         tx.discard();
         let events = tx.into_events();
         assert_eq!(events.len(), 1);
         assert_eq!(state.len(), 1);
         assert_eq!(state.resource_version(), 1);
-        assert!(state.get(&ObjKey::new("/configmaps", "default", "a")).is_some());
+        assert!(
+            state
+                .get(&ObjKey::new("/configmaps", "default", "a"))
+                .is_some()
+        );
     }
 }
