@@ -85,7 +85,7 @@ fn respond_object(
     ok(code, &obj)
 }
 
-fn include_object(req: &Req) -> IncludeObject {
+pub(super) fn include_object(req: &Req) -> IncludeObject {
     match req.param("includeObject") {
         Some("None") => IncludeObject::None,
         Some("Object") => IncludeObject::Object,

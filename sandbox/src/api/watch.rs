@@ -10,11 +10,12 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
-use super::objects::{Filter, present};
+use super::objects::{Filter, include_object, present};
 use super::{Api, Req, streaming};
 use crate::error::{ApiError, ApiResult};
 use crate::registry::Resource;
 use crate::store::{Event, EventType};
+use crate::table::{IncludeObject, to_table};
 
 /// How often an idle watch that asked for bookmarks gets one.
 const BOOKMARK_EVERY: Duration = Duration::from_secs(10);
@@ -28,6 +29,8 @@ struct Watch {
     bookmarks: bool,
     /// The newest resourceVersion the client has seen.
     last: u64,
+    /// `kubectl get -w` asks for each object as a one-row Table.
+    table: Option<IncludeObject>,
     out: mpsc::Sender<Bytes>,
 }
 
@@ -57,6 +60,7 @@ pub fn serve(api: &Api, res: Arc<Resource>, ns: Option<String>, req: &Req) -> Ap
         filter,
         bookmarks: req.flag("allowWatchBookmarks"),
         last: 0,
+        table: req.wants_table().then(|| include_object(req)),
         out,
     };
     let mut first = Vec::new();
@@ -158,7 +162,22 @@ impl Watch {
             return Some(());
         };
         let object = present(&self.res, &event.object);
-        self.out.send(frame(kind, &object)).await.ok()
+        let line = match &self.table {
+            Some(include) => frame(
+                kind,
+                &to_table(
+                    &self.res.group,
+                    &self.res.kind,
+                    &self.res.printer_columns,
+                    &[object.as_ref()],
+                    *include,
+                    json!({"resourceVersion": object["metadata"]["resourceVersion"]}),
+                    jiff::Timestamp::now(),
+                ),
+            ),
+            None => frame(kind, &object),
+        };
+        self.out.send(line).await.ok()
     }
 
     /// How the event looks through the filter: an object that starts matching is ADDED for
