@@ -622,3 +622,74 @@ async fn finalizers_hold_deletion() {
         "gone once the finalizer is removed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pod_logs_tail_container_and_follow() {
+    use futures_util::AsyncBufReadExt;
+    use kube::api::LogParams;
+
+    let sb = LocalSandbox::start().await;
+    let pods: Api<Pod> = Api::namespaced(sb.client(), "default");
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "talker", "annotations": {"sandbox.kipper.run/log": "hello from the app\nsecond line"}},
+        "spec": {"containers": [
+            {"name": "app", "image": "acme/app:1", "ports": [{"containerPort": 8080}]},
+            {"name": "proxy", "image": "acme/proxy:1"},
+        ]},
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    tokio::time::timeout(
+        WAIT,
+        kube::runtime::wait::await_condition(
+            pods.clone(),
+            "talker",
+            kube::runtime::wait::conditions::is_pod_running(),
+        ),
+    )
+    .await
+    .expect("pod running in time")
+    .unwrap();
+
+    let err = pods
+        .logs("talker", &LogParams::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status_code(err).0,
+        400,
+        "two containers: the request must name one"
+    );
+
+    let app = LogParams {
+        container: Some("app".into()),
+        ..Default::default()
+    };
+    let all = pods.logs("talker", &app).await.unwrap();
+    assert!(all.contains("pulled image \"acme/app:1\""), "{all}");
+    assert!(all.contains("listening on :8080/TCP"), "{all}");
+    assert!(all.ends_with("hello from the app\nsecond line\n"), "{all}");
+
+    let tail = LogParams {
+        container: Some("app".into()),
+        tail_lines: Some(1),
+        ..Default::default()
+    };
+    assert_eq!(pods.logs("talker", &tail).await.unwrap(), "second line\n");
+
+    let follow = LogParams {
+        container: Some("proxy".into()),
+        follow: true,
+        ..Default::default()
+    };
+    let mut lines = pods.log_stream("talker", &follow).await.unwrap().lines();
+    let first = tokio::time::timeout(WAIT, lines.try_next())
+        .await
+        .expect("a line in time")
+        .unwrap();
+    assert!(
+        first
+            .unwrap_or_default()
+            .contains("pulled image \"acme/proxy:1\"")
+    );
+}
