@@ -1,3 +1,301 @@
-//! Simulated controllers.
-use crate::store::Store;
-pub fn start(_store: Store) {}
+//! Simulated controllers: what kube-controller-manager, the scheduler and a kubelet would do,
+//! reduced to what makes `kubectl` and client libraries see a cluster that behaves.
+//!
+//! [`start`] spawns one task that follows the store's committed events, turns each into work
+//! keys (the object itself, its owners, the dependents of a deleted object, the services and
+//! autoscalers a change may concern) and reconciles each key inside one store write, so a
+//! read-modify-write never races with the API. Reconciles converge: a pass that finds nothing
+//! to change writes nothing, and a write that changes nothing emits no event. Keys are
+//! deduplicated while queued, and every object is queued once at start so that work left over
+//! from a previous run resumes.
+
+mod common;
+mod deployment;
+mod gc;
+mod hpa;
+mod ingress;
+mod job;
+mod namespace;
+mod pod;
+mod pvc;
+mod replicaset;
+mod service;
+mod statefulset;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::error::ApiResult;
+use crate::store::{Event, EventType, ObjKey, State, Store, Tx};
+
+pub use pod::{FAIL_ANNOTATION, RUN_ANNOTATION, START_DELAY_ANNOTATION};
+
+/// How many keys are reconciled per round; their writes share one commit.
+const BATCH: usize = 64;
+
+/// Starts the controllers on `store`. Needs a tokio runtime; without one it does nothing.
+pub fn start(store: Store) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            handle.spawn(run(store));
+        }
+        Err(_) => tracing::warn!("no tokio runtime: the sandbox controllers are not running"),
+    }
+}
+
+/// What a reconcile asks of the framework afterwards.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// Reconcile this key again after this long (a pod starting late, a crash-loop restart…).
+    pub requeue_after: Option<Duration>,
+}
+
+impl Outcome {
+    pub fn done() -> Self {
+        Outcome::default()
+    }
+
+    pub fn after(d: Duration) -> Self {
+        Outcome {
+            requeue_after: Some(d),
+        }
+    }
+}
+
+/// State the controllers keep in memory between reconciles: when things were first seen, for
+/// delays measured in milliseconds (object timestamps only have whole seconds).
+#[derive(Default)]
+pub struct Ctx {
+    timers: Mutex<HashMap<(ObjKey, &'static str), (String, Instant)>>,
+}
+
+impl Ctx {
+    /// When the timer `what` of the object `key` (with this uid) started; starts it now if new.
+    pub fn since(&self, key: &ObjKey, uid: &str, what: &'static str) -> Instant {
+        let mut timers = self.timers.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = timers
+            .entry((key.clone(), what))
+            .or_insert_with(|| (uid.to_string(), Instant::now()));
+        if entry.0 != uid {
+            *entry = (uid.to_string(), Instant::now());
+        }
+        entry.1
+    }
+
+    /// Restarts the timer `what` of `key`.
+    pub fn reset(&self, key: &ObjKey, uid: &str, what: &'static str) {
+        let mut timers = self.timers.lock().unwrap_or_else(|p| p.into_inner());
+        timers.insert((key.clone(), what), (uid.to_string(), Instant::now()));
+    }
+
+    /// Drops every timer of `key`.
+    pub fn forget(&self, key: &ObjKey) {
+        let mut timers = self.timers.lock().unwrap_or_else(|p| p.into_inner());
+        timers.retain(|(k, _), _| k != key);
+    }
+}
+
+/// Keys waiting for a reconcile, each at most once.
+#[derive(Default)]
+struct Queue {
+    order: VecDeque<ObjKey>,
+    queued: HashSet<ObjKey>,
+}
+
+impl Queue {
+    fn push(&mut self, key: ObjKey) {
+        if self.queued.insert(key.clone()) {
+            self.order.push_back(key);
+        }
+    }
+
+    fn pop_batch(&mut self, n: usize) -> Vec<ObjKey> {
+        let n = n.min(self.order.len());
+        let batch: Vec<ObjKey> = self.order.drain(..n).collect();
+        for key in &batch {
+            self.queued.remove(key);
+        }
+        batch
+    }
+
+    fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    fn push_all(&mut self, state: &State) {
+        for (key, _) in state.iter() {
+            if key.res != EVENTS {
+                self.push(key.clone());
+            }
+        }
+    }
+}
+
+const EVENTS: &str = "/events";
+
+async fn run(store: Store) {
+    let mut events = store.subscribe();
+    let (requeue, mut requeued) = mpsc::unbounded_channel::<ObjKey>();
+    let ctx = Arc::new(Ctx::default());
+    let mut queue = Queue::default();
+    let mut failures: HashMap<ObjKey, u32> = HashMap::new();
+    queue.push_all(&store.read());
+    loop {
+        loop {
+            match events.try_recv() {
+                Ok(event) => on_event(&store, &event, &mut queue),
+                Err(broadcast::error::TryRecvError::Empty) => break,
+                Err(broadcast::error::TryRecvError::Lagged(_)) => queue.push_all(&store.read()),
+                Err(broadcast::error::TryRecvError::Closed) => return,
+            }
+        }
+        while let Ok(key) = requeued.try_recv() {
+            queue.push(key);
+        }
+        if queue.is_empty() {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Ok(event) => on_event(&store, &event, &mut queue),
+                    Err(broadcast::error::RecvError::Lagged(_)) => queue.push_all(&store.read()),
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                Some(key) = requeued.recv() => queue.push(key),
+            }
+            continue;
+        }
+        let batch = queue.pop_batch(BATCH);
+        // Submitted together, the writes of a batch are committed together.
+        let results = join_all(batch.iter().map(|key| {
+            let key = key.clone();
+            let ctx = ctx.clone();
+            store.write(move |tx| reconcile(tx, &ctx, &key))
+        }))
+        .await;
+        for (key, result) in batch.into_iter().zip(results) {
+            let delay = match result {
+                Ok(outcome) => {
+                    failures.remove(&key);
+                    outcome.requeue_after
+                }
+                Err(e) => {
+                    let n = failures.entry(key.clone()).or_insert(0);
+                    *n += 1;
+                    tracing::warn!(
+                        "controller: reconciling {} {}/{} failed: {}",
+                        key.res,
+                        key.ns,
+                        key.name,
+                        e.message
+                    );
+                    Some(Duration::from_millis(200 << (*n).min(8)))
+                }
+            };
+            if let Some(delay) = delay {
+                let requeue = requeue.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let _ = requeue.send(key);
+                });
+            }
+        }
+    }
+}
+
+/// The keys an event concerns.
+fn on_event(store: &Store, event: &Event, queue: &mut Queue) {
+    let key = &event.key;
+    let obj = &event.object;
+    let state = store.read();
+    let deleted = event.kind == EventType::Deleted;
+    if deleted && !key.ns.is_empty() {
+        // A terminating namespace waits for its content to go.
+        queue.push(ObjKey::new(crate::ops::NAMESPACES, "", &key.ns));
+    }
+    if key.res == EVENTS {
+        return;
+    }
+    queue.push(key.clone());
+    for owner in common::owner_refs(obj) {
+        let group = owner["apiVersion"]
+            .as_str()
+            .and_then(|v| v.rsplit_once('/'))
+            .map(|(g, _)| g)
+            .unwrap_or("");
+        let Some(res) = state
+            .registry
+            .all()
+            .find(|r| r.group == group && Some(r.kind.as_str()) == owner["kind"].as_str())
+        else {
+            continue;
+        };
+        if let Some(name) = owner["name"].as_str() {
+            queue.push(crate::ops::key(res, &key.ns, name));
+        }
+    }
+    if deleted && let Some(uid) = obj["metadata"]["uid"].as_str() {
+        for dependent in state.dependents_of(uid) {
+            queue.push(dependent);
+        }
+    }
+    let also = match key.res.as_str() {
+        "/pods" => Some("/services"),
+        "apps/deployments" | "apps/statefulsets" | "apps/replicasets" => {
+            Some("autoscaling/horizontalpodautoscalers")
+        }
+        _ => None,
+    };
+    if let Some(also) = also {
+        for (k, _) in state.list(also, Some(&key.ns)) {
+            queue.push(k.clone());
+        }
+    }
+}
+
+/// One reconcile of one key: garbage collection first, then the kind's controller.
+fn reconcile(tx: &mut Tx, ctx: &Ctx, key: &ObjKey) -> ApiResult<Outcome> {
+    let Some(obj) = tx.get(key) else {
+        return gone(tx, ctx, key);
+    };
+    if gc::reconcile(tx, key, &obj)? {
+        return Ok(Outcome::done());
+    }
+    let Some(obj) = tx.get(key) else {
+        return gone(tx, ctx, key);
+    };
+    if key.res == crate::ops::NAMESPACES {
+        return namespace::reconcile(tx, key, &obj);
+    }
+    if common::namespace_terminating(tx, &key.ns) {
+        return Ok(Outcome::done());
+    }
+    match key.res.as_str() {
+        "/pods" => pod::reconcile(tx, ctx, key, obj),
+        _ if common::is_deleting(&obj) => Ok(Outcome::done()),
+        "apps/deployments" => deployment::reconcile(tx, key, obj),
+        "apps/replicasets" => replicaset::reconcile(tx, key, obj),
+        "apps/statefulsets" => statefulset::reconcile(tx, key, obj),
+        "batch/jobs" => job::reconcile(tx, key, obj),
+        "/persistentvolumeclaims" => pvc::reconcile(tx, key, obj),
+        "/services" => service::reconcile(tx, key, obj),
+        "networking.k8s.io/ingresses" => ingress::reconcile(tx, key, obj),
+        "autoscaling/horizontalpodautoscalers" => hpa::reconcile(tx, key, obj),
+        _ => Ok(Outcome::done()),
+    }
+}
+
+/// Cleanup after an object is gone.
+fn gone(tx: &mut Tx, ctx: &Ctx, key: &ObjKey) -> ApiResult<Outcome> {
+    match key.res.as_str() {
+        "/pods" => ctx.forget(key),
+        "/services" => service::service_gone(tx, key)?,
+        _ => {}
+    }
+    Ok(Outcome::done())
+}

@@ -1,0 +1,658 @@
+//! End-to-end tests of the controllers against an in-memory sandbox.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::common::{condition_true, pod_ready};
+use crate::ops::{self, DeleteOptions, Part, Propagation, WriteKind};
+use crate::server::Sandbox;
+use crate::store::{ObjKey, State, Store};
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+async fn sandbox() -> Store {
+    Sandbox::in_memory().await.expect("sandbox").store
+}
+
+fn how() -> WriteKind<'static> {
+    WriteKind::Update {
+        manager: "test",
+        part: Part::Main,
+    }
+}
+
+async fn create(store: &Store, group: &str, plural: &str, ns: &str, obj: Value) -> Arc<Value> {
+    let (group, plural, ns) = (group.to_string(), plural.to_string(), ns.to_string());
+    store
+        .write(move |tx| {
+            let res = tx.state().registry.find_any_version(&group, &plural).expect("resource");
+            let mut obj = obj;
+            ops::check_type(&res, &mut obj)?;
+            ops::create(tx, &res, &ns, obj, how())
+        })
+        .await
+        .expect("create")
+}
+
+/// Read-modify-write of the main resource.
+async fn modify(store: &Store, group: &str, plural: &str, ns: &str, name: &str, f: impl FnOnce(&mut Value) + Send + 'static) {
+    let (group, plural, ns, name) = (group.to_string(), plural.to_string(), ns.to_string(), name.to_string());
+    store
+        .write(move |tx| {
+            let res = tx.state().registry.find_any_version(&group, &plural).expect("resource");
+            let key = ops::key(&res, &ns, &name);
+            let old = tx.get(&key).expect("object to modify");
+            let mut new = (*old).clone();
+            f(&mut new);
+            ops::finish_write(tx, &res, key, old, new, how())
+        })
+        .await
+        .expect("modify");
+}
+
+async fn delete(store: &Store, group: &str, plural: &str, ns: &str, name: &str, propagation: Propagation) {
+    let (group, plural, ns, name) = (group.to_string(), plural.to_string(), ns.to_string(), name.to_string());
+    store
+        .write(move |tx| {
+            let res = tx.state().registry.find_any_version(&group, &plural).expect("resource");
+            let opts = DeleteOptions {
+                propagation: Some(propagation),
+                ..Default::default()
+            };
+            ops::delete(tx, &res, &ns, &name, &opts)
+        })
+        .await
+        .expect("delete");
+}
+
+/// Polls until `check` holds, failing after [`LIMIT`] with `what`.
+async fn wait_for(store: &Store, what: &str, check: impl Fn(&State) -> bool) {
+    let start = Instant::now();
+    loop {
+        if check(&store.read()) {
+            return;
+        }
+        if start.elapsed() > LIMIT {
+            panic!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn get(state: &State, res: &str, ns: &str, name: &str) -> Option<Arc<Value>> {
+    state.get(&ObjKey::new(res, ns, name))
+}
+
+fn list(state: &State, res: &str, ns: &str) -> Vec<Arc<Value>> {
+    state.list(res, Some(ns)).map(|(_, v)| v.clone()).collect()
+}
+
+fn deployment(name: &str, replicas: i64, image: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "main", "image": image, "ports": [{"name": "http", "containerPort": 8080}]}]},
+            },
+        },
+    })
+}
+
+fn deploy_done(state: &State, ns: &str, name: &str, replicas: i64) -> bool {
+    let Some(d) = get(state, "apps/deployments", ns, name) else {
+        return false;
+    };
+    let s = &d["status"];
+    let n = |f: &str| s[f].as_i64().unwrap_or(0);
+    s["observedGeneration"] == d["metadata"]["generation"]
+        && n("replicas") == replicas
+        && n("updatedReplicas") == replicas
+        && n("readyReplicas") == replicas
+        && n("availableReplicas") == replicas
+        && condition_true(&d, "Available")
+        && s["conditions"][1]["reason"] == "NewReplicaSetAvailable"
+}
+
+fn owned_by(obj: &Value, owner: &Value) -> bool {
+    obj["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|refs| refs.iter().any(|r| r["uid"] == owner["metadata"]["uid"]))
+}
+
+#[tokio::test]
+async fn deployment_creates_replicaset_and_ready_pods() {
+    let store = sandbox().await;
+    create(&store, "apps", "deployments", "default", deployment("web", 3, "nginx:1")).await;
+    wait_for(&store, "deployment available", |s| deploy_done(s, "default", "web", 3)).await;
+    let state = store.read();
+    let d = get(&state, "apps/deployments", "default", "web").unwrap();
+    assert_eq!(d["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "1");
+    assert!(d["status"].get("unavailableReplicas").is_none());
+    let rss = list(&state, "apps/replicasets", "default");
+    assert_eq!(rss.len(), 1);
+    let rs = &rss[0];
+    let hash = rs["metadata"]["labels"]["pod-template-hash"].as_str().unwrap();
+    assert_eq!(rs["metadata"]["name"], format!("web-{hash}"));
+    assert_eq!(rs["spec"]["selector"]["matchLabels"]["pod-template-hash"], hash);
+    assert_eq!(rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "1");
+    assert_eq!(rs["metadata"]["ownerReferences"][0]["controller"], true);
+    assert_eq!(rs["metadata"]["ownerReferences"][0]["blockOwnerDeletion"], true);
+    assert_eq!(rs["status"]["readyReplicas"], 3);
+    let pods = list(&state, "/pods", "default");
+    assert_eq!(pods.len(), 3);
+    for pod in &pods {
+        assert!(owned_by(pod, rs));
+        assert!(pod["metadata"]["name"].as_str().unwrap().starts_with(&format!("web-{hash}-")));
+        assert_eq!(pod["metadata"]["labels"]["pod-template-hash"], hash);
+        assert_eq!(pod["spec"]["nodeName"], "sandbox");
+        assert_eq!(pod["status"]["phase"], "Running");
+        assert!(pod["status"]["podIP"].as_str().unwrap().starts_with("10.42."));
+        assert_eq!(pod["status"]["hostIP"], "127.0.0.1");
+        let c = &pod["status"]["containerStatuses"][0];
+        assert_eq!(c["ready"], true);
+        assert_eq!(c["imageID"], "sandbox://nginx:1");
+        assert!(c["state"]["running"]["startedAt"].is_string());
+        assert!(pod_ready(pod));
+    }
+}
+
+#[tokio::test]
+async fn template_change_rolls_out_a_new_replicaset() {
+    let store = sandbox().await;
+    create(&store, "apps", "deployments", "default", deployment("web", 2, "nginx:1")).await;
+    wait_for(&store, "first rollout", |s| deploy_done(s, "default", "web", 2)).await;
+    modify(&store, "apps", "deployments", "default", "web", |d| {
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:2");
+    })
+    .await;
+    wait_for(&store, "second rollout", |s| {
+        deploy_done(s, "default", "web", 2)
+            && list(s, "/pods", "default").len() == 2
+            && list(s, "apps/replicasets", "default").len() == 2
+    })
+    .await;
+    let state = store.read();
+    let d = get(&state, "apps/deployments", "default", "web").unwrap();
+    assert_eq!(d["metadata"]["generation"], 2);
+    assert_eq!(d["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "2");
+    let rss = list(&state, "apps/replicasets", "default");
+    let image = |rs: &Value| rs["spec"]["template"]["spec"]["containers"][0]["image"].clone();
+    let new = rss.iter().find(|rs| image(rs) == "nginx:2").unwrap();
+    let old = rss.iter().find(|rs| image(rs) == "nginx:1").unwrap();
+    assert_eq!(new["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "2");
+    assert_eq!(old["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "1");
+    assert_eq!(new["spec"]["replicas"], 2);
+    assert_eq!(old["spec"]["replicas"], 0);
+    assert_eq!(old["status"]["replicas"], 0);
+    for pod in list(&state, "/pods", "default") {
+        assert!(owned_by(&pod, new));
+    }
+    drop(state);
+    // Going back to the first template reuses its ReplicaSet with a new revision.
+    modify(&store, "apps", "deployments", "default", "web", |d| {
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1");
+    })
+    .await;
+    wait_for(&store, "rollback", |s| {
+        deploy_done(s, "default", "web", 2)
+            && get(s, "apps/deployments", "default", "web").unwrap()["metadata"]["annotations"]
+                ["deployment.kubernetes.io/revision"]
+                == "3"
+            && list(s, "/pods", "default").len() == 2
+    })
+    .await;
+    assert_eq!(list(&store.read(), "apps/replicasets", "default").len(), 2);
+}
+
+#[tokio::test]
+async fn recreate_and_revision_history_limit() {
+    let store = sandbox().await;
+    let mut d = deployment("app", 1, "v0");
+    d["spec"]["strategy"] = json!({"type": "Recreate"});
+    d["spec"]["revisionHistoryLimit"] = json!(1);
+    create(&store, "apps", "deployments", "default", d).await;
+    for v in 1..=3 {
+        wait_for(&store, "rollout", |s| deploy_done(s, "default", "app", 1)).await;
+        modify(&store, "apps", "deployments", "default", "app", move |d| {
+            d["spec"]["template"]["spec"]["containers"][0]["image"] = json!(format!("v{v}"));
+        })
+        .await;
+    }
+    wait_for(&store, "last rollout and cleanup", |s| {
+        deploy_done(s, "default", "app", 1) && list(s, "apps/replicasets", "default").len() == 2
+    })
+    .await;
+    let state = store.read();
+    let mut revisions: Vec<String> = list(&state, "apps/replicasets", "default")
+        .iter()
+        .map(|rs| rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"].as_str().unwrap().to_string())
+        .collect();
+    revisions.sort();
+    assert_eq!(revisions, ["3", "4"]);
+}
+
+#[tokio::test]
+async fn scale_to_zero_and_back() {
+    let store = sandbox().await;
+    create(&store, "apps", "deployments", "default", deployment("web", 2, "nginx")).await;
+    wait_for(&store, "rollout", |s| deploy_done(s, "default", "web", 2)).await;
+    modify(&store, "apps", "deployments", "default", "web", |d| d["spec"]["replicas"] = json!(0)).await;
+    wait_for(&store, "scaled to zero", |s| {
+        list(s, "/pods", "default").is_empty() && deploy_done(s, "default", "web", 0)
+    })
+    .await;
+    let d = get(&store.read(), "apps/deployments", "default", "web").unwrap();
+    assert!(d["status"].get("replicas").is_none(), "zero fields are omitted: {}", d["status"]);
+    modify(&store, "apps", "deployments", "default", "web", |d| d["spec"]["replicas"] = json!(1)).await;
+    wait_for(&store, "scaled to one", |s| deploy_done(s, "default", "web", 1)).await;
+    assert_eq!(list(&store.read(), "apps/replicasets", "default").len(), 1);
+}
+
+#[tokio::test]
+async fn paused_deployment_does_not_roll_out() {
+    let store = sandbox().await;
+    create(&store, "apps", "deployments", "default", deployment("web", 1, "a")).await;
+    wait_for(&store, "rollout", |s| deploy_done(s, "default", "web", 1)).await;
+    modify(&store, "apps", "deployments", "default", "web", |d| {
+        d["spec"]["paused"] = json!(true);
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("b");
+    })
+    .await;
+    wait_for(&store, "paused condition", |s| {
+        let d = get(s, "apps/deployments", "default", "web").unwrap();
+        d["status"]["conditions"][1]["reason"] == "DeploymentPaused"
+    })
+    .await;
+    assert_eq!(list(&store.read(), "apps/replicasets", "default").len(), 1);
+    modify(&store, "apps", "deployments", "default", "web", |d| d["spec"]["paused"] = json!(false)).await;
+    wait_for(&store, "resumed rollout", |s| {
+        deploy_done(s, "default", "web", 1) && list(s, "apps/replicasets", "default").len() == 2
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn statefulset_pods_and_bound_claims() {
+    let store = sandbox().await;
+    let sts = json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "db"},
+        "spec": {
+            "replicas": 3,
+            "serviceName": "db",
+            "selector": {"matchLabels": {"app": "db"}},
+            "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "pg", "image": "postgres"}]}},
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}],
+        },
+    });
+    create(&store, "apps", "statefulsets", "default", sts).await;
+    let ready = |s: &State, n: i64| {
+        let sts = get(s, "apps/statefulsets", "default", "db").unwrap();
+        let st = &sts["status"];
+        st["readyReplicas"] == n
+            && st["replicas"] == n
+            && st["updatedReplicas"] == n
+            && st["currentRevision"] == st["updateRevision"]
+            && st["observedGeneration"] == sts["metadata"]["generation"]
+    };
+    wait_for(&store, "statefulset ready", |s| ready(s, 3)).await;
+    {
+        let state = store.read();
+        let sts = get(&state, "apps/statefulsets", "default", "db").unwrap();
+        for i in 0..3 {
+            let pod = get(&state, "/pods", "default", &format!("db-{i}")).expect("ordinal pod");
+            assert_eq!(pod["metadata"]["labels"]["statefulset.kubernetes.io/pod-name"], format!("db-{i}"));
+            assert_eq!(pod["metadata"]["labels"]["controller-revision-hash"], sts["status"]["updateRevision"]);
+            assert_eq!(pod["spec"]["hostname"], format!("db-{i}"));
+            assert_eq!(pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"], format!("data-db-{i}"));
+            let pvc = get(&state, "/persistentvolumeclaims", "default", &format!("data-db-{i}")).expect("claim");
+            assert_eq!(pvc["status"]["phase"], "Bound");
+            assert_eq!(pvc["status"]["capacity"]["storage"], "1Gi");
+            assert_eq!(pvc["spec"]["storageClassName"], "local-path");
+            assert_eq!(pvc["spec"]["volumeName"], format!("pvc-{}", pvc["metadata"]["uid"].as_str().unwrap()));
+            assert!(pvc["metadata"].get("ownerReferences").is_none(), "Retain: no owner");
+        }
+    }
+    // A template change replaces the pods; then scaling down removes the highest ordinals.
+    modify(&store, "apps", "statefulsets", "default", "db", |s| {
+        s["spec"]["template"]["spec"]["containers"][0]["image"] = json!("postgres:17");
+    })
+    .await;
+    wait_for(&store, "rolling update", |s| {
+        ready(s, 3)
+            && (0..3).all(|i| {
+                get(s, "/pods", "default", &format!("db-{i}"))
+                    .is_some_and(|p| p["spec"]["containers"][0]["image"] == "postgres:17")
+            })
+    })
+    .await;
+    modify(&store, "apps", "statefulsets", "default", "db", |s| s["spec"]["replicas"] = json!(1)).await;
+    wait_for(&store, "scale down", |s| ready(s, 1)).await;
+    let state = store.read();
+    assert!(get(&state, "/pods", "default", "db-0").is_some());
+    assert!(get(&state, "/pods", "default", "db-1").is_none());
+    assert_eq!(list(&state, "/persistentvolumeclaims", "default").len(), 3, "claims are retained");
+}
+
+fn job(name: &str, completions: i64, fail: bool) -> Value {
+    let mut j = json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "completions": completions,
+            "backoffLimit": 1,
+            "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "run", "image": "busybox"}]}},
+        },
+    });
+    if fail {
+        j["spec"]["template"]["metadata"]["annotations"][super::FAIL_ANNOTATION] = json!("true");
+    }
+    j
+}
+
+#[tokio::test]
+async fn job_runs_to_completion() {
+    let store = sandbox().await;
+    create(&store, "batch", "jobs", "default", job("once", 2, false)).await;
+    wait_for(&store, "job complete", |s| {
+        get(s, "batch/jobs", "default", "once").is_some_and(|j| condition_true(&j, "Complete"))
+    })
+    .await;
+    let state = store.read();
+    let j = get(&state, "batch/jobs", "default", "once").unwrap();
+    assert_eq!(j["status"]["succeeded"], 2);
+    assert!(j["status"].get("active").is_none());
+    assert!(j["status"]["startTime"].is_string() && j["status"]["completionTime"].is_string());
+    assert!(condition_true(&j, "SuccessCriteriaMet"));
+    let pods = list(&state, "/pods", "default");
+    assert_eq!(pods.len(), 2);
+    for pod in pods {
+        assert_eq!(pod["status"]["phase"], "Succeeded");
+        assert_eq!(pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"], 0);
+        assert_eq!(pod["status"]["containerStatuses"][0]["state"]["terminated"]["reason"], "Completed");
+        assert_eq!(pod["metadata"]["labels"]["job-name"], "once");
+    }
+}
+
+#[tokio::test]
+async fn failing_job_hits_its_backoff_limit() {
+    let store = sandbox().await;
+    create(&store, "batch", "jobs", "default", job("doomed", 1, true)).await;
+    wait_for(&store, "job failed", |s| {
+        get(s, "batch/jobs", "default", "doomed").is_some_and(|j| condition_true(&j, "Failed"))
+    })
+    .await;
+    let state = store.read();
+    let j = get(&state, "batch/jobs", "default", "doomed").unwrap();
+    assert_eq!(j["status"]["failed"], 2);
+    let failed = j["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Failed").unwrap().clone();
+    assert_eq!(failed["reason"], "BackoffLimitExceeded");
+    assert!(!condition_true(&j, "Complete"));
+    for pod in list(&state, "/pods", "default") {
+        assert_eq!(pod["status"]["phase"], "Failed");
+        assert_eq!(pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"], 1);
+    }
+}
+
+#[tokio::test]
+async fn suspended_job_creates_no_pods() {
+    let store = sandbox().await;
+    let mut j = job("later", 1, false);
+    j["spec"]["suspend"] = json!(true);
+    create(&store, "batch", "jobs", "default", j).await;
+    wait_for(&store, "suspended condition", |s| {
+        get(s, "batch/jobs", "default", "later").is_some_and(|j| condition_true(&j, "Suspended"))
+    })
+    .await;
+    assert!(list(&store.read(), "/pods", "default").is_empty());
+    modify(&store, "batch", "jobs", "default", "later", |j| j["spec"]["suspend"] = json!(false)).await;
+    wait_for(&store, "job complete", |s| {
+        get(s, "batch/jobs", "default", "later").is_some_and(|j| condition_true(&j, "Complete"))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn crash_looping_and_delayed_pods() {
+    let store = sandbox().await;
+    let pod = |name: &str, annotations: Value| {
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "annotations": annotations},
+            "spec": {"containers": [{"name": "c", "image": "app"}]},
+        })
+    };
+    create(&store, "", "pods", "default", pod("crash", json!({super::FAIL_ANNOTATION: "true"}))).await;
+    let started = Instant::now();
+    create(&store, "", "pods", "default", pod("slow", json!({super::START_DELAY_ANNOTATION: "300"}))).await;
+    wait_for(&store, "crash loop", |s| {
+        get(s, "/pods", "default", "crash").is_some_and(|p| {
+            p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+        })
+    })
+    .await;
+    let crash = get(&store.read(), "/pods", "default", "crash").unwrap();
+    assert_eq!(crash["status"]["phase"], "Running");
+    assert!(!pod_ready(&crash));
+    assert_eq!(crash["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"], 1);
+    let slow = get(&store.read(), "/pods", "default", "slow").unwrap();
+    if started.elapsed() < Duration::from_millis(250) {
+        assert_eq!(slow["status"]["phase"], "Pending");
+    }
+    wait_for(&store, "slow pod running", |s| {
+        get(s, "/pods", "default", "slow").is_some_and(|p| pod_ready(&p))
+    })
+    .await;
+    assert!(started.elapsed() >= Duration::from_millis(300));
+}
+
+#[tokio::test]
+async fn service_endpoints_follow_ready_pods() {
+    let store = sandbox().await;
+    create(&store, "apps", "deployments", "default", deployment("web", 2, "nginx")).await;
+    let svc = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web"},
+        "spec": {"type": "LoadBalancer", "selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+    });
+    create(&store, "", "services", "default", svc).await;
+    wait_for(&store, "endpoints", |s| {
+        get(s, "/endpoints", "default", "web").is_some_and(|ep| {
+            ep["subsets"][0]["addresses"].as_array().is_some_and(|a| a.len() == 2)
+        })
+    })
+    .await;
+    let state = store.read();
+    let ep = get(&state, "/endpoints", "default", "web").unwrap();
+    assert_eq!(ep["subsets"][0]["ports"][0]["port"], 8080);
+    assert_eq!(ep["subsets"][0]["addresses"][0]["targetRef"]["kind"], "Pod");
+    let svc = get(&state, "/services", "default", "web").unwrap();
+    assert_eq!(svc["status"]["loadBalancer"]["ingress"][0]["ip"], "127.0.0.1");
+    drop(state);
+    delete(&store, "", "services", "default", "web", Propagation::Background).await;
+    wait_for(&store, "endpoints removed", |s| get(s, "/endpoints", "default", "web").is_none()).await;
+}
+
+#[tokio::test]
+async fn ingress_gets_an_address() {
+    let store = sandbox().await;
+    let ing = json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "site"},
+        "spec": {"rules": [{"host": "example.test"}]},
+    });
+    create(&store, "networking.k8s.io", "ingresses", "default", ing).await;
+    wait_for(&store, "ingress address", |s| {
+        get(s, "networking.k8s.io/ingresses", "default", "site")
+            .is_some_and(|i| i["status"]["loadBalancer"]["ingress"][0]["ip"] == "127.0.0.1")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn background_deletion_cascades() {
+    let store = sandbox().await;
+    create(&store, "apps", "deployments", "default", deployment("web", 2, "nginx")).await;
+    wait_for(&store, "rollout", |s| deploy_done(s, "default", "web", 2)).await;
+    delete(&store, "apps", "deployments", "default", "web", Propagation::Background).await;
+    wait_for(&store, "replica sets and pods gone", |s| {
+        list(s, "apps/replicasets", "default").is_empty() && list(s, "/pods", "default").is_empty()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn foreground_deletion_waits_for_dependents() {
+    let store = sandbox().await;
+    create(&store, "apps", "deployments", "default", deployment("web", 1, "nginx")).await;
+    wait_for(&store, "rollout", |s| deploy_done(s, "default", "web", 1)).await;
+    let pod_name = list(&store.read(), "/pods", "default")[0]["metadata"]["name"].as_str().unwrap().to_string();
+    modify(&store, "", "pods", "default", &pod_name, |p| p["metadata"]["finalizers"] = json!(["test/hold"])).await;
+    delete(&store, "apps", "deployments", "default", "web", Propagation::Foreground).await;
+    wait_for(&store, "pod terminating", |s| {
+        get(s, "/pods", "default", &pod_name).is_some_and(|p| p["metadata"]["deletionTimestamp"].is_string())
+    })
+    .await;
+    {
+        let state = store.read();
+        let d = get(&state, "apps/deployments", "default", "web").expect("owner stays while dependents remain");
+        assert!(d["metadata"]["deletionTimestamp"].is_string());
+        assert_eq!(d["metadata"]["finalizers"], json!([ops::FOREGROUND]));
+        let rs = &list(&state, "apps/replicasets", "default")[0];
+        assert!(rs["metadata"]["deletionTimestamp"].is_string());
+        let pod = get(&state, "/pods", "default", &pod_name).unwrap();
+        assert!(!pod_ready(&pod), "a terminating pod is not ready");
+    }
+    let name = pod_name.clone();
+    store
+        .write(move |tx| {
+            let res = tx.state().registry.find_any_version("", "pods").unwrap();
+            ops::remove_finalizer(tx, &res, &ObjKey::new("/pods", "default", name), "test/hold", "test")
+        })
+        .await
+        .expect("release the pod");
+    wait_for(&store, "everything gone", |s| {
+        get(s, "apps/deployments", "default", "web").is_none()
+            && list(s, "apps/replicasets", "default").is_empty()
+            && list(s, "/pods", "default").is_empty()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn orphan_deletion_keeps_dependents() {
+    let store = sandbox().await;
+    create(&store, "apps", "deployments", "default", deployment("web", 2, "nginx")).await;
+    wait_for(&store, "rollout", |s| deploy_done(s, "default", "web", 2)).await;
+    delete(&store, "apps", "deployments", "default", "web", Propagation::Orphan).await;
+    wait_for(&store, "deployment gone", |s| get(s, "apps/deployments", "default", "web").is_none()).await;
+    // Give the garbage collector a chance to do something wrong.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let state = store.read();
+    let rss = list(&state, "apps/replicasets", "default");
+    assert_eq!(rss.len(), 1);
+    assert!(rss[0]["metadata"].get("ownerReferences").is_none());
+    let pods = list(&state, "/pods", "default");
+    assert_eq!(pods.len(), 2);
+    assert!(pods.iter().all(|p| owned_by(p, &rss[0]) && pod_ready(p)));
+}
+
+#[tokio::test]
+async fn dangling_owner_references_are_collected() {
+    let store = sandbox().await;
+    let cm = create(&store, "", "configmaps", "default", json!({"metadata": {"name": "owner"}})).await;
+    let owned = |name: &str, uid: &Value| {
+        json!({"metadata": {"name": name, "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid}]}})
+    };
+    create(&store, "", "configmaps", "default", owned("child", &cm["metadata"]["uid"])).await;
+    create(&store, "", "configmaps", "default", owned("stale", &json!("not-the-uid"))).await;
+    wait_for(&store, "stale dependent collected", |s| get(s, "/configmaps", "default", "stale").is_none()).await;
+    assert!(get(&store.read(), "/configmaps", "default", "child").is_some());
+    delete(&store, "", "configmaps", "default", "owner", Propagation::Background).await;
+    wait_for(&store, "child collected", |s| get(s, "/configmaps", "default", "child").is_none()).await;
+}
+
+#[tokio::test]
+async fn namespace_deletion_removes_everything() {
+    let store = sandbox().await;
+    create(&store, "", "namespaces", "", json!({"metadata": {"name": "doomed"}})).await;
+    create(&store, "apps", "deployments", "doomed", deployment("web", 2, "nginx")).await;
+    create(&store, "", "configmaps", "doomed", json!({"metadata": {"name": "cfg", "finalizers": ["test/hold"]}})).await;
+    wait_for(&store, "rollout", |s| deploy_done(s, "doomed", "web", 2)).await;
+    delete(&store, "", "namespaces", "", "doomed", Propagation::Background).await;
+    wait_for(&store, "content removed but a finalizer", |s| {
+        s.iter().filter(|(k, _)| k.ns == "doomed").count() == 1
+            && get(s, "/namespaces", "", "doomed").is_some_and(|ns| {
+                ns["status"]["conditions"]
+                    .as_array()
+                    .is_some_and(|c| c.iter().any(|c| c["type"] == "NamespaceFinalizersRemaining" && c["status"] == "True"))
+            })
+    })
+    .await;
+    assert_eq!(get(&store.read(), "/namespaces", "", "doomed").unwrap()["status"]["phase"], "Terminating");
+    store
+        .write(|tx| {
+            let res = tx.state().registry.find_any_version("", "configmaps").unwrap();
+            ops::remove_finalizer(tx, &res, &ObjKey::new("/configmaps", "doomed", "cfg"), "test/hold", "test")
+        })
+        .await
+        .expect("release the config map");
+    wait_for(&store, "namespace gone", |s| {
+        get(s, "/namespaces", "", "doomed").is_none() && s.iter().all(|(k, _)| k.ns != "doomed")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn hpa_clamps_replicas() {
+    let store = sandbox().await;
+    create(&store, "apps", "deployments", "default", deployment("web", 1, "nginx")).await;
+    let hpa = json!({
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "minReplicas": 2, "maxReplicas": 4},
+    });
+    create(&store, "autoscaling", "horizontalpodautoscalers", "default", hpa).await;
+    wait_for(&store, "scaled up to the minimum", |s| deploy_done(s, "default", "web", 2)).await;
+    let h = get(&store.read(), "autoscaling/horizontalpodautoscalers", "default", "web").unwrap();
+    assert_eq!(h["status"]["desiredReplicas"], 2);
+    assert!(h["status"]["lastScaleTime"].is_string());
+    let active = h["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "ScalingActive").unwrap().clone();
+    assert_eq!(active["status"], "False");
+    assert_eq!(active["reason"], "FailedGetResourceMetric");
+    modify(&store, "apps", "deployments", "default", "web", |d| d["spec"]["replicas"] = json!(10)).await;
+    wait_for(&store, "scaled down to the maximum", |s| deploy_done(s, "default", "web", 4)).await;
+}
+
+#[tokio::test]
+async fn work_resumes_after_a_restart() {
+    // Objects written before the controllers run (as after a restart) are reconciled at start.
+    let store = Store::in_memory();
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}});
+    create(&store, "", "namespaces", "", ns).await;
+    create(&store, "apps", "deployments", "default", deployment("web", 1, "nginx")).await;
+    super::start(store.clone());
+    wait_for(&store, "rollout", |s| deploy_done(s, "default", "web", 1)).await;
+}
+
+#[tokio::test]
+async fn converged_state_emits_no_events() {
+    let store = sandbox().await;
+    create(&store, "apps", "deployments", "default", deployment("web", 2, "nginx")).await;
+    let svc = json!({"metadata": {"name": "web"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}});
+    create(&store, "", "services", "default", svc).await;
+    wait_for(&store, "rollout", |s| {
+        deploy_done(s, "default", "web", 2) && get(s, "/endpoints", "default", "web").is_some()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rv = store.read().resource_version();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(store.read().resource_version(), rv, "controllers keep writing after converging");
+}
