@@ -156,10 +156,22 @@ async fn server_side_apply_is_idempotent_and_detects_conflicts() {
     let deployments: Api<Deployment> = Api::namespaced(sb.client(), "default");
     let apply = PatchParams::apply("kip");
     let body = deployment("web", 2, "nginx:1.27");
-    let first = deployments
+    deployments
         .patch("web", &apply, &Patch::Apply(&body))
         .await
         .expect("apply creates");
+    // The controllers write the deployment's status and revision annotation; let them finish.
+    let first = eventually(WAIT, "the rollout to settle", || {
+        let deployments = deployments.clone();
+        async move {
+            let d = deployments.get("web").await.ok()?;
+            let done = d.status.as_ref()?.conditions.as_ref()?.iter().any(|c| {
+                c.reason.as_deref() == Some("NewReplicaSetAvailable")
+            });
+            done.then_some(d)
+        }
+    })
+    .await;
     let second = deployments
         .patch("web", &apply, &Patch::Apply(&body))
         .await

@@ -418,6 +418,13 @@ pub fn delete(
     let Some(old) = tx.get(&key) else {
         return Err(ApiError::not_found(&res.plural, &res.group, name));
     };
+    if key.res == NAMESPACES && PROTECTED_NAMESPACES.contains(&name) {
+        return Err(ApiError::new(
+            403,
+            "Forbidden",
+            format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
+        ));
+    }
     let meta = &old["metadata"];
     if let Some(uid) = &opts.precondition_uid
         && meta["uid"].as_str() != Some(uid.as_str())
@@ -484,6 +491,8 @@ fn namespace_held(key: &ObjKey, obj: &Value) -> bool {
 }
 
 pub const NAMESPACES: &str = "/namespaces";
+/// Namespaces the API server refuses to delete.
+pub const PROTECTED_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
 
 fn remove_now(tx: &mut Tx, key: &ObjKey, res: &Resource) -> ApiResult<Arc<Value>> {
     tx.remove(key)

@@ -94,10 +94,55 @@ pub fn controlled(tx: &Tx, owner_uid: &str, res_key: &str) -> Vec<(ObjKey, Arc<V
         .filter(|k| k.res == res_key)
         .filter_map(|k| {
             let obj = state.get(&k)?;
-            let controlled = controller_ref(&obj).is_some_and(|r| r["uid"].as_str() == Some(owner_uid));
+            let controlled =
+                controller_ref(&obj).is_some_and(|r| r["uid"].as_str() == Some(owner_uid));
             controlled.then_some((k, obj))
         })
         .collect()
+}
+
+/// Makes the owner the controller of the objects of `res` in its namespace that have no
+/// controller, are not being deleted and match `selector` (a LabelSelector), as controllers
+/// adopt orphans. `also` filters further.
+pub fn adopt_orphans(
+    tx: &mut Tx,
+    res: &Resource,
+    owner: &Value,
+    owner_res: &Resource,
+    selector: &Value,
+    manager: &str,
+    also: impl Fn(&Value) -> bool,
+) -> ApiResult<()> {
+    let Ok(selector) = crate::selector::from_label_selector_json(selector) else {
+        return Ok(());
+    };
+    if selector.is_empty() {
+        return Ok(());
+    }
+    let ns = str_of(owner, "/metadata/namespace").to_string();
+    let orphans: Vec<(ObjKey, Arc<Value>)> = tx
+        .state()
+        .list(&res.key(), Some(&ns))
+        .filter(|(_, o)| {
+            controller_ref(o).is_none()
+                && !is_deleting(o)
+                && selector.matches(o["metadata"]["labels"].as_object())
+                && also(o)
+        })
+        .map(|(k, o)| (k.clone(), o.clone()))
+        .collect();
+    for (key, orphan) in orphans {
+        let mut refs: Vec<Value> = owner_refs(&orphan)
+            .iter()
+            .filter(|r| r["uid"].as_str() != Some(uid(owner)))
+            .cloned()
+            .collect();
+        refs.push(controller_ref_to(owner_res, owner));
+        let mut adopted = (*orphan).clone();
+        adopted["metadata"]["ownerReferences"] = json!(refs);
+        write_main(tx, res, &key, &orphan, adopted, manager)?;
+    }
+    Ok(())
 }
 
 /// Whether the namespace of a namespaced object is being deleted (nothing may be created there).
@@ -235,7 +280,10 @@ pub fn conditions(old: &Value, wanted: &[Cond], style: CondStyle) -> Value {
                 }
                 CondStyle::Transition => {}
             }
-            cond.insert("lastTransitionTime".into(), keep("lastTransitionTime", same_status));
+            cond.insert(
+                "lastTransitionTime".into(),
+                keep("lastTransitionTime", same_status),
+            );
             if !c.reason.is_empty() {
                 cond.insert("reason".into(), json!(c.reason));
             }
@@ -306,11 +354,17 @@ const SAFE: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 /// A hash of a pod template like the `pod-template-hash` label: up to 10 characters of the
 /// alphabet the API server uses for generated names.
 pub fn template_hash(template: &Value) -> String {
-    let mut template = template.clone();
-    if let Some(labels) = template["metadata"]["labels"].as_object_mut() {
-        labels.remove("pod-template-hash");
+    salted_template_hash(template, 0)
+}
+
+/// [`template_hash`] with a collision count mixed in, as the Deployment controller does when
+/// the name it would use is taken.
+pub fn salted_template_hash(template: &Value, salt: u32) -> String {
+    let mut text = canonical(&normalized_template(template));
+    if salt > 0 {
+        text.push_str(&salt.to_string());
     }
-    let h = fnv(&canonical(&template));
+    let h = fnv(&text);
     let h32 = (h ^ (h >> 32)) as u32;
     h32.to_string()
         .bytes()
@@ -318,27 +372,45 @@ pub fn template_hash(template: &Value) -> String {
         .collect()
 }
 
-/// Whether two pod templates are equal apart from the `pod-template-hash` label.
+/// A template without what does not make it different: the `pod-template-hash` label, the
+/// creation timestamp and empty values (`resources: {}` as Go clients send it).
+fn normalized_template(template: &Value) -> Value {
+    let mut t = template.clone();
+    if let Some(labels) = t
+        .pointer_mut("/metadata/labels")
+        .and_then(Value::as_object_mut)
+    {
+        labels.remove("pod-template-hash");
+    }
+    if let Some(meta) = t.pointer_mut("/metadata").and_then(Value::as_object_mut) {
+        meta.remove("creationTimestamp");
+    }
+    prune(&t)
+}
+
+/// Whether two pod templates are equal apart from what [`normalized_template`] drops.
 pub fn same_template(a: &Value, b: &Value) -> bool {
-    let strip = |t: &Value| {
-        let mut t = t.clone();
-        if let Some(labels) = t["metadata"]["labels"].as_object_mut() {
-            labels.remove("pod-template-hash");
-        }
-        if let Some(meta) = t["metadata"].as_object_mut() {
-            meta.remove("creationTimestamp");
-            if meta.get("labels").is_some_and(|l| l.as_object().is_some_and(Map::is_empty)) {
-                meta.remove("labels");
-            }
-        }
-        if t["metadata"].as_object().is_some_and(Map::is_empty)
-            && let Some(m) = t.as_object_mut()
-        {
-            m.remove("metadata");
-        }
-        t
+    normalized_template(a) == normalized_template(b)
+}
+
+/// `v` without nulls, empty objects and empty arrays, at any depth.
+fn prune(v: &Value) -> Value {
+    let empty = |v: &Value| match v {
+        Value::Null => true,
+        Value::Object(m) => m.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
     };
-    strip(a) == strip(b)
+    match v {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), prune(v)))
+                .filter(|(_, v)| !empty(v))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(prune).collect()),
+        other => other.clone(),
+    }
 }
 
 /// A pod (or other object) made from a template: its labels, annotations and finalizers, its
@@ -381,7 +453,10 @@ mod tests {
     #[test]
     fn canonical_sorts_keys() {
         let a = json!({"b": 1, "a": {"d": [1, {"z": 1, "y": 2}], "c": "x"}});
-        assert_eq!(canonical(&a), r#"{"a":{"c":"x","d":[1,{"y":2,"z":1}]},"b":1}"#);
+        assert_eq!(
+            canonical(&a),
+            r#"{"a":{"c":"x","d":[1,{"y":2,"z":1}]},"b":1}"#
+        );
     }
 
     #[test]
@@ -397,18 +472,49 @@ mod tests {
         other["spec"]["containers"][0]["image"] = json!("nginx:2");
         assert_ne!(h, template_hash(&other));
         assert!(!same_template(&t, &other));
+        let mut sent = t.clone();
+        sent["metadata"]["creationTimestamp"] = Value::Null;
+        sent["spec"]["containers"][0]["resources"] = json!({});
+        assert!(same_template(&t, &sent));
     }
 
     #[test]
     fn conditions_keep_timestamps_when_unchanged() {
         let old = json!([{"type": "Ready", "status": "True", "reason": "A", "lastTransitionTime": "2020-01-01T00:00:00Z", "lastUpdateTime": "2020-01-01T00:00:00Z"}]);
-        let same = conditions(&old, &[Cond { kind: "Ready", status: "True", reason: "A", message: String::new() }], CondStyle::Update);
+        let same = conditions(
+            &old,
+            &[Cond {
+                kind: "Ready",
+                status: "True",
+                reason: "A",
+                message: String::new(),
+            }],
+            CondStyle::Update,
+        );
         assert_eq!(same[0]["lastTransitionTime"], "2020-01-01T00:00:00Z");
         assert_eq!(same[0]["lastUpdateTime"], "2020-01-01T00:00:00Z");
-        let reason = conditions(&old, &[Cond { kind: "Ready", status: "True", reason: "B", message: String::new() }], CondStyle::Update);
+        let reason = conditions(
+            &old,
+            &[Cond {
+                kind: "Ready",
+                status: "True",
+                reason: "B",
+                message: String::new(),
+            }],
+            CondStyle::Update,
+        );
         assert_eq!(reason[0]["lastTransitionTime"], "2020-01-01T00:00:00Z");
         assert_ne!(reason[0]["lastUpdateTime"], "2020-01-01T00:00:00Z");
-        let flipped = conditions(&old, &[Cond { kind: "Ready", status: "False", reason: "A", message: String::new() }], CondStyle::Transition);
+        let flipped = conditions(
+            &old,
+            &[Cond {
+                kind: "Ready",
+                status: "False",
+                reason: "A",
+                message: String::new(),
+            }],
+            CondStyle::Transition,
+        );
         assert_ne!(flipped[0]["lastTransitionTime"], "2020-01-01T00:00:00Z");
         assert!(flipped[0].get("lastUpdateTime").is_none());
     }

@@ -5,22 +5,24 @@
 //! new ReplicaSet is scaled to `spec.replicas` at once; the old ones are scaled to 0 once the
 //! new one is fully ready (`RollingUpdate`, without surge arithmetic) or before the new one
 //! starts (`Recreate`). At most `revisionHistoryLimit` old, empty ReplicaSets are kept. A
-//! paused Deployment gets no new ReplicaSet until resumed.
+//! paused Deployment gets no new ReplicaSet until resumed. ReplicaSets matching the selector
+//! that have no controller are adopted.
 
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use super::Outcome;
 use super::common::{
-    Cond, CondStyle, annotation, conditions, controlled, controller_ref_to, delete, int,
-    put_nonzero, resource, same_template, template_hash, uid, write_main, write_status,
+    Cond, CondStyle, adopt_orphans, annotation, conditions, controlled, controller_ref_to, delete,
+    int, put_nonzero, resource, salted_template_hash, same_template, uid, write_main, write_status,
 };
+use super::{Outcome, events};
 use crate::error::{ApiError, ApiResult};
 use crate::ops::{self, Part, WriteKind};
 use crate::store::{ObjKey, Tx};
 
 const MANAGER: &str = "kip-sandbox-deployment-controller";
+const COMPONENT: &str = "deployment-controller";
 pub const REVISION: &str = "deployment.kubernetes.io/revision";
 const DESIRED: &str = "deployment.kubernetes.io/desired-replicas";
 const MAX: &str = "deployment.kubernetes.io/max-replicas";
@@ -57,6 +59,15 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, d: Arc<Value>) -> ApiResult<Outcome>
     } else {
         int_or_percent(&d["spec"]["strategy"]["rollingUpdate"]["maxSurge"], want, 1)
     };
+    adopt_orphans(
+        tx,
+        &rs_res,
+        &d,
+        &res,
+        &d["spec"]["selector"],
+        MANAGER,
+        |_| true,
+    )?;
     let all = controlled(tx, uid(&d), "apps/replicasets");
     let new_idx = all
         .iter()
@@ -88,6 +99,7 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, d: Arc<Value>) -> ApiResult<Outcome>
             annotate(&mut updated["metadata"], rev);
             updated["spec"]["replicas"] = json!(target);
             write_main(tx, &rs_res, k, rs, updated, MANAGER)?;
+            scaled_event(tx, &d, rs, target);
             Some(k.clone())
         }
         None if !paused => {
@@ -107,6 +119,7 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, d: Arc<Value>) -> ApiResult<Outcome>
                 let mut scaled = (**rs).clone();
                 scaled["spec"]["replicas"] = json!(0);
                 write_main(tx, &rs_res, k, rs, scaled, MANAGER)?;
+                scaled_event(tx, &d, rs, 0);
             }
         }
     }
@@ -133,12 +146,12 @@ fn create_rs(
     let template = &d["spec"]["template"];
     let mut collision = 0u32;
     let (name, hash) = loop {
-        let hash = match collision {
-            0 => template_hash(template),
-            n => template_hash(&json!([template, n])),
-        };
+        let hash = salted_template_hash(template, collision);
         let name = format!("{}-{hash}", key.name);
-        if tx.get(&ObjKey::new("apps/replicasets", &key.ns, &name)).is_none() {
+        if tx
+            .get(&ObjKey::new("apps/replicasets", &key.ns, &name))
+            .is_none()
+        {
             break (name, hash);
         }
         collision += 1;
@@ -169,11 +182,37 @@ fn create_rs(
         part: Part::Main,
     };
     let created = ops::create(tx, &rs_res, &key.ns, rs, how)?;
+    if replicas > 0 {
+        let message = format!("Scaled up replica set {name} from 0 to {replicas}");
+        events::record(
+            tx,
+            d,
+            events::normal(COMPONENT, "ScalingReplicaSet", message),
+        );
+    }
     Ok(ObjKey::new(
         "apps/replicasets",
         &key.ns,
         created["metadata"]["name"].as_str().unwrap_or(&name),
     ))
+}
+
+/// Says that a ReplicaSet was scaled, when it was.
+fn scaled_event(tx: &mut Tx, d: &Value, rs: &Value, to: i64) {
+    let from = int(&rs["spec"]["replicas"], 0);
+    if from == to {
+        return;
+    }
+    let way = if to > from { "up" } else { "down" };
+    let message = format!(
+        "Scaled {way} replica set {} from {from} to {to}",
+        rs["metadata"]["name"].as_str().unwrap_or("")
+    );
+    events::record(
+        tx,
+        d,
+        events::normal(COMPONENT, "ScalingReplicaSet", message),
+    );
 }
 
 /// Deletes the oldest empty old ReplicaSets beyond `revisionHistoryLimit`.
@@ -207,16 +246,28 @@ fn status(tx: &Tx, d: &Value, new_key: Option<&ObjKey>, want: i64, paused: bool)
     let replicas = sum("replicas");
     let ready = sum("readyReplicas");
     let available = sum("availableReplicas");
-    let total: i64 = all.iter().map(|(_, rs)| int(&rs["spec"]["replicas"], 0)).sum();
-    let new_rs = new_key.and_then(|k| all.iter().find(|(key, _)| key == k)).map(|(_, rs)| rs);
+    let total: i64 = all
+        .iter()
+        .map(|(_, rs)| int(&rs["spec"]["replicas"], 0))
+        .sum();
+    let new_rs = new_key
+        .and_then(|k| all.iter().find(|(key, _)| key == k))
+        .map(|(_, rs)| rs);
     let updated = new_rs.map_or(0, |rs| int(&rs["status"]["replicas"], 0));
     let mut status = Map::new();
-    status.insert("observedGeneration".into(), d["metadata"]["generation"].clone());
+    status.insert(
+        "observedGeneration".into(),
+        d["metadata"]["generation"].clone(),
+    );
     put_nonzero(&mut status, "replicas", replicas);
     put_nonzero(&mut status, "updatedReplicas", updated);
     put_nonzero(&mut status, "readyReplicas", ready);
     put_nonzero(&mut status, "availableReplicas", available);
-    put_nonzero(&mut status, "unavailableReplicas", (total.max(want) - available).max(0));
+    put_nonzero(
+        &mut status,
+        "unavailableReplicas",
+        (total.max(want) - available).max(0),
+    );
     let available_cond = if available >= want {
         Cond {
             kind: "Available",
@@ -258,7 +309,11 @@ fn status(tx: &Tx, d: &Value, new_key: Option<&ObjKey>, want: i64, paused: bool)
     };
     status.insert(
         "conditions".into(),
-        conditions(&d["status"]["conditions"], &[available_cond, progressing], CondStyle::Update),
+        conditions(
+            &d["status"]["conditions"],
+            &[available_cond, progressing],
+            CondStyle::Update,
+        ),
     );
     if let Some(c) = d["status"]["collisionCount"].as_i64() {
         status.insert("collisionCount".into(), json!(c));

@@ -13,9 +13,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::common::{
-    delete_with, is_deleting, owner_key, owner_refs, uid, write_main,
-};
+use super::common::{delete_with, is_deleting, owner_key, owner_refs, uid, write_main};
 use crate::error::ApiResult;
 use crate::ops::{self, FOREGROUND, ORPHAN, Propagation};
 use crate::store::{ObjKey, Tx};

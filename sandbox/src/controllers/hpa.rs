@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use super::Outcome;
 use super::common::{Cond, CondStyle, conditions, int, resource, write_main, write_status};
+use super::{Outcome, events};
 use crate::error::ApiResult;
 use crate::ops;
 use crate::store::{ObjKey, Tx};
@@ -44,14 +44,29 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, hpa: Arc<Value>) -> ApiResult<Outcom
             kind: "AbleToScale",
             status: "False",
             reason: "FailedGetScale",
-            message: format!("the HPA controller was unable to get the target's current scale: {what} \"{target_name}\" not found"),
+            message: format!(
+                "the HPA controller was unable to get the target's current scale: {what} \"{target_name}\" not found"
+            ),
         };
-        status.insert("currentReplicas".into(), old["currentReplicas"].as_i64().map_or(json!(0), |n| json!(n)));
-        status.insert("desiredReplicas".into(), old["desiredReplicas"].as_i64().map_or(json!(0), |n| json!(n)));
+        status.insert(
+            "currentReplicas".into(),
+            old["currentReplicas"]
+                .as_i64()
+                .map_or(json!(0), |n| json!(n)),
+        );
+        status.insert(
+            "desiredReplicas".into(),
+            old["desiredReplicas"]
+                .as_i64()
+                .map_or(json!(0), |n| json!(n)),
+        );
         if let Some(t) = old["lastScaleTime"].as_str() {
             status.insert("lastScaleTime".into(), json!(t));
         }
-        status.insert("conditions".into(), conditions(&old["conditions"], &[cond], CondStyle::Transition));
+        status.insert(
+            "conditions".into(),
+            conditions(&old["conditions"], &[cond], CondStyle::Transition),
+        );
         write_status(tx, &res, key, Value::Object(status), MANAGER)?;
         return Ok(Outcome::done());
     };
@@ -64,6 +79,17 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, hpa: Arc<Value>) -> ApiResult<Outcom
         scaled["spec"]["replicas"] = json!(desired);
         write_main(tx, &target_res, &target_key, &target, scaled, MANAGER)?;
         last_scale = Some(ops::now());
+        let why = if current < min {
+            "below Spec.MinReplicas"
+        } else {
+            "above Spec.MaxReplicas"
+        };
+        let message = format!("New size: {desired}; reason: Current number of replicas {why}");
+        events::record(
+            tx,
+            &hpa,
+            events::normal("horizontal-pod-autoscaler", "SuccessfulRescale", message),
+        );
         Cond {
             kind: "AbleToScale",
             status: "True",
@@ -123,7 +149,11 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, hpa: Arc<Value>) -> ApiResult<Outcom
     }
     status.insert(
         "conditions".into(),
-        conditions(&old["conditions"], &[able, active, limited], CondStyle::Transition),
+        conditions(
+            &old["conditions"],
+            &[able, active, limited],
+            CondStyle::Transition,
+        ),
     );
     write_status(tx, &res, key, Value::Object(status), MANAGER)?;
     Ok(Outcome::done())

@@ -12,16 +12,17 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use super::Outcome;
 use super::common::{
     Cond, CondStyle, condition_true, conditions, controlled, controller_ref_to, delete, fresh_name,
     int, is_deleting, phase, pod_from_template, pod_ready, resource, uid, write_status,
 };
+use super::{Outcome, events};
 use crate::error::ApiResult;
 use crate::ops::{self, Part, WriteKind};
 use crate::store::{ObjKey, Tx};
 
 const MANAGER: &str = "kip-sandbox-job-controller";
+const COMPONENT: &str = "job-controller";
 const INDEX: &str = "batch.kubernetes.io/job-completion-index";
 
 fn finished(job: &Value) -> bool {
@@ -61,9 +62,15 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, job: Arc<Value>) -> ApiResult<Outcom
         None => succeeded >= 1 && active.is_empty(),
     };
     let failure = if failed > backoff_limit {
-        Some(("BackoffLimitExceeded", "Job has reached the specified backoff limit"))
+        Some((
+            "BackoffLimitExceeded",
+            "Job has reached the specified backoff limit",
+        ))
     } else if deadline.is_some_and(|d| elapsed.is_some_and(|e| e >= d) && !suspended) {
-        Some(("DeadlineExceeded", "Job was active longer than specified deadline"))
+        Some((
+            "DeadlineExceeded",
+            "Job was active longer than specified deadline",
+        ))
     } else {
         None
     };
@@ -75,22 +82,61 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, job: Arc<Value>) -> ApiResult<Outcom
             delete(tx, &pods_res, k)?;
         }
         active_count = 0;
-        wanted.push(Cond { kind: "FailureTarget", status: "True", reason, message: message.into() });
-        wanted.push(Cond { kind: "Failed", status: "True", reason, message: message.into() });
+        events::record(tx, &job, events::warning(COMPONENT, reason, message.into()));
+        wanted.push(Cond {
+            kind: "FailureTarget",
+            status: "True",
+            reason,
+            message: message.into(),
+        });
+        wanted.push(Cond {
+            kind: "Failed",
+            status: "True",
+            reason,
+            message: message.into(),
+        });
     } else if complete {
+        events::record(
+            tx,
+            &job,
+            events::normal(COMPONENT, "Completed", "Job completed".into()),
+        );
         let message = "Reached expected number of succeeded pods".to_string();
-        wanted.push(Cond { kind: "SuccessCriteriaMet", status: "True", reason: "CompletionsReached", message: message.clone() });
-        wanted.push(Cond { kind: "Complete", status: "True", reason: "CompletionsReached", message });
+        wanted.push(Cond {
+            kind: "SuccessCriteriaMet",
+            status: "True",
+            reason: "CompletionsReached",
+            message: message.clone(),
+        });
+        wanted.push(Cond {
+            kind: "Complete",
+            status: "True",
+            reason: "CompletionsReached",
+            message,
+        });
         status.insert("completionTime".into(), json!(now));
     } else if suspended {
         for (k, _) in &active {
             delete(tx, &pods_res, k)?;
         }
         active_count = 0;
-        wanted.push(Cond { kind: "Suspended", status: "True", reason: "JobSuspended", message: "Job suspended".into() });
+        wanted.push(Cond {
+            kind: "Suspended",
+            status: "True",
+            reason: "JobSuspended",
+            message: "Job suspended".into(),
+        });
     } else {
-        if old_status["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Suspended")) {
-            wanted.push(Cond { kind: "Suspended", status: "False", reason: "JobResumed", message: "Job resumed".into() });
+        if old_status["conditions"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["type"] == "Suspended"))
+        {
+            wanted.push(Cond {
+                kind: "Suspended",
+                status: "False",
+                reason: "JobResumed",
+                message: "Job resumed".into(),
+            });
         }
         let remaining = completions.map_or(parallelism, |n| (n - succeeded).max(0));
         let target = parallelism.min(remaining);
@@ -103,7 +149,8 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, job: Arc<Value>) -> ApiResult<Outcom
             .filter(|(_, p)| phase(p) != "Failed" && !is_deleting(p))
             .filter_map(|(_, p)| p["metadata"]["annotations"][INDEX].as_str()?.parse().ok())
             .collect();
-        for _ in active_count..target {
+        let missing = target - active_count;
+        for _ in 0..missing {
             let name = fresh_name(tx, "/pods", &key.ns, &prefix);
             let mut pod = pod_from_template(&spec["template"], &name, &prefix, owner.clone());
             if indexed {
@@ -113,8 +160,20 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, job: Arc<Value>) -> ApiResult<Outcom
                 pod["metadata"]["annotations"][INDEX] = json!(index);
                 pod["metadata"]["labels"][INDEX] = json!(index);
             }
-            let how = WriteKind::Controller { manager: MANAGER, part: Part::Main };
+            let how = WriteKind::Controller {
+                manager: MANAGER,
+                part: Part::Main,
+            };
             ops::create(tx, &pods_res, &key.ns, pod, how)?;
+            events::record(
+                tx,
+                &job,
+                events::normal(
+                    COMPONENT,
+                    "SuccessfulCreate",
+                    format!("Created pod: {name}"),
+                ),
+            );
             active_count += 1;
         }
         if let (Some(d), Some(e)) = (deadline, elapsed) {
@@ -132,7 +191,10 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, job: Arc<Value>) -> ApiResult<Outcom
     if active_count > 0 {
         status.insert("active".into(), json!(active_count));
     }
-    status.insert("ready".into(), json!(if active_count > 0 { ready } else { 0 }));
+    status.insert(
+        "ready".into(),
+        json!(if active_count > 0 { ready } else { 0 }),
+    );
     if succeeded > 0 {
         status.insert("succeeded".into(), json!(succeeded));
     }
@@ -142,7 +204,10 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, job: Arc<Value>) -> ApiResult<Outcom
     status.insert("terminating".into(), json!(0));
     status.insert("uncountedTerminatedPods".into(), json!({}));
     if !wanted.is_empty() {
-        status.insert("conditions".into(), conditions(&old_status["conditions"], &wanted, CondStyle::Probe));
+        status.insert(
+            "conditions".into(),
+            conditions(&old_status["conditions"], &wanted, CondStyle::Probe),
+        );
     }
     write_status(tx, &res, key, Value::Object(status), MANAGER)?;
     Ok(match requeue {

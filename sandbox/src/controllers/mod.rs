@@ -11,6 +11,7 @@
 
 mod common;
 mod deployment;
+mod events;
 mod gc;
 mod hpa;
 mod ingress;
@@ -73,7 +74,7 @@ impl Outcome {
 /// delays measured in milliseconds (object timestamps only have whole seconds).
 #[derive(Default)]
 pub struct Ctx {
-    timers: Mutex<HashMap<(ObjKey, &'static str), (String, Instant)>>,
+    timers: Mutex<HashMap<(ObjKey, &'static str), Timer>>,
 }
 
 impl Ctx {
@@ -101,6 +102,9 @@ impl Ctx {
         timers.retain(|(k, _), _| k != key);
     }
 }
+
+/// The uid of the object a timer belongs to, and when it started.
+type Timer = (String, Instant);
 
 /// Keys waiting for a reconcile, each at most once.
 #[derive(Default)]
@@ -175,7 +179,7 @@ async fn run(store: Store) {
         let results = join_all(batch.iter().map(|key| {
             let key = key.clone();
             let ctx = ctx.clone();
-            store.write(move |tx| reconcile(tx, &ctx, &key))
+            store.write(move |tx| guarded(tx, &ctx, &key))
         }))
         .await;
         for (key, result) in batch.into_iter().zip(results) {
@@ -256,6 +260,13 @@ fn on_event(store: &Store, event: &Event, queue: &mut Queue) {
             queue.push(k.clone());
         }
     }
+}
+
+/// [`reconcile`], turning a panic (a bug, or an object of a shape nothing expected) into an
+/// error so that the store's writer thread survives it and what was staged is discarded.
+fn guarded(tx: &mut Tx, ctx: &Ctx, key: &ObjKey) -> ApiResult<Outcome> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reconcile(tx, ctx, key)))
+        .unwrap_or_else(|_| Err(crate::error::ApiError::internal("the controller panicked")))
 }
 
 /// One reconcile of one key: garbage collection first, then the kind's controller.

@@ -30,7 +30,12 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, ns_obj: &Arc<Value>) -> ApiResult<Ou
         if is_deleting(obj) {
             continue;
         }
-        let res = tx.state().registry.all().find(|r| r.key() == k.res).cloned();
+        let res = tx
+            .state()
+            .registry
+            .all()
+            .find(|r| r.key() == k.res)
+            .cloned();
         match res {
             Some(res) => delete(tx, &res, k)?,
             // Objects of a custom resource whose CRD is gone: nothing else can remove them.
@@ -73,14 +78,24 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, ns_obj: &Arc<Value>) -> ApiResult<Ou
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let content = format!("Some resources are remaining: {}", describe(&remaining, "has"));
+    let content = format!(
+        "Some resources are remaining: {}",
+        describe(&remaining, "has")
+    );
     let (fin_status, fin_reason, fin_message) = if finalizers.is_empty() {
-        ("False", "ContentHasNoFinalizers", "All content-preserving finalizers finished".to_string())
+        (
+            "False",
+            "ContentHasNoFinalizers",
+            "All content-preserving finalizers finished".to_string(),
+        )
     } else {
         (
             "True",
             "SomeFinalizersRemain",
-            format!("Some content in the namespace has finalizers remaining: {}", describe(&finalizers, "in")),
+            format!(
+                "Some content in the namespace has finalizers remaining: {}",
+                describe(&finalizers, "in")
+            ),
         )
     };
     let wanted = [
@@ -117,7 +132,11 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, ns_obj: &Arc<Value>) -> ApiResult<Ou
     ];
     let mut status = current["status"].clone();
     status["phase"] = json!("Terminating");
-    status["conditions"] = conditions(&current["status"]["conditions"], &wanted, CondStyle::Transition);
+    status["conditions"] = conditions(
+        &current["status"]["conditions"],
+        &wanted,
+        CondStyle::Transition,
+    );
     write_status(tx, &res, key, status, MANAGER)?;
     Ok(Outcome::done())
 }

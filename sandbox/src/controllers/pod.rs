@@ -24,8 +24,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::common::{Cond, CondStyle, annotation, conditions, is_deleting, phase, resource, uid, write_main, write_status};
-use super::{Ctx, Outcome};
+use super::common::{
+    Cond, CondStyle, annotation, conditions, is_deleting, phase, resource, uid, write_main,
+    write_status,
+};
+use super::{Ctx, Outcome, events};
 use crate::admission::fnv;
 use crate::error::ApiResult;
 use crate::ops;
@@ -37,6 +40,8 @@ pub const RUN_ANNOTATION: &str = "sandbox.kipper.run/run-ms";
 
 const MANAGER: &str = "kip-sandbox-kubelet";
 pub const NODE: &str = "sandbox";
+/// The component named in the kubelet's events.
+pub const KUBELET: &str = "kubelet";
 
 fn millis(pod: &Value, annotation_name: &str) -> Duration {
     let ms = annotation(pod, annotation_name)
@@ -77,6 +82,12 @@ pub fn reconcile(tx: &mut Tx, ctx: &Ctx, key: &ObjKey, pod: Arc<Value>) -> ApiRe
         let mut bound = (*pod).clone();
         bound["spec"]["nodeName"] = json!(NODE);
         pod = write_main(tx, &res, key, &pod, bound, MANAGER)?;
+        let message = format!("Successfully assigned {}/{} to {NODE}", key.ns, key.name);
+        events::record(
+            tx,
+            &pod,
+            events::normal("default-scheduler", "Scheduled", message),
+        );
     }
     let pod_uid = uid(&pod).to_string();
     let fail = annotation(&pod, FAIL_ANNOTATION) == Some("true");
@@ -89,6 +100,7 @@ pub fn reconcile(tx: &mut Tx, ctx: &Ctx, key: &ObjKey, pod: Arc<Value>) -> ApiRe
         }
         let started = ops::now();
         ctx.reset(key, &pod_uid, "running");
+        container_events(tx, &pod, fail && !completes);
         if fail && !completes {
             write_status(tx, &res, key, crashloop_status(&pod, &started, 0), MANAGER)?;
             return Ok(Outcome::after(backoff(0)));
@@ -122,10 +134,17 @@ pub fn reconcile(tx: &mut Tx, ctx: &Ctx, key: &ObjKey, pod: Arc<Value>) -> ApiRe
         let last = ctx.since(key, &pod_uid, "restart");
         if let Some(wait) = remaining(last, backoff(restarts)) {
             // Keep the status right (the annotation may have just been added).
-            write_status(tx, &res, key, crashloop_status(&pod, &started, restarts), MANAGER)?;
+            write_status(
+                tx,
+                &res,
+                key,
+                crashloop_status(&pod, &started, restarts),
+                MANAGER,
+            )?;
             return Ok(Outcome::after(wait));
         }
         ctx.reset(key, &pod_uid, "restart");
+        container_events(tx, &pod, true);
         let status = crashloop_status(&pod, &started, restarts + 1);
         write_status(tx, &res, key, status, MANAGER)?;
         return Ok(Outcome::after(backoff(restarts + 1)));
@@ -135,8 +154,45 @@ pub fn reconcile(tx: &mut Tx, ctx: &Ctx, key: &ObjKey, pod: Arc<Value>) -> ApiRe
     Ok(Outcome::done())
 }
 
+/// What the kubelet says when it starts the containers (and when they crash).
+fn container_events(tx: &mut Tx, pod: &Value, crashed: bool) {
+    for c in containers(pod) {
+        let name = c["name"].as_str().unwrap_or("");
+        let image = c["image"].as_str().unwrap_or("");
+        let at = format!("spec.containers{{{name}}}");
+        let said = [
+            events::normal(
+                KUBELET,
+                "Pulled",
+                format!("Container image \"{image}\" already present on machine"),
+            ),
+            events::normal(KUBELET, "Created", format!("Created container: {name}")),
+            events::normal(KUBELET, "Started", format!("Started container {name}")),
+        ];
+        for event in said {
+            events::record(tx, pod, event.at(at.clone()));
+        }
+        if crashed {
+            let message = format!(
+                "Back-off restarting failed container {name} in pod {}_{}({})",
+                pod["metadata"]["name"].as_str().unwrap_or(""),
+                pod["metadata"]["namespace"].as_str().unwrap_or(""),
+                uid(pod)
+            );
+            events::record(
+                tx,
+                pod,
+                events::warning(KUBELET, "BackOff", message).at(at.clone()),
+            );
+        }
+    }
+}
+
 fn containers(pod: &Value) -> &[Value] {
-    pod["spec"]["containers"].as_array().map(Vec::as_slice).unwrap_or(&[])
+    pod["spec"]["containers"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
 }
 
 fn container_id(pod: &Value, name: &str) -> String {
@@ -161,25 +217,67 @@ fn base_status(pod: &Value, phase: &str, started: &str) -> Value {
     status
 }
 
-fn pod_conditions(pod: &Value, started: bool, ready: bool, reason: &str, unready: &[&str]) -> Value {
+fn pod_conditions(
+    pod: &Value,
+    started: bool,
+    ready: bool,
+    reason: &str,
+    unready: &[&str],
+) -> Value {
     let t = |b: bool| if b { "True" } else { "False" };
     let message = if ready || reason != "ContainersNotReady" {
         String::new()
     } else {
         format!("containers with unready status: [{}]", unready.join(" "))
     };
-    let (r, m) = if ready { ("", String::new()) } else { (reason, message) };
+    let (r, m) = if ready {
+        ("", String::new())
+    } else {
+        (reason, message)
+    };
     let wanted = [
-        Cond { kind: "PodReadyToStartContainers", status: t(started), reason: "", message: String::new() },
-        Cond { kind: "Initialized", status: "True", reason: "", message: String::new() },
-        Cond { kind: "Ready", status: t(ready), reason: r, message: m.clone() },
-        Cond { kind: "ContainersReady", status: t(ready), reason: r, message: m },
-        Cond { kind: "PodScheduled", status: "True", reason: "", message: String::new() },
+        Cond {
+            kind: "PodReadyToStartContainers",
+            status: t(started),
+            reason: "",
+            message: String::new(),
+        },
+        Cond {
+            kind: "Initialized",
+            status: "True",
+            reason: "",
+            message: String::new(),
+        },
+        Cond {
+            kind: "Ready",
+            status: t(ready),
+            reason: r,
+            message: m.clone(),
+        },
+        Cond {
+            kind: "ContainersReady",
+            status: t(ready),
+            reason: r,
+            message: m,
+        },
+        Cond {
+            kind: "PodScheduled",
+            status: "True",
+            reason: "",
+            message: String::new(),
+        },
     ];
     conditions(&pod["status"]["conditions"], &wanted, CondStyle::Probe)
 }
 
-fn container_status(pod: &Value, c: &Value, state: Value, ready: bool, restarts: i64, last: Value) -> Value {
+fn container_status(
+    pod: &Value,
+    c: &Value,
+    state: Value,
+    ready: bool,
+    restarts: i64,
+    last: Value,
+) -> Value {
     let name = c["name"].as_str().unwrap_or("");
     let image = c["image"].as_str().unwrap_or("");
     let running = state.get("running").is_some();
@@ -214,11 +312,21 @@ fn init_statuses(pod: &Value, started: &str) -> Option<Value> {
 }
 
 fn pending_status(pod: &Value) -> Value {
-    let names: Vec<&str> = containers(pod).iter().filter_map(|c| c["name"].as_str()).collect();
+    let names: Vec<&str> = containers(pod)
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
     let statuses: Vec<Value> = containers(pod)
         .iter()
         .map(|c| {
-            let mut s = container_status(pod, c, json!({"waiting": {"reason": "ContainerCreating"}}), false, 0, json!({}));
+            let mut s = container_status(
+                pod,
+                c,
+                json!({"waiting": {"reason": "ContainerCreating"}}),
+                false,
+                0,
+                json!({}),
+            );
             if let Some(m) = s.as_object_mut() {
                 m.remove("containerID");
             }
@@ -245,7 +353,16 @@ fn running_status(pod: &Value, started: &str) -> Value {
     status["conditions"] = pod_conditions(pod, true, true, "", &[]);
     let statuses: Vec<Value> = containers(pod)
         .iter()
-        .map(|c| container_status(pod, c, json!({"running": {"startedAt": started}}), true, 0, json!({})))
+        .map(|c| {
+            container_status(
+                pod,
+                c,
+                json!({"running": {"startedAt": started}}),
+                true,
+                0,
+                json!({}),
+            )
+        })
         .collect();
     status["containerStatuses"] = json!(statuses);
     if let Some(inits) = init_statuses(pod, started) {
@@ -256,7 +373,10 @@ fn running_status(pod: &Value, started: &str) -> Value {
 
 fn crashloop_status(pod: &Value, started: &str, restarts: i64) -> Value {
     let mut status = base_status(pod, "Running", started);
-    let names: Vec<&str> = containers(pod).iter().filter_map(|c| c["name"].as_str()).collect();
+    let names: Vec<&str> = containers(pod)
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
     status["conditions"] = pod_conditions(pod, true, false, "ContainersNotReady", &names);
     let pod_name = pod["metadata"]["name"].as_str().unwrap_or("");
     let ns = pod["metadata"]["namespace"].as_str().unwrap_or("");
@@ -299,10 +419,13 @@ fn terminated_status(pod: &Value, exit: i64, reason: &str, phase: Option<&str>) 
         return old.clone();
     }
     let now = ops::now();
-    let started = old["startTime"].as_str().map(String::from).unwrap_or_else(|| now.clone());
-    let phase = phase.map(String::from).unwrap_or_else(|| {
-        old["phase"].as_str().unwrap_or("Pending").to_string()
-    });
+    let started = old["startTime"]
+        .as_str()
+        .map(String::from)
+        .unwrap_or_else(|| now.clone());
+    let phase = phase
+        .map(String::from)
+        .unwrap_or_else(|| old["phase"].as_str().unwrap_or("Pending").to_string());
     let mut status = if old["podIP"].is_string() || phase != "Pending" {
         base_status(pod, &phase, &started)
     } else {
@@ -317,14 +440,19 @@ fn terminated_status(pod: &Value, exit: i64, reason: &str, phase: Option<&str>) 
     } else {
         "ContainersNotReady"
     };
-    let names: Vec<&str> = containers(pod).iter().filter_map(|c| c["name"].as_str()).collect();
+    let names: Vec<&str> = containers(pod)
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
     status["conditions"] = pod_conditions(pod, true, false, terminal, &names);
     let statuses: Vec<Value> = containers(pod)
         .iter()
         .enumerate()
         .map(|(i, c)| {
             let name = c["name"].as_str().unwrap_or("");
-            let restarts = old["containerStatuses"][i]["restartCount"].as_i64().unwrap_or(0);
+            let restarts = old["containerStatuses"][i]["restartCount"]
+                .as_i64()
+                .unwrap_or(0);
             let state = json!({"terminated": {
                 "exitCode": exit,
                 "reason": reason,
@@ -332,7 +460,14 @@ fn terminated_status(pod: &Value, exit: i64, reason: &str, phase: Option<&str>) 
                 "finishedAt": now,
                 "containerID": container_id(pod, name),
             }});
-            container_status(pod, c, state, false, restarts, old["containerStatuses"][i]["lastState"].clone())
+            container_status(
+                pod,
+                c,
+                state,
+                false,
+                restarts,
+                old["containerStatuses"][i]["lastState"].clone(),
+            )
         })
         .collect();
     status["containerStatuses"] = json!(statuses);

@@ -2,28 +2,38 @@
 //! deletes some (unready ones first, then the newest) to reach `spec.replicas`, and reports
 //! replicas, fullyLabeledReplicas, readyReplicas and availableReplicas.
 //!
-//! Pods are the ones whose controller reference is the ReplicaSet; orphans matching the
-//! selector are not adopted.
+//! Pods are the ones whose controller reference is the ReplicaSet; running pods that match the
+//! selector and have no controller are adopted.
 
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use super::Outcome;
 use super::common::{
-    Cond, CondStyle, conditions, controlled, controller_ref_to, delete, fresh_name, int, pod_active,
-    pod_from_template, pod_ready, put_nonzero, resource, uid, write_status,
+    Cond, CondStyle, adopt_orphans, conditions, controlled, controller_ref_to, delete, fresh_name,
+    int, pod_active, pod_from_template, pod_ready, put_nonzero, resource, uid, write_status,
 };
+use super::{Outcome, events};
 use crate::error::ApiResult;
 use crate::ops::{self, Part, WriteKind};
 use crate::store::{ObjKey, Tx};
 
 const MANAGER: &str = "kip-sandbox-replicaset-controller";
+const COMPONENT: &str = "replicaset-controller";
 
 pub fn reconcile(tx: &mut Tx, key: &ObjKey, rs: Arc<Value>) -> ApiResult<Outcome> {
     let res = resource(tx, "apps", "replicasets")?;
     let pods_res = resource(tx, "", "pods")?;
     let want = int(&rs["spec"]["replicas"], 1).max(0) as usize;
+    adopt_orphans(
+        tx,
+        &pods_res,
+        &rs,
+        &res,
+        &rs["spec"]["selector"],
+        MANAGER,
+        pod_active,
+    )?;
     let mut pods: Vec<(ObjKey, Arc<Value>)> = controlled(tx, uid(&rs), "/pods")
         .into_iter()
         .filter(|(_, p)| pod_active(p))
@@ -35,10 +45,22 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, rs: Arc<Value>) -> ApiResult<Outcome
         for _ in pods.len()..want {
             let name = fresh_name(tx, "/pods", &key.ns, &prefix);
             let pod = pod_from_template(&rs["spec"]["template"], &name, &prefix, owner.clone());
-            let how = WriteKind::Controller { manager: MANAGER, part: Part::Main };
+            let how = WriteKind::Controller {
+                manager: MANAGER,
+                part: Part::Main,
+            };
             match ops::create(tx, &pods_res, &key.ns, pod, how) {
-                Ok(_) => {}
+                Ok(_) => {
+                    let message = format!("Created pod: {name}");
+                    events::record(
+                        tx,
+                        &rs,
+                        events::normal(COMPONENT, "SuccessfulCreate", message),
+                    );
+                }
                 Err(e) => {
+                    let message = format!("Error creating: {}", e.message);
+                    events::record(tx, &rs, events::warning(COMPONENT, "FailedCreate", message));
                     failure = Some(e.message);
                     break;
                 }
@@ -47,11 +69,27 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, rs: Arc<Value>) -> ApiResult<Outcome
     } else if pods.len() > want {
         // Unready pods go first, then the newest.
         pods.sort_by(|(ka, a), (kb, b)| {
-            let rank = |p: &Value| (pod_ready(p), std::cmp::Reverse(p["metadata"]["creationTimestamp"].as_str().unwrap_or("").to_string()));
+            let rank = |p: &Value| {
+                (
+                    pod_ready(p),
+                    std::cmp::Reverse(
+                        p["metadata"]["creationTimestamp"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_string(),
+                    ),
+                )
+            };
             rank(a).cmp(&rank(b)).then_with(|| kb.name.cmp(&ka.name))
         });
         for (k, _) in pods.iter().take(pods.len() - want) {
             delete(tx, &pods_res, k)?;
+            let message = format!("Deleted pod: {}", k.name);
+            events::record(
+                tx,
+                &rs,
+                events::normal(COMPONENT, "SuccessfulDelete", message),
+            );
         }
     }
     let pods: Vec<Arc<Value>> = controlled(tx, uid(&rs), "/pods")
@@ -75,11 +113,22 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, rs: Arc<Value>) -> ApiResult<Outcome
     put_nonzero(&mut status, "fullyLabeledReplicas", fully_labeled as i64);
     put_nonzero(&mut status, "readyReplicas", ready as i64);
     put_nonzero(&mut status, "availableReplicas", ready as i64);
-    status.insert("observedGeneration".into(), rs["metadata"]["generation"].clone());
+    status.insert(
+        "observedGeneration".into(),
+        rs["metadata"]["generation"].clone(),
+    );
     let retry = failure.is_some();
     if let Some(message) = failure {
-        let cond = Cond { kind: "ReplicaFailure", status: "True", reason: "FailedCreate", message };
-        status.insert("conditions".into(), conditions(&rs["status"]["conditions"], &[cond], CondStyle::Transition));
+        let cond = Cond {
+            kind: "ReplicaFailure",
+            status: "True",
+            reason: "FailedCreate",
+            message,
+        };
+        status.insert(
+            "conditions".into(),
+            conditions(&rs["status"]["conditions"], &[cond], CondStyle::Transition),
+        );
     }
     write_status(tx, &res, key, Value::Object(status), MANAGER)?;
     Ok(match retry {

@@ -3,8 +3,7 @@
 //! A Service with a selector gets an Endpoints object of the same name: the ready pods of the
 //! namespace whose labels match as `addresses`, the others (running but unready) as
 //! `notReadyAddresses` (all as addresses with `publishNotReadyAddresses`), with the service's
-//! ports resolved against each pod's container ports. The `kubernetes` service points at the
-//! sandbox itself. A LoadBalancer service gets `127.0.0.1` as its ingress address. No
+//! ports resolved against each pod's container ports. A LoadBalancer service gets `127.0.0.1` as its ingress address. No
 //! EndpointSlices are kept.
 
 use std::collections::BTreeMap;
@@ -27,13 +26,9 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, svc: Arc<Value>) -> ApiResult<Outcom
         status["loadBalancer"] = json!({"ingress": [{"ip": "127.0.0.1", "ipMode": "VIP"}]});
         write_status(tx, &res, key, status, MANAGER)?;
     }
-    let subsets = if key.ns == "default" && key.name == "kubernetes" {
-        json!([{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"name": "https", "port": 6443, "protocol": "TCP"}]}])
-    } else {
-        match svc["spec"]["selector"].as_object() {
-            Some(selector) if !selector.is_empty() => subsets(tx, &svc, selector, &key.ns),
-            _ => return Ok(Outcome::done()),
-        }
+    let subsets = match svc["spec"]["selector"].as_object() {
+        Some(selector) if !selector.is_empty() => subsets(tx, &svc, selector, &key.ns),
+        _ => return Ok(Outcome::done()),
     };
     let ep_res = resource(tx, "", "endpoints")?;
     let ep_key = ops::key(&ep_res, &key.ns, &key.name);
@@ -50,7 +45,10 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, svc: Arc<Value>) -> ApiResult<Outcom
     }
     match tx.get(&ep_key) {
         None => {
-            let how = WriteKind::Controller { manager: MANAGER, part: Part::Main };
+            let how = WriteKind::Controller {
+                manager: MANAGER,
+                part: Part::Main,
+            };
             ops::create(tx, &ep_res, &key.ns, endpoints, how)?;
         }
         Some(old) if !is_deleting(&old) => {
@@ -100,12 +98,15 @@ fn resolve(pod: &Value, port: &Value) -> Option<i64> {
     }
 }
 
+/// Ports, ready addresses and unready addresses.
+type Subset = (Vec<Value>, Vec<Value>, Vec<Value>);
+
 fn subsets(tx: &Tx, svc: &Value, selector: &Map<String, Value>, ns: &str) -> Value {
     let publish_all = svc["spec"]["publishNotReadyAddresses"].as_bool() == Some(true);
     let svc_name = svc["metadata"]["name"].as_str().unwrap_or("");
     let svc_ports = svc["spec"]["ports"].as_array().cloned().unwrap_or_default();
     // Pods with the same resolved ports share a subset.
-    let mut groups: BTreeMap<String, (Vec<Value>, Vec<Value>, Vec<Value>)> = BTreeMap::new();
+    let mut groups: BTreeMap<String, Subset> = BTreeMap::new();
     for (_, pod) in tx.state().list("/pods", Some(ns)) {
         let labels = &pod["metadata"]["labels"];
         if !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) || !pod_active(pod) {

@@ -14,16 +14,17 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use super::Outcome;
 use super::common::{
-    controlled, controller_ref, controller_ref_to, delete, owner_refs, write_main, int, is_deleting, phase, pod_from_template, pod_ready,
-    resource, template_hash, uid, write_status,
+    controlled, controller_ref, controller_ref_to, delete, int, is_deleting, owner_refs, phase,
+    pod_from_template, pod_ready, resource, template_hash, uid, write_main, write_status,
 };
+use super::{Outcome, events};
 use crate::error::{ApiError, ApiResult};
 use crate::ops::{self, Part, WriteKind};
 use crate::store::{ObjKey, Tx};
 
 const MANAGER: &str = "kip-sandbox-statefulset-controller";
+const COMPONENT: &str = "statefulset-controller";
 const POD_NAME: &str = "statefulset.kubernetes.io/pod-name";
 const POD_INDEX: &str = "apps.kubernetes.io/pod-index";
 const REVISION: &str = "controller-revision-hash";
@@ -94,16 +95,36 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, sts: Arc<Value>) -> ApiResult<Outcom
             break;
         }
         delete(tx, &pods_res, &k)?;
+        let message = format!(
+            "delete Pod {} in StatefulSet {} successful",
+            k.name, key.name
+        );
+        events::record(
+            tx,
+            &sts,
+            events::normal(COMPONENT, "SuccessfulDelete", message),
+        );
         removed.push(o);
     }
-    if sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"].as_str() == Some("Delete") {
+    if sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"].as_str() == Some("Delete")
+    {
         delete_claims_above(tx, &sts, key, want)?;
     }
     // Rolling update: once everything is ready, replace the highest pod of an old revision.
     let current = pods(tx);
-    let rolling = sts["spec"]["updateStrategy"]["type"].as_str().unwrap_or("RollingUpdate") == "RollingUpdate";
-    let partition = int(&sts["spec"]["updateStrategy"]["rollingUpdate"]["partition"], 0).max(0) as usize;
-    let all_ready = current.len() == want && current.iter().all(|(_, _, p)| pod_ready(p) && !is_deleting(p));
+    let rolling = sts["spec"]["updateStrategy"]["type"]
+        .as_str()
+        .unwrap_or("RollingUpdate")
+        == "RollingUpdate";
+    let partition = int(
+        &sts["spec"]["updateStrategy"]["rollingUpdate"]["partition"],
+        0,
+    )
+    .max(0) as usize;
+    let all_ready = current.len() == want
+        && current
+            .iter()
+            .all(|(_, _, p)| pod_ready(p) && !is_deleting(p));
     if rolling && all_ready {
         let stale = current
             .iter()
@@ -111,6 +132,15 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, sts: Arc<Value>) -> ApiResult<Outcom
             .find(|(o, _, p)| *o >= partition && revision_of(p) != update_revision);
         if let Some((_, k, _)) = stale {
             delete(tx, &pods_res, k)?;
+            let message = format!(
+                "delete Pod {} in StatefulSet {} successful",
+                k.name, key.name
+            );
+            events::record(
+                tx,
+                &sts,
+                events::normal(COMPONENT, "SuccessfulDelete", message),
+            );
         }
     }
     let status = status(&sts, &pods(tx), want, &update_revision);
@@ -119,7 +149,10 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, sts: Arc<Value>) -> ApiResult<Outcom
 }
 
 fn claim_name(template: &Value, sts: &str, i: usize) -> String {
-    format!("{}-{sts}-{i}", template["metadata"]["name"].as_str().unwrap_or(""))
+    format!(
+        "{}-{sts}-{i}",
+        template["metadata"]["name"].as_str().unwrap_or("")
+    )
 }
 
 fn claim_templates(sts: &Value) -> &[Value] {
@@ -133,7 +166,8 @@ fn create_pod(tx: &mut Tx, sts: &Value, key: &ObjKey, i: usize, revision: &str) 
     let res = resource(tx, "apps", "statefulsets")?;
     let pods_res = resource(tx, "", "pods")?;
     let pvc_res = resource(tx, "", "persistentvolumeclaims")?;
-    let owned_claims = sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"].as_str() == Some("Delete");
+    let owned_claims = sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"].as_str()
+        == Some("Delete");
     let selector_labels = sts["spec"]["selector"]["matchLabels"].clone();
     let mut volumes: Vec<Value> = sts["spec"]["template"]["spec"]["volumes"]
         .as_array()
@@ -141,13 +175,19 @@ fn create_pod(tx: &mut Tx, sts: &Value, key: &ObjKey, i: usize, revision: &str) 
         .unwrap_or_default();
     for template in claim_templates(sts) {
         let claim = claim_name(template, &key.name, i);
-        let vol_name = template["metadata"]["name"].as_str().unwrap_or("").to_string();
+        let vol_name = template["metadata"]["name"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         volumes.retain(|v| v["name"].as_str() != Some(vol_name.as_str()));
         volumes.push(json!({"name": vol_name, "persistentVolumeClaim": {"claimName": claim}}));
         if tx.get(&ops::key(&pvc_res, &key.ns, &claim)).is_some() {
             continue;
         }
-        let mut labels = template["metadata"]["labels"].as_object().cloned().unwrap_or_default();
+        let mut labels = template["metadata"]["labels"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
         if let Some(sel) = selector_labels.as_object() {
             labels.extend(sel.clone());
         }
@@ -164,8 +204,20 @@ fn create_pod(tx: &mut Tx, sts: &Value, key: &ObjKey, i: usize, revision: &str) 
             "metadata": meta,
             "spec": template["spec"].clone(),
         });
-        let how = WriteKind::Controller { manager: MANAGER, part: Part::Main };
+        let how = WriteKind::Controller {
+            manager: MANAGER,
+            part: Part::Main,
+        };
         ops::create(tx, &pvc_res, &key.ns, pvc, how)?;
+        let message = format!(
+            "create Claim {claim} Pod {}-{i} in StatefulSet {} success",
+            key.name, key.name
+        );
+        events::record(
+            tx,
+            sts,
+            events::normal(COMPONENT, "SuccessfulCreate", message),
+        );
     }
     let name = format!("{}-{i}", key.name);
     let pod_key = ops::key(&pods_res, &key.ns, &name);
@@ -181,20 +233,37 @@ fn create_pod(tx: &mut Tx, sts: &Value, key: &ObjKey, i: usize, revision: &str) 
         }
         return Err(ApiError::already_exists("pods", "", &name));
     }
-    let mut pod = pod_from_template(&sts["spec"]["template"], &name, "", controller_ref_to(&res, sts));
+    let mut pod = pod_from_template(
+        &sts["spec"]["template"],
+        &name,
+        "",
+        controller_ref_to(&res, sts),
+    );
     let labels = &mut pod["metadata"]["labels"];
     labels[POD_NAME] = json!(name);
     labels[POD_INDEX] = json!(i.to_string());
     labels[REVISION] = json!(revision);
     pod["spec"]["hostname"] = json!(name);
-    if let Some(service) = sts["spec"]["serviceName"].as_str().filter(|s| !s.is_empty()) {
+    if let Some(service) = sts["spec"]["serviceName"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+    {
         pod["spec"]["subdomain"] = json!(service);
     }
     if !volumes.is_empty() {
         pod["spec"]["volumes"] = json!(volumes);
     }
-    let how = WriteKind::Controller { manager: MANAGER, part: Part::Main };
+    let how = WriteKind::Controller {
+        manager: MANAGER,
+        part: Part::Main,
+    };
     ops::create(tx, &pods_res, &key.ns, pod, how)?;
+    let message = format!("create Pod {name} in StatefulSet {} successful", key.name);
+    events::record(
+        tx,
+        sts,
+        events::normal(COMPONENT, "SuccessfulCreate", message),
+    );
     Ok(())
 }
 
@@ -219,8 +288,12 @@ fn delete_claims_above(tx: &mut Tx, sts: &Value, key: &ObjKey, want: usize) -> A
         .map(|(k, _)| k.clone())
         .collect();
     for claim in claims {
-        let pod_name = claim.name.rsplit_once('-').map(|(_, i)| format!("{}-{i}", key.name));
-        let pod_left = pod_name.is_some_and(|n| tx.get(&ObjKey::new("/pods", &key.ns, n)).is_some());
+        let pod_name = claim
+            .name
+            .rsplit_once('-')
+            .map(|(_, i)| format!("{}-{i}", key.name));
+        let pod_left =
+            pod_name.is_some_and(|n| tx.get(&ObjKey::new("/pods", &key.ns, n)).is_some());
         if !pod_left {
             delete(tx, &pvc_res, &claim)?;
         }
@@ -228,21 +301,43 @@ fn delete_claims_above(tx: &mut Tx, sts: &Value, key: &ObjKey, want: usize) -> A
     Ok(())
 }
 
-fn status(sts: &Value, pods: &[(usize, ObjKey, Arc<Value>)], want: usize, update_revision: &str) -> Value {
-    let live: Vec<&Arc<Value>> = pods.iter().map(|(_, _, p)| p).filter(|p| !is_deleting(p)).collect();
+fn status(
+    sts: &Value,
+    pods: &[(usize, ObjKey, Arc<Value>)],
+    want: usize,
+    update_revision: &str,
+) -> Value {
+    let live: Vec<&Arc<Value>> = pods
+        .iter()
+        .map(|(_, _, p)| p)
+        .filter(|p| !is_deleting(p))
+        .collect();
     let ready = live.iter().filter(|p| pod_ready(p)).count();
-    let updated = live.iter().filter(|p| revision_of(p) == update_revision).count();
+    let updated = live
+        .iter()
+        .filter(|p| revision_of(p) == update_revision)
+        .count();
     let old_current = sts["status"]["currentRevision"].as_str().unwrap_or("");
     let current_revision = if old_current.is_empty() || (updated == want && live.len() == want) {
         update_revision.to_string()
     } else {
         old_current.to_string()
     };
-    let current = live.iter().filter(|p| revision_of(p) == current_revision).count();
+    let current = live
+        .iter()
+        .filter(|p| revision_of(p) == current_revision)
+        .count();
     let mut status = Map::new();
-    status.insert("observedGeneration".into(), sts["metadata"]["generation"].clone());
+    status.insert(
+        "observedGeneration".into(),
+        sts["metadata"]["generation"].clone(),
+    );
     status.insert("replicas".into(), json!(live.len()));
-    for (field, n) in [("readyReplicas", ready), ("currentReplicas", current), ("updatedReplicas", updated)] {
+    for (field, n) in [
+        ("readyReplicas", ready),
+        ("currentReplicas", current),
+        ("updatedReplicas", updated),
+    ] {
         if n != 0 {
             status.insert(field.into(), json!(n));
         }

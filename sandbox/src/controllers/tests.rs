@@ -27,7 +27,11 @@ async fn create(store: &Store, group: &str, plural: &str, ns: &str, obj: Value) 
     let (group, plural, ns) = (group.to_string(), plural.to_string(), ns.to_string());
     store
         .write(move |tx| {
-            let res = tx.state().registry.find_any_version(&group, &plural).expect("resource");
+            let res = tx
+                .state()
+                .registry
+                .find_any_version(&group, &plural)
+                .expect("resource");
             let mut obj = obj;
             ops::check_type(&res, &mut obj)?;
             ops::create(tx, &res, &ns, obj, how())
@@ -37,11 +41,27 @@ async fn create(store: &Store, group: &str, plural: &str, ns: &str, obj: Value) 
 }
 
 /// Read-modify-write of the main resource.
-async fn modify(store: &Store, group: &str, plural: &str, ns: &str, name: &str, f: impl FnOnce(&mut Value) + Send + 'static) {
-    let (group, plural, ns, name) = (group.to_string(), plural.to_string(), ns.to_string(), name.to_string());
+async fn modify(
+    store: &Store,
+    group: &str,
+    plural: &str,
+    ns: &str,
+    name: &str,
+    f: impl FnOnce(&mut Value) + Send + 'static,
+) {
+    let (group, plural, ns, name) = (
+        group.to_string(),
+        plural.to_string(),
+        ns.to_string(),
+        name.to_string(),
+    );
     store
         .write(move |tx| {
-            let res = tx.state().registry.find_any_version(&group, &plural).expect("resource");
+            let res = tx
+                .state()
+                .registry
+                .find_any_version(&group, &plural)
+                .expect("resource");
             let key = ops::key(&res, &ns, &name);
             let old = tx.get(&key).expect("object to modify");
             let mut new = (*old).clone();
@@ -52,11 +72,27 @@ async fn modify(store: &Store, group: &str, plural: &str, ns: &str, name: &str, 
         .expect("modify");
 }
 
-async fn delete(store: &Store, group: &str, plural: &str, ns: &str, name: &str, propagation: Propagation) {
-    let (group, plural, ns, name) = (group.to_string(), plural.to_string(), ns.to_string(), name.to_string());
+async fn delete(
+    store: &Store,
+    group: &str,
+    plural: &str,
+    ns: &str,
+    name: &str,
+    propagation: Propagation,
+) {
+    let (group, plural, ns, name) = (
+        group.to_string(),
+        plural.to_string(),
+        ns.to_string(),
+        name.to_string(),
+    );
     store
         .write(move |tx| {
-            let res = tx.state().registry.find_any_version(&group, &plural).expect("resource");
+            let res = tx
+                .state()
+                .registry
+                .find_any_version(&group, &plural)
+                .expect("resource");
             let opts = DeleteOptions {
                 propagation: Some(propagation),
                 ..Default::default()
@@ -128,31 +164,65 @@ fn owned_by(obj: &Value, owner: &Value) -> bool {
 #[tokio::test]
 async fn deployment_creates_replicaset_and_ready_pods() {
     let store = sandbox().await;
-    create(&store, "apps", "deployments", "default", deployment("web", 3, "nginx:1")).await;
-    wait_for(&store, "deployment available", |s| deploy_done(s, "default", "web", 3)).await;
+    create(
+        &store,
+        "apps",
+        "deployments",
+        "default",
+        deployment("web", 3, "nginx:1"),
+    )
+    .await;
+    wait_for(&store, "deployment available", |s| {
+        deploy_done(s, "default", "web", 3)
+    })
+    .await;
     let state = store.read();
     let d = get(&state, "apps/deployments", "default", "web").unwrap();
-    assert_eq!(d["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "1");
+    assert_eq!(
+        d["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "1"
+    );
     assert!(d["status"].get("unavailableReplicas").is_none());
     let rss = list(&state, "apps/replicasets", "default");
     assert_eq!(rss.len(), 1);
     let rs = &rss[0];
-    let hash = rs["metadata"]["labels"]["pod-template-hash"].as_str().unwrap();
+    let hash = rs["metadata"]["labels"]["pod-template-hash"]
+        .as_str()
+        .unwrap();
     assert_eq!(rs["metadata"]["name"], format!("web-{hash}"));
-    assert_eq!(rs["spec"]["selector"]["matchLabels"]["pod-template-hash"], hash);
-    assert_eq!(rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "1");
+    assert_eq!(
+        rs["spec"]["selector"]["matchLabels"]["pod-template-hash"],
+        hash
+    );
+    assert_eq!(
+        rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "1"
+    );
     assert_eq!(rs["metadata"]["ownerReferences"][0]["controller"], true);
-    assert_eq!(rs["metadata"]["ownerReferences"][0]["blockOwnerDeletion"], true);
+    assert_eq!(
+        rs["metadata"]["ownerReferences"][0]["blockOwnerDeletion"],
+        true
+    );
     assert_eq!(rs["status"]["readyReplicas"], 3);
     let pods = list(&state, "/pods", "default");
     assert_eq!(pods.len(), 3);
     for pod in &pods {
         assert!(owned_by(pod, rs));
-        assert!(pod["metadata"]["name"].as_str().unwrap().starts_with(&format!("web-{hash}-")));
+        assert!(
+            pod["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("web-{hash}-"))
+        );
         assert_eq!(pod["metadata"]["labels"]["pod-template-hash"], hash);
         assert_eq!(pod["spec"]["nodeName"], "sandbox");
         assert_eq!(pod["status"]["phase"], "Running");
-        assert!(pod["status"]["podIP"].as_str().unwrap().starts_with("10.42."));
+        assert!(
+            pod["status"]["podIP"]
+                .as_str()
+                .unwrap()
+                .starts_with("10.42.")
+        );
         assert_eq!(pod["status"]["hostIP"], "127.0.0.1");
         let c = &pod["status"]["containerStatuses"][0];
         assert_eq!(c["ready"], true);
@@ -165,8 +235,18 @@ async fn deployment_creates_replicaset_and_ready_pods() {
 #[tokio::test]
 async fn template_change_rolls_out_a_new_replicaset() {
     let store = sandbox().await;
-    create(&store, "apps", "deployments", "default", deployment("web", 2, "nginx:1")).await;
-    wait_for(&store, "first rollout", |s| deploy_done(s, "default", "web", 2)).await;
+    create(
+        &store,
+        "apps",
+        "deployments",
+        "default",
+        deployment("web", 2, "nginx:1"),
+    )
+    .await;
+    wait_for(&store, "first rollout", |s| {
+        deploy_done(s, "default", "web", 2)
+    })
+    .await;
     modify(&store, "apps", "deployments", "default", "web", |d| {
         d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:2");
     })
@@ -177,23 +257,33 @@ async fn template_change_rolls_out_a_new_replicaset() {
             && list(s, "apps/replicasets", "default").len() == 2
     })
     .await;
-    let state = store.read();
-    let d = get(&state, "apps/deployments", "default", "web").unwrap();
-    assert_eq!(d["metadata"]["generation"], 2);
-    assert_eq!(d["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "2");
-    let rss = list(&state, "apps/replicasets", "default");
-    let image = |rs: &Value| rs["spec"]["template"]["spec"]["containers"][0]["image"].clone();
-    let new = rss.iter().find(|rs| image(rs) == "nginx:2").unwrap();
-    let old = rss.iter().find(|rs| image(rs) == "nginx:1").unwrap();
-    assert_eq!(new["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "2");
-    assert_eq!(old["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "1");
-    assert_eq!(new["spec"]["replicas"], 2);
-    assert_eq!(old["spec"]["replicas"], 0);
-    assert_eq!(old["status"]["replicas"], 0);
-    for pod in list(&state, "/pods", "default") {
-        assert!(owned_by(&pod, new));
+    {
+        let state = store.read();
+        let d = get(&state, "apps/deployments", "default", "web").unwrap();
+        assert_eq!(d["metadata"]["generation"], 2);
+        assert_eq!(
+            d["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+            "2"
+        );
+        let rss = list(&state, "apps/replicasets", "default");
+        let image = |rs: &Value| rs["spec"]["template"]["spec"]["containers"][0]["image"].clone();
+        let new = rss.iter().find(|rs| image(rs) == "nginx:2").unwrap();
+        let old = rss.iter().find(|rs| image(rs) == "nginx:1").unwrap();
+        assert_eq!(
+            new["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+            "2"
+        );
+        assert_eq!(
+            old["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+            "1"
+        );
+        assert_eq!(new["spec"]["replicas"], 2);
+        assert_eq!(old["spec"]["replicas"], 0);
+        assert_eq!(old["status"]["replicas"], 0);
+        for pod in list(&state, "/pods", "default") {
+            assert!(owned_by(&pod, new));
+        }
     }
-    drop(state);
     // Going back to the first template reuses its ReplicaSet with a new revision.
     modify(&store, "apps", "deployments", "default", "web", |d| {
         d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1");
@@ -231,7 +321,12 @@ async fn recreate_and_revision_history_limit() {
     let state = store.read();
     let mut revisions: Vec<String> = list(&state, "apps/replicasets", "default")
         .iter()
-        .map(|rs| rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"].as_str().unwrap().to_string())
+        .map(|rs| {
+            rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     revisions.sort();
     assert_eq!(revisions, ["3", "4"]);
@@ -240,24 +335,51 @@ async fn recreate_and_revision_history_limit() {
 #[tokio::test]
 async fn scale_to_zero_and_back() {
     let store = sandbox().await;
-    create(&store, "apps", "deployments", "default", deployment("web", 2, "nginx")).await;
+    create(
+        &store,
+        "apps",
+        "deployments",
+        "default",
+        deployment("web", 2, "nginx"),
+    )
+    .await;
     wait_for(&store, "rollout", |s| deploy_done(s, "default", "web", 2)).await;
-    modify(&store, "apps", "deployments", "default", "web", |d| d["spec"]["replicas"] = json!(0)).await;
+    modify(&store, "apps", "deployments", "default", "web", |d| {
+        d["spec"]["replicas"] = json!(0)
+    })
+    .await;
     wait_for(&store, "scaled to zero", |s| {
         list(s, "/pods", "default").is_empty() && deploy_done(s, "default", "web", 0)
     })
     .await;
     let d = get(&store.read(), "apps/deployments", "default", "web").unwrap();
-    assert!(d["status"].get("replicas").is_none(), "zero fields are omitted: {}", d["status"]);
-    modify(&store, "apps", "deployments", "default", "web", |d| d["spec"]["replicas"] = json!(1)).await;
-    wait_for(&store, "scaled to one", |s| deploy_done(s, "default", "web", 1)).await;
+    assert!(
+        d["status"].get("replicas").is_none(),
+        "zero fields are omitted: {}",
+        d["status"]
+    );
+    modify(&store, "apps", "deployments", "default", "web", |d| {
+        d["spec"]["replicas"] = json!(1)
+    })
+    .await;
+    wait_for(&store, "scaled to one", |s| {
+        deploy_done(s, "default", "web", 1)
+    })
+    .await;
     assert_eq!(list(&store.read(), "apps/replicasets", "default").len(), 1);
 }
 
 #[tokio::test]
 async fn paused_deployment_does_not_roll_out() {
     let store = sandbox().await;
-    create(&store, "apps", "deployments", "default", deployment("web", 1, "a")).await;
+    create(
+        &store,
+        "apps",
+        "deployments",
+        "default",
+        deployment("web", 1, "a"),
+    )
+    .await;
     wait_for(&store, "rollout", |s| deploy_done(s, "default", "web", 1)).await;
     modify(&store, "apps", "deployments", "default", "web", |d| {
         d["spec"]["paused"] = json!(true);
@@ -270,7 +392,10 @@ async fn paused_deployment_does_not_roll_out() {
     })
     .await;
     assert_eq!(list(&store.read(), "apps/replicasets", "default").len(), 1);
-    modify(&store, "apps", "deployments", "default", "web", |d| d["spec"]["paused"] = json!(false)).await;
+    modify(&store, "apps", "deployments", "default", "web", |d| {
+        d["spec"]["paused"] = json!(false)
+    })
+    .await;
     wait_for(&store, "resumed rollout", |s| {
         deploy_done(s, "default", "web", 1) && list(s, "apps/replicasets", "default").len() == 2
     })
@@ -307,16 +432,37 @@ async fn statefulset_pods_and_bound_claims() {
         let sts = get(&state, "apps/statefulsets", "default", "db").unwrap();
         for i in 0..3 {
             let pod = get(&state, "/pods", "default", &format!("db-{i}")).expect("ordinal pod");
-            assert_eq!(pod["metadata"]["labels"]["statefulset.kubernetes.io/pod-name"], format!("db-{i}"));
-            assert_eq!(pod["metadata"]["labels"]["controller-revision-hash"], sts["status"]["updateRevision"]);
+            assert_eq!(
+                pod["metadata"]["labels"]["statefulset.kubernetes.io/pod-name"],
+                format!("db-{i}")
+            );
+            assert_eq!(
+                pod["metadata"]["labels"]["controller-revision-hash"],
+                sts["status"]["updateRevision"]
+            );
             assert_eq!(pod["spec"]["hostname"], format!("db-{i}"));
-            assert_eq!(pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"], format!("data-db-{i}"));
-            let pvc = get(&state, "/persistentvolumeclaims", "default", &format!("data-db-{i}")).expect("claim");
+            assert_eq!(
+                pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"],
+                format!("data-db-{i}")
+            );
+            let pvc = get(
+                &state,
+                "/persistentvolumeclaims",
+                "default",
+                &format!("data-db-{i}"),
+            )
+            .expect("claim");
             assert_eq!(pvc["status"]["phase"], "Bound");
             assert_eq!(pvc["status"]["capacity"]["storage"], "1Gi");
             assert_eq!(pvc["spec"]["storageClassName"], "local-path");
-            assert_eq!(pvc["spec"]["volumeName"], format!("pvc-{}", pvc["metadata"]["uid"].as_str().unwrap()));
-            assert!(pvc["metadata"].get("ownerReferences").is_none(), "Retain: no owner");
+            assert_eq!(
+                pvc["spec"]["volumeName"],
+                format!("pvc-{}", pvc["metadata"]["uid"].as_str().unwrap())
+            );
+            assert!(
+                pvc["metadata"].get("ownerReferences").is_none(),
+                "Retain: no owner"
+            );
         }
     }
     // A template change replaces the pods; then scaling down removes the highest ordinals.
@@ -332,12 +478,19 @@ async fn statefulset_pods_and_bound_claims() {
             })
     })
     .await;
-    modify(&store, "apps", "statefulsets", "default", "db", |s| s["spec"]["replicas"] = json!(1)).await;
+    modify(&store, "apps", "statefulsets", "default", "db", |s| {
+        s["spec"]["replicas"] = json!(1)
+    })
+    .await;
     wait_for(&store, "scale down", |s| ready(s, 1)).await;
     let state = store.read();
     assert!(get(&state, "/pods", "default", "db-0").is_some());
     assert!(get(&state, "/pods", "default", "db-1").is_none());
-    assert_eq!(list(&state, "/persistentvolumeclaims", "default").len(), 3, "claims are retained");
+    assert_eq!(
+        list(&state, "/persistentvolumeclaims", "default").len(),
+        3,
+        "claims are retained"
+    );
 }
 
 fn job(name: &str, completions: i64, fail: bool) -> Value {
@@ -374,8 +527,14 @@ async fn job_runs_to_completion() {
     assert_eq!(pods.len(), 2);
     for pod in pods {
         assert_eq!(pod["status"]["phase"], "Succeeded");
-        assert_eq!(pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"], 0);
-        assert_eq!(pod["status"]["containerStatuses"][0]["state"]["terminated"]["reason"], "Completed");
+        assert_eq!(
+            pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"],
+            0
+        );
+        assert_eq!(
+            pod["status"]["containerStatuses"][0]["state"]["terminated"]["reason"],
+            "Completed"
+        );
         assert_eq!(pod["metadata"]["labels"]["job-name"], "once");
     }
 }
@@ -391,12 +550,21 @@ async fn failing_job_hits_its_backoff_limit() {
     let state = store.read();
     let j = get(&state, "batch/jobs", "default", "doomed").unwrap();
     assert_eq!(j["status"]["failed"], 2);
-    let failed = j["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Failed").unwrap().clone();
+    let failed = j["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Failed")
+        .unwrap()
+        .clone();
     assert_eq!(failed["reason"], "BackoffLimitExceeded");
     assert!(!condition_true(&j, "Complete"));
     for pod in list(&state, "/pods", "default") {
         assert_eq!(pod["status"]["phase"], "Failed");
-        assert_eq!(pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"], 1);
+        assert_eq!(
+            pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"],
+            1
+        );
     }
 }
 
@@ -411,7 +579,10 @@ async fn suspended_job_creates_no_pods() {
     })
     .await;
     assert!(list(&store.read(), "/pods", "default").is_empty());
-    modify(&store, "batch", "jobs", "default", "later", |j| j["spec"]["suspend"] = json!(false)).await;
+    modify(&store, "batch", "jobs", "default", "later", |j| {
+        j["spec"]["suspend"] = json!(false)
+    })
+    .await;
     wait_for(&store, "job complete", |s| {
         get(s, "batch/jobs", "default", "later").is_some_and(|j| condition_true(&j, "Complete"))
     })
@@ -428,9 +599,23 @@ async fn crash_looping_and_delayed_pods() {
             "spec": {"containers": [{"name": "c", "image": "app"}]},
         })
     };
-    create(&store, "", "pods", "default", pod("crash", json!({super::FAIL_ANNOTATION: "true"}))).await;
+    create(
+        &store,
+        "",
+        "pods",
+        "default",
+        pod("crash", json!({super::FAIL_ANNOTATION: "true"})),
+    )
+    .await;
     let started = Instant::now();
-    create(&store, "", "pods", "default", pod("slow", json!({super::START_DELAY_ANNOTATION: "300"}))).await;
+    create(
+        &store,
+        "",
+        "pods",
+        "default",
+        pod("slow", json!({super::START_DELAY_ANNOTATION: "300"})),
+    )
+    .await;
     wait_for(&store, "crash loop", |s| {
         get(s, "/pods", "default", "crash").is_some_and(|p| {
             p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "CrashLoopBackOff"
@@ -440,7 +625,10 @@ async fn crash_looping_and_delayed_pods() {
     let crash = get(&store.read(), "/pods", "default", "crash").unwrap();
     assert_eq!(crash["status"]["phase"], "Running");
     assert!(!pod_ready(&crash));
-    assert_eq!(crash["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"], 1);
+    assert_eq!(
+        crash["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"],
+        1
+    );
     let slow = get(&store.read(), "/pods", "default", "slow").unwrap();
     if started.elapsed() < Duration::from_millis(250) {
         assert_eq!(slow["status"]["phase"], "Pending");
@@ -455,7 +643,14 @@ async fn crash_looping_and_delayed_pods() {
 #[tokio::test]
 async fn service_endpoints_follow_ready_pods() {
     let store = sandbox().await;
-    create(&store, "apps", "deployments", "default", deployment("web", 2, "nginx")).await;
+    create(
+        &store,
+        "apps",
+        "deployments",
+        "default",
+        deployment("web", 2, "nginx"),
+    )
+    .await;
     let svc = json!({
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "web"},
@@ -464,19 +659,36 @@ async fn service_endpoints_follow_ready_pods() {
     create(&store, "", "services", "default", svc).await;
     wait_for(&store, "endpoints", |s| {
         get(s, "/endpoints", "default", "web").is_some_and(|ep| {
-            ep["subsets"][0]["addresses"].as_array().is_some_and(|a| a.len() == 2)
+            ep["subsets"][0]["addresses"]
+                .as_array()
+                .is_some_and(|a| a.len() == 2)
         })
     })
     .await;
-    let state = store.read();
-    let ep = get(&state, "/endpoints", "default", "web").unwrap();
-    assert_eq!(ep["subsets"][0]["ports"][0]["port"], 8080);
-    assert_eq!(ep["subsets"][0]["addresses"][0]["targetRef"]["kind"], "Pod");
-    let svc = get(&state, "/services", "default", "web").unwrap();
-    assert_eq!(svc["status"]["loadBalancer"]["ingress"][0]["ip"], "127.0.0.1");
-    drop(state);
-    delete(&store, "", "services", "default", "web", Propagation::Background).await;
-    wait_for(&store, "endpoints removed", |s| get(s, "/endpoints", "default", "web").is_none()).await;
+    {
+        let state = store.read();
+        let ep = get(&state, "/endpoints", "default", "web").unwrap();
+        assert_eq!(ep["subsets"][0]["ports"][0]["port"], 8080);
+        assert_eq!(ep["subsets"][0]["addresses"][0]["targetRef"]["kind"], "Pod");
+        let svc = get(&state, "/services", "default", "web").unwrap();
+        assert_eq!(
+            svc["status"]["loadBalancer"]["ingress"][0]["ip"],
+            "127.0.0.1"
+        );
+    }
+    delete(
+        &store,
+        "",
+        "services",
+        "default",
+        "web",
+        Propagation::Background,
+    )
+    .await;
+    wait_for(&store, "endpoints removed", |s| {
+        get(s, "/endpoints", "default", "web").is_none()
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -498,9 +710,24 @@ async fn ingress_gets_an_address() {
 #[tokio::test]
 async fn background_deletion_cascades() {
     let store = sandbox().await;
-    create(&store, "apps", "deployments", "default", deployment("web", 2, "nginx")).await;
+    create(
+        &store,
+        "apps",
+        "deployments",
+        "default",
+        deployment("web", 2, "nginx"),
+    )
+    .await;
     wait_for(&store, "rollout", |s| deploy_done(s, "default", "web", 2)).await;
-    delete(&store, "apps", "deployments", "default", "web", Propagation::Background).await;
+    delete(
+        &store,
+        "apps",
+        "deployments",
+        "default",
+        "web",
+        Propagation::Background,
+    )
+    .await;
     wait_for(&store, "replica sets and pods gone", |s| {
         list(s, "apps/replicasets", "default").is_empty() && list(s, "/pods", "default").is_empty()
     })
@@ -510,18 +737,41 @@ async fn background_deletion_cascades() {
 #[tokio::test]
 async fn foreground_deletion_waits_for_dependents() {
     let store = sandbox().await;
-    create(&store, "apps", "deployments", "default", deployment("web", 1, "nginx")).await;
+    create(
+        &store,
+        "apps",
+        "deployments",
+        "default",
+        deployment("web", 1, "nginx"),
+    )
+    .await;
     wait_for(&store, "rollout", |s| deploy_done(s, "default", "web", 1)).await;
-    let pod_name = list(&store.read(), "/pods", "default")[0]["metadata"]["name"].as_str().unwrap().to_string();
-    modify(&store, "", "pods", "default", &pod_name, |p| p["metadata"]["finalizers"] = json!(["test/hold"])).await;
-    delete(&store, "apps", "deployments", "default", "web", Propagation::Foreground).await;
+    let pod_name = list(&store.read(), "/pods", "default")[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    modify(&store, "", "pods", "default", &pod_name, |p| {
+        p["metadata"]["finalizers"] = json!(["test/hold"])
+    })
+    .await;
+    delete(
+        &store,
+        "apps",
+        "deployments",
+        "default",
+        "web",
+        Propagation::Foreground,
+    )
+    .await;
     wait_for(&store, "pod terminating", |s| {
-        get(s, "/pods", "default", &pod_name).is_some_and(|p| p["metadata"]["deletionTimestamp"].is_string())
+        get(s, "/pods", "default", &pod_name)
+            .is_some_and(|p| p["metadata"]["deletionTimestamp"].is_string())
     })
     .await;
     {
         let state = store.read();
-        let d = get(&state, "apps/deployments", "default", "web").expect("owner stays while dependents remain");
+        let d = get(&state, "apps/deployments", "default", "web")
+            .expect("owner stays while dependents remain");
         assert!(d["metadata"]["deletionTimestamp"].is_string());
         assert_eq!(d["metadata"]["finalizers"], json!([ops::FOREGROUND]));
         let rs = &list(&state, "apps/replicasets", "default")[0];
@@ -533,7 +783,13 @@ async fn foreground_deletion_waits_for_dependents() {
     store
         .write(move |tx| {
             let res = tx.state().registry.find_any_version("", "pods").unwrap();
-            ops::remove_finalizer(tx, &res, &ObjKey::new("/pods", "default", name), "test/hold", "test")
+            ops::remove_finalizer(
+                tx,
+                &res,
+                &ObjKey::new("/pods", "default", name),
+                "test/hold",
+                "test",
+            )
         })
         .await
         .expect("release the pod");
@@ -548,10 +804,28 @@ async fn foreground_deletion_waits_for_dependents() {
 #[tokio::test]
 async fn orphan_deletion_keeps_dependents() {
     let store = sandbox().await;
-    create(&store, "apps", "deployments", "default", deployment("web", 2, "nginx")).await;
+    create(
+        &store,
+        "apps",
+        "deployments",
+        "default",
+        deployment("web", 2, "nginx"),
+    )
+    .await;
     wait_for(&store, "rollout", |s| deploy_done(s, "default", "web", 2)).await;
-    delete(&store, "apps", "deployments", "default", "web", Propagation::Orphan).await;
-    wait_for(&store, "deployment gone", |s| get(s, "apps/deployments", "default", "web").is_none()).await;
+    delete(
+        &store,
+        "apps",
+        "deployments",
+        "default",
+        "web",
+        Propagation::Orphan,
+    )
+    .await;
+    wait_for(&store, "deployment gone", |s| {
+        get(s, "apps/deployments", "default", "web").is_none()
+    })
+    .await;
     // Give the garbage collector a chance to do something wrong.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let state = store.read();
@@ -566,40 +840,117 @@ async fn orphan_deletion_keeps_dependents() {
 #[tokio::test]
 async fn dangling_owner_references_are_collected() {
     let store = sandbox().await;
-    let cm = create(&store, "", "configmaps", "default", json!({"metadata": {"name": "owner"}})).await;
-    let owned = |name: &str, uid: &Value| {
-        json!({"metadata": {"name": name, "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid}]}})
-    };
-    create(&store, "", "configmaps", "default", owned("child", &cm["metadata"]["uid"])).await;
-    create(&store, "", "configmaps", "default", owned("stale", &json!("not-the-uid"))).await;
-    wait_for(&store, "stale dependent collected", |s| get(s, "/configmaps", "default", "stale").is_none()).await;
+    let cm = create(
+        &store,
+        "",
+        "configmaps",
+        "default",
+        json!({"metadata": {"name": "owner"}}),
+    )
+    .await;
+    let owned = |name: &str, uid: &Value| json!({"metadata": {"name": name, "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid}]}});
+    create(
+        &store,
+        "",
+        "configmaps",
+        "default",
+        owned("child", &cm["metadata"]["uid"]),
+    )
+    .await;
+    create(
+        &store,
+        "",
+        "configmaps",
+        "default",
+        owned("stale", &json!("not-the-uid")),
+    )
+    .await;
+    wait_for(&store, "stale dependent collected", |s| {
+        get(s, "/configmaps", "default", "stale").is_none()
+    })
+    .await;
     assert!(get(&store.read(), "/configmaps", "default", "child").is_some());
-    delete(&store, "", "configmaps", "default", "owner", Propagation::Background).await;
-    wait_for(&store, "child collected", |s| get(s, "/configmaps", "default", "child").is_none()).await;
+    delete(
+        &store,
+        "",
+        "configmaps",
+        "default",
+        "owner",
+        Propagation::Background,
+    )
+    .await;
+    wait_for(&store, "child collected", |s| {
+        get(s, "/configmaps", "default", "child").is_none()
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn namespace_deletion_removes_everything() {
     let store = sandbox().await;
-    create(&store, "", "namespaces", "", json!({"metadata": {"name": "doomed"}})).await;
-    create(&store, "apps", "deployments", "doomed", deployment("web", 2, "nginx")).await;
-    create(&store, "", "configmaps", "doomed", json!({"metadata": {"name": "cfg", "finalizers": ["test/hold"]}})).await;
+    create(
+        &store,
+        "",
+        "namespaces",
+        "",
+        json!({"metadata": {"name": "doomed"}}),
+    )
+    .await;
+    create(
+        &store,
+        "apps",
+        "deployments",
+        "doomed",
+        deployment("web", 2, "nginx"),
+    )
+    .await;
+    create(
+        &store,
+        "",
+        "configmaps",
+        "doomed",
+        json!({"metadata": {"name": "cfg", "finalizers": ["test/hold"]}}),
+    )
+    .await;
     wait_for(&store, "rollout", |s| deploy_done(s, "doomed", "web", 2)).await;
-    delete(&store, "", "namespaces", "", "doomed", Propagation::Background).await;
+    delete(
+        &store,
+        "",
+        "namespaces",
+        "",
+        "doomed",
+        Propagation::Background,
+    )
+    .await;
     wait_for(&store, "content removed but a finalizer", |s| {
         s.iter().filter(|(k, _)| k.ns == "doomed").count() == 1
             && get(s, "/namespaces", "", "doomed").is_some_and(|ns| {
-                ns["status"]["conditions"]
-                    .as_array()
-                    .is_some_and(|c| c.iter().any(|c| c["type"] == "NamespaceFinalizersRemaining" && c["status"] == "True"))
+                ns["status"]["conditions"].as_array().is_some_and(|c| {
+                    c.iter().any(|c| {
+                        c["type"] == "NamespaceFinalizersRemaining" && c["status"] == "True"
+                    })
+                })
             })
     })
     .await;
-    assert_eq!(get(&store.read(), "/namespaces", "", "doomed").unwrap()["status"]["phase"], "Terminating");
+    assert_eq!(
+        get(&store.read(), "/namespaces", "", "doomed").unwrap()["status"]["phase"],
+        "Terminating"
+    );
     store
         .write(|tx| {
-            let res = tx.state().registry.find_any_version("", "configmaps").unwrap();
-            ops::remove_finalizer(tx, &res, &ObjKey::new("/configmaps", "doomed", "cfg"), "test/hold", "test")
+            let res = tx
+                .state()
+                .registry
+                .find_any_version("", "configmaps")
+                .unwrap();
+            ops::remove_finalizer(
+                tx,
+                &res,
+                &ObjKey::new("/configmaps", "doomed", "cfg"),
+                "test/hold",
+                "test",
+            )
         })
         .await
         .expect("release the config map");
@@ -612,22 +963,57 @@ async fn namespace_deletion_removes_everything() {
 #[tokio::test]
 async fn hpa_clamps_replicas() {
     let store = sandbox().await;
-    create(&store, "apps", "deployments", "default", deployment("web", 1, "nginx")).await;
+    create(
+        &store,
+        "apps",
+        "deployments",
+        "default",
+        deployment("web", 1, "nginx"),
+    )
+    .await;
     let hpa = json!({
         "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
         "metadata": {"name": "web"},
         "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "minReplicas": 2, "maxReplicas": 4},
     });
-    create(&store, "autoscaling", "horizontalpodautoscalers", "default", hpa).await;
-    wait_for(&store, "scaled up to the minimum", |s| deploy_done(s, "default", "web", 2)).await;
-    let h = get(&store.read(), "autoscaling/horizontalpodautoscalers", "default", "web").unwrap();
+    create(
+        &store,
+        "autoscaling",
+        "horizontalpodautoscalers",
+        "default",
+        hpa,
+    )
+    .await;
+    wait_for(&store, "scaled up to the minimum", |s| {
+        deploy_done(s, "default", "web", 2)
+    })
+    .await;
+    let h = get(
+        &store.read(),
+        "autoscaling/horizontalpodautoscalers",
+        "default",
+        "web",
+    )
+    .unwrap();
     assert_eq!(h["status"]["desiredReplicas"], 2);
     assert!(h["status"]["lastScaleTime"].is_string());
-    let active = h["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "ScalingActive").unwrap().clone();
+    let active = h["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "ScalingActive")
+        .unwrap()
+        .clone();
     assert_eq!(active["status"], "False");
     assert_eq!(active["reason"], "FailedGetResourceMetric");
-    modify(&store, "apps", "deployments", "default", "web", |d| d["spec"]["replicas"] = json!(10)).await;
-    wait_for(&store, "scaled down to the maximum", |s| deploy_done(s, "default", "web", 4)).await;
+    modify(&store, "apps", "deployments", "default", "web", |d| {
+        d["spec"]["replicas"] = json!(10)
+    })
+    .await;
+    wait_for(&store, "scaled down to the maximum", |s| {
+        deploy_done(s, "default", "web", 4)
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -636,7 +1022,14 @@ async fn work_resumes_after_a_restart() {
     let store = Store::in_memory();
     let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}});
     create(&store, "", "namespaces", "", ns).await;
-    create(&store, "apps", "deployments", "default", deployment("web", 1, "nginx")).await;
+    create(
+        &store,
+        "apps",
+        "deployments",
+        "default",
+        deployment("web", 1, "nginx"),
+    )
+    .await;
     super::start(store.clone());
     wait_for(&store, "rollout", |s| deploy_done(s, "default", "web", 1)).await;
 }
@@ -644,7 +1037,14 @@ async fn work_resumes_after_a_restart() {
 #[tokio::test]
 async fn converged_state_emits_no_events() {
     let store = sandbox().await;
-    create(&store, "apps", "deployments", "default", deployment("web", 2, "nginx")).await;
+    create(
+        &store,
+        "apps",
+        "deployments",
+        "default",
+        deployment("web", 2, "nginx"),
+    )
+    .await;
     let svc = json!({"metadata": {"name": "web"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}});
     create(&store, "", "services", "default", svc).await;
     wait_for(&store, "rollout", |s| {
@@ -654,5 +1054,162 @@ async fn converged_state_emits_no_events() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let rv = store.read().resource_version();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(store.read().resource_version(), rv, "controllers keep writing after converging");
+    assert_eq!(
+        store.read().resource_version(),
+        rv,
+        "controllers keep writing after converging"
+    );
+}
+
+#[tokio::test]
+async fn recreated_deployment_adopts_orphans() {
+    let store = sandbox().await;
+    create(
+        &store,
+        "apps",
+        "deployments",
+        "default",
+        deployment("web", 2, "nginx"),
+    )
+    .await;
+    wait_for(&store, "rollout", |s| deploy_done(s, "default", "web", 2)).await;
+    let pods_before: Vec<Value> = list(&store.read(), "/pods", "default")
+        .iter()
+        .map(|p| p["metadata"]["uid"].clone())
+        .collect();
+    delete(
+        &store,
+        "apps",
+        "deployments",
+        "default",
+        "web",
+        Propagation::Orphan,
+    )
+    .await;
+    wait_for(&store, "orphaned", |s| {
+        get(s, "apps/deployments", "default", "web").is_none()
+            && list(s, "apps/replicasets", "default")
+                .iter()
+                .all(|rs| rs["metadata"].get("ownerReferences").is_none())
+    })
+    .await;
+    let d = create(
+        &store,
+        "apps",
+        "deployments",
+        "default",
+        deployment("web", 2, "nginx"),
+    )
+    .await;
+    wait_for(&store, "adopted", |s| {
+        deploy_done(s, "default", "web", 2)
+            && list(s, "apps/replicasets", "default")
+                .iter()
+                .all(|rs| owned_by(rs, &d))
+    })
+    .await;
+    let state = store.read();
+    assert_eq!(list(&state, "apps/replicasets", "default").len(), 1);
+    let pods_after: Vec<Value> = list(&state, "/pods", "default")
+        .iter()
+        .map(|p| p["metadata"]["uid"].clone())
+        .collect();
+    assert_eq!(pods_before, pods_after, "the same pods keep running");
+}
+
+#[tokio::test]
+async fn malformed_objects_do_not_stop_the_store() {
+    let store = sandbox().await;
+    // Stored as is, past admission: a template that is not an object.
+    store
+        .write(|tx| {
+            let bad = json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "bad", "namespace": "default", "uid": "bad-uid", "generation": 1},
+                "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "bad"}}, "template": [1, 2]},
+            });
+            tx.put(ObjKey::new("apps/deployments", "default", "bad"), bad);
+            Ok(())
+        })
+        .await
+        .expect("put");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    create(
+        &store,
+        "apps",
+        "deployments",
+        "default",
+        deployment("web", 1, "nginx"),
+    )
+    .await;
+    wait_for(&store, "a healthy deployment still rolls out", |s| {
+        deploy_done(s, "default", "web", 1)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn events_are_recorded_and_bounded() {
+    let store = sandbox().await;
+    create(
+        &store,
+        "apps",
+        "deployments",
+        "default",
+        deployment("web", 1, "nginx"),
+    )
+    .await;
+    wait_for(&store, "rollout", |s| deploy_done(s, "default", "web", 1)).await;
+    wait_for(&store, "events", |s| {
+        let events = list(s, "/events", "default");
+        let has = |kind: &str, reason: &str| {
+            events
+                .iter()
+                .any(|e| e["involvedObject"]["kind"] == kind && e["reason"] == reason)
+        };
+        has("Pod", "Scheduled")
+            && has("Pod", "Started")
+            && has("ReplicaSet", "SuccessfulCreate")
+            && has("Deployment", "ScalingReplicaSet")
+    })
+    .await;
+    let pod = list(&store.read(), "/pods", "default")[0].clone();
+    let repeated = pod.clone();
+    store
+        .write(move |tx| {
+            for _ in 0..3 {
+                super::events::record(
+                    tx,
+                    &repeated,
+                    super::events::normal("test", "Again", "same".into()),
+                );
+            }
+            for i in 0..super::events::MAX_PER_NAMESPACE + 50 {
+                super::events::record(
+                    tx,
+                    &repeated,
+                    super::events::normal("test", "Many", format!("event {i}")),
+                );
+            }
+            Ok(())
+        })
+        .await
+        .expect("record");
+    let state = store.read();
+    let events = list(&state, "/events", "default");
+    assert!(
+        events.len() <= super::events::MAX_PER_NAMESPACE,
+        "{} events kept",
+        events.len()
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["message"] == format!("event {}", super::events::MAX_PER_NAMESPACE + 49))
+    );
+    let again: Vec<&Arc<Value>> = events.iter().filter(|e| e["reason"] == "Again").collect();
+    assert!(again.len() <= 1, "repeated events are aggregated");
+    if let Some(e) = again.first() {
+        assert_eq!(e["count"], 3);
+    }
 }
