@@ -9,6 +9,7 @@
 //! that have no controller are adopted.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
@@ -129,9 +130,11 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, d: Arc<Value>) -> ApiResult<Outcome>
         annotated["metadata"]["annotations"][REVISION] = json!(revision(rs).to_string());
         write_main(tx, &res, key, &d, annotated, MANAGER)?;
     }
-    let status = status(tx, &d, new_key.as_ref(), want, paused);
+    let (status, requeue) = status(tx, &d, new_key.as_ref(), want, paused);
     write_status(tx, &res, key, status, MANAGER)?;
-    Ok(Outcome::done())
+    Ok(Outcome {
+        requeue_after: requeue,
+    })
 }
 
 fn create_rs(
@@ -240,7 +243,15 @@ fn cleanup(tx: &mut Tx, d: &Value, new_key: Option<&ObjKey>) -> ApiResult<()> {
     Ok(())
 }
 
-fn status(tx: &Tx, d: &Value, new_key: Option<&ObjKey>, want: i64, paused: bool) -> Value {
+/// The status, and when to look again for the progress deadline.
+fn status(
+    tx: &Tx,
+    d: &Value,
+    new_key: Option<&ObjKey>,
+    want: i64,
+    paused: bool,
+) -> (Value, Option<Duration>) {
+    let mut requeue = None;
     let all = controlled(tx, uid(d), "apps/replicasets");
     let sum = |field: &str| -> i64 { all.iter().map(|(_, rs)| int(&rs["status"][field], 0)).sum() };
     let replicas = sum("replicas");
@@ -300,23 +311,80 @@ fn status(tx: &Tx, d: &Value, new_key: Option<&ObjKey>, want: i64, paused: bool)
             message: format!("ReplicaSet \"{rs_name}\" has successfully progressed."),
         }
     } else {
-        Cond {
-            kind: "Progressing",
-            status: "True",
-            reason: "ReplicaSetUpdated",
-            message: format!("ReplicaSet \"{rs_name}\" is progressing."),
-        }
+        rolling(d, rs_name, available, updated, &mut requeue)
     };
-    status.insert(
-        "conditions".into(),
-        conditions(
-            &d["status"]["conditions"],
-            &[available_cond, progressing],
-            CondStyle::Update,
-        ),
+    let mut conds = conditions(
+        &d["status"]["conditions"],
+        &[available_cond, progressing],
+        CondStyle::Update,
     );
+    // Progress (more pods updated or available) restarts the progress deadline.
+    let progressed = available > int(&d["status"]["availableReplicas"], 0)
+        || updated > int(&d["status"]["updatedReplicas"], 0);
+    if progressed && conds[1]["reason"] == "ReplicaSetUpdated" {
+        conds[1]["lastUpdateTime"] = json!(ops::now());
+    }
+    status.insert("conditions".into(), conds);
     if let Some(c) = d["status"]["collisionCount"].as_i64() {
         status.insert("collisionCount".into(), json!(c));
     }
-    Value::Object(status)
+    (Value::Object(status), requeue)
+}
+
+/// The Progressing condition of a rollout under way: ReplicaSetUpdated, or False with
+/// ProgressDeadlineExceeded when nothing progressed for `progressDeadlineSeconds`.
+fn rolling(
+    d: &Value,
+    rs_name: &str,
+    available: i64,
+    updated: i64,
+    requeue: &mut Option<Duration>,
+) -> Cond<'static> {
+    let updating = Cond {
+        kind: "Progressing",
+        status: "True",
+        reason: "ReplicaSetUpdated",
+        message: format!("ReplicaSet \"{rs_name}\" is progressing."),
+    };
+    let Some(deadline) = d["spec"]["progressDeadlineSeconds"].as_i64() else {
+        return updating;
+    };
+    let exceeded = Cond {
+        kind: "Progressing",
+        status: "False",
+        reason: "ProgressDeadlineExceeded",
+        message: format!("ReplicaSet \"{rs_name}\" has timed out progressing."),
+    };
+    let old = &d["status"];
+    let progressed =
+        available > int(&old["availableReplicas"], 0) || updated > int(&old["updatedReplicas"], 0);
+    let previous = old["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Progressing"));
+    let same = |c: &Cond| {
+        previous.is_some_and(|p| p["reason"] == c.reason && p["message"] == c.message.as_str())
+    };
+    if progressed {
+        *requeue = Some(Duration::from_secs(deadline.max(0) as u64 + 1));
+        return updating;
+    }
+    if same(&exceeded) {
+        return exceeded;
+    }
+    let since = previous.filter(|_| same(&updating)).and_then(|p| {
+        p["lastUpdateTime"]
+            .as_str()?
+            .parse::<jiff::Timestamp>()
+            .ok()
+    });
+    let Some(since) = since else {
+        *requeue = Some(Duration::from_secs(deadline.max(0) as u64 + 1));
+        return updating;
+    };
+    let waited = jiff::Timestamp::now().as_second() - since.as_second();
+    if waited >= deadline {
+        return exceeded;
+    }
+    *requeue = Some(Duration::from_secs((deadline - waited) as u64 + 1));
+    updating
 }

@@ -7,7 +7,30 @@
 //! read-modify-write never races with the API. Reconciles converge: a pass that finds nothing
 //! to change writes nothing, and a write that changes nothing emits no event. Keys are
 //! deduplicated while queued, and every object is queued once at start so that work left over
-//! from a previous run resumes.
+//! from a previous run resumes. A reconcile that fails (or panics) is retried with back-off
+//! and discards what it staged.
+//!
+//! One module per controller: `deployment`, `replicaset`, `pod` (scheduler and kubelet,
+//! with the annotations that script failures and delays), `statefulset`, `pvc`, `job`,
+//! `service` (endpoints), `ingress`, `hpa`, `gc` (garbage collector), `namespace`
+//! and `events`.
+//!
+//! Simplified compared with a real cluster:
+//!
+//! - No container runs: pods are reported Running and Ready at once (run-to-completion pods
+//!   exit 0 at once); failures and delays are scripted with annotations (see `pod`). There is
+//!   one node, `sandbox`; no resources, probes, affinity or taints are considered.
+//! - Deployments scale the new ReplicaSet to the full count at once and the old ones to zero
+//!   once it is ready: no maxSurge/maxUnavailable steps, no proportional scaling, no
+//!   minReadySeconds. Available means every wanted replica is available.
+//! - StatefulSets keep no ControllerRevision objects; the revision is a hash of the template.
+//! - Claims are bound at once to a made-up volume; no PersistentVolume objects exist.
+//! - Jobs replace failed pods without back-off delay; `OnFailure` pods that fail end Failed
+//!   instead of restarting in place; Indexed jobs only get their index; no pod failure
+//!   policy, success policy or TTL after finishing.
+//! - Endpoints only (no EndpointSlices); the autoscaler has no metrics and only clamps
+//!   replicas into its range.
+//! - Timers (start delays, crash-loop back-off) live in memory and start over after a restart.
 
 mod common;
 mod deployment;

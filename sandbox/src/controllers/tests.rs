@@ -1213,3 +1213,27 @@ async fn events_are_recorded_and_bounded() {
         assert_eq!(e["count"], 3);
     }
 }
+
+#[tokio::test]
+async fn failing_rollout_exceeds_its_progress_deadline() {
+    let store = sandbox().await;
+    let mut d = deployment("web", 1, "nginx");
+    d["spec"]["progressDeadlineSeconds"] = json!(1);
+    d["spec"]["template"]["metadata"]["annotations"] = json!({super::FAIL_ANNOTATION: "true"});
+    create(&store, "apps", "deployments", "default", d).await;
+    wait_for(&store, "progress deadline exceeded", |s| {
+        get(s, "apps/deployments", "default", "web").is_some_and(|d| {
+            let p = &d["status"]["conditions"][1];
+            p["type"] == "Progressing"
+                && p["status"] == "False"
+                && p["reason"] == "ProgressDeadlineExceeded"
+        })
+    })
+    .await;
+    let d = get(&store.read(), "apps/deployments", "default", "web").unwrap();
+    assert_eq!(
+        d["status"]["conditions"][0]["status"], "False",
+        "not available"
+    );
+    assert_eq!(d["status"]["unavailableReplicas"], 1);
+}
