@@ -165,9 +165,13 @@ async fn server_side_apply_is_idempotent_and_detects_conflicts() {
         let deployments = deployments.clone();
         async move {
             let d = deployments.get("web").await.ok()?;
-            let done = d.status.as_ref()?.conditions.as_ref()?.iter().any(|c| {
-                c.reason.as_deref() == Some("NewReplicaSetAvailable")
-            });
+            let done = d
+                .status
+                .as_ref()?
+                .conditions
+                .as_ref()?
+                .iter()
+                .any(|c| c.reason.as_deref() == Some("NewReplicaSetAvailable"));
             done.then_some(d)
         }
     })
