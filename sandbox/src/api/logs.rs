@@ -5,7 +5,6 @@
 //! `sandbox.kipper.run/log` (so tests and demos can script output), a heartbeat every
 //! [`HEARTBEAT`] seconds while it runs, and an exit line when it terminated.
 
-use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -14,7 +13,7 @@ use bytes::Bytes;
 use jiff::Timestamp;
 use serde_json::Value;
 
-use super::{Api, Req, streaming};
+use super::{Api, Req, channel_body, streaming};
 use crate::error::{ApiError, ApiResult};
 use crate::ops;
 use crate::registry::Resource;
@@ -197,8 +196,5 @@ pub fn serve(api: &Api, res: &Resource, ns: &str, name: &str, req: &Req) -> ApiR
             }
         }
     });
-    let stream = futures_util::stream::unfold(body, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
-    });
-    Ok(streaming("text/plain", Body::from_stream(stream)))
+    Ok(streaming("text/plain", channel_body(body)))
 }

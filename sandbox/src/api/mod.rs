@@ -185,6 +185,16 @@ async fn dispatch(api: &Api, path: &str, req: Req) -> ApiResult<Response> {
     }
 }
 
+/// A body that streams what a background task sends, until the task drops its sender.
+pub fn channel_body(chunks: tokio::sync::mpsc::Receiver<Bytes>) -> Body {
+    let stream = futures_util::stream::unfold(chunks, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+    });
+    Body::from_stream(stream)
+}
+
 /// A response whose body is produced over time (watches, followed logs).
 pub fn streaming(content_type: &'static str, body: Body) -> Response {
     let mut resp = Response::new(body);

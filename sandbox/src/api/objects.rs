@@ -223,23 +223,21 @@ fn list(api: &Api, res: &Resource, ns: Option<&str>, req: &Req) -> ApiResult<Res
             Some(after) => Box::new(state.list_after(&key, ns, after)),
             None => Box::new(state.list(&key, ns)),
         };
-        let mut items = Vec::new();
-        let mut next = None;
+        let mut items: Vec<(ObjKey, Arc<Value>)> = Vec::new();
+        let mut more = false;
         for (k, obj) in all.filter(|(_, o)| filter.matches(o)) {
             if limit > 0 && items.len() == limit {
-                next = Some(encode_continue(&ObjKey::new(
-                    key.clone(),
-                    k.ns.clone(),
-                    k.name.clone(),
-                )));
+                more = true;
                 break;
             }
             items.push((k.clone(), obj.clone()));
         }
         // The token names the last object returned, so the next page starts after it.
-        if next.is_some() {
-            next = items.last().map(|(k, _)| encode_continue(k));
-        }
+        let next = if more {
+            items.last().map(|(k, _)| encode_continue(k))
+        } else {
+            None
+        };
         (items, state.resource_version(), next)
     };
     let mut metadata = json!({"resourceVersion": rv.to_string()});

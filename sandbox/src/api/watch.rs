@@ -1,6 +1,5 @@
 //! Watch streams: newline-delimited JSON events, resumable from a resourceVersion.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,10 +10,10 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
 use super::objects::{Filter, include_object, present};
-use super::{Api, Req, streaming};
+use super::{Api, Req, channel_body, streaming};
 use crate::error::{ApiError, ApiResult};
 use crate::registry::Resource;
-use crate::store::{Event, EventType};
+use crate::store::{Event, EventType, Store};
 use crate::table::{IncludeObject, to_table};
 
 /// How often an idle watch that asked for bookmarks gets one.
@@ -29,6 +28,7 @@ struct Watch {
     bookmarks: bool,
     /// The newest resourceVersion the client has seen.
     last: u64,
+    store: Store,
     /// `kubectl get -w` asks for each object as a one-row Table.
     table: Option<IncludeObject>,
     out: mpsc::Sender<Bytes>,
@@ -60,6 +60,7 @@ pub fn serve(api: &Api, res: Arc<Resource>, ns: Option<String>, req: &Req) -> Ap
         filter,
         bookmarks: req.flag("allowWatchBookmarks"),
         last: 0,
+        store: api.store.clone(),
         table: req.wants_table().then(|| include_object(req)),
         out,
     };
@@ -101,10 +102,7 @@ pub fn serve(api: &Api, res: Arc<Resource>, ns: Option<String>, req: &Req) -> Ap
     tokio::spawn(async move {
         let _ = tokio::time::timeout(timeout, watch.run(first, initial_end, events)).await;
     });
-    let stream = futures_util::stream::unfold(body, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
-    });
-    Ok(streaming("application/json", Body::from_stream(stream)))
+    Ok(streaming("application/json", channel_body(body)))
 }
 
 fn frame(kind: &str, object: &Value) -> Bytes {
@@ -132,7 +130,7 @@ impl Watch {
             tokio::select! {
                 received = events.recv() => match received {
                     Ok(event) => self.send(&event).await?,
-                    Err(broadcast::error::RecvError::Lagged(_)) => return self.gone().await,
+                    Err(broadcast::error::RecvError::Lagged(_)) => self.catch_up().await?,
                     Err(broadcast::error::RecvError::Closed) => return None,
                 },
                 _ = ticker.tick() => {
@@ -210,6 +208,21 @@ impl Watch {
             "metadata": metadata,
         });
         self.out.send(frame("BOOKMARK", &object)).await.ok()
+    }
+
+    /// The live channel overflowed: replay from the history, or end with 410 when even the
+    /// history no longer reaches back far enough.
+    async fn catch_up(&mut self) -> Option<()> {
+        let missed = self.store.read().history_since(self.last);
+        match missed {
+            Some(events) => {
+                for event in events {
+                    self.send(&event).await?;
+                }
+                Some(())
+            }
+            None => self.gone().await,
+        }
     }
 
     /// The client fell too far behind the live events; it must list again.

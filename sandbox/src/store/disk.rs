@@ -1,17 +1,18 @@
 //! The redb file behind the store: objects by key, recent events by resourceVersion.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde_json::{Value, json};
 
 use super::HISTORY_LEN;
-use super::state::{Event, EventType, ObjKey, State};
+use super::state::{EventType, ObjKey, Recorded, State};
 
 const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Separates the parts of a key; cannot occur in resource, namespace or object names.
 const SEP: char = '\u{0}';
@@ -35,7 +36,12 @@ fn err(what: &str) -> impl Fn(&dyn std::fmt::Display) -> String + '_ {
 
 impl Disk {
     pub(super) fn open(path: &Path) -> Result<Disk, String> {
-        let db = Database::create(path).map_err(|e| {
+        // Every object also lives in memory, so redb's page cache (1 GiB by default) would only
+        // hold a second copy; a small one keeps commits fast.
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| {
             format!(
                 "cannot open the sandbox store {}: {e} (is another `kip sandbox serve` running on it?)",
                 path.display()
@@ -66,7 +72,7 @@ impl Disk {
     }
 
     /// Makes a batch of events durable: the objects they leave behind, and the events themselves.
-    pub(super) fn commit(&mut self, batch: &[Arc<Event>]) -> Result<(), String> {
+    pub(super) fn commit(&mut self, batch: &[Recorded]) -> Result<(), String> {
         self.write(|objects, events, meta| {
             let e = err("write");
             for event in batch {
@@ -76,20 +82,14 @@ impl Disk {
                         objects.remove(key.as_str()).map_err(|x| e(&x))?;
                     }
                     _ => {
-                        let body = serde_json::to_vec(&*event.object).map_err(|x| e(&x))?;
                         objects
-                            .insert(key.as_str(), body.as_slice())
+                            .insert(key.as_str(), &*event.body)
                             .map_err(|x| e(&x))?;
                     }
                 }
-                let record = json!({
-                    "type": event.kind.as_str(),
-                    "key": [event.key.res, event.key.ns, event.key.name],
-                    "object": &*event.object,
-                });
-                let body = serde_json::to_vec(&record).map_err(|x| e(&x))?;
+                let record = encode_event(event);
                 events
-                    .insert(event.rv, body.as_slice())
+                    .insert(event.rv, record.as_slice())
                     .map_err(|x| e(&x))?;
             }
             if let Some(last) = batch.last() {
@@ -131,7 +131,7 @@ impl Disk {
         for entry in events_table.iter().map_err(|x| e(&x))? {
             let (rv, body) = entry.map_err(|x| e(&x))?;
             if let Some(event) = decode_event(rv.value(), body.value()) {
-                history.push(Arc::new(event));
+                history.push(event);
             }
         }
         let read_meta = |name: &str| -> Result<u64, String> {
@@ -150,20 +150,31 @@ impl Disk {
     }
 }
 
-fn decode_event(rv: u64, body: &[u8]) -> Option<Event> {
-    let mut record: Value = serde_json::from_slice(body).ok()?;
-    let kind = EventType::parse(record["type"].as_str()?)?;
-    let key = record["key"].as_array()?;
-    let key = ObjKey::new(
-        key.first()?.as_str()?,
-        key.get(1)?.as_str()?,
-        key.get(2)?.as_str()?,
-    );
-    Some(Event {
+/// An event on disk: a JSON header line `["TYPE","res","ns","name"]`, then the object's JSON
+/// (compact JSON never contains a raw newline).
+fn encode_event(event: &Recorded) -> Vec<u8> {
+    let header = json!([
+        event.kind.as_str(),
+        event.key.res,
+        event.key.ns,
+        event.key.name
+    ]);
+    let mut record = serde_json::to_vec(&header).unwrap_or_default();
+    record.push(b'\n');
+    record.extend_from_slice(&event.body);
+    record
+}
+
+fn decode_event(rv: u64, record: &[u8]) -> Option<Recorded> {
+    let split = record.iter().position(|b| *b == b'\n')?;
+    let header: Vec<String> = serde_json::from_slice(&record[..split]).ok()?;
+    let [kind, res, ns, name] = header.as_slice() else {
+        return None;
+    };
+    Some(Recorded {
         rv,
-        kind,
-        key,
-        object: Arc::new(record["object"].take()),
-        previous: None,
+        kind: EventType::parse(kind)?,
+        key: ObjKey::new(res.as_str(), ns.as_str(), name.as_str()),
+        body: record[split + 1..].into(),
     })
 }

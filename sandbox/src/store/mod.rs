@@ -16,10 +16,10 @@ use serde_json::Value;
 use tokio::sync::{broadcast, oneshot};
 
 use crate::error::{ApiError, ApiResult};
-pub use state::{Event, EventType, ObjKey, State, Tx};
+pub use state::{Event, EventType, ObjKey, Recorded, State, Tx};
 
 /// How many events the in-memory history (and the database) keeps for resuming watches.
-pub const HISTORY_LEN: usize = 50_000;
+pub const HISTORY_LEN: usize = 10_000;
 /// How many queued writes one transaction commits at most.
 const MAX_BATCH: usize = 512;
 
@@ -56,7 +56,7 @@ impl Store {
     fn start(state: State, disk: Option<disk::Disk>) -> Store {
         let state = Arc::new(RwLock::new(state));
         let (jobs, queue) = mpsc::channel::<Job>();
-        let (events, _) = broadcast::channel(8192);
+        let (events, _) = broadcast::channel(1024);
         let writer = Writer {
             state: state.clone(),
             disk,
@@ -170,8 +170,10 @@ impl Writer {
             events.extend(tx.into_events());
             completions.push(done);
         }
+        // Serialized once, for the disk and for the history alike.
+        let recorded: Vec<Recorded> = events.iter().map(|e| Recorded::of(e)).collect();
         let committed = match &mut self.disk {
-            Some(disk) if !events.is_empty() => disk.commit(&events),
+            Some(disk) if !recorded.is_empty() => disk.commit(&recorded),
             _ => Ok(()),
         };
         match &committed {
@@ -180,8 +182,8 @@ impl Writer {
                     .state
                     .write()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
-                for event in &events {
-                    state.record(event.clone());
+                for entry in recorded {
+                    state.record(entry);
                 }
                 drop(state);
                 for event in events {

@@ -68,6 +68,40 @@ pub struct Event {
     pub previous: Option<Arc<Value>>,
 }
 
+/// A committed event as the history keeps it: the object serialized, about ten times smaller
+/// than its parsed form, since the history holds versions no live object shares.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub rv: u64,
+    pub kind: EventType,
+    pub key: ObjKey,
+    pub body: Arc<[u8]>,
+}
+
+impl Recorded {
+    pub fn of(event: &Event) -> Recorded {
+        Recorded {
+            rv: event.rv,
+            kind: event.kind,
+            key: event.key.clone(),
+            body: serde_json::to_vec(&*event.object)
+                .unwrap_or_default()
+                .into(),
+        }
+    }
+
+    /// The event back, for a watch resuming from the history; it lacks `previous`.
+    pub fn to_event(&self) -> Option<Event> {
+        Some(Event {
+            rv: self.rv,
+            kind: self.kind,
+            key: self.key.clone(),
+            object: Arc::new(serde_json::from_slice(&self.body).ok()?),
+            previous: None,
+        })
+    }
+}
+
 const CRD_KEY: &str = "apiextensions.k8s.io/customresourcedefinitions";
 
 /// Every object, the last resourceVersion, and the recent events.
@@ -75,7 +109,7 @@ const CRD_KEY: &str = "apiextensions.k8s.io/customresourcedefinitions";
 pub struct State {
     objects: BTreeMap<ObjKey, Arc<Value>>,
     rv: u64,
-    history: VecDeque<Arc<Event>>,
+    history: VecDeque<Recorded>,
     /// Events at or below this version are no longer in the history.
     compacted: u64,
     pub registry: Registry,
@@ -92,7 +126,7 @@ impl State {
     pub(super) fn restore(
         objects: Vec<(ObjKey, Value)>,
         rv: u64,
-        history: Vec<Arc<Event>>,
+        history: Vec<Recorded>,
         compacted: u64,
     ) -> Self {
         let mut state = State {
@@ -168,11 +202,17 @@ impl State {
             return None;
         }
         let start = self.history.partition_point(|e| e.rv <= rv);
-        Some(self.history.range(start..).cloned().collect())
+        Some(
+            self.history
+                .range(start..)
+                .filter_map(Recorded::to_event)
+                .map(Arc::new)
+                .collect(),
+        )
     }
 
     /// Adds a committed event to the history.
-    pub(super) fn record(&mut self, event: Arc<Event>) {
+    pub(super) fn record(&mut self, event: Recorded) {
         self.history.push_back(event);
         while self.history.len() > HISTORY_LEN {
             if let Some(old) = self.history.pop_front() {
@@ -323,8 +363,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn event(rv: u64) -> Arc<Event> {
-        Arc::new(Event {
+    fn event(rv: u64) -> Recorded {
+        Recorded::of(&Event {
             rv,
             kind: EventType::Modified,
             key: ObjKey::new("/configmaps", "default", "x"),
