@@ -191,8 +191,10 @@ async fn main() {
         raw_lists.push(t.elapsed());
         assert!(text.len() > 1_000_000, "the list holds every deployment");
     }
-    let (raw_list_p50, raw_list_line) =
-        summary("same list as raw bytes (no client-side decoding)", raw_lists);
+    let (raw_list_p50, raw_list_line) = summary(
+        "same list as raw bytes (no client-side decoding)",
+        raw_lists,
+    );
 
     // Watch delivery: from sending a write to receiving its event.
     let rv = cms

@@ -108,7 +108,7 @@ fn validate(res: &Resource, obj: &Value) -> ApiResult<()> {
 }
 
 /// Namespaced objects need a live namespace, as on a real server.
-fn check_namespace(tx: &Tx, res: &Resource, ns: &str) -> ApiResult<()> {
+fn check_namespace(tx: &Tx, res: &Resource, ns: &str, name: &str) -> ApiResult<()> {
     if !res.namespaced {
         return Ok(());
     }
@@ -120,9 +120,8 @@ fn check_namespace(tx: &Tx, res: &Resource, ns: &str) -> ApiResult<()> {
             403,
             "Forbidden",
             format!(
-                "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
                 res.qualified(),
-                "",
             ),
         ));
     }
@@ -169,7 +168,7 @@ pub fn create(
         ));
     }
     validate(res, &obj)?;
-    check_namespace(tx, res, ns)?;
+    check_namespace(tx, res, ns, &name)?;
     let key = key(res, ns, &name);
     if tx.get(&key).is_some() {
         return Err(ApiError::already_exists(&res.plural, &res.group, &name));
