@@ -188,27 +188,13 @@ impl Kubectl {
         child.wait_with_output().expect("kubectl output")
     }
 
-    /// Runs kubectl and returns its stdout, failing the test with its stderr if it failed.
+    /// Runs kubectl and returns its stdout, failing the test with its output if it failed.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).to_string()
+        succeeded(args, self.run(args))
     }
 
     pub fn ok_stdin(&self, args: &[&str], stdin: &str) -> String {
-        let out = self.run_with_stdin(args, Some(stdin));
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).to_string()
+        succeeded(args, self.run_with_stdin(args, Some(stdin)))
     }
 
     /// Runs kubectl expecting failure; returns stderr.
@@ -227,6 +213,17 @@ impl Kubectl {
         all.extend(["-o", "json"]);
         serde_json::from_str(&self.ok(&all)).expect("kubectl -o json prints JSON")
     }
+}
+
+/// The stdout of a kubectl run, failing the test with its output if it failed.
+fn succeeded(args: &[&str], out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 pub fn client_for(url: &str) -> kube::Client {
