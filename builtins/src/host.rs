@@ -1,0 +1,76 @@
+//! What builtins need from the process that runs the script, reached through the engine's tag.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rhai::{Dynamic, EvalAltResult, Map, NativeCallContext};
+
+/// How `-o` asked read verbs to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputFormat {
+    #[default]
+    Table,
+    Json,
+    Yaml,
+}
+
+/// The user's wishes about interaction and output.
+#[derive(Debug, Clone, Default)]
+pub struct UiSettings {
+    /// `--yes`: skip confirmations.
+    pub yes: bool,
+    /// stdin and stdout are a terminal, so we may ask.
+    pub interactive: bool,
+    /// Colour allowed (`NO_COLOR` unset and a terminal).
+    pub color: bool,
+    pub output: OutputFormat,
+}
+
+/// Finds templates along the search path: the name (`app/deployment.yaml.j2`) to its source and
+/// where it came from.
+pub trait TemplateSource: Send + Sync {
+    fn template(&self, name: &str) -> Option<(String, String)>;
+}
+
+/// Everything a builtin may need from its host process.
+pub struct Host {
+    /// Builtins are synchronous; they block on async work through [`Host::block_on`].
+    pub runtime: tokio::runtime::Handle,
+    pub kip_home: PathBuf,
+    pub templates: Arc<dyn TemplateSource>,
+    pub ui: UiSettings,
+    /// The cluster client, made on first use (with no cluster configured: the sandbox).
+    pub client: Arc<dyn Fn() -> Result<kube::Client, String> + Send + Sync>,
+}
+
+impl Host {
+    /// The one place a builtin waits for async work: scripts run on a blocking thread, so this
+    /// never blocks a runtime worker.
+    pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        tokio::task::block_in_place(|| self.runtime.block_on(fut))
+    }
+}
+
+/// The host of the engine a builtin was called from.
+pub fn host(ctx: &NativeCallContext) -> Result<Arc<Host>, Box<EvalAltResult>> {
+    ctx.tag()
+        .and_then(|tag| tag.clone().try_cast::<Arc<Host>>())
+        .ok_or_else(|| error("internal", "this engine has no kip host"))
+}
+
+/// A script-visible error: a map with `kind` and `message`.
+pub fn error(kind: &str, message: impl Into<String>) -> Box<EvalAltResult> {
+    let mut map = Map::new();
+    map.insert("kind".into(), kind.into());
+    map.insert("message".into(), message.into().into());
+    error_map(map)
+}
+
+/// A script-visible error from a prepared map (it must hold `kind` and `message`).
+pub fn error_map(map: Map) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(
+        Dynamic::from_map(map),
+        rhai::Position::NONE,
+    ))
+}

@@ -1,0 +1,18 @@
+//! The Rust primitives kip exposes to Rhai, one module per domain, registered as static
+//! namespaces (`k8s::apply(obj)`, `tmpl::render(name, ctx)`, `ui::step(msg)`…).
+//!
+//! Builtins say *what* failed; the engine says *where*. A fallible builtin returns
+//! `Result<_, Box<EvalAltResult>>` whose error value is a map (`kind`, `message`, and for
+//! Kubernetes `code`/`reason`), so scripts can `catch (e) { if e.reason == "NotFound" { … } }`.
+
+pub mod host;
+
+pub use host::{Host, OutputFormat, TemplateSource, UiSettings};
+
+use rhai::Engine;
+
+/// Registers every builtin module into `engine`; `host` becomes the engine's tag so builtins
+/// can reach the runtime, the kip home, the templates and the cluster.
+pub fn register_all(engine: &mut Engine, host: std::sync::Arc<Host>) {
+    engine.set_default_tag(rhai::Dynamic::from(host));
+}

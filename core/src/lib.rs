@@ -1,0 +1,1 @@
+//! kip engine (being written).
