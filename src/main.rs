@@ -1,27 +1,56 @@
-//! `kip`: the command-line front of Kipper.
+//! `kip`: the command-line front of Kipper. It builds the command tree from kip's own commands
+//! and the verbs scripts declare, then runs the chosen one.
 
 mod home;
 mod sandbox_cmd;
+mod verb_cmd;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Kipper turns a Linux server into a small Kubernetes platform.
 #[derive(Parser)]
 #[command(name = "kip", version, about, propagate_version = true)]
 struct Cli {
+    /// A folder of scripts that override or extend kip's verbs (also KIP_SCRIPTS).
+    #[arg(long, global = true, value_name = "DIR")]
+    scripts: Option<std::path::PathBuf>,
+
     #[command(subcommand)]
-    command: Command,
+    command: Builtin,
 }
 
+/// kip's own commands; every other verb comes from a script.
 #[derive(Subcommand)]
-enum Command {
+enum Builtin {
     /// Run the local sandbox cluster: a file-backed server that speaks the Kubernetes API.
     #[command(subcommand)]
     Sandbox(sandbox_cmd::SandboxCommand),
+    /// List every verb and the script it comes from.
+    Verbs,
+    /// Run a pipeline script with kip's primitives.
+    Run {
+        /// The script to run.
+        file: std::path::PathBuf,
+        /// Arguments, available to the script as `ARGS`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Evaluate one Rhai expression and print its value.
+    Eval {
+        /// The expression, e.g. 'kip::version()'.
+        expr: String,
+    },
+    /// Print a shell completion script.
+    Completion {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
 }
 
-fn main() {
-    let cli = Cli::parse();
+/// Names verbs from scripts may not take.
+const RESERVED: &[&str] = &["sandbox", "verbs", "run", "eval", "completion", "help"];
+
+fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -29,11 +58,50 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
-    let result = match cli.command {
-        Command::Sandbox(cmd) => sandbox_cmd::run(cmd),
+}
+
+fn main() {
+    init_tracing();
+    let args: Vec<String> = std::env::args().collect();
+    // The sandbox needs no scripts: keep its start-up free of them.
+    if args.get(1).map(String::as_str) == Some("sandbox") {
+        let cli = Cli::parse();
+        if let Builtin::Sandbox(cmd) = cli.command {
+            exit_with(sandbox_cmd::run(cmd).map_err(|e| (1, format!("error: {e}\n"))));
+        }
+    }
+    let mut kip = match verb_cmd::load(&args) {
+        Ok(kip) => kip,
+        Err((code, text)) => exit_with(Err((code, text))),
     };
-    if let Err(err) = result {
-        eprintln!("error: {err}");
-        std::process::exit(1);
+    let root = kip_core::cli::add_verbs(Cli::command(), &kip.verbs, RESERVED);
+    let matches = root.clone().get_matches();
+    let result = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => match cli.command {
+            Builtin::Sandbox(cmd) => {
+                sandbox_cmd::run(cmd).map_err(|e| (1, format!("error: {e}\n")))
+            }
+            Builtin::Verbs => verb_cmd::list(&kip),
+            Builtin::Run { file, args } => verb_cmd::run_file(&mut kip, &file, args),
+            Builtin::Eval { expr } => verb_cmd::eval(&mut kip, &expr),
+            Builtin::Completion { shell } => {
+                let mut root = root;
+                clap_complete::generate(shell, &mut root, "kip", &mut std::io::stdout());
+                Ok(())
+            }
+        },
+        // Not one of kip's own commands: a verb from a script.
+        Err(_) => verb_cmd::run_verb(&mut kip, &matches),
+    };
+    exit_with(result)
+}
+
+fn exit_with(result: Result<(), (i32, String)>) -> ! {
+    match result {
+        Ok(()) => std::process::exit(0),
+        Err((code, text)) => {
+            eprint!("{text}");
+            std::process::exit(code)
+        }
     }
 }

@@ -5,3 +5,4 @@ mod sandbox_cli;
 mod sandbox_durability;
 mod sandbox_kube;
 mod sandbox_kubectl;
+mod verbs;

@@ -14,5 +14,14 @@ use rhai::Engine;
 /// Registers every builtin module into `engine`; `host` becomes the engine's tag so builtins
 /// can reach the runtime, the kip home, the templates and the cluster.
 pub fn register_all(engine: &mut Engine, host: std::sync::Arc<Host>) {
+    register_modules(engine);
+    set_host(engine, host);
+}
+
+/// Registers the builtin modules; the host can be set later with [`set_host`].
+pub fn register_modules(_engine: &mut Engine) {}
+
+/// Makes `host` the one builtins of this engine reach.
+pub fn set_host(engine: &mut Engine, host: std::sync::Arc<Host>) {
     engine.set_default_tag(rhai::Dynamic::from(host));
 }

@@ -1,1 +1,177 @@
-//! kip engine (being written).
+//! kip's engine: the Rhai engine and its limits, the search path for scripts and templates,
+//! verbs declared by scripts, the command tree built from them, and readable script errors.
+
+pub mod cli;
+pub mod engine;
+pub mod report;
+pub mod search;
+pub mod stdlib;
+pub mod verbs;
+
+use std::sync::{Arc, Mutex};
+
+use rhai::{CallFnOptions, Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Scope};
+
+pub use engine::Limits;
+pub use report::ScriptError;
+pub use search::SearchPath;
+pub use verbs::{Verb, Verbs};
+
+/// kip's own version, for `kip::version()`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A loaded kip: an engine, the verbs along the search path, and the scripts' sources (for
+/// printing errors).
+pub struct Kip {
+    pub engine: Engine,
+    pub verbs: Arc<Verbs>,
+    pub search: Arc<SearchPath>,
+}
+
+/// Which declaration of which verb is running, so `kip::next(opts)` can call the one after it.
+#[derive(Default)]
+struct Running {
+    stack: Vec<(Vec<String>, usize)>,
+}
+
+impl Kip {
+    /// Builds the engine and loads every verb declared along `search`.
+    pub fn load(search: SearchPath, limits: &Limits) -> Result<Kip, ScriptError> {
+        let search = Arc::new(search);
+        let mut engine = engine::new_engine(limits, search.clone());
+        let scripts = search.scripts();
+        let verbs = Arc::new(Verbs::load(&engine, &scripts)?);
+        register_kip_module(&mut engine, verbs.clone());
+        Ok(Kip {
+            engine,
+            verbs,
+            search,
+        })
+    }
+
+    /// Runs the winning declaration of the verb named by `words` with `opts`.
+    pub fn run_verb(&self, words: &[String], opts: Map) -> Result<Dynamic, ScriptError> {
+        run_declaration(&self.engine, &self.verbs, words, 0, opts).map_err(|e| {
+            let Some(verb) = self.verbs.chain(words).first().copied() else {
+                return ScriptError::runtime(&e);
+            };
+            let mut err = ScriptError::runtime_in(&e, &verb.script.origin.display());
+            err.calls.insert(
+                0,
+                format!("in call to `{}` running `kip {}`", verb.func, verb.name()),
+            );
+            err
+        })
+    }
+
+    /// Runs a pipeline script (`kip run FILE args…`): its top level runs with `ARGS` in scope.
+    pub fn run_file(
+        &self,
+        name: &str,
+        source: &str,
+        args: Vec<String>,
+    ) -> Result<Dynamic, ScriptError> {
+        let origin = search::Origin::File(name.into());
+        let script = search::Script {
+            stem: String::new(),
+            origin,
+            source: source.to_string(),
+        };
+        let compiled = verbs::compile(&self.engine, &script)?;
+        let mut scope = Scope::new();
+        let args: rhai::Array = args.into_iter().map(Dynamic::from).collect();
+        scope.push("ARGS", args);
+        self.engine
+            .eval_ast_with_scope::<Dynamic>(&mut scope, &compiled.ast)
+            .map_err(|e| ScriptError::runtime_in(&e, name))
+    }
+
+    /// Evaluates one expression (`kip eval 'EXPR'`).
+    pub fn eval(&self, expr: &str) -> Result<Dynamic, ScriptError> {
+        let script = search::Script {
+            stem: String::new(),
+            origin: search::Origin::File("<eval>".into()),
+            source: expr.to_string(),
+        };
+        let compiled = verbs::compile(&self.engine, &script)?;
+        self.engine
+            .eval_ast::<Dynamic>(&compiled.ast)
+            .map_err(|e| ScriptError::runtime_in(&e, "<eval>"))
+    }
+
+    /// The text of a script by the source name errors use, for printing the failing line.
+    pub fn source_of(&self, name: &str) -> Option<String> {
+        if let Some((_, source)) = stdlib::SCRIPTS.iter().find(|(n, _)| *n == name) {
+            return Some(source.to_string());
+        }
+        std::fs::read_to_string(name).ok()
+    }
+}
+
+fn run_declaration(
+    engine: &Engine,
+    verbs: &Verbs,
+    words: &[String],
+    index: usize,
+    opts: Map,
+) -> Result<Dynamic, Box<EvalAltResult>> {
+    let chain = verbs.chain(words);
+    let Some(verb) = chain.get(index) else {
+        return Err(format!(
+            "`{}` has no further declaration to call with kip::next",
+            words.join(" ")
+        )
+        .into());
+    };
+    let running = running();
+    lock(&running).stack.push((words.to_vec(), index));
+    let options = CallFnOptions::new().eval_ast(true).rewind_scope(true);
+    let result = engine.call_fn_with_options::<Dynamic>(
+        options,
+        &mut Scope::new(),
+        &verb.script.ast,
+        &verb.func,
+        (Dynamic::from_map(opts),),
+    );
+    lock(&running).stack.pop();
+    result
+}
+
+/// The running-verb stack of this process: verbs run one thread at a time per engine.
+fn running() -> Arc<Mutex<Running>> {
+    static RUNNING: std::sync::OnceLock<Arc<Mutex<Running>>> = std::sync::OnceLock::new();
+    RUNNING.get_or_init(Default::default).clone()
+}
+
+fn lock(m: &Mutex<Running>) -> std::sync::MutexGuard<'_, Running> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `kip::version()`, `kip::next(opts)` (call the declaration this one overrides) and
+/// `kip::run(verb, opts)` (call another verb).
+fn register_kip_module(engine: &mut Engine, verbs: Arc<Verbs>) {
+    let mut module = rhai::Module::new();
+    module.set_native_fn("version", || Ok(VERSION.to_string()));
+    let for_next = verbs.clone();
+    module.set_native_fn(
+        "next",
+        move |ctx: NativeCallContext, opts: Map| -> Result<Dynamic, Box<EvalAltResult>> {
+            let current = lock(&running()).stack.last().cloned();
+            let Some((words, index)) = current else {
+                return Err("kip::next can only be called while a verb runs".into());
+            };
+            run_declaration(ctx.engine(), &for_next, &words, index + 1, opts)
+        },
+    );
+    module.set_native_fn(
+        "run",
+        move |ctx: NativeCallContext,
+              verb: &str,
+              opts: Map|
+              -> Result<Dynamic, Box<EvalAltResult>> {
+            let words: Vec<String> = verb.split_whitespace().map(String::from).collect();
+            run_declaration(ctx.engine(), &verbs, &words, 0, opts)
+        },
+    );
+    engine.register_static_module("kip", module.into());
+}

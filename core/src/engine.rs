@@ -1,0 +1,97 @@
+//! The one place a Rhai engine is built: limits, the module resolver over the search path,
+//! the builtins, and no `eval`.
+
+use std::sync::Arc;
+
+use rhai::module_resolvers::ModuleResolver;
+use rhai::{Engine, EvalAltResult, Module, Position, Scope};
+
+use crate::search::SearchPath;
+
+/// The resource limits of one engine. Every engine runs with some.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub operations: u64,
+    pub call_levels: usize,
+    pub expr_depth: usize,
+    pub function_expr_depth: usize,
+    pub string_size: usize,
+    pub array_size: usize,
+    pub map_size: usize,
+    pub modules: usize,
+}
+
+impl Limits {
+    /// Verbs and pipelines run from the command line: generous, but a runaway loop still ends.
+    pub const CLI: Limits = Limits {
+        operations: 50_000_000,
+        call_levels: 64,
+        expr_depth: 64,
+        function_expr_depth: 32,
+        string_size: 16 * 1024 * 1024,
+        array_size: 100_000,
+        map_size: 100_000,
+        modules: 64,
+    };
+
+    /// Server-side hooks: tighter, so one bad hook cannot stall the server.
+    pub const HOOK: Limits = Limits {
+        operations: 1_000_000,
+        call_levels: 32,
+        expr_depth: 32,
+        function_expr_depth: 16,
+        string_size: 1024 * 1024,
+        array_size: 10_000,
+        map_size: 10_000,
+        modules: 16,
+    };
+
+    fn apply(&self, engine: &mut Engine) {
+        engine
+            .set_max_operations(self.operations)
+            .set_max_call_levels(self.call_levels)
+            .set_max_expr_depths(self.expr_depth, self.function_expr_depth)
+            .set_max_string_size(self.string_size)
+            .set_max_array_size(self.array_size)
+            .set_max_map_size(self.map_size)
+            .set_max_modules(self.modules);
+    }
+}
+
+/// A new engine with `limits`, modules resolved along `search`, and every builtin registered.
+pub fn new_engine(limits: &Limits, search: Arc<SearchPath>) -> Engine {
+    let mut engine = Engine::new();
+    limits.apply(&mut engine);
+    engine.disable_symbol("eval");
+    engine.set_module_resolver(SearchResolver { search });
+    builtins::register_modules(&mut engine);
+    engine
+}
+
+/// `import "lib/naming" as naming;` finds `lib/naming.rhai` along the search path.
+struct SearchResolver {
+    search: Arc<SearchPath>,
+}
+
+impl ModuleResolver for SearchResolver {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        _source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> Result<Arc<Module>, Box<EvalAltResult>> {
+        let script = self
+            .search
+            .module(path)
+            .ok_or_else(|| Box::new(EvalAltResult::ErrorModuleNotFound(path.into(), pos)))?;
+        let in_module =
+            |err: Box<EvalAltResult>| Box::new(EvalAltResult::ErrorInModule(path.into(), err, pos));
+        let mut ast = engine
+            .compile(&script.source)
+            .map_err(|e| in_module(e.into()))?;
+        ast.set_source(script.origin.display());
+        let module = Module::eval_ast_as_new(Scope::new(), &ast, engine).map_err(in_module)?;
+        Ok(module.into())
+    }
+}

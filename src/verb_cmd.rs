@@ -1,0 +1,174 @@
+//! Running what scripts provide: verbs, `kip run`, `kip eval`, `kip verbs`.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Arc;
+
+use builtins::{Host, OutputFormat, UiSettings};
+use kip_core::{Kip, Limits, ScriptError, SearchPath};
+
+use crate::home::kip_home;
+
+type Failure = (i32, String);
+
+/// The value of `--scripts DIR` (or `--scripts=DIR`) before clap runs: the verbs it adds are
+/// part of the command tree clap parses.
+fn scripts_flag(args: &[String]) -> Option<std::path::PathBuf> {
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        if arg == "--scripts" {
+            return it.next().map(Into::into);
+        }
+        if let Some(dir) = arg.strip_prefix("--scripts=") {
+            return Some(dir.into());
+        }
+    }
+    None
+}
+
+pub fn load(args: &[String]) -> Result<Kip, Failure> {
+    let home = kip_home().map_err(|e| (2, format!("error: {e}\n")))?;
+    let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    let search = SearchPath::new(scripts_flag(args).as_deref(), &cwd, &home);
+    Kip::load(search, &Limits::CLI).map_err(|e| {
+        (
+            e.exit_code(),
+            e.render(&|name| std::fs::read_to_string(name).ok()),
+        )
+    })
+}
+
+fn render(kip: &Kip, err: ScriptError) -> Failure {
+    (err.exit_code(), err.render(&|name| kip.source_of(name)))
+}
+
+/// The host builtins see: runtime, kip home, templates, terminal settings and the cluster.
+fn host(
+    kip: &Kip,
+    runtime: &tokio::runtime::Runtime,
+    opts: &rhai::Map,
+) -> Result<Arc<Host>, Failure> {
+    let home = kip_home().map_err(|e| (2, format!("error: {e}\n")))?;
+    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let output = match opts.get("output").map(|o| o.to_string()).as_deref() {
+        Some("json") => OutputFormat::Json,
+        Some("yaml") => OutputFormat::Yaml,
+        _ => OutputFormat::Table,
+    };
+    let ui = UiSettings {
+        yes: opts
+            .get("yes")
+            .and_then(|y| y.as_bool().ok())
+            .unwrap_or(false),
+        interactive,
+        color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        output,
+    };
+    let sandbox_kubeconfig = sandbox::home::SandboxHome::new(&home).kubeconfig();
+    let handle = runtime.handle().clone();
+    let client = Arc::new(move || cluster_client(&handle, &sandbox_kubeconfig));
+    Ok(Arc::new(Host {
+        runtime: runtime.handle().clone(),
+        kip_home: home,
+        templates: kip.search.clone(),
+        ui,
+        client,
+    }))
+}
+
+/// The cluster: `KUBECONFIG` or `~/.kube/config` when present, else the sandbox.
+fn cluster_client(
+    handle: &tokio::runtime::Handle,
+    sandbox_kubeconfig: &Path,
+) -> Result<kube::Client, String> {
+    let has_kubeconfig = std::env::var_os("KUBECONFIG").is_some()
+        || std::env::var_os("HOME").is_some_and(|h| Path::new(&h).join(".kube/config").exists());
+    let config = if has_kubeconfig {
+        handle
+            .block_on(kube::Config::infer())
+            .map_err(|e| format!("cannot read the kubeconfig: {e}"))?
+    } else {
+        let text = std::fs::read_to_string(sandbox_kubeconfig).map_err(|_| {
+            "no cluster configured and the sandbox has not run: start it with `kip sandbox up`"
+                .to_string()
+        })?;
+        let parsed = kube::config::Kubeconfig::from_yaml(&text).map_err(|e| e.to_string())?;
+        handle
+            .block_on(kube::Config::from_custom_kubeconfig(
+                parsed,
+                &Default::default(),
+            ))
+            .map_err(|e| e.to_string())?
+    };
+    kube::Client::try_from(config).map_err(|e| format!("cannot build a cluster client: {e}"))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| (1, format!("error: cannot start the runtime: {e}\n")))
+}
+
+fn with_host(kip: &mut Kip, opts: &rhai::Map) -> Result<tokio::runtime::Runtime, Failure> {
+    let runtime = runtime()?;
+    let host = host(kip, &runtime, opts)?;
+    builtins::set_host(&mut kip.engine, host);
+    Ok(runtime)
+}
+
+pub fn run_verb(kip: &mut Kip, matches: &clap::ArgMatches) -> Result<(), Failure> {
+    let words = kip_core::cli::chosen_words(matches);
+    let chain = kip.verbs.chain(&words);
+    let Some(verb) = chain.first() else {
+        return Err((2, format!("error: unknown command `{}`\n", words.join(" "))));
+    };
+    let verb_matches = kip_core::cli::verb_matches(matches, &words)
+        .ok_or((2, "error: bad command line\n".to_string()))?;
+    let opts = kip_core::cli::opts(verb, verb_matches);
+    let _runtime = with_host(kip, &opts)?;
+    kip.run_verb(&words, opts)
+        .map(|_| ())
+        .map_err(|e| render(kip, e))
+}
+
+pub fn run_file(kip: &mut Kip, file: &Path, args: Vec<String>) -> Result<(), Failure> {
+    let source = std::fs::read_to_string(file)
+        .map_err(|e| (2, format!("error: cannot read `{}`: {e}\n", file.display())))?;
+    let _runtime = with_host(kip, &rhai::Map::new())?;
+    kip.run_file(&file.display().to_string(), &source, args)
+        .map(|_| ())
+        .map_err(|e| render(kip, e))
+}
+
+pub fn eval(kip: &mut Kip, expr: &str) -> Result<(), Failure> {
+    let _runtime = with_host(kip, &rhai::Map::new())?;
+    let value = kip.eval(expr).map_err(|e| render(kip, e))?;
+    if !value.is_unit() {
+        println!("{value}");
+    }
+    Ok(())
+}
+
+pub fn list(kip: &Kip) -> Result<(), Failure> {
+    let rows: Vec<[String; 3]> = kip
+        .verbs
+        .winners()
+        .iter()
+        .map(|v| [v.name(), v.about.clone(), v.script.origin.display()])
+        .collect();
+    let width = |i: usize| {
+        rows.iter()
+            .map(|r| r[i].chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(5)
+    };
+    let (w0, w1) = (width(0), width(1));
+    println!("{:w0$}  {:w1$}  SOURCE", "VERB", "ABOUT");
+    for [name, about, source] in &rows {
+        println!("{name:w0$}  {about:w1$}  {source}");
+    }
+    Ok(())
+}
