@@ -95,3 +95,46 @@ impl ModuleResolver for SearchResolver {
         Ok(module.into())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(limits: &Limits, script: &str) -> Result<rhai::Dynamic, Box<EvalAltResult>> {
+        let engine = new_engine(limits, Arc::new(SearchPath::stdlib_only()));
+        engine.eval::<rhai::Dynamic>(script)
+    }
+
+    /// A loop of `n` iterations: about 3 operations each.
+    fn spin(n: u64) -> String {
+        format!("let x = 0; for i in 0..{n} {{ x += 1; }} x")
+    }
+
+    #[test]
+    fn each_profile_stops_a_script_that_exceeds_it() {
+        let cli_ok = spin(Limits::HOOK.operations);
+        assert!(run(&Limits::CLI, &cli_ok).is_ok(), "the CLI runs what a hook may not");
+        let err = run(&Limits::HOOK, &cli_ok).expect_err("too many operations for a hook");
+        assert!(matches!(*err, EvalAltResult::ErrorTooManyOperations(_)), "{err}");
+        let err = run(&Limits::CLI, &spin(Limits::CLI.operations)).expect_err("even the CLI stops");
+        assert!(matches!(*err, EvalAltResult::ErrorTooManyOperations(_)), "{err}");
+    }
+
+    #[test]
+    fn deep_recursion_and_large_values_are_refused() {
+        let recurse = "fn down(n) { down(n + 1) } down(0)";
+        for limits in [Limits::CLI, Limits::HOOK] {
+            let err = run(&limits, recurse).expect_err("recursion without end");
+            assert!(matches!(*err, EvalAltResult::ErrorStackOverflow(_)), "{err}");
+        }
+        let big = format!("let s = \"x\"; while s.len < {} {{ s += s; }} s.len", Limits::HOOK.string_size + 1);
+        assert!(run(&Limits::HOOK, &big).is_err(), "a hook cannot build a string past its limit");
+        assert!(run(&Limits::CLI, &big).is_ok(), "the CLI can");
+    }
+
+    #[test]
+    fn eval_is_disabled() {
+        let err = run(&Limits::CLI, "eval(\"1 + 1\")").expect_err("no eval");
+        assert!(err.to_string().contains("eval"), "{err}");
+    }
+}
