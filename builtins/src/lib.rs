@@ -6,6 +6,7 @@
 //! Kubernetes `code`/`reason`), so scripts can `catch (e) { if e.reason == "NotFound" { … } }`.
 
 pub mod host;
+pub mod k8s;
 
 pub use host::{Host, OutputFormat, TemplateSource, UiSettings};
 
@@ -15,4 +16,5 @@ use rhai::Engine;
 /// can reach the runtime, the kip home, the templates and the cluster.
 pub fn register_all(engine: &mut Engine, host: std::sync::Arc<Host>) {
     engine.set_default_tag(rhai::Dynamic::from(host));
+    engine.register_static_module("k8s", rhai::exported_module!(k8s::k8s_module).into());
 }
