@@ -6,6 +6,7 @@
 //! Kubernetes `code`/`reason`), so scripts can `catch (e) { if e.reason == "NotFound" { … } }`.
 
 pub mod host;
+pub mod k8s;
 
 pub use host::{Host, OutputFormat, TemplateSource, UiSettings};
 
@@ -24,4 +25,5 @@ pub fn register_modules(_engine: &mut Engine) {}
 /// Makes `host` the one builtins of this engine reach.
 pub fn set_host(engine: &mut Engine, host: std::sync::Arc<Host>) {
     engine.set_default_tag(rhai::Dynamic::from(host));
+    engine.register_static_module("k8s", rhai::exported_module!(k8s::k8s_module).into());
 }

@@ -1,0 +1,318 @@
+//! `k8s::…` builtins, exercised by real Rhai scripts against an in-process sandbox on loopback.
+
+use std::sync::Arc;
+
+use builtins::{Host, TemplateSource, UiSettings};
+use rhai::{Dynamic, Engine, EvalAltResult, Map};
+
+struct NoTemplates;
+
+impl TemplateSource for NoTemplates {
+    fn template(&self, _name: &str) -> Option<(String, String)> {
+        None
+    }
+}
+
+/// A sandbox served on loopback and an engine whose host points at it.
+struct Fixture {
+    engine: Engine,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let address = runtime.block_on(async {
+            let sandbox = sandbox::Sandbox::in_memory().await.expect("sandbox");
+            sandbox
+                .spawn("127.0.0.1:0".parse().unwrap())
+                .await
+                .expect("spawn")
+        });
+        Fixture::at(runtime, format!("http://{address}"))
+    }
+
+    fn at(runtime: tokio::runtime::Runtime, url: String) -> Fixture {
+        let client = move || {
+            let config = kube::Config::new(url.parse().map_err(|e| format!("{e}"))?);
+            kube::Client::try_from(config).map_err(|e| e.to_string())
+        };
+        let host = Host {
+            runtime: runtime.handle().clone(),
+            kip_home: std::env::temp_dir(),
+            templates: Arc::new(NoTemplates),
+            ui: UiSettings::default(),
+            client: Arc::new(client),
+        };
+        let mut engine = Engine::new();
+        builtins::register_all(&mut engine, Arc::new(host));
+        Fixture {
+            engine,
+            _runtime: runtime,
+        }
+    }
+
+    /// Runs `script` on this (non-runtime) thread, as the CLI runs scripts on a blocking one.
+    fn run<T: Clone + Send + Sync + 'static>(&self, script: &str) -> T {
+        match self.engine.eval::<T>(script) {
+            Ok(v) => v,
+            Err(e) => panic!("script failed: {e}\n{script}"),
+        }
+    }
+
+    fn fail(&self, script: &str) -> Map {
+        match *self
+            .engine
+            .eval::<Dynamic>(script)
+            .expect_err("script should fail")
+        {
+            EvalAltResult::ErrorRuntime(value, _) => value.try_cast::<Map>().expect("error map"),
+            other => panic!("unexpected error: {other}"),
+        }
+    }
+}
+
+fn text(map: &Map, key: &str) -> String {
+    map.get(key)
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| panic!("no `{key}` in {map:?}"))
+}
+
+const CONFIG_MAP: &str = r#"
+    let cm = #{
+        apiVersion: "v1", kind: "ConfigMap",
+        metadata: #{name: "settings", namespace: "default", labels: #{app: "shop"}},
+        data: #{colour: "blue"},
+    };
+"#;
+
+#[test]
+fn apply_report_says_created_unchanged_configured() {
+    let f = Fixture::new();
+    let actions: String = f.run(&format!(
+        r#"{CONFIG_MAP}
+        let first = k8s::apply_report(cm);
+        let second = k8s::apply_report(cm);
+        cm.data.colour = "green";
+        let third = k8s::apply_report(cm);
+        `${{first.action}} ${{second.action}} ${{third.action}} ${{third.object.data.colour}}`
+    "#
+    ));
+    assert_eq!(actions, "created unchanged configured green");
+}
+
+#[test]
+fn get_exists_and_list_with_a_selector() {
+    let f = Fixture::new();
+    let out: String = f.run(&format!(
+        r#"{CONFIG_MAP}
+        k8s::apply(cm);
+        let other = cm; other.metadata.name = "other"; other.metadata.labels = #{{app: "blog"}};
+        k8s::apply_all([other]);
+        let got = k8s::get("v1", "ConfigMap", "default", "settings");
+        let shop = k8s::list("v1", "ConfigMap", "default", "app=shop");
+        let all = k8s::list("v1", "ConfigMap", "");
+        let names = all.map(|o| o.metadata.name);
+        `${{got.data.colour}} ${{k8s::exists("v1", "ConfigMap", "default", "settings")}} `
+          + `${{k8s::exists("v1", "ConfigMap", "default", "nope")}} ${{shop.len()}} `
+          + `${{shop[0].metadata.name}} ${{names.contains("other") && names.contains("settings")}}`
+    "#
+    ));
+    assert_eq!(out, "blue true false 1 settings true");
+}
+
+#[test]
+fn delete_then_get_opt_is_unit_and_not_found_is_catchable() {
+    let f = Fixture::new();
+    let out: String = f.run(&format!(
+        r#"{CONFIG_MAP}
+        k8s::apply(cm);
+        let deleted = k8s::delete("v1", "ConfigMap", "default", "settings");
+        let again = k8s::delete("v1", "ConfigMap", "default", "settings", "Foreground");
+        let gone = k8s::get_opt("v1", "ConfigMap", "default", "settings") == ();
+        let reason = "found";
+        try {{ k8s::get("v1", "ConfigMap", "default", "settings"); }}
+        catch (e) {{ reason = `${{e.kind}} ${{e.code}} ${{e.reason}}`; }}
+        `${{deleted}} ${{again}} ${{gone}} ${{reason}}`
+    "#
+    ));
+    assert_eq!(out, "true false true kubernetes 404 NotFound");
+}
+
+#[test]
+fn custom_resources_are_found_after_their_crd_is_applied() {
+    let f = Fixture::new();
+    let out: String = f.run(
+        r#"
+        let before = "";
+        try { k8s::get("kipper.run/v1alpha1", "App", "default", "web"); }
+        catch (e) { before = e.reason; }
+        k8s::apply(#{
+            apiVersion: "apiextensions.k8s.io/v1", kind: "CustomResourceDefinition",
+            metadata: #{name: "apps.kipper.run"},
+            spec: #{
+                group: "kipper.run", scope: "Namespaced",
+                names: #{plural: "apps", singular: "app", kind: "App"},
+                versions: [#{name: "v1alpha1", served: true, storage: true,
+                    schema: #{openAPIV3Schema: #{type: "object",
+                        "x-kubernetes-preserve-unknown-fields": true}}}],
+            },
+        });
+        k8s::wait_condition("apiextensions.k8s.io/v1", "CustomResourceDefinition", "",
+            "apps.kipper.run", "Established", 10);
+        k8s::apply(#{apiVersion: "kipper.run/v1alpha1", kind: "App",
+            metadata: #{name: "web", namespace: "default"}, spec: #{image: "nginx"}});
+        let app = k8s::get("kipper.run/v1alpha1", "App", "default", "web");
+        let kinds = k8s::kinds().filter(|k| k.api_version == "kipper.run/v1alpha1");
+        `${before} ${app.spec.image} ${kinds[0].kind} ${kinds[0].plural} ${kinds[0].namespaced}`
+    "#,
+    );
+    assert_eq!(out, "NoKindMatch nginx App apps true");
+}
+
+const DEPLOYMENT: &str = r#"
+    let deployment = #{
+        apiVersion: "apps/v1", kind: "Deployment",
+        metadata: #{name: "web", namespace: "default"},
+        spec: #{
+            replicas: 2,
+            selector: #{matchLabels: #{app: "web"}},
+            template: #{
+                metadata: #{labels: #{app: "web"}},
+                spec: #{containers: [#{name: "web", image: "nginx:1.27"}]},
+            },
+        },
+    };
+"#;
+
+#[test]
+fn a_deployment_rolls_out_and_scales_to_zero() {
+    let f = Fixture::new();
+    let out: String = f.run(&format!(
+        r#"{DEPLOYMENT}
+        k8s::apply(deployment);
+        let done = k8s::wait_rollout("default", "web", 15);
+        let pods = k8s::pods_of("default", "app=web");
+        k8s::patch_strategic("apps/v1", "Deployment", "default", "web",
+            #{{spec: #{{template: #{{spec: #{{containers: [#{{name: "web", image: "nginx:1.28"}}]}}}}}}}});
+        k8s::wait_rollout("default", "web", 15);
+        k8s::patch("apps/v1", "Deployment", "default", "web", #{{spec: #{{replicas: 0}}}});
+        let zero = k8s::wait_rollout("default", "web", 15);
+        let image = zero.spec.template.spec.containers[0].image;
+        `${{done.status.availableReplicas}} ${{pods.len()}} ${{zero.spec.replicas}} ${{image}}`
+    "#
+    ));
+    assert_eq!(out, "2 2 0 nginx:1.28");
+}
+
+#[test]
+fn a_job_completes_and_a_pod_has_logs() {
+    let f = Fixture::new();
+    let out: String = f.run(
+        r#"
+        k8s::apply_yaml(`
+apiVersion: batch/v1
+kind: Job
+metadata: {name: migrate, namespace: default}
+spec:
+  template:
+    metadata: {labels: {job: migrate}}
+    spec:
+      restartPolicy: Never
+      containers: [{name: migrate, image: busybox}]
+---
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: solo, namespace: default}
+spec:
+  containers: [{name: main, image: nginx}]
+`);
+        let job = k8s::wait_condition("batch/v1", "Job", "default", "migrate", "Complete", 15);
+        k8s::wait_condition("v1", "Pod", "default", "solo", "Ready", 15);
+        let log = k8s::logs("default", "solo");
+        let tail = k8s::logs("default", "solo", #{container: "main", tail: 1});
+        let job_pod = k8s::pods_of("default", "job=migrate")[0].metadata.name;
+        let followed = k8s::logs("default", job_pod, #{follow: true});
+        `${job.status.succeeded} ${log.contains("[sandbox] started container main")} `
+          + `${tail.split("\n").len()} ${followed.len()}`
+    "#,
+    );
+    assert_eq!(out, "1 true 2 0");
+}
+
+#[test]
+fn waits_time_out_with_the_last_status() {
+    let f = Fixture::new();
+    let err = f.fail(&format!(
+        r#"{CONFIG_MAP}
+        k8s::apply(cm);
+        k8s::wait_condition("v1", "ConfigMap", "default", "settings", "Ready", 1)
+    "#
+    ));
+    assert_eq!(text(&err, "kind"), "timeout");
+    assert!(
+        text(&err, "message").contains("condition `Ready` of ConfigMap `settings`"),
+        "{err:?}"
+    );
+    let out: bool = f.run(
+        r#"
+        k8s::delete("v1", "ConfigMap", "default", "settings");
+        k8s::wait_deleted("v1", "ConfigMap", "default", "settings", 15);
+        !k8s::exists("v1", "ConfigMap", "default", "settings")
+    "#,
+    );
+    assert!(out);
+}
+
+#[test]
+fn an_unreachable_cluster_names_the_address_and_the_fix() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let f = Fixture::at(runtime, format!("http://127.0.0.1:{port}"));
+    let err = f.fail(r#"k8s::server_version()"#);
+    assert_eq!(text(&err, "kind"), "unreachable");
+    let message = text(&err, "message");
+    assert!(
+        message.starts_with(&format!(
+            "cluster unreachable at http://127.0.0.1:{port}: connection refused"
+        )),
+        "{message}"
+    );
+    assert!(message.contains("kip sandbox up"), "{message}");
+}
+
+#[test]
+fn server_version_and_invalid_objects() {
+    let f = Fixture::new();
+    let version: String = f.run("k8s::server_version()");
+    assert!(version.starts_with("v1."), "{version}");
+    let err = f.fail(r#"k8s::apply(#{kind: "ConfigMap"})"#);
+    assert_eq!(text(&err, "kind"), "invalid");
+}
+
+#[test]
+fn every_builtin_is_documented_with_an_example() {
+    let f = Fixture::new();
+    let json = f.engine.gen_fn_metadata_to_json(false).expect("metadata");
+    let metadata: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let functions = metadata["modules"]["k8s"]["functions"]
+        .as_array()
+        .expect("k8s functions");
+    assert!(functions.len() >= 20, "{} functions", functions.len());
+    for function in functions {
+        let docs = function["docComments"].to_string();
+        assert!(docs.contains("Example:"), "undocumented: {function}");
+    }
+}
