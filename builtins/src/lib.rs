@@ -20,10 +20,11 @@ pub fn register_all(engine: &mut Engine, host: std::sync::Arc<Host>) {
 }
 
 /// Registers the builtin modules; the host can be set later with [`set_host`].
-pub fn register_modules(_engine: &mut Engine) {}
+pub fn register_modules(engine: &mut Engine) {
+    engine.register_static_module("k8s", rhai::exported_module!(k8s::k8s_module).into());
+}
 
 /// Makes `host` the one builtins of this engine reach.
 pub fn set_host(engine: &mut Engine, host: std::sync::Arc<Host>) {
     engine.set_default_tag(rhai::Dynamic::from(host));
-    engine.register_static_module("k8s", rhai::exported_module!(k8s::k8s_module).into());
 }
