@@ -144,13 +144,28 @@ fn healthy(address: &str) -> bool {
     answer.starts_with("HTTP/1.1 200")
 }
 
+/// Whether `up` found the sandbox running or had to start it.
+pub enum Started {
+    AlreadyRunning { address: String, pid: i32 },
+    Now { address: String, pid: u32 },
+}
+
 fn up(home: &SandboxHome, listen: SocketAddr) -> Result<(), String> {
+    let (word, address, pid) = match ensure_running(home, listen)? {
+        Started::AlreadyRunning { address, pid } => ("already running", address, pid.to_string()),
+        Started::Now { address, pid } => ("running", address, pid.to_string()),
+    };
+    println!("✔ Sandbox {word} at http://{address} (pid {pid})");
+    println!("  export KUBECONFIG={}", home.kubeconfig().display());
+    Ok(())
+}
+
+/// Starts the sandbox in the background unless it already answers.
+pub fn ensure_running(home: &SandboxHome, listen: SocketAddr) -> Result<Started, String> {
     if let (Some(pid), Some(address)) = (running_pid(home), home.last_address())
         && healthy(&address)
     {
-        println!("✔ Sandbox already running at http://{address} (pid {pid})");
-        println!("  export KUBECONFIG={}", home.kubeconfig().display());
-        return Ok(());
+        return Ok(Started::AlreadyRunning { address, pid });
     }
     std::fs::create_dir_all(&home.dir)
         .map_err(|e| format!("cannot create {}: {e}", home.dir.display()))?;
@@ -183,9 +198,10 @@ fn up(home: &SandboxHome, listen: SocketAddr) -> Result<(), String> {
         if let Some(address) = home.last_address()
             && healthy(&address)
         {
-            println!("✔ Sandbox running at http://{address} (pid {})", child.id());
-            println!("  export KUBECONFIG={}", home.kubeconfig().display());
-            return Ok(());
+            return Ok(Started::Now {
+                address,
+                pid: child.id(),
+            });
         }
         if Instant::now() > deadline {
             return Err(format!(

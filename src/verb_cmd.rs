@@ -64,9 +64,9 @@ fn host(
         color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
         output,
     };
-    let sandbox_kubeconfig = sandbox::home::SandboxHome::new(&home).kubeconfig();
     let handle = runtime.handle().clone();
-    let client = Arc::new(move || cluster_client(&handle, &sandbox_kubeconfig));
+    let cluster_home = home.clone();
+    let client = Arc::new(move || cluster_client(&handle, &cluster_home));
     Ok(Arc::new(Host {
         runtime: runtime.handle().clone(),
         kip_home: home,
@@ -76,11 +76,9 @@ fn host(
     }))
 }
 
-/// The cluster: `KUBECONFIG` or `~/.kube/config` when present, else the sandbox.
-fn cluster_client(
-    handle: &tokio::runtime::Handle,
-    sandbox_kubeconfig: &Path,
-) -> Result<kube::Client, String> {
+/// The cluster: `KUBECONFIG` or `~/.kube/config` when present, else the sandbox, started if
+/// needed (said in one line on stderr).
+fn cluster_client(handle: &tokio::runtime::Handle, home: &Path) -> Result<kube::Client, String> {
     let has_kubeconfig = std::env::var_os("KUBECONFIG").is_some()
         || std::env::var_os("HOME").is_some_and(|h| Path::new(&h).join(".kube/config").exists());
     let config = if has_kubeconfig {
@@ -88,10 +86,18 @@ fn cluster_client(
             .block_on(kube::Config::infer())
             .map_err(|e| format!("cannot read the kubeconfig: {e}"))?
     } else {
-        let text = std::fs::read_to_string(sandbox_kubeconfig).map_err(|_| {
-            "no cluster configured and the sandbox has not run: start it with `kip sandbox up`"
-                .to_string()
-        })?;
+        let sandbox = sandbox::home::SandboxHome::new(home);
+        let any_port = "127.0.0.1:0"
+            .parse()
+            .map_err(|_| "bad address".to_string())?;
+        match crate::sandbox_cmd::ensure_running(&sandbox, any_port)? {
+            crate::sandbox_cmd::Started::Now { address, .. } => {
+                eprintln!("No cluster configured: started the local sandbox at http://{address}");
+            }
+            crate::sandbox_cmd::Started::AlreadyRunning { .. } => {}
+        }
+        let text = std::fs::read_to_string(sandbox.kubeconfig())
+            .map_err(|e| format!("cannot read the sandbox kubeconfig: {e}"))?;
         let parsed = kube::config::Kubeconfig::from_yaml(&text).map_err(|e| e.to_string())?;
         handle
             .block_on(kube::Config::from_custom_kubeconfig(

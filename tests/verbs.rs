@@ -245,3 +245,54 @@ fn run_and_eval() {
         stderr(&out)
     );
 }
+
+#[test]
+fn with_no_cluster_configured_kip_starts_and_uses_the_sandbox() {
+    let home = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(kip_bin())
+            .args(args)
+            .env("KIP_HOME", home.path())
+            .env("HOME", home.path())
+            .env_remove("KUBECONFIG")
+            .env_remove("KIP_SCRIPTS")
+            .current_dir(home.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run kip")
+    };
+    let out = run(&["eval", "k8s::server_version()"]);
+    let _stop = StopSandbox(home.path().to_path_buf());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "v1.33.0-kip-sandbox\n");
+    assert!(
+        stderr(&out)
+            .starts_with("No cluster configured: started the local sandbox at http://127.0.0.1:"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = run(&[
+        "eval",
+        r#"try { k8s::get("v1", "ConfigMap", "default", "nope") } catch (e) { e.reason }"#,
+    ]);
+    assert_eq!(
+        stdout(&out),
+        "NotFound\n",
+        "the second run finds it running: {}",
+        stderr(&out)
+    );
+    assert_eq!(stderr(&out), "", "and says nothing about it");
+}
+
+/// Stops the sandbox a test started through kip's default cluster.
+struct StopSandbox(std::path::PathBuf);
+
+impl Drop for StopSandbox {
+    fn drop(&mut self) {
+        let _ = Command::new(kip_bin())
+            .args(["sandbox", "down"])
+            .env("KIP_HOME", &self.0)
+            .output();
+    }
+}

@@ -113,11 +113,20 @@ mod tests {
     #[test]
     fn each_profile_stops_a_script_that_exceeds_it() {
         let cli_ok = spin(Limits::HOOK.operations);
-        assert!(run(&Limits::CLI, &cli_ok).is_ok(), "the CLI runs what a hook may not");
+        assert!(
+            run(&Limits::CLI, &cli_ok).is_ok(),
+            "the CLI runs what a hook may not"
+        );
         let err = run(&Limits::HOOK, &cli_ok).expect_err("too many operations for a hook");
-        assert!(matches!(*err, EvalAltResult::ErrorTooManyOperations(_)), "{err}");
+        assert!(
+            matches!(*err, EvalAltResult::ErrorTooManyOperations(_)),
+            "{err}"
+        );
         let err = run(&Limits::CLI, &spin(Limits::CLI.operations)).expect_err("even the CLI stops");
-        assert!(matches!(*err, EvalAltResult::ErrorTooManyOperations(_)), "{err}");
+        assert!(
+            matches!(*err, EvalAltResult::ErrorTooManyOperations(_)),
+            "{err}"
+        );
     }
 
     #[test]
@@ -125,10 +134,19 @@ mod tests {
         let recurse = "fn down(n) { down(n + 1) } down(0)";
         for limits in [Limits::CLI, Limits::HOOK] {
             let err = run(&limits, recurse).expect_err("recursion without end");
-            assert!(matches!(*err, EvalAltResult::ErrorStackOverflow(_)), "{err}");
+            assert!(
+                matches!(*err, EvalAltResult::ErrorStackOverflow(_)),
+                "{err}"
+            );
         }
-        let big = format!("let s = \"x\"; while s.len < {} {{ s += s; }} s.len", Limits::HOOK.string_size + 1);
-        assert!(run(&Limits::HOOK, &big).is_err(), "a hook cannot build a string past its limit");
+        let big = format!(
+            "let s = \"x\"; while s.len < {} {{ s += s; }} s.len",
+            Limits::HOOK.string_size + 1
+        );
+        assert!(
+            run(&Limits::HOOK, &big).is_err(),
+            "a hook cannot build a string past its limit"
+        );
         assert!(run(&Limits::CLI, &big).is_ok(), "the CLI can");
     }
 
