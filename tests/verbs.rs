@@ -274,7 +274,7 @@ fn with_no_cluster_configured_kip_starts_and_uses_the_sandbox() {
 
     let out = run(&[
         "eval",
-        r#"try { k8s::get("v1", "ConfigMap", "default", "nope") } catch (e) { e.reason }"#,
+        r#"let r = "found"; try { k8s::get("v1", "ConfigMap", "default", "nope"); } catch (e) { r = e.reason; } r"#,
     ]);
     assert_eq!(
         stdout(&out),
