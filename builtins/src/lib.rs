@@ -5,8 +5,12 @@
 //! `Result<_, Box<EvalAltResult>>` whose error value is a map (`kind`, `message`, and for
 //! Kubernetes `code`/`reason`), so scripts can `catch (e) { if e.reason == "NotFound" { … } }`.
 
+pub mod config;
+pub mod crypto;
 pub mod host;
 pub mod k8s;
+pub mod tmpl;
+pub mod ui;
 
 pub use host::{Host, OutputFormat, TemplateSource, UiSettings};
 
@@ -22,6 +26,16 @@ pub fn register_all(engine: &mut Engine, host: std::sync::Arc<Host>) {
 /// Registers the builtin modules; the host can be set later with [`set_host`].
 pub fn register_modules(engine: &mut Engine) {
     engine.register_static_module("k8s", rhai::exported_module!(k8s::k8s_module).into());
+    engine.register_static_module("tmpl", rhai::exported_module!(tmpl::tmpl_module).into());
+    engine.register_static_module("ui", rhai::exported_module!(ui::ui_module).into());
+    engine.register_static_module(
+        "crypto",
+        rhai::exported_module!(crypto::crypto_module).into(),
+    );
+    engine.register_static_module(
+        "config",
+        rhai::exported_module!(config::config_module).into(),
+    );
 }
 
 /// Makes `host` the one builtins of this engine reach.

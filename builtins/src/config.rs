@@ -1,0 +1,351 @@
+//! `config::…`: the kip home's `config.yaml` — the clusters kip knows, which one is current and
+//! each cluster's active project. Scripts see the file as a map with the file's own keys
+//! (`cfg["current-cluster"]`, `cluster["active-project"]`).
+//!
+//! ```yaml
+//! current-cluster: sandbox
+//! clusters:
+//!   - name: sandbox
+//!     kubeconfig: /path        # or server + token
+//!     cluster-id: 203-0-113-10
+//!     domain: kipper.run
+//!     org: ""
+//!     active-project: shop/test
+//! ```
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use rhai::{Dynamic, EvalAltResult, Map};
+use serde::{Deserialize, Serialize};
+
+use crate::host;
+
+/// The file name inside the kip home.
+pub const FILE: &str = "config.yaml";
+
+/// The whole `config.yaml`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Config {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_cluster: Option<String>,
+    #[serde(default)]
+    pub clusters: Vec<Cluster>,
+    /// Keys this version does not know, kept so an older kip does not erase a newer one's.
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
+}
+
+/// One cluster entry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Cluster {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// Prefix of namespaces (`org-project-env`); empty or absent for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
+    /// `project/environment` the project verbs default to on this cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_project: Option<String>,
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Config {
+    /// The path of the file in `home`.
+    pub fn path(home: &Path) -> PathBuf {
+        home.join(FILE)
+    }
+
+    /// Reads the file in `home`; a missing file is an empty configuration.
+    pub fn load(home: &Path) -> Result<Config, String> {
+        let path = Self::path(home);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(err) => return Err(format!("cannot read {}: {err}", path.display())),
+        };
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        serde_saphyr::from_str(&text).map_err(|err| format!("malformed {}: {err}", path.display()))
+    }
+
+    /// Writes the file in `home` atomically: a temporary file beside it, then a rename, so a
+    /// crash leaves the old file or the new one, never half of one. Readable only by its owner,
+    /// since entries may hold tokens.
+    pub fn save(&self, home: &Path) -> Result<(), String> {
+        self.validate()?;
+        let path = Self::path(home);
+        let yaml = serde_saphyr::to_string(self)
+            .map_err(|err| format!("cannot serialize the configuration: {err}"))?;
+        std::fs::create_dir_all(home)
+            .map_err(|err| format!("cannot create {}: {err}", home.display()))?;
+        let temp = home.join(format!(".{FILE}.{}.tmp", uuid::Uuid::new_v4().simple()));
+        let written =
+            write_private(&temp, yaml.as_bytes()).and_then(|()| std::fs::rename(&temp, &path));
+        written.map_err(|err| {
+            let _ = std::fs::remove_file(&temp);
+            format!("cannot write {}: {err}", path.display())
+        })
+    }
+
+    /// Rules a script could break through `config::save`.
+    fn validate(&self) -> Result<(), String> {
+        for (index, cluster) in self.clusters.iter().enumerate() {
+            if cluster.name.is_empty() {
+                return Err(format!("cluster {} has no name", index + 1));
+            }
+            if self.clusters[..index]
+                .iter()
+                .any(|c| c.name == cluster.name)
+            {
+                return Err(format!("cluster `{}` is listed twice", cluster.name));
+            }
+        }
+        match &self.current_cluster {
+            Some(name) if self.cluster(name).is_none() => Err(format!(
+                "current-cluster `{name}` is not one of the configured clusters"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn cluster(&self, name: &str) -> Option<&Cluster> {
+        self.clusters.iter().find(|cluster| cluster.name == name)
+    }
+
+    /// The entry `current-cluster` names.
+    pub fn current(&self) -> Option<&Cluster> {
+        self.current_cluster
+            .as_deref()
+            .and_then(|name| self.cluster(name))
+    }
+
+    fn current_mut(&mut self) -> Option<&mut Cluster> {
+        let name = self.current_cluster.clone()?;
+        self.clusters
+            .iter_mut()
+            .find(|cluster| cluster.name == name)
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+fn config_error(message: String) -> Box<EvalAltResult> {
+    host::error("config", message)
+}
+
+fn load_at(home: &Path) -> Result<Config, Box<EvalAltResult>> {
+    Config::load(home).map_err(config_error)
+}
+
+/// Changes the current cluster's entry and saves; an error when no cluster is current.
+fn update_current(
+    home: &Path,
+    change: impl FnOnce(&mut Cluster),
+) -> Result<(), Box<EvalAltResult>> {
+    let mut config = load_at(home)?;
+    let cluster = config.current_mut().ok_or_else(|| {
+        config_error(format!(
+            "no current cluster in {}; add a cluster first",
+            Config::path(home).display()
+        ))
+    })?;
+    change(cluster);
+    config.save(home).map_err(config_error)
+}
+
+#[rhai::plugin::export_module]
+pub mod config_module {
+    use super::*;
+    use rhai::plugin::*;
+
+    /// The kip home directory (`~/.kip`, or `KIP_HOME`).
+    ///
+    /// `let dir = config::home();`
+    #[rhai_fn(return_raw)]
+    pub fn home(call: NativeCallContext) -> Result<String, Box<EvalAltResult>> {
+        Ok(host::host(&call)?.kip_home.display().to_string())
+    }
+
+    /// The whole `config.yaml` as a map with the file's keys (`current-cluster`, `clusters`,
+    /// each with `name`, `kubeconfig`, `server`, `token`, `cluster-id`, `domain`, `org`,
+    /// `active-project`); absent keys are missing from the map. A missing file gives
+    /// `#{ clusters: [] }`.
+    ///
+    /// Raises `config` when the file cannot be read or is malformed (naming the file and the
+    /// YAML error).
+    ///
+    /// `let cfg = config::load(); print(cfg["current-cluster"]);`
+    #[rhai_fn(return_raw)]
+    pub fn load(call: NativeCallContext) -> Result<Map, Box<EvalAltResult>> {
+        let config = load_at(&host::host(&call)?.kip_home)?;
+        rhai::serde::to_dynamic(&config)?
+            .try_cast::<Map>()
+            .ok_or_else(|| host::error("internal", "the configuration is not a map"))
+    }
+
+    /// Replaces `config.yaml` with `cfg` (a map shaped like `config::load()` returns),
+    /// atomically and readable only by its owner.
+    ///
+    /// Raises `config` when `cfg` has the wrong shape, names a `current-cluster` that is not
+    /// listed, lists a cluster twice or without a name, or the file cannot be written.
+    ///
+    /// `let cfg = config::load(); cfg["current-cluster"] = "prod"; config::save(cfg);`
+    #[rhai_fn(return_raw)]
+    pub fn save(call: NativeCallContext, cfg: Map) -> Result<(), Box<EvalAltResult>> {
+        let config: Config = rhai::serde::from_dynamic(&Dynamic::from_map(cfg))
+            .map_err(|err| config_error(format!("not a valid configuration: {err}")))?;
+        config
+            .save(&host::host(&call)?.kip_home)
+            .map_err(config_error)
+    }
+
+    /// The entry of the current cluster as a map, or `()` when none is configured.
+    ///
+    /// Raises `config` like `config::load`.
+    ///
+    /// `let cluster = config::current_cluster(); if cluster != () { print(cluster.domain); }`
+    #[rhai_fn(return_raw)]
+    pub fn current_cluster(call: NativeCallContext) -> Result<Dynamic, Box<EvalAltResult>> {
+        let config = load_at(&host::host(&call)?.kip_home)?;
+        match config.current() {
+            Some(cluster) => rhai::serde::to_dynamic(cluster),
+            None => Ok(Dynamic::UNIT),
+        }
+    }
+
+    /// Sets the current cluster's `active-project` (`"project/environment"`) and saves.
+    ///
+    /// Raises `config` when no cluster is current or the file cannot be read or written.
+    ///
+    /// `config::set_active_project("shop/test");`
+    #[rhai_fn(return_raw)]
+    pub fn set_active_project(
+        call: NativeCallContext,
+        project_env: &str,
+    ) -> Result<(), Box<EvalAltResult>> {
+        let project_env = project_env.to_owned();
+        update_current(&host::host(&call)?.kip_home, |cluster| {
+            cluster.active_project = Some(project_env);
+        })
+    }
+
+    /// Removes the current cluster's `active-project` and saves; nothing to do without a
+    /// current cluster.
+    ///
+    /// Raises `config` when the file cannot be read or written.
+    ///
+    /// `config::clear_active_project();`
+    #[rhai_fn(return_raw)]
+    pub fn clear_active_project(call: NativeCallContext) -> Result<(), Box<EvalAltResult>> {
+        let home = host::host(&call)?.kip_home.clone();
+        if load_at(&home)?.current().is_none() {
+            return Ok(());
+        }
+        update_current(&home, |cluster| cluster.active_project = None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "\
+current-cluster: sandbox
+clusters:
+  - name: sandbox
+    kubeconfig: /path
+    cluster-id: 203-0-113-10
+    domain: kipper.run
+    org: \"\"
+    active-project: shop/test
+    future-key: kept
+";
+
+    #[test]
+    fn missing_file_is_empty() {
+        let home = tempfile::tempdir().unwrap();
+        assert_eq!(Config::load(home.path()).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn round_trip_keeps_unknown_keys() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::write(home.path().join(FILE), SAMPLE).unwrap();
+        let config = Config::load(home.path()).unwrap();
+        let cluster = config.current().unwrap();
+        assert_eq!(cluster.domain.as_deref(), Some("kipper.run"));
+        assert_eq!(cluster.org.as_deref(), Some(""));
+        assert_eq!(cluster.other["future-key"], "kept");
+        config.save(home.path()).unwrap();
+        assert_eq!(Config::load(home.path()).unwrap(), config);
+        let leftovers = std::fs::read_dir(home.path()).unwrap().count();
+        assert_eq!(leftovers, 1, "only config.yaml, no temporary file");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn saved_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let home = tempfile::tempdir().unwrap();
+        Config::default().save(home.path()).unwrap();
+        let mode = std::fs::metadata(home.path().join(FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn malformed_file_names_itself() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::write(home.path().join(FILE), "clusters: [unclosed").unwrap();
+        let err = Config::load(home.path()).unwrap_err();
+        assert!(err.starts_with("malformed "), "{err}");
+        assert!(err.contains("config.yaml"), "{err}");
+    }
+
+    #[test]
+    fn validation() {
+        let named = |name: &str| Cluster {
+            name: name.into(),
+            ..Cluster::default()
+        };
+        let dangling = Config {
+            current_cluster: Some("x".into()),
+            ..Config::default()
+        };
+        assert!(dangling.validate().unwrap_err().contains("`x`"));
+        let twice = Config {
+            clusters: vec![named("a"), named("a")],
+            ..Config::default()
+        };
+        assert!(twice.validate().unwrap_err().contains("twice"));
+        let nameless = Config {
+            clusters: vec![named("")],
+            ..Config::default()
+        };
+        assert!(nameless.validate().is_err());
+    }
+}
