@@ -96,22 +96,36 @@ impl<'s> Renderer<'s> {
 
     /// A script error naming the template, its origin and line, and what went wrong.
     fn error(&self, err: &Error, inline: Option<&str>) -> Box<EvalAltResult> {
+        // An error inside an include or import arrives wrapped: the innermost error says what
+        // went wrong, the wrappers where it was included from.
+        let mut chain = vec![err];
+        while let Some(inner) = chain
+            .last()
+            .and_then(|outer| std::error::Error::source(*outer))
+            .and_then(|source| source.downcast_ref::<Error>())
+        {
+            chain.push(inner);
+        }
+        let root = chain.pop().unwrap_or(err);
         let loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
-        let name = err.name().unwrap_or(INLINE);
-        let source = match loaded.found.get(name) {
-            Some((text, _)) => Some(text.as_str()),
-            None if name == INLINE => inline,
-            None => None,
-        };
+        let name = root.name().unwrap_or(INLINE);
         let mut place = format!("`{name}`");
         if let Some((_, origin)) = loaded.found.get(name) {
             place.push_str(&format!(" ({origin})"));
         }
-        if let Some(line) = err.line() {
-            place.push_str(&format!(" line {line}"));
+        for outer in std::iter::once(root).chain(chain.iter().rev().copied()) {
+            if outer.name().is_some_and(|outer_name| outer_name != name) {
+                place.push_str(&format!(
+                    ", included from `{}`",
+                    outer.name().unwrap_or(INLINE)
+                ));
+            }
+            if let Some(line) = outer.line() {
+                place.push_str(&format!(" line {line}"));
+            }
         }
-        let detail = err.detail().unwrap_or_default();
-        match err.kind() {
+        let detail = root.detail().unwrap_or_default();
+        match root.kind() {
             ErrorKind::TemplateNotFound => {
                 let missing = loaded.missing.clone().unwrap_or_else(|| name.to_owned());
                 host::error(
@@ -124,8 +138,12 @@ impl<'s> Renderer<'s> {
                 format!("syntax error in {place}: {detail}"),
             ),
             ErrorKind::UndefinedError => {
+                let source = match loaded.found.get(name) {
+                    Some((text, _)) => Some(text.as_str()),
+                    None => inline.filter(|_| name == INLINE),
+                };
                 let what = source
-                    .zip(err.range())
+                    .zip(root.range())
                     .and_then(|(text, range)| text.get(range))
                     .map_or_else(|| "value".to_owned(), |expr| format!("variable `{expr}`"));
                 host::error("template-undefined", format!("undefined {what} in {place}"))

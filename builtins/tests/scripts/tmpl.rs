@@ -248,3 +248,31 @@ fn documents_must_be_mappings() {
         "{message}"
     );
 }
+
+#[test]
+fn errors_inside_includes_name_the_included_template() {
+    let kit = Kit::with(
+        &[
+            ("outer.yaml.j2", "a: 1\n{% include \"inner.yaml.j2\" %}\n"),
+            ("inner.yaml.j2", "b: 2\nc: {{ missing }}\n"),
+            ("outer-bad.yaml.j2", "{% include \"inner-bad.yaml.j2\" %}"),
+            ("inner-bad.yaml.j2", "x: {% if %}\n"),
+        ],
+        UiSettings::default(),
+    );
+    let (kind, message) = kit.fail(r#"tmpl::render("outer.yaml.j2", #{})"#);
+    assert_eq!(kind, "template-undefined");
+    assert_eq!(
+        message,
+        "undefined variable `missing` in `inner.yaml.j2` (memory:inner.yaml.j2) line 2, \
+         included from `outer.yaml.j2` line 2"
+    );
+    let (kind, message) = kit.fail(r#"tmpl::render("outer-bad.yaml.j2", #{})"#);
+    assert_eq!(kind, "template-syntax");
+    // minijinja reports template syntax errors unwrapped, without the including template.
+    assert_eq!(
+        message,
+        "syntax error in `inner-bad.yaml.j2` (memory:inner-bad.yaml.j2) line 1: \
+         unexpected end of block"
+    );
+}
