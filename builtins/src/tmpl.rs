@@ -33,12 +33,12 @@ struct Loaded {
 }
 
 /// A minijinja environment wired to a template source, plus what its loader saw.
-pub struct Renderer<'s> {
-    env: Environment<'s>,
+pub struct Renderer {
+    env: Environment<'static>,
     loaded: Arc<Mutex<Loaded>>,
 }
 
-impl<'s> Renderer<'s> {
+impl Renderer {
     /// An environment whose loader, filters and escaping are kip's.
     pub fn new(source: Arc<dyn TemplateSource>) -> Self {
         let loaded = Arc::new(Mutex::new(Loaded::default()));
