@@ -1,0 +1,179 @@
+//! `kip app deploy|list|delete` through the real binary against a sandbox, checked through
+//! kube-rs-free means: kip's own output and `kubectl get -o json`.
+
+use std::process::{Command, Output};
+
+use crate::common::{ServedSandbox, kip_bin};
+
+fn kip(sb: &ServedSandbox, args: &[&str]) -> Output {
+    Command::new(kip_bin())
+        .args(args)
+        .env("KIP_HOME", sb.kip_home())
+        .env("KUBECONFIG", sb.kubeconfig())
+        .env_remove("KIP_SCRIPTS")
+        .current_dir(sb.kip_home())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run kip")
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+const DEPLOY: &[&str] = &[
+    "app",
+    "deploy",
+    "--name",
+    "api",
+    "--image",
+    "ghcr.io/acme/api:latest",
+    "--port",
+    "3000",
+    "--replicas",
+    "2",
+    "--env",
+    "LOG_LEVEL=info",
+];
+
+#[test]
+fn deploy_is_idempotent_and_owned_by_the_app() {
+    let sb = ServedSandbox::start();
+    let first = kip(&sb, DEPLOY);
+    assert!(first.status.success(), "{}", err(&first));
+    assert_eq!(
+        out(&first),
+        "Deploying api...\n✔ Deployment created\n✔ Service created\n✔ Ingress created\n✔ Live at https://api-sandbox.localhost\n"
+    );
+    let again = kip(&sb, DEPLOY);
+    assert_eq!(
+        out(&again),
+        "Deploying api...\n✔ Deployment unchanged\n✔ Service unchanged\n✔ Ingress unchanged\n✔ Live at https://api-sandbox.localhost\n"
+    );
+
+    let k = sb.kubectl();
+    let app = k.json(&["get", "apps.kipper.run", "api"]);
+    let uid = app["metadata"]["uid"]
+        .as_str()
+        .expect("App uid")
+        .to_string();
+    for kind in ["deployment", "service", "ingress"] {
+        let obj = k.json(&["get", kind, "api"]);
+        assert_eq!(
+            obj["metadata"]["ownerReferences"][0]["uid"],
+            uid.as_str(),
+            "{kind} is owned by the App"
+        );
+        assert_eq!(
+            obj["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "kipper"
+        );
+    }
+    let deployment = k.json(&["get", "deployment", "api"]);
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    assert_eq!(deployment["spec"]["revisionHistoryLimit"], 3);
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "ghcr.io/acme/api:latest");
+    assert_eq!(container["env"][0]["name"], "LOG_LEVEL");
+    let ingress = k.json(&["get", "ingress", "api"]);
+    assert_eq!(ingress["spec"]["rules"][0]["host"], "api-sandbox.localhost");
+
+    k.ok(&["rollout", "status", "deployment/api", "--timeout=30s"]);
+    let list = kip(&sb, &["app", "list"]);
+    let listed = out(&list);
+    let lines: Vec<Vec<&str>> = listed
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            vec!["NAME", "STATUS", "IMAGE", "READY"],
+            vec!["api", "running", "ghcr.io/acme/api:latest", "2/2"]
+        ]
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&out(&kip(&sb, &["app", "list", "-o", "json"]))).expect("JSON");
+    assert_eq!(json[0]["ready"], 2);
+
+    let refused = kip(&sb, &["app", "delete", "api"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        err(&refused).contains("pass --yes to confirm"),
+        "{}",
+        err(&refused)
+    );
+    k.ok(&["get", "deployment", "api"]);
+
+    let deleted = kip(&sb, &["app", "delete", "api", "--yes"]);
+    assert_eq!(out(&deleted), "✔ App api deleted\n", "{}", err(&deleted));
+    k.ok(&["wait", "--for=delete", "deployment/api", "--timeout=30s"]);
+}
+
+#[test]
+fn bad_input_is_refused_before_anything_is_created() {
+    let sb = ServedSandbox::start();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "app", "deploy", "--name", "Bad_Name", "--image", "x", "--port", "80",
+            ],
+            "invalid app name `Bad_Name`",
+        ),
+        (
+            &[
+                "app", "deploy", "--name", "ok", "--image", "x", "--port", "70000",
+            ],
+            "invalid --port 70000",
+        ),
+        (
+            &[
+                "app", "deploy", "--name", "ok", "--image", "x", "--port", "80", "--env", "NOVALUE",
+            ],
+            "expected KEY=VALUE",
+        ),
+        (
+            &[
+                "app",
+                "deploy",
+                "--name",
+                "ok",
+                "--image",
+                "x",
+                "--port",
+                "80",
+                "--project",
+                "nope",
+            ],
+            "namespace `nope` does not exist",
+        ),
+        (&["app", "delete", "ghost", "--yes"], "no app `ghost`"),
+    ];
+    for (args, expected) in cases {
+        let o = kip(&sb, args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", err(&o));
+        assert!(err(&o).contains(expected), "{args:?}: {}", err(&o));
+    }
+    let missing = kip(&sb, &["app", "deploy", "--name", "ok", "--port", "80"]);
+    assert_eq!(
+        missing.status.code(),
+        Some(2),
+        "a missing required flag is a usage error"
+    );
+    let left = sb.kubectl().json(&[
+        "get",
+        "deployments,services,ingresses",
+        "-A",
+        "-l",
+        "app.kubernetes.io/managed-by=kipper",
+    ]);
+    assert_eq!(
+        left["items"].as_array().map(Vec::len),
+        Some(0),
+        "nothing half-created"
+    );
+}
