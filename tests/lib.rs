@@ -6,4 +6,5 @@ mod sandbox_cli;
 mod sandbox_durability;
 mod sandbox_kube;
 mod sandbox_kubectl;
+mod templates;
 mod verbs;

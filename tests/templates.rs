@@ -1,0 +1,86 @@
+//! Every embedded manifest template, rendered through the real `kip` with a fixture context:
+//! the output parses as YAML with apiVersion, kind and metadata.name, and matches its snapshot.
+
+use std::process::Command;
+
+use crate::common::kip_bin;
+
+const APP_CONTEXT: &str = r#"#{
+    name: "api", namespace: "shop-test", image: "ghcr.io/acme/api:1.2.3", port: 3000, replicas: 2,
+    project: "shop", environment: "test", host: "api-test-203-0-113-10.kipper.run",
+    env: [#{ name: "LOG_LEVEL", value: "info" }, #{ name: "QUOTE", value: "a \"b\": c" }],
+    labels: #{ "app.kubernetes.io/name": "api", "app.kubernetes.io/managed-by": "kipper",
+               "kipper.run/project": "shop", "kipper.run/environment": "test" },
+    app_uid: "0b5c3c2e-1111-2222-3333-444455556666",
+}"#;
+
+fn render(template: &str, context: &str) -> String {
+    let home = tempfile::tempdir().expect("home");
+    let out = Command::new(kip_bin())
+        .args(["eval", &format!("tmpl::render(\"{template}\", {context})")])
+        .env("KIP_HOME", home.path())
+        .env_remove("KIP_SCRIPTS")
+        .current_dir(home.path())
+        .output()
+        .expect("run kip");
+    assert!(
+        out.status.success(),
+        "{template}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn check_objects(template: &str, text: &str) {
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(text)
+        .unwrap_or_else(|e| panic!("{template} is not YAML: {e}\n{text}"));
+    let docs: Vec<&serde_json::Value> = docs.iter().filter(|d| !d.is_null()).collect();
+    assert!(!docs.is_empty(), "{template} rendered no object");
+    for doc in docs {
+        for field in ["apiVersion", "kind"] {
+            assert!(
+                doc[field].as_str().is_some_and(|s| !s.is_empty()),
+                "{template}: no {field}"
+            );
+        }
+        assert!(
+            doc["metadata"]["name"]
+                .as_str()
+                .is_some_and(|s| !s.is_empty()),
+            "{template}: no metadata.name"
+        );
+    }
+}
+
+#[test]
+fn app_templates_render_valid_manifests() {
+    for template in [
+        "app/app.yaml.j2",
+        "app/deployment.yaml.j2",
+        "app/service.yaml.j2",
+        "app/ingress.yaml.j2",
+    ] {
+        let text = render(template, APP_CONTEXT);
+        check_objects(template, &text);
+        insta::assert_snapshot!(template.replace('/', "__"), text);
+    }
+}
+
+#[test]
+fn crd_templates_render_valid_manifests() {
+    for template in ["crds/apps.yaml.j2", "crds/projects.yaml.j2"] {
+        let text = render(template, "#{}");
+        check_objects(template, &text);
+        insta::assert_snapshot!(template.replace('/', "__"), text);
+    }
+}
+
+#[test]
+fn a_value_cannot_inject_a_yaml_key() {
+    let context = APP_CONTEXT.replace("ghcr.io/acme/api:1.2.3", "x\\nevil: true");
+    let text = render("app/deployment.yaml.j2", &context);
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).expect("YAML");
+    let container = &docs[0]["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "x\nevil: true");
+    assert!(container.get("evil").is_none() && docs[0].get("evil").is_none());
+}
