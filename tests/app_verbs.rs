@@ -177,3 +177,99 @@ fn bad_input_is_refused_before_anything_is_created() {
         "nothing half-created"
     );
 }
+
+#[test]
+fn example_pipeline_scripts_run() {
+    let sb = ServedSandbox::start();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let deployed = kip(&sb, &["run", &format!("{root}/scripts/deploy-set.rhai")]);
+    assert!(deployed.status.success(), "{}", err(&deployed));
+    for app in ["frontend", "api", "worker"] {
+        assert!(
+            out(&deployed).contains(&format!("✔ {app} rolled out")),
+            "{}",
+            out(&deployed)
+        );
+    }
+    let report = kip(
+        &sb,
+        &["run", &format!("{root}/scripts/report.rhai"), "json"],
+    );
+    assert!(report.status.success(), "{}", err(&report));
+    let report: serde_json::Value = serde_json::from_str(&out(&report)).expect("JSON report");
+    let items = &report["apps"];
+    let frontend = items
+        .as_array()
+        .and_then(|a| a.iter().find(|i| i["name"] == "frontend"))
+        .expect("frontend listed");
+    assert_eq!(frontend["ready"], 2);
+    assert_eq!(items.as_array().map(Vec::len), Some(3));
+}
+
+#[test]
+fn a_user_script_wraps_app_deploy() {
+    let sb = ServedSandbox::start();
+    let scripts = sb.kip_home().join("scripts");
+    std::fs::create_dir_all(&scripts).unwrap();
+    std::fs::write(
+        scripts.join("audit.rhai"),
+        r#"
+fn verbs() {[ #{
+    verb: "app deploy", about: "Deploy an app (audited)",
+    flags: [
+        #{ name: "name", required: true }, #{ name: "image", required: true },
+        #{ name: "port", type: "int", required: true }, #{ name: "replicas", type: "int", default_value: 1 },
+        #{ name: "project", default_value: "default" }, #{ name: "environment", default_value: "" },
+        #{ name: "env", repeatable: true },
+    ],
+    run: "deploy",
+} ]}
+fn deploy(opts) {
+    print(`audit: deploying ${opts.image}`);
+    kip::next(opts);
+}
+"#,
+    )
+    .unwrap();
+    let help = kip(&sb, &["app", "deploy", "--help"]);
+    assert!(
+        out(&help).contains("Deploy an app (audited)"),
+        "{}",
+        out(&help)
+    );
+    let o = kip(
+        &sb,
+        &[
+            "app", "deploy", "--name", "web", "--image", "nginx:1", "--port", "80",
+        ],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(
+        out(&o).starts_with("audit: deploying nginx:1\nDeploying web...\n✔ Deployment created"),
+        "{}",
+        out(&o)
+    );
+
+    // A user template replaces the stdlib's Deployment template.
+    let templates = sb.kip_home().join("templates/app");
+    std::fs::create_dir_all(&templates).unwrap();
+    let stock = kip(
+        &sb,
+        &[
+            "eval",
+            "tmpl::render(\"app/service.yaml.j2\", #{name: \"x\", namespace: \"default\", port: 1, labels: #{}, app_uid: \"u\"})",
+        ],
+    );
+    assert!(stock.status.success(), "{}", err(&stock));
+    std::fs::write(
+        templates.join("service.yaml.j2"),
+        out(&stock).replace("name: http", "name: custom"),
+    )
+    .unwrap();
+    let custom = kip(&sb, &["eval", "tmpl::render(\"app/service.yaml.j2\", #{})"]);
+    assert!(
+        out(&custom).contains("name: custom"),
+        "the user's template wins: {}",
+        out(&custom)
+    );
+}
