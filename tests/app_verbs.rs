@@ -273,3 +273,75 @@ fn deploy(opts) {
         out(&custom)
     );
 }
+
+#[test]
+fn scale_update_restart_and_logs() {
+    let sb = ServedSandbox::start();
+    let k = sb.kubectl();
+    let deployed = kip(
+        &sb,
+        &[
+            "app", "deploy", "--name", "api", "--image", "nginx:1", "--port", "8080",
+        ],
+    );
+    assert!(deployed.status.success(), "{}", err(&deployed));
+
+    let scaled = kip(&sb, &["app", "scale", "api", "--replicas", "3"]);
+    assert_eq!(out(&scaled), "✔ api scaled to 3\n", "{}", err(&scaled));
+    assert_eq!(
+        k.json(&["get", "deployment", "api"])["status"]["readyReplicas"],
+        3
+    );
+
+    let updated = kip(&sb, &["app", "update", "api", "--image", "nginx:2"]);
+    assert_eq!(
+        out(&updated),
+        "✔ api updated to nginx:2\n",
+        "{}",
+        err(&updated)
+    );
+    let deployment = k.json(&["get", "deployment", "api"]);
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "nginx:2");
+    assert_eq!(
+        container["ports"][0]["containerPort"], 8080,
+        "the update keeps the rest of the container"
+    );
+    assert_eq!(
+        k.json(&["get", "apps.kipper.run", "api"])["spec"]["image"],
+        "nginx:2",
+        "the App says the same"
+    );
+
+    let before = k.json(&["get", "deployment", "api"])["metadata"]["generation"].as_i64();
+    let restarted = kip(&sb, &["app", "restart", "api"]);
+    assert_eq!(out(&restarted), "✔ api restarted\n", "{}", err(&restarted));
+    let after = k.json(&["get", "deployment", "api"])["metadata"]["generation"].as_i64();
+    assert!(
+        after > before,
+        "a restart rolls the pods: generation {before:?} → {after:?}"
+    );
+
+    let logs = kip(&sb, &["app", "logs", "api", "--tail", "1"]);
+    assert_eq!(
+        out(&logs),
+        "[sandbox] listening on :8080/TCP\n",
+        "{}",
+        err(&logs)
+    );
+
+    let stopped = kip(&sb, &["app", "scale", "api", "--replicas", "0"]);
+    assert_eq!(out(&stopped), "✔ api stopped\n", "{}", err(&stopped));
+    let listed = out(&kip(&sb, &["app", "list"]));
+    assert!(
+        listed.contains("stopped") && listed.contains("0/0"),
+        "{listed}"
+    );
+    let no_logs = kip(&sb, &["app", "logs", "api"]);
+    assert_eq!(no_logs.status.code(), Some(1));
+    assert!(
+        err(&no_logs).contains("has no running pod"),
+        "{}",
+        err(&no_logs)
+    );
+}
