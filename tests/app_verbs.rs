@@ -345,3 +345,97 @@ fn scale_update_restart_and_logs() {
         err(&no_logs)
     );
 }
+
+#[test]
+fn projects_with_environments() {
+    let sb = ServedSandbox::start();
+    let k = sb.kubectl();
+    let created = kip(
+        &sb,
+        &[
+            "project",
+            "create",
+            "yourr-name",
+            "--environments",
+            "test,acc,prod",
+            "--display-name",
+            "yourr.name Platform",
+        ],
+    );
+    assert_eq!(
+        out(&created),
+        "Creating project \"yourr-name\"...\n✔ yourr-name-test\n✔ yourr-name-acc\n✔ yourr-name-prod\nPromotion pipeline: test → acc → prod\n",
+        "{}",
+        err(&created)
+    );
+    let plain = kip(&sb, &["project", "create", "myapp"]);
+    assert_eq!(
+        out(&plain),
+        "Creating project \"myapp\"...\n✔ myapp\n",
+        "{}",
+        err(&plain)
+    );
+    let ns = k.json(&["get", "namespace", "yourr-name-acc"]);
+    assert_eq!(ns["metadata"]["labels"]["kipper.run/project"], "yourr-name");
+    assert_eq!(ns["metadata"]["labels"]["kipper.run/environment"], "acc");
+    assert_eq!(
+        k.json(&["get", "projects.kipper.run", "yourr-name"])["spec"]["displayName"],
+        "yourr.name Platform"
+    );
+
+    let listed = out(&kip(&sb, &["project", "list"]));
+    assert_eq!(
+        listed,
+        "PROJECT     ENVIRONMENTS\nmyapp       default\nyourr-name  test, acc, prod\n"
+    );
+
+    let deployed = kip(
+        &sb,
+        &[
+            "app",
+            "deploy",
+            "--name",
+            "api",
+            "--image",
+            "nginx:1",
+            "--port",
+            "80",
+            "--project",
+            "yourr-name",
+            "--environment",
+            "test",
+        ],
+    );
+    assert!(
+        out(&deployed).contains("✔ Live at https://api-test-sandbox.localhost"),
+        "{}",
+        err(&deployed)
+    );
+    k.ok(&["get", "deployment", "api", "-n", "yourr-name-test"]);
+
+    let bad = kip(
+        &sb,
+        &["project", "create", "two", "--environments", "test,test"],
+    );
+    assert!(err(&bad).contains("listed twice"), "{}", err(&bad));
+    let refused = kip(&sb, &["project", "delete", "yourr-name"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        err(&refused).contains("pass --yes to confirm"),
+        "{}",
+        err(&refused)
+    );
+    let deleted = kip(&sb, &["project", "delete", "yourr-name", "--yes"]);
+    assert!(
+        out(&deleted).ends_with("✔ Project yourr-name deleted\n"),
+        "{}",
+        err(&deleted)
+    );
+    k.ok(&[
+        "wait",
+        "--for=delete",
+        "namespace/yourr-name-test",
+        "--timeout=30s",
+    ]);
+    k.ok(&["get", "namespace", "myapp"]);
+}

@@ -76,6 +76,22 @@ fn crd_templates_render_valid_manifests() {
 }
 
 #[test]
+fn project_templates_render_valid_manifests() {
+    let project =
+        r#"#{ name: "shop", display_name: "The \"Shop\"", environments: ["test", "prod"] }"#;
+    let namespace =
+        r#"#{ namespace: "shop-test", project: "shop", environment: "test", project_uid: "u-1" }"#;
+    for (template, context) in [
+        ("project/project.yaml.j2", project),
+        ("project/namespace.yaml.j2", namespace),
+    ] {
+        let text = render(template, context);
+        check_objects(template, &text);
+        insta::assert_snapshot!(template.replace('/', "__"), text);
+    }
+}
+
+#[test]
 fn a_value_cannot_inject_a_yaml_key() {
     let context = APP_CONTEXT.replace("ghcr.io/acme/api:1.2.3", "x\\nevil: true");
     let text = render("app/deployment.yaml.j2", &context);
