@@ -73,8 +73,10 @@ fn verb_command(name: &str, verb: &Verb) -> Command {
         if flag.repeatable && flag.ty != FlagType::Bool {
             a = a.action(ArgAction::Append);
         }
+        // An empty default means "not given": keep it out of --help.
         if let Some(default) = &flag.default
             && flag.ty != FlagType::Bool
+            && !default.is_empty()
         {
             a = a.default_value(default.clone());
         }
@@ -149,7 +151,9 @@ pub fn opts(verb: &Verb, matches: &ArgMatches) -> Map {
             ),
             (FlagType::String, false) => matches
                 .get_one::<String>(&flag.name)
-                .map(|s| Dynamic::from(s.clone()))
+                .cloned()
+                .or_else(|| flag.default.clone())
+                .map(Dynamic::from)
                 .unwrap_or(Dynamic::UNIT),
         };
         opts.insert(key(&flag.name).into(), value);
