@@ -157,6 +157,11 @@ fn bad_input_is_refused_before_anything_is_created() {
         let o = kip(&sb, args);
         assert_eq!(o.status.code(), Some(1), "{args:?}: {}", err(&o));
         assert!(err(&o).contains(expected), "{args:?}: {}", err(&o));
+        assert!(
+            !err(&o).contains("-->"),
+            "a refused input needs no script position: {}",
+            err(&o)
+        );
     }
     let missing = kip(&sb, &["app", "deploy", "--name", "ok", "--port", "80"]);
     assert_eq!(

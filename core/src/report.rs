@@ -30,6 +30,9 @@ pub struct ScriptError {
     /// Outermost call first: `in call to \`deploy\` at stdlib/app.rhai:40:3`.
     pub calls: Vec<String>,
     pub failure: Failure,
+    /// A verb refused the user's input on purpose (`kind: "invalid"` or
+    /// `"confirmation-required"`): the message says it all, so no script position is shown.
+    pub user_error: bool,
 }
 
 fn locate(source: &str, pos: Position) -> Option<Location> {
@@ -47,6 +50,7 @@ impl ScriptError {
             location: locate(&origin.display(), err.position()),
             calls: Vec::new(),
             failure: Failure::Script,
+            user_error: false,
         }
     }
 
@@ -56,6 +60,7 @@ impl ScriptError {
             location: None,
             calls: Vec::new(),
             failure: Failure::Script,
+            user_error: false,
         }
     }
 
@@ -101,6 +106,7 @@ impl ScriptError {
             location: locate(&current, err.position()),
             calls,
             failure,
+            user_error: is_user_error(err),
         }
     }
 
@@ -114,6 +120,9 @@ impl ScriptError {
     /// The error as printed: `sources` finds a script's text by its source name.
     pub fn render(&self, sources: &dyn Fn(&str) -> Option<String>) -> String {
         let mut out = format!("error: {}\n", self.message);
+        if self.user_error {
+            return out;
+        }
         if let Some(at) = &self.location {
             out.push_str(&format!("  --> {}:{}:{}\n", at.source, at.line, at.column));
             if let Some(line) =
@@ -132,6 +141,17 @@ impl ScriptError {
         }
         out
     }
+}
+
+/// Whether a script threw a map whose `kind` marks a refusal of the user's input.
+fn is_user_error(err: &EvalAltResult) -> bool {
+    let EvalAltResult::ErrorRuntime(value, _) = err else {
+        return false;
+    };
+    value.read_lock::<rhai::Map>().is_some_and(|map| {
+        map.get("kind")
+            .is_some_and(|k| matches!(k.to_string().as_str(), "invalid" | "confirmation-required"))
+    })
 }
 
 /// The message of the innermost error: a thrown map's `message`, or the error without its
