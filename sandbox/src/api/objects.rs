@@ -594,50 +594,39 @@ async fn scale(
     let manager = req.manager();
     let r = res.clone();
     let updated = run(api, &req, move |tx| {
-        let old = tx
-            .get(&key)
-            .ok_or_else(|| ApiError::not_found(&r.plural, &r.group, &name))?;
-        let mut scale = scale_of(&old);
-        match kind {
-            None => scale = change,
-            Some(PatchKind::Json) => {
-                let ops: json_patch::Patch = serde_json::from_value(change)
-                    .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
-                json_patch::patch(&mut scale, &ops)
-                    .map_err(|e| patch_failed(&r, &name, &e.to_string()))?;
+        edit_object(tx, &r, key, &manager, |old| {
+            let mut scale = scale_of(old);
+            match kind {
+                None => scale = change,
+                Some(PatchKind::Json) => {
+                    let ops: json_patch::Patch = serde_json::from_value(change)
+                        .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
+                    json_patch::patch(&mut scale, &ops)
+                        .map_err(|e| patch_failed(&r, &name, &e.to_string()))?;
+                }
+                Some(_) => json_patch::merge(&mut scale, &change),
             }
-            Some(_) => json_patch::merge(&mut scale, &change),
-        }
-        let replicas = scale["spec"]["replicas"]
-            .as_i64()
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    "Scale",
-                    "autoscaling",
-                    &name,
-                    &[(
-                        "spec.replicas".into(),
-                        "Invalid value: must be a non-negative integer".into(),
-                    )],
-                )
-            })?;
-        let mut new = (*old).clone();
-        new["spec"]["replicas"] = json!(replicas);
-        if let Some(rv) = scale["metadata"]["resourceVersion"].as_str() {
-            new["metadata"]["resourceVersion"] = json!(rv);
-        }
-        ops::finish_write(
-            tx,
-            &r,
-            key,
-            old,
-            new,
-            WriteKind::Update {
-                manager: &manager,
-                part: Part::Main,
-            },
-        )
+            let replicas = scale["spec"]["replicas"]
+                .as_i64()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "Scale",
+                        "autoscaling",
+                        &name,
+                        &[(
+                            "spec.replicas".into(),
+                            "Invalid value: must be a non-negative integer".into(),
+                        )],
+                    )
+                })?;
+            let mut new = old.clone();
+            new["spec"]["replicas"] = json!(replicas);
+            if let Some(rv) = scale["metadata"]["resourceVersion"].as_str() {
+                new["metadata"]["resourceVersion"] = json!(rv);
+            }
+            Ok(new)
+        })
     })
     .await?;
     ok(StatusCode::OK, &scale_of(&updated))
@@ -653,23 +642,38 @@ async fn finalize(api: &Api, res: Arc<Resource>, name: String, req: Req) -> ApiR
     let r = res.clone();
     let updated = run(api, &req, move |tx| {
         let key = ops::key(&r, "", &name);
-        let old = tx
-            .get(&key)
-            .ok_or_else(|| ApiError::not_found(&r.plural, &r.group, &name))?;
-        let mut new = (*old).clone();
-        new["spec"]["finalizers"] = body["spec"]["finalizers"].clone();
-        ops::finish_write(
-            tx,
-            &r,
-            key,
-            old,
-            new,
-            WriteKind::Update {
-                manager: &manager,
-                part: Part::Main,
-            },
-        )
+        edit_object(tx, &r, key, &manager, |old| {
+            let mut new = old.clone();
+            new["spec"]["finalizers"] = body["spec"]["finalizers"].clone();
+            Ok(new)
+        })
     })
     .await?;
     respond_object(&req, &res, StatusCode::OK, &updated)
+}
+
+/// Reads an object (404 when absent), lets `edit` derive its new state, and writes that as an
+/// update of the main resource by `manager`.
+fn edit_object(
+    tx: &mut Tx,
+    res: &Resource,
+    key: ObjKey,
+    manager: &str,
+    edit: impl FnOnce(&Value) -> ApiResult<Value>,
+) -> ApiResult<Arc<Value>> {
+    let old = tx
+        .get(&key)
+        .ok_or_else(|| ApiError::not_found(&res.plural, &res.group, &key.name))?;
+    let new = edit(&old)?;
+    ops::finish_write(
+        tx,
+        res,
+        key,
+        old,
+        new,
+        WriteKind::Update {
+            manager,
+            part: Part::Main,
+        },
+    )
 }

@@ -139,13 +139,7 @@ impl FieldSelector {
 impl fmt::Display for FieldSelector {
     /// Prints the selector with values escaped, so it parses back to the same terms.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, r) in self.requirements.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            write!(f, "{r}")?;
-        }
-        Ok(())
+        super::write_terms(f, &self.requirements)
     }
 }
 

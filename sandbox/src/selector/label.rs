@@ -246,13 +246,7 @@ impl LabelSelector {
 impl fmt::Display for LabelSelector {
     /// Prints the canonical selector string, as `kubectl get -o wide` shows selectors.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, r) in self.requirements.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            write!(f, "{r}")?;
-        }
-        Ok(())
+        super::write_terms(f, &self.requirements)
     }
 }
 
