@@ -1,6 +1,7 @@
 //! `kip`: the command-line front of Kipper. It builds the command tree from kip's own commands
 //! and the verbs scripts declare, then runs the chosen one.
 
+mod cluster;
 mod home;
 mod sandbox_cmd;
 mod verb_cmd;
@@ -51,10 +52,14 @@ enum Builtin {
 const RESERVED: &[&str] = &["sandbox", "verbs", "run", "eval", "completion", "help"];
 
 fn init_tracing() {
+    // Libraries log what kip already reports as an error: by default keep them quiet.
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(
+                    "warn,kube_client=off,rustls_platform_verifier=off",
+                )
+            }),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -64,49 +64,21 @@ fn host(
         color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
         output,
     };
+    let choice = crate::cluster::choose(&home).map_err(|e| (1, format!("error: {e}\n")))?;
     let handle = runtime.handle().clone();
     let cluster_home = home.clone();
-    let client = Arc::new(move || cluster_client(&handle, &cluster_home));
+    let cluster_name = choice.name.clone();
+    let unreachable_hint = choice.unreachable_hint();
+    let client = Arc::new(move || crate::cluster::client(&choice, &handle, &cluster_home));
     Ok(Arc::new(Host {
         runtime: runtime.handle().clone(),
         kip_home: home,
         templates: kip.search.clone(),
         ui,
+        cluster_name,
+        unreachable_hint,
         client,
     }))
-}
-
-/// The cluster: `KUBECONFIG` or `~/.kube/config` when present, else the sandbox, started if
-/// needed (said in one line on stderr).
-fn cluster_client(handle: &tokio::runtime::Handle, home: &Path) -> Result<kube::Client, String> {
-    let has_kubeconfig = std::env::var_os("KUBECONFIG").is_some()
-        || std::env::var_os("HOME").is_some_and(|h| Path::new(&h).join(".kube/config").exists());
-    let config = if has_kubeconfig {
-        handle
-            .block_on(kube::Config::infer())
-            .map_err(|e| format!("cannot read the kubeconfig: {e}"))?
-    } else {
-        let sandbox = sandbox::home::SandboxHome::new(home);
-        let any_port = "127.0.0.1:0"
-            .parse()
-            .map_err(|_| "bad address".to_string())?;
-        match crate::sandbox_cmd::ensure_running(&sandbox, any_port)? {
-            crate::sandbox_cmd::Started::Now { address, .. } => {
-                eprintln!("No cluster configured: started the local sandbox at http://{address}");
-            }
-            crate::sandbox_cmd::Started::AlreadyRunning { .. } => {}
-        }
-        let text = std::fs::read_to_string(sandbox.kubeconfig())
-            .map_err(|e| format!("cannot read the sandbox kubeconfig: {e}"))?;
-        let parsed = kube::config::Kubeconfig::from_yaml(&text).map_err(|e| e.to_string())?;
-        handle
-            .block_on(kube::Config::from_custom_kubeconfig(
-                parsed,
-                &Default::default(),
-            ))
-            .map_err(|e| e.to_string())?
-    };
-    kube::Client::try_from(config).map_err(|e| format!("cannot build a cluster client: {e}"))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {

@@ -3,10 +3,13 @@
 //! (`cfg["current-cluster"]`, `cluster["active-project"]`).
 //!
 //! ```yaml
-//! current-cluster: sandbox
+//! current-cluster: prod
 //! clusters:
-//!   - name: sandbox
-//!     kubeconfig: /path        # or server + token
+//!   - name: prod
+//!     kubeconfig: /path        # with an optional context…
+//!     context: prod-admin
+//!     server: https://…:6443   # …or server + token (+ certificate-authority)
+//!     token: …
 //!     cluster-id: 203-0-113-10
 //!     domain: kipper.run
 //!     org: ""
@@ -44,10 +47,18 @@ pub struct Cluster {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubeconfig: Option<String>,
+    /// The kubeconfig context; absent: the file's current context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// A PEM file with the CA that signed `server`'s certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_authority: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure_skip_tls_verify: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -133,11 +144,19 @@ impl Config {
             .and_then(|name| self.cluster(name))
     }
 
-    fn current_mut(&mut self) -> Option<&mut Cluster> {
-        let name = self.current_cluster.clone()?;
-        self.clusters
-            .iter_mut()
-            .find(|cluster| cluster.name == name)
+    /// The entry `name`, made when missing.
+    fn entry_mut(&mut self, name: &str) -> &mut Cluster {
+        let index = match self.clusters.iter().position(|c| c.name == name) {
+            Some(index) => index,
+            None => {
+                self.clusters.push(Cluster {
+                    name: name.into(),
+                    ..Cluster::default()
+                });
+                self.clusters.len() - 1
+            }
+        };
+        &mut self.clusters[index]
     }
 }
 
@@ -159,20 +178,15 @@ fn load_at(home: &Path) -> Result<Config, Box<EvalAltResult>> {
     Config::load(home).map_err(config_error)
 }
 
-/// Changes the current cluster's entry and saves; an error when no cluster is current.
-fn update_current(
-    home: &Path,
+/// Changes the entry of the cluster in use (made when missing) and saves.
+fn update_in_use(
+    call: &rhai::NativeCallContext,
     change: impl FnOnce(&mut Cluster),
 ) -> Result<(), Box<EvalAltResult>> {
-    let mut config = load_at(home)?;
-    let cluster = config.current_mut().ok_or_else(|| {
-        config_error(format!(
-            "no current cluster in {}; add a cluster first",
-            Config::path(home).display()
-        ))
-    })?;
-    change(cluster);
-    config.save(home).map_err(config_error)
+    let host = host::host(call)?;
+    let mut config = load_at(&host.kip_home)?;
+    change(config.entry_mut(&host.cluster_name));
+    config.save(&host.kip_home).map_err(config_error)
 }
 
 #[rhai::plugin::export_module]
@@ -221,23 +235,53 @@ pub mod config_module {
             .map_err(config_error)
     }
 
-    /// The entry of the current cluster as a map, or `()` when none is configured.
+    /// The name of the cluster this command talks to: the `current-cluster` entry, else the
+    /// kubeconfig's current context, else `sandbox`. Its settings in `config.yaml` are kept
+    /// under this name.
+    ///
+    /// `print(`on cluster ${config::cluster_name()}`);`
+    #[rhai_fn(return_raw)]
+    pub fn cluster_name(call: NativeCallContext) -> Result<String, Box<EvalAltResult>> {
+        Ok(host::host(&call)?.cluster_name.clone())
+    }
+
+    /// The context names of the kubeconfig file at `path`, so a script can check a
+    /// `--context` before saving it.
+    ///
+    /// Raises `config` when the file cannot be read or is not a kubeconfig.
+    ///
+    /// `if !config::kubeconfig_contexts(path).contains(ctx) { throw "no such context"; }`
+    #[rhai_fn(return_raw)]
+    pub fn kubeconfig_contexts(path: &str) -> Result<rhai::Array, Box<EvalAltResult>> {
+        let kubeconfig = kube::config::Kubeconfig::read_from(path)
+            .map_err(|err| config_error(format!("cannot read the kubeconfig {path}: {err}")))?;
+        Ok(kubeconfig
+            .contexts
+            .into_iter()
+            .map(|context| context.name.into())
+            .collect())
+    }
+
+    /// The `config.yaml` entry of the cluster this command talks to, as a map, or `()` when
+    /// the file has none for it.
     ///
     /// Raises `config` like `config::load`.
     ///
     /// `let cluster = config::current_cluster(); if cluster != () { print(cluster.domain); }`
     #[rhai_fn(return_raw)]
     pub fn current_cluster(call: NativeCallContext) -> Result<Dynamic, Box<EvalAltResult>> {
-        let config = load_at(&host::host(&call)?.kip_home)?;
-        match config.current() {
+        let host = host::host(&call)?;
+        let config = load_at(&host.kip_home)?;
+        match config.cluster(&host.cluster_name) {
             Some(cluster) => rhai::serde::to_dynamic(cluster),
             None => Ok(Dynamic::UNIT),
         }
     }
 
-    /// Sets the current cluster's `active-project` (`"project/environment"`) and saves.
+    /// Sets the `active-project` (`"project/environment"`) of the cluster this command talks
+    /// to, adding its entry when missing, and saves.
     ///
-    /// Raises `config` when no cluster is current or the file cannot be read or written.
+    /// Raises `config` when the file cannot be read or written.
     ///
     /// `config::set_active_project("shop/test");`
     #[rhai_fn(return_raw)]
@@ -246,24 +290,28 @@ pub mod config_module {
         project_env: &str,
     ) -> Result<(), Box<EvalAltResult>> {
         let project_env = project_env.to_owned();
-        update_current(&host::host(&call)?.kip_home, |cluster| {
+        update_in_use(&call, |cluster| {
             cluster.active_project = Some(project_env);
         })
     }
 
-    /// Removes the current cluster's `active-project` and saves; nothing to do without a
-    /// current cluster.
+    /// Removes the `active-project` of the cluster this command talks to and saves; nothing
+    /// to do when it has none.
     ///
     /// Raises `config` when the file cannot be read or written.
     ///
     /// `config::clear_active_project();`
     #[rhai_fn(return_raw)]
     pub fn clear_active_project(call: NativeCallContext) -> Result<(), Box<EvalAltResult>> {
-        let home = host::host(&call)?.kip_home.clone();
-        if load_at(&home)?.current().is_none() {
+        let host = host::host(&call)?;
+        let config = load_at(&host.kip_home)?;
+        if config
+            .cluster(&host.cluster_name)
+            .is_none_or(|c| c.active_project.is_none())
+        {
             return Ok(());
         }
-        update_current(&home, |cluster| cluster.active_project = None)
+        update_in_use(&call, |cluster| cluster.active_project = None)
     }
 }
 

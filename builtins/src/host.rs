@@ -40,8 +40,20 @@ pub struct Host {
     pub kip_home: PathBuf,
     pub templates: Arc<dyn TemplateSource>,
     pub ui: UiSettings,
+    /// The name of the cluster this command talks to, as `config.yaml` knows it.
+    pub cluster_name: String,
+    /// What to try when the cluster cannot be reached (said after the cause).
+    pub unreachable_hint: String,
     /// The cluster client, made on first use (with no cluster configured: the sandbox).
-    pub client: Arc<dyn Fn() -> Result<kube::Client, String> + Send + Sync>,
+    pub client: Arc<dyn Fn() -> Result<ClusterClient, String> + Send + Sync>,
+}
+
+/// A client and the API server URL it talks to (a `kube::Client` does not tell its URL, and
+/// an error should name it).
+#[derive(Clone)]
+pub struct ClusterClient {
+    pub client: kube::Client,
+    pub server: String,
 }
 
 impl Host {

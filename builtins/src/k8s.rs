@@ -476,7 +476,7 @@ pub mod k8s_module {
 /// What this module keeps per host: the client, and the kinds resolved so far.
 #[derive(Default)]
 struct State {
-    client: Option<kube::Client>,
+    client: Option<host::ClusterClient>,
     kinds: Vec<(String, String, ApiResource, ApiCapabilities)>,
 }
 
@@ -505,6 +505,7 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 struct Cluster {
     host: Arc<Host>,
     client: kube::Client,
+    server: String,
     state: SharedState,
 }
 
@@ -513,25 +514,44 @@ impl Cluster {
         let host = host::host(ctx)?;
         let state = state_of(&host);
         let cached = lock(&state).client.clone();
-        let client = match cached {
-            Some(client) => client,
+        let connected = match cached {
+            Some(connected) => connected,
             None => {
                 // Making a client spawns its connection task: do it inside the runtime.
                 let _runtime = host.runtime.enter();
-                let client = (host.client)().map_err(|e| host::error("unreachable", e))?;
-                lock(&state).client = Some(client.clone());
-                client
+                let connected = (host.client)().map_err(|e| host::error("unreachable", e))?;
+                lock(&state).client = Some(connected.clone());
+                connected
             }
         };
         Ok(Cluster {
             host,
-            client,
+            client: connected.client,
+            server: connected.server,
             state,
         })
     }
 
     fn run<T>(&self, fut: impl Future<Output = RhaiResult<T>>) -> RhaiResult<T> {
-        self.host.block_on(fut)
+        self.host.block_on(fut).map_err(|e| self.name_the_server(e))
+    }
+
+    /// An `unreachable` error names the server and what to try, which only the host knows.
+    fn name_the_server(&self, err: Box<EvalAltResult>) -> Box<EvalAltResult> {
+        let EvalAltResult::ErrorRuntime(value, _) = &*err else {
+            return err;
+        };
+        let Some(mut map) = value.read_lock::<Map>().map(|m| m.clone()) else {
+            return err;
+        };
+        if map.get("kind").map(|k| k.to_string()).as_deref() != Some("unreachable") {
+            return err;
+        }
+        let cause = map.get("cause").map(|c| c.to_string()).unwrap_or_default();
+        let hint = &self.host.unreachable_hint;
+        let message = format!("cluster unreachable at {}: {cause} ({hint})", self.server);
+        map.insert("message".into(), message.into());
+        host::error_map(map)
     }
 
     /// Resolves `apiVersion` + `kind` through discovery: from the cache, else by asking the
@@ -834,6 +854,7 @@ fn kube_error(e: kube::Error) -> Box<EvalAltResult> {
         e @ (kube::Error::HyperError(_) | kube::Error::Service(_)) => {
             map.insert("kind".into(), "unreachable".into());
             map.insert("message".into(), unreachable_message(&e).into());
+            map.insert("cause".into(), root_cause(&e).into());
         }
         e => {
             map.insert("kind".into(), "kubernetes".into());
@@ -845,9 +866,13 @@ fn kube_error(e: kube::Error) -> Box<EvalAltResult> {
     host::error_map(map)
 }
 
-/// `cluster unreachable at <address>: <cause>`, naming the fixes. A `kube::Client` does not
-/// tell its URL, so the address comes from the connector's error when it has one.
+/// `cluster unreachable: <cause>`; [`Cluster::run`] adds the server and what to try.
 fn unreachable_message(e: &kube::Error) -> String {
+    format!("cluster unreachable: {}", root_cause(e))
+}
+
+/// The innermost cause of `e`, starting lowercase and without the OS error number.
+fn root_cause(e: &kube::Error) -> String {
     let mut cause: &dyn std::error::Error = e;
     while let Some(inner) = cause.source() {
         cause = inner;
@@ -855,21 +880,8 @@ fn unreachable_message(e: &kube::Error) -> String {
     let cause = cause.to_string();
     let cause = cause.split(" (os error").next().unwrap_or_default();
     let mut letters = cause.chars();
-    let cause: String = letters
+    letters
         .next()
         .map(|c| c.to_lowercase().chain(letters).collect())
-        .unwrap_or_default();
-    let debug = format!("{e:?}");
-    let address = debug
-        .split("ConnectError(\"")
-        .nth(1)
-        .and_then(|rest| rest.split_once("\", "))
-        .and_then(|(_, rest)| rest.split([',', ')']).next())
-        .filter(|a| a.parse::<std::net::SocketAddr>().is_ok())
-        .map(|a| format!("http://{a}"))
-        .unwrap_or_else(|| "the configured address".into());
-    format!(
-        "cluster unreachable at {address}: {cause} (start the local cluster with `kip sandbox up`, \
-         or check the kubeconfig)"
-    )
+        .unwrap_or_default()
 }

@@ -12,7 +12,7 @@ pub mod k8s;
 pub mod tmpl;
 pub mod ui;
 
-pub use host::{Host, OutputFormat, TemplateSource, UiSettings};
+pub use host::{ClusterClient, Host, OutputFormat, TemplateSource, UiSettings};
 
 use rhai::Engine;
 

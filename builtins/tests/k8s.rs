@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use builtins::{Host, TemplateSource, UiSettings};
+use builtins::{ClusterClient, Host, TemplateSource, UiSettings};
 use rhai::{Dynamic, Engine, EvalAltResult, Map};
 
 struct NoTemplates;
@@ -39,13 +39,19 @@ impl Fixture {
     fn at(runtime: tokio::runtime::Runtime, url: String) -> Fixture {
         let client = move || {
             let config = kube::Config::new(url.parse().map_err(|e| format!("{e}"))?);
-            kube::Client::try_from(config).map_err(|e| e.to_string())
+            let client = kube::Client::try_from(config).map_err(|e| e.to_string())?;
+            Ok(ClusterClient {
+                client,
+                server: url.clone(),
+            })
         };
         let host = Host {
             runtime: runtime.handle().clone(),
             kip_home: std::env::temp_dir(),
             templates: Arc::new(NoTemplates),
             ui: UiSettings::default(),
+            cluster_name: "sandbox".into(),
+            unreachable_hint: "start the local cluster with `kip sandbox up`".into(),
             client: Arc::new(client),
         };
         let mut engine = Engine::new();

@@ -73,7 +73,11 @@ fn save_round_trips_a_script_map() {
         r#"let cfg = config::load(); cfg["current-cluster"] = "prod"; config::save(cfg);"#,
     );
     assert_eq!(
-        kit.eval::<String>("config::current_cluster().server"),
+        kit.eval::<String>(r#"config::load()["current-cluster"]"#),
+        "prod"
+    );
+    assert_eq!(
+        kit.eval::<String>("config::load().clusters[1].server"),
         "https://203.0.113.20:6443"
     );
 }
@@ -97,12 +101,25 @@ fn save_rejects_bad_shapes() {
 }
 
 #[test]
-fn active_project_needs_a_current_cluster() {
+fn settings_live_under_the_cluster_in_use() {
     let kit = Kit::default();
-    let (kind, message) = kit.fail(r#"config::set_active_project("shop/test")"#);
-    assert_eq!(kind, "config");
-    assert!(message.starts_with("no current cluster in "), "{message}");
+    assert_eq!(kit.eval::<String>("config::cluster_name()"), "sandbox");
     kit.eval::<()>("config::clear_active_project()");
+    assert!(
+        !kit.home.path().join("config.yaml").exists(),
+        "clearing nothing writes nothing"
+    );
+    kit.eval::<()>(r#"config::set_active_project("shop/test")"#);
+    let config: Map = kit.eval("config::load()");
+    let clusters = config["clusters"].clone().cast::<rhai::Array>();
+    assert_eq!(clusters.len(), 1);
+    let entry = clusters[0].clone().cast::<Map>();
+    assert_eq!(entry["name"].to_string(), "sandbox");
+    assert_eq!(entry["active-project"].to_string(), "shop/test");
+    assert!(
+        !config.contains_key("current-cluster"),
+        "an entry for settings does not choose the cluster"
+    );
 }
 
 #[test]

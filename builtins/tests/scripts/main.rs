@@ -50,6 +50,8 @@ impl Kit {
             kip_home: home.path().to_path_buf(),
             templates: Arc::new(MemorySource(templates)),
             ui,
+            cluster_name: "sandbox".into(),
+            unreachable_hint: String::new(),
             client: Arc::new(|| Err("no cluster in unit tests".to_owned())),
         };
         let mut engine = Engine::new();
