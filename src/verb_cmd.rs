@@ -62,6 +62,7 @@ fn host(
             .unwrap_or(false),
         interactive,
         color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        spinners: std::io::stderr().is_terminal(),
         output,
     };
     let choice = crate::cluster::choose(&home).map_err(|e| (1, format!("error: {e}\n")))?;

@@ -444,3 +444,36 @@ fn projects_with_environments() {
     ]);
     k.ok(&["get", "namespace", "myapp"]);
 }
+
+/// On a terminal, a wait shows a spinner with what it waits for and the time so far; without
+/// one (every other test) nothing of it appears.
+#[test]
+fn waits_show_a_spinner_on_a_terminal() {
+    let sb = ServedSandbox::start();
+    assert!(kip(&sb, DEPLOY).status.success());
+    let slow = r#"{"spec":{"template":{"metadata":{"annotations":{"sandbox.kipper.run/start-delay-ms":"1500"}}}}}"#;
+    sb.kubectl()
+        .ok(&["patch", "deployment", "api", "--type", "merge", "-p", slow]);
+    let restarted = kip(&sb, &["app", "restart", "api"]);
+    assert!(!err(&restarted).contains("Waiting"), "{}", err(&restarted));
+
+    // `script` runs kip on a pseudo-terminal and copies what it draws.
+    let command = format!("{} app restart api", kip_bin());
+    let on_terminal = Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .env("KIP_HOME", sb.kip_home())
+        .env("KUBECONFIG", sb.kubeconfig())
+        .env("NO_COLOR", "1")
+        .env_remove("KIP_SCRIPTS")
+        .current_dir(sb.kip_home())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run script");
+    let drawn = out(&on_terminal);
+    assert!(on_terminal.status.success(), "{drawn}");
+    assert!(
+        drawn.contains("Waiting for the rollout of deployment `api` in `default`"),
+        "{drawn}"
+    );
+    assert!(drawn.contains("✔ api restarted"), "{drawn}");
+}

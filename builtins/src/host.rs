@@ -24,6 +24,8 @@ pub struct UiSettings {
     pub interactive: bool,
     /// Colour allowed (`NO_COLOR` unset and a terminal).
     pub color: bool,
+    /// Spinners allowed on stderr (a terminal there; never in server hooks).
+    pub spinners: bool,
     pub output: OutputFormat,
 }
 

@@ -369,6 +369,7 @@ pub mod k8s_module {
     ) -> RhaiResult<()> {
         let k = Cluster::of(&ctx)?;
         let what = format!("{kind} `{name}` to be deleted");
+        let _spinner = crate::ui::Spinner::start(&k.host.ui, format!("Waiting for {what}"));
         k.run(async {
             let api = k.api(api_version, kind, ns, false).await?;
             wait_for(api, name, timeout_secs, what, |o| o.is_none()).await
@@ -688,6 +689,7 @@ fn wait_until(
     cond: impl Fn(&Value) -> bool + Send,
 ) -> RhaiResult<Map> {
     let k = Cluster::of(ctx)?;
+    let _spinner = crate::ui::Spinner::start(&k.host.ui, format!("Waiting for {what}"));
     let obj = k.run(async {
         let api = k.api(api_version, kind, ns, false).await?;
         let found = move |o: Option<&DynamicObject>| o.is_some_and(|o| cond(&o.data));

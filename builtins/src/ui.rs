@@ -130,6 +130,34 @@ pub fn confirm_with(
     })
 }
 
+/// A spinner with elapsed time on stderr for as long as it lives, e.g.
+/// `⠙ Waiting for the rollout of deployment `web` 4s`; cleared when dropped, so the step line
+/// a script prints next stands alone. Nothing is drawn unless `ui.spinners`.
+pub struct Spinner(Option<indicatif::ProgressBar>);
+
+impl Spinner {
+    pub fn start(ui: &UiSettings, msg: String) -> Spinner {
+        if !ui.spinners {
+            return Spinner(None);
+        }
+        let style = indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+        let bar = indicatif::ProgressBar::new_spinner()
+            .with_style(style)
+            .with_message(msg);
+        bar.enable_steady_tick(std::time::Duration::from_millis(100));
+        Spinner(Some(bar))
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        if let Some(bar) = self.0.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 /// A closed pipe gets its own kind so the CLI can exit quietly (`kip app list | head`).
 fn io_error(err: io::Error) -> Box<EvalAltResult> {
     if err.kind() == io::ErrorKind::BrokenPipe {
