@@ -30,7 +30,8 @@ pub fn load(args: &[String]) -> Result<Kip, Failure> {
     let home = kip_home().map_err(|e| (2, format!("error: {e}\n")))?;
     let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
     let search = SearchPath::new(scripts_flag(args).as_deref(), &cwd, &home);
-    Kip::load(search, &Limits::CLI).map_err(|e| {
+    let cache = home.join("cache").join("verbs.json");
+    Kip::load_with_cache(search, &Limits::CLI, Some(&cache)).map_err(|e| {
         (
             e.exit_code(),
             e.render(&|name| std::fs::read_to_string(name).ok()),

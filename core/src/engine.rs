@@ -63,7 +63,10 @@ pub fn new_engine(limits: &Limits, search: Arc<SearchPath>) -> Engine {
     let mut engine = Engine::new();
     limits.apply(&mut engine);
     engine.disable_symbol("eval");
-    engine.set_module_resolver(SearchResolver { search });
+    engine.set_module_resolver(SearchResolver {
+        search,
+        loaded: Default::default(),
+    });
     builtins::register_modules(&mut engine);
     engine
 }
@@ -71,6 +74,14 @@ pub fn new_engine(limits: &Limits, search: Arc<SearchPath>) -> Engine {
 /// `import "lib/naming" as naming;` finds `lib/naming.rhai` along the search path.
 struct SearchResolver {
     search: Arc<SearchPath>,
+    /// Each module is compiled and evaluated once per process, however many scripts import it.
+    loaded: std::sync::Mutex<std::collections::HashMap<String, Arc<Module>>>,
+}
+
+impl SearchResolver {
+    fn loaded(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Arc<Module>>> {
+        self.loaded.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl ModuleResolver for SearchResolver {
@@ -81,6 +92,9 @@ impl ModuleResolver for SearchResolver {
         path: &str,
         pos: Position,
     ) -> Result<Arc<Module>, Box<EvalAltResult>> {
+        if let Some(module) = self.loaded().get(path) {
+            return Ok(module.clone());
+        }
         let script = self
             .search
             .module(path)
@@ -91,8 +105,11 @@ impl ModuleResolver for SearchResolver {
             .compile(&script.source)
             .map_err(|e| in_module(e.into()))?;
         ast.set_source(script.origin.display());
-        let module = Module::eval_ast_as_new(Scope::new(), &ast, engine).map_err(in_module)?;
-        Ok(module.into())
+        let module: Arc<Module> = Module::eval_ast_as_new(Scope::new(), &ast, engine)
+            .map_err(in_module)?
+            .into();
+        self.loaded().insert(path.to_string(), module.clone());
+        Ok(module)
     }
 }
 

@@ -37,10 +37,24 @@ struct Running {
 impl Kip {
     /// Builds the engine and loads every verb declared along `search`.
     pub fn load(search: SearchPath, limits: &Limits) -> Result<Kip, ScriptError> {
+        Kip::load_with_cache(search, limits, None)
+    }
+
+    /// Like [`Kip::load`], keeping the verb declarations in `cache_file` so later commands
+    /// compile only the scripts they run.
+    pub fn load_with_cache(
+        search: SearchPath,
+        limits: &Limits,
+        cache_file: Option<&std::path::Path>,
+    ) -> Result<Kip, ScriptError> {
         let search = Arc::new(search);
         let mut engine = engine::new_engine(limits, search.clone());
         let scripts = search.scripts();
-        let verbs = Arc::new(Verbs::load(&engine, &scripts)?);
+        let verbs = match cache_file {
+            Some(file) => Verbs::load_cached(&engine, &scripts, file)?,
+            None => Verbs::load(&engine, &scripts)?,
+        };
+        let verbs = Arc::new(verbs);
         register_kip_module(&mut engine, verbs.clone());
         Ok(Kip {
             engine,
@@ -82,7 +96,7 @@ impl Kip {
         let args: rhai::Array = args.into_iter().map(Dynamic::from).collect();
         scope.push("ARGS", args);
         self.engine
-            .eval_ast_with_scope::<Dynamic>(&mut scope, &compiled.ast)
+            .eval_ast_with_scope::<Dynamic>(&mut scope, &compiled)
             .map_err(|e| ScriptError::runtime_in(&e, name))
     }
 
@@ -95,7 +109,7 @@ impl Kip {
         };
         let compiled = verbs::compile(&self.engine, &script)?;
         self.engine
-            .eval_ast::<Dynamic>(&compiled.ast)
+            .eval_ast::<Dynamic>(&compiled)
             .map_err(|e| ScriptError::runtime_in(&e, "<eval>"))
     }
 
@@ -123,13 +137,14 @@ fn run_declaration(
         )
         .into());
     };
+    let ast = verb.script.parse(engine)?;
     let running = running();
     lock(&running).stack.push((words.to_vec(), index));
     let options = CallFnOptions::new().eval_ast(true).rewind_scope(true);
     let result = engine.call_fn_with_options::<Dynamic>(
         options,
         &mut Scope::new(),
-        &verb.script.ast,
+        ast,
         &verb.func,
         (Dynamic::from_map(opts),),
     );
