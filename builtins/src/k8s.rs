@@ -21,7 +21,6 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{
     Api, DeleteParams, DynamicObject, ListParams, LogParams, Patch, PatchParams, PropagationPolicy,
 };
-use kube::core::GroupVersionKind;
 use kube::discovery::{self, ApiCapabilities, ApiResource, Discovery, Scope};
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, EvalAltResult, Map};
@@ -184,6 +183,21 @@ pub mod k8s_module {
         name: &str,
     ) -> RhaiResult<bool> {
         get_opt(ctx, api_version, kind, ns, name).map(|o| !o.is_unit())
+    }
+
+    /// Whether the cluster serves `kind` in `api_version` (a CRD's kind once it is applied).
+    /// Built-in kinds are known without a request; others are discovered once per group
+    /// version and command.
+    ///
+    /// Example: `if !k8s::has_kind("kipper.run/v1alpha1", "App") { /* apply the CRD */ }`
+    #[rhai_fn(return_raw)]
+    pub fn has_kind(ctx: NativeCallContext, api_version: &str, kind: &str) -> RhaiResult<bool> {
+        let k = Cluster::of(&ctx)?;
+        match k.run(k.resolve(api_version, kind)) {
+            Ok(_) => Ok(true),
+            Err(e) if is_no_kind(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Every object of `kind` in `ns` ("" = all namespaces, or a cluster-scoped kind).
@@ -570,22 +584,36 @@ impl Cluster {
         if let Some(found) = known {
             return Ok(found);
         }
+        if let Some(found) = crate::k8s_kinds::builtin(api_version, kind) {
+            return Ok(found);
+        }
+        // One request learns every kind of the group version (an App and a Project both).
         let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-        let gvk = GroupVersionKind::gvk(group, version, kind);
-        let found = match discovery::pinned_kind(&self.client, &gvk).await {
-            Ok(found) => found,
+        let gv = kube::core::GroupVersion::gv(group, version);
+        let served = match discovery::pinned_group(&self.client, &gv).await {
+            Ok(served) => served,
             Err(kube::Error::Discovery(_)) => return Err(no_kind(api_version, kind)),
             Err(kube::Error::Api(s)) if s.code == 404 => return Err(no_kind(api_version, kind)),
             Err(e) => return Err(kube_error(e)),
         };
-        let entry = (
-            api_version.to_string(),
-            kind.to_string(),
-            found.0.clone(),
-            found.1.clone(),
-        );
-        lock(&self.state).kinds.push(entry);
-        Ok(found)
+        let resources = served.versioned_resources(version);
+        let mut state = lock(&self.state);
+        state.kinds.retain(|(v, k, _, _)| {
+            v != api_version || !resources.iter().any(|(ar, _)| &ar.kind == k)
+        });
+        for (ar, caps) in &resources {
+            let entry = (
+                api_version.to_string(),
+                ar.kind.clone(),
+                ar.clone(),
+                caps.clone(),
+            );
+            state.kinds.push(entry);
+        }
+        resources
+            .into_iter()
+            .find(|(ar, _)| ar.kind == kind)
+            .ok_or_else(|| no_kind(api_version, kind))
     }
 
     /// The API of `kind` in `ns`; an empty `ns` means all namespaces when `all` is set (lists),
@@ -817,6 +845,16 @@ fn to_map(obj: &DynamicObject) -> RhaiResult<Map> {
     rhai::serde::to_dynamic(obj)?
         .try_cast::<Map>()
         .ok_or_else(|| host::error("internal", "an object did not convert to a map"))
+}
+
+fn is_no_kind(err: &EvalAltResult) -> bool {
+    let EvalAltResult::ErrorRuntime(value, _) = err else {
+        return false;
+    };
+    value
+        .read_lock::<Map>()
+        .and_then(|m| m.get("reason").map(|r| r.to_string()))
+        .is_some_and(|r| r == "NoKindMatch")
 }
 
 fn no_kind(api_version: &str, kind: &str) -> Box<EvalAltResult> {

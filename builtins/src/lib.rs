@@ -9,6 +9,7 @@ pub mod config;
 pub mod crypto;
 pub mod host;
 pub mod k8s;
+pub mod k8s_kinds;
 pub mod tmpl;
 pub mod ui;
 

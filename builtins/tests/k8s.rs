@@ -157,6 +157,7 @@ fn custom_resources_are_found_after_their_crd_is_applied() {
         let before = "";
         try { k8s::get("kipper.run/v1alpha1", "App", "default", "web"); }
         catch (e) { before = e.reason; }
+        if k8s::has_kind("kipper.run/v1alpha1", "App") { throw "served before its CRD"; }
         k8s::apply(#{
             apiVersion: "apiextensions.k8s.io/v1", kind: "CustomResourceDefinition",
             metadata: #{name: "apps.kipper.run"},
@@ -170,6 +171,7 @@ fn custom_resources_are_found_after_their_crd_is_applied() {
         });
         k8s::wait_condition("apiextensions.k8s.io/v1", "CustomResourceDefinition", "",
             "apps.kipper.run", "Established", 10);
+        if !k8s::has_kind("kipper.run/v1alpha1", "App") { throw "not served after its CRD"; }
         k8s::apply(#{apiVersion: "kipper.run/v1alpha1", kind: "App",
             metadata: #{name: "web", namespace: "default"}, spec: #{image: "nginx"}});
         let app = k8s::get("kipper.run/v1alpha1", "App", "default", "web");
@@ -320,5 +322,48 @@ fn every_builtin_is_documented_with_an_example() {
     for function in functions {
         let docs = function["docComments"].to_string();
         assert!(docs.contains("Example:"), "undocumented: {function}");
+    }
+}
+
+/// The kinds builtins know without discovery are the ones a server reports.
+#[test]
+fn statically_known_kinds_match_discovery() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let checked = runtime.block_on(async {
+        let sandbox = sandbox::Sandbox::in_memory().await.expect("sandbox");
+        let address = sandbox.spawn("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let config = kube::Config::new(format!("http://{address}").parse().unwrap());
+        let client = kube::Client::try_from(config).unwrap();
+        let discovery = kube::discovery::Discovery::new(client).run().await.unwrap();
+        let mut checked = Vec::new();
+        for group in discovery.groups() {
+            for version in group.versions() {
+                for (ar, caps) in group.versioned_resources(version) {
+                    let Some((known, known_caps)) =
+                        builtins::k8s_kinds::builtin(&ar.api_version, &ar.kind)
+                    else {
+                        continue;
+                    };
+                    assert_eq!(
+                        (&known.group, &known.version, &known.plural),
+                        (&ar.group, &ar.version, &ar.plural),
+                        "{}",
+                        ar.kind
+                    );
+                    assert_eq!(known_caps.scope, caps.scope, "{}", ar.kind);
+                    checked.push(ar.kind.clone());
+                }
+            }
+        }
+        checked
+    });
+    for kind in [
+        "Deployment",
+        "Service",
+        "Ingress",
+        "Namespace",
+        "CustomResourceDefinition",
+    ] {
+        assert!(checked.iter().any(|k| k == kind), "{kind} in {checked:?}");
     }
 }
