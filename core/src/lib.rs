@@ -8,7 +8,7 @@ pub mod search;
 pub mod stdlib;
 pub mod verbs;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rhai::{CallFnOptions, Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Scope};
 
@@ -28,10 +28,13 @@ pub struct Kip {
     pub search: Arc<SearchPath>,
 }
 
-/// Which declaration of which verb is running, so `kip::next(opts)` can call the one after it.
-#[derive(Default)]
-struct Running {
-    stack: Vec<(Vec<String>, usize)>,
+thread_local! {
+    /// Which declaration of which verb is running on this thread, so `kip::next(opts)` can
+    /// call the one after it. A script runs on one thread from start to end (builtins block
+    /// on async work), so verbs run at once by other threads, such as server hooks, never see
+    /// each other's stack.
+    static RUNNING: std::cell::RefCell<Vec<(Vec<String>, usize)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl Kip {
@@ -138,8 +141,7 @@ fn run_declaration(
         .into());
     };
     let ast = verb.script.parse(engine)?;
-    let running = running();
-    lock(&running).stack.push((words.to_vec(), index));
+    RUNNING.with_borrow_mut(|stack| stack.push((words.to_vec(), index)));
     let options = CallFnOptions::new().eval_ast(true).rewind_scope(true);
     let result = engine.call_fn_with_options::<Dynamic>(
         options,
@@ -148,18 +150,8 @@ fn run_declaration(
         &verb.func,
         (Dynamic::from_map(opts),),
     );
-    lock(&running).stack.pop();
+    RUNNING.with_borrow_mut(|stack| stack.pop());
     result
-}
-
-/// The running-verb stack of this process: verbs run one thread at a time per engine.
-fn running() -> Arc<Mutex<Running>> {
-    static RUNNING: std::sync::OnceLock<Arc<Mutex<Running>>> = std::sync::OnceLock::new();
-    RUNNING.get_or_init(Default::default).clone()
-}
-
-fn lock(m: &Mutex<Running>) -> std::sync::MutexGuard<'_, Running> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// `kip::version()`, `kip::next(opts)` (call the declaration this one overrides) and
@@ -171,7 +163,7 @@ fn register_kip_module(engine: &mut Engine, verbs: Arc<Verbs>) {
     module.set_native_fn(
         "next",
         move |ctx: NativeCallContext, opts: Map| -> Result<Dynamic, Box<EvalAltResult>> {
-            let current = lock(&running()).stack.last().cloned();
+            let current = RUNNING.with_borrow(|stack| stack.last().cloned());
             let Some((words, index)) = current else {
                 return Err("kip::next can only be called while a verb runs".into());
             };
@@ -189,4 +181,52 @@ fn register_kip_module(engine: &mut Engine, verbs: Arc<Verbs>) {
         },
     );
     engine.register_static_module("kip", module.into());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two wrapped verbs at once on two threads (as server hooks will run them): each
+    /// `kip::next` calls the declaration after its own verb's, whatever the other thread runs.
+    #[test]
+    fn kip_next_follows_its_own_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a.rhai"),
+            r#"fn verbs() {[ #{ verb: "a", run: "wrap" }, #{ verb: "b", run: "b" } ]}
+fn wrap(opts) {
+    pause(); pause();
+    let inner = "";
+    try { inner = kip::next(opts); } catch (e) { inner = `error: ${e}`; }
+    pause();
+    `wrapped ${inner}`
+}
+fn b(opts) { pause(); pause(); "b" }
+"#,
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("z.rhai"),
+            r#"fn verbs() {[ #{ verb: "a", run: "base" } ]}
+fn base(opts) { "a" }"#,
+        )
+        .unwrap();
+        let search = SearchPath::new(Some(dir.path()), dir.path(), dir.path());
+        let mut kip = Kip::load(search, &Limits::CLI).unwrap();
+        let barrier = Arc::new(std::sync::Barrier::new(2));
+        let pause = barrier.clone();
+        kip.engine.register_fn("pause", move || {
+            pause.wait();
+        });
+        let kip = Arc::new(kip);
+        let on_a = kip.clone();
+        let a = std::thread::spawn(move || on_a.run_verb(&["a".to_string()], Map::new()));
+        // `b` starts once `a` is running and is still running when `a` calls `kip::next`.
+        barrier.wait();
+        let b = kip.run_verb(&["b".to_string()], Map::new()).unwrap();
+        assert_eq!(b.to_string(), "b");
+        let a = a.join().unwrap().unwrap();
+        assert_eq!(a.to_string(), "wrapped a");
+    }
 }
