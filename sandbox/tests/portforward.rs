@@ -150,7 +150,11 @@ async fn websocket_channels_reach_the_backing_server() {
     )
     .await;
     let (mut ws, response) = fx
-        .websocket("db", "ports=5432,6379", "v5.channel.k8s.io, v4.channel.k8s.io")
+        .websocket(
+            "db",
+            "ports=5432,6379",
+            "v5.channel.k8s.io, v4.channel.k8s.io",
+        )
         .await
         .expect("upgrade");
     assert_eq!(
@@ -234,7 +238,10 @@ async fn refusals_before_the_upgrade_are_statuses() {
         tokio_tungstenite::tungstenite::Error::Http(resp) => {
             let body: Value =
                 serde_json::from_slice(resp.body().as_deref().unwrap_or_default()).expect("Status");
-            (resp.status().as_u16(), body["message"].as_str().unwrap_or("").to_string())
+            (
+                resp.status().as_u16(),
+                body["message"].as_str().unwrap_or("").to_string(),
+            )
         }
         other => panic!("expected an HTTP refusal, got {other:?}"),
     };
@@ -398,9 +405,7 @@ async fn spdy_streams_reach_the_backing_server() {
     }
     replies.sort();
     assert_eq!(replies, vec![1, 3, 5, 7]);
-    client
-        .send(Frame::Ping { id: 9 })
-        .await;
+    client.send(Frame::Ping { id: 9 }).await;
     assert_eq!(client.next().await, Some(Frame::Ping { id: 9 }));
     for (stream, text) in [(7, &b"second"[..]), (3, &b"first"[..])] {
         client
@@ -489,5 +494,8 @@ async fn spdy_errors_arrive_on_the_error_stream_and_the_connection_lives_on() {
         })
         .await;
     let (data, error) = client.drain(9, 7).await;
-    assert_eq!((data.as_slice(), error.as_slice()), (&b"still here"[..], &b""[..]));
+    assert_eq!(
+        (data.as_slice(), error.as_slice()),
+        (&b"still here"[..], &b""[..])
+    );
 }

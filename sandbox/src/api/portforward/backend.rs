@@ -118,9 +118,9 @@ impl Target {
                 let _ = stream.set_nodelay(true);
                 Ok(stream)
             }
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Err(fail(
-                format!("dial tcp {address}: connect: connection refused"),
-            )),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Err(fail(format!(
+                "dial tcp {address}: connect: connection refused"
+            ))),
             Ok(Err(e)) => Err(fail(format!("dial tcp {address}: {e}"))),
             Err(_) => Err(fail(format!("dial tcp {address}: timed out"))),
         }

@@ -41,11 +41,13 @@ where
     // One writer keeps messages of all ports in the order they were queued.
     let writer = tokio::spawn(async move {
         while let Some(message) = outgoing.recv().await {
-            let closing = message.is_close();
-            if sink.send(message).await.is_err() || closing {
+            if message.is_close() || sink.send(message).await.is_err() {
                 break;
             }
         }
+        // Closing the sink starts the closing handshake, or answers the client's close
+        // (sending a Close message after the client's would be refused).
+        let _ = sink.close().await;
     });
 
     for (i, port) in ports.iter().enumerate() {
@@ -155,11 +157,7 @@ where
         let inbound = async move {
             while let Some(Ok(message)) = incoming.next().await {
                 match message {
-                    Message::Binary(data) => {
-                        if write.write_all(&data).await.is_err() {
-                            break;
-                        }
-                    }
+                    Message::Binary(data) if write.write_all(&data).await.is_err() => break,
                     Message::Close(_) => break,
                     _ => {}
                 }
@@ -182,7 +180,7 @@ where
                     }
                 }
             }
-            let _ = sink.send(Message::Close(None)).await;
+            let _ = sink.close().await;
         };
         tokio::pin!(inbound, outbound);
         tokio::select! {
