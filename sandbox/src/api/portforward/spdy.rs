@@ -20,6 +20,8 @@ use crate::spdy::{self, Decoder, Encoder, FLAG_FIN, Frame};
 const HALF_CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// The most bytes read from a backend into one DATA frame.
 const CHUNK: usize = 32 * 1024;
+/// The most requests of one connection waiting for their second stream.
+const MAX_PENDING: usize = 1024;
 
 /// What the client sent on a data stream.
 enum Inbound {
@@ -140,6 +142,17 @@ where
                         .await;
                     continue;
                 };
+                // A client opening halves of requests it never completes must not grow us
+                // without bound; kubectl completes each request at once.
+                if pending.len() >= MAX_PENDING && !pending.contains_key(&h.request) {
+                    let _ = out
+                        .send(Frame::RstStream {
+                            stream,
+                            status: spdy::REFUSED_STREAM,
+                        })
+                        .await;
+                    continue;
+                }
                 let reply = Frame::SynReply {
                     stream,
                     flags: 0,
