@@ -230,3 +230,30 @@ pub fn serve(api: &Api, res: &Resource, ns: &str, name: &str, req: Req) -> ApiRe
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_come_repeated_or_comma_separated() {
+        assert_eq!(ports("ports=5432").ok(), Some(vec![5432]));
+        assert_eq!(ports("ports=80%2C443").ok(), Some(vec![80, 443]));
+        assert_eq!(
+            ports("ports=80&x=1&ports=443,8080").ok(),
+            Some(vec![80, 443, 8080])
+        );
+        for bad in [
+            "",
+            "x=1",
+            "ports=0",
+            "ports=65536",
+            "ports=http",
+            "ports=80,80",
+        ] {
+            assert_eq!(ports(bad).map_err(|e| e.code), Err(400), "{bad}");
+        }
+        let many: Vec<String> = (1..=129).map(|p| p.to_string()).collect();
+        assert!(ports(&format!("ports={}", many.join(","))).is_err());
+    }
+}
