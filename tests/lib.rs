@@ -7,5 +7,6 @@ mod sandbox_cli;
 mod sandbox_durability;
 mod sandbox_kube;
 mod sandbox_kubectl;
+mod sandbox_portforward;
 mod templates;
 mod verbs;

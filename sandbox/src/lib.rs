@@ -17,6 +17,7 @@ pub mod http;
 pub mod ops;
 pub mod registry;
 pub mod server;
+pub mod spdy;
 pub mod store;
 
 pub use server::Sandbox;

@@ -118,7 +118,15 @@ const BUILTINS: &[Builtin] = &[
             &["status", "finalize"],
         )
     },
-    b("", "v1", "pods", "Pod", true, &["po"], &["status", "log"]),
+    b(
+        "",
+        "v1",
+        "pods",
+        "Pod",
+        true,
+        &["po"],
+        &["status", "log", "portforward"],
+    ),
     Builtin {
         name_rule: NameRule::Label,
         ..b("", "v1", "services", "Service", true, &["svc"], &["status"])

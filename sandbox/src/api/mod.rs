@@ -4,6 +4,7 @@ mod body;
 mod discovery;
 mod logs;
 mod objects;
+pub mod portforward;
 pub mod route;
 mod watch;
 
@@ -60,6 +61,10 @@ pub struct Req {
     pub query: HashMap<String, String>,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The query as sent, for parameters that may repeat (`ports`).
+    pub raw_query: String,
+    /// Present when the connection can switch protocols (port forwarding).
+    pub upgrade: Option<hyper::upgrade::OnUpgrade>,
 }
 
 impl Req {
@@ -115,7 +120,7 @@ impl Req {
 }
 
 async fn handle(State(api): State<Api>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -138,6 +143,8 @@ async fn handle(State(api): State<Api>, request: Request) -> Response {
         query,
         headers: parts.headers,
         body,
+        raw_query: parts.uri.query().unwrap_or("").to_string(),
+        upgrade: parts.extensions.remove::<hyper::upgrade::OnUpgrade>(),
     };
     let path = parts.uri.path().to_string();
     match dispatch(&api, &path, req).await {

@@ -15,6 +15,8 @@
 //!   N milliseconds before it runs.
 //! - `sandbox.kipper.run/run-ms: "N"`: a run-to-completion pod runs N milliseconds before it
 //!   exits (default 0).
+//! - `sandbox.kipper.run/forward: "5432=127.0.0.1:15432,…"`: what stands for the pod's ports
+//!   when a client port-forwards to it (see `api::portforward::backend`).
 //!
 //! A pod marked for deletion (it has finalizers, or it would be gone already) gets its
 //! containers reported as terminated and is no longer ready.
