@@ -273,10 +273,17 @@ async fn bind(what: &str, address: SocketAddr) -> Result<TcpListener, String> {
         .map_err(|err| format!("cannot listen for {what} on {address}: {err}"))
 }
 
-/// Runs the gateway until SIGINT or SIGTERM. Bound addresses are printed to stdout as
-/// `listening <http|https|admin> <address>` (then `ready`), so a supervisor or a test can use
-/// port 0.
-pub async fn run(config: Config) -> Result<(), String> {
+/// Where a started gateway listens.
+#[derive(Debug, Clone, Copy)]
+pub struct Started {
+    pub http: SocketAddr,
+    pub https: Option<SocketAddr>,
+    pub admin: SocketAddr,
+}
+
+/// Loads everything, binds the listeners and spawns their accept loops on the current
+/// runtime; returns once the gateway is serving.
+pub async fn start(config: Config) -> Result<Started, String> {
     let domain = host::normalize_domain(&config.domain)?;
     let admin_token = read_admin_token(&config.admin_token_file)?;
     let registry = Arc::new(registry::Registry::open(&config.registry, config.init)?);
@@ -301,18 +308,23 @@ pub async fn run(config: Config) -> Result<(), String> {
     let tls = match (&config.listen_tls, &config.tls_cert, &config.tls_key) {
         (Some(address), Some(cert), Some(key)) => {
             let store = Arc::new(tls::CertStore::load(cert, key)?);
-            tokio::spawn(tls::watch(store.clone(), config.tls_reload));
-            Some((*address, tls::acceptor(store)?))
+            Some((*address, store))
         }
         _ => None,
     };
 
     let http = bind("HTTP", config.listen).await?;
     let admin_listener = bind("the admin API", config.admin_listen).await?;
-    let mut lines = vec![format!("listening http {}", local(&http)?)];
-    if let Some((address, acceptor)) = tls {
+    let mut started = Started {
+        http: local(&http)?,
+        https: None,
+        admin: local(&admin_listener)?,
+    };
+    if let Some((address, store)) = tls {
         let listener = bind("HTTPS", address).await?;
-        lines.push(format!("listening https {}", local(&listener)?));
+        started.https = Some(local(&listener)?);
+        let acceptor = tls::acceptor(store.clone())?;
+        tokio::spawn(tls::watch(store, config.tls_reload));
         tokio::spawn(accept_loop(
             listener,
             Some(acceptor),
@@ -321,7 +333,6 @@ pub async fn run(config: Config) -> Result<(), String> {
             proxy.clone(),
         ));
     }
-    lines.push(format!("listening admin {}", local(&admin_listener)?));
     tokio::spawn(accept_loop(
         http,
         None,
@@ -331,12 +342,22 @@ pub async fn run(config: Config) -> Result<(), String> {
     ));
     tokio::spawn(accept_loop(admin_listener, None, limits, metrics, admin));
     info!(domain, clusters = registry.len(), "kip-gateway started");
+    Ok(started)
+}
+
+/// Runs the gateway until SIGINT or SIGTERM. Bound addresses are printed to stdout as
+/// `listening <http|https|admin> <address>` (then `ready`), so a supervisor or a test can use
+/// port 0.
+pub async fn run(config: Config) -> Result<(), String> {
+    let started = start(config).await?;
     {
         use std::io::Write as _;
         let mut out = std::io::stdout().lock();
-        for line in lines {
-            let _ = writeln!(out, "{line}");
+        let _ = writeln!(out, "listening http {}", started.http);
+        if let Some(https) = started.https {
+            let _ = writeln!(out, "listening https {https}");
         }
+        let _ = writeln!(out, "listening admin {}", started.admin);
         let _ = writeln!(out, "ready");
         let _ = out.flush();
     }

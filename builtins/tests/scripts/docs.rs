@@ -9,7 +9,7 @@ fn every_builtin_is_documented() {
     let json = kit.engine.gen_fn_metadata_to_json(false).unwrap();
     let metadata: serde_json::Value = serde_json::from_str(&json).unwrap();
     let mut seen = 0;
-    for module in ["tmpl", "ui", "crypto", "config"] {
+    for module in ["tmpl", "ui", "crypto", "config", "gateway"] {
         let functions = metadata["modules"][module]["functions"]
             .as_array()
             .unwrap_or_else(|| panic!("module {module} is not registered: {json}"));
@@ -40,7 +40,7 @@ fn signatures() {
         .gen_fn_signatures(false)
         .into_iter()
         .filter(|sig| {
-            ["tmpl::", "ui::", "crypto::", "config::"]
+            ["tmpl::", "ui::", "crypto::", "config::", "gateway::"]
                 .iter()
                 .any(|m| sig.starts_with(m))
         })
