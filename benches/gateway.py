@@ -102,7 +102,7 @@ http {{
   }}
   server {{
     listen 127.0.0.1:{port} backlog=4096;
-    server_name ~^(?:(?<app>.+)-)?(?<cluster>\\d{{1,3}}-\\d{{1,3}}-\\d{{1,3}}-\\d{{1,3}})\\.kipper\\.test$;
+    server_name "~^(?:(?<app>.+)-)?(?<cluster>\\d{{1,3}}-\\d{{1,3}}-\\d{{1,3}}-\\d{{1,3}})\\.kipper\\.test$";
     location / {{
       if ($up = "") {{ return 404; }}
       proxy_pass http://$up;
@@ -146,7 +146,8 @@ def start_gateway(work, ids, backend_port, name):
         f.write("bench-admin-token-0123456789abcdef\n")
     proc = subprocess.Popen([GATEWAY, "--domain", "kipper.test", "--listen", "127.0.0.1:0",
                              "--admin-listen", "127.0.0.1:0", "--registry", registry,
-                             "--admin-token-file", token, "--log", "warn"],
+                             "--admin-token-file", token, "--log", "warn",
+                             *(["--threads", os.environ["GATEWAY_THREADS"]] if "GATEWAY_THREADS" in os.environ else [])],
                             stdout=subprocess.PIPE, text=True)
     addrs = {}
     for line in proc.stdout:
@@ -183,10 +184,15 @@ def main():
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "kip-gateway", "--bin", "kip-gateway",
                     "--example", "lookup"], check=True, cwd=ROOT)
     work = tempfile.mkdtemp(prefix="kip-gateway-bench-")
+    os.chmod(work, 0o755)  # nginx workers run as an unprivileged user and serve files from here
     backend_port, nginx_port = free_port(), free_port()
     ids = cluster_ids(CLUSTERS)
     backend = start_nginx(backend_conf(work, backend_port), work, "backend")
-    proxy = start_nginx(proxy_conf(work, nginx_port, backend_port, ids), work, "proxy")
+    try:
+        proxy = start_nginx(proxy_conf(work, nginx_port, backend_port, ids), work, "proxy")
+    except BaseException:
+        stop_nginx(backend, work)
+        raise
     gw, addrs = start_gateway(work, ids, backend_port, "registry")
     idle_rss = rss_mb(gw.pid)[0]
     try:

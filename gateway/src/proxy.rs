@@ -116,6 +116,9 @@ impl Proxy {
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .pool_idle_timeout(config.pool_idle_timeout)
+            // Bounds the read buffer per cluster connection (hyper's default grows to ~400 KiB);
+            // large bodies stream through in 64 KiB pieces instead of inflating memory.
+            .http1_max_buf_size(64 * 1024)
             .build(https);
         Ok(Proxy {
             domain,
