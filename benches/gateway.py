@@ -219,6 +219,8 @@ def main():
         gw.wait()
         stop_nginx(proxy, work)
         stop_nginx(backend, work)
+        time.sleep(0.5)
+        shutil.rmtree(work, ignore_errors=True)
 
     print(f"cpus: {os.cpu_count()}, wrk -t1, {DURATION} per run, median of {ROUNDS} rounds, {CLUSTERS} clusters registered")
     print("| case | proxy | requests/s | p99 (ms) |")
