@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod crypto;
+pub mod gateway;
 pub mod host;
 pub mod k8s;
 pub mod k8s_kinds;
@@ -36,6 +37,10 @@ pub fn register_modules(engine: &mut Engine) {
     engine.register_static_module(
         "config",
         rhai::exported_module!(config::config_module).into(),
+    );
+    engine.register_static_module(
+        "gateway",
+        rhai::exported_module!(gateway::gateway_module).into(),
     );
 }
 

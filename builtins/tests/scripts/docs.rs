@@ -9,7 +9,7 @@ fn every_builtin_is_documented() {
     let json = kit.engine.gen_fn_metadata_to_json(false).unwrap();
     let metadata: serde_json::Value = serde_json::from_str(&json).unwrap();
     let mut seen = 0;
-    for module in ["k8s", "tmpl", "ui", "crypto", "config"] {
+    for module in ["k8s", "tmpl", "ui", "crypto", "config", "gateway"] {
         let functions = metadata["modules"][module]["functions"]
             .as_array()
             .unwrap_or_else(|| panic!("module {module} is not registered: {json}"));
@@ -40,9 +40,16 @@ fn signatures() {
         .gen_fn_signatures(false)
         .into_iter()
         .filter(|sig| {
-            ["k8s::", "tmpl::", "ui::", "crypto::", "config::"]
-                .iter()
-                .any(|m| sig.starts_with(m))
+            [
+                "k8s::",
+                "tmpl::",
+                "ui::",
+                "crypto::",
+                "config::",
+                "gateway::",
+            ]
+            .iter()
+            .any(|m| sig.starts_with(m))
         })
         .collect();
     signatures.sort();

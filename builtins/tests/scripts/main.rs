@@ -1,10 +1,11 @@
 //! The builtins as scripts see them: an engine with `register_all`, a host with a temporary kip
 //! home and in-memory templates, and Rhai snippets that call `tmpl::…`, `ui::…`, `crypto::…`,
-//! `config::…`.
+//! `config::…`, `gateway::…`.
 
 mod config;
 mod crypto;
 mod docs;
+mod gateway;
 mod tmpl;
 mod ui;
 

@@ -1,0 +1,358 @@
+//! The proxy: Host → cluster → the same request, streamed to the cluster and back.
+//!
+//! Bodies are never collected: hyper's `Incoming` goes to the cluster as it arrives and the
+//! cluster's body comes back the same way. Connections to clusters are pooled per address.
+//! Request smuggling is stopped by hyper's parser (RFC 9112 §6.3: a message with both
+//! Transfer-Encoding and Content-Length is read as chunked and its connection closed), and
+//! because the cluster gets a request re-framed by us, never the client's bytes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::http::uri::{PathAndQuery, Scheme};
+use hyper::{Request, Response, StatusCode, Uri, Version};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tracing::debug;
+
+use crate::config::Config;
+use crate::host::{self, HostError};
+use crate::metrics::{Metrics, Refusal};
+use crate::registry::{Backend, Registry};
+use crate::serve::Handler;
+
+/// Every response body: a cluster's streamed body or one of the gateway's own short pages.
+pub type Body = Either<Incoming, Full<Bytes>>;
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1, plus the legacy ones).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+const PAGE_400: &str = "<!doctype html><title>400 Bad Request</title>\
+<h1>Bad Request</h1><p>The request does not name a valid host.</p>\n";
+const PAGE_404: &str = "<!doctype html><title>404 Not Found</title>\
+<h1>Not Found</h1><p>Nothing is served at this address.</p>\n";
+const PAGE_502: &str = "<!doctype html><title>502 Bad Gateway</title>\
+<h1>Bad Gateway</h1><p>The server behind this address is not answering. Try again in a moment.</p>\n";
+const PAGE_504: &str = "<!doctype html><title>504 Gateway Timeout</title>\
+<h1>Gateway Timeout</h1><p>The server behind this address took too long to answer.</p>\n";
+
+/// A response the gateway writes itself.
+pub fn page(status: StatusCode, html: &'static str) -> Response<Body> {
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from_static(
+        html.as_bytes(),
+    ))));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The proxy and everything a request needs.
+pub struct Proxy {
+    domain: String,
+    registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
+    client: Client<HttpsConnector<HttpConnector>, Incoming>,
+    response_timeout: Duration,
+}
+
+fn backend_tls() -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    // Missing or unreadable system roots only make TLS backends fail (502), not the gateway.
+    let found = rustls_native_certs::load_native_certs();
+    for err in &found.errors {
+        debug!("system root certificates: {err}");
+    }
+    roots.add_parsable_certificates(found.certs);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|err| format!("cannot set up TLS to clusters: {err}"))?;
+    Ok(builder.with_root_certificates(roots).with_no_client_auth())
+}
+
+impl Proxy {
+    pub fn new(
+        config: &Config,
+        domain: String,
+        registry: Arc<Registry>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Proxy, String> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(config.connect_timeout));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(backend_tls()?)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(config.pool_idle_timeout)
+            // Bounds the read buffer per cluster connection (hyper's default grows to ~400 KiB);
+            // large bodies stream through in 64 KiB pieces instead of inflating memory.
+            .http1_max_buf_size(64 * 1024)
+            .build(https);
+        Ok(Proxy {
+            domain,
+            registry,
+            metrics,
+            client,
+            response_timeout: config.response_timeout,
+        })
+    }
+
+    /// The cluster a request is for, or the page to answer with.
+    fn route(&self, host: &str) -> Result<Arc<Backend>, (StatusCode, &'static str)> {
+        let label = host::label(host, &self.domain).map_err(|err| match err {
+            HostError::NotUnderDomain => {
+                self.metrics.refuse(Refusal::UnknownHost);
+                (StatusCode::NOT_FOUND, PAGE_404)
+            }
+            HostError::Missing | HostError::Malformed(_) => {
+                self.metrics.refuse(Refusal::BadHost);
+                (StatusCode::BAD_REQUEST, PAGE_400)
+            }
+        })?;
+        host::split(&label, |name| self.registry.contains(name))
+            .and_then(|split| self.registry.get(split.cluster))
+            .ok_or_else(|| {
+                self.metrics.refuse(Refusal::UnknownHost);
+                (StatusCode::NOT_FOUND, PAGE_404)
+            })
+    }
+
+    async fn forward(
+        &self,
+        mut req: Request<Incoming>,
+        peer: SocketAddr,
+        secure: bool,
+    ) -> Response<Body> {
+        // HTTP/2 and absolute-form requests carry the host in the URI; HTTP/1 in Host.
+        let host_value = match req.uri().authority() {
+            Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
+            None => req.headers().get(header::HOST).cloned(),
+        };
+        let Some(host_value) = host_value else {
+            self.metrics.refuse(Refusal::BadHost);
+            return page(StatusCode::BAD_REQUEST, PAGE_400);
+        };
+        let Ok(host) = std::str::from_utf8(host_value.as_bytes()) else {
+            self.metrics.refuse(Refusal::BadHost);
+            return page(StatusCode::BAD_REQUEST, PAGE_400);
+        };
+        let backend = match self.route(host) {
+            Ok(backend) => backend,
+            Err((status, html)) => return page(status, html),
+        };
+        backend.requests.fetch_add(1, Relaxed);
+
+        let upgrade = req.version() == Version::HTTP_11 && wants_upgrade(req.headers());
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+
+        let path = req
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let scheme = if backend.tls {
+            Scheme::HTTPS
+        } else {
+            Scheme::HTTP
+        };
+        let uri = Uri::builder()
+            .scheme(scheme)
+            .authority(backend.authority.clone())
+            .path_and_query(path)
+            .build();
+        let Ok(uri) = uri else {
+            self.metrics.refuse(Refusal::BadHost);
+            return page(StatusCode::BAD_REQUEST, PAGE_400);
+        };
+        *req.uri_mut() = uri;
+        *req.version_mut() = Version::HTTP_11;
+        let headers = req.headers_mut();
+        strip_hop_by_hop(headers, upgrade);
+        add_forwarded(headers, peer, secure);
+        headers.insert(X_FORWARDED_HOST, host_value.clone());
+        headers.insert(header::HOST, host_value);
+
+        let response =
+            match tokio::time::timeout(self.response_timeout, self.client.request(req)).await {
+                Ok(Ok(response)) => response,
+                Ok(Err(err)) => {
+                    debug!(cluster = %backend.id, "backend failed: {err:?}");
+                    self.metrics.refuse(Refusal::BadGateway);
+                    return page(StatusCode::BAD_GATEWAY, PAGE_502);
+                }
+                Err(_) => {
+                    self.metrics.refuse(Refusal::Timeout);
+                    return page(StatusCode::GATEWAY_TIMEOUT, PAGE_504);
+                }
+            };
+        let mut response = response;
+        let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+        match (switching, client_upgrade) {
+            (true, Some(client_upgrade)) => {
+                self.metrics.upgraded();
+                let backend_upgrade = hyper::upgrade::on(&mut response);
+                tokio::spawn(async move {
+                    match tokio::try_join!(client_upgrade, backend_upgrade) {
+                        Ok((client, backend)) => {
+                            let mut client = TokioIo::new(client);
+                            let mut backend = TokioIo::new(backend);
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut backend).await;
+                        }
+                        Err(err) => debug!("upgrade failed: {err}"),
+                    }
+                });
+                strip_hop_by_hop(response.headers_mut(), true);
+            }
+            _ => strip_hop_by_hop(response.headers_mut(), false),
+        }
+        response.map(Either::Left)
+    }
+}
+
+impl Handler for Proxy {
+    async fn call(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        secure: bool,
+    ) -> Response<Body> {
+        let started = Instant::now();
+        let response = self.forward(req, peer, secure).await;
+        self.metrics
+            .observe(response.status().as_u16(), started.elapsed());
+        response
+    }
+}
+
+/// `Connection: upgrade` plus an `Upgrade` header.
+fn wants_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// Removes hop-by-hop headers and those `Connection` names. For an upgrade, `Upgrade` stays
+/// and `Connection: upgrade` is re-set, since the next hop needs exactly those.
+fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            // A client must not be able to strip what routing and framing depend on.
+            if name != header::HOST && name != header::CONTENT_LENGTH && name != header::UPGRADE {
+                headers.remove(&name);
+            }
+        }
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    if upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(header::UPGRADE);
+    }
+}
+
+/// Appends the client to `X-Forwarded-For` and sets `X-Forwarded-Proto`.
+fn add_forwarded(headers: &mut HeaderMap, peer: SocketAddr, secure: bool) {
+    let ip = peer.ip().to_string();
+    let prior: Vec<&str> = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let value = if prior.is_empty() {
+        HeaderValue::from_str(&ip)
+    } else {
+        HeaderValue::from_str(&format!("{}, {ip}", prior.join(", ")))
+    };
+    headers.remove(&X_FORWARDED_FOR);
+    if let Ok(value) = value {
+        headers.insert(X_FORWARDED_FOR, value);
+    }
+    headers.insert(
+        X_FORWARDED_PROTO,
+        HeaderValue::from_static(if secure { "https" } else { "http" }),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_go() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret, host"),
+        );
+        headers.insert("x-secret", HeaderValue::from_static("1"));
+        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(header::HOST, HeaderValue::from_static("a.kipper.run"));
+        headers.insert("x-kept", HeaderValue::from_static("1"));
+        let mut upgrade = headers.clone();
+        strip_hop_by_hop(&mut headers, false);
+        let mut names: Vec<_> = headers.keys().map(|k| k.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["host", "x-kept"]);
+        strip_hop_by_hop(&mut upgrade, true);
+        assert_eq!(upgrade["upgrade"], "websocket");
+        assert_eq!(upgrade["connection"], "upgrade");
+        assert!(!upgrade.contains_key("x-secret"));
+    }
+
+    #[test]
+    fn forwarded_for_appends() {
+        let mut headers = HeaderMap::new();
+        headers.append(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
+        headers.append(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.2"));
+        add_forwarded(&mut headers, "192.0.2.7:5555".parse().unwrap(), true);
+        assert_eq!(headers[&X_FORWARDED_FOR], "10.0.0.1, 10.0.0.2, 192.0.2.7");
+        assert_eq!(headers[&X_FORWARDED_PROTO], "https");
+    }
+}

@@ -1,0 +1,388 @@
+//! Accepting connections: the hardening every listener shares (header-read and handshake
+//! timeouts, header size limits, an idle timeout), HTTP/1.1 and HTTP/2 on the same port, and
+//! the start-up that wires configuration, registry, listeners and certificate reloading.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpListener;
+use tokio::time::{Instant, Sleep};
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+use crate::proxy::{Body, Proxy};
+use crate::{admin, host, metrics, registry, tls};
+
+/// Something that answers requests on a listener (the proxy, the admin API).
+pub trait Handler: Send + Sync + 'static {
+    /// Answers one request from `peer`; `secure` says it came over TLS. Never fails: errors
+    /// are responses.
+    fn call(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        secure: bool,
+    ) -> impl Future<Output = Response<Body>> + Send;
+}
+
+/// Limits every client connection gets.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_header_bytes: usize,
+}
+
+/// The HTTP/1.1 + HTTP/2 server settings shared by all connections of a listener.
+pub fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        // hyper refuses anything below 8 KiB; a larger header gets 431.
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    builder
+}
+
+/// Accepts connections forever. A failed accept (out of file descriptors…) is logged and
+/// retried after a pause, so a burst cannot kill the listener.
+pub async fn accept_loop<H: Handler>(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: Limits,
+    metrics: Arc<metrics::Metrics>,
+    handler: Arc<H>,
+) {
+    let builder = Arc::new(builder(&limits));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                warn!("accept failed: {err}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        metrics.connected();
+        let _ = stream.set_nodelay(true);
+        let builder = builder.clone();
+        let handler = handler.clone();
+        let tls = tls.clone();
+        let limits = limits.clone();
+        tokio::spawn(async move {
+            match tls {
+                None => {
+                    serve_io(
+                        Idle::new(stream, limits.idle_timeout),
+                        &builder,
+                        handler,
+                        peer,
+                        false,
+                    )
+                    .await
+                }
+                Some(acceptor) => {
+                    match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(stream)) => {
+                            serve_io(
+                                Idle::new(stream, limits.idle_timeout),
+                                &builder,
+                                handler,
+                                peer,
+                                true,
+                            )
+                            .await
+                        }
+                        Ok(Err(err)) => debug!(%peer, "TLS handshake failed: {err}"),
+                        Err(_) => debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
+        });
+    }
+}
+
+async fn serve_io<I, H>(
+    io: I,
+    builder: &auto::Builder<TokioExecutor>,
+    handler: Arc<H>,
+    peer: SocketAddr,
+    secure: bool,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: Handler,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let handler = handler.clone();
+        async move { Ok::<_, Infallible>(handler.call(req, peer, secure).await) }
+    });
+    if let Err(err) = builder
+        .serve_connection_with_upgrades(TokioIo::new(io), service)
+        .await
+    {
+        debug!(%peer, "connection ended: {err}");
+    }
+}
+
+/// A client stream that fails with `TimedOut` once no byte has moved either way for
+/// `timeout`. The timer is re-armed lazily (only when it fires), so busy connections pay one
+/// clock read per I/O call, not a timer update.
+pub struct Idle<T> {
+    inner: T,
+    timeout: Duration,
+    last: Instant,
+    sleep: Pin<Box<Sleep>>,
+}
+
+impl<T> Idle<T> {
+    pub fn new(inner: T, timeout: Duration) -> Self {
+        let now = Instant::now();
+        Idle {
+            inner,
+            timeout,
+            last: now,
+            sleep: Box::pin(tokio::time::sleep_until(now + timeout)),
+        }
+    }
+
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        loop {
+            if self.sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let deadline = self.last + self.timeout;
+            if Instant::now() >= deadline {
+                return Poll::Ready(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the connection was idle too long",
+                ));
+            }
+            self.sleep.as_mut().reset(deadline);
+        }
+    }
+
+    fn touched<R>(&mut self, ready: Poll<R>, cx: &mut Context<'_>) -> Poll<io::Result<R>>
+    where
+        R: Sized,
+    {
+        match ready {
+            Poll::Ready(value) => {
+                self.last = Instant::now();
+                Poll::Ready(Ok(value))
+            }
+            Poll::Pending => self.poll_idle(cx).map(Err),
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Idle<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+            Poll::Ready(Ok(())) => this.touched(Poll::Ready(()), cx),
+            Poll::Pending => this.touched(Poll::<()>::Pending, cx),
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Idle<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_write(cx, buf) {
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+            Poll::Ready(Ok(n)) => this.touched(Poll::Ready(n), cx),
+            Poll::Pending => this.touched(Poll::<usize>::Pending, cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+            Poll::Ready(Ok(n)) => this.touched(Poll::Ready(n), cx),
+            Poll::Pending => this.touched(Poll::<usize>::Pending, cx),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+fn read_admin_token(path: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        format!(
+            "cannot read the admin token file {}: {err}; create it with a long random secret, \
+             for example `openssl rand -hex 32 > {}`",
+            path.display(),
+            path.display()
+        )
+    })?;
+    let token = text.trim();
+    if token.len() < 16 {
+        return Err(format!(
+            "the admin token in {} is shorter than 16 characters; put a long random secret \
+             there, for example `openssl rand -hex 32`",
+            path.display()
+        ));
+    }
+    Ok(token.to_owned())
+}
+
+async fn bind(what: &str, address: SocketAddr) -> Result<TcpListener, String> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|err| format!("cannot listen for {what} on {address}: {err}"))
+}
+
+/// Where a started gateway listens.
+#[derive(Debug, Clone, Copy)]
+pub struct Started {
+    pub http: SocketAddr,
+    pub https: Option<SocketAddr>,
+    pub admin: SocketAddr,
+}
+
+/// Loads everything, binds the listeners and spawns their accept loops on the current
+/// runtime; returns once the gateway is serving.
+pub async fn start(config: Config) -> Result<Started, String> {
+    let domain = host::normalize_domain(&config.domain)?;
+    let admin_token = read_admin_token(&config.admin_token_file)?;
+    let registry = Arc::new(registry::Registry::open(&config.registry, config.init)?);
+    let metrics = Arc::new(metrics::Metrics::default());
+    let limits = Limits {
+        header_timeout: config.header_timeout,
+        idle_timeout: config.idle_timeout,
+        max_header_bytes: config.max_header_bytes,
+    };
+    let proxy = Arc::new(Proxy::new(
+        &config,
+        domain.clone(),
+        registry.clone(),
+        metrics.clone(),
+    )?);
+    let admin = Arc::new(admin::Admin::new(
+        &admin_token,
+        registry.clone(),
+        metrics.clone(),
+    ));
+
+    let tls = match (&config.listen_tls, &config.tls_cert, &config.tls_key) {
+        (Some(address), Some(cert), Some(key)) => {
+            let store = Arc::new(tls::CertStore::load(cert, key)?);
+            Some((*address, store))
+        }
+        _ => None,
+    };
+
+    let http = bind("HTTP", config.listen).await?;
+    let admin_listener = bind("the admin API", config.admin_listen).await?;
+    let mut started = Started {
+        http: local(&http)?,
+        https: None,
+        admin: local(&admin_listener)?,
+    };
+    if let Some((address, store)) = tls {
+        let listener = bind("HTTPS", address).await?;
+        started.https = Some(local(&listener)?);
+        let acceptor = tls::acceptor(store.clone())?;
+        tokio::spawn(tls::watch(store, config.tls_reload));
+        tokio::spawn(accept_loop(
+            listener,
+            Some(acceptor),
+            limits.clone(),
+            metrics.clone(),
+            proxy.clone(),
+        ));
+    }
+    tokio::spawn(accept_loop(
+        http,
+        None,
+        limits.clone(),
+        metrics.clone(),
+        proxy,
+    ));
+    tokio::spawn(accept_loop(admin_listener, None, limits, metrics, admin));
+    info!(domain, clusters = registry.len(), "kip-gateway started");
+    Ok(started)
+}
+
+/// Runs the gateway until SIGINT or SIGTERM. Bound addresses are printed to stdout as
+/// `listening <http|https|admin> <address>` (then `ready`), so a supervisor or a test can use
+/// port 0.
+pub async fn run(config: Config) -> Result<(), String> {
+    let started = start(config).await?;
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening http {}", started.http);
+        if let Some(https) = started.https {
+            let _ = writeln!(out, "listening https {https}");
+        }
+        let _ = writeln!(out, "listening admin {}", started.admin);
+        let _ = writeln!(out, "ready");
+        let _ = out.flush();
+    }
+    shutdown_signal().await;
+    info!("kip-gateway stopping");
+    Ok(())
+}
+
+fn local(listener: &TcpListener) -> Result<SocketAddr, String> {
+    listener
+        .local_addr()
+        .map_err(|err| format!("cannot read the listening address: {err}"))
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(err) => {
+            warn!("cannot watch SIGTERM: {err}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests of `kip-gateway`: the real binary on loopback, real backends, real HTTP.
+
+mod admin;
+mod durability;
+mod faults;
+mod props;
+mod proxy;
+mod support;
+mod tls;
