@@ -68,7 +68,11 @@ fn app_templates_render_valid_manifests() {
 
 #[test]
 fn crd_templates_render_valid_manifests() {
-    for template in ["crds/apps.yaml.j2", "crds/projects.yaml.j2"] {
+    for template in [
+        "crds/apps.yaml.j2",
+        "crds/projects.yaml.j2",
+        "crds/services.yaml.j2",
+    ] {
         let text = render(template, "#{}");
         check_objects(template, &text);
         insta::assert_snapshot!(template.replace('/', "__"), text);
