@@ -12,6 +12,7 @@ const APP_CONTEXT: &str = r#"#{
     labels: #{ "app.kubernetes.io/name": "api", "app.kubernetes.io/managed-by": "kipper",
                "kipper.run/project": "shop", "kipper.run/environment": "test" },
     app_uid: "0b5c3c2e-1111-2222-3333-444455556666",
+    bindings: ["db"], env_from: ["api-db-binding"],
 }"#;
 
 fn render(template: &str, context: &str) -> String {
