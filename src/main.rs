@@ -65,9 +65,23 @@ fn init_tracing() {
         .init();
 }
 
+/// A reader that stops reading (`kip app list | head -1`) ends kip quietly, as it ends any
+/// Unix tool, instead of a panic in the middle of a print. The sandbox server keeps Rust's
+/// default (ignored), so a client hanging up never stops it.
+fn end_quietly_on_closed_output() {
+    // SAFETY: called first thing in main, before any thread exists; SIG_DFL is a valid
+    // disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() {
     init_tracing();
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) != Some("sandbox") {
+        end_quietly_on_closed_output();
+    }
     // The sandbox needs no scripts: keep its start-up free of them.
     if args.get(1).map(String::as_str) == Some("sandbox") {
         let cli = Cli::parse();

@@ -44,6 +44,14 @@ fn replace_subcommand(parent: Command, child: Command) -> Command {
 
 fn verb_command(name: &str, verb: &Verb) -> Command {
     let mut cmd = Command::new(name.to_string()).about(verb.about.clone());
+    // A verb may have its own --version (`service add --version 16`): kip's gives way.
+    if verb
+        .flags
+        .iter()
+        .any(|f| f.name == "version" || f.short == Some('V'))
+    {
+        cmd = cmd.disable_version_flag(true);
+    }
     if !verb.long.is_empty() {
         cmd = cmd.long_about(verb.long.clone());
     }

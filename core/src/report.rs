@@ -33,6 +33,8 @@ pub struct ScriptError {
     /// A verb refused the user's input on purpose (`kind: "invalid"` or
     /// `"confirmation-required"`): the message says it all, so no script position is shown.
     pub user_error: bool,
+    /// Whoever read our output stopped reading (`kip app list | head -1`): nothing to report.
+    pub output_closed: bool,
 }
 
 fn locate(source: &str, pos: Position) -> Option<Location> {
@@ -51,6 +53,7 @@ impl ScriptError {
             calls: Vec::new(),
             failure: Failure::Script,
             user_error: false,
+            output_closed: false,
         }
     }
 
@@ -61,6 +64,7 @@ impl ScriptError {
             calls: Vec::new(),
             failure: Failure::Script,
             user_error: false,
+            output_closed: false,
         }
     }
 
@@ -107,10 +111,14 @@ impl ScriptError {
             calls,
             failure,
             user_error: is_user_error(err),
+            output_closed: error_kind(err).as_deref() == Some("broken-pipe"),
         }
     }
 
     pub fn exit_code(&self) -> i32 {
+        if self.output_closed {
+            return 0;
+        }
         match self.failure {
             Failure::Script => 2,
             Failure::Runtime => 1,
@@ -119,6 +127,9 @@ impl ScriptError {
 
     /// The error as printed: `sources` finds a script's text by its source name.
     pub fn render(&self, sources: &dyn Fn(&str) -> Option<String>) -> String {
+        if self.output_closed {
+            return String::new();
+        }
         let mut out = format!("error: {}\n", self.message);
         if self.user_error {
             return out;
@@ -145,13 +156,20 @@ impl ScriptError {
 
 /// Whether a script threw a map whose `kind` marks a refusal of the user's input.
 fn is_user_error(err: &EvalAltResult) -> bool {
+    matches!(
+        error_kind(err).as_deref(),
+        Some("invalid" | "confirmation-required")
+    )
+}
+
+/// The `kind` of a thrown error map.
+fn error_kind(err: &EvalAltResult) -> Option<String> {
     let EvalAltResult::ErrorRuntime(value, _) = err else {
-        return false;
+        return None;
     };
-    value.read_lock::<rhai::Map>().is_some_and(|map| {
-        map.get("kind")
-            .is_some_and(|k| matches!(k.to_string().as_str(), "invalid" | "confirmation-required"))
-    })
+    value
+        .read_lock::<rhai::Map>()
+        .and_then(|map| map.get("kind").map(|k| k.to_string()))
 }
 
 /// The message of the innermost error: a thrown map's `message`, or the error without its

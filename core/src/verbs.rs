@@ -326,18 +326,60 @@ fn parse_verb(
         })
         .collect::<Result<Vec<_>, String>>()
         .map_err(|e| format!("verb `{name}`: {e}"))?;
+    let destructive = truth(&map, "destructive")?;
+    let read = truth(&map, "read")?;
+    check_names(&flags, &args, destructive, read).map_err(|e| format!("verb `{name}`: {e}"))?;
     Ok(Verb {
         words,
         about: text(&map, "about")?,
         long: text(&map, "long")?,
         flags,
         args,
-        destructive: truth(&map, "destructive")?,
-        read: truth(&map, "read")?,
+        destructive,
+        read,
         func,
         script: script.clone(),
         script_index,
     })
+}
+
+/// Flag and argument names clap would reject or kip already uses: refused with the reason
+/// instead of failing when the command line is built.
+fn check_names(flags: &[Flag], args: &[Arg], destructive: bool, read: bool) -> Result<(), String> {
+    let mut taken: Vec<(String, &str)> = vec![
+        ("help".into(), "kip's own --help"),
+        ("scripts".into(), "kip's own --scripts"),
+    ];
+    let mut shorts: Vec<(char, &str)> = vec![('h', "-h, kip's --help")];
+    if destructive {
+        taken.push(("yes".into(), "--yes, which destructive verbs get"));
+        shorts.push(('y', "-y, short for --yes"));
+    }
+    if read {
+        taken.push(("output".into(), "-o/--output, which read verbs get"));
+        shorts.push(('o', "-o, short for --output"));
+    }
+    let names = flags
+        .iter()
+        .map(|f| (&f.name, "flag"))
+        .chain(args.iter().map(|a| (&a.name, "argument")));
+    for (name, what) in names {
+        if let Some((_, owner)) = taken.iter().find(|(n, _)| n == name) {
+            return Err(format!("{what} `{name}` clashes with {owner}: rename it"));
+        }
+        taken.push((name.clone(), "another flag or argument of the verb"));
+    }
+    for flag in flags {
+        let Some(c) = flag.short else { continue };
+        if let Some((_, owner)) = shorts.iter().find(|(s, _)| *s == c) {
+            return Err(format!(
+                "flag `{}` has short `-{c}`, which clashes with {owner}",
+                flag.name
+            ));
+        }
+        shorts.push((c, "another flag of the verb"));
+    }
+    Ok(())
 }
 
 fn parse_flag(f: &Map) -> Result<Flag, String> {
@@ -460,5 +502,25 @@ fn hello(opts) { "hi" }"#;
         );
         assert!(Verbs::load_cached(&engine, &[broken], &cache).is_err());
         assert!(!cache.exists());
+    }
+
+    #[test]
+    fn clashing_names_are_refused_with_the_reason() {
+        let engine = engine();
+        let cases = [
+            (r#"#{ verb: "x", run: "x", flags: [#{ name: "help" }] }"#, "clashes with kip's own --help"),
+            (r#"#{ verb: "x", run: "x", flags: [#{ name: "a" }, #{ name: "a" }] }"#, "flag `a` clashes with another"),
+            (r#"#{ verb: "x", run: "x", destructive: true, flags: [#{ name: "yes" }] }"#, "--yes"),
+            (r#"#{ verb: "x", run: "x", read: true, flags: [#{ name: "f", short: "o" }] }"#, "-o"),
+            (r#"#{ verb: "x", run: "x", args: [#{ name: "n" }], flags: [#{ name: "n" }] }"#, "clashes"),
+        ];
+        for (decl, expected) in cases {
+            let source = format!("fn verbs() {{[ {decl} ]}}\nfn x(opts) {{ }}");
+            let err = Verbs::load(&engine, &[script("x", &source)]).unwrap_err();
+            assert!(err.message.contains(expected), "{decl}: {}", err.message);
+        }
+        let own_version = r#"fn verbs() {[ #{ verb: "x", run: "x", flags: [#{ name: "version" }] } ]}
+fn x(opts) { }"#;
+        assert!(Verbs::load(&engine, &[script("x", own_version)]).is_ok());
     }
 }
