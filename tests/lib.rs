@@ -8,5 +8,6 @@ mod sandbox_durability;
 mod sandbox_kube;
 mod sandbox_kubectl;
 mod sandbox_portforward;
+mod service_verbs;
 mod templates;
 mod verbs;

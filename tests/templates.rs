@@ -16,9 +16,18 @@ const APP_CONTEXT: &str = r#"#{
 }"#;
 
 fn render(template: &str, context: &str) -> String {
+    eval(
+        template,
+        &format!("tmpl::render(\"{template}\", {context})"),
+    )
+}
+
+/// What `kip eval` prints for `script`; `what` names it in failures.
+fn eval(what: &str, script: &str) -> String {
+    let template = what;
     let home = tempfile::tempdir().expect("home");
     let out = Command::new(kip_bin())
-        .args(["eval", &format!("tmpl::render(\"{template}\", {context})")])
+        .args(["eval", script])
         .env("KIP_HOME", home.path())
         .env_remove("KIP_SCRIPTS")
         .current_dir(home.path())
@@ -104,4 +113,62 @@ fn a_value_cannot_inject_a_yaml_key() {
     let container = &docs[0]["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(container["image"], "x\nevil: true");
     assert!(container.get("evil").is_none() && docs[0].get("evil").is_none());
+}
+
+/// Every service type's objects (credentials Secret, headless and client Service,
+/// StatefulSet), rendered from a Service resource through the stdlib's own function.
+#[test]
+fn service_templates_render_valid_manifests_for_every_type() {
+    let types = [
+        "postgres",
+        "mysql",
+        "mongodb",
+        "redis",
+        "rabbitmq",
+        "opensearch",
+        "minio",
+    ];
+    for kind in types {
+        let script = format!(
+            r#"import "lib/services" as s;
+            let t = s::types()["{kind}"];
+            let service = #{{
+                metadata: #{{ name: "db", namespace: "shop-test", uid: "u-1",
+                    labels: #{{ "app.kubernetes.io/name": "db", "app.kubernetes.io/managed-by": "kipper" }} }},
+                spec: #{{ type: "{kind}", version: t.version, storage: t.storage, port: t.port }},
+            }};
+            s::objects(service, "pw-123").map(|o| tmpl::render_string("{{{{ o | to_yaml }}}}", #{{ o: o }})).reduce(|a, b| a + "\n---\n" + b)"#
+        );
+        let text = eval(kind, &script);
+        check_objects(kind, &text);
+        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).expect("YAML");
+        let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
+        assert_eq!(
+            kinds,
+            ["Secret", "Service", "Service", "StatefulSet"],
+            "{kind}"
+        );
+        let set = &docs[3];
+        let container = &set["spec"]["template"]["spec"]["containers"][0];
+        assert!(container["readinessProbe"].is_object(), "{kind}: no probe");
+        assert!(
+            container["resources"]["requests"]["memory"].is_string(),
+            "{kind}"
+        );
+        let password_refs = container["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["valueFrom"]["secretKeyRef"]["key"] == "password")
+            .count();
+        assert!(
+            password_refs >= 1,
+            "{kind}: the password comes from the Secret"
+        );
+        assert!(
+            !text.contains("pw-123"),
+            "{kind}: the password only base64 in the Secret"
+        );
+        insta::assert_snapshot!(format!("service__{kind}"), text);
+    }
 }

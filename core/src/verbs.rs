@@ -508,11 +508,26 @@ fn hello(opts) { "hi" }"#;
     fn clashing_names_are_refused_with_the_reason() {
         let engine = engine();
         let cases = [
-            (r#"#{ verb: "x", run: "x", flags: [#{ name: "help" }] }"#, "clashes with kip's own --help"),
-            (r#"#{ verb: "x", run: "x", flags: [#{ name: "a" }, #{ name: "a" }] }"#, "flag `a` clashes with another"),
-            (r#"#{ verb: "x", run: "x", destructive: true, flags: [#{ name: "yes" }] }"#, "--yes"),
-            (r#"#{ verb: "x", run: "x", read: true, flags: [#{ name: "f", short: "o" }] }"#, "-o"),
-            (r#"#{ verb: "x", run: "x", args: [#{ name: "n" }], flags: [#{ name: "n" }] }"#, "clashes"),
+            (
+                r#"#{ verb: "x", run: "x", flags: [#{ name: "help" }] }"#,
+                "clashes with kip's own --help",
+            ),
+            (
+                r#"#{ verb: "x", run: "x", flags: [#{ name: "a" }, #{ name: "a" }] }"#,
+                "flag `a` clashes with another",
+            ),
+            (
+                r#"#{ verb: "x", run: "x", destructive: true, flags: [#{ name: "yes" }] }"#,
+                "--yes",
+            ),
+            (
+                r#"#{ verb: "x", run: "x", read: true, flags: [#{ name: "f", short: "o" }] }"#,
+                "-o",
+            ),
+            (
+                r#"#{ verb: "x", run: "x", args: [#{ name: "n" }], flags: [#{ name: "n" }] }"#,
+                "clashes",
+            ),
         ];
         for (decl, expected) in cases {
             let source = format!("fn verbs() {{[ {decl} ]}}\nfn x(opts) {{ }}");

@@ -1,0 +1,475 @@
+//! `kip service add|info|list|bind|unbind|delete|restart|resources` through the real binary
+//! against a sandbox, checked with kip's output and `kubectl get -o json`.
+
+use std::process::{Command, Output};
+
+use crate::common::{ServedSandbox, kip_bin};
+
+fn kip(sb: &ServedSandbox, args: &[&str]) -> Output {
+    Command::new(kip_bin())
+        .args(args)
+        .env("KIP_HOME", sb.kip_home())
+        .env("KUBECONFIG", sb.kubeconfig())
+        .env_remove("KIP_SCRIPTS")
+        .current_dir(sb.kip_home())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run kip")
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+fn ok(sb: &ServedSandbox, args: &[&str]) -> String {
+    let o = kip(sb, args);
+    assert!(o.status.success(), "kip {args:?}: {}{}", out(&o), err(&o));
+    out(&o)
+}
+
+/// The value after `label:` in kip's connection details.
+fn detail(text: &str, label: &str) -> String {
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("{label}:")))
+        .unwrap_or_else(|| panic!("no {label} in {text}"))
+        .trim()
+        .to_string()
+}
+
+fn decode(secret: &serde_json::Value, key: &str) -> String {
+    use base64::Engine as _;
+    let encoded = secret["data"][key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {key}: {secret}"));
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn add_creates_an_owned_statefulset_and_prints_the_connection() {
+    let sb = ServedSandbox::start();
+    let added = ok(&sb, &["service", "add", "redis", "--name", "cache"]);
+    assert!(
+        added.starts_with(
+            "Adding redis service cache...\n✔ Secret cache-credentials created\n✔ Service cache-headless created\n✔ Service cache created\n✔ StatefulSet cache created\n✔ cache is ready\n"
+        ),
+        "{added}"
+    );
+    assert_eq!(detail(&added, "Host"), "cache.default.svc.cluster.local");
+    assert_eq!(detail(&added, "Port"), "6379");
+    assert_eq!(detail(&added, "Username"), "default");
+    let password = detail(&added, "Password");
+    assert_eq!(password.len(), 24, "{added}");
+    assert!(
+        !added.contains("Database:"),
+        "redis has no database: {added}"
+    );
+
+    let k = sb.kubectl();
+    let resource = k.json(&["get", "services.kipper.run", "cache"]);
+    assert_eq!(resource["spec"]["type"], "redis");
+    assert_eq!(resource["spec"]["storage"], "1Gi");
+    let uid = resource["metadata"]["uid"].as_str().unwrap().to_string();
+    let set = k.json(&["get", "statefulset", "cache"]);
+    assert_eq!(set["metadata"]["ownerReferences"][0]["uid"], uid.as_str());
+    assert_eq!(set["spec"]["replicas"], 1);
+    let container = &set["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "redis:7.4.1");
+    assert!(container["readinessProbe"]["exec"].is_object());
+    assert_eq!(
+        set["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"],
+        "1Gi"
+    );
+    let pvc = k.json(&["get", "pvc", "data-cache-0"]);
+    assert_eq!(pvc["spec"]["resources"]["requests"]["storage"], "1Gi");
+    let secret = k.json(&["get", "secret", "cache-credentials"]);
+    assert_eq!(decode(&secret, "password"), password);
+    assert_eq!(
+        secret["metadata"]["ownerReferences"][0]["uid"],
+        uid.as_str()
+    );
+    let headless = k.json(&["get", "service", "cache-headless"]);
+    assert_eq!(headless["spec"]["clusterIP"], "None");
+    assert!(
+        !resource.to_string().contains(&password),
+        "no password in the Service resource"
+    );
+
+    // Idempotent: nothing changes, the password stays.
+    let again = ok(&sb, &["service", "add", "redis", "--name", "cache"]);
+    assert!(again.contains("✔ StatefulSet cache unchanged"), "{again}");
+    assert!(
+        again.contains("✔ Secret cache-credentials unchanged"),
+        "{again}"
+    );
+    assert_eq!(detail(&again, "Password"), password);
+
+    let listed = ok(&sb, &["service", "list"]);
+    assert_eq!(
+        listed,
+        "NAME   TYPE   STATUS   READY  STORAGE\ncache  redis  running  1/1    1Gi\n"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&sb, &["service", "list", "-o", "json"])).unwrap();
+    assert_eq!(json[0]["name"], "cache");
+    assert_eq!(json[0]["ready"], 1);
+
+    let info = ok(&sb, &["service", "info", "cache"]);
+    assert!(!info.contains(&password), "{info}");
+    assert!(info.contains("--show-password"), "{info}");
+    let shown = ok(&sb, &["service", "info", "cache", "--show-password"]);
+    assert_eq!(detail(&shown, "Password"), password);
+    let yaml = ok(&sb, &["service", "info", "cache", "-o", "yaml"]);
+    assert!(
+        yaml.contains("type: redis") && !yaml.contains(&password),
+        "{yaml}"
+    );
+}
+
+#[test]
+fn minio_gets_its_endpoints_and_types_their_default_storage() {
+    let sb = ServedSandbox::start();
+    let added = ok(&sb, &["service", "add", "minio", "--name", "storage"]);
+    assert_eq!(
+        detail(&added, "Endpoint"),
+        "http://storage.default.svc.cluster.local:9000"
+    );
+    assert_eq!(
+        detail(&added, "Console"),
+        "http://storage.default.svc.cluster.local:9001"
+    );
+    let k = sb.kubectl();
+    assert_eq!(
+        k.json(&["get", "pvc", "data-storage-0"])["spec"]["resources"]["requests"]["storage"],
+        "10Gi"
+    );
+    let pg = ok(
+        &sb,
+        &[
+            "service",
+            "add",
+            "postgres",
+            "--name",
+            "db",
+            "--storage",
+            "2Gi",
+            "--version",
+            "15.8",
+        ],
+    );
+    assert_eq!(detail(&pg, "Database"), "app");
+    let set = k.json(&["get", "statefulset", "db"]);
+    assert_eq!(
+        set["spec"]["template"]["spec"]["containers"][0]["image"],
+        "postgres:15.8"
+    );
+    assert_eq!(
+        k.json(&["get", "pvc", "data-db-0"])["spec"]["resources"]["requests"]["storage"],
+        "2Gi"
+    );
+}
+
+#[test]
+fn bind_injects_prefixed_variables_through_a_secret_and_unbind_takes_them_away() {
+    let sb = ServedSandbox::start();
+    ok(&sb, &["service", "add", "redis", "--name", "cache"]);
+    ok(
+        &sb,
+        &[
+            "app",
+            "deploy",
+            "--name",
+            "api",
+            "--image",
+            "nginx:1.27",
+            "--port",
+            "80",
+        ],
+    );
+    let k = sb.kubectl();
+    let generation = k.json(&["get", "deployment", "api"])["metadata"]["generation"].clone();
+
+    let bound = ok(&sb, &["service", "bind", "cache", "api"]);
+    assert_eq!(
+        bound,
+        "✔ Bound cache to api: REDIS_HOST, REDIS_PASSWORD, REDIS_PORT, REDIS_USERNAME\n"
+    );
+    let binding = k.json(&["get", "secret", "api-cache-binding"]);
+    assert_eq!(
+        decode(&binding, "REDIS_HOST"),
+        "cache.default.svc.cluster.local"
+    );
+    assert_eq!(decode(&binding, "REDIS_PORT"), "6379");
+    let credentials = k.json(&["get", "secret", "cache-credentials"]);
+    assert_eq!(
+        decode(&binding, "REDIS_PASSWORD"),
+        decode(&credentials, "password")
+    );
+    let app = k.json(&["get", "apps.kipper.run", "api"]);
+    assert_eq!(app["spec"]["bindings"], serde_json::json!(["cache"]));
+    assert!(
+        !app.to_string().contains(&decode(&credentials, "password")),
+        "no values in the App"
+    );
+    assert_eq!(
+        binding["metadata"]["ownerReferences"][0]["uid"],
+        app["metadata"]["uid"]
+    );
+    let deployment = k.json(&["get", "deployment", "api"]);
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"][0]["secretRef"]["name"],
+        "api-cache-binding"
+    );
+    assert_eq!(
+        deployment["metadata"]["generation"].as_i64(),
+        generation.as_i64().map(|g| g + 1),
+        "rolled once"
+    );
+
+    assert_eq!(
+        ok(&sb, &["service", "bind", "cache", "api"]),
+        "✔ cache already bound to api\n"
+    );
+    // A redeploy keeps the binding.
+    let redeployed = ok(
+        &sb,
+        &[
+            "app",
+            "deploy",
+            "--name",
+            "api",
+            "--image",
+            "nginx:1.27",
+            "--port",
+            "80",
+        ],
+    );
+    assert!(
+        redeployed.contains("✔ Deployment unchanged"),
+        "{redeployed}"
+    );
+
+    assert_eq!(
+        ok(&sb, &["service", "unbind", "cache", "api"]),
+        "✔ Unbound cache from api\n"
+    );
+    let deployment = k.json(&["get", "deployment", "api"]);
+    assert!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"].is_null(),
+        "{deployment}"
+    );
+    assert!(
+        k.fails(&["get", "secret", "api-cache-binding"])
+            .contains("NotFound")
+    );
+    let again = kip(&sb, &["service", "unbind", "cache", "api"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        err(&again).contains("cache is not bound to api"),
+        "{}",
+        err(&again)
+    );
+}
+
+#[test]
+fn delete_needs_delete_data_and_unbinds_everywhere() {
+    let sb = ServedSandbox::start();
+    ok(&sb, &["service", "add", "redis", "--name", "cache"]);
+    ok(
+        &sb,
+        &[
+            "app",
+            "deploy",
+            "--name",
+            "api",
+            "--image",
+            "nginx:1.27",
+            "--port",
+            "80",
+        ],
+    );
+    ok(&sb, &["service", "bind", "cache", "api"]);
+    let k = sb.kubectl();
+
+    let refused = kip(&sb, &["service", "delete", "cache"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(
+        err(&refused),
+        "error: deleting cache destroys its data for good: pass --delete-data to confirm\n"
+    );
+    k.ok(&["get", "statefulset", "cache"]);
+
+    let deleted = ok(&sb, &["service", "delete", "cache", "--delete-data"]);
+    assert_eq!(
+        deleted,
+        "✔ Unbound from api\n✔ Service cache and its data deleted\n"
+    );
+    for what in [
+        "services.kipper.run/cache",
+        "statefulset/cache",
+        "pvc/data-cache-0",
+        "secret/cache-credentials",
+        "secret/api-cache-binding",
+    ] {
+        let gone = k.run(&["get", what]);
+        assert!(!gone.status.success(), "{what} is still there");
+    }
+    let app = k.json(&["get", "apps.kipper.run", "api"]);
+    assert_eq!(app["spec"]["bindings"], serde_json::json!([]));
+}
+
+#[test]
+fn restart_and_resources_warn_and_need_consent() {
+    let sb = ServedSandbox::start();
+    ok(&sb, &["service", "add", "redis", "--name", "cache"]);
+    let k = sb.kubectl();
+    let pod_uid =
+        |k: &crate::common::Kubectl| k.json(&["get", "pod", "cache-0"])["metadata"]["uid"].clone();
+    let before = pod_uid(&k);
+
+    let refused = kip(&sb, &["service", "restart", "cache"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(err(&refused).contains("pass --force"), "{}", err(&refused));
+    assert_eq!(pod_uid(&k), before);
+    let restarted = kip(&sb, &["service", "restart", "cache", "--force"]);
+    assert!(restarted.status.success(), "{}", err(&restarted));
+    assert_eq!(out(&restarted), "✔ cache restarted\n");
+    assert!(err(&restarted).contains("unavailable until its pod is back"));
+    assert_ne!(pod_uid(&k), before);
+
+    let no_terminal = kip(&sb, &["service", "resources", "cache", "--memory", "1Gi"]);
+    assert_eq!(no_terminal.status.code(), Some(1));
+    assert!(
+        err(&no_terminal).contains("pass --yes"),
+        "{}",
+        err(&no_terminal)
+    );
+    let changed = kip(
+        &sb,
+        &[
+            "service",
+            "resources",
+            "cache",
+            "--memory",
+            "1Gi",
+            "--memory-limit",
+            "2Gi",
+            "--yes",
+        ],
+    );
+    assert!(changed.status.success(), "{}", err(&changed));
+    assert!(
+        err(&changed).contains("restarts cache"),
+        "{}",
+        err(&changed)
+    );
+    let set = k.json(&["get", "statefulset", "cache"]);
+    let resources = &set["spec"]["template"]["spec"]["containers"][0]["resources"];
+    assert_eq!(resources["requests"]["memory"], "1Gi");
+    assert_eq!(resources["requests"]["cpu"], "50m", "untouched");
+    assert_eq!(resources["limits"]["memory"], "2Gi");
+    let resource = k.json(&["get", "services.kipper.run", "cache"]);
+    assert_eq!(resource["spec"]["resources"]["requests"]["memory"], "1Gi");
+    // A later `service add` keeps what was set.
+    ok(&sb, &["service", "add", "redis", "--name", "cache"]);
+    let set = k.json(&["get", "statefulset", "cache"]);
+    assert_eq!(
+        set["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"],
+        "2Gi"
+    );
+}
+
+#[test]
+fn bad_input_is_refused_and_nothing_is_created() {
+    let sb = ServedSandbox::start();
+    ok(&sb, &["service", "add", "redis", "--name", "cache"]);
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["service", "add", "oracle", "--name", "x"],
+            "unknown service type `oracle`: use one of",
+        ),
+        (
+            &["service", "add", "redis", "--name", "Bad_Name"],
+            "invalid service name `Bad_Name`",
+        ),
+        (
+            &[
+                "service",
+                "add",
+                "redis",
+                "--name",
+                "x",
+                "--storage",
+                "lots",
+            ],
+            "invalid --storage `lots`",
+        ),
+        (
+            &[
+                "service",
+                "add",
+                "redis",
+                "--name",
+                "x",
+                "--version",
+                "7 rc",
+            ],
+            "invalid --version `7 rc`",
+        ),
+        (
+            &["service", "add", "postgres", "--name", "cache"],
+            "is a redis, not a postgres",
+        ),
+        (
+            &[
+                "service",
+                "add",
+                "redis",
+                "--name",
+                "x",
+                "--project",
+                "nope",
+            ],
+            "namespace `nope` does not exist",
+        ),
+        (
+            &["service", "info", "nothing"],
+            "no service `nothing` in default",
+        ),
+        (
+            &["service", "bind", "cache", "ghost"],
+            "no app `ghost` in default",
+        ),
+        (
+            &["service", "bind", "ghost", "api"],
+            "no service `ghost` in default",
+        ),
+        (
+            &["service", "resources", "cache", "--yes"],
+            "name what to change",
+        ),
+        (
+            &["service", "resources", "cache", "--cpu", "fast", "--yes"],
+            "invalid --cpu `fast`",
+        ),
+    ];
+    for (args, expected) in cases {
+        let o = kip(&sb, args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", err(&o));
+        assert!(err(&o).contains(expected), "{args:?}: {}", err(&o));
+    }
+    let missing = kip(&sb, &["service", "add", "redis"]);
+    assert_eq!(missing.status.code(), Some(2), "{}", err(&missing));
+    assert!(err(&missing).contains("--name"), "{}", err(&missing));
+    let listed = ok(&sb, &["service", "list"]);
+    assert_eq!(listed.lines().count(), 2, "only cache: {listed}");
+    assert!(sb.kubectl().run(&["get", "statefulset", "x"]).status.code() != Some(0));
+}
