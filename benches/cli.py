@@ -23,9 +23,11 @@ def run(cmd, env, stdin=None):
     return wall, usage.ru_maxrss / 1024, err
 
 
-def series(cmd, env, n=15):
+def series(cmd, env, n=15, before=None):
     walls, peaks = [], []
     for _ in range(n):
+        if before:
+            before()
         w, p, _ = run(cmd, env)
         walls.append(w * 1000)
         peaks.append(p)
@@ -51,6 +53,10 @@ def main():
         kip_list = series([KIP, "app", "list"], env)
         kubectl_list = series(["kubectl", f"--cache-dir={cache}", "get", "deployments", "-n", "default"], env)
         kip_help = series([KIP, "--help"], env, n=30)
+        verbs_cache = os.path.join(home, "cache", "verbs.json")
+        forget = lambda: os.path.exists(verbs_cache) and os.remove(verbs_cache)
+        kip_help_cold = series([KIP, "--help"], env, n=30, before=forget)
+        kip_list_cold = series([KIP, "app", "list"], env, before=forget)
 
         script = os.path.join(home, "hundred.rhai")
         with open(script, "w") as f:
@@ -64,6 +70,8 @@ def main():
     print(f"| `kip app list` (21 apps) | {kip_list[0]:.1f} ms | {kip_list[1]:.1f} MB |")
     print(f"| `kubectl get deployments -n default` (warm discovery cache) | {kubectl_list[0]:.1f} ms | {kubectl_list[1]:.1f} MB |")
     print(f"| `kip --help` | {kip_help[0]:.1f} ms | {kip_help[1]:.1f} MB |")
+    print(f"| `kip --help`, no verb cache (compiles every script) | {kip_help_cold[0]:.1f} ms | {kip_help_cold[1]:.1f} MB |")
+    print(f"| `kip app list`, no verb cache | {kip_list_cold[0]:.1f} ms | {kip_list_cold[1]:.1f} MB |")
     print(f"| `kip run`: deploy 100 apps | {hundred:.2f} s ({hundred * 10:.1f} ms per app) | {hundred_peak:.1f} MB |")
     print()
     print(f"API requests of `kip app deploy`: {first} on a fresh cluster (CRDs applied), {again} when it exists")
