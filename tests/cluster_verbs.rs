@@ -109,15 +109,20 @@ fn a_configured_cluster_carries_its_id_domain_and_org() {
 
     let listed = kip(h, &["cluster", "list"]);
     let text = out(&listed);
+    assert!(text.starts_with("NAME  API"), "{text}");
     let line = text
         .lines()
-        .find(|l| l.contains("edge"))
+        .find(|l| l.starts_with("edge "))
         .expect("edge listed");
-    assert!(line.starts_with('*'), "{text}");
     assert!(
-        line.contains("203-0-113-10") && line.contains("kipper.run"),
+        line.contains(&format!("{kubeconfig} (kip-sandbox)  *")),
         "{text}"
     );
+    let json: serde_json::Value =
+        serde_json::from_slice(&kip(h, &["cluster", "list", "-o", "json"]).stdout).unwrap();
+    assert_eq!(json[0]["cluster-id"], "203-0-113-10");
+    assert_eq!(json[0]["domain"], "kipper.run");
+    assert_eq!(json[0]["current"], true);
 }
 
 #[test]
