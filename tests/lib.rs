@@ -9,4 +9,5 @@ mod sandbox_kube;
 mod sandbox_kubectl;
 mod sandbox_portforward;
 mod templates;
+mod tunnel;
 mod verbs;
