@@ -2,7 +2,7 @@
 //! stand in for a service's pod in the sandbox (annotation `sandbox.kipper.run/forward`), and
 //! the real `psql`, `redis-cli` and `kubectl port-forward` are the clients.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -222,6 +222,7 @@ fn tunnel_to_postgres_serves_psql_and_closes_on_ctrl_c() {
     let (status, rest, stderr) = tunnel.interrupt();
     assert_eq!(rest, ["✔ Tunnel closed"], "stderr: {stderr}");
     assert!(status.success(), "{status}: {stderr}");
+    assert_eq!(stderr, "", "healthy connections report nothing");
     // The port is free again.
     TcpListener::bind(("127.0.0.1", local)).expect("the tunnel let go of its port");
 }
@@ -345,9 +346,23 @@ fn tunnel_to_redis_serves_redis_cli() {
     // Straight to the server: the value is there.
     let out = redis::redis_cli(server.port, &["GET", "greeting"]);
     assert_eq!(text(&out).0, "through the tunnel\n");
+
+    // A client that stays connected (an open desktop client) does not hold up Ctrl+C, and
+    // sees its connection end.
+    let mut held = std::net::TcpStream::connect(("127.0.0.1", local)).expect("connect");
+    held.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    held.write_all(format!("AUTH {}\r\n", redis::PASSWORD).as_bytes())
+        .expect("write");
+    let mut ok = [0u8; 5];
+    held.read_exact(&mut ok).expect("the answer to AUTH");
+    assert_eq!(&ok, b"+OK\r\n");
     let (status, rest, stderr) = tunnel.interrupt();
     assert!(status.success(), "{status}: {stderr}");
     assert_eq!(rest, ["✔ Tunnel closed"]);
+    let mut after = Vec::new();
+    held.read_to_end(&mut after)
+        .expect("the held connection ends (EOF, not a timeout)");
+    assert!(after.is_empty(), "{after:?}");
 }
 
 #[test]
