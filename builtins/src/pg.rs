@@ -134,7 +134,7 @@ fn with_client<T: Send>(
         let result = work(&client).await;
         // Dropping the client sends Terminate; the connection then ends, and with it the stream.
         drop(client);
-        let _ = session.await;
+        let _ = tokio::time::timeout(crate::tunnel::GOODBYE, session).await;
         let _ = PodStream::finish(forwarder, error).await;
         result.map_err(|e| db_error(conn, &e))
     })

@@ -32,7 +32,7 @@ use crate::k8s::{Cluster, kube_error};
 type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
 /// How long a closing tunnel lets a connection's forwarder say goodbye to the API server.
-const GOODBYE: Duration = Duration::from_secs(3);
+pub(crate) const GOODBYE: Duration = Duration::from_secs(3);
 
 /// A port-forward stream to one port of a pod: the bytes, the forwarder that carries them, and
 /// the error the API server may report for the port (`connection refused` inside the pod…).
@@ -166,30 +166,41 @@ fn id_of(handle: &Map) -> RhaiResult<i64> {
         })
 }
 
-/// Binds the local side: `127.0.0.1:port` must be free; `[::1]:port` is added when it can be.
+/// The error for a local port another program holds.
+fn in_use(port: u16) -> Box<EvalAltResult> {
+    let mut map = Map::new();
+    map.insert("kind".into(), "invalid".into());
+    map.insert("reason".into(), "in-use".into());
+    map.insert("port".into(), Dynamic::from_int(port.into()));
+    map.insert(
+        "message".into(),
+        format!("localhost:{port} is already in use on this machine: pick another local port")
+            .into(),
+    );
+    host::error_map(map)
+}
+
+/// Binds the local side: `127.0.0.1:port` must be free, and so must `[::1]:port` where the
+/// machine has IPv6 (a client that resolves `localhost` to `::1` must not reach another
+/// program's server).
 async fn bind(port: u16) -> RhaiResult<Vec<TcpListener>> {
-    let v4 = TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AddrInUse {
-            let mut map = Map::new();
-            map.insert("kind".into(), "invalid".into());
-            map.insert("reason".into(), "in-use".into());
-            map.insert("port".into(), Dynamic::from_int(port.into()));
-            map.insert(
-                "message".into(),
-                format!(
-                    "localhost:{port} is already in use on this machine: pick another local port"
-                )
-                .into(),
-            );
-            host::error_map(map)
-        } else {
-            host::error("io", format!("cannot listen on localhost:{port}: {e}"))
-        }
-    })?;
+    let v4 = TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => in_use(port),
+            _ => host::error("io", format!("cannot listen on localhost:{port}: {e}")),
+        })?;
+    let any_port = port == 0;
     let port = v4.local_addr().map(|a| a.port()).unwrap_or(port);
     let mut listeners = vec![v4];
-    if let Ok(v6) = TcpListener::bind(("::1", port)).await {
-        listeners.push(v6);
+    match TcpListener::bind(("::1", port)).await {
+        Ok(v6) => listeners.push(v6),
+        // A port the caller named; one the OS picked for IPv4 only is still a free port.
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && !any_port => {
+            return Err(in_use(port));
+        }
+        // No IPv6 loopback here: IPv4 alone is what `localhost` means then.
+        Err(_) => {}
     }
     Ok(listeners)
 }

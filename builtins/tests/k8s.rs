@@ -439,6 +439,16 @@ fn tunnel_forwards_connections_until_closed() {
     assert_eq!(text(&err, "reason"), "in-use");
     assert!(text(&err, "message").contains(&format!("localhost:{port} is already in use")));
 
+    // Taken on the IPv6 loopback only (where the machine has one): `localhost` could reach
+    // the other program, so that is refused too.
+    if let Ok(v6) = std::net::TcpListener::bind("[::1]:0") {
+        let v6_port = v6.local_addr().expect("address").port();
+        let err = fx.fail(&format!(
+            r#"tunnel::open("default", "db", 5432, {v6_port})"#
+        ));
+        assert_eq!(text(&err, "reason"), "in-use");
+    }
+
     let mut engine_scope = rhai::Scope::new();
     engine_scope.push("t", handle);
     fx.engine
