@@ -11,11 +11,28 @@ need_apt=()
 if ! command -v kubectl >/dev/null 2>&1; then
   need_apt+=(kubernetes-client)
 fi
+# Real servers stand in for service pods (tests/common/postgres.rs, redis.rs start their own
+# throwaway instances on loopback), and their own clients talk to them through `kip tunnel`.
+installed() { dpkg -s "$1" >/dev/null 2>&1; }
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! installed postgresql; then
+  need_apt+=(postgresql)
+fi
+if ! command -v psql >/dev/null 2>&1; then need_apt+=(postgresql-client); fi
+if ! command -v redis-server >/dev/null 2>&1; then need_apt+=(redis-server); fi
+if ! command -v redis-cli >/dev/null 2>&1; then need_apt+=(redis-tools); fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test.sh: installing ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
-  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  # Only the binaries are needed: do not start the packages' own servers (no systemd here
+  # anyway; policy-rc.d is the Debian way to say so, and it is removed right after).
+  no_start=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    no_start=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' >"$no_start" && chmod +x "$no_start"
+  fi
+  apt-get install -y -q -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  if [ -n "$no_start" ]; then rm -f "$no_start"; fi
 fi
 
 export INSTA_UPDATE=no

@@ -10,4 +10,5 @@ mod sandbox_kubectl;
 mod sandbox_portforward;
 mod service_verbs;
 mod templates;
+mod tunnel;
 mod verbs;

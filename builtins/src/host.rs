@@ -88,3 +88,16 @@ pub fn error_map(map: Map) -> Box<EvalAltResult> {
         rhai::Position::NONE,
     ))
 }
+
+/// The `message` of a script-visible error (or the error as Rhai prints it), for builtins that
+/// report an error instead of raising it.
+pub fn message_of(err: &EvalAltResult) -> String {
+    if let EvalAltResult::ErrorRuntime(value, _) = err
+        && let Some(message) = value
+            .read_lock::<Map>()
+            .and_then(|m| m.get("message").map(|m| m.to_string()))
+    {
+        return message;
+    }
+    err.to_string()
+}

@@ -516,16 +516,17 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
     state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A builtin's view of the cluster: the host (for `block_on`), its client and its state.
-struct Cluster {
-    host: Arc<Host>,
-    client: kube::Client,
+/// A builtin's view of the cluster: the host (for `block_on`), its client and its state. The
+/// other modules that talk to pods (`tunnel`, `pg`) use it too.
+pub(crate) struct Cluster {
+    pub(crate) host: Arc<Host>,
+    pub(crate) client: kube::Client,
     server: String,
     state: SharedState,
 }
 
 impl Cluster {
-    fn of(ctx: &NativeCallContext) -> RhaiResult<Cluster> {
+    pub(crate) fn of(ctx: &NativeCallContext) -> RhaiResult<Cluster> {
         let host = host::host(ctx)?;
         let state = state_of(&host);
         let cached = lock(&state).client.clone();
@@ -547,7 +548,7 @@ impl Cluster {
         })
     }
 
-    fn run<T>(&self, fut: impl Future<Output = RhaiResult<T>>) -> RhaiResult<T> {
+    pub(crate) fn run<T>(&self, fut: impl Future<Output = RhaiResult<T>>) -> RhaiResult<T> {
         self.host.block_on(fut).map_err(|e| self.name_the_server(e))
     }
 
@@ -882,7 +883,7 @@ fn watch_error(e: kube::runtime::wait::Error) -> Box<EvalAltResult> {
 
 /// A kube error as a script error: the `Status` of an API failure, `unreachable` when no
 /// connection could be made.
-fn kube_error(e: kube::Error) -> Box<EvalAltResult> {
+pub(crate) fn kube_error(e: kube::Error) -> Box<EvalAltResult> {
     let mut map = Map::new();
     match e {
         kube::Error::Api(status) => {

@@ -11,7 +11,9 @@ pub mod gateway;
 pub mod host;
 pub mod k8s;
 pub mod k8s_kinds;
+pub mod pg;
 pub mod tmpl;
+pub mod tunnel;
 pub mod ui;
 
 pub use host::{ClusterClient, Host, OutputFormat, TemplateSource, UiSettings};
@@ -42,6 +44,11 @@ pub fn register_modules(engine: &mut Engine) {
         "gateway",
         rhai::exported_module!(gateway::gateway_module).into(),
     );
+    engine.register_static_module(
+        "tunnel",
+        rhai::exported_module!(tunnel::tunnel_module).into(),
+    );
+    engine.register_static_module("pg", rhai::exported_module!(pg::pg_module).into());
 }
 
 /// Makes `host` the one builtins of this engine reach.

@@ -367,3 +367,120 @@ fn statically_known_kinds_match_discovery() {
         assert!(checked.iter().any(|k| k == kind), "{kind} in {checked:?}");
     }
 }
+
+/// A loopback server that echoes every connection.
+fn echo_server() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("address");
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut writer = conn.try_clone().expect("clone");
+                let mut reader = conn;
+                let _ = std::io::copy(&mut reader, &mut writer);
+            });
+        }
+    });
+    address
+}
+
+/// Sends `data` to the local port and reads it back.
+fn echo_via(port: i64, data: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port as u16)).expect("connect");
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    conn.write_all(data).expect("write");
+    let mut back = vec![0; data.len()];
+    conn.read_exact(&mut back).expect("read the echo");
+    back
+}
+
+#[test]
+fn tunnel_forwards_connections_until_closed() {
+    let fx = Fixture::new();
+    let echo = echo_server();
+    let _: Map = fx.run(&format!(
+        r#"k8s::apply(#{{apiVersion: "v1", kind: "Pod",
+            metadata: #{{name: "db", namespace: "default", annotations: #{{"sandbox.kipper.run/forward": "5432={echo}"}}}},
+            spec: #{{containers: [#{{name: "main", image: "postgres:17"}}]}}}})"#
+    ));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while fx.run::<String>(r#"k8s::get("v1", "Pod", "default", "db").status?.phase ?? """#)
+        != "Running"
+    {
+        assert!(std::time::Instant::now() < deadline, "the pod never ran");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+
+    let handle: Map = fx.run(r#"tunnel::open("default", "db", 5432, 0)"#);
+    let port = handle["local_port"].as_int().expect("local_port");
+    assert!(port > 0);
+    assert_eq!(text(&handle, "pod"), "db");
+    // Several connections at once, each with its own bytes.
+    let clients: Vec<_> = (0u8..3)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let data: Vec<u8> = (0..100_000).map(|n| (n as u8) ^ i).collect();
+                echo_via(port, &data) == data
+            })
+        })
+        .collect();
+    for client in clients {
+        assert!(
+            client.join().expect("client"),
+            "a connection echoed its own bytes"
+        );
+    }
+
+    // The same port again is refused, naming the port.
+    let err = fx.fail(&format!(r#"tunnel::open("default", "db", 5432, {port})"#));
+    assert_eq!(text(&err, "kind"), "invalid");
+    assert_eq!(text(&err, "reason"), "in-use");
+    assert!(text(&err, "message").contains(&format!("localhost:{port} is already in use")));
+
+    // Taken on the IPv6 loopback only (where the machine has one): `localhost` could reach
+    // the other program, so that is refused too.
+    if let Ok(v6) = std::net::TcpListener::bind("[::1]:0") {
+        let v6_port = v6.local_addr().expect("address").port();
+        let err = fx.fail(&format!(
+            r#"tunnel::open("default", "db", 5432, {v6_port})"#
+        ));
+        assert_eq!(text(&err, "reason"), "in-use");
+    }
+
+    let mut engine_scope = rhai::Scope::new();
+    engine_scope.push("t", handle);
+    fx.engine
+        .run_with_scope(
+            &mut engine_scope,
+            "tunnel::close(t); tunnel::close(t); tunnel::wait(t);",
+        )
+        .expect("close twice, then wait on a closed tunnel");
+    std::net::TcpListener::bind(("127.0.0.1", port as u16)).expect("the port is free again");
+
+    let err = fx.fail(r#"tunnel::open("default", "nope", 5432, 0)"#);
+    assert_eq!(text(&err, "reason"), "NotFound");
+    let err = fx.fail(r#"tunnel::open("default", "db", 0, 0)"#);
+    assert_eq!(text(&err, "kind"), "invalid");
+    assert!(text(&err, "message").contains("invalid remote port 0"));
+}
+
+#[test]
+fn pg_refuses_bad_input_before_connecting() {
+    let fx = Fixture::new();
+    let err = fx.fail(r#"pg::ensure_database(#{}, "Shop-API")"#);
+    assert_eq!(text(&err, "kind"), "invalid");
+    assert!(text(&err, "message").contains("invalid database name `Shop-API`"));
+    let err = fx.fail(r#"pg::query(#{namespace: "default", port: 5432}, "SELECT 1")"#);
+    assert!(text(&err, "message").contains("the connection has no `pod`"));
+    let err = fx.fail(
+        r#"pg::query(#{namespace: "default", pod: "db", port: 99999, username: "u", password: "p", database: "d"}, "SELECT 1")"#,
+    );
+    assert!(text(&err, "message").contains("invalid port `99999`"));
+    // No such pod: the API server's answer.
+    let err = fx.fail(
+        r#"pg::query(#{namespace: "default", pod: "db", port: 5432, username: "u", password: "p", database: "d"}, "SELECT 1")"#,
+    );
+    assert_eq!(text(&err, "reason"), "NotFound");
+}

@@ -9,7 +9,9 @@ fn every_builtin_is_documented() {
     let json = kit.engine.gen_fn_metadata_to_json(false).unwrap();
     let metadata: serde_json::Value = serde_json::from_str(&json).unwrap();
     let mut seen = 0;
-    for module in ["k8s", "tmpl", "ui", "crypto", "config", "gateway"] {
+    for module in [
+        "k8s", "tmpl", "ui", "crypto", "config", "gateway", "tunnel", "pg",
+    ] {
         let functions = metadata["modules"][module]["functions"]
             .as_array()
             .unwrap_or_else(|| panic!("module {module} is not registered: {json}"));
@@ -47,6 +49,8 @@ fn signatures() {
                 "crypto::",
                 "config::",
                 "gateway::",
+                "tunnel::",
+                "pg::",
             ]
             .iter()
             .any(|m| sig.starts_with(m))

@@ -1,0 +1,419 @@
+//! `tunnel::…`: a local port forwarded to a pod's port through the Kubernetes API, the way
+//! `kubectl port-forward` does it, so a desktop client reaches a database that is not exposed.
+//!
+//! `tunnel::open` binds `127.0.0.1:<local port>` (and `[::1]` when it can, so clients that
+//! resolve `localhost` to IPv6 connect too) and forwards every accepted connection through its
+//! own port-forward stream (a WebSocket to the API server, kube-rs `Api::<Pod>::portforward`),
+//! so many clients work at once and one failing connection never ends the others. A failure of
+//! one connection is printed on stderr (each distinct message once per tunnel) and the tunnel
+//! goes on serving.
+//!
+//! Signals: from the first `tunnel::open` on, SIGINT and SIGTERM are kip's. While a tunnel is
+//! open they are kept for `tunnel::wait` (a Ctrl+C that comes just before the wait still ends
+//! it); with no tunnel open they end the process as before (exit 130 / 143).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, Portforwarder};
+use rhai::plugin::*;
+use rhai::{EvalAltResult, Map};
+use tokio::io::DuplexStream;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::host;
+use crate::k8s::{Cluster, kube_error};
+
+type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
+
+/// How long a closing tunnel lets a connection's forwarder say goodbye to the API server.
+pub(crate) const GOODBYE: Duration = Duration::from_secs(3);
+
+/// A port-forward stream to one port of a pod: the bytes, the forwarder that carries them, and
+/// the error the API server may report for the port (`connection refused` inside the pod…).
+pub(crate) struct PodStream {
+    pub(crate) stream: DuplexStream,
+    pub(crate) forwarder: Portforwarder,
+    pub(crate) error: PodError,
+}
+
+impl PodStream {
+    /// Opens a port-forward to `port` of `ns/pod`.
+    pub(crate) async fn open(
+        client: kube::Client,
+        ns: &str,
+        pod: &str,
+        port: u16,
+    ) -> Result<PodStream, kube::Error> {
+        let pods: Api<Pod> = Api::namespaced(client, ns);
+        let mut forwarder = pods.portforward(pod, &[port]).await?;
+        let stream = forwarder.take_stream(port).expect("the port asked for");
+        let error = Box::pin(forwarder.take_error(port).expect("the port asked for"));
+        Ok(PodStream {
+            stream,
+            forwarder,
+            error,
+        })
+    }
+
+    /// Ends the forward after the stream is done with: lets the forwarder close its WebSocket
+    /// (bounded, so a silent server cannot hold us) and returns the error the server reported
+    /// for the port, if any. kube-rs reports `SendAfterClosing` when the server closed first:
+    /// that, like any end of the forwarder, is not the port's error.
+    pub(crate) async fn finish(forwarder: Portforwarder, error: PodError) -> Option<String> {
+        let _ = tokio::time::timeout(GOODBYE, forwarder.join()).await;
+        tokio::time::timeout(GOODBYE, error).await.ok().flatten()
+    }
+}
+
+pub(crate) type PodError = std::pin::Pin<Box<dyn Future<Output = Option<String>> + Send>>;
+
+/// An open tunnel, by id.
+struct Tunnel {
+    shutdown: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+    /// The signal count when the tunnel opened: a later signal ends its wait.
+    signals_at_open: u64,
+}
+
+static TUNNELS: Mutex<Option<HashMap<i64, Tunnel>>> = Mutex::new(None);
+static NEXT_ID: AtomicI64 = AtomicI64::new(1);
+
+fn with_tunnels<T>(f: impl FnOnce(&mut HashMap<i64, Tunnel>) -> T) -> T {
+    let mut guard = TUNNELS.lock().unwrap_or_else(|e| e.into_inner());
+    f(guard.get_or_insert_with(HashMap::new))
+}
+
+fn open_tunnels() -> usize {
+    with_tunnels(|t| t.len())
+}
+
+/// SIGINT and SIGTERM, counted. Watched on a thread of its own (with its own small runtime), so
+/// it outlives any one command's runtime.
+fn signals() -> watch::Receiver<u64> {
+    static SIGNALS: OnceLock<watch::Receiver<u64>> = OnceLock::new();
+    SIGNALS
+        .get_or_init(|| {
+            let (tx, rx) = watch::channel(0u64);
+            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+            std::thread::Builder::new()
+                .name("kip-signals".into())
+                .spawn(move || watch_signals(tx, ready_tx))
+                .expect("spawn the signal thread");
+            // Registered before `open` returns, so no signal slips past between the two.
+            let _ = ready_rx.recv();
+            rx
+        })
+        .clone()
+}
+
+fn watch_signals(tx: watch::Sender<u64>, ready: std::sync::mpsc::Sender<()>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        let _ = ready.send(());
+        return;
+    };
+    runtime.block_on(async move {
+        let (Ok(mut interrupt), Ok(mut terminate)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            let _ = ready.send(());
+            return;
+        };
+        let _ = ready.send(());
+        loop {
+            let code = tokio::select! {
+                _ = interrupt.recv() => 130,
+                _ = terminate.recv() => 143,
+            };
+            if open_tunnels() == 0 {
+                // What the signal would have done had kip not taken it.
+                std::process::exit(code);
+            }
+            tx.send_modify(|count| *count += 1);
+        }
+    });
+}
+
+fn port_of(value: i64, what: &str, allow_zero: bool) -> RhaiResult<u16> {
+    match u16::try_from(value) {
+        Ok(port) if port > 0 || allow_zero => Ok(port),
+        _ => Err(host::error(
+            "invalid",
+            format!("invalid {what} {value}: a port is between 1 and 65535"),
+        )),
+    }
+}
+
+fn id_of(handle: &Map) -> RhaiResult<i64> {
+    handle
+        .get("id")
+        .and_then(|id| id.as_int().ok())
+        .ok_or_else(|| {
+            host::error(
+                "invalid",
+                "not a tunnel handle: no `id` (use what tunnel::open returned)",
+            )
+        })
+}
+
+/// The error for a local port another program holds.
+fn in_use(port: u16) -> Box<EvalAltResult> {
+    let mut map = Map::new();
+    map.insert("kind".into(), "invalid".into());
+    map.insert("reason".into(), "in-use".into());
+    map.insert("port".into(), Dynamic::from_int(port.into()));
+    map.insert(
+        "message".into(),
+        format!("localhost:{port} is already in use on this machine: pick another local port")
+            .into(),
+    );
+    host::error_map(map)
+}
+
+/// Binds the local side: `127.0.0.1:port` must be free, and so must `[::1]:port` where the
+/// machine has IPv6 (a client that resolves `localhost` to `::1` must not reach another
+/// program's server).
+async fn bind(port: u16) -> RhaiResult<Vec<TcpListener>> {
+    let v4 = TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => in_use(port),
+            _ => host::error("io", format!("cannot listen on localhost:{port}: {e}")),
+        })?;
+    let any_port = port == 0;
+    let port = v4.local_addr().map(|a| a.port()).unwrap_or(port);
+    let mut listeners = vec![v4];
+    match TcpListener::bind(("::1", port)).await {
+        Ok(v6) => listeners.push(v6),
+        // A port the caller named; one the OS picked for IPv4 only is still a free port.
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && !any_port => {
+            return Err(in_use(port));
+        }
+        // No IPv6 loopback here: IPv4 alone is what `localhost` means then.
+        Err(_) => {}
+    }
+    Ok(listeners)
+}
+
+/// Where a tunnel forwards to.
+#[derive(Clone)]
+struct Target {
+    client: kube::Client,
+    namespace: String,
+    pod: String,
+    port: u16,
+    /// The messages already printed, so a client retrying in a loop does not flood stderr.
+    reported: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Target {
+    fn report(&self, message: &str) {
+        let mut reported = self.reported.lock().unwrap_or_else(|e| e.into_inner());
+        if reported.insert(message.to_string()) {
+            eprintln!(
+                "warning: tunnel to {}/{} port {}: {message}",
+                self.namespace, self.pod, self.port
+            );
+        }
+    }
+}
+
+/// Accepts connections until told to stop, then ends the ones still open and waits for them.
+async fn serve(listeners: Vec<TcpListener>, target: Target, mut shutdown: watch::Receiver<bool>) {
+    let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel::<TcpStream>(16);
+    let mut acceptors = JoinSet::new();
+    for listener in listeners {
+        let conn_tx = conn_tx.clone();
+        let target = target.clone();
+        acceptors.spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((conn, _)) => {
+                        if conn_tx.send(conn).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        // Out of file descriptors and the like: say so, breathe, go on.
+                        target.report(&format!("cannot accept a connection: {e}"));
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+    }
+    drop(conn_tx);
+    let for_connections = shutdown.clone();
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => break,
+            conn = conn_rx.recv() => match conn {
+                Some(conn) => {
+                    connections.spawn(forward(conn, target.clone(), for_connections.clone()));
+                }
+                None => break,
+            },
+            // Reap finished connections so the set does not grow with the tunnel's age.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    acceptors.shutdown().await;
+    while connections.join_next().await.is_some() {}
+}
+
+/// One client connection, forwarded through its own port-forward stream.
+async fn forward(mut conn: TcpStream, target: Target, mut shutdown: watch::Receiver<bool>) {
+    let _ = conn.set_nodelay(true);
+    let opened = tokio::select! {
+        _ = shutdown.wait_for(|stop| *stop) => return,
+        opened = PodStream::open(target.client.clone(), &target.namespace, &target.pod, target.port) => opened,
+    };
+    let PodStream {
+        mut stream,
+        forwarder,
+        error,
+    } = match opened {
+        Ok(opened) => opened,
+        Err(e) => {
+            target.report(&crate::host::message_of(&kube_error(e)));
+            return;
+        }
+    };
+    tokio::select! {
+        // Either side ending ends the connection (a port-forward has no half-close).
+        _ = tokio::io::copy_bidirectional(&mut conn, &mut stream) => {}
+        _ = shutdown.wait_for(|stop| *stop) => {}
+    }
+    drop(stream);
+    drop(conn);
+    if let Some(message) = PodStream::finish(forwarder, error).await {
+        target.report(&message);
+    }
+}
+
+/// Tunnels from local ports to pods, registered as the `tunnel` namespace.
+#[export_module]
+pub mod tunnel_module {
+    use super::*;
+
+    /// Listens on `localhost:local_port` and forwards every connection to `remote_port` of pod
+    /// `pod` in namespace `ns` through the Kubernetes API (each connection its own port-forward
+    /// stream, many at once). `local_port` 0 picks a free port. Returns the handle
+    /// `#{id, local_port, namespace, pod, remote_port}`; the tunnel serves in the background
+    /// until `tunnel::wait` or `tunnel::close`.
+    ///
+    /// Errors: `invalid` with reason `in-use` (and `port`) when the local port is taken,
+    /// `invalid` for a bad port, `kubernetes` (reason `NotFound`) when the pod does not exist,
+    /// `unreachable` when the cluster cannot be reached.
+    ///
+    /// Example: `let t = tunnel::open("shop-prod", "db-0", 5432, 15432); print(t.local_port);`
+    #[rhai_fn(return_raw)]
+    pub fn open(
+        ctx: NativeCallContext,
+        ns: &str,
+        pod: &str,
+        remote_port: i64,
+        local_port: i64,
+    ) -> RhaiResult<Map> {
+        let remote = port_of(remote_port, "remote port", false)?;
+        let local = port_of(local_port, "local port", true)?;
+        let k = Cluster::of(&ctx)?;
+        let client = k.client.clone();
+        let listeners = k.run(async {
+            let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+            pods.get(pod).await.map_err(kube_error)?;
+            bind(local).await
+        })?;
+        let bound = listeners[0].local_addr().map(|a| a.port()).unwrap_or(local);
+        let signals_at_open = *signals().borrow();
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let target = Target {
+            client,
+            namespace: ns.to_string(),
+            pod: pod.to_string(),
+            port: remote,
+            reported: Arc::default(),
+        };
+        let task = k.host.runtime.spawn(serve(listeners, target, shutdown_rx));
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        with_tunnels(|t| {
+            t.insert(
+                id,
+                Tunnel {
+                    shutdown,
+                    task: Some(task),
+                    signals_at_open,
+                },
+            )
+        });
+        let mut handle = Map::new();
+        handle.insert("id".into(), Dynamic::from_int(id));
+        handle.insert("local_port".into(), Dynamic::from_int(bound.into()));
+        handle.insert("namespace".into(), ns.into());
+        handle.insert("pod".into(), pod.into());
+        handle.insert("remote_port".into(), Dynamic::from_int(remote.into()));
+        Ok(handle)
+    }
+
+    /// Serves the tunnel until Ctrl+C (SIGINT) or SIGTERM, then closes it (as `tunnel::close`)
+    /// and returns. A signal that arrived after `tunnel::open` counts, so a Ctrl+C just before
+    /// the wait is not lost. Returns at once for a closed tunnel.
+    ///
+    /// Example: `let t = tunnel::open(ns, "db-0", 5432, 5432); tunnel::wait(t); ui::step("Tunnel closed");`
+    #[rhai_fn(return_raw)]
+    pub fn wait(ctx: NativeCallContext, handle: Map) -> RhaiResult<()> {
+        let id = id_of(&handle)?;
+        let host = host::host(&ctx)?;
+        let Some(seen) = with_tunnels(|t| t.get(&id).map(|t| t.signals_at_open)) else {
+            return Ok(());
+        };
+        let mut signals = signals();
+        // What the script printed before waiting (`Press Ctrl+C…`) must be seen now.
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        host.block_on(async {
+            let _ = signals.wait_for(|count| *count > seen).await;
+        });
+        close_tunnel(&host, id);
+        Ok(())
+    }
+
+    /// Stops accepting connections, ends the ones still open and waits until they are gone.
+    /// Closing a closed tunnel does nothing.
+    ///
+    /// Example: `let t = tunnel::open(ns, "db-0", 5432, 0); /* … */ tunnel::close(t);`
+    #[rhai_fn(return_raw)]
+    pub fn close(ctx: NativeCallContext, handle: Map) -> RhaiResult<()> {
+        let id = id_of(&handle)?;
+        let host = host::host(&ctx)?;
+        close_tunnel(&host, id);
+        Ok(())
+    }
+}
+
+fn close_tunnel(host: &host::Host, id: i64) {
+    let task = with_tunnels(|t| {
+        t.get_mut(&id).and_then(|tunnel| {
+            let _ = tunnel.shutdown.send(true);
+            tunnel.task.take()
+        })
+    });
+    if let Some(task) = task {
+        host.block_on(async {
+            let _ = task.await;
+        });
+    }
+    // Deregistered only now: a signal during the close is still the tunnel's, not the end of
+    // the process.
+    with_tunnels(|t| t.remove(&id));
+}
