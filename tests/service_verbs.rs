@@ -473,3 +473,83 @@ fn bad_input_is_refused_and_nothing_is_created() {
     assert_eq!(listed.lines().count(), 2, "only cache: {listed}");
     assert!(sb.kubectl().run(&["get", "statefulset", "x"]).status.code() != Some(0));
 }
+
+/// A real PostgreSQL stands in for the service's pod: `service bind` creates each app's
+/// database inside it, once.
+#[test]
+fn bind_creates_each_apps_database_in_a_real_postgres() {
+    use base64::Engine as _;
+    let pg = crate::common::postgres::Postgres::start();
+    let sb = ServedSandbox::start();
+    ok(
+        &sb,
+        &["project", "create", "shop", "--environments", "test"],
+    );
+    fn with<'a>(args: &[&'a str]) -> Vec<&'a str> {
+        [args, &["--project", "shop", "--environment", "test"][..]].concat()
+    }
+    ok(&sb, &with(&["service", "add", "postgres", "--name", "db"]));
+    // The pod is the local server: its address, and the password it was set up with.
+    let k = sb.kubectl();
+    let forward = format!("sandbox.kipper.run/forward=5432=127.0.0.1:{}", pg.port);
+    k.ok(&["annotate", "pod", "db-0", "-n", "shop-test", &forward]);
+    let password =
+        base64::engine::general_purpose::STANDARD.encode(crate::common::postgres::PASSWORD);
+    let patch = format!(r#"{{"data":{{"password":"{password}"}}}}"#);
+    k.ok(&[
+        "patch",
+        "secret",
+        "db-credentials",
+        "-n",
+        "shop-test",
+        "-p",
+        &patch,
+    ]);
+
+    for app in ["api", "web-app"] {
+        ok(
+            &sb,
+            &with(&[
+                "app",
+                "deploy",
+                "--name",
+                app,
+                "--image",
+                "nginx:1.27",
+                "--port",
+                "80",
+            ]),
+        );
+    }
+    let bound = ok(&sb, &with(&["service", "bind", "db", "api"]));
+    assert_eq!(
+        bound,
+        "✔ Database api_test created\n✔ Bound db to api: DB_HOST, DB_NAME, DB_PASSWORD, DB_PORT, DB_USERNAME\n"
+    );
+    let bound = ok(&sb, &with(&["service", "bind", "db", "web-app"]));
+    assert!(
+        bound.starts_with("✔ Database web_app_test created\n"),
+        "{bound}"
+    );
+    let databases = pg.databases();
+    for name in ["api_test", "web_app_test"] {
+        assert!(
+            databases.iter().any(|d| d == name),
+            "{name} in {databases:?}"
+        );
+    }
+    let binding = k.json(&["get", "secret", "web-app-db-binding", "-n", "shop-test"]);
+    assert_eq!(decode(&binding, "DB_NAME"), "web_app_test");
+    assert_eq!(
+        decode(&binding, "DB_HOST"),
+        "db.shop-test.svc.cluster.local"
+    );
+
+    // Again: nothing created, nothing rolled; unbind leaves the database.
+    assert_eq!(
+        ok(&sb, &with(&["service", "bind", "db", "api"])),
+        "✔ db already bound to api\n"
+    );
+    ok(&sb, &with(&["service", "unbind", "db", "api"]));
+    assert!(pg.databases().iter().any(|d| d == "api_test"));
+}
