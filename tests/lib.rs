@@ -9,5 +9,6 @@ mod sandbox_kube;
 mod sandbox_kubectl;
 mod sandbox_portforward;
 mod service_verbs;
+mod shell;
 mod templates;
 mod verbs;
