@@ -134,3 +134,116 @@ fn a_failing_line_does_not_end_the_session() {
     assert_eq!(run.status.code(), Some(1), "a line failed: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// The interactive shell through a pseudo-terminal (`script`): a line is typed once the
+/// prompt shows, Tab completes a verb, its flag's value, and history is kept.
+#[test]
+fn interactive_on_a_terminal() {
+    use std::io::Read;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("no `script` (util-linux) on this machine: skipped");
+        return;
+    }
+    let sb = ServedSandbox::start();
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c"])
+        .arg(format!("{} shell", kip_bin()))
+        .arg("/dev/null")
+        .env("KIP_HOME", sb.kip_home())
+        .env("KUBECONFIG", sb.kubeconfig())
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm")
+        .env_remove("KIP_SCRIPTS")
+        .current_dir(sb.kip_home())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn script");
+    let seen = Arc::new(Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().expect("stdout");
+    let stdin = Arc::new(Mutex::new(child.stdin.take().expect("stdin")));
+    let reader = {
+        let seen = seen.clone();
+        let stdin = stdin.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let text = String::from_utf8_lossy(&buf[..n]).to_string();
+                // Answer the editor's cursor position queries as a terminal would, or it
+                // waits for each one.
+                for _ in 0..text.matches("\x1b[6n").count() {
+                    let _ = stdin.lock().expect("stdin").write_all(b"\x1b[1;1R");
+                }
+                seen.lock().expect("output").push_str(&text);
+            }
+        })
+    };
+    // Each new prompt starts with the editor asking where the cursor is; it is ready once the
+    // prompt is drawn after that.
+    let prompts = |seen: &Arc<Mutex<String>>| {
+        let seen = seen.lock().expect("output");
+        let queries = seen.matches("\x1b[6n").count();
+        let drawn = seen
+            .rsplit("\x1b[6n")
+            .next()
+            .is_some_and(|last| last.contains("kip> "));
+        if drawn {
+            queries
+        } else {
+            queries.saturating_sub(1)
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let lines: &[&[&str]] = &[
+        &["let n = 2\r"],
+        &["n * 21\r"],
+        &["ap\t", "li\t", "-o js\t", "\r"],
+        &["exit\r"],
+    ];
+    // Type a line once its prompt is ready.
+    let mut shown = 0;
+    for keys in lines {
+        while prompts(&seen) <= shown {
+            assert!(
+                Instant::now() < deadline,
+                "no prompt: {}",
+                seen.lock().expect("output")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        shown = prompts(&seen);
+        for key in *keys {
+            stdin
+                .lock()
+                .expect("stdin")
+                .write_all(key.as_bytes())
+                .expect("type");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the shell did not end: {}", seen.lock().expect("output"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = reader.join();
+    let output = seen.lock().expect("output").clone();
+    assert!(output.contains("42"), "{output}");
+    let history =
+        std::fs::read_to_string(sb.kip_home().join("shell_history")).expect("history file");
+    assert!(history.contains("let n = 2\n"), "{history}");
+    assert!(
+        history.contains("app list -o json"),
+        "Tab completed the verb and the flag's value: {history}"
+    );
+    assert!(output.contains("[]"), "app list -o json ran: {output}");
+}

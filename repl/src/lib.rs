@@ -287,6 +287,9 @@ fn interactive(shell: &mut Shell, options: &Options) -> i32 {
     let mut editor = Reedline::create()
         .with_completer(Box::new(shell.completer()))
         .with_menu(ReedlineMenu::EngineCompleter(Box::new(menu)))
+        // One candidate completes at once; several complete their common prefix first.
+        .with_quick_completions(true)
+        .with_partial_completions(true)
         .with_edit_mode(Box::new(Emacs::new(keybindings)))
         .with_validator(Box::new(RhaiValidator { commands }))
         .with_hinter(Box::new(DefaultHinter::default()))
