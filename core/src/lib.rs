@@ -236,6 +236,23 @@ fn register_kip_module(engine: &mut Engine, verbs: Arc<Verbs>) {
 mod tests {
     use super::*;
 
+    /// Shell lines share variables and functions; a failing line keeps what earlier lines
+    /// made, and its error points into the line.
+    #[test]
+    fn a_session_keeps_variables_and_functions() {
+        let kip = Kip::load(SearchPath::stdlib_only(), &Limits::CLI).unwrap();
+        let mut session = Session::default();
+        let mut eval = |code: &str| kip.eval_in_session(&mut session, "<shell>", code);
+        assert!(eval("let n = 2").unwrap().is_unit());
+        assert_eq!(eval("n * 21").unwrap().as_int().unwrap(), 42);
+        assert!(eval("fn double(x) { x * 2 }").unwrap().is_unit());
+        let err = eval("double(n) + missing").unwrap_err();
+        let at = err.location.expect("a position");
+        assert_eq!((at.source.as_str(), at.line, at.column), ("<shell>", 1, 13));
+        assert!(eval("let = ;").is_err(), "a syntax error");
+        assert_eq!(eval("double(n)").unwrap().as_int().unwrap(), 4);
+    }
+
     /// Two wrapped verbs at once on two threads (as server hooks will run them): each
     /// `kip::next` calls the declaration after its own verb's, whatever the other thread runs.
     #[test]
