@@ -4,6 +4,7 @@
 mod cluster;
 mod home;
 mod sandbox_cmd;
+mod shell_cmd;
 mod verb_cmd;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -41,6 +42,18 @@ enum Builtin {
         /// The expression, e.g. 'kip::version()'.
         expr: String,
     },
+    /// Run verbs and Rhai in one interactive session.
+    ///
+    /// Each line is a verb command line (`app list -o json`, `project use shop/test`) or, when
+    /// its first word is not a verb, Rhai (`let n = k8s::list("v1", "Namespace", "").len()`),
+    /// whose variables and functions live until the shell ends. `help` lists the verbs; Tab
+    /// completes verbs, flags and Rhai modules; history is kept in $KIP_HOME/shell_history;
+    /// `exit`, `quit` or Ctrl-D ends.
+    ///
+    /// With stdin not a terminal (`printf 'app list\nexit\n' | kip shell`) lines are read
+    /// one by one with no prompt; a failing line prints its error and the next one runs, and
+    /// kip exits 1 if any line failed, 0 otherwise.
+    Shell,
     /// Print a shell completion script.
     Completion {
         /// The shell to complete for.
@@ -49,7 +62,15 @@ enum Builtin {
 }
 
 /// Names verbs from scripts may not take.
-const RESERVED: &[&str] = &["sandbox", "verbs", "run", "eval", "completion", "help"];
+const RESERVED: &[&str] = &[
+    "sandbox",
+    "verbs",
+    "run",
+    "eval",
+    "shell",
+    "completion",
+    "help",
+];
 
 fn init_tracing() {
     // Libraries log what kip already reports as an error: by default keep them quiet.
@@ -103,6 +124,7 @@ fn main() {
             Builtin::Verbs => verb_cmd::list(&kip),
             Builtin::Run { file, args } => verb_cmd::run_file(&mut kip, &file, args),
             Builtin::Eval { expr } => verb_cmd::eval(&mut kip, &expr),
+            Builtin::Shell => shell_cmd::run(kip, RESERVED),
             Builtin::Completion { shell } => {
                 let mut root = root;
                 clap_complete::generate(shell, &mut root, "kip", &mut std::io::stdout());

@@ -9,7 +9,7 @@ use kip_core::{Kip, Limits, ScriptError, SearchPath};
 
 use crate::home::kip_home;
 
-type Failure = (i32, String);
+pub type Failure = (i32, String);
 
 /// The value of `--scripts DIR` (or `--scripts=DIR`) before clap runs: the verbs it adds are
 /// part of the command tree clap parses.
@@ -44,7 +44,7 @@ fn render(kip: &Kip, err: ScriptError) -> Failure {
 }
 
 /// The host builtins see: runtime, kip home, templates, terminal settings and the cluster.
-fn host(
+pub fn host(
     kip: &Kip,
     runtime: &tokio::runtime::Runtime,
     opts: &rhai::Map,
@@ -83,7 +83,7 @@ fn host(
     }))
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -9,6 +9,7 @@ mod sandbox_kube;
 mod sandbox_kubectl;
 mod sandbox_portforward;
 mod service_verbs;
+mod shell;
 mod templates;
 mod tunnel;
 mod verbs;

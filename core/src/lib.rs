@@ -10,7 +10,7 @@ pub mod verbs;
 
 use std::sync::Arc;
 
-use rhai::{CallFnOptions, Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Scope};
+use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Scope};
 
 pub use engine::Limits;
 pub use report::ScriptError;
@@ -116,6 +116,47 @@ impl Kip {
             .map_err(|e| ScriptError::runtime_in(&e, "<eval>"))
     }
 
+    /// Evaluates one line of an interactive session (`kip shell`) with the same engine, limits
+    /// and error reporting as `kip eval`. Variables (`let x = 5`) live on in `session.scope`
+    /// and functions (`fn double(x) { x * 2 }`) in the session, for later lines to use. `name`
+    /// is the source name errors point at (`<shell>`).
+    pub fn eval_in_session(
+        &self,
+        session: &mut Session,
+        name: &str,
+        code: &str,
+    ) -> Result<Dynamic, ScriptError> {
+        let script = search::Script {
+            stem: String::new(),
+            origin: search::Origin::File(name.into()),
+            source: code.to_string(),
+        };
+        let compiled = verbs::compile(&self.engine, &script)?;
+        let merged = session.functions.merge(&compiled);
+        // A line that defines a function keeps it even when its statements fail.
+        session.functions = merged.clone_functions_only();
+        self.engine
+            .eval_ast_with_scope::<Dynamic>(&mut session.scope, &merged)
+            .map_err(|e| ScriptError::runtime_in(&e, name))
+    }
+
+    /// The names Rhai code can call through a module (`k8s::list`, `tmpl::render`…), sorted,
+    /// for completion.
+    pub fn module_functions(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .engine
+            .gen_fn_signatures(false)
+            .into_iter()
+            .filter_map(|sig| {
+                let name = sig.split('(').next()?.trim();
+                name.contains("::").then(|| name.to_string())
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// The text of a script by the source name errors use, for printing the failing line.
     pub fn source_of(&self, name: &str) -> Option<String> {
         if let Some((_, source)) = stdlib::SCRIPTS.iter().find(|(n, _)| *n == name) {
@@ -123,6 +164,14 @@ impl Kip {
         }
         std::fs::read_to_string(name).ok()
     }
+}
+
+/// What earlier lines of an interactive session leave for later ones: their variables and
+/// functions.
+#[derive(Default)]
+pub struct Session {
+    pub scope: Scope<'static>,
+    functions: AST,
 }
 
 fn run_declaration(
@@ -186,6 +235,23 @@ fn register_kip_module(engine: &mut Engine, verbs: Arc<Verbs>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Shell lines share variables and functions; a failing line keeps what earlier lines
+    /// made, and its error points into the line.
+    #[test]
+    fn a_session_keeps_variables_and_functions() {
+        let kip = Kip::load(SearchPath::stdlib_only(), &Limits::CLI).unwrap();
+        let mut session = Session::default();
+        let mut eval = |code: &str| kip.eval_in_session(&mut session, "<shell>", code);
+        assert!(eval("let n = 2").unwrap().is_unit());
+        assert_eq!(eval("n * 21").unwrap().as_int().unwrap(), 42);
+        assert!(eval("fn double(x) { x * 2 }").unwrap().is_unit());
+        let err = eval("double(n) + missing").unwrap_err();
+        let at = err.location.expect("a position");
+        assert_eq!((at.source.as_str(), at.line, at.column), ("<shell>", 1, 13));
+        assert!(eval("let = ;").is_err(), "a syntax error");
+        assert_eq!(eval("double(n)").unwrap().as_int().unwrap(), 4);
+    }
 
     /// Two wrapped verbs at once on two threads (as server hooks will run them): each
     /// `kip::next` calls the declaration after its own verb's, whatever the other thread runs.

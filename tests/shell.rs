@@ -1,0 +1,249 @@
+//! `kip shell` through the real binary against a sandbox: lines piped into its stdin, as a
+//! script would drive it.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use crate::common::{ServedSandbox, kip_bin};
+
+/// Runs `kip shell` with `input` on its stdin.
+fn shell(sb: &ServedSandbox, input: &str) -> Output {
+    let mut child = Command::new(kip_bin())
+        .arg("shell")
+        .env("KIP_HOME", sb.kip_home())
+        .env("KUBECONFIG", sb.kubeconfig())
+        .env_remove("KIP_SCRIPTS")
+        .current_dir(sb.kip_home())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kip shell");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write the lines");
+    child.wait_with_output().expect("kip shell output")
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+#[test]
+fn verb_lines_run_like_the_cli() {
+    let sb = ServedSandbox::start();
+    let run = shell(
+        &sb,
+        "app deploy --name api --image 'ghcr.io/acme/api:latest' --port 3000 --env \"GREETING=hello world\"\n\
+         app list -o json\n\
+         app delete api\n\
+         help\n\
+         app deploy --help\n\
+         exit\n",
+    );
+    let (stdout, stderr) = (out(&run), err(&run));
+    assert!(
+        stdout.starts_with("Deploying api...\n✔ Deployment created\n"),
+        "{stdout}\n{stderr}"
+    );
+    // `app list -o json` printed the app as the CLI does.
+    let json_start = stdout.find("[\n").expect("a JSON array");
+    let json_end = stdout[json_start..].find("\n]").expect("its end") + json_start + 2;
+    let apps: serde_json::Value =
+        serde_json::from_str(&stdout[json_start..json_end]).expect("JSON");
+    assert_eq!(apps[0]["name"], "api", "{apps}");
+    // A destructive verb without --yes and without a terminal is refused, as by the CLI, and
+    // the session goes on.
+    assert!(
+        stderr.contains("pass --yes to confirm"),
+        "{stderr}\n{stdout}"
+    );
+    assert!(stdout.contains("Verbs:\n"), "{stdout}");
+    assert!(stdout.contains("  app deploy"), "{stdout}");
+    assert!(stdout.contains("Usage: kip app deploy"), "{stdout}");
+    // The refused delete makes the session fail.
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+
+    let k = sb.kubectl();
+    let deployment = k.json(&["get", "deployment", "api"]);
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "ghcr.io/acme/api:latest");
+    assert!(
+        container["env"]
+            .as_array()
+            .expect("env")
+            .iter()
+            .any(|e| e["name"] == "GREETING" && e["value"] == "hello world"),
+        "the quoted value stays one word: {container}"
+    );
+}
+
+#[test]
+fn rhai_lines_share_one_scope() {
+    let sb = ServedSandbox::start();
+    let run = shell(
+        &sb,
+        "let n = 2\n\
+         n * 21\n\
+         fn double(x) {\n\
+             x * 2\n\
+         }\n\
+         double(n)\n\
+         k8s::list(\"v1\", \"Namespace\", \"\").map(|ns| ns.metadata.name).contains(\"default\")\n",
+    );
+    assert_eq!(out(&run), "42\n4\ntrue\n", "{}", err(&run));
+    // The end of the input ends the shell; no line failed.
+    assert_eq!(run.status.code(), Some(0), "{}", err(&run));
+}
+
+#[test]
+fn a_failing_line_does_not_end_the_session() {
+    let sb = ServedSandbox::start();
+    let run = shell(
+        &sb,
+        "app list --nope\n\
+         1 + undefined_var\n\
+         app deploy --name 'api\n\
+         let still = \"here\"\n\
+         still\n\
+         app list\n\
+         quit\n\
+         still\n",
+    );
+    let (stdout, stderr) = (out(&run), err(&run));
+    assert!(
+        stderr.contains("error: unexpected argument '--nope' found"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("error: Variable not found: undefined_var\n  --> <shell>:1:5\n"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 | 1 + undefined_var"), "{stderr}");
+    assert!(stderr.contains("unclosed quote"), "{stderr}");
+    // The lines after the errors ran; the one after `quit` did not.
+    assert_eq!(stdout.matches("here").count(), 1, "{stdout}");
+    assert!(stdout.contains("NAME"), "app list ran: {stdout}");
+    assert_eq!(run.status.code(), Some(1), "a line failed: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// The interactive shell through a pseudo-terminal (`script`): a line is typed once the
+/// prompt shows, Tab completes a verb, its flag's value, and history is kept.
+#[test]
+fn interactive_on_a_terminal() {
+    use std::io::Read;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("no `script` (util-linux) on this machine: skipped");
+        return;
+    }
+    let sb = ServedSandbox::start();
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c"])
+        .arg(format!("{} shell", kip_bin()))
+        .arg("/dev/null")
+        .env("KIP_HOME", sb.kip_home())
+        .env("KUBECONFIG", sb.kubeconfig())
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm")
+        .env_remove("KIP_SCRIPTS")
+        .current_dir(sb.kip_home())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn script");
+    let seen = Arc::new(Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().expect("stdout");
+    let stdin = Arc::new(Mutex::new(child.stdin.take().expect("stdin")));
+    let reader = {
+        let seen = seen.clone();
+        let stdin = stdin.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let text = String::from_utf8_lossy(&buf[..n]).to_string();
+                // Answer the editor's cursor position queries as a terminal would, or it
+                // waits for each one.
+                for _ in 0..text.matches("\x1b[6n").count() {
+                    let _ = stdin.lock().expect("stdin").write_all(b"\x1b[1;1R");
+                }
+                seen.lock().expect("output").push_str(&text);
+            }
+        })
+    };
+    // Each new prompt starts with the editor asking where the cursor is; it is ready once the
+    // prompt is drawn after that.
+    let prompts = |seen: &Arc<Mutex<String>>| {
+        let seen = seen.lock().expect("output");
+        let queries = seen.matches("\x1b[6n").count();
+        let drawn = seen
+            .rsplit("\x1b[6n")
+            .next()
+            .is_some_and(|last| last.contains("kip> "));
+        if drawn {
+            queries
+        } else {
+            queries.saturating_sub(1)
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let lines: &[&[&str]] = &[
+        &["let n = 2\r"],
+        &["n * 21\r"],
+        &["ap\t", "li\t", "-o js\t", "\r"],
+        &["exit\r"],
+    ];
+    // Type a line once its prompt is ready.
+    let mut shown = 0;
+    for keys in lines {
+        while prompts(&seen) <= shown {
+            assert!(
+                Instant::now() < deadline,
+                "no prompt: {}",
+                seen.lock().expect("output")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        shown = prompts(&seen);
+        for key in *keys {
+            stdin
+                .lock()
+                .expect("stdin")
+                .write_all(key.as_bytes())
+                .expect("type");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the shell did not end: {}", seen.lock().expect("output"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = reader.join();
+    let output = seen.lock().expect("output").clone();
+    assert!(output.contains("42"), "{output}");
+    let history =
+        std::fs::read_to_string(sb.kip_home().join("shell_history")).expect("history file");
+    assert!(history.contains("let n = 2\n"), "{history}");
+    assert!(
+        history.contains("app list -o json"),
+        "Tab completed the verb and the flag's value: {history}"
+    );
+    assert!(output.contains("[]"), "app list -o json ran: {output}");
+}
