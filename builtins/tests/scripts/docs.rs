@@ -9,7 +9,7 @@ fn every_builtin_is_documented() {
     let json = kit.engine.gen_fn_metadata_to_json(false).unwrap();
     let metadata: serde_json::Value = serde_json::from_str(&json).unwrap();
     let mut seen = 0;
-    for module in ["k8s", "tmpl", "ui", "crypto", "config", "gateway"] {
+    for module in ["k8s", "ssh", "tmpl", "ui", "crypto", "config", "gateway"] {
         let functions = metadata["modules"][module]["functions"]
             .as_array()
             .unwrap_or_else(|| panic!("module {module} is not registered: {json}"));
@@ -42,6 +42,7 @@ fn signatures() {
         .filter(|sig| {
             [
                 "k8s::",
+                "ssh::",
                 "tmpl::",
                 "ui::",
                 "crypto::",
