@@ -51,7 +51,8 @@ struct Inner {
 }
 
 impl Session {
-    fn target(&self) -> String {
+    /// `user@host:port`.
+    pub fn target(&self) -> String {
         format!("{}@{}", self.0.user, host_port(&self.0.host, self.0.port))
     }
 
@@ -625,7 +626,23 @@ async fn authenticate(
     }
 }
 
-fn connect(host: &Host, opts: ConnectOptions) -> RhaiResult<Session> {
+/// `ssh::connect` with the terminal given: the host-key question is written to `out` and its
+/// answer read from `input` (when `host.ui.interactive`). Rust callers and tests use this one.
+pub fn connect_with_terminal(
+    host: &Host,
+    opts: &Map,
+    input: &mut dyn std::io::BufRead,
+    out: &mut dyn std::io::Write,
+) -> RhaiResult<Session> {
+    connect(host, ConnectOptions::parse(opts)?, input, out)
+}
+
+fn connect(
+    host: &Host,
+    opts: ConnectOptions,
+    input: &mut dyn std::io::BufRead,
+    out: &mut dyn std::io::Write,
+) -> RhaiResult<Session> {
     let known_hosts_path = host.kip_home.join("known_hosts");
     let credentials = credentials(&opts, &host.ui)?;
     let timed_out = || {
@@ -673,8 +690,8 @@ fn connect(host: &Host, opts: ConnectOptions) -> RhaiResult<Session> {
                 "trust the host key",
                 &question,
                 crate::ui::Expect::Yes,
-                &mut std::io::stdin().lock(),
-                &mut std::io::stderr(),
+                input,
+                out,
             )?;
             if !trusted {
                 return Err(host_key_error(format!(
@@ -1150,7 +1167,13 @@ pub mod ssh_module {
     #[rhai_fn(return_raw)]
     pub fn connect(ctx: NativeCallContext, opts: Map) -> RhaiResult<SshSession> {
         let options = ConnectOptions::parse(&opts)?;
-        super::connect(&*host_of(&ctx)?, options)
+        let mut stdin = std::io::stdin().lock();
+        super::connect(
+            &*host_of(&ctx)?,
+            options,
+            &mut stdin,
+            &mut std::io::stderr(),
+        )
     }
 
     /// Runs `command` (through the login shell of the user) and returns

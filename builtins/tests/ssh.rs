@@ -23,11 +23,16 @@ struct Fixture {
     sshd: Sshd,
     home: tempfile::TempDir,
     engine: Engine,
+    host: Arc<Host>,
     _runtime: tokio::runtime::Runtime,
 }
 
 impl Fixture {
     fn new() -> Fixture {
+        Fixture::with_ui(UiSettings::default())
+    }
+
+    fn with_ui(ui: UiSettings) -> Fixture {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -38,17 +43,19 @@ impl Fixture {
             runtime: runtime.handle().clone(),
             kip_home: home.path().to_path_buf(),
             templates: Arc::new(NoTemplates),
-            ui: UiSettings::default(),
+            ui,
             cluster_name: "sandbox".into(),
             unreachable_hint: String::new(),
             client: Arc::new(|| Err("no cluster in ssh tests".to_owned())),
         };
+        let host = Arc::new(host);
         let mut engine = Engine::new();
-        builtins::register_all(&mut engine, Arc::new(host));
+        builtins::register_all(&mut engine, host.clone());
         Fixture {
             sshd: Sshd::start(),
             home,
             engine,
+            host,
             _runtime: runtime,
         }
     }
@@ -226,6 +233,71 @@ fn an_unknown_host_key_without_a_terminal_is_refused_and_nothing_recorded() {
         ],
     );
     assert!(!f.known_hosts().exists(), "known_hosts was written");
+}
+
+#[test]
+fn on_a_terminal_an_unknown_host_key_is_asked_about() {
+    let f = Fixture::with_ui(UiSettings {
+        interactive: true,
+        // `--yes` answers confirmations, not whether to trust a host.
+        yes: true,
+        ..UiSettings::default()
+    });
+    let mut opts = Map::new();
+    opts.insert("host".into(), "127.0.0.1".into());
+    opts.insert("port".into(), Dynamic::from(i64::from(f.sshd.port)));
+    opts.insert(
+        "key".into(),
+        f.sshd.client_key().display().to_string().into(),
+    );
+    let fingerprint = sshd::fingerprint(&f.sshd.host_public_key());
+
+    let mut asked = Vec::new();
+    let err = match builtins::ssh::connect_with_terminal(
+        &f.host,
+        &opts,
+        &mut std::io::Cursor::new("n\n"),
+        &mut asked,
+    ) {
+        Ok(session) => panic!("connected to {} though declined", session.target()),
+        Err(err) => error_map(*err),
+    };
+    let question = String::from_utf8(asked).unwrap();
+    assert_contains(
+        &question,
+        &[
+            &format!("The authenticity of host [127.0.0.1]:{}", f.sshd.port),
+            &fingerprint,
+            "[y/N]",
+        ],
+    );
+    assert_eq!(text(&err, "kind"), "host-key");
+    assert_contains(&text(&err, "message"), &["not trusted", "recorded nothing"]);
+    assert!(!f.known_hosts().exists(), "known_hosts was written");
+
+    let mut asked = Vec::new();
+    let session = builtins::ssh::connect_with_terminal(
+        &f.host,
+        &opts,
+        &mut std::io::Cursor::new("yes\n"),
+        &mut asked,
+    )
+    .unwrap_or_else(|err| panic!("trusted, yet: {err}"));
+    assert_eq!(session.target(), format!("root@127.0.0.1:{}", f.sshd.port));
+    assert!(!asked.is_empty());
+    assert_contains(
+        &std::fs::read_to_string(f.known_hosts()).unwrap(),
+        &[&format!("[127.0.0.1]:{} ssh-ed25519 ", f.sshd.port)],
+    );
+    // Known now: not asked again.
+    let mut asked = Vec::new();
+    builtins::ssh::connect_with_terminal(&f.host, &opts, &mut std::io::Cursor::new(""), &mut asked)
+        .unwrap_or_else(|err| panic!("known, yet: {err}"));
+    assert!(
+        asked.is_empty(),
+        "asked again: {}",
+        String::from_utf8_lossy(&asked)
+    );
 }
 
 #[test]
