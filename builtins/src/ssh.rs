@@ -449,15 +449,22 @@ async fn connect_once(
     accept: bool,
 ) -> Result<Handle<Client>, Refusal> {
     let name = known_hosts::host_pattern(&opts.host, opts.port);
-    let mut addresses = tokio::net::lookup_host((opts.host.as_str(), opts.port))
+    let addresses = tokio::net::lookup_host((opts.host.as_str(), opts.port))
         .await
         .map_err(|err| unreachable(opts, format!("cannot resolve {}: {err}", opts.host)))?;
-    let address = addresses
-        .next()
-        .ok_or_else(|| unreachable(opts, format!("{} has no address", opts.host)))?;
-    let stream = tokio::net::TcpStream::connect(address)
-        .await
-        .map_err(|err| unreachable(opts, err))?;
+    // Each address in turn (a name may have IPv6 and IPv4 ones); the last error tells why.
+    let mut last_error = format!("{} has no address", opts.host);
+    let mut connected = None;
+    for address in addresses {
+        match tokio::net::TcpStream::connect(address).await {
+            Ok(stream) => {
+                connected = Some(stream);
+                break;
+            }
+            Err(err) => last_error = err.to_string(),
+        }
+    }
+    let stream = connected.ok_or_else(|| unreachable(opts, last_error))?;
     let _ = stream.set_nodelay(true);
 
     let mut config = client::Config {
@@ -876,6 +883,13 @@ async fn pump(
                 output.signal = Some(format!("{signal_name:?}"));
                 exit_seen = true;
             }
+            // The server refused the exec request itself (it closes nothing then).
+            ChannelMsg::Failure if !exit_seen => {
+                output
+                    .stderr
+                    .extend_from_slice(b"the server refused to run the command\n");
+                break;
+            }
             ChannelMsg::Close => break,
             _ => {}
         }
@@ -1091,7 +1105,39 @@ fn upload(
         stdin: Some(bytes),
         timeout: None,
     };
-    run_checked(host, session, &command, &exec).map(|_| ())
+    let output = execute(host, session, &command, &exec, Mode::Collect)?;
+    file_result(session, "write", remote_path, output).map(|_| ())
+}
+
+/// The output of a file transfer command, or the `ssh` error naming the file.
+fn file_result(
+    session: &Session,
+    verb: &str,
+    remote_path: &str,
+    output: Output,
+) -> RhaiResult<Output> {
+    if output.status == 0 && output.signal.is_none() {
+        return Ok(output);
+    }
+    let mut map = Map::new();
+    let stderr = tail(&output.stderr);
+    map.insert("kind".into(), "ssh".into());
+    map.insert(
+        "message".into(),
+        format!(
+            "cannot {verb} {remote_path} on {}: {}",
+            session.target(),
+            if stderr.is_empty() {
+                format!("status {}", output.status)
+            } else {
+                stderr.clone()
+            }
+        )
+        .into(),
+    );
+    map.insert("status".into(), output.status.into());
+    map.insert("stderr".into(), stderr.into());
+    Err(host::error_map(map))
 }
 
 fn download(
@@ -1107,7 +1153,8 @@ fn download(
         timeout: None,
     };
     let command = format!("cat -- {}", shell_quote(remote_path));
-    run_checked(host, session, &command, &exec).map(|output| output.stdout)
+    let output = execute(host, session, &command, &exec, Mode::Collect)?;
+    file_result(session, "read", remote_path, output).map(|output| output.stdout)
 }
 
 fn read_local(path: &str) -> RhaiResult<Vec<u8>> {

@@ -173,7 +173,13 @@ fn upload_then_download_round_trips_bytes_and_mode() {
     let remote = tempfile::tempdir().unwrap();
     let remote = remote.path().display();
     let local = tempfile::tempdir().unwrap();
-    let all_bytes: Vec<u8> = (0..=255u8).chain((0..=255u8).rev()).collect();
+    // Every byte value, then 3 MiB more, so both directions cross many SSH windows.
+    let mut all_bytes: Vec<u8> = (0..=255u8).chain((0..=255u8).rev()).collect();
+    let mut x: u32 = 1;
+    all_bytes.extend((0..3 << 20).map(|_| {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        (x >> 16) as u8
+    }));
     let source = local.path().join("bytes.bin");
     std::fs::write(&source, &all_bytes).unwrap();
     let copy = local.path().join("copy.bin");
@@ -214,7 +220,25 @@ fn upload_then_download_round_trips_bytes_and_mode() {
         f.connect("root")
     ));
     assert_eq!(text(&err, "kind"), "ssh");
-    assert_contains(&text(&err, "message"), &["missing", "No such file"]);
+    assert_contains(
+        &text(&err, "message"),
+        &[
+            &format!("cannot read {remote}/missing on root@"),
+            "No such file",
+        ],
+    );
+    let err = f.fail(&format!(
+        r#"let s = {}; ssh::upload(s, "x", "{remote}/no/such/folder/file", 0o644)"#,
+        f.connect("root")
+    ));
+    assert_eq!(text(&err, "kind"), "ssh");
+    assert_contains(
+        &text(&err, "message"),
+        &[
+            &format!("cannot write {remote}/no/such/folder/file on root@"),
+            "No such file",
+        ],
+    );
 }
 
 #[test]
