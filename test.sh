@@ -20,6 +20,11 @@ fi
 if ! command -v psql >/dev/null 2>&1; then need_apt+=(postgresql-client); fi
 if ! command -v redis-server >/dev/null 2>&1; then need_apt+=(redis-server); fi
 if ! command -v redis-cli >/dev/null 2>&1; then need_apt+=(redis-tools); fi
+# The ssh builtins are tested against a real OpenSSH server the tests start on loopback with
+# throwaway keys made by ssh-keygen; sudo is tested through the real sudo.
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
+command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
+command -v sudo >/dev/null 2>&1 || need_apt+=(sudo)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test.sh: installing ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
@@ -33,6 +38,19 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
   apt-get install -y -q -qq --no-install-recommends "${need_apt[@]}" >/dev/null
   if [ -n "$no_start" ]; then rm -f "$no_start"; fi
+fi
+# Two users the ssh tests log in as: kiptest may sudo without a password, kipnosudo may not.
+# The password field `*` leaves them unable to log in with a password but not "locked", which
+# sshd would refuse even for keys.
+for user in kiptest kipnosudo; do
+  if ! id -u "$user" >/dev/null 2>&1; then
+    useradd --create-home --shell /bin/sh --password '*' "$user"
+  fi
+done
+if [ ! -f /etc/sudoers.d/kiptest ]; then
+  echo 'kiptest ALL=(ALL) NOPASSWD:ALL' >/etc/sudoers.d/kiptest.tmp
+  chmod 0440 /etc/sudoers.d/kiptest.tmp
+  mv /etc/sudoers.d/kiptest.tmp /etc/sudoers.d/kiptest
 fi
 
 export INSTA_UPDATE=no

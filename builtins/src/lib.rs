@@ -1,5 +1,5 @@
 //! The Rust primitives kip exposes to Rhai, one module per domain, registered as static
-//! namespaces (`k8s::apply(obj)`, `tmpl::render(name, ctx)`, `ui::step(msg)`…).
+//! namespaces (`k8s::apply(obj)`, `ssh::run(session, cmd)`, `tmpl::render(name, ctx)`, `ui::step(msg)`…).
 //!
 //! Builtins say *what* failed; the engine says *where*. A fallible builtin returns
 //! `Result<_, Box<EvalAltResult>>` whose error value is a map (`kind`, `message`, and for
@@ -12,6 +12,8 @@ pub mod host;
 pub mod k8s;
 pub mod k8s_kinds;
 pub mod pg;
+pub mod ssh;
+pub mod ssh_known_hosts;
 pub mod tmpl;
 pub mod tunnel;
 pub mod ui;
@@ -30,6 +32,7 @@ pub fn register_all(engine: &mut Engine, host: std::sync::Arc<Host>) {
 /// Registers the builtin modules; the host can be set later with [`set_host`].
 pub fn register_modules(engine: &mut Engine) {
     engine.register_static_module("k8s", rhai::exported_module!(k8s::k8s_module).into());
+    engine.register_static_module("ssh", rhai::exported_module!(ssh::ssh_module).into());
     engine.register_static_module("tmpl", rhai::exported_module!(tmpl::tmpl_module).into());
     engine.register_static_module("ui", rhai::exported_module!(ui::ui_module).into());
     engine.register_static_module(

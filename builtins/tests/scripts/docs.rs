@@ -10,7 +10,7 @@ fn every_builtin_is_documented() {
     let metadata: serde_json::Value = serde_json::from_str(&json).unwrap();
     let mut seen = 0;
     for module in [
-        "k8s", "tmpl", "ui", "crypto", "config", "gateway", "tunnel", "pg",
+        "k8s", "ssh", "tmpl", "ui", "crypto", "config", "gateway", "tunnel", "pg",
     ] {
         let functions = metadata["modules"][module]["functions"]
             .as_array()
@@ -44,6 +44,7 @@ fn signatures() {
         .filter(|sig| {
             [
                 "k8s::",
+                "ssh::",
                 "tmpl::",
                 "ui::",
                 "crypto::",
