@@ -22,3 +22,5 @@ pub mod registry;
 pub mod serve;
 #[cfg(feature = "server")]
 pub mod tls;
+#[cfg(feature = "server")]
+pub mod workers;

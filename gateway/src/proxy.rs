@@ -77,7 +77,7 @@ pub struct Proxy {
     domain: String,
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
-    client: Client<HttpsConnector<HttpConnector>, Incoming>,
+    client: Client<Connector, Incoming>,
     response_timeout: Duration,
 }
 
@@ -96,22 +96,33 @@ fn backend_tls() -> Result<rustls::ClientConfig, String> {
     Ok(builder.with_root_certificates(roots).with_no_client_auth())
 }
 
+/// How the gateway connects to clusters (plain or TLS, with timeouts); built once and shared
+/// by every worker's pool, since loading the system roots is slow.
+pub type Connector = HttpsConnector<HttpConnector>;
+
+/// The connector every worker's [`Proxy`] clones.
+pub fn connector(config: &Config) -> Result<Connector, String> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(config.connect_timeout));
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(backend_tls()?)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http))
+}
+
 impl Proxy {
+    /// A proxy with its own pool of cluster connections (one per worker thread, so a pooled
+    /// connection is only ever used by the thread that opened it).
     pub fn new(
         config: &Config,
+        connector: Connector,
         domain: String,
         registry: Arc<Registry>,
         metrics: Arc<Metrics>,
-    ) -> Result<Proxy, String> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(config.connect_timeout));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(backend_tls()?)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+    ) -> Proxy {
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
@@ -119,14 +130,14 @@ impl Proxy {
             // Bounds the read buffer per cluster connection (hyper's default grows to ~400 KiB);
             // large bodies stream through in 64 KiB pieces instead of inflating memory.
             .http1_max_buf_size(64 * 1024)
-            .build(https);
-        Ok(Proxy {
+            .build(connector);
+        Proxy {
             domain,
             registry,
             metrics,
             client,
             response_timeout: config.response_timeout,
-        })
+        }
     }
 
     /// The cluster a request is for, or the page to answer with.
