@@ -15,17 +15,17 @@ use bytes::Bytes;
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
-use hyper::http::uri::{PathAndQuery, Scheme};
+use hyper::http::uri::PathAndQuery;
 use hyper::{Request, Response, StatusCode, Uri, Version};
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tracing::debug;
 
 use crate::config::Config;
 use crate::host::{self, HostError};
 use crate::metrics::{Metrics, Refusal};
+use crate::pool::Pool;
 use crate::registry::{Backend, Registry};
 use crate::serve::Handler;
 
@@ -77,7 +77,7 @@ pub struct Proxy {
     domain: String,
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
-    client: Client<Connector, Incoming>,
+    pool: Pool,
     response_timeout: Duration,
 }
 
@@ -123,21 +123,21 @@ impl Proxy {
         registry: Arc<Registry>,
         metrics: Arc<Metrics>,
     ) -> Proxy {
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(config.pool_idle_timeout)
-            // Bounds the read buffer per cluster connection (hyper's default grows to ~400 KiB);
-            // large bodies stream through in 64 KiB pieces instead of inflating memory.
-            .http1_max_buf_size(64 * 1024)
-            .build(connector);
+        // 64 KiB read buffer per cluster connection: see `Pool::connect`.
+        let pool = Pool::new(connector, config.pool_idle_timeout, 64 * 1024);
         Proxy {
             domain,
             registry,
             metrics,
-            client,
+            pool,
             response_timeout: config.response_timeout,
         }
+    }
+
+    /// Forgets closed cluster connections and closes those idle too long (called every
+    /// second by the worker).
+    pub fn sweep_pool(&self) {
+        self.pool.sweep();
     }
 
     /// The cluster a request is for, or the page to answer with.
@@ -188,26 +188,15 @@ impl Proxy {
         let upgrade = req.version() == Version::HTTP_11 && wants_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
-        let path = req
-            .uri()
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let scheme = if backend.tls {
-            Scheme::HTTPS
-        } else {
-            Scheme::HTTP
-        };
-        let uri = Uri::builder()
-            .scheme(scheme)
-            .authority(backend.authority.clone())
-            .path_and_query(path)
-            .build();
-        let Ok(uri) = uri else {
-            self.metrics.refuse(Refusal::BadHost);
-            return page(StatusCode::BAD_REQUEST, PAGE_400);
-        };
-        *req.uri_mut() = uri;
+        // Clusters get origin-form (`/path?query`), whatever form the client used.
+        if req.uri().scheme().is_some() || req.uri().authority().is_some() {
+            let path = req
+                .uri()
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/"));
+            *req.uri_mut() = Uri::from(path);
+        }
         *req.version_mut() = Version::HTTP_11;
         let headers = req.headers_mut();
         strip_hop_by_hop(headers, upgrade);
@@ -215,19 +204,23 @@ impl Proxy {
         headers.insert(X_FORWARDED_HOST, host_value.clone());
         headers.insert(header::HOST, host_value);
 
-        let response =
-            match tokio::time::timeout(self.response_timeout, self.client.request(req)).await {
-                Ok(Ok(response)) => response,
-                Ok(Err(err)) => {
-                    debug!(cluster = %backend.id, "backend failed: {err:?}");
-                    self.metrics.refuse(Refusal::BadGateway);
-                    return page(StatusCode::BAD_GATEWAY, PAGE_502);
-                }
-                Err(_) => {
-                    self.metrics.refuse(Refusal::Timeout);
-                    return page(StatusCode::GATEWAY_TIMEOUT, PAGE_504);
-                }
-            };
+        let response = match tokio::time::timeout(
+            self.response_timeout,
+            self.pool.send(&backend, req),
+        )
+        .await
+        {
+            Ok(Ok(response)) => response,
+            Ok(Err(err)) => {
+                debug!(cluster = %backend.id, "backend failed: {err}");
+                self.metrics.refuse(Refusal::BadGateway);
+                return page(StatusCode::BAD_GATEWAY, PAGE_502);
+            }
+            Err(_) => {
+                self.metrics.refuse(Refusal::Timeout);
+                return page(StatusCode::GATEWAY_TIMEOUT, PAGE_504);
+            }
+        };
         let mut response = response;
         let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         match (switching, client_upgrade) {
