@@ -6,9 +6,10 @@
 //! Transfer-Encoding and Content-Length is read as chunked and its connection closed), and
 //! because the cluster gets a request re-framed by us, never the client's bytes.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -26,7 +27,7 @@ use crate::config::Config;
 use crate::host::{self, HostError};
 use crate::metrics::{Metrics, Refusal};
 use crate::pool::Pool;
-use crate::registry::{Backend, Registry};
+use crate::registry::{Backend, Map, Registry};
 use crate::serve::Handler;
 
 /// Every response body: a cluster's streamed body or one of the gateway's own short pages.
@@ -78,6 +79,10 @@ pub struct Proxy {
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
     pool: Pool,
+    /// This worker's snapshot of the registry and its generation. Routing reads it instead of
+    /// the registry's lock, whose counter every worker would otherwise bounce between cores
+    /// on every request; a registry change is seen on the next request.
+    view: Mutex<(u64, Arc<Map>)>,
     response_timeout: Duration,
 }
 
@@ -125,8 +130,10 @@ impl Proxy {
     ) -> Proxy {
         // 64 KiB read buffer per cluster connection: see `Pool::connect`.
         let pool = Pool::new(connector, config.pool_idle_timeout, 64 * 1024);
+        let view = Mutex::new((registry.generation(), registry.snapshot()));
         Proxy {
             domain,
+            view,
             registry,
             metrics,
             pool,
@@ -134,10 +141,22 @@ impl Proxy {
         }
     }
 
-    /// Forgets closed cluster connections and closes those idle too long (called every
-    /// second by the worker).
-    pub fn sweep_pool(&self) {
+    /// Housekeeping the worker runs every second: forgets closed cluster connections, closes
+    /// those idle too long, and lets go of an outdated registry snapshot even without traffic.
+    pub fn tick(&self) {
         self.pool.sweep();
+        drop(self.view());
+    }
+
+    /// The worker's registry snapshot, renewed first if the registry changed.
+    fn view(&self) -> std::sync::MutexGuard<'_, (u64, Arc<Map>)> {
+        let generation = self.registry.generation();
+        // Only this worker's thread locks it: never contended. A panic cannot leave it torn.
+        let mut view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
+        if view.0 != generation {
+            *view = (generation, self.registry.snapshot());
+        }
+        view
     }
 
     /// The cluster a request is for, or the page to answer with.
@@ -152,8 +171,9 @@ impl Proxy {
                 (StatusCode::BAD_REQUEST, PAGE_400)
             }
         })?;
-        host::split(&label, |name| self.registry.contains(name))
-            .and_then(|split| self.registry.get(split.cluster))
+        let view = self.view();
+        host::split(&label, |name| view.1.contains_key(name))
+            .and_then(|split| view.1.get(split.cluster).cloned())
             .ok_or_else(|| {
                 self.metrics.refuse(Refusal::UnknownHost);
                 (StatusCode::NOT_FOUND, PAGE_404)
@@ -301,18 +321,29 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
 
 /// Appends the client to `X-Forwarded-For` and sets `X-Forwarded-Proto`.
 fn add_forwarded(headers: &mut HeaderMap, peer: SocketAddr, secure: bool) {
-    let ip = peer.ip().to_string();
-    let prior: Vec<&str> = headers
-        .get_all(&X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let value = if prior.is_empty() {
-        HeaderValue::from_str(&ip)
-    } else {
-        HeaderValue::from_str(&format!("{}, {ip}", prior.join(", ")))
+    // The common case, no `X-Forwarded-For` yet: the address is formatted on the stack (the
+    // longest IPv6 text is 45 bytes), so the header value is the request's one allocation.
+    let mut buf = [0u8; 64];
+    let ip = {
+        let mut cursor = std::io::Cursor::new(&mut buf[..]);
+        let _ = write!(cursor, "{}", peer.ip());
+        let len = usize::try_from(cursor.position()).unwrap_or(0);
+        &buf[..len]
     };
-    headers.remove(&X_FORWARDED_FOR);
+    let value = match headers.get_all(&X_FORWARDED_FOR).iter().next() {
+        None => HeaderValue::from_bytes(ip),
+        Some(_) => {
+            let prior: Vec<&[u8]> = headers
+                .get_all(&X_FORWARDED_FOR)
+                .iter()
+                .map(HeaderValue::as_bytes)
+                .collect();
+            let mut joined = prior.join(&b", "[..]);
+            joined.extend_from_slice(b", ");
+            joined.extend_from_slice(ip);
+            HeaderValue::from_bytes(&joined)
+        }
+    };
     if let Ok(value) = value {
         headers.insert(X_FORWARDED_FOR, value);
     }

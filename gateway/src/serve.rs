@@ -296,7 +296,9 @@ pub async fn start(config: Config) -> Result<Started, String> {
     let domain = host::normalize_domain(&config.domain)?;
     let admin_token = read_admin_token(&config.admin_token_file)?;
     let registry = Arc::new(registry::Registry::open(&config.registry, config.init)?);
-    let metrics = Arc::new(metrics::Metrics::default());
+    let count = worker_count(&config);
+    // Shard 0 for this thread (admin API), one per worker.
+    let metrics = Arc::new(metrics::Metrics::new(count + 1));
     let limits = Limits {
         header_timeout: config.header_timeout,
         idle_timeout: config.idle_timeout,
@@ -317,7 +319,6 @@ pub async fn start(config: Config) -> Result<Started, String> {
         _ => None,
     };
 
-    let count = worker_count(&config);
     let http = workers::bind_shared("HTTP", config.listen, count)?;
     let admin_listener = bind("the admin API", config.admin_listen).await?;
     let mut started = Started {

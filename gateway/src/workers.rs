@@ -70,7 +70,7 @@ async fn heartbeat(proxy: Arc<Proxy>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        proxy.sweep_pool();
+        proxy.tick();
     }
 }
 
@@ -89,14 +89,16 @@ pub fn spawn(index: usize, worker: Worker) -> Result<(), String> {
     let (ready, started) = mpsc::sync_channel::<Result<(), String>>(1);
     std::thread::Builder::new()
         .name(format!("kip-gateway-{index}"))
-        .spawn(move || run(worker, ready))
+        .spawn(move || run(index, worker, ready))
         .map_err(|err| format!("cannot start worker thread {index}: {err}"))?;
     started
         .recv()
         .map_err(|_| format!("worker thread {index} ended while starting"))?
 }
 
-fn run(worker: Worker, ready: mpsc::SyncSender<Result<(), String>>) {
+fn run(index: usize, worker: Worker, ready: mpsc::SyncSender<Result<(), String>>) {
+    // Shard 0 is the main thread's.
+    crate::metrics::use_shard(index + 1);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
