@@ -14,7 +14,9 @@ import os, re, shutil, signal, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-GATEWAY = os.path.join(TARGET, "release", "kip-gateway")
+# The gateway's production profile (release + fat LTO, see Cargo.toml).
+PROFILE = "gateway"
+GATEWAY = os.path.join(TARGET, PROFILE, "kip-gateway")
 CLUSTERS = 10_000
 DURATION = os.environ.get("BENCH_DURATION", "8s")
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -87,7 +89,8 @@ http {{
 def proxy_conf(work, port, backend_port, ids):
     mapping = "\n".join(f"    {i} backend;" for i in ids)
     return COMMON.format(pid=f"{work}/proxy.pid", work=work, name="proxy") + f"""
-worker_processes auto;
+# As many workers as the gateway has threads (both default to one per CPU).
+worker_processes {os.environ.get("GATEWAY_THREADS", "auto")};
 http {{
   access_log off;
   keepalive_requests 1000000;
@@ -181,7 +184,7 @@ def rss_mb(pid):
 
 def main():
     ensure_tools()
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "kip-gateway", "--bin", "kip-gateway",
+    subprocess.run(["cargo", "build", "--profile", PROFILE, "-q", "-p", "kip-gateway", "--bin", "kip-gateway",
                     "--example", "lookup"], check=True, cwd=ROOT)
     work = tempfile.mkdtemp(prefix="kip-gateway-bench-")
     os.chmod(work, 0o755)  # nginx workers run as an unprivileged user and serve files from here
@@ -212,7 +215,7 @@ def main():
         small_gw.wait()
         big = statistics.median(r[0] for r in results[("small", "gateway")])
 
-        lookup = subprocess.run([os.path.join(TARGET, "release", "examples", "lookup")],
+        lookup = subprocess.run([os.path.join(TARGET, PROFILE, "examples", "lookup")],
                                 check=True, capture_output=True, text=True).stdout
     finally:
         gw.send_signal(signal.SIGTERM)

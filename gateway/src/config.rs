@@ -80,7 +80,8 @@ pub struct Config {
     #[arg(long, env = "KIP_GATEWAY_MAX_HEADER_BYTES", default_value_t = 32 * 1024)]
     pub max_header_bytes: usize,
 
-    /// Worker threads (default: one per CPU).
+    /// Proxy worker threads, each with its own listener and cluster connection pool (default:
+    /// one per CPU). The admin API runs on a thread of its own.
     #[arg(long, env = "KIP_GATEWAY_THREADS")]
     pub threads: Option<usize>,
 

@@ -15,6 +15,8 @@ pub mod config;
 #[cfg(feature = "server")]
 pub mod metrics;
 #[cfg(feature = "server")]
+pub mod pool;
+#[cfg(feature = "server")]
 pub mod proxy;
 #[cfg(feature = "server")]
 pub mod registry;
@@ -22,3 +24,5 @@ pub mod registry;
 pub mod serve;
 #[cfg(feature = "server")]
 pub mod tls;
+#[cfg(feature = "server")]
+pub mod workers;

@@ -15,12 +15,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .init();
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    runtime.enable_all();
-    if let Some(threads) = config.threads {
-        runtime.worker_threads(threads.max(1));
-    }
-    let result = runtime
+    // This runtime only runs the admin API, certificate reloading and signal handling; the
+    // proxy runs on worker threads of its own (kip_gateway::workers).
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .map_err(|err| format!("cannot start the runtime: {err}"))
         .and_then(|runtime| runtime.block_on(kip_gateway::serve::run(config)));

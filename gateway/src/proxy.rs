@@ -6,27 +6,28 @@
 //! Transfer-Encoding and Content-Length is read as chunked and its connection closed), and
 //! because the cluster gets a request re-framed by us, never the client's bytes.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
-use hyper::http::uri::{PathAndQuery, Scheme};
+use hyper::http::uri::PathAndQuery;
 use hyper::{Request, Response, StatusCode, Uri, Version};
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tracing::debug;
 
 use crate::config::Config;
 use crate::host::{self, HostError};
 use crate::metrics::{Metrics, Refusal};
-use crate::registry::{Backend, Registry};
+use crate::pool::Pool;
+use crate::registry::{Backend, Map, Registry};
 use crate::serve::Handler;
 
 /// Every response body: a cluster's streamed body or one of the gateway's own short pages.
@@ -77,7 +78,11 @@ pub struct Proxy {
     domain: String,
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
-    client: Client<HttpsConnector<HttpConnector>, Incoming>,
+    pool: Pool,
+    /// This worker's snapshot of the registry and its generation. Routing reads it instead of
+    /// the registry's lock, whose counter every worker would otherwise bounce between cores
+    /// on every request; a registry change is seen on the next request.
+    view: Mutex<(u64, Arc<Map>)>,
     response_timeout: Duration,
 }
 
@@ -96,37 +101,62 @@ fn backend_tls() -> Result<rustls::ClientConfig, String> {
     Ok(builder.with_root_certificates(roots).with_no_client_auth())
 }
 
+/// How the gateway connects to clusters (plain or TLS, with timeouts); built once and shared
+/// by every worker's pool, since loading the system roots is slow.
+pub type Connector = HttpsConnector<HttpConnector>;
+
+/// The connector every worker's [`Proxy`] clones.
+pub fn connector(config: &Config) -> Result<Connector, String> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(config.connect_timeout));
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(backend_tls()?)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http))
+}
+
 impl Proxy {
+    /// A proxy with its own pool of cluster connections (one per worker thread, so a pooled
+    /// connection is only ever used by the thread that opened it).
     pub fn new(
         config: &Config,
+        connector: Connector,
         domain: String,
         registry: Arc<Registry>,
         metrics: Arc<Metrics>,
-    ) -> Result<Proxy, String> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(config.connect_timeout));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(backend_tls()?)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(config.pool_idle_timeout)
-            // Bounds the read buffer per cluster connection (hyper's default grows to ~400 KiB);
-            // large bodies stream through in 64 KiB pieces instead of inflating memory.
-            .http1_max_buf_size(64 * 1024)
-            .build(https);
-        Ok(Proxy {
+    ) -> Proxy {
+        // 64 KiB read buffer per cluster connection: see `Pool::connect`.
+        let pool = Pool::new(connector, config.pool_idle_timeout, 64 * 1024);
+        let view = Mutex::new((registry.generation(), registry.snapshot()));
+        Proxy {
             domain,
+            view,
             registry,
             metrics,
-            client,
+            pool,
             response_timeout: config.response_timeout,
-        })
+        }
+    }
+
+    /// Housekeeping the worker runs every second: forgets closed cluster connections, closes
+    /// those idle too long, and lets go of an outdated registry snapshot even without traffic.
+    pub fn tick(&self) {
+        self.pool.sweep();
+        drop(self.view());
+    }
+
+    /// The worker's registry snapshot, renewed first if the registry changed.
+    fn view(&self) -> std::sync::MutexGuard<'_, (u64, Arc<Map>)> {
+        let generation = self.registry.generation();
+        // Only this worker's thread locks it: never contended. A panic cannot leave it torn.
+        let mut view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
+        if view.0 != generation {
+            *view = (generation, self.registry.snapshot());
+        }
+        view
     }
 
     /// The cluster a request is for, or the page to answer with.
@@ -141,8 +171,9 @@ impl Proxy {
                 (StatusCode::BAD_REQUEST, PAGE_400)
             }
         })?;
-        host::split(&label, |name| self.registry.contains(name))
-            .and_then(|split| self.registry.get(split.cluster))
+        let view = self.view();
+        host::split(&label, |name| view.1.contains_key(name))
+            .and_then(|split| view.1.get(split.cluster).cloned())
             .ok_or_else(|| {
                 self.metrics.refuse(Refusal::UnknownHost);
                 (StatusCode::NOT_FOUND, PAGE_404)
@@ -177,26 +208,15 @@ impl Proxy {
         let upgrade = req.version() == Version::HTTP_11 && wants_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
-        let path = req
-            .uri()
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let scheme = if backend.tls {
-            Scheme::HTTPS
-        } else {
-            Scheme::HTTP
-        };
-        let uri = Uri::builder()
-            .scheme(scheme)
-            .authority(backend.authority.clone())
-            .path_and_query(path)
-            .build();
-        let Ok(uri) = uri else {
-            self.metrics.refuse(Refusal::BadHost);
-            return page(StatusCode::BAD_REQUEST, PAGE_400);
-        };
-        *req.uri_mut() = uri;
+        // Clusters get origin-form (`/path?query`), whatever form the client used.
+        if req.uri().scheme().is_some() || req.uri().authority().is_some() {
+            let path = req
+                .uri()
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/"));
+            *req.uri_mut() = Uri::from(path);
+        }
         *req.version_mut() = Version::HTTP_11;
         let headers = req.headers_mut();
         strip_hop_by_hop(headers, upgrade);
@@ -204,19 +224,23 @@ impl Proxy {
         headers.insert(X_FORWARDED_HOST, host_value.clone());
         headers.insert(header::HOST, host_value);
 
-        let response =
-            match tokio::time::timeout(self.response_timeout, self.client.request(req)).await {
-                Ok(Ok(response)) => response,
-                Ok(Err(err)) => {
-                    debug!(cluster = %backend.id, "backend failed: {err:?}");
-                    self.metrics.refuse(Refusal::BadGateway);
-                    return page(StatusCode::BAD_GATEWAY, PAGE_502);
-                }
-                Err(_) => {
-                    self.metrics.refuse(Refusal::Timeout);
-                    return page(StatusCode::GATEWAY_TIMEOUT, PAGE_504);
-                }
-            };
+        let response = match tokio::time::timeout(
+            self.response_timeout,
+            self.pool.send(&backend, req),
+        )
+        .await
+        {
+            Ok(Ok(response)) => response,
+            Ok(Err(err)) => {
+                debug!(cluster = %backend.id, "backend failed: {err}");
+                self.metrics.refuse(Refusal::BadGateway);
+                return page(StatusCode::BAD_GATEWAY, PAGE_502);
+            }
+            Err(_) => {
+                self.metrics.refuse(Refusal::Timeout);
+                return page(StatusCode::GATEWAY_TIMEOUT, PAGE_504);
+            }
+        };
         let mut response = response;
         let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         match (switching, client_upgrade) {
@@ -297,18 +321,29 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
 
 /// Appends the client to `X-Forwarded-For` and sets `X-Forwarded-Proto`.
 fn add_forwarded(headers: &mut HeaderMap, peer: SocketAddr, secure: bool) {
-    let ip = peer.ip().to_string();
-    let prior: Vec<&str> = headers
-        .get_all(&X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let value = if prior.is_empty() {
-        HeaderValue::from_str(&ip)
-    } else {
-        HeaderValue::from_str(&format!("{}, {ip}", prior.join(", ")))
+    // The common case, no `X-Forwarded-For` yet: the address is formatted on the stack (the
+    // longest IPv6 text is 45 bytes), so the header value is the request's one allocation.
+    let mut buf = [0u8; 64];
+    let ip = {
+        let mut cursor = std::io::Cursor::new(&mut buf[..]);
+        let _ = write!(cursor, "{}", peer.ip());
+        let len = usize::try_from(cursor.position()).unwrap_or(0);
+        &buf[..len]
     };
-    headers.remove(&X_FORWARDED_FOR);
+    let value = match headers.get_all(&X_FORWARDED_FOR).iter().next() {
+        None => HeaderValue::from_bytes(ip),
+        Some(_) => {
+            let prior: Vec<&[u8]> = headers
+                .get_all(&X_FORWARDED_FOR)
+                .iter()
+                .map(HeaderValue::as_bytes)
+                .collect();
+            let mut joined = prior.join(&b", "[..]);
+            joined.extend_from_slice(b", ");
+            joined.extend_from_slice(ip);
+            HeaderValue::from_bytes(&joined)
+        }
+    };
     if let Ok(value) = value {
         headers.insert(X_FORWARDED_FOR, value);
     }

@@ -16,7 +16,7 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use hyper::http::uri::Authority;
@@ -122,12 +122,16 @@ impl std::fmt::Display for RegistryError {
     }
 }
 
-type Map = HashMap<Box<str>, Arc<Backend>>;
+/// Cluster id → backend; replaced whole on every change, so a snapshot never changes.
+pub type Map = HashMap<Box<str>, Arc<Backend>>;
 
 /// The registry: lookups never wait on the disk; writers take turns.
 pub struct Registry {
     path: PathBuf,
     map: RwLock<Arc<Map>>,
+    /// Bumped after every change of `map`, so readers that cache a snapshot (each proxy
+    /// worker does) know when to take a new one without touching the lock.
+    generation: AtomicU64,
     writer: tokio::sync::Mutex<()>,
 }
 
@@ -219,6 +223,7 @@ impl Registry {
                 let registry = Registry {
                     path: path.to_owned(),
                     map: RwLock::new(Arc::new(Map::new())),
+                    generation: AtomicU64::new(0),
                     writer: tokio::sync::Mutex::new(()),
                 };
                 write_atomic(path, &registry.serialize(&Map::new())?)
@@ -237,6 +242,7 @@ impl Registry {
         Ok(Registry {
             path: path.to_owned(),
             map: RwLock::new(Arc::new(map)),
+            generation: AtomicU64::new(0),
             writer: tokio::sync::Mutex::new(()),
         })
     }
@@ -256,6 +262,11 @@ impl Registry {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .contains_key(id)
+    }
+
+    /// Changes with every change of the registry (see [`Registry::snapshot`]).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// A consistent view of every entry.
@@ -321,6 +332,7 @@ impl Registry {
             ))
         })?;
         *self.map.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(next);
+        self.generation.fetch_add(1, Ordering::Release);
         Ok(())
     }
 

@@ -22,7 +22,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::proxy::{Body, Proxy};
-use crate::{admin, host, metrics, registry, tls};
+use crate::{admin, host, metrics, proxy, registry, tls, workers};
 
 /// Something that answers requests on a listener (the proxy, the admin API).
 pub trait Handler: Send + Sync + 'static {
@@ -281,24 +281,30 @@ pub struct Started {
     pub admin: SocketAddr,
 }
 
-/// Loads everything, binds the listeners and spawns their accept loops on the current
-/// runtime; returns once the gateway is serving.
+/// How many proxy worker threads to run: `--threads`, else one per CPU.
+fn worker_count(config: &Config) -> usize {
+    config
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1)
+}
+
+/// Loads everything, binds the listeners, starts the proxy worker threads (see
+/// [`workers`]) and spawns the admin API and certificate reloading on the current runtime;
+/// returns once the gateway is serving.
 pub async fn start(config: Config) -> Result<Started, String> {
     let domain = host::normalize_domain(&config.domain)?;
     let admin_token = read_admin_token(&config.admin_token_file)?;
     let registry = Arc::new(registry::Registry::open(&config.registry, config.init)?);
-    let metrics = Arc::new(metrics::Metrics::default());
+    let count = worker_count(&config);
+    // Shard 0 for this thread (admin API), one per worker.
+    let metrics = Arc::new(metrics::Metrics::new(count + 1));
     let limits = Limits {
         header_timeout: config.header_timeout,
         idle_timeout: config.idle_timeout,
         max_header_bytes: config.max_header_bytes,
     };
-    let proxy = Arc::new(Proxy::new(
-        &config,
-        domain.clone(),
-        registry.clone(),
-        metrics.clone(),
-    )?);
+    let connector = proxy::connector(&config)?;
     let admin = Arc::new(admin::Admin::new(
         &admin_token,
         registry.clone(),
@@ -313,35 +319,53 @@ pub async fn start(config: Config) -> Result<Started, String> {
         _ => None,
     };
 
-    let http = bind("HTTP", config.listen).await?;
+    let http = workers::bind_shared("HTTP", config.listen, count)?;
     let admin_listener = bind("the admin API", config.admin_listen).await?;
     let mut started = Started {
-        http: local(&http)?,
+        http: std_local(&http)?,
         https: None,
         admin: local(&admin_listener)?,
     };
+    // Per worker: its HTTPS listener and the acceptor all workers share (one certificate
+    // store, reloaded once for all).
+    let mut https: Vec<Option<(std::net::TcpListener, tokio_rustls::TlsAcceptor)>> =
+        (0..count).map(|_| None).collect();
     if let Some((address, store)) = tls {
-        let listener = bind("HTTPS", address).await?;
-        started.https = Some(local(&listener)?);
+        let listeners = workers::bind_shared("HTTPS", address, count)?;
+        started.https = Some(std_local(&listeners)?);
         let acceptor = tls::acceptor(store.clone())?;
+        for (slot, listener) in https.iter_mut().zip(listeners) {
+            *slot = Some((listener, acceptor.clone()));
+        }
         tokio::spawn(tls::watch(store, config.tls_reload));
-        tokio::spawn(accept_loop(
-            listener,
-            Some(acceptor),
-            limits.clone(),
-            metrics.clone(),
-            proxy.clone(),
-        ));
     }
-    tokio::spawn(accept_loop(
-        http,
-        None,
-        limits.clone(),
-        metrics.clone(),
-        proxy,
-    ));
+    for (index, (http, https)) in http.into_iter().zip(https).enumerate() {
+        let proxy = Proxy::new(
+            &config,
+            connector.clone(),
+            domain.clone(),
+            registry.clone(),
+            metrics.clone(),
+        );
+        // Waits (briefly, at start only) until the worker's runtime runs.
+        workers::spawn(
+            index,
+            workers::Worker {
+                http,
+                https,
+                proxy,
+                limits: limits.clone(),
+                metrics: metrics.clone(),
+            },
+        )?;
+    }
     tokio::spawn(accept_loop(admin_listener, None, limits, metrics, admin));
-    info!(domain, clusters = registry.len(), "kip-gateway started");
+    info!(
+        domain,
+        clusters = registry.len(),
+        workers = count,
+        "kip-gateway started"
+    );
     Ok(started)
 }
 
@@ -368,6 +392,15 @@ pub async fn run(config: Config) -> Result<(), String> {
 
 fn local(listener: &TcpListener) -> Result<SocketAddr, String> {
     listener
+        .local_addr()
+        .map_err(|err| format!("cannot read the listening address: {err}"))
+}
+
+/// The address of the first of a worker listener set (all share it).
+fn std_local(listeners: &[std::net::TcpListener]) -> Result<SocketAddr, String> {
+    listeners
+        .first()
+        .ok_or_else(|| "no listener was bound".to_owned())?
         .local_addr()
         .map_err(|err| format!("cannot read the listening address: {err}"))
 }
