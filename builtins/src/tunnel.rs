@@ -17,14 +17,19 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use bytes::{BufMut, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Portforwarder};
 use rhai::plugin::*;
 use rhai::{EvalAltResult, Map};
-use tokio::io::DuplexStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::host;
 use crate::k8s::{Cluster, kube_error};
@@ -272,35 +277,146 @@ async fn serve(listeners: Vec<TcpListener>, target: Target, mut shutdown: watch:
     while connections.join_next().await.is_some() {}
 }
 
+/// The most bytes read from a client into one WebSocket message.
+const CHUNK: usize = 64 * 1024;
+
+/// A port-forward WebSocket to the API server (subprotocol `v4.channel.k8s.io`).
+type PortForwardSocket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// Opens a port-forward WebSocket to `port` of `ns/pod`, for one connection.
+async fn open_socket(
+    client: &kube::Client,
+    ns: &str,
+    pod: &str,
+    port: u16,
+) -> Result<PortForwardSocket, kube::Error> {
+    let request = kube::core::Request::new(<Pod as kube::Resource>::url_path(&(), Some(ns)))
+        .portforward(pod, &[port])
+        .map_err(kube::Error::BuildRequest)?;
+    Ok(client.connect(request).await?.into_stream())
+}
+
 /// One client connection, forwarded through its own port-forward stream.
-async fn forward(mut conn: TcpStream, target: Target, mut shutdown: watch::Receiver<bool>) {
+async fn forward(conn: TcpStream, target: Target, mut shutdown: watch::Receiver<bool>) {
     let _ = conn.set_nodelay(true);
     let opened = tokio::select! {
         _ = shutdown.wait_for(|stop| *stop) => return,
-        opened = PodStream::open(target.client.clone(), &target.namespace, &target.pod, target.port) => opened,
+        opened = open_socket(&target.client, &target.namespace, &target.pod, target.port) => opened,
     };
-    let PodStream {
-        mut stream,
-        forwarder,
-        error,
-    } = match opened {
-        Ok(opened) => opened,
+    let socket = match opened {
+        Ok(socket) => socket,
         Err(e) => {
             target.report(&crate::host::message_of(&kube_error(e)));
             return;
         }
     };
-    tokio::select! {
-        // Either side ending ends the connection (a port-forward has no half-close).
-        _ = tokio::io::copy_bidirectional(&mut conn, &mut stream) => {}
-        _ = shutdown.wait_for(|stop| *stop) => {}
-    }
-    drop(stream);
-    drop(conn);
-    if let Some(message) = PodStream::finish(forwarder, error).await {
+    if let Some(message) = pump(conn, socket, shutdown).await {
         target.report(&message);
     }
 }
+
+/// Carries bytes between a client connection and its port-forward WebSocket in this one task
+/// (no channels or extra tasks between the two sockets), then closes the WebSocket. Returns the
+/// error the server reported for the port (`connection refused` inside the pod…), if any.
+///
+/// The v4 channel protocol for one port: binary messages whose first byte is the channel, 0
+/// for data and 1 for the server's errors; the server's first message on each channel is the
+/// port (two bytes, little-endian). Either side ending ends the connection: a port-forward has
+/// no half-close.
+async fn pump<S>(
+    mut conn: TcpStream,
+    socket: WebSocketStream<S>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Option<String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let (mut sink, mut incoming) = socket.split();
+    let (mut from_client, mut to_client) = conn.split();
+    let mut error: Option<String> = None;
+    let mut server_closed = false;
+    {
+        let upstream = async {
+            let mut buf = BytesMut::with_capacity(CHUNK + 1);
+            loop {
+                buf.reserve(CHUNK + 1);
+                buf.put_u8(DATA);
+                match from_client.read_buf(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+                if sink
+                    .send(Message::Binary(buf.split().freeze()))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        };
+        let downstream = async {
+            // Each channel's first two bytes are the port, not data.
+            let mut prefix = [2usize; 2];
+            while let Some(message) = incoming.next().await {
+                let data = match message {
+                    Ok(Message::Binary(data)) => data,
+                    Ok(Message::Close(_)) | Err(_) => {
+                        server_closed = true;
+                        return;
+                    }
+                    Ok(_) => continue,
+                };
+                let Some((&channel, payload)) = data.split_first() else {
+                    continue;
+                };
+                let Some(skip) = prefix.get_mut(usize::from(channel)) else {
+                    // Other channels (v5's close signals) carry nothing for us.
+                    continue;
+                };
+                let cut = (*skip).min(payload.len());
+                *skip -= cut;
+                let payload = &payload[cut..];
+                if payload.is_empty() {
+                    continue;
+                }
+                if channel == DATA {
+                    if to_client.write_all(payload).await.is_err() {
+                        return;
+                    }
+                } else {
+                    // A port the server reports an error for is done with.
+                    error = Some(String::from_utf8_lossy(payload).into_owned());
+                    return;
+                }
+            }
+            server_closed = true;
+        };
+        tokio::select! {
+            _ = upstream => {}
+            _ = downstream => {}
+            _ = shutdown.wait_for(|stop| *stop) => {}
+        }
+    }
+    let _ = to_client.shutdown().await;
+    drop(conn);
+    // Say goodbye to the API server (or answer its close), bounded so a silent server cannot
+    // hold us.
+    let _ = tokio::time::timeout(GOODBYE, async {
+        if sink.close().await.is_err() || server_closed {
+            return;
+        }
+        while let Some(Ok(message)) = incoming.next().await {
+            if message.is_close() {
+                break;
+            }
+        }
+    })
+    .await;
+    error
+}
+
+/// The data channel of the one port a tunnel's stream forwards (its error channel is 1).
+const DATA: u8 = 0;
 
 /// Tunnels from local ports to pods, registered as the `tunnel` namespace.
 #[export_module]

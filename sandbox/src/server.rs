@@ -52,6 +52,10 @@ impl Sandbox {
         api.set_address(address.to_string());
         let app = api::router(api);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        // Port-forwards, exec and watches carry small interactive messages: no Nagle delay.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let serving = axum::serve(listener, app).with_graceful_shutdown(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
