@@ -3,26 +3,10 @@
 
 use std::process::{Command, Output};
 
-use crate::common::{ServedSandbox, kip_bin};
+use crate::common::{ServedSandbox, kip_bin, stderr as err, stdout as out};
 
 fn kip(sb: &ServedSandbox, args: &[&str]) -> Output {
-    Command::new(kip_bin())
-        .args(args)
-        .env("KIP_HOME", sb.kip_home())
-        .env("KUBECONFIG", sb.kubeconfig())
-        .env_remove("KIP_SCRIPTS")
-        .current_dir(sb.kip_home())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run kip")
-}
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
+    sb.kip(args)
 }
 
 const DEPLOY: &[&str] = &[

@@ -1,28 +1,12 @@
 //! `kip service add|info|list|bind|unbind|delete|restart|resources` through the real binary
 //! against a sandbox, checked with kip's output and `kubectl get -o json`.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
-use crate::common::{ServedSandbox, kip_bin};
+use crate::common::{ServedSandbox, stderr as err, stdout as out};
 
 fn kip(sb: &ServedSandbox, args: &[&str]) -> Output {
-    Command::new(kip_bin())
-        .args(args)
-        .env("KIP_HOME", sb.kip_home())
-        .env("KUBECONFIG", sb.kubeconfig())
-        .env_remove("KIP_SCRIPTS")
-        .current_dir(sb.kip_home())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run kip")
-}
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
+    sb.kip(args)
 }
 
 fn ok(sb: &ServedSandbox, args: &[&str]) -> String {

@@ -4,16 +4,12 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use crate::common::{ServedSandbox, kip_bin};
+use crate::common::{ServedSandbox, kip_bin, stderr as err, stdout as out};
 
 /// Runs `kip shell` with `input` on its stdin.
 fn shell(sb: &ServedSandbox, input: &str) -> Output {
-    let mut child = Command::new(kip_bin())
-        .arg("shell")
-        .env("KIP_HOME", sb.kip_home())
-        .env("KUBECONFIG", sb.kubeconfig())
-        .env_remove("KIP_SCRIPTS")
-        .current_dir(sb.kip_home())
+    let mut child = sb
+        .kip_command(&["shell"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -26,14 +22,6 @@ fn shell(sb: &ServedSandbox, input: &str) -> Output {
         .write_all(input.as_bytes())
         .expect("write the lines");
     child.wait_with_output().expect("kip shell output")
-}
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
 }
 
 #[test]

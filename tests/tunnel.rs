@@ -10,20 +10,14 @@ use std::time::{Duration, Instant};
 
 use crate::common::postgres::{self, Postgres};
 use crate::common::redis::{self, Redis};
-use crate::common::{ServedSandbox, free_port, kip_bin};
+use crate::common::{ServedSandbox, free_port};
 
 /// Only stops a hung test; nothing here measures speed.
 const PATIENCE: Duration = Duration::from_secs(60);
 
 fn kip_command(sb: &ServedSandbox, args: &[&str]) -> Command {
-    let mut cmd = Command::new(kip_bin());
-    cmd.args(args)
-        .env("KIP_HOME", sb.kip_home())
-        .env("KUBECONFIG", sb.kubeconfig())
-        .env("NO_COLOR", "1")
-        .env_remove("KIP_SCRIPTS")
-        .current_dir(sb.kip_home())
-        .stdin(Stdio::null());
+    let mut cmd = sb.kip_command(args);
+    cmd.env("NO_COLOR", "1");
     cmd
 }
 

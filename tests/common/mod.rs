@@ -17,6 +17,16 @@ pub fn kip_bin() -> &'static str {
 }
 
 /// A `kip sandbox serve` process with its own kip home.
+/// What a process printed on stdout.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// What a process printed on stderr.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
 pub struct ServedSandbox {
     pub home: tempfile::TempDir,
     pub child: Option<Child>,
@@ -37,6 +47,24 @@ impl ServedSandbox {
 
     pub fn kip_home(&self) -> &Path {
         self.home.path()
+    }
+
+    /// `kip ARGS` as a user runs it against this sandbox: its kip home and kubeconfig, no
+    /// override folder, no terminal.
+    pub fn kip_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(kip_bin());
+        cmd.args(args)
+            .env("KIP_HOME", self.kip_home())
+            .env("KUBECONFIG", self.kubeconfig())
+            .env_remove("KIP_SCRIPTS")
+            .current_dir(self.kip_home())
+            .stdin(std::process::Stdio::null());
+        cmd
+    }
+
+    /// Runs `kip ARGS` against this sandbox to the end.
+    pub fn kip(&self, args: &[&str]) -> Output {
+        self.kip_command(args).output().expect("run kip")
     }
 
     /// Starts (again) the server on this home and waits until it answers.
