@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Arc;
 
-use builtins::{Host, OutputFormat, UiSettings};
+use builtins::{ClusterChoice, Host, OutputFormat, Rechoose, UiSettings};
 use kip_core::{Kip, Limits, ScriptError, SearchPath};
 
 use crate::home::kip_home;
@@ -66,20 +66,25 @@ pub fn host(
         spinners: std::io::stderr().is_terminal(),
         output,
     };
-    let choice = crate::cluster::choose(&home).map_err(|e| (1, format!("error: {e}\n")))?;
     let handle = runtime.handle().clone();
     let cluster_home = home.clone();
-    let cluster_name = choice.name.clone();
-    let unreachable_hint = choice.unreachable_hint();
-    let client = Arc::new(move || crate::cluster::client(&choice, &handle, &cluster_home));
+    let rechoose: Rechoose = Arc::new(move || {
+        let choice = crate::cluster::choose(&cluster_home)?;
+        let (handle, home) = (handle.clone(), cluster_home.clone());
+        Ok(ClusterChoice {
+            name: choice.name.clone(),
+            unreachable_hint: choice.unreachable_hint(),
+            client: Arc::new(move || crate::cluster::client(&choice, &handle, &home)),
+        })
+    });
+    let cluster = rechoose().map_err(|e| (1, format!("error: {e}\n")))?;
     Ok(Arc::new(Host {
         runtime: runtime.handle().clone(),
         kip_home: home,
         templates: kip.search.clone(),
         ui,
-        cluster_name,
-        unreachable_hint,
-        client,
+        cluster: std::sync::RwLock::new(cluster),
+        rechoose: Some(rechoose),
     }))
 }
 

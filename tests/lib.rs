@@ -3,6 +3,7 @@
 mod app_verbs;
 mod cluster_verbs;
 mod common;
+mod install;
 mod sandbox_cli;
 mod sandbox_durability;
 mod sandbox_kube;

@@ -185,7 +185,7 @@ fn update_in_use(
 ) -> Result<(), Box<EvalAltResult>> {
     let host = host::host(call)?;
     let mut config = load_at(&host.kip_home)?;
-    change(config.entry_mut(&host.cluster_name));
+    change(config.entry_mut(&host.cluster_name()));
     config.save(&host.kip_home).map_err(config_error)
 }
 
@@ -242,7 +242,7 @@ pub mod config_module {
     /// `print(`on cluster ${config::cluster_name()}`);`
     #[rhai_fn(return_raw)]
     pub fn cluster_name(call: NativeCallContext) -> Result<String, Box<EvalAltResult>> {
-        Ok(host::host(&call)?.cluster_name.clone())
+        Ok(host::host(&call)?.cluster_name())
     }
 
     /// The context names of the kubeconfig file at `path`, so a script can check a
@@ -262,6 +262,61 @@ pub mod config_module {
             .collect())
     }
 
+    /// A server's own kubeconfig (such as k3s's `/etc/rancher/k3s/k3s.yaml`) made usable
+    /// from here: each server URL gets `server_host` as its host (scheme and port kept), and
+    /// a file with one context has its cluster, user and context renamed to `name`, which
+    /// becomes the current context.
+    ///
+    /// Raises `config` when `text` is not a kubeconfig or a server is not a URL.
+    ///
+    /// `let text = config::kubeconfig_for_host(k3s_yaml, "203.0.113.10", "203-0-113-10");`
+    #[rhai_fn(return_raw)]
+    pub fn kubeconfig_for_host(
+        text: &str,
+        server_host: &str,
+        name: &str,
+    ) -> Result<String, Box<EvalAltResult>> {
+        crate::kubeconfig::rewrite(text, server_host, name).map_err(config_error)
+    }
+
+    /// Saves `text` as the kubeconfig of cluster `name` in the kip home
+    /// (`clusters/<name>.kubeconfig`, readable only by its owner, replaced atomically) and
+    /// returns its path, for a `config.yaml` entry to point at.
+    ///
+    /// Raises `config` when `name` is not a plain file name or the file cannot be written.
+    ///
+    /// `let path = config::save_kubeconfig("203-0-113-10", text);`
+    #[rhai_fn(return_raw)]
+    pub fn save_kubeconfig(
+        call: NativeCallContext,
+        name: &str,
+        text: &str,
+    ) -> Result<String, Box<EvalAltResult>> {
+        let host = host::host(&call)?;
+        let plain = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && !name.starts_with('.');
+        if !plain {
+            return Err(config_error(format!(
+                "`{name}` cannot name a kubeconfig file: use letters, digits, '-', '_' and '.'"
+            )));
+        }
+        let dir = host.kip_home.join("clusters");
+        let path = dir.join(format!("{name}.kubeconfig"));
+        std::fs::create_dir_all(&dir)
+            .map_err(|err| config_error(format!("cannot create {}: {err}", dir.display())))?;
+        let temp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
+        write_private(&temp, text.as_bytes())
+            .and_then(|()| std::fs::rename(&temp, &path))
+            .map_err(|err| {
+                let _ = std::fs::remove_file(&temp);
+                config_error(format!("cannot write {}: {err}", path.display()))
+            })?;
+        Ok(path.display().to_string())
+    }
+
     /// The `config.yaml` entry of the cluster this command talks to, as a map, or `()` when
     /// the file has none for it.
     ///
@@ -272,7 +327,7 @@ pub mod config_module {
     pub fn current_cluster(call: NativeCallContext) -> Result<Dynamic, Box<EvalAltResult>> {
         let host = host::host(&call)?;
         let config = load_at(&host.kip_home)?;
-        match config.cluster(&host.cluster_name) {
+        match config.cluster(&host.cluster_name()) {
             Some(cluster) => rhai::serde::to_dynamic(cluster),
             None => Ok(Dynamic::UNIT),
         }
@@ -306,7 +361,7 @@ pub mod config_module {
         let host = host::host(&call)?;
         let config = load_at(&host.kip_home)?;
         if config
-            .cluster(&host.cluster_name)
+            .cluster(&host.cluster_name())
             .is_none_or(|c| c.active_project.is_none())
         {
             return Ok(());

@@ -159,6 +159,32 @@ pub mod gateway_module {
         ))
     }
 
+    /// The cluster id of a server reached at `address` (an IP address or a host name, which
+    /// is resolved): its IPv4 address with dashes, `203.0.113.10` → `203-0-113-10`.
+    ///
+    /// Raises `invalid-argument` when the name does not resolve to an IPv4 address (an
+    /// IPv6-only server needs a cluster name instead).
+    ///
+    /// `gateway::cluster_id("203.0.113.10") == "203-0-113-10"`
+    #[rhai_fn(return_raw)]
+    pub fn cluster_id(address: &str) -> Result<String, Box<EvalAltResult>> {
+        let bare = address.trim().trim_start_matches('[').trim_end_matches(']');
+        let ips: Vec<std::net::IpAddr> = match bare.parse() {
+            Ok(ip) => vec![ip],
+            Err(_) => std::net::ToSocketAddrs::to_socket_addrs(&(bare, 0))
+                .map_err(|err| invalid(format!("cannot resolve `{bare}`: {err}")))?
+                .map(|a| a.ip())
+                .collect(),
+        };
+        ips.into_iter()
+            .find_map(rule::cluster_id_for_ip)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "`{bare}` has no IPv4 address to derive a cluster id from; give the cluster a name"
+                ))
+            })
+    }
+
     /// The host of the cluster itself: `<cluster_id>.<domain>`.
     ///
     /// `gateway::cluster_host("203-0-113-10", "kipper.run") == "203-0-113-10.kipper.run"`

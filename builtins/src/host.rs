@@ -42,8 +42,21 @@ pub struct Host {
     pub kip_home: PathBuf,
     pub templates: Arc<dyn TemplateSource>,
     pub ui: UiSettings,
-    /// The name of the cluster this command talks to, as `config.yaml` knows it.
-    pub cluster_name: String,
+    /// The cluster this command talks to.
+    pub cluster: std::sync::RwLock<ClusterChoice>,
+    /// Decides the cluster again from `config.yaml`, for a script that changed it (`kip
+    /// install` registers a cluster, then works on it). `None` where the cluster is fixed.
+    pub rechoose: Option<Rechoose>,
+}
+
+/// Decides which cluster to talk to.
+pub type Rechoose = Arc<dyn Fn() -> Result<ClusterChoice, String> + Send + Sync>;
+
+/// The cluster a command talks to and how to connect to it.
+#[derive(Clone)]
+pub struct ClusterChoice {
+    /// Its name, as `config.yaml` knows it.
+    pub name: String,
     /// What to try when the cluster cannot be reached (said after the cause).
     pub unreachable_hint: String,
     /// The cluster client, made on first use (with no cluster configured: the sandbox).
@@ -59,6 +72,19 @@ pub struct ClusterClient {
 }
 
 impl Host {
+    /// The name of the cluster this command talks to, as `config.yaml` knows it.
+    pub fn cluster_name(&self) -> String {
+        self.choice().name
+    }
+
+    /// The cluster this command talks to now.
+    pub fn choice(&self) -> ClusterChoice {
+        self.cluster
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// The one place a builtin waits for async work: scripts run on a blocking thread, so this
     /// never blocks a runtime worker.
     pub fn block_on<F: Future>(&self, fut: F) -> F::Output {

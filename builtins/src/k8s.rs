@@ -477,6 +477,30 @@ pub mod k8s_module {
         Ok(out)
     }
 
+    /// Talks to the cluster `config.yaml` names as current from now on (after a script made
+    /// another cluster current, as `kip install` does), forgetting the client and the kinds
+    /// learnt from the previous one. Returns the new cluster's name.
+    ///
+    /// Errors: `config` when `config.yaml` cannot be read or its current entry is incomplete;
+    /// `internal` where the host has a fixed cluster.
+    ///
+    /// Example: `config::save(cfg); k8s::reconnect();`
+    #[rhai_fn(return_raw)]
+    pub fn reconnect(ctx: NativeCallContext) -> RhaiResult<String> {
+        let host = host::host(&ctx)?;
+        let Some(rechoose) = host.rechoose.clone() else {
+            return Err(host::error(
+                "internal",
+                "this kip cannot switch clusters while a script runs",
+            ));
+        };
+        let choice = rechoose().map_err(|e| host::error("config", e))?;
+        let name = choice.name.clone();
+        *host.cluster.write().unwrap_or_else(|e| e.into_inner()) = choice;
+        *lock(&state_of(&host)) = State::default();
+        Ok(name)
+    }
+
     /// The API server's version, e.g. `"v1.33.1"`.
     ///
     /// Example: `ui::step(`cluster ${k8s::server_version()}`);`
@@ -535,7 +559,8 @@ impl Cluster {
             None => {
                 // Making a client spawns its connection task: do it inside the runtime.
                 let _runtime = host.runtime.enter();
-                let connected = (host.client)().map_err(|e| host::error("unreachable", e))?;
+                let connected =
+                    (host.choice().client)().map_err(|e| host::error("unreachable", e))?;
                 lock(&state).client = Some(connected.clone());
                 connected
             }
@@ -564,7 +589,7 @@ impl Cluster {
             return err;
         }
         let cause = map.get("cause").map(|c| c.to_string()).unwrap_or_default();
-        let hint = &self.host.unreachable_hint;
+        let hint = self.host.choice().unreachable_hint;
         let message = format!("cluster unreachable at {}: {cause} ({hint})", self.server);
         map.insert("message".into(), message.into());
         host::error_map(map)

@@ -38,6 +38,7 @@ pub fn builtin(api_version: &str, kind: &str) -> Option<(ApiResource, ApiCapabil
         ("v1", "Endpoints") => entry::<core::Endpoints>(),
         ("v1", "Event") => entry::<core::Event>(),
         ("v1", "Namespace") => entry::<core::Namespace>(),
+        ("v1", "Node") => entry::<core::Node>(),
         ("v1", "PersistentVolumeClaim") => entry::<core::PersistentVolumeClaim>(),
         ("v1", "Pod") => entry::<core::Pod>(),
         ("v1", "Secret") => entry::<core::Secret>(),

@@ -11,6 +11,7 @@ pub mod gateway;
 pub mod host;
 pub mod k8s;
 pub mod k8s_kinds;
+pub mod kubeconfig;
 pub mod pg;
 pub mod ssh;
 pub mod ssh_known_hosts;
@@ -18,7 +19,9 @@ pub mod tmpl;
 pub mod tunnel;
 pub mod ui;
 
-pub use host::{ClusterClient, Host, OutputFormat, TemplateSource, UiSettings};
+pub use host::{
+    ClusterChoice, ClusterClient, Host, OutputFormat, Rechoose, TemplateSource, UiSettings,
+};
 
 use rhai::Engine;
 

@@ -12,6 +12,7 @@ use crate::host::{self, OutputFormat, UiSettings};
 
 const GREEN: &str = "\x1b[32m";
 const YELLOW: &str = "\x1b[33m";
+const RED: &str = "\x1b[31m";
 const RESET: &str = "\x1b[0m";
 
 /// `✔ msg`, the tick green when colour is on.
@@ -20,6 +21,15 @@ pub fn format_step(msg: &str, color: bool) -> String {
         format!("{GREEN}✔{RESET} {msg}")
     } else {
         format!("✔ {msg}")
+    }
+}
+
+/// `✘ msg`, the cross red when colour is on.
+pub fn format_failed(msg: &str, color: bool) -> String {
+    if color {
+        format!("{RED}✘{RESET} {msg}")
+    } else {
+        format!("✘ {msg}")
     }
 }
 
@@ -198,6 +208,18 @@ pub mod ui_module {
     pub fn step(call: NativeCallContext, msg: &str) -> Result<(), Box<EvalAltResult>> {
         let color = host::host(&call)?.ui.color;
         stdout(&(format_step(msg, color) + "\n"))
+    }
+
+    /// Prints a failed check, `✘ msg`, on stdout (the cross red when colour is on), beside
+    /// the `ui::step` lines of the checks that passed.
+    ///
+    /// Raises `broken-pipe` or `io` like `ui::step`.
+    ///
+    /// `ui::failed("Memory: 2.0 GB, need at least 4 GB");`
+    #[rhai_fn(return_raw)]
+    pub fn failed(call: NativeCallContext, msg: &str) -> Result<(), Box<EvalAltResult>> {
+        let color = host::host(&call)?.ui.color;
+        stdout(&(format_failed(msg, color) + "\n"))
     }
 
     /// Prints an informational line on stdout as it is.

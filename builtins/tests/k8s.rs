@@ -50,9 +50,12 @@ impl Fixture {
             kip_home: std::env::temp_dir(),
             templates: Arc::new(NoTemplates),
             ui: UiSettings::default(),
-            cluster_name: "sandbox".into(),
-            unreachable_hint: "start the local cluster with `kip sandbox up`".into(),
-            client: Arc::new(client),
+            cluster: std::sync::RwLock::new(builtins::ClusterChoice {
+                name: "sandbox".into(),
+                unreachable_hint: "start the local cluster with `kip sandbox up`".into(),
+                client: Arc::new(client),
+            }),
+            rechoose: None,
         };
         let mut engine = Engine::new();
         builtins::register_all(&mut engine, Arc::new(host));
@@ -362,6 +365,8 @@ fn statically_known_kinds_match_discovery() {
         "Service",
         "Ingress",
         "Namespace",
+        "Node",
+        "ClusterRole",
         "CustomResourceDefinition",
     ] {
         assert!(checked.iter().any(|k| k == kind), "{kind} in {checked:?}");

@@ -44,9 +44,12 @@ impl Fixture {
             kip_home: home.path().to_path_buf(),
             templates: Arc::new(NoTemplates),
             ui,
-            cluster_name: "sandbox".into(),
-            unreachable_hint: String::new(),
-            client: Arc::new(|| Err("no cluster in ssh tests".to_owned())),
+            cluster: std::sync::RwLock::new(builtins::ClusterChoice {
+                name: "sandbox".into(),
+                unreachable_hint: String::new(),
+                client: Arc::new(|| Err("no cluster in ssh tests".to_owned())),
+            }),
+            rechoose: None,
         };
         let host = Arc::new(host);
         let mut engine = Engine::new();

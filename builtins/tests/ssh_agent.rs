@@ -66,9 +66,12 @@ fn without_a_key_the_agent_logs_in() {
         kip_home: home.path().to_path_buf(),
         templates: Arc::new(NoTemplates),
         ui: UiSettings::default(),
-        cluster_name: "sandbox".into(),
-        unreachable_hint: String::new(),
-        client: Arc::new(|| Err("no cluster in ssh tests".to_owned())),
+        cluster: std::sync::RwLock::new(builtins::ClusterChoice {
+            name: "sandbox".into(),
+            unreachable_hint: String::new(),
+            client: Arc::new(|| Err("no cluster in ssh tests".to_owned())),
+        }),
+        rechoose: None,
     };
     let mut engine = rhai::Engine::new();
     builtins::register_all(&mut engine, Arc::new(host));

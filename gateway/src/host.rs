@@ -233,6 +233,21 @@ pub fn is_address_id(id: &str) -> bool {
     address_start(id) == Some(0)
 }
 
+/// The cluster id of a server reached at `ip`: its IPv4 address with dashes
+/// (`203.0.113.10` → `203-0-113-10`). IPv6 addresses have no id of this form: such a cluster
+/// is registered under a name.
+pub fn cluster_id_for_ip(ip: std::net::IpAddr) -> Option<String> {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            Some(format!("{a}-{b}-{c}-{d}"))
+        }
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .and_then(|v4| cluster_id_for_ip(std::net::IpAddr::V4(v4))),
+    }
+}
+
 /// Checks a cluster id for registration: an IPv4 address with dashes, or a name of lowercase
 /// letters, digits and single dashes that starts with a letter and does not end in an address
 /// (which would make hosts ambiguous).
@@ -330,6 +345,22 @@ mod tests {
         })
         .ok_or_else(|| "unknown".to_owned())?;
         Ok((split.app.to_owned(), split.cluster.to_owned()))
+    }
+
+    #[test]
+    fn cluster_ids_derive_from_ipv4_addresses() {
+        let id = |ip: &str| cluster_id_for_ip(ip.parse().unwrap());
+        assert_eq!(id("203.0.113.10").as_deref(), Some("203-0-113-10"));
+        assert_eq!(id("127.0.0.1").as_deref(), Some("127-0-0-1"));
+        assert_eq!(id("::ffff:10.1.2.3").as_deref(), Some("10-1-2-3"));
+        assert_eq!(id("2001:db8::10"), None);
+        for ip in ["0.0.0.0", "255.255.255.255", "203.0.113.10"] {
+            let derived = id(ip).unwrap();
+            assert!(is_address_id(&derived), "{derived}");
+            assert!(check_cluster_id(&derived).is_ok());
+            let host = app_host("hello", "test", &derived, D).unwrap();
+            assert_eq!(parse(&host), ok("hello-test", &derived));
+        }
     }
 
     fn ok(app: &str, cluster: &str) -> Result<(String, String), String> {

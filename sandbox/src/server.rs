@@ -82,6 +82,40 @@ impl Sandbox {
 }
 
 /// The objects every cluster starts with.
+/// The one node of the sandbox, Ready, shaped like a k3s server node so that `kubectl get
+/// nodes` and a wait for readiness see what they see on a fresh k3s.
+fn sandbox_node() -> serde_json::Value {
+    let now = ops::now();
+    let ready = |kind: &str, status: &str, reason: &str| json!({"type": kind, "status": status, "reason": reason, "lastHeartbeatTime": now, "lastTransitionTime": now});
+    json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {
+            "name": crate::controllers::NODE,
+            "labels": {
+                "kubernetes.io/hostname": crate::controllers::NODE,
+                "kubernetes.io/os": std::env::consts::OS,
+                "node-role.kubernetes.io/control-plane": "true",
+            },
+        },
+        "spec": {"podCIDR": "10.42.0.0/24"},
+        "status": {
+            "conditions": [
+                ready("MemoryPressure", "False", "KubeletHasSufficientMemory"),
+                ready("DiskPressure", "False", "KubeletHasNoDiskPressure"),
+                ready("PIDPressure", "False", "KubeletHasSufficientPID"),
+                ready("Ready", "True", "KubeletReady"),
+            ],
+            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": crate::controllers::NODE}],
+            "nodeInfo": {
+                "architecture": std::env::consts::ARCH,
+                "operatingSystem": std::env::consts::OS,
+                "kubeletVersion": crate::api::discovery::git_version(),
+                "containerRuntimeVersion": "sandbox://0",
+            },
+        },
+    })
+}
+
 async fn seed(store: &Store) -> ApiResult<()> {
     store
         .write(|tx| {
@@ -107,6 +141,18 @@ async fn seed(store: &Store) -> ApiResult<()> {
                     "spec": {"clusterIP": "10.43.0.1", "ports": [{"name": "https", "port": 443, "targetPort": 6443}]},
                 });
                 ops::create(tx, &services, "default", obj, how())?;
+            }
+            if let Some(nodes) = registry.find("", "v1", "nodes")
+                && tx.state().list(&nodes.key(), None).next().is_none()
+            {
+                // Status is a subresource: create drops it, so it is written after.
+                let node = sandbox_node();
+                let created = ops::create(tx, &nodes, "", node.clone(), how())?;
+                let mut ready = (*created).clone();
+                ready["status"] = node["status"].clone();
+                let key = ops::key(&nodes, "", crate::controllers::NODE);
+                let status = WriteKind::Controller { manager: "kip-sandbox", part: Part::Status };
+                ops::finish_write(tx, &nodes, key, created, ready, status)?;
             }
             if tx.get(&ops::key(&accounts, "default", "default")).is_none() {
                 let obj = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}});

@@ -51,9 +51,12 @@ impl Kit {
             kip_home: home.path().to_path_buf(),
             templates: Arc::new(MemorySource(templates)),
             ui,
-            cluster_name: "sandbox".into(),
-            unreachable_hint: String::new(),
-            client: Arc::new(|| Err("no cluster in unit tests".to_owned())),
+            cluster: std::sync::RwLock::new(builtins::ClusterChoice {
+                name: "sandbox".into(),
+                unreachable_hint: String::new(),
+                client: Arc::new(|| Err("no cluster in unit tests".to_owned())),
+            }),
+            rechoose: None,
         };
         let mut engine = Engine::new();
         builtins::register_all(&mut engine, Arc::new(host));

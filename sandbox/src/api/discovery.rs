@@ -7,11 +7,15 @@ use crate::registry::{Registry, Resource};
 /// The version we report; kubectl's dispatcher on our machines runs the client of this minor.
 pub const MINOR: &str = "33";
 
+pub fn git_version() -> String {
+    format!("v1.{MINOR}.0-kip-sandbox")
+}
+
 pub fn version() -> Value {
     json!({
         "major": "1",
         "minor": MINOR,
-        "gitVersion": format!("v1.{MINOR}.0-kip-sandbox"),
+        "gitVersion": git_version(),
         "gitCommit": "0000000000000000000000000000000000000000",
         "gitTreeState": "clean",
         "buildDate": "2026-11-01T00:00:00Z",

@@ -1,7 +1,7 @@
 //! The HTTP face of the sandbox: routing, body decoding and content negotiation.
 
 mod body;
-mod discovery;
+pub(crate) mod discovery;
 mod logs;
 mod objects;
 pub mod portforward;

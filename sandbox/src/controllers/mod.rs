@@ -12,14 +12,14 @@
 //!
 //! One module per controller: `deployment`, `replicaset`, `pod` (scheduler and kubelet,
 //! with the annotations that script failures and delays), `statefulset`, `pvc`, `job`,
-//! `service` (endpoints), `ingress`, `hpa`, `gc` (garbage collector), `namespace`
-//! and `events`.
+//! `service` (endpoints), `ingress`, `hpa`, `gc` (garbage collector), `namespace`,
+//! `events`, and `helmchart` (k3s's helm controller, once its CRD is applied).
 //!
 //! Simplified compared with a real cluster:
 //!
 //! - No container runs: pods are reported Running and Ready at once (run-to-completion pods
 //!   exit 0 at once); failures and delays are scripted with annotations (see `pod`). There is
-//!   one node, `sandbox`; no resources, probes, affinity or taints are considered.
+//!   one node, `sandbox` (a Node object, Ready); no resources, probes, affinity or taints are considered.
 //! - Deployments scale the new ReplicaSet to the full count at once and the old ones to zero
 //!   once it is ready: no maxSurge/maxUnavailable steps, no proportional scaling, no
 //!   minReadySeconds. Available means every wanted replica is available.
@@ -36,11 +36,14 @@ mod common;
 mod deployment;
 mod events;
 mod gc;
+mod helmchart;
 mod hpa;
 mod ingress;
 mod job;
 mod namespace;
 mod pod;
+
+pub use pod::NODE;
 mod pvc;
 mod replicaset;
 mod service;
@@ -320,6 +323,7 @@ fn reconcile(tx: &mut Tx, ctx: &Ctx, key: &ObjKey) -> ApiResult<Outcome> {
         "/services" => service::reconcile(tx, key, obj),
         "networking.k8s.io/ingresses" => ingress::reconcile(tx, key, obj),
         "autoscaling/horizontalpodautoscalers" => hpa::reconcile(tx, key, obj),
+        "helm.cattle.io/helmcharts" => helmchart::reconcile(tx, key, obj),
         _ => Ok(Outcome::done()),
     }
 }

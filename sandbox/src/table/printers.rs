@@ -33,6 +33,7 @@ pub(super) fn builtin(group: &str, kind: &str) -> Option<Printer> {
         ("", "Service") => resources::service(),
         ("networking.k8s.io" | "extensions", "Ingress") => resources::ingress(),
         ("", "Namespace") => resources::namespace(),
+        ("", "Node") => resources::node(),
         ("", "ConfigMap") => resources::config_map(),
         ("", "Secret") => resources::secret(),
         ("", "ServiceAccount") => resources::service_account(),

@@ -214,6 +214,55 @@ pub(super) fn namespace() -> Printer {
     }
 }
 
+/// `kubectl get nodes`: readiness from the Ready condition, roles from the
+/// `node-role.kubernetes.io/<role>` labels, the kubelet's version.
+pub(super) fn node() -> Printer {
+    Printer {
+        columns: columns(&[
+            ("Name", "string", 0, ""),
+            ("Status", "string", 0, "The status of the node"),
+            ("Roles", "string", 0, "The roles of the node"),
+            ("Age", "string", 0, ""),
+            (
+                "Version",
+                "string",
+                0,
+                "Kubelet Version reported by the node.",
+            ),
+        ]),
+        cells: |node, now| {
+            let ready = at(node, &["status", "conditions"])
+                .and_then(Value::as_array)
+                .and_then(|all| all.iter().find(|c| c["type"] == "Ready"))
+                .map(|c| c["status"] == "True");
+            let status = match ready {
+                Some(true) => "Ready",
+                _ => "NotReady",
+            };
+            let roles: Vec<&str> = object(node, &["metadata", "labels"])
+                .map(|labels| {
+                    labels
+                        .keys()
+                        .filter_map(|k| k.strip_prefix("node-role.kubernetes.io/"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let roles = if roles.is_empty() {
+                "<none>".to_string()
+            } else {
+                roles.join(",")
+            };
+            vec![
+                name_cell(node),
+                Value::from(status),
+                Value::from(roles),
+                age_cell(node, now),
+                Value::from(text(node, &["status", "nodeInfo", "kubeletVersion"])),
+            ]
+        },
+    }
+}
+
 fn key_count(obj: &Value, fields: &[&str]) -> i64 {
     let keys: BTreeSet<&String> = fields
         .iter()
