@@ -142,6 +142,36 @@ impl Drop for Site {
     }
 }
 
+const GATEWAY_ADMIN: &str = "admin-token-for-install-tests";
+
+/// A kip-gateway in this process: its runtime, its folder, its admin URL.
+fn gateway() -> (tokio::runtime::Runtime, tempfile::TempDir, String) {
+    use clap::Parser as _;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, GATEWAY_ADMIN).unwrap();
+    let registry = dir.path().join("registry.json");
+    let config = kip_gateway::config::Config::try_parse_from([
+        "kip-gateway",
+        "--domain",
+        "kipper.test",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--init",
+        "--registry",
+        registry.to_str().unwrap(),
+        "--admin-token-file",
+        token.to_str().unwrap(),
+    ])
+    .unwrap();
+    let started = runtime.block_on(kip_gateway::serve::start(config)).unwrap();
+    let url = format!("http://{}", started.admin);
+    (runtime, dir, url)
+}
+
 fn ok(what: &str, out: &Output) -> String {
     assert!(
         out.status.success(),
@@ -167,7 +197,17 @@ fn nothing_created(site: &Site) {
 #[test]
 fn install_over_ssh_then_deploy_then_rerun_changes_nothing() {
     let site = Site::new();
-    let out = site.install("kiptest", &["--accept-host-key"]);
+    let (_gateway_runtime, gateway_dir, gateway) = gateway();
+    let out = site.install(
+        "kiptest",
+        &[
+            "--accept-host-key",
+            "--gateway",
+            &gateway,
+            "--gateway-token",
+            GATEWAY_ADMIN,
+        ],
+    );
     let text = ok("kip install", &out);
     for line in [
         "✔ Connected to kiptest@127.0.0.1:",
@@ -188,11 +228,22 @@ fn install_over_ssh_then_deploy_then_rerun_changes_nothing() {
         "✔ Longhorn installed (",
         "✔ Registry installed (",
         "✔ kip server installed (",
-        "- Gateway: none configured, skipped",
+        "✔ Gateway: 127-0-0-1.kipper.test → 127.0.0.1:443",
         "Console: https://console-127-0-0-1.kipper.test",
     ] {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }
+    // The gateway knows the cluster, and kip keeps the cluster's own token for updates.
+    let registry = std::fs::read_to_string(gateway_dir.path().join("registry.json")).unwrap();
+    assert!(
+        registry.contains("127-0-0-1") && registry.contains("127.0.0.1:443"),
+        "{registry}"
+    );
+    assert!(
+        site.config().contains("gateway-token:"),
+        "{}",
+        site.config()
+    );
     assert_eq!(site.installer_runs(), 1);
     let runs = std::fs::read_to_string(site.server.path().join("k3s-home.runs")).unwrap();
     assert!(
@@ -282,6 +333,7 @@ fn install_over_ssh_then_deploy_then_rerun_changes_nothing() {
         "✔ Let's Encrypt ClusterIssuer already installed",
         "✔ Registry already installed",
         "✔ kip server already installed",
+        "✔ Gateway: 127-0-0-1 already registered at 127.0.0.1:443",
     ] {
         assert!(again.contains(line), "missing {line:?} in:\n{again}");
     }
@@ -292,10 +344,15 @@ fn install_over_ssh_then_deploy_then_rerun_changes_nothing() {
 #[test]
 fn status_over_ssh_reports_the_host() {
     let site = Site::new();
-    ok(
+    let text = ok(
         "kip install",
         &site.install("kiptest", &["--accept-host-key", "--skip", "longhorn"]),
     );
+    assert!(
+        text.contains("- Gateway: none configured, skipped"),
+        "{text}"
+    );
+    assert!(!text.contains("Longhorn"), "{text}");
     let out = site.kip(&["status", "--ssh", "-o", "json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&out), stderr(&out)));

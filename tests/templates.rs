@@ -172,3 +172,44 @@ fn service_templates_render_valid_manifests_for_every_type() {
         insta::assert_snapshot!(format!("service__{kind}"), text);
     }
 }
+
+const INSTALL_CONTEXT: &str = r#"#{
+    host: "203.0.113.10", cluster_id: "203-0-113-10", domain: "kipper.run",
+    versions: #{ k3s: "v1.33.5+k3s1", cert_manager: "v1.18.2", longhorn: "1.9.1", zot: "v2.1.7" },
+    namespace: "kipper-system", acme_email: "ops@example.com", registry_storage: "20Gi",
+    kubeconfig_path: "'/etc/rancher/k3s/k3s.yaml'", k3s_version: "v1.33.5+k3s1",
+    registry_image: "ghcr.io/project-zot/zot:v2.1.7",
+    kip_server_image: "ghcr.io/kipper-run/kip-server:0.1.0",
+}"#;
+
+#[test]
+fn install_templates_render_valid_manifests() {
+    for template in [
+        "install/traefik.yaml.j2",
+        "install/cert-manager.yaml.j2",
+        "install/cluster-issuer.yaml.j2",
+        "install/longhorn.yaml.j2",
+        "install/registry.yaml.j2",
+        "install/kip-server.yaml.j2",
+    ] {
+        let text = render(template, INSTALL_CONTEXT);
+        check_objects(template, &text);
+        insta::assert_snapshot!(template.replace('/', "__"), text);
+    }
+    // Without an e-mail the ClusterIssuer has no empty `email` key.
+    let text = render(
+        "install/cluster-issuer.yaml.j2",
+        &INSTALL_CONTEXT.replace("\"ops@example.com\"", "\"\""),
+    );
+    check_objects("install/cluster-issuer.yaml.j2", &text);
+    assert!(!text.contains("email"), "{text}");
+    // The remote scripts are shell, snapshotted as they are sent.
+    for script in [
+        "install/preflight.sh.j2",
+        "install/k3s-installer.sh.j2",
+        "install/host-check.sh.j2",
+    ] {
+        let text = render(script, INSTALL_CONTEXT);
+        insta::assert_snapshot!(script.replace('/', "__"), text);
+    }
+}
