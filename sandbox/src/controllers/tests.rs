@@ -1237,3 +1237,92 @@ async fn failing_rollout_exceeds_its_progress_deadline() {
     );
     assert_eq!(d["status"]["unavailableReplicas"], 1);
 }
+
+#[tokio::test]
+async fn the_sandbox_has_one_ready_node() {
+    let store = sandbox().await;
+    let state = store.read();
+    let nodes: Vec<Arc<Value>> = state.list("/nodes", None).map(|(_, v)| v.clone()).collect();
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(nodes[0]["metadata"]["name"], super::NODE);
+    assert!(condition_true(&nodes[0], "Ready"), "{}", nodes[0]);
+}
+
+#[tokio::test]
+async fn helm_charts_get_an_install_job_like_on_k3s() {
+    let store = sandbox().await;
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "helmcharts.helm.cattle.io"},
+        "spec": {
+            "group": "helm.cattle.io", "scope": "Namespaced",
+            "names": {"kind": "HelmChart", "plural": "helmcharts", "singular": "helmchart", "listKind": "HelmChartList"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "subresources": {"status": {}},
+                          "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}],
+        },
+    });
+    create(
+        &store,
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+        "",
+        crd,
+    )
+    .await;
+    wait_for(&store, "HelmChart served", |s| {
+        s.registry
+            .find_any_version("helm.cattle.io", "helmcharts")
+            .is_some()
+    })
+    .await;
+    let chart = json!({
+        "apiVersion": "helm.cattle.io/v1", "kind": "HelmChart",
+        "metadata": {"name": "cert-manager"},
+        "spec": {"repo": "https://charts.jetstack.io", "chart": "cert-manager", "version": "v1.18.2"},
+    });
+    create(&store, "helm.cattle.io", "helmcharts", "kube-system", chart).await;
+    let complete = |s: &State| {
+        get(s, "batch/jobs", "kube-system", "helm-install-cert-manager")
+            .filter(|j| condition_true(j, "Complete"))
+    };
+    wait_for(&store, "install job complete", |s| complete(s).is_some()).await;
+    let first = complete(&store.read()).unwrap();
+    let state = store.read();
+    let chart = get(
+        &state,
+        "helm.cattle.io/helmcharts",
+        "kube-system",
+        "cert-manager",
+    )
+    .unwrap();
+    assert_eq!(chart["status"]["jobName"], "helm-install-cert-manager");
+    assert_eq!(
+        first["metadata"]["ownerReferences"][0]["uid"],
+        chart["metadata"]["uid"]
+    );
+    assert!(
+        first["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "VERSION" && e["value"] == "v1.18.2")
+    );
+    drop(state);
+
+    // A changed chart gets a fresh install job, as k3s replaces it.
+    modify(
+        &store,
+        "helm.cattle.io",
+        "helmcharts",
+        "kube-system",
+        "cert-manager",
+        |c| {
+            c["spec"]["version"] = json!("v1.19.0");
+        },
+    )
+    .await;
+    wait_for(&store, "a new install job", |s| {
+        complete(s).is_some_and(|j| j["metadata"]["uid"] != first["metadata"]["uid"])
+    })
+    .await;
+}
