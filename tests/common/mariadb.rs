@@ -68,10 +68,18 @@ impl MariaDb {
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
             .expect("chmod");
         let data = dir.path().join("data");
+        // A temp dir of its own: servers bootstrapping at once in a shared /tmp clash on the
+        // names of their temporary tables ("Unknown table 'mysql.tmp_user_sys'").
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).expect("temp dir of the server");
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::chown(&tmp, Some(uid), Some(gid)).expect("chown");
+        }
         // --no-defaults: the machine's /etc/mysql settings are not this server's.
         let install = command("mariadb-install-db", owner)
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
             .stdin(Stdio::null())
             .output()
@@ -86,6 +94,7 @@ impl MariaDb {
         let child = command("/usr/sbin/mariadbd", owner)
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg(format!("--socket={}", socket(dir.path()).display()))
             .arg(format!("--pid-file={}", dir.path().join("pid").display()))
             .arg(format!(
