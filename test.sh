@@ -11,7 +11,7 @@ need_apt=()
 if ! command -v kubectl >/dev/null 2>&1; then
   need_apt+=(kubernetes-client)
 fi
-# Real servers stand in for service pods (tests/common/postgres.rs, redis.rs start their own
+# Real servers stand in for service pods (tests/common/postgres.rs, redis.rs, mariadb.rs start their own
 # throwaway instances on loopback), and their own clients talk to them through `kip tunnel`.
 installed() { dpkg -s "$1" >/dev/null 2>&1; }
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! installed postgresql; then
@@ -20,6 +20,12 @@ fi
 if ! command -v psql >/dev/null 2>&1; then need_apt+=(postgresql-client); fi
 if ! command -v redis-server >/dev/null 2>&1; then need_apt+=(redis-server); fi
 if ! command -v redis-cli >/dev/null 2>&1; then need_apt+=(redis-tools); fi
+# MariaDB stands in for a mysql service's pod (tests/common/mariadb.rs); the `mysql` client runs
+# in that pod through `kip service bind`'s exec, on this machine (`--allow-host-exec`).
+if ! command -v mariadb-install-db >/dev/null 2>&1 || [ ! -x /usr/sbin/mariadbd ]; then
+  need_apt+=(mariadb-server)
+fi
+if ! command -v mysql >/dev/null 2>&1; then need_apt+=(mariadb-client); fi
 # The ssh builtins are tested against a real OpenSSH server the tests start on loopback with
 # throwaway keys made by ssh-keygen; sudo is tested through the real sudo.
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)

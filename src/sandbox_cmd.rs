@@ -19,12 +19,20 @@ pub enum SandboxCommand {
         /// Address to listen on; port 0 reuses the last port when free, else picks one.
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
+        /// Let `exec` in pods annotated `sandbox.kipper.run/exec: host` run the command on this
+        /// machine, as your user (for tests and demos; loopback addresses only).
+        #[arg(long)]
+        allow_host_exec: bool,
     },
     /// Start the sandbox in the background (does nothing if it already runs).
     Up {
         /// Address to listen on; port 0 reuses the last port when free, else picks one.
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
+        /// Let `exec` in pods annotated `sandbox.kipper.run/exec: host` run the command on this
+        /// machine, as your user (for tests and demos; loopback addresses only).
+        #[arg(long)]
+        allow_host_exec: bool,
     },
     /// Stop the background sandbox. Its data stays.
     Down,
@@ -43,8 +51,14 @@ pub enum SandboxCommand {
 pub fn run(cmd: SandboxCommand) -> Result<(), String> {
     let home = SandboxHome::new(&kip_home()?);
     match cmd {
-        SandboxCommand::Serve { listen } => serve(&home, listen),
-        SandboxCommand::Up { listen } => up(&home, listen),
+        SandboxCommand::Serve {
+            listen,
+            allow_host_exec,
+        } => serve(&home, listen, allow_host_exec),
+        SandboxCommand::Up {
+            listen,
+            allow_host_exec,
+        } => up(&home, listen, allow_host_exec),
         SandboxCommand::Down => down(&home),
         SandboxCommand::Status => status(&home),
         SandboxCommand::Reset { yes } => reset(&home, yes),
@@ -73,13 +87,28 @@ fn choose_address(home: &SandboxHome, listen: SocketAddr) -> SocketAddr {
         .unwrap_or(listen)
 }
 
-fn serve(home: &SandboxHome, listen: SocketAddr) -> Result<(), String> {
+/// Host exec runs commands for whoever can reach the API (the sandbox has no authentication),
+/// so it is only for a sandbox that listens on loopback.
+fn check_host_exec(listen: SocketAddr, allow_host_exec: bool) -> Result<(), String> {
+    if allow_host_exec && !listen.ip().is_loopback() {
+        return Err(format!(
+            "--allow-host-exec lets anyone who reaches the sandbox run commands on this machine: \
+             it needs a loopback --listen address (like 127.0.0.1:0), not {listen}"
+        ));
+    }
+    Ok(())
+}
+
+fn serve(home: &SandboxHome, listen: SocketAddr, allow_host_exec: bool) -> Result<(), String> {
+    check_host_exec(listen, allow_host_exec)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async {
-        let sandbox = Sandbox::open(&home.data()).await?;
+        let sandbox = Sandbox::open(&home.data())
+            .await?
+            .allow_host_exec(allow_host_exec);
         let address = choose_address(home, listen);
         let listener = tokio::net::TcpListener::bind(address)
             .await
@@ -94,6 +123,12 @@ fn serve(home: &SandboxHome, listen: SocketAddr) -> Result<(), String> {
         let mut out = std::io::stdout();
         let _ = writeln!(out, "✔ Sandbox listening on http://{bound}");
         let _ = writeln!(out, "  export KUBECONFIG={}", kubeconfig.display());
+        if allow_host_exec {
+            let _ = writeln!(
+                out,
+                "  exec in pods annotated sandbox.kipper.run/exec: host runs on this machine"
+            );
+        }
         let _ = out.flush();
         let served = sandbox.serve(listener, shutdown_signal()).await;
         let _ = std::fs::remove_file(home.pid_file());
@@ -150,18 +185,31 @@ pub enum Started {
     Now { address: String, pid: u32 },
 }
 
-fn up(home: &SandboxHome, listen: SocketAddr) -> Result<(), String> {
-    let (word, address, pid) = match ensure_running(home, listen)? {
+fn up(home: &SandboxHome, listen: SocketAddr, allow_host_exec: bool) -> Result<(), String> {
+    check_host_exec(listen, allow_host_exec)?;
+    let (word, address, pid) = match start(home, listen, allow_host_exec)? {
         Started::AlreadyRunning { address, pid } => ("already running", address, pid.to_string()),
         Started::Now { address, pid } => ("running", address, pid.to_string()),
     };
     println!("✔ Sandbox {word} at http://{address} (pid {pid})");
     println!("  export KUBECONFIG={}", home.kubeconfig().display());
+    if allow_host_exec && word == "already running" {
+        // A running server keeps the settings it started with.
+        println!(
+            "  --allow-host-exec applies only to a sandbox it starts: `kip sandbox down` first"
+        );
+    }
     Ok(())
 }
 
 /// Starts the sandbox in the background unless it already answers.
 pub fn ensure_running(home: &SandboxHome, listen: SocketAddr) -> Result<Started, String> {
+    start(home, listen, false)
+}
+
+/// Starts the sandbox in the background (letting it exec on the host if asked) unless it
+/// already answers.
+fn start(home: &SandboxHome, listen: SocketAddr, allow_host_exec: bool) -> Result<Started, String> {
     if let (Some(pid), Some(address)) = (running_pid(home), home.last_address())
         && healthy(&address)
     {
@@ -176,8 +224,12 @@ pub fn ensure_running(home: &SandboxHome, listen: SocketAddr) -> Result<Started,
     let address = choose_address(home, listen);
     let mut child = {
         use std::os::unix::process::CommandExt;
-        Command::new(exe)
-            .args(["sandbox", "serve", "--listen", &address.to_string()])
+        let mut serve = Command::new(exe);
+        serve.args(["sandbox", "serve", "--listen", &address.to_string()]);
+        if allow_host_exec {
+            serve.arg("--allow-host-exec");
+        }
+        serve
             .env("KIP_HOME", home.dir.parent().unwrap_or(Path::new(".")))
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
@@ -277,6 +329,7 @@ fn reset(home: &SandboxHome, yes: bool) -> Result<(), String> {
             "127.0.0.1:0"
                 .parse()
                 .map_err(|_| "bad address".to_string())?,
+            false,
         )?;
     }
     Ok(())

@@ -21,13 +21,25 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
+        Fixture::serving(false)
+    }
+
+    /// A sandbox that runs exec commands on this machine for pods annotated to allow it.
+    fn with_host_exec() -> Fixture {
+        Fixture::serving(true)
+    }
+
+    fn serving(host_exec: bool) -> Fixture {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .expect("runtime");
         let address = runtime.block_on(async {
-            let sandbox = sandbox::Sandbox::in_memory().await.expect("sandbox");
+            let sandbox = sandbox::Sandbox::in_memory()
+                .await
+                .expect("sandbox")
+                .allow_host_exec(host_exec);
             sandbox
                 .spawn("127.0.0.1:0".parse().unwrap())
                 .await
@@ -254,6 +266,109 @@ spec:
     "#,
     );
     assert_eq!(out, "1 true 2 0");
+}
+
+/// A running pod whose exec commands run on this machine, with a Secret-backed variable and an
+/// extra one from the annotation.
+const HOST_POD: &str = r#"
+        k8s::apply_yaml(`
+apiVersion: v1
+kind: Secret
+metadata: {name: creds, namespace: default}
+stringData: {password: s3cret}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: db-0
+  namespace: default
+  annotations: {sandbox.kipper.run/exec: host, sandbox.kipper.run/exec-env: "EXTRA=from-annotation"}
+spec:
+  containers:
+  - name: db
+    image: mysql
+    env:
+    - {name: PASSWORD, valueFrom: {secretKeyRef: {name: creds, key: password}}}
+`);
+        k8s::wait_condition("v1", "Pod", "default", "db-0", "Ready", 15);
+"#;
+
+#[test]
+fn exec_returns_the_exit_code_and_both_outputs() {
+    let f = Fixture::with_host_exec();
+    let out: Map = f.run(&format!(
+        r#"{HOST_POD}
+        let r = k8s::exec("default", "db-0", ["sh", "-c", "echo \"$PASSWORD $EXTRA\"; echo oops >&2; exit 3"]);
+        let fed = k8s::exec("default", "db-0", ["sh", "-c", "tr a-z A-Z; exit 0"], #{{stdin: "shout\n", container: "db"}});
+        let ok = k8s::exec("default", "db-0", ["true"]);
+        #{{status: r.status, stdout: r.stdout, stderr: r.stderr, fed: fed.stdout, fed_status: fed.status, ok: ok.status}}
+    "#
+    ));
+    assert_eq!(text(&out, "status"), "3");
+    assert_eq!(text(&out, "stdout"), "s3cret from-annotation\n");
+    assert_eq!(text(&out, "stderr"), "oops\n");
+    assert_eq!(text(&out, "fed"), "SHOUT\n");
+    assert_eq!(text(&out, "fed_status"), "0");
+    assert_eq!(text(&out, "ok"), "0");
+}
+
+#[test]
+fn exec_errors_name_the_pod_and_the_fix() {
+    let f = Fixture::with_host_exec();
+    f.run::<Map>(&format!("{HOST_POD} #{{}}"));
+    let missing = f.fail(r#"k8s::exec("default", "nope-0", ["true"])"#);
+    assert_eq!(text(&missing, "reason"), "NotFound");
+    assert!(
+        text(&missing, "message").starts_with("cannot exec in pod default/nope-0: "),
+        "{missing:?}"
+    );
+    let absent = f.fail(r#"k8s::exec("default", "db-0", ["no-such-program-kip"])"#);
+    assert_eq!(text(&absent, "kind"), "exec");
+    assert!(
+        text(&absent, "message").contains("executable file not found"),
+        "{absent:?}"
+    );
+    let container = f.fail(r#"k8s::exec("default", "db-0", ["true"], #{container: "web"})"#);
+    assert!(
+        text(&container, "message").contains("container web is not valid for pod db-0"),
+        "{container:?}"
+    );
+    let slow = f.fail(r#"k8s::exec("default", "db-0", ["sleep", "30"], #{timeout_secs: 1})"#);
+    assert_eq!(text(&slow, "kind"), "timeout");
+    for (script, says) in [
+        (r#"k8s::exec("default", "db-0", [])"#, "needs a command"),
+        (
+            r#"k8s::exec("default", "db-0", ["echo", 1])"#,
+            "array of strings",
+        ),
+        (
+            r#"k8s::exec("default", "db-0", ["true"], #{tty: true})"#,
+            "unknown exec option `tty`",
+        ),
+        (
+            r#"k8s::exec("default", "db-0", ["true"], #{timeout_secs: 0})"#,
+            "positive integer",
+        ),
+    ] {
+        let err = f.fail(script);
+        assert_eq!(text(&err, "kind"), "invalid", "{script}");
+        assert!(text(&err, "message").contains(says), "{script}: {err:?}");
+    }
+}
+
+/// Without `--allow-host-exec` the sandbox refuses, and says how to opt in.
+#[test]
+fn exec_without_the_opt_in_is_refused_with_the_way_to_allow_it() {
+    let f = Fixture::new();
+    f.run::<Map>(&format!("{HOST_POD} #{{}}"));
+    let err = f.fail(r#"k8s::exec("default", "db-0", ["true"])"#);
+    assert_eq!(text(&err, "reason"), "Forbidden");
+    let message = text(&err, "message");
+    assert!(message.contains("--allow-host-exec"), "{message}");
+    assert!(
+        message.contains("sandbox.kipper.run/exec: host"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -125,7 +125,7 @@ const BUILTINS: &[Builtin] = &[
         "Pod",
         true,
         &["po"],
-        &["status", "log", "portforward"],
+        &["status", "log", "portforward", "exec"],
     ),
     Builtin {
         name_rule: NameRule::Label,

@@ -19,6 +19,8 @@ use crate::store::Store;
 #[derive(Clone)]
 pub struct Sandbox {
     pub store: Store,
+    /// Exec in pods annotated `sandbox.kipper.run/exec: host` runs the command on this machine.
+    pub host_exec: bool,
 }
 
 impl Sandbox {
@@ -38,7 +40,17 @@ impl Sandbox {
             .await
             .map_err(|e| format!("cannot seed the sandbox: {e}"))?;
         controllers::start(store.clone());
-        Ok(Sandbox { store })
+        Ok(Sandbox {
+            store,
+            host_exec: false,
+        })
+    }
+
+    /// Lets exec run commands on this machine, as the sandbox's user, for pods annotated
+    /// `sandbox.kipper.run/exec: host` (see `api::exec`). Off by default.
+    pub fn allow_host_exec(mut self, allowed: bool) -> Self {
+        self.host_exec = allowed;
+        self
     }
 
     /// Serves the API on `listener` until `shutdown` resolves.
@@ -48,7 +60,7 @@ impl Sandbox {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let address = listener.local_addr()?;
-        let api = Api::new(self.store.clone());
+        let api = Api::new(self.store.clone()).with_host_exec(self.host_exec);
         api.set_address(address.to_string());
         let app = api::router(api);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod mariadb;
 pub mod postgres;
 pub mod redis;
 
@@ -31,15 +32,34 @@ pub struct ServedSandbox {
     pub home: tempfile::TempDir,
     pub child: Option<Child>,
     pub address: String,
+    /// Extra arguments of `kip sandbox serve` and variables of its environment.
+    serve_args: Vec<String>,
+    serve_env: Vec<(String, String)>,
 }
 
 impl ServedSandbox {
     pub fn start() -> ServedSandbox {
+        ServedSandbox::start_with(&[], &[])
+    }
+
+    /// A sandbox that runs exec commands on this machine for pods annotated
+    /// `sandbox.kipper.run/exec: host`.
+    pub fn with_host_exec() -> ServedSandbox {
+        ServedSandbox::start_with(&["--allow-host-exec"], &[])
+    }
+
+    /// `kip sandbox serve ARGS` with `env` added to its environment.
+    pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> ServedSandbox {
         let home = tempfile::tempdir().expect("temp kip home");
         let mut sandbox = ServedSandbox {
             home,
             child: None,
             address: String::new(),
+            serve_args: args.iter().map(|a| a.to_string()).collect(),
+            serve_env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         sandbox.restart();
         sandbox
@@ -71,6 +91,8 @@ impl ServedSandbox {
     pub fn restart(&mut self) {
         let mut child = Command::new(kip_bin())
             .args(["sandbox", "serve"])
+            .args(&self.serve_args)
+            .envs(self.serve_env.iter().map(|(k, v)| (k, v)))
             .env("KIP_HOME", self.home.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -195,9 +217,12 @@ impl Kubectl {
     }
 
     pub fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        // kubectl's own flags go before a `--`: what follows it is a command (`kubectl exec`).
+        let split = args.iter().position(|a| *a == "--").unwrap_or(args.len());
         let mut child = Command::new("kubectl")
-            .args(args)
+            .args(&args[..split])
             .arg(format!("--cache-dir={}", self.cache.display()))
+            .args(&args[split..])
             .env("KUBECONFIG", &self.kubeconfig)
             .stdin(if stdin.is_some() {
                 Stdio::piped()

@@ -115,6 +115,10 @@ fn subresource_doc(r: &Resource, sub: &str) -> Value {
             "name": name, "singularName": "", "namespaced": r.namespaced,
             "kind": "PodPortForwardOptions", "verbs": ["create", "get"],
         }),
+        "exec" => json!({
+            "name": name, "singularName": "", "namespaced": r.namespaced,
+            "kind": "PodExecOptions", "verbs": ["create", "get"],
+        }),
         _ => json!({
             "name": name, "singularName": "", "namespaced": r.namespaced,
             "kind": r.kind, "verbs": ["get", "patch", "update"],

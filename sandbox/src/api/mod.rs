@@ -2,10 +2,12 @@
 
 mod body;
 pub(crate) mod discovery;
+mod exec;
 mod logs;
 mod objects;
 pub mod portforward;
 pub mod route;
+mod upgrade;
 mod watch;
 
 use std::collections::HashMap;
@@ -31,6 +33,9 @@ pub const MAX_BODY: usize = 3 * 1024 * 1024;
 pub struct Api {
     pub store: Store,
     address: Arc<OnceLock<String>>,
+    /// Whether exec may run commands on this machine for pods that ask for it (off unless the
+    /// sandbox was started with `--allow-host-exec`: it runs host commands as our user).
+    pub host_exec: bool,
 }
 
 impl Api {
@@ -38,7 +43,14 @@ impl Api {
         Api {
             store,
             address: Arc::new(OnceLock::new()),
+            host_exec: false,
         }
+    }
+
+    /// Lets exec run host commands for pods annotated `sandbox.kipper.run/exec: host`.
+    pub fn with_host_exec(mut self, allowed: bool) -> Self {
+        self.host_exec = allowed;
+        self
     }
 
     /// Records the address clients reach us at, for `/api`'s serverAddressByClientCIDRs.

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::body::{self, PatchKind};
 use super::route::ResourcePath;
-use super::{Api, Req, logs, portforward, watch};
+use super::{Api, Req, exec, logs, portforward, watch};
 use crate::apply::{self, ApplyError};
 use crate::error::{ApiError, ApiResult};
 use crate::http::json_response;
@@ -42,6 +42,7 @@ pub async fn handle(api: &Api, path: &str, t: ResourcePath, req: Req) -> ApiResu
             "scale" => scale(api, res, ns, name, req).await,
             "log" => logs::serve(api, &res, &ns, &name, &req),
             "portforward" => portforward::serve(api, &res, &ns, &name, req),
+            "exec" => exec::serve(api, &res, &ns, &name, req),
             "finalize" => finalize(api, res, name, req).await,
             _ => Err(ApiError::no_route(path)),
         },

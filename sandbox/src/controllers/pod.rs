@@ -17,6 +17,8 @@
 //!   exits (default 0).
 //! - `sandbox.kipper.run/forward: "5432=127.0.0.1:15432,…"`: what stands for the pod's ports
 //!   when a client port-forwards to it (see `api::portforward::backend`).
+//! - `sandbox.kipper.run/exec: host` and `sandbox.kipper.run/exec-env: "NAME=VALUE,…"`: exec in
+//!   the pod runs the command on this machine, when the sandbox allows it (see `api::exec::host`).
 //!
 //! A pod marked for deletion (it has finalizers, or it would be gone already) gets its
 //! containers reported as terminated and is no longer ready.

@@ -19,14 +19,13 @@ pub mod backend;
 mod spdy;
 mod websocket;
 
-use axum::body::Body;
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method};
 use axum::response::Response;
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
+use super::upgrade::{asks_for, header_tokens, switching, websocket_accept};
 use super::{Api, Req};
 use crate::error::{ApiError, ApiResult};
 use crate::ops;
@@ -50,19 +49,8 @@ enum Protocol {
     Spdy,
 }
 
-fn header_tokens<'a>(req: &'a Req, name: &str) -> impl Iterator<Item = &'a str> {
-    req.headers
-        .get_all(name)
-        .into_iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-}
-
 fn protocol(req: &Req) -> ApiResult<Protocol> {
-    let upgrade: Vec<&str> = header_tokens(req, "upgrade").collect();
-    if upgrade.iter().any(|u| u.eq_ignore_ascii_case("websocket")) {
+    if asks_for(req, "websocket") {
         let offered: Vec<&str> = header_tokens(req, "sec-websocket-protocol").collect();
         if offered.is_empty() {
             return Ok(Protocol::Channels(None));
@@ -82,7 +70,7 @@ fn protocol(req: &Req) -> ApiResult<Protocol> {
             offered.join(", ")
         )));
     }
-    if upgrade.iter().any(|u| u.eq_ignore_ascii_case(SPDY_UPGRADE)) {
+    if asks_for(req, SPDY_UPGRADE) {
         let streams: Vec<&str> = header_tokens(req, STREAM_PROTOCOL_HEADER).collect();
         if !streams.is_empty() && !streams.contains(&PORT_FORWARD_PROTOCOL) {
             return Err(ApiError::new(
@@ -138,15 +126,6 @@ fn ports(raw_query: &str) -> ApiResult<Vec<u16>> {
     Ok(ports)
 }
 
-fn switching(upgrade: &'static str) -> Response {
-    let mut resp = Response::new(Body::empty());
-    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let headers = resp.headers_mut();
-    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    headers.insert(header::UPGRADE, HeaderValue::from_static(upgrade));
-    resp
-}
-
 /// Answers a port-forward request with an upgrade, and serves the upgraded connection.
 pub fn serve(api: &Api, res: &Resource, ns: &str, name: &str, req: Req) -> ApiResult<Response> {
     if req.method != Method::GET && req.method != Method::POST {
@@ -185,33 +164,12 @@ pub fn serve(api: &Api, res: &Resource, ns: &str, name: &str, req: Req) -> ApiRe
                 Protocol::Channels(_) => ports(&req.raw_query)?,
                 _ => Vec::new(),
             };
-            let key = req
-                .headers
-                .get("sec-websocket-key")
-                .ok_or_else(|| ApiError::bad_request("missing Sec-WebSocket-Key header"))?;
-            let version = req
-                .headers
-                .get("sec-websocket-version")
-                .and_then(|v| v.to_str().ok());
-            if version != Some("13") {
-                return Err(ApiError::bad_request(
-                    "unsupported Sec-WebSocket-Version: the sandbox speaks version 13",
-                ));
-            }
-            let accept = derive_accept_key(key.as_bytes());
-            let mut resp = switching("websocket");
-            let headers = resp.headers_mut();
-            if let Ok(accept) = HeaderValue::from_str(&accept) {
-                headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
-            }
             let subprotocol = match protocol {
                 Protocol::SpdyTunnel => Some(SPDY_TUNNEL),
                 Protocol::Channels(p) => p,
                 Protocol::Spdy => None,
             };
-            if let Some(p) = subprotocol {
-                headers.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(p));
-            }
+            let resp = websocket_accept(&req.headers, subprotocol)?;
             let tunnelled = matches!(protocol, Protocol::SpdyTunnel);
             tokio::spawn(async move {
                 let Ok(upgraded) = on_upgrade.await else {
