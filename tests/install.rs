@@ -580,3 +580,34 @@ fn dry_run_prints_commands_and_manifests_and_connects_nowhere() {
     }
     assert!(!home.path().join("config.yaml").exists());
 }
+
+#[test]
+fn an_unknown_host_key_shown_on_a_terminal_and_declined_stops_the_install() {
+    let site = Site::new();
+    let args = site.install_args("kiptest", &[]);
+    let command = std::iter::once(kip_bin().to_string())
+        .chain(args.iter().map(|a| format!("'{a}'")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    // `script` gives kip a terminal; the answer to the host-key question is "n".
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .env("KIP_HOME", site.client_home.path())
+        .env("KUBECONFIG", site.client_home.path().join("no-kubeconfig"))
+        .env("HOME", site.client_home.path())
+        .env("NO_COLOR", "1")
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run script");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"n\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let drawn = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(!out.status.success(), "{drawn}");
+    let fingerprint = sshd::fingerprint(&site.sshd.host_public_key());
+    assert!(drawn.contains(&fingerprint), "{fingerprint} in {drawn}");
+    assert!(drawn.contains("was not trusted"), "{drawn}");
+    nothing_created(&site);
+}
