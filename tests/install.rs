@@ -611,3 +611,33 @@ fn an_unknown_host_key_shown_on_a_terminal_and_declined_stops_the_install() {
     assert!(drawn.contains("was not trusted"), "{drawn}");
     nothing_created(&site);
 }
+
+#[test]
+fn status_of_a_cluster_without_the_platform_says_so_and_passes() {
+    let sandbox = crate::common::ServedSandbox::start();
+    let out = sandbox.kip(&["status"]);
+    let text = ok("kip status", &out);
+    for line in [
+        "✔ API: reachable",
+        "✔ Node sandbox: Ready",
+        "✔ Platform: not installed (kip install sets it up on a server)",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+    // A platform half there is reported component by component, and fails.
+    sandbox.kubectl().ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: kipper-system}\n---\n\
+         apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: registry, namespace: kipper-system}\n\
+         spec:\n  selector: {matchLabels: {app: r}}\n  template:\n    metadata: {labels: {app: r}}\n\
+         \x20   spec: {containers: [{name: zot, image: zot}]}\n",
+    );
+    let out = sandbox.kip(&["status"]);
+    assert!(!out.status.success());
+    let text = stdout(&out);
+    assert!(
+        text.contains("✘ cert-manager: job helm-install-cert-manager missing"),
+        "{text}"
+    );
+    assert!(text.contains("Registry: "), "{text}");
+}
