@@ -1,7 +1,9 @@
 //! `kip shell`: the REPL of `kip-repl`, with the host a verb run from the CLI gets.
 
 use std::io::IsTerminal;
+use std::sync::Arc;
 
+use builtins::Interrupt;
 use kip_core::Kip;
 
 use crate::home::kip_home;
@@ -9,19 +11,29 @@ use crate::verb_cmd::{self, Failure};
 
 /// The shell's host: one runtime for the session, and a fresh host for each line so a line
 /// that switches cluster or project (`cluster use`, `project use`) is seen by the next.
+/// On a terminal, Ctrl-C while a line runs interrupts that line, not the shell.
 struct ShellHost {
     runtime: Option<tokio::runtime::Runtime>,
+    interrupt: Option<Arc<Interrupt>>,
 }
 
 impl kip_repl::Host for ShellHost {
     fn prepare(&mut self, kip: &mut Kip, opts: &rhai::Map) -> Result<(), String> {
         let runtime = match &self.runtime {
             Some(runtime) => runtime,
-            None => self
-                .runtime
-                .insert(verb_cmd::runtime().map_err(|(_, text)| text)?),
+            None => {
+                let runtime = verb_cmd::runtime().map_err(|(_, text)| text)?;
+                if let Some(interrupt) = &self.interrupt {
+                    catch_ctrl_c(&runtime, interrupt.clone());
+                }
+                self.runtime.insert(runtime)
+            }
         };
-        let host = verb_cmd::host(kip, runtime, opts).map_err(|(_, text)| text)?;
+        if let Some(interrupt) = &self.interrupt {
+            interrupt.clear();
+        }
+        let host =
+            verb_cmd::host(kip, runtime, opts, self.interrupt.clone()).map_err(|(_, text)| text)?;
         builtins::set_host(&mut kip.engine, host);
         Ok(())
     }
@@ -35,14 +47,39 @@ impl kip_repl::Host for ShellHost {
     }
 }
 
-pub fn run(kip: Kip, reserved: &[&str]) -> Result<(), Failure> {
+/// From now on SIGINT raises `interrupt` instead of ending the process. At the prompt the
+/// terminal is in raw mode, so Ctrl-C there is a key (clearing the line), never this signal.
+fn catch_ctrl_c(runtime: &tokio::runtime::Runtime, interrupt: Arc<Interrupt>) {
+    runtime.spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            interrupt.raise();
+        }
+    });
+}
+
+pub fn run(mut kip: Kip, reserved: &[&str]) -> Result<(), Failure> {
     let home = kip_home().map_err(|e| (2, format!("error: {e}\n")))?;
     let options = kip_repl::Options {
         history: Some(home.join("shell_history")),
         reserved: reserved.iter().map(|r| r.to_string()).collect(),
         color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
-    let mut host = ShellHost { runtime: None };
+    // Piped, Ctrl-C ends the shell as it ends any command.
+    let interrupt = std::io::stdin()
+        .is_terminal()
+        .then(|| Arc::new(Interrupt::default()));
+    if let Some(interrupt) = interrupt.clone() {
+        // Scripts that loop without calling a builtin stop at their next operation.
+        kip.engine.on_progress(move |_| {
+            interrupt
+                .is_raised()
+                .then(|| rhai::Dynamic::from("interrupted (Ctrl-C)"))
+        });
+    }
+    let mut host = ShellHost {
+        runtime: None,
+        interrupt,
+    };
     match kip_repl::run(kip, options, &mut host) {
         0 => Ok(()),
         // Each failing line has printed its error already.

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Arc;
 
-use builtins::{ClusterChoice, Host, OutputFormat, Rechoose, UiSettings};
+use builtins::{ClusterChoice, Host, Interrupt, OutputFormat, Rechoose, UiSettings};
 use kip_core::{Kip, Limits, ScriptError, SearchPath};
 
 use crate::home::kip_home;
@@ -48,6 +48,7 @@ pub fn host(
     kip: &Kip,
     runtime: &tokio::runtime::Runtime,
     opts: &rhai::Map,
+    interrupt: Option<Arc<Interrupt>>,
 ) -> Result<Arc<Host>, Failure> {
     let home = kip_home().map_err(|e| (2, format!("error: {e}\n")))?;
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
@@ -85,6 +86,7 @@ pub fn host(
         ui,
         cluster: std::sync::RwLock::new(cluster),
         rechoose: Some(rechoose),
+        interrupt,
     }))
 }
 
@@ -98,7 +100,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 
 fn with_host(kip: &mut Kip, opts: &rhai::Map) -> Result<tokio::runtime::Runtime, Failure> {
     let runtime = runtime()?;
-    let host = host(kip, &runtime, opts)?;
+    let host = host(kip, &runtime, opts, None)?;
     builtins::set_host(&mut kip.engine, host);
     Ok(runtime)
 }

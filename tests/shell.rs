@@ -1,8 +1,10 @@
 //! `kip shell` through the real binary against a sandbox: lines piped into its stdin, as a
 //! script would drive it.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::common::{ServedSandbox, kip_bin, stderr as err, stdout as out};
 
@@ -123,60 +125,78 @@ fn a_failing_line_does_not_end_the_session() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
-/// The interactive shell through a pseudo-terminal (`script`): a line is typed once the
-/// prompt shows, Tab completes a verb, its flag's value, and history is kept.
-#[test]
-fn interactive_on_a_terminal() {
-    use std::io::Read;
-    use std::sync::{Arc, Mutex};
-    use std::time::{Duration, Instant};
+/// `kip shell` on a pseudo-terminal (`script`), typed into once its prompt is drawn.
+struct Terminal {
+    child: std::process::Child,
+    stdin: Arc<Mutex<std::process::ChildStdin>>,
+    seen: Arc<Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    shown: usize,
+    deadline: Instant,
+}
 
-    if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("no `script` (util-linux) on this machine: skipped");
-        return;
-    }
-    let sb = ServedSandbox::start();
-    let mut child = Command::new("script")
-        .args(["-q", "-e", "-c"])
-        .arg(format!("{} shell", kip_bin()))
-        .arg("/dev/null")
-        .env("KIP_HOME", sb.kip_home())
-        .env("KUBECONFIG", sb.kubeconfig())
-        .env("NO_COLOR", "1")
-        .env("TERM", "xterm")
-        .env_remove("KIP_SCRIPTS")
-        .current_dir(sb.kip_home())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn script");
-    let seen = Arc::new(Mutex::new(String::new()));
-    let mut stdout = child.stdout.take().expect("stdout");
-    let stdin = Arc::new(Mutex::new(child.stdin.take().expect("stdin")));
-    let reader = {
-        let seen = seen.clone();
-        let stdin = stdin.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stdout.read(&mut buf) {
-                if n == 0 {
-                    break;
+impl Terminal {
+    /// `None` when this machine has no `script` (util-linux).
+    fn shell(sb: &ServedSandbox) -> Option<Terminal> {
+        if Command::new("script").arg("--version").output().is_err() {
+            eprintln!("no `script` (util-linux) on this machine: skipped");
+            return None;
+        }
+        let mut child = Command::new("script")
+            .args(["-q", "-e", "-c"])
+            .arg(format!("{} shell", kip_bin()))
+            .arg("/dev/null")
+            .env("KIP_HOME", sb.kip_home())
+            .env("KUBECONFIG", sb.kubeconfig())
+            .env("NO_COLOR", "1")
+            .env("TERM", "xterm")
+            .env_remove("KIP_SCRIPTS")
+            .current_dir(sb.kip_home())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn script");
+        let seen = Arc::new(Mutex::new(String::new()));
+        let mut stdout = child.stdout.take().expect("stdout");
+        let stdin = Arc::new(Mutex::new(child.stdin.take().expect("stdin")));
+        let reader = {
+            let seen = seen.clone();
+            let stdin = stdin.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stdout.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    let text = String::from_utf8_lossy(&buf[..n]).to_string();
+                    // Answer the editor's cursor position queries as a terminal would, or it
+                    // waits for each one.
+                    for _ in 0..text.matches("\x1b[6n").count() {
+                        let _ = stdin.lock().expect("stdin").write_all(b"\x1b[1;1R");
+                    }
+                    seen.lock().expect("output").push_str(&text);
                 }
-                let text = String::from_utf8_lossy(&buf[..n]).to_string();
-                // Answer the editor's cursor position queries as a terminal would, or it
-                // waits for each one.
-                for _ in 0..text.matches("\x1b[6n").count() {
-                    let _ = stdin.lock().expect("stdin").write_all(b"\x1b[1;1R");
-                }
-                seen.lock().expect("output").push_str(&text);
-            }
+            })
+        };
+        Some(Terminal {
+            child,
+            stdin,
+            seen,
+            reader: Some(reader),
+            shown: 0,
+            deadline: Instant::now() + Duration::from_secs(60),
         })
-    };
-    // Each new prompt starts with the editor asking where the cursor is; it is ready once the
-    // prompt is drawn after that.
-    let prompts = |seen: &Arc<Mutex<String>>| {
-        let seen = seen.lock().expect("output");
+    }
+
+    fn output(&self) -> String {
+        self.seen.lock().expect("output").clone()
+    }
+
+    /// Prompts drawn so far. Each new prompt starts with the editor asking where the cursor
+    /// is; it is ready once the prompt is drawn after that.
+    fn prompts(&self) -> usize {
+        let seen = self.output();
         let queries = seen.matches("\x1b[6n").count();
         let drawn = seen
             .rsplit("\x1b[6n")
@@ -187,44 +207,79 @@ fn interactive_on_a_terminal() {
         } else {
             queries.saturating_sub(1)
         }
+    }
+
+    fn press(&self, key: &str) {
+        self.stdin
+            .lock()
+            .expect("stdin")
+            .write_all(key.as_bytes())
+            .expect("type");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    /// Types `keys` once the next prompt is ready.
+    fn type_line(&mut self, keys: &[&str]) {
+        while self.prompts() <= self.shown {
+            assert!(
+                Instant::now() < self.deadline,
+                "no prompt: {}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.shown = self.prompts();
+        for key in keys {
+            self.press(key);
+        }
+    }
+
+    /// Waits until `text` has been drawn.
+    fn wait_for(&self, text: &str) {
+        while !self.output().contains(text) {
+            assert!(
+                Instant::now() < self.deadline,
+                "no {text:?} in: {}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for the shell to end; everything it drew.
+    fn finish(mut self) -> String {
+        while self.child.try_wait().expect("wait").is_none() {
+            if Instant::now() > self.deadline {
+                let _ = self.child.kill();
+                panic!("the shell did not end: {}", self.output());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        self.output()
+    }
+}
+
+/// The interactive shell through a pseudo-terminal: a line is typed once the prompt shows,
+/// Tab completes a verb, its flag's value, and history is kept.
+#[test]
+fn interactive_on_a_terminal() {
+    let sb = ServedSandbox::start();
+    let Some(mut terminal) = Terminal::shell(&sb) else {
+        return;
     };
-    let deadline = Instant::now() + Duration::from_secs(60);
     let lines: &[&[&str]] = &[
         &["let n = 2\r"],
         &["n * 21\r"],
         &["ap\t", "li\t", "-o js\t", "\r"],
         &["exit\r"],
     ];
-    // Type a line once its prompt is ready.
-    let mut shown = 0;
     for keys in lines {
-        while prompts(&seen) <= shown {
-            assert!(
-                Instant::now() < deadline,
-                "no prompt: {}",
-                seen.lock().expect("output")
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        shown = prompts(&seen);
-        for key in *keys {
-            stdin
-                .lock()
-                .expect("stdin")
-                .write_all(key.as_bytes())
-                .expect("type");
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        terminal.type_line(keys);
     }
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the shell did not end: {}", seen.lock().expect("output"));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = reader.join();
-    let output = seen.lock().expect("output").clone();
+    let output = terminal.finish();
     assert!(output.contains("42"), "{output}");
     let history =
         std::fs::read_to_string(sb.kip_home().join("shell_history")).expect("history file");
@@ -234,4 +289,30 @@ fn interactive_on_a_terminal() {
         "Tab completed the verb and the flag's value: {history}"
     );
     assert!(output.contains("[]"), "app list -o json ran: {output}");
+}
+
+/// Ctrl-C while a line waits interrupts that line; the shell and its variables live on.
+#[test]
+fn ctrl_c_interrupts_the_running_line_not_the_shell() {
+    let sb = ServedSandbox::start();
+    let deployed = sb.kip(&[
+        "app", "deploy", "--name", "api", "--image", "x:1", "--port", "80",
+    ]);
+    assert!(deployed.status.success(), "{}", err(&deployed));
+    let slow = r#"{"spec":{"template":{"metadata":{"annotations":{"sandbox.kipper.run/start-delay-ms":"60000"}}}}}"#;
+    sb.kubectl()
+        .ok(&["patch", "deployment", "api", "--type", "merge", "-p", slow]);
+    let Some(mut terminal) = Terminal::shell(&sb) else {
+        return;
+    };
+    terminal.type_line(&["let n = 20\r"]);
+    terminal.type_line(&["app restart api\r"]);
+    terminal.wait_for("Waiting for the rollout of deployment `api`");
+    terminal.press("\x03");
+    terminal.wait_for("interrupted (Ctrl-C)");
+    terminal.type_line(&["n + 22\r"]);
+    terminal.wait_for("42");
+    terminal.type_line(&["exit\r"]);
+    let output = terminal.finish();
+    assert!(output.contains("42"), "{output}");
 }

@@ -220,8 +220,13 @@ pub mod gateway_module {
         check_id(cluster_id)?;
         let body = serde_json::json!({ "address": address }).to_string();
         let path = format!("/v1/clusters/{cluster_id}");
-        let (status, json) =
-            host::host(&ctx)?.block_on(call(Method::PUT, url, token, &path, Some(body)))?;
+        let (status, json) = host::host(&ctx)?.block_on_interruptible(call(
+            Method::PUT,
+            url,
+            token,
+            &path,
+            Some(body),
+        ))?;
         if !status.is_success() {
             return Err(refused(status, &json));
         }
@@ -241,8 +246,13 @@ pub mod gateway_module {
     ) -> Result<bool, Box<EvalAltResult>> {
         check_id(cluster_id)?;
         let path = format!("/v1/clusters/{cluster_id}");
-        let (status, json) =
-            host::host(&ctx)?.block_on(call(Method::DELETE, url, token, &path, None))?;
+        let (status, json) = host::host(&ctx)?.block_on_interruptible(call(
+            Method::DELETE,
+            url,
+            token,
+            &path,
+            None,
+        ))?;
         match status {
             StatusCode::NO_CONTENT | StatusCode::OK => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
@@ -264,7 +274,7 @@ pub mod gateway_module {
         check_id(cluster_id)?;
         let path = format!("/v1/clusters/{cluster_id}");
         let (status, json) =
-            host::host(&ctx)?.block_on(call(Method::GET, url, token, &path, None))?;
+            host::host(&ctx)?.block_on_interruptible(call(Method::GET, url, token, &path, None))?;
         match status {
             StatusCode::OK => Ok(Dynamic::from_map(to_map(json)?)),
             StatusCode::NOT_FOUND => Ok(Dynamic::UNIT),

@@ -44,9 +44,49 @@ pub struct Host {
     pub ui: UiSettings,
     /// The cluster this command talks to.
     pub cluster: std::sync::RwLock<ClusterChoice>,
+    /// Ctrl-C during a line of `kip shell`: ends the line's waits instead of the process.
+    /// `None` for a verb run from the CLI, which Ctrl-C simply ends.
+    pub interrupt: Option<Arc<Interrupt>>,
     /// Decides the cluster again from `config.yaml`, for a script that changed it (`kip
     /// install` registers a cluster, then works on it). `None` where the cluster is fixed.
     pub rechoose: Option<Rechoose>,
+}
+
+/// A Ctrl-C the shell caught: raised by its signal handler, cleared before each line.
+#[derive(Default)]
+pub struct Interrupt {
+    raised: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Interrupt {
+    pub fn raise(&self) {
+        self.raised.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    pub fn clear(&self) {
+        self.raised
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn is_raised(&self) -> bool {
+        self.raised.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Resolves once raised (at once when it already is).
+    async fn raised(&self) {
+        loop {
+            let notified = self.notify.notified();
+            let mut notified = std::pin::pin!(notified);
+            // Registered before the check, so a raise between the two is not missed.
+            notified.as_mut().enable();
+            if self.is_raised() {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// Decides which cluster to talk to.
@@ -89,6 +129,23 @@ impl Host {
     /// never blocks a runtime worker.
     pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
         tokio::task::block_in_place(|| self.runtime.block_on(fut))
+    }
+
+    /// [`Host::block_on`] for work that may wait long (API calls and waits, remote commands):
+    /// a Ctrl-C in `kip shell` abandons it with an `interrupted` error.
+    pub fn block_on_interruptible<T>(
+        &self,
+        fut: impl Future<Output = Result<T, Box<EvalAltResult>>>,
+    ) -> Result<T, Box<EvalAltResult>> {
+        let Some(interrupt) = self.interrupt.clone() else {
+            return self.block_on(fut);
+        };
+        self.block_on(async move {
+            tokio::select! {
+                out = fut => out,
+                () = interrupt.raised() => Err(error("interrupted", "interrupted (Ctrl-C)")),
+            }
+        })
     }
 }
 

@@ -574,7 +574,9 @@ impl Cluster {
     }
 
     pub(crate) fn run<T>(&self, fut: impl Future<Output = RhaiResult<T>>) -> RhaiResult<T> {
-        self.host.block_on(fut).map_err(|e| self.name_the_server(e))
+        self.host
+            .block_on_interruptible(fut)
+            .map_err(|e| self.name_the_server(e))
     }
 
     /// An `unreachable` error names the server and what to try, which only the host knows.

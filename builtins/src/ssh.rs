@@ -931,7 +931,7 @@ fn execute(
             ),
         )
     };
-    let output = host.block_on(async {
+    let output = host.block_on_interruptible(async {
         let mut channel = handle.channel_open_session().await.map_err(lost)?;
         let work = async {
             channel.exec(true, command.as_bytes()).await?;

@@ -68,6 +68,7 @@ impl Fixture {
                 client: Arc::new(client),
             }),
             rechoose: None,
+            interrupt: None,
         };
         let mut engine = Engine::new();
         builtins::register_all(&mut engine, Arc::new(host));

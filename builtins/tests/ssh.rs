@@ -50,6 +50,7 @@ impl Fixture {
                 client: Arc::new(|| Err("no cluster in ssh tests".to_owned())),
             }),
             rechoose: None,
+            interrupt: None,
         };
         let host = Arc::new(host);
         let mut engine = Engine::new();

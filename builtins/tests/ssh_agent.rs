@@ -72,6 +72,7 @@ fn without_a_key_the_agent_logs_in() {
             client: Arc::new(|| Err("no cluster in ssh tests".to_owned())),
         }),
         rechoose: None,
+        interrupt: None,
     };
     let mut engine = rhai::Engine::new();
     builtins::register_all(&mut engine, Arc::new(host));

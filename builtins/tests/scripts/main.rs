@@ -57,6 +57,7 @@ impl Kit {
                 client: Arc::new(|| Err("no cluster in unit tests".to_owned())),
             }),
             rechoose: None,
+            interrupt: None,
         };
         let mut engine = Engine::new();
         builtins::register_all(&mut engine, Arc::new(host));
