@@ -23,7 +23,6 @@ use axum::body::Body;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
@@ -219,21 +218,9 @@ pub fn serve(api: &Api, res: &Resource, ns: &str, name: &str, req: Req) -> ApiRe
                     return;
                 };
                 if let (false, [port]) = (tunnelled, &ports[..]) {
-                    // One port: the shared pump, on the TCP connection itself when hyper has
-                    // nothing buffered (no boxed I/O between the pump and its socket).
-                    match upgraded.downcast::<TokioIo<TcpStream>>() {
-                        Ok(parts) if parts.read_buf.is_empty() => {
-                            websocket::serve_one(parts.io.into_inner(), *port, target).await;
-                        }
-                        Ok(parts) => {
-                            let io =
-                                websocket::Prefixed::new(parts.read_buf, parts.io.into_inner());
-                            websocket::serve_one(io, *port, target).await;
-                        }
-                        Err(upgraded) => {
-                            websocket::serve_one(TokioIo::new(upgraded), *port, target).await;
-                        }
-                    }
+                    // One port: the shared pump on the upgraded connection (hyper-util's
+                    // server wraps the TCP stream in a private type: no downcast to it).
+                    websocket::serve_one(TokioIo::new(upgraded), *port, target).await;
                     return;
                 }
                 let ws =
