@@ -3,7 +3,7 @@
 //!
 //! `tunnel::open` binds `127.0.0.1:<local port>` (and `[::1]` when it can, so clients that
 //! resolve `localhost` to IPv6 connect too) and forwards every accepted connection through its
-//! own port-forward stream (a WebSocket to the API server, kube-rs `Api::<Pod>::portforward`),
+//! own port-forward stream (a WebSocket to the API server, framed by `kip_portforward`),
 //! so many clients work at once and one failing connection never ends the others. A failure of
 //! one connection is printed on stderr (each distinct message once per tunnel) and the tunnel
 //! goes on serving.
