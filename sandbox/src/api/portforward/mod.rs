@@ -175,6 +175,12 @@ pub fn serve(api: &Api, res: &Resource, ns: &str, name: &str, req: Req) -> ApiRe
                 let Ok(upgraded) = on_upgrade.await else {
                     return;
                 };
+                if let (false, [port]) = (tunnelled, &ports[..]) {
+                    // One port: the shared pump on the upgraded connection (hyper-util's
+                    // server wraps the TCP stream in a private type: no downcast to it).
+                    websocket::serve_one(TokioIo::new(upgraded), *port, target).await;
+                    return;
+                }
                 let ws =
                     WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
                         .await;

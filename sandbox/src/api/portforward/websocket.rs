@@ -9,8 +9,9 @@
 
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use kip_portforward::{End, Pump, Role};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
@@ -36,9 +37,6 @@ pub async fn serve<S>(ws: WebSocketStream<S>, ports: Vec<u16>, target: Target)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    if let [port] = ports[..] {
-        return serve_one(ws, port, target).await;
-    }
     let (mut sink, mut incoming) = ws.split();
     let (out, mut outgoing) = mpsc::channel::<Message>(64);
     // One writer keeps messages of all ports in the order they were queued.
@@ -147,79 +145,34 @@ where
     }
 }
 
-/// Serves a port-forward WebSocket for one port (what kube-rs and `kip tunnel` ask for), the
-/// bytes carried both ways in this one task: no channels or extra tasks between the sockets.
-async fn serve_one<S>(ws: WebSocketStream<S>, port: u16, target: Target)
+/// Serves a port-forward WebSocket for one port (what kube-rs and `kip tunnel` ask for) on the
+/// upgraded connection `ws`: the bytes carried both ways in this one task by the shared pump,
+/// which frames in place (see `kip_portforward`).
+pub async fn serve_one<S>(ws: S, port: u16, target: Target)
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
-    let (mut sink, mut incoming) = ws.split();
     let prefix = port.to_le_bytes();
-    let _ = sink.feed(framed(0, &prefix)).await;
-    let _ = sink.send(framed(1, &prefix)).await;
-    let mut client_closed = false;
     match target.connect(port).await {
-        Ok(mut backend) => {
-            let (mut from_backend, mut to_backend) = backend.split();
-            let to_backend = async {
-                while let Some(message) = incoming.next().await {
-                    match message {
-                        Ok(Message::Binary(data)) => {
-                            // Odd channels are the server's error channels: nothing to read there.
-                            let Some((0, payload)) = data.split_first() else {
-                                continue;
-                            };
-                            if to_backend.write_all(payload).await.is_err() {
-                                return;
-                            }
-                        }
-                        Ok(Message::Close(_)) | Err(_) => break,
-                        Ok(_) => {}
-                    }
-                }
-                client_closed = true;
-            };
-            let from_backend = async {
-                let mut buf = BytesMut::with_capacity(CHUNK + 1);
-                loop {
-                    buf.reserve(CHUNK + 1);
-                    buf.put_u8(0);
-                    match from_backend.read_buf(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(_) => {}
-                    }
-                    if sink
-                        .send(Message::Binary(buf.split().freeze()))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            };
+        Ok(backend) => {
+            let mut pump = Pump::new(backend, ws, Role::Server, 0);
+            pump.queue_binary(&[0, prefix[0], prefix[1]]);
+            pump.queue_binary(&[1, prefix[0], prefix[1]]);
             // Either side ending ends the forward: a port-forward has no half-close.
-            tokio::select! {
-                _ = to_backend => {}
-                _ = from_backend => {}
-            }
-            let _ = backend.shutdown().await;
+            let end = pump.run().await;
+            let _ = pump.local_mut().shutdown().await;
+            // Starts the closing handshake (and waits for the answer), or answers the client's.
+            pump.close(&end, CLOSE_GRACE).await;
         }
         Err(message) => {
-            let _ = sink.send(framed(1, message.as_bytes())).await;
+            let mut pump = Pump::new(tokio::io::empty(), ws, Role::Server, 0);
+            pump.queue_binary(&[0, prefix[0], prefix[1]]);
+            pump.queue_binary(&[1, prefix[0], prefix[1]]);
+            let mut error = vec![1];
+            error.extend_from_slice(message.as_bytes());
+            pump.queue_binary(&error);
+            pump.close(&End::Local, CLOSE_GRACE).await;
         }
-    }
-    // Starts the closing handshake, or answers the client's close.
-    let _ = sink.close().await;
-    if !client_closed {
-        // Read until the client answers our close, so it sees a clean closing handshake.
-        let _ = tokio::time::timeout(CLOSE_GRACE, async {
-            while let Some(Ok(message)) = incoming.next().await {
-                if message.is_close() {
-                    break;
-                }
-            }
-        })
-        .await;
     }
 }
 
