@@ -254,7 +254,7 @@ fn spawn_serving(
     // Making a client spawns its connection task: inside the tunnel's runtime.
     if let Ok(own) = {
         let _inside = runtime.enter();
-        (host.client)()
+        (host.choice().client)()
     } {
         target.client = own.client;
     }
