@@ -1287,27 +1287,28 @@ async fn helm_charts_get_an_install_job_like_on_k3s() {
     };
     wait_for(&store, "install job complete", |s| complete(s).is_some()).await;
     let first = complete(&store.read()).unwrap();
-    let state = store.read();
-    let chart = get(
-        &state,
-        "helm.cattle.io/helmcharts",
-        "kube-system",
-        "cert-manager",
-    )
-    .unwrap();
-    assert_eq!(chart["status"]["jobName"], "helm-install-cert-manager");
-    assert_eq!(
-        first["metadata"]["ownerReferences"][0]["uid"],
-        chart["metadata"]["uid"]
-    );
-    assert!(
-        first["spec"]["template"]["spec"]["containers"][0]["env"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["name"] == "VERSION" && e["value"] == "v1.18.2")
-    );
-    drop(state);
+    {
+        let state = store.read();
+        let chart = get(
+            &state,
+            "helm.cattle.io/helmcharts",
+            "kube-system",
+            "cert-manager",
+        )
+        .unwrap();
+        assert_eq!(chart["status"]["jobName"], "helm-install-cert-manager");
+        assert_eq!(
+            first["metadata"]["ownerReferences"][0]["uid"],
+            chart["metadata"]["uid"]
+        );
+        assert!(
+            first["spec"]["template"]["spec"]["containers"][0]["env"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["name"] == "VERSION" && e["value"] == "v1.18.2")
+        );
+    }
 
     // A changed chart gets a fresh install job, as k3s replaces it.
     modify(
