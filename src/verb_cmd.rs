@@ -80,13 +80,15 @@ pub fn host(
     });
     let cluster = rechoose().map_err(|e| (1, format!("error: {e}\n")))?;
     Ok(Arc::new(Host {
-        runtime: runtime.handle().clone(),
-        kip_home: home,
-        templates: kip.search.clone(),
-        ui,
-        cluster: std::sync::RwLock::new(cluster),
         rechoose: Some(rechoose),
         interrupt,
+        ..Host::new(
+            runtime.handle().clone(),
+            home,
+            kip.search.clone(),
+            ui,
+            cluster,
+        )
     }))
 }
 

@@ -111,10 +111,54 @@ pub struct ClusterClient {
     pub server: String,
 }
 
+/// A template source with no templates, for hosts that render none.
+pub struct NoTemplates;
+
+impl TemplateSource for NoTemplates {
+    fn template(&self, _name: &str) -> Option<(String, String)> {
+        None
+    }
+}
+
+impl ClusterChoice {
+    /// A cluster named `name` that cannot be connected to, saying `why`.
+    pub fn unreachable(name: &str, why: &str) -> ClusterChoice {
+        let why = why.to_owned();
+        ClusterChoice {
+            name: name.into(),
+            unreachable_hint: String::new(),
+            client: Arc::new(move || Err(why.clone())),
+        }
+    }
+}
+
 impl Host {
+    /// A host talking to `cluster` for good: no switching clusters, Ctrl-C not caught.
+    pub fn new(
+        runtime: tokio::runtime::Handle,
+        kip_home: PathBuf,
+        templates: Arc<dyn TemplateSource>,
+        ui: UiSettings,
+        cluster: ClusterChoice,
+    ) -> Host {
+        Host {
+            runtime,
+            kip_home,
+            templates,
+            ui,
+            cluster: std::sync::RwLock::new(cluster),
+            rechoose: None,
+            interrupt: None,
+        }
+    }
+
     /// The name of the cluster this command talks to, as `config.yaml` knows it.
     pub fn cluster_name(&self) -> String {
-        self.choice().name
+        self.cluster
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .name
+            .clone()
     }
 
     /// The cluster this command talks to now.

@@ -21,8 +21,8 @@ pub mod tunnel;
 pub mod ui;
 
 pub use host::{
-    ClusterChoice, ClusterClient, Host, Interrupt, OutputFormat, Rechoose, TemplateSource,
-    UiSettings,
+    ClusterChoice, ClusterClient, Host, Interrupt, NoTemplates, OutputFormat, Rechoose,
+    TemplateSource, UiSettings,
 };
 
 use rhai::Engine;

@@ -2,16 +2,8 @@
 
 use std::sync::Arc;
 
-use builtins::{ClusterClient, Host, TemplateSource, UiSettings};
+use builtins::{ClusterChoice, ClusterClient, Host, NoTemplates, UiSettings};
 use rhai::{Dynamic, Engine, EvalAltResult, Map};
-
-struct NoTemplates;
-
-impl TemplateSource for NoTemplates {
-    fn template(&self, _name: &str) -> Option<(String, String)> {
-        None
-    }
-}
 
 /// A sandbox served on loopback and an engine whose host points at it.
 struct Fixture {
@@ -57,19 +49,17 @@ impl Fixture {
                 server: url.clone(),
             })
         };
-        let host = Host {
-            runtime: runtime.handle().clone(),
-            kip_home: std::env::temp_dir(),
-            templates: Arc::new(NoTemplates),
-            ui: UiSettings::default(),
-            cluster: std::sync::RwLock::new(builtins::ClusterChoice {
+        let host = Host::new(
+            runtime.handle().clone(),
+            std::env::temp_dir(),
+            Arc::new(NoTemplates),
+            UiSettings::default(),
+            ClusterChoice {
                 name: "sandbox".into(),
                 unreachable_hint: "start the local cluster with `kip sandbox up`".into(),
                 client: Arc::new(client),
-            }),
-            rechoose: None,
-            interrupt: None,
-        };
+            },
+        );
         let mut engine = Engine::new();
         builtins::register_all(&mut engine, Arc::new(host));
         Fixture {

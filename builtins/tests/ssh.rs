@@ -6,17 +6,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use builtins::{Host, TemplateSource, UiSettings};
+use builtins::{ClusterChoice, Host, NoTemplates, UiSettings};
 use common::sshd::{self, Sshd};
 use rhai::{Dynamic, Engine, EvalAltResult, Map};
-
-struct NoTemplates;
-
-impl TemplateSource for NoTemplates {
-    fn template(&self, _name: &str) -> Option<(String, String)> {
-        None
-    }
-}
 
 /// A server, a kip home and an engine whose host has no terminal.
 struct Fixture {
@@ -39,19 +31,13 @@ impl Fixture {
             .build()
             .expect("runtime");
         let home = tempfile::tempdir().expect("home");
-        let host = Host {
-            runtime: runtime.handle().clone(),
-            kip_home: home.path().to_path_buf(),
-            templates: Arc::new(NoTemplates),
+        let host = Host::new(
+            runtime.handle().clone(),
+            home.path().to_path_buf(),
+            Arc::new(NoTemplates),
             ui,
-            cluster: std::sync::RwLock::new(builtins::ClusterChoice {
-                name: "sandbox".into(),
-                unreachable_hint: String::new(),
-                client: Arc::new(|| Err("no cluster in ssh tests".to_owned())),
-            }),
-            rechoose: None,
-            interrupt: None,
-        };
+            ClusterChoice::unreachable("sandbox", "no cluster in ssh tests"),
+        );
         let host = Arc::new(host);
         let mut engine = Engine::new();
         builtins::register_all(&mut engine, host.clone());

@@ -8,16 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use builtins::{Host, TemplateSource, UiSettings};
+use builtins::{ClusterChoice, Host, NoTemplates, UiSettings};
 use common::sshd::Sshd;
-
-struct NoTemplates;
-
-impl TemplateSource for NoTemplates {
-    fn template(&self, _name: &str) -> Option<(String, String)> {
-        None
-    }
-}
 
 struct Agent(Child);
 
@@ -61,19 +53,13 @@ fn without_a_key_the_agent_logs_in() {
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let home = tempfile::tempdir().unwrap();
-    let host = Host {
-        runtime: runtime.handle().clone(),
-        kip_home: home.path().to_path_buf(),
-        templates: Arc::new(NoTemplates),
-        ui: UiSettings::default(),
-        cluster: std::sync::RwLock::new(builtins::ClusterChoice {
-            name: "sandbox".into(),
-            unreachable_hint: String::new(),
-            client: Arc::new(|| Err("no cluster in ssh tests".to_owned())),
-        }),
-        rechoose: None,
-        interrupt: None,
-    };
+    let host = Host::new(
+        runtime.handle().clone(),
+        home.path().to_path_buf(),
+        Arc::new(NoTemplates),
+        UiSettings::default(),
+        ClusterChoice::unreachable("sandbox", "no cluster in ssh tests"),
+    );
     let mut engine = rhai::Engine::new();
     builtins::register_all(&mut engine, Arc::new(host));
     let script = format!(

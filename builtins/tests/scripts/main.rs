@@ -12,7 +12,7 @@ mod ui;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use builtins::{Host, TemplateSource, UiSettings};
+use builtins::{ClusterChoice, Host, TemplateSource, UiSettings};
 use rhai::{Dynamic, Engine, EvalAltResult, Map};
 
 /// Templates from a map; the origin says they came from memory.
@@ -46,19 +46,13 @@ impl Kit {
             .iter()
             .map(|(name, source)| (name.to_string(), source.to_string()))
             .collect();
-        let host = Host {
-            runtime: runtime.handle().clone(),
-            kip_home: home.path().to_path_buf(),
-            templates: Arc::new(MemorySource(templates)),
+        let host = Host::new(
+            runtime.handle().clone(),
+            home.path().to_path_buf(),
+            Arc::new(MemorySource(templates)),
             ui,
-            cluster: std::sync::RwLock::new(builtins::ClusterChoice {
-                name: "sandbox".into(),
-                unreachable_hint: String::new(),
-                client: Arc::new(|| Err("no cluster in unit tests".to_owned())),
-            }),
-            rechoose: None,
-            interrupt: None,
-        };
+            ClusterChoice::unreachable("sandbox", "no cluster in unit tests"),
+        );
         let mut engine = Engine::new();
         builtins::register_all(&mut engine, Arc::new(host));
         Kit {
