@@ -8,12 +8,11 @@
 //! the server's).
 
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::free_port;
+use super::{command_as, free_port, server_owner};
 
 pub const PASSWORD: &str = "kip-test-My5ql";
 
@@ -23,41 +22,9 @@ pub struct MariaDb {
     child: Child,
 }
 
-/// The uid and gid to run the server as: ours, or the `mysql` user's when we are root.
-fn run_as() -> Option<(u32, u32)> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return None;
-    }
-    let id = |flag: &str| -> u32 {
-        let out = Command::new("id")
-            .args([flag, "mysql"])
-            .output()
-            .expect("run id");
-        assert!(
-            out.status.success(),
-            "no `mysql` user: is the mariadb-server package installed (./test.sh installs it)?"
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .expect("a numeric id")
-    };
-    Some((id("-u"), id("-g")))
-}
-
-fn command(program: &str, owner: Option<(u32, u32)>) -> Command {
-    let mut cmd = Command::new(program);
-    if let Some((uid, gid)) = owner {
-        cmd.uid(uid).gid(gid);
-    }
-    cmd.env("LC_ALL", "C");
-    cmd
-}
-
 impl MariaDb {
     pub fn start() -> MariaDb {
-        let owner = run_as();
+        let owner = server_owner("mysql", "mariadb-server");
         let dir = tempfile::Builder::new()
             .prefix("kip-mariadb-")
             .tempdir()
@@ -76,7 +43,7 @@ impl MariaDb {
             std::os::unix::fs::chown(&tmp, Some(uid), Some(gid)).expect("chown");
         }
         // --no-defaults: the machine's /etc/mysql settings are not this server's.
-        let install = command("mariadb-install-db", owner)
+        let install = command_as("mariadb-install-db", owner)
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--tmpdir={}", tmp.display()))
@@ -91,7 +58,7 @@ impl MariaDb {
         );
 
         let port = free_port();
-        let child = command("/usr/sbin/mariadbd", owner)
+        let child = command_as("/usr/sbin/mariadbd", owner)
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--tmpdir={}", tmp.display()))

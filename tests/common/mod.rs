@@ -17,7 +17,43 @@ pub fn kip_bin() -> &'static str {
     env!("CARGO_BIN_EXE_kip")
 }
 
-/// A `kip sandbox serve` process with its own kip home.
+/// The uid and gid to run a database server as: none when we are not root (it runs as us),
+/// else those of the system user `user` its Debian `package` creates, since the servers
+/// refuse to run as root (tests run as root in CI).
+pub fn server_owner(user: &str, package: &str) -> Option<(u32, u32)> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    let id = |flag: &str| -> u32 {
+        let out = Command::new("id")
+            .args([flag, user])
+            .output()
+            .expect("run id");
+        assert!(
+            out.status.success(),
+            "no `{user}` user: is the {package} package installed (./test.sh installs it)?"
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("a numeric id")
+    };
+    Some((id("-u"), id("-g")))
+}
+
+/// `program` run as `owner` (the process switches user itself, so its pid is the server's),
+/// in the C locale.
+pub fn command_as(program: impl AsRef<std::ffi::OsStr>, owner: Option<(u32, u32)>) -> Command {
+    let mut cmd = Command::new(program);
+    if let Some((uid, gid)) = owner {
+        std::os::unix::process::CommandExt::uid(&mut cmd, uid);
+        std::os::unix::process::CommandExt::gid(&mut cmd, gid);
+    }
+    cmd.env("LC_ALL", "C");
+    cmd
+}
+
 /// What a process printed on stdout.
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).to_string()
@@ -28,6 +64,7 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
 }
 
+/// A `kip sandbox serve` process with its own kip home.
 pub struct ServedSandbox {
     pub home: tempfile::TempDir,
     pub child: Option<Child>,

@@ -7,12 +7,11 @@
 //! no `su` in between, so its pid is the server's).
 
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::free_port;
+use super::{command_as, free_port, server_owner};
 
 pub const USER: &str = "skipper";
 pub const PASSWORD: &str = "kip-test-Pa55";
@@ -41,42 +40,17 @@ fn bin_dir() -> PathBuf {
         .1
 }
 
-/// The uid and gid to run the server as: ours, or the `postgres` user's when we are root.
-fn run_as() -> Option<(u32, u32)> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return None;
-    }
-    let id = |flag: &str| -> u32 {
-        let out = Command::new("id")
-            .args([flag, "postgres"])
-            .output()
-            .expect("run id");
-        assert!(
-            out.status.success(),
-            "no `postgres` user: is the postgresql package installed?"
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .expect("a numeric id")
-    };
-    Some((id("-u"), id("-g")))
-}
-
+/// `program` as `owner`, without the caller's `PGDATA`.
 fn command(program: &Path, owner: Option<(u32, u32)>) -> Command {
-    let mut cmd = Command::new(program);
-    if let Some((uid, gid)) = owner {
-        cmd.uid(uid).gid(gid);
-    }
-    cmd.env_remove("PGDATA").env("LC_ALL", "C");
+    let mut cmd = command_as(program, owner);
+    cmd.env_remove("PGDATA");
     cmd
 }
 
 impl Postgres {
     pub fn start() -> Postgres {
         let bin = bin_dir();
-        let owner = run_as();
+        let owner = server_owner("postgres", "postgresql");
         let dir = tempfile::Builder::new()
             .prefix("kip-pg-")
             .tempdir()
