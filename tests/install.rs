@@ -10,10 +10,14 @@
 #[allow(dead_code)]
 mod sshd;
 
+#[path = "../builtins/tests/common/gateway.rs"]
+mod gateway_fixture;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::common::{Kubectl, kip_bin, stderr, stdout};
+use gateway_fixture::Gateway;
 use sshd::Sshd;
 
 /// A server to install on (sshd), a kip home on "this machine", and where the stand-in keeps
@@ -144,34 +148,6 @@ impl Drop for Site {
 
 const GATEWAY_ADMIN: &str = "admin-token-for-install-tests";
 
-/// A kip-gateway in this process: its runtime, its folder, its admin URL.
-fn gateway() -> (tokio::runtime::Runtime, tempfile::TempDir, String) {
-    use clap::Parser as _;
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let token = dir.path().join("token");
-    std::fs::write(&token, GATEWAY_ADMIN).unwrap();
-    let registry = dir.path().join("registry.json");
-    let config = kip_gateway::config::Config::try_parse_from([
-        "kip-gateway",
-        "--domain",
-        "kipper.test",
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "127.0.0.1:0",
-        "--init",
-        "--registry",
-        registry.to_str().unwrap(),
-        "--admin-token-file",
-        token.to_str().unwrap(),
-    ])
-    .unwrap();
-    let started = runtime.block_on(kip_gateway::serve::start(config)).unwrap();
-    let url = format!("http://{}", started.admin);
-    (runtime, dir, url)
-}
-
 fn ok(what: &str, out: &Output) -> String {
     assert!(
         out.status.success(),
@@ -197,7 +173,8 @@ fn nothing_created(site: &Site) {
 #[test]
 fn install_over_ssh_then_deploy_then_rerun_changes_nothing() {
     let site = Site::new();
-    let (_gateway_runtime, gateway_dir, gateway) = gateway();
+    let started = Gateway::start(GATEWAY_ADMIN);
+    let (gateway_dir, gateway) = (&started.dir, format!("http://{}", started.admin));
     let out = site.install(
         "kiptest",
         &[

@@ -1,11 +1,11 @@
 //! `gateway::…`: the hostname rule, and register/lookup/unregister against a real
 //! `kip-gateway` started in-process on loopback.
 
-use std::net::SocketAddr;
-
-use clap::Parser as _;
+#[path = "../common/gateway.rs"]
+mod fixture;
 
 use crate::Kit;
+use fixture::Gateway;
 
 const ADMIN: &str = "admin-token-for-builtins-tests";
 
@@ -41,35 +41,10 @@ fn hostnames_follow_the_one_rule() {
     assert!(message.contains("neither an IPv4 address"), "{message}");
 }
 
-/// A gateway in this process; the runtime must outlive the test's use of it.
-fn gateway() -> (tokio::runtime::Runtime, tempfile::TempDir, SocketAddr) {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let token = dir.path().join("token");
-    std::fs::write(&token, ADMIN).unwrap();
-    let registry = dir.path().join("registry.json");
-    let config = kip_gateway::config::Config::try_parse_from([
-        "kip-gateway",
-        "--domain",
-        "kipper.test",
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "127.0.0.1:0",
-        "--init",
-        "--registry",
-        registry.to_str().unwrap(),
-        "--admin-token-file",
-        token.to_str().unwrap(),
-    ])
-    .unwrap();
-    let started = runtime.block_on(kip_gateway::serve::start(config)).unwrap();
-    (runtime, dir, started.admin)
-}
-
 #[test]
 fn register_lookup_and_unregister_against_a_gateway() {
-    let (_runtime, dir, admin) = gateway();
+    let gateway = Gateway::start(ADMIN);
+    let (dir, admin) = (&gateway.dir, gateway.admin);
     let kit = Kit::default();
     let url = format!("http://{admin}/");
     let prelude = format!("let url = \"{url}\"; let admin = \"{ADMIN}\";");

@@ -1,0 +1,48 @@
+//! A real `kip-gateway` started in the test process on loopback, for domain `kipper.test`,
+//! with an admin token and a registry file of its own. Shared with the root crate's tests.
+
+use std::net::SocketAddr;
+
+use clap::Parser as _;
+
+pub struct Gateway {
+    /// Serves the gateway: it stops when this is dropped.
+    _runtime: tokio::runtime::Runtime,
+    /// Holds the registry file (`registry.json`) and the token file.
+    pub dir: tempfile::TempDir,
+    /// The admin API's address.
+    pub admin: SocketAddr,
+}
+
+impl Gateway {
+    pub fn start(admin_token: &str) -> Gateway {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let dir = tempfile::tempdir().expect("gateway dir");
+        let token = dir.path().join("token");
+        std::fs::write(&token, admin_token).expect("token file");
+        let registry = dir.path().join("registry.json");
+        let config = kip_gateway::config::Config::try_parse_from([
+            "kip-gateway",
+            "--domain",
+            "kipper.test",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--init",
+            "--registry",
+            registry.to_str().expect("a UTF-8 path"),
+            "--admin-token-file",
+            token.to_str().expect("a UTF-8 path"),
+        ])
+        .expect("gateway flags");
+        let started = runtime
+            .block_on(kip_gateway::serve::start(config))
+            .expect("start the gateway");
+        Gateway {
+            _runtime: runtime,
+            dir,
+            admin: started.admin,
+        }
+    }
+}
