@@ -9,6 +9,23 @@ fn kip(sb: &ServedSandbox, args: &[&str]) -> Output {
     sb.kip(args)
 }
 
+/// Deploys `name` (nginx on port 80) into the default project; what kip printed.
+fn deploy_app(sb: &ServedSandbox, name: &str) -> String {
+    ok(
+        sb,
+        &[
+            "app",
+            "deploy",
+            "--name",
+            name,
+            "--image",
+            "nginx:1.27",
+            "--port",
+            "80",
+        ],
+    )
+}
+
 fn ok(sb: &ServedSandbox, args: &[&str]) -> String {
     let o = kip(sb, args);
     assert!(o.status.success(), "kip {args:?}: {}{}", out(&o), err(&o));
@@ -165,19 +182,7 @@ fn minio_gets_its_endpoints_and_types_their_default_storage() {
 fn bind_injects_prefixed_variables_through_a_secret_and_unbind_takes_them_away() {
     let sb = ServedSandbox::start();
     ok(&sb, &["service", "add", "redis", "--name", "cache"]);
-    ok(
-        &sb,
-        &[
-            "app",
-            "deploy",
-            "--name",
-            "api",
-            "--image",
-            "nginx:1.27",
-            "--port",
-            "80",
-        ],
-    );
+    deploy_app(&sb, "api");
     let k = sb.kubectl();
     let generation = k.json(&["get", "deployment", "api"])["metadata"]["generation"].clone();
 
@@ -223,19 +228,7 @@ fn bind_injects_prefixed_variables_through_a_secret_and_unbind_takes_them_away()
         "✔ cache already bound to api\n"
     );
     // A redeploy keeps the binding.
-    let redeployed = ok(
-        &sb,
-        &[
-            "app",
-            "deploy",
-            "--name",
-            "api",
-            "--image",
-            "nginx:1.27",
-            "--port",
-            "80",
-        ],
-    );
+    let redeployed = deploy_app(&sb, "api");
     assert!(
         redeployed.contains("✔ Deployment unchanged"),
         "{redeployed}"
@@ -267,19 +260,7 @@ fn bind_injects_prefixed_variables_through_a_secret_and_unbind_takes_them_away()
 fn delete_needs_delete_data_and_unbinds_everywhere() {
     let sb = ServedSandbox::start();
     ok(&sb, &["service", "add", "redis", "--name", "cache"]);
-    ok(
-        &sb,
-        &[
-            "app",
-            "deploy",
-            "--name",
-            "api",
-            "--image",
-            "nginx:1.27",
-            "--port",
-            "80",
-        ],
-    );
+    deploy_app(&sb, "api");
     ok(&sb, &["service", "bind", "cache", "api"]);
     let k = sb.kubectl();
 
