@@ -92,10 +92,7 @@ fn bind_creates_each_apps_database_in_a_real_mysql() {
     let db = MariaDb::start();
     let sb = ServedSandbox::with_host_exec();
     service_and_apps(&sb, "mysql");
-    exec_on_host(
-        &sb,
-        &format!("MYSQL_HOST=127.0.0.1,MYSQL_TCP_PORT={}", db.port),
-    );
+    exec_on_host(&sb, &db.client_env());
     set_password(&sb, mariadb::PASSWORD);
 
     let bound = shop(&sb, &["service", "bind", "db", "api"]);
@@ -144,10 +141,7 @@ fn a_failing_mysql_exec_says_why_and_binds_nothing() {
     let db = MariaDb::start();
     let sb = ServedSandbox::with_host_exec();
     service_and_apps(&sb, "mysql");
-    exec_on_host(
-        &sb,
-        &format!("MYSQL_HOST=127.0.0.1,MYSQL_TCP_PORT={}", db.port),
-    );
+    exec_on_host(&sb, &db.client_env());
     // The Secret keeps kip's fresh password, which this server does not know.
     let refused = shop_output(&sb, &["service", "bind", "db", "api"]);
     assert_eq!(refused.status.code(), Some(1));

@@ -23,6 +23,11 @@ pub struct MariaDb {
 }
 
 impl MariaDb {
+    /// The environment that points a `mysql` client at this server (`NAME=VALUE,…`).
+    pub fn client_env(&self) -> String {
+        format!("MYSQL_HOST=127.0.0.1,MYSQL_TCP_PORT={}", self.port)
+    }
+
     pub fn start() -> MariaDb {
         let owner = server_owner("mysql", "mariadb-server");
         let dir = tempfile::Builder::new()
