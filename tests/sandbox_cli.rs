@@ -2,7 +2,7 @@
 
 use std::process::{Command, Output};
 
-use crate::common::{Kubectl, kip_bin};
+use crate::common::{Kubectl, kip_bin, text};
 
 fn kip(home: &std::path::Path, args: &[&str]) -> Output {
     Command::new(kip_bin())
@@ -11,14 +11,6 @@ fn kip(home: &std::path::Path, args: &[&str]) -> Output {
         .stdin(std::process::Stdio::null())
         .output()
         .expect("run kip")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 #[test]

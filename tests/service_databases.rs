@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Output;
 
 use crate::common::mariadb::{self, MariaDb};
-use crate::common::{ServedSandbox, stderr as err, stdout as out};
+use crate::common::{ServedSandbox, stderr as err, stdout as out, text};
 
 fn ok(sb: &ServedSandbox, args: &[&str]) -> String {
     let o = sb.kip(args);
@@ -117,7 +117,7 @@ fn bind_creates_each_apps_database_in_a_real_mysql() {
             name,
             "CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('hi'); SELECT body FROM notes",
         );
-        assert!(used.status.success(), "{}", mariadb::text(&used));
+        assert!(used.status.success(), "{}", text(&used));
         assert_eq!(out(&used), "hi\n");
     }
 
@@ -132,7 +132,7 @@ fn bind_creates_each_apps_database_in_a_real_mysql() {
     assert!(!again.contains("created"), "{again}");
     assert!(again.starts_with("✔ Bound db to api"), "{again}");
     let kept = db.mysql_output("skipper", "api_test", "SELECT body FROM notes");
-    assert_eq!(out(&kept), "hi\n", "{}", mariadb::text(&kept));
+    assert_eq!(out(&kept), "hi\n", "{}", text(&kept));
 }
 
 /// A failing client is reported with what failed and the server's words, and nothing is bound.

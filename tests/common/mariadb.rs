@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{command_as, free_port, server_owner};
+use super::{command_as, free_port, server_owner, stop, text};
 
 pub const PASSWORD: &str = "kip-test-My5ql";
 
@@ -168,27 +168,9 @@ fn socket(dir: &Path) -> PathBuf {
     dir.join("sock")
 }
 
-pub fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 impl Drop for MariaDb {
     fn drop(&mut self) {
         // SIGTERM is a clean shutdown.
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child, libc::SIGTERM);
     }
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{command_as, free_port, server_owner};
+use super::{command_as, free_port, server_owner, stop, text};
 
 pub const USER: &str = "skipper";
 pub const PASSWORD: &str = "kip-test-Pa55";
@@ -169,27 +169,9 @@ pub fn psql(port: u16, database: &str, sql: &str) -> Output {
         .expect("psql on the PATH (./test.sh installs postgresql-client)")
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 impl Drop for Postgres {
     fn drop(&mut self) {
         // Fast shutdown (SIGINT): backends end, shared memory is released.
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child, libc::SIGINT);
     }
 }
