@@ -25,4 +25,6 @@ pub mod serve;
 #[cfg(feature = "server")]
 pub mod tls;
 #[cfg(feature = "server")]
+pub mod upstream;
+#[cfg(feature = "server")]
 pub mod workers;

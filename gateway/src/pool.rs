@@ -1,50 +1,45 @@
-//! Connections to clusters: HTTP/1.1 over hyper's connection-level client, pooled per worker
-//! thread (each [`crate::proxy::Proxy`] owns one [`Pool`]).
+//! Connections to clusters, pooled per worker thread (each [`crate::proxy::Proxy`] owns one
+//! [`Pool`]), and the exchange of one request on them (see [`crate::upstream`]).
 //!
-//! Why not hyper-util's pooled `Client`: per request it clones the connector, hashes
-//! (scheme, authority) under a lock, and for every response with a body spawns one more task
-//! that puts the connection back once the body has been read. Here a connection goes back to
-//! the idle list as soon as the response headers arrive, and a checkout takes the first one
-//! that is ready again (its previous response fully read, which hyper tracks), so a request
-//! costs no extra task. A request that could not be sent on a pooled connection (it closed
-//! meanwhile) is retried once on a new one, as hyper-util does.
+//! A connection leaves the idle list for one request and comes back when its response body
+//! was read to the end (or at once for a response without a body). The most recently used
+//! connection goes out first: it is the one least likely to have been closed by its cluster.
+//! A request that got no answer on a reused connection (the cluster closed it while idle) is
+//! sent once more on a new one when that is safe (see [`upstream::may_retry`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use hyper::body::Incoming;
-use hyper::client::conn::http1;
-use hyper::{Request, Response, Uri};
-use tower_service::Service as _;
-use tracing::debug;
+use hyper::{Request, Response};
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
-use crate::proxy::Connector;
 use crate::registry::Backend;
-
-/// A connection to check ready connections of, at most, before opening a new one: bounds the
-/// work of a checkout when many pooled connections are busy streaming long bodies.
-const SCAN: usize = 16;
+use crate::upstream::{self, Conn, ExchangeError, Release, ResponseBody, Stream, Upload};
 
 /// Why a cluster could not be asked.
 #[derive(Debug)]
 pub enum PoolError {
     Connect(String),
-    Http(hyper::Error),
+    Exchange(ExchangeError),
 }
 
 impl std::fmt::Display for PoolError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             PoolError::Connect(msg) => write!(f, "cannot connect: {msg}"),
-            PoolError::Http(err) => write!(f, "{err}"),
+            PoolError::Exchange(err) => write!(f, "{err}"),
         }
     }
 }
 
-struct Pooled {
-    sender: http1::SendRequest<Incoming>,
+struct Idle {
+    conn: Conn,
     /// When the connection last went back to the pool.
     since: Instant,
 }
@@ -53,122 +48,133 @@ type Key = (SocketAddr, bool);
 
 /// One worker's connections to clusters, by address and TLS.
 pub struct Pool {
-    connector: Connector,
+    tls: TlsConnector,
+    connect_timeout: Duration,
     idle_timeout: Duration,
-    max_buf_size: usize,
     // Only the owning worker thread locks it, so it is never contended; a Mutex (not a
-    // RefCell) because the proxy is shared through `Arc` and must be `Sync`.
-    idle: Mutex<HashMap<Key, VecDeque<Pooled>>>,
+    // RefCell) because response bodies hand connections back through `Release`, which
+    // must be `Sync`.
+    idle: Mutex<HashMap<Key, Vec<Idle>>>,
+}
+
+impl Release for Pool {
+    fn release(&self, conn: Conn) {
+        self.lock().entry(conn.key).or_default().push(Idle {
+            conn,
+            since: Instant::now(),
+        });
+    }
 }
 
 impl Pool {
-    pub fn new(connector: Connector, idle_timeout: Duration, max_buf_size: usize) -> Pool {
+    pub fn new(
+        tls: Arc<rustls::ClientConfig>,
+        connect_timeout: Duration,
+        idle_timeout: Duration,
+    ) -> Pool {
         Pool {
-            connector,
+            tls: TlsConnector::from(tls),
+            connect_timeout,
             idle_timeout,
-            max_buf_size,
             idle: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Sends `req` to `backend` on a pooled connection, or a new one.
+    /// Sends `req` to `backend` on a pooled connection, or a new one, and returns the
+    /// response with its body still to be read from the cluster.
     pub async fn send(
-        &self,
+        self: &Arc<Self>,
         backend: &Backend,
         req: Request<Incoming>,
-    ) -> Result<Response<Incoming>, PoolError> {
+    ) -> Result<Response<ResponseBody>, PoolError> {
         let key = (backend.address, backend.tls);
-        let mut req = req;
-        if let Some(mut sender) = self.checkout(key) {
-            match sender.try_send_request(req).await {
-                Ok(response) => {
-                    self.checkin(key, sender);
-                    return Ok(response);
-                }
-                Err(mut err) => match err.take_message() {
-                    // Never written: the connection closed under us. Retry on a new one.
-                    Some(unsent) => req = unsent,
-                    None => return Err(PoolError::Http(err.into_error())),
-                },
+        let (mut parts, body) = req.into_parts();
+        let upload = Upload::prepare(body, &mut parts.headers);
+        let retry = upstream::may_retry(&parts.method, upload.is_some());
+        let mut head = BytesMut::new();
+        upstream::encode_head(&parts, &mut head);
+        let mut upload = upload;
+        if let Some(conn) = self.checkout(key) {
+            match upstream::exchange(conn, &head, upload.take(), &parts.method).await {
+                Ok(answer) => return Ok(self.respond(answer)),
+                Err(ExchangeError::Unanswered(_)) if retry => {}
+                Err(err) => return Err(PoolError::Exchange(err)),
             }
         }
-        let mut sender = self.connect(backend).await?;
-        let response = sender.send_request(req).await.map_err(PoolError::Http)?;
-        self.checkin(key, sender);
-        Ok(response)
+        let conn = self.connect(backend).await?;
+        let answer = upstream::exchange(conn, &head, upload, &parts.method)
+            .await
+            .map_err(PoolError::Exchange)?;
+        Ok(self.respond(answer))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, VecDeque<Pooled>>> {
+    fn respond(
+        self: &Arc<Self>,
+        (response, framing, conn, upload): (Response<()>, upstream::Framing, Conn, Option<Upload>),
+    ) -> Response<ResponseBody> {
+        let release: Arc<dyn Release> = self.clone();
+        response.map(|()| ResponseBody::new(conn, framing, upload, release))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Vec<Idle>>> {
         // A panic while holding it cannot leave the map inconsistent (single operations).
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The first ready connection; closed and expired ones are dropped on the way, busy ones
-    /// (still reading a response) go to the back.
-    fn checkout(&self, key: Key) -> Option<http1::SendRequest<Incoming>> {
+    /// The most recently used connection that is still open; expired ones are dropped.
+    fn checkout(&self, key: Key) -> Option<Conn> {
         let mut idle = self.lock();
         let list = idle.get_mut(&key)?;
         let now = Instant::now();
-        for _ in 0..list.len().min(SCAN) {
-            let pooled = list.pop_front()?;
-            if pooled.sender.is_closed() || now.duration_since(pooled.since) > self.idle_timeout {
-                continue;
+        while let Some(Idle { conn, since }) = list.pop() {
+            if now.duration_since(since) > self.idle_timeout {
+                // The rest went back earlier still.
+                list.clear();
+                return None;
             }
-            if pooled.sender.is_ready() {
-                return Some(pooled.sender);
+            if conn.is_reusable() {
+                return Some(conn);
             }
-            list.push_back(pooled);
         }
         None
     }
 
-    fn checkin(&self, key: Key, sender: http1::SendRequest<Incoming>) {
-        if sender.is_closed() {
-            return;
-        }
-        self.lock().entry(key).or_default().push_back(Pooled {
-            sender,
-            since: Instant::now(),
-        });
-    }
-
-    /// Closes connections idle longer than the idle timeout and forgets closed ones.
+    /// Closes connections idle longer than the idle timeout and those the cluster closed.
     pub fn sweep(&self) {
         let now = Instant::now();
         let mut idle = self.lock();
         idle.retain(|_, list| {
-            list.retain(|p| {
-                !p.sender.is_closed() && now.duration_since(p.since) <= self.idle_timeout
+            list.retain(|i| {
+                now.duration_since(i.since) <= self.idle_timeout && i.conn.is_reusable()
             });
             !list.is_empty()
         });
     }
 
-    async fn connect(&self, backend: &Backend) -> Result<http1::SendRequest<Incoming>, PoolError> {
-        let scheme = if backend.tls { "https" } else { "http" };
-        let uri: Uri = format!("{scheme}://{}/", backend.authority)
-            .parse()
-            .map_err(|err| PoolError::Connect(format!("{err}")))?;
-        let io = self
-            .connector
-            .clone()
-            .call(uri)
-            .await
-            .map_err(|err| PoolError::Connect(err.to_string()))?;
-        let (sender, connection) = http1::Builder::new()
-            // Bounds the read buffer per cluster connection (hyper's default grows to
-            // ~400 KiB); large bodies stream through in 64 KiB pieces instead.
-            .max_buf_size(self.max_buf_size)
-            .handshake(io)
-            .await
-            .map_err(PoolError::Http)?;
-        let address = backend.address;
-        tokio::spawn(async move {
-            // With upgrades, so a 101 hands the connection over to the WebSocket relay.
-            if let Err(err) = connection.with_upgrades().await {
-                debug!(%address, "cluster connection ended: {err}");
+    async fn connect(&self, backend: &Backend) -> Result<Conn, PoolError> {
+        let connect = async {
+            let tcp = TcpStream::connect(backend.address)
+                .await
+                .map_err(|err| err.to_string())?;
+            let _ = tcp.set_nodelay(true);
+            if !backend.tls {
+                return Ok(Stream::Plain(tcp));
             }
-        });
-        Ok(sender)
+            let name = ServerName::IpAddress(backend.address.ip().into());
+            let tls = self
+                .tls
+                .connect(name, tcp)
+                .await
+                .map_err(|err| format!("TLS: {err}"))?;
+            Ok(Stream::Tls(Box::new(tls)))
+        };
+        match tokio::time::timeout(self.connect_timeout, connect).await {
+            Ok(Ok(stream)) => Ok(Conn::new((backend.address, backend.tls), stream)),
+            Ok(Err(msg)) => Err(PoolError::Connect(msg)),
+            Err(_) => Err(PoolError::Connect(format!(
+                "no connection within {:?}",
+                self.connect_timeout
+            ))),
+        }
     }
 }

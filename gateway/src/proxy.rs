@@ -18,9 +18,8 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::http::uri::PathAndQuery;
 use hyper::{Request, Response, StatusCode, Uri, Version};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt as _;
 use tracing::debug;
 
 use crate::config::Config;
@@ -29,9 +28,10 @@ use crate::metrics::{Metrics, Refusal};
 use crate::pool::Pool;
 use crate::registry::{Backend, Map, Registry};
 use crate::serve::Handler;
+use crate::upstream::ResponseBody;
 
 /// Every response body: a cluster's streamed body or one of the gateway's own short pages.
-pub type Body = Either<Incoming, Full<Bytes>>;
+pub type Body = Either<ResponseBody, Full<Bytes>>;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -78,7 +78,7 @@ pub struct Proxy {
     domain: String,
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
-    pool: Pool,
+    pool: Arc<Pool>,
     /// This worker's snapshot of the registry and its generation. Routing reads it instead of
     /// the registry's lock, whose counter every worker would otherwise bounce between cores
     /// on every request; a registry change is seen on the next request.
@@ -86,7 +86,10 @@ pub struct Proxy {
     response_timeout: Duration,
 }
 
-fn backend_tls() -> Result<rustls::ClientConfig, String> {
+/// How the gateway speaks TLS to clusters that ask for it: certificates verified against
+/// the system roots, HTTP/1.1 offered by ALPN. Built once and shared by every worker's pool,
+/// since loading the system roots is slow.
+pub fn cluster_tls() -> Result<Arc<rustls::ClientConfig>, String> {
     let mut roots = rustls::RootCertStore::empty();
     // Missing or unreadable system roots only make TLS backends fail (502), not the gateway.
     let found = rustls_native_certs::load_native_certs();
@@ -98,24 +101,9 @@ fn backend_tls() -> Result<rustls::ClientConfig, String> {
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|err| format!("cannot set up TLS to clusters: {err}"))?;
-    Ok(builder.with_root_certificates(roots).with_no_client_auth())
-}
-
-/// How the gateway connects to clusters (plain or TLS, with timeouts); built once and shared
-/// by every worker's pool, since loading the system roots is slow.
-pub type Connector = HttpsConnector<HttpConnector>;
-
-/// The connector every worker's [`Proxy`] clones.
-pub fn connector(config: &Config) -> Result<Connector, String> {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(config.connect_timeout));
-    Ok(hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(backend_tls()?)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http))
+    let mut config = builder.with_root_certificates(roots).with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
 impl Proxy {
@@ -123,13 +111,16 @@ impl Proxy {
     /// connection is only ever used by the thread that opened it).
     pub fn new(
         config: &Config,
-        connector: Connector,
+        cluster_tls: Arc<rustls::ClientConfig>,
         domain: String,
         registry: Arc<Registry>,
         metrics: Arc<Metrics>,
     ) -> Proxy {
-        // 64 KiB read buffer per cluster connection: see `Pool::connect`.
-        let pool = Pool::new(connector, config.pool_idle_timeout, 64 * 1024);
+        let pool = Arc::new(Pool::new(
+            cluster_tls,
+            config.connect_timeout,
+            config.pool_idle_timeout,
+        ));
         let view = Mutex::new((registry.generation(), registry.snapshot()));
         Proxy {
             domain,
@@ -242,17 +233,19 @@ impl Proxy {
             }
         };
         let mut response = response;
-        let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
-        match (switching, client_upgrade) {
-            (true, Some(client_upgrade)) => {
+        match (response.body_mut().take_upgraded(), client_upgrade) {
+            (Some((cluster, early)), Some(client_upgrade)) => {
                 self.metrics.upgraded();
-                let backend_upgrade = hyper::upgrade::on(&mut response);
                 tokio::spawn(async move {
-                    match tokio::try_join!(client_upgrade, backend_upgrade) {
-                        Ok((client, backend)) => {
+                    match client_upgrade.await {
+                        Ok(client) => {
                             let mut client = TokioIo::new(client);
-                            let mut backend = TokioIo::new(backend);
-                            let _ = tokio::io::copy_bidirectional(&mut client, &mut backend).await;
+                            let mut cluster = cluster;
+                            // What the cluster sent right behind its 101 goes first.
+                            if client.write_all(&early).await.is_ok() {
+                                let _ =
+                                    tokio::io::copy_bidirectional(&mut client, &mut cluster).await;
+                            }
                         }
                         Err(err) => debug!("upgrade failed: {err}"),
                     }

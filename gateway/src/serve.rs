@@ -304,7 +304,7 @@ pub async fn start(config: Config) -> Result<Started, String> {
         idle_timeout: config.idle_timeout,
         max_header_bytes: config.max_header_bytes,
     };
-    let connector = proxy::connector(&config)?;
+    let cluster_tls = proxy::cluster_tls()?;
     let admin = Arc::new(admin::Admin::new(
         &admin_token,
         registry.clone(),
@@ -342,7 +342,7 @@ pub async fn start(config: Config) -> Result<Started, String> {
     for (index, (http, https)) in http.into_iter().zip(https).enumerate() {
         let proxy = Proxy::new(
             &config,
-            connector.clone(),
+            cluster_tls.clone(),
             domain.clone(),
             registry.clone(),
             metrics.clone(),
