@@ -14,7 +14,6 @@
 //! constant-time, and an unknown cluster with a cluster token gets the same 401 as a wrong
 //! token, so the API does not tell outsiders which clusters exist.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -30,7 +29,7 @@ use crate::host;
 use crate::metrics::Metrics;
 use crate::proxy::Body;
 use crate::registry::{Backend, Registration, Registry};
-use crate::serve::Handler;
+use crate::serve::{Handler, Peer};
 
 /// The largest registration body read.
 const MAX_BODY: usize = 16 * 1024;
@@ -243,12 +242,7 @@ impl Admin {
 }
 
 impl Handler for Admin {
-    async fn call(
-        self: Arc<Self>,
-        req: Request<Incoming>,
-        _peer: SocketAddr,
-        _secure: bool,
-    ) -> Response<Body> {
+    async fn call(self: Arc<Self>, req: Request<Incoming>, _peer: Peer) -> Response<Body> {
         self.handle(req).await
     }
 }

@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use hyper::body::Incoming;
-use hyper::{Request, Response};
+use hyper::{Method, Request, Response};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::registry::Backend;
-use crate::upstream::{self, Conn, ExchangeError, Release, ResponseBody, Stream, Upload};
+use crate::upstream::{self, Answer, Conn, ExchangeError, Release, ResponseBody, Stream, Upload};
 
 /// Why a cluster could not be asked.
 #[derive(Debug)]
@@ -81,37 +81,51 @@ impl Pool {
     }
 
     /// Sends `req` to `backend` on a pooled connection, or a new one, and returns the
-    /// response with its body still to be read from the cluster.
+    /// response with its body still to be read from the cluster. The response head must
+    /// arrive within `timeout` of sending; connecting has its own timeout.
     pub async fn send(
         self: &Arc<Self>,
         backend: &Backend,
         req: Request<Incoming>,
+        timeout: Duration,
     ) -> Result<Response<ResponseBody>, PoolError> {
         let key = (backend.address, backend.tls);
         let (mut parts, body) = req.into_parts();
         let upload = Upload::prepare(body, &mut parts.headers);
         let retry = upstream::may_retry(&parts.method, upload.is_some());
-        let mut head = BytesMut::new();
+        let head_request = parts.method == Method::HEAD;
+        let mut pooled = self.checkout(key);
+        let mut head = pooled
+            .as_mut()
+            .map(Conn::take_head_buffer)
+            .unwrap_or_default();
         upstream::encode_head(&parts, &mut head);
+        // The request's header values share hyper's read buffer: let go of them now, so
+        // hyper can reuse that buffer instead of allocating a new one per request.
+        drop(parts);
         let mut upload = upload;
-        if let Some(conn) = self.checkout(key) {
-            match upstream::exchange(conn, &head, upload.take(), &parts.method).await {
-                Ok(answer) => return Ok(self.respond(answer)),
+        if let Some(conn) = pooled {
+            match upstream::exchange(conn, &head, upload.take(), head_request, timeout).await {
+                Ok(answer) => return Ok(self.respond(answer, head)),
                 Err(ExchangeError::Unanswered(_)) if retry => {}
                 Err(err) => return Err(PoolError::Exchange(err)),
             }
         }
         let conn = self.connect(backend).await?;
-        let answer = upstream::exchange(conn, &head, upload, &parts.method)
+        let answer = upstream::exchange(conn, &head, upload, head_request, timeout)
             .await
             .map_err(PoolError::Exchange)?;
-        Ok(self.respond(answer))
+        Ok(self.respond(answer, head))
     }
 
-    fn respond(
-        self: &Arc<Self>,
-        (response, framing, conn, upload): (Response<()>, upstream::Framing, Conn, Option<Upload>),
-    ) -> Response<ResponseBody> {
+    fn respond(self: &Arc<Self>, answer: Answer, head: BytesMut) -> Response<ResponseBody> {
+        let Answer {
+            response,
+            framing,
+            mut conn,
+            upload,
+        } = answer;
+        conn.keep_head_buffer(head);
         let release: Arc<dyn Release> = self.clone();
         response.map(|()| ResponseBody::new(conn, framing, upload, release))
     }

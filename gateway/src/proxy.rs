@@ -6,8 +6,6 @@
 //! Transfer-Encoding and Content-Length is read as chunked and its connection closed), and
 //! because the cluster gets a request re-framed by us, never the client's bytes.
 
-use std::io::Write as _;
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -25,10 +23,10 @@ use tracing::debug;
 use crate::config::Config;
 use crate::host::{self, HostError};
 use crate::metrics::{Metrics, Refusal};
-use crate::pool::Pool;
+use crate::pool::{Pool, PoolError};
 use crate::registry::{Backend, Map, Registry};
-use crate::serve::Handler;
-use crate::upstream::ResponseBody;
+use crate::serve::{Handler, Peer};
+use crate::upstream::{ExchangeError, ResponseBody};
 
 /// Every response body: a cluster's streamed body or one of the gateway's own short pages.
 pub type Body = Either<ResponseBody, Full<Bytes>>;
@@ -171,12 +169,7 @@ impl Proxy {
             })
     }
 
-    async fn forward(
-        &self,
-        mut req: Request<Incoming>,
-        peer: SocketAddr,
-        secure: bool,
-    ) -> Response<Body> {
+    async fn forward(&self, mut req: Request<Incoming>, peer: Peer) -> Response<Body> {
         // HTTP/2 and absolute-form requests carry the host in the URI; HTTP/1 in Host.
         let host_value = match req.uri().authority() {
             Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
@@ -211,28 +204,22 @@ impl Proxy {
         *req.version_mut() = Version::HTTP_11;
         let headers = req.headers_mut();
         strip_hop_by_hop(headers, upgrade);
-        add_forwarded(headers, peer, secure);
+        add_forwarded(headers, &peer);
         headers.insert(X_FORWARDED_HOST, host_value.clone());
         headers.insert(header::HOST, host_value);
 
-        let response = match tokio::time::timeout(
-            self.response_timeout,
-            self.pool.send(&backend, req),
-        )
-        .await
-        {
-            Ok(Ok(response)) => response,
-            Ok(Err(err)) => {
+        let mut response = match self.pool.send(&backend, req, self.response_timeout).await {
+            Ok(response) => response,
+            Err(PoolError::Exchange(ExchangeError::TimedOut)) => {
+                self.metrics.refuse(Refusal::Timeout);
+                return page(StatusCode::GATEWAY_TIMEOUT, PAGE_504);
+            }
+            Err(err) => {
                 debug!(cluster = %backend.id, "backend failed: {err}");
                 self.metrics.refuse(Refusal::BadGateway);
                 return page(StatusCode::BAD_GATEWAY, PAGE_502);
             }
-            Err(_) => {
-                self.metrics.refuse(Refusal::Timeout);
-                return page(StatusCode::GATEWAY_TIMEOUT, PAGE_504);
-            }
         };
-        let mut response = response;
         match (response.body_mut().take_upgraded(), client_upgrade) {
             (Some((cluster, early)), Some(client_upgrade)) => {
                 self.metrics.upgraded();
@@ -259,14 +246,9 @@ impl Proxy {
 }
 
 impl Handler for Proxy {
-    async fn call(
-        self: Arc<Self>,
-        req: Request<Incoming>,
-        peer: SocketAddr,
-        secure: bool,
-    ) -> Response<Body> {
+    async fn call(self: Arc<Self>, req: Request<Incoming>, peer: Peer) -> Response<Body> {
         let started = Instant::now();
-        let response = self.forward(req, peer, secure).await;
+        let response = self.forward(req, peer).await;
         self.metrics
             .observe(response.status().as_u16(), started.elapsed());
         response
@@ -287,62 +269,74 @@ fn wants_upgrade(headers: &HeaderMap) -> bool {
 /// Removes hop-by-hop headers and those `Connection` names. For an upgrade, `Upgrade` stays
 /// and `Connection: upgrade` is re-set, since the next hop needs exactly those.
 fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    if headers.contains_key(header::CONNECTION) {
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
-            .collect();
-        for name in named {
-            // A client must not be able to strip what routing and framing depend on.
-            if name != header::HOST && name != header::CONTENT_LENGTH && name != header::UPGRADE {
-                headers.remove(&name);
+    // Most messages carry none of them: one pass over the names is cheaper than a hashed
+    // removal per hop-by-hop name.
+    if headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        let mut options = headers.get_all(header::CONNECTION).iter();
+        match (options.next().cloned(), options.next().is_some()) {
+            (Some(only), false) => remove_named(headers, &only),
+            (Some(_), true) => {
+                let all: Vec<HeaderValue> = headers
+                    .get_all(header::CONNECTION)
+                    .iter()
+                    .cloned()
+                    .collect();
+                for value in &all {
+                    remove_named(headers, value);
+                }
             }
+            (None, _) => {}
         }
-    }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
+        for name in &HOP_BY_HOP {
+            headers.remove(name);
+        }
     }
     if upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
+    } else if headers.contains_key(header::UPGRADE) {
         headers.remove(header::UPGRADE);
     }
 }
 
-/// Appends the client to `X-Forwarded-For` and sets `X-Forwarded-Proto`.
-fn add_forwarded(headers: &mut HeaderMap, peer: SocketAddr, secure: bool) {
-    // The common case, no `X-Forwarded-For` yet: the address is formatted on the stack (the
-    // longest IPv6 text is 45 bytes), so the header value is the request's one allocation.
-    let mut buf = [0u8; 64];
-    let ip = {
-        let mut cursor = std::io::Cursor::new(&mut buf[..]);
-        let _ = write!(cursor, "{}", peer.ip());
-        let len = usize::try_from(cursor.position()).unwrap_or(0);
-        &buf[..len]
+/// Removes the headers a `Connection` value names (RFC 9110 §7.6.1), except those routing
+/// and framing depend on, which a client must not be able to strip.
+fn remove_named(headers: &mut HeaderMap, connection: &HeaderValue) {
+    let Ok(text) = connection.to_str() else {
+        return;
     };
-    let value = match headers.get_all(&X_FORWARDED_FOR).iter().next() {
-        None => HeaderValue::from_bytes(ip),
-        Some(_) => {
-            let prior: Vec<&[u8]> = headers
-                .get_all(&X_FORWARDED_FOR)
-                .iter()
-                .map(HeaderValue::as_bytes)
-                .collect();
-            let mut joined = prior.join(&b", "[..]);
+    for token in text.split(',').map(str::trim) {
+        let kept = ["host", "content-length", "upgrade"];
+        if !token.is_empty() && !kept.iter().any(|k| token.eq_ignore_ascii_case(k)) {
+            // By `&str`: no header name is built (nor allocated); an invalid one matches
+            // nothing.
+            headers.remove(token);
+        }
+    }
+}
+
+/// Appends the client to `X-Forwarded-For` and sets `X-Forwarded-Proto`.
+fn add_forwarded(headers: &mut HeaderMap, peer: &Peer) {
+    let mut prior = headers.get_all(&X_FORWARDED_FOR).iter();
+    let value = match prior.next() {
+        // The common case: the connection's own value, shared, not rebuilt per request.
+        None => Some(peer.ip.clone()),
+        Some(first) => {
+            let mut joined = first.as_bytes().to_vec();
+            for more in prior {
+                joined.extend_from_slice(b", ");
+                joined.extend_from_slice(more.as_bytes());
+            }
             joined.extend_from_slice(b", ");
-            joined.extend_from_slice(ip);
-            HeaderValue::from_bytes(&joined)
+            joined.extend_from_slice(peer.ip.as_bytes());
+            HeaderValue::from_bytes(&joined).ok()
         }
     };
-    if let Ok(value) = value {
+    if let Some(value) = value {
         headers.insert(X_FORWARDED_FOR, value);
     }
     headers.insert(
         X_FORWARDED_PROTO,
-        HeaderValue::from_static(if secure { "https" } else { "http" }),
+        HeaderValue::from_static(if peer.secure { "https" } else { "http" }),
     );
 }
 
@@ -379,7 +373,10 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.append(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
         headers.append(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.2"));
-        add_forwarded(&mut headers, "192.0.2.7:5555".parse().unwrap(), true);
+        add_forwarded(
+            &mut headers,
+            &Peer::new("192.0.2.7:5555".parse().unwrap(), true),
+        );
         assert_eq!(headers[&X_FORWARDED_FOR], "10.0.0.1, 10.0.0.2, 192.0.2.7");
         assert_eq!(headers[&X_FORWARDED_PROTO], "https");
     }

@@ -12,6 +12,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::body::Incoming;
+use hyper::header::HeaderValue;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -24,15 +25,31 @@ use crate::config::Config;
 use crate::proxy::{Body, Proxy};
 use crate::{admin, host, metrics, proxy, registry, tls, workers};
 
+/// Who is at the other end of a client connection, worked out once per connection.
+#[derive(Clone)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    /// Whether the connection is TLS.
+    pub secure: bool,
+    /// `addr`'s IP as a header value, for `X-Forwarded-For`.
+    pub ip: HeaderValue,
+}
+
+impl Peer {
+    pub fn new(addr: SocketAddr, secure: bool) -> Peer {
+        let ip = HeaderValue::from_str(&addr.ip().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        Peer { addr, secure, ip }
+    }
+}
+
 /// Something that answers requests on a listener (the proxy, the admin API).
 pub trait Handler: Send + Sync + 'static {
-    /// Answers one request from `peer`; `secure` says it came over TLS. Never fails: errors
-    /// are responses.
+    /// Answers one request from `peer`. Never fails: errors are responses.
     fn call(
         self: Arc<Self>,
         req: Request<Incoming>,
-        peer: SocketAddr,
-        secure: bool,
+        peer: Peer,
     ) -> impl Future<Output = Response<Body>> + Send;
 }
 
@@ -129,9 +146,11 @@ async fn serve_io<I, H>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     H: Handler,
 {
+    let client = Peer::new(peer, secure);
     let service = hyper::service::service_fn(move |req| {
         let handler = handler.clone();
-        async move { Ok::<_, Infallible>(handler.call(req, peer, secure).await) }
+        let client = client.clone();
+        async move { Ok::<_, Infallible>(handler.call(req, client).await) }
     });
     if let Err(err) = builder
         .serve_connection_with_upgrades(TokioIo::new(io), service)

@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker, ready};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use hyper::body::{Body as _, Frame, Incoming, SizeHint};
@@ -22,6 +23,7 @@ use hyper::http::request::Parts;
 use hyper::{Method, Response, StatusCode, Version};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 
 /// Headers in one response head, at most (hyper's client allows 100).
 const MAX_HEADERS: usize = 128;
@@ -111,6 +113,8 @@ pub enum ExchangeError {
     /// The connection failed before any byte of a response arrived: on a reused connection
     /// that is usually the cluster having closed it while idle.
     Unanswered(io::Error),
+    /// No response head within the response timeout.
+    TimedOut,
     /// Anything later: a broken or malformed response.
     Failed(String),
 }
@@ -119,6 +123,7 @@ impl std::fmt::Display for ExchangeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ExchangeError::Unanswered(err) => write!(f, "no response: {err}"),
+            ExchangeError::TimedOut => f.write_str("no response within the response timeout"),
             ExchangeError::Failed(msg) => f.write_str(msg),
         }
     }
@@ -130,6 +135,13 @@ pub struct Conn {
     pub key: (SocketAddr, bool),
     stream: Stream,
     buf: BytesMut,
+    /// Room for the next request head, kept to reuse its allocation.
+    wbuf: BytesMut,
+    /// When the response head of the current request is due.
+    deadline: Instant,
+    /// Fires at or before `deadline`. Made once per connection and moved only when it
+    /// fires, so a request costs no timer registration (see [`Conn::poll_deadline`]).
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl Conn {
@@ -138,6 +150,37 @@ impl Conn {
             key,
             stream,
             buf: BytesMut::new(),
+            wbuf: BytesMut::new(),
+            deadline: Instant::now(),
+            timer: None,
+        }
+    }
+
+    /// The buffer the last request head was written from, emptied, to write the next one.
+    pub fn take_head_buffer(&mut self) -> BytesMut {
+        let mut buf = std::mem::take(&mut self.wbuf);
+        buf.clear();
+        buf
+    }
+
+    /// Keeps `buf` for the next request head.
+    pub fn keep_head_buffer(&mut self, buf: BytesMut) {
+        self.wbuf = buf;
+    }
+
+    /// Ready once `deadline` has passed. The timer still set for an earlier request's
+    /// deadline is moved on when it fires early.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let deadline = self.deadline;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        loop {
+            ready!(timer.as_mut().poll(cx));
+            if Instant::now() >= deadline {
+                return Poll::Ready(());
+            }
+            timer.as_mut().reset(deadline);
         }
     }
 
@@ -422,12 +465,14 @@ pub async fn exchange(
     mut conn: Conn,
     head: &[u8],
     upload: Option<Upload>,
-    method: &Method,
-) -> Result<(Response<()>, Framing, Conn, Option<Upload>), ExchangeError> {
+    head_request: bool,
+    timeout: Duration,
+) -> Result<Answer, ExchangeError> {
     conn.stream
         .write_all(head)
         .await
         .map_err(ExchangeError::Unanswered)?;
+    conn.deadline = Instant::now() + timeout;
     let mut upload = upload;
     let mut upload_failed: Option<io::Error> = None;
     let mut got_bytes = false;
@@ -439,7 +484,12 @@ pub async fn exchange(
             // The cluster may have answered and stopped reading (413…): read the answer.
             upload_failed = Some(err);
         }
-        conn.poll_head(cx, &mut got_bytes)
+        match conn.poll_head(cx, &mut got_bytes) {
+            Poll::Pending if conn.poll_deadline(cx).is_ready() => {
+                Poll::Ready(Err(ExchangeError::TimedOut))
+            }
+            other => other,
+        }
     })
     .await;
     let head = match (head, &upload_failed) {
@@ -451,7 +501,7 @@ pub async fn exchange(
         }
         (Err(err), _) => return Err(err),
     };
-    let framing = Framing::of(&head, method)?;
+    let framing = Framing::of(&head, head_request)?;
     let mut response = Response::new(());
     *response.status_mut() = head.status;
     *response.version_mut() = Version::HTTP_11;
@@ -464,7 +514,21 @@ pub async fn exchange(
     } else {
         framing.last()
     };
-    Ok((response, framing, conn, upload))
+    Ok(Answer {
+        response,
+        framing,
+        conn,
+        upload,
+    })
+}
+
+/// A response head from a cluster, and what its body needs.
+pub struct Answer {
+    pub response: Response<()>,
+    pub framing: Framing,
+    pub conn: Conn,
+    /// The rest of the request body, if the cluster answered before it had all of it.
+    pub upload: Option<Upload>,
 }
 
 /// Whether the comma-separated header `name` lists `token`.
@@ -503,12 +567,12 @@ pub enum ChunkState {
 }
 
 impl Framing {
-    fn of(head: &Head, method: &Method) -> Result<Framing, ExchangeError> {
+    fn of(head: &Head, head_request: bool) -> Result<Framing, ExchangeError> {
         let status = head.status;
         if status == StatusCode::SWITCHING_PROTOCOLS {
             return Ok(Framing::Upgraded);
         }
-        if *method == Method::HEAD
+        if head_request
             || status.is_informational()
             || status == StatusCode::NO_CONTENT
             || status == StatusCode::NOT_MODIFIED
@@ -885,14 +949,14 @@ mod tests {
         assert_eq!(head.headers.get_all("x-a").iter().count(), 2);
         assert_eq!(&buf[..], b"hello");
         assert_eq!(
-            Framing::of(&head, &Method::GET).unwrap(),
+            Framing::of(&head, false).unwrap(),
             Framing::Length {
                 remaining: 5,
                 reuse: true
             }
         );
         assert_eq!(
-            Framing::of(&head, &Method::HEAD).unwrap(),
+            Framing::of(&head, true).unwrap(),
             Framing::Empty { reuse: true }
         );
         let mut partial = BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-"[..]);
@@ -906,12 +970,12 @@ mod tests {
             &b"HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\n"[..],
         ] {
             let head = parse_head(&mut BytesMut::from(raw)).unwrap().unwrap();
-            assert!(Framing::of(&head, &Method::GET).is_err());
+            assert!(Framing::of(&head, false).is_err());
         }
         let both = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n";
         let head = parse_head(&mut BytesMut::from(&both[..])).unwrap().unwrap();
         assert_eq!(
-            Framing::of(&head, &Method::GET).unwrap(),
+            Framing::of(&head, false).unwrap(),
             Framing::Chunked {
                 state: ChunkState::Size,
                 reuse: false
