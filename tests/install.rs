@@ -205,7 +205,7 @@ fn install_over_ssh_then_deploy_then_rerun_changes_nothing() {
         "✔ Longhorn installed (",
         "✔ Registry installed (",
         "- kip server: skipped, its image is not published yet",
-        "✔ Gateway: 127-0-0-1.kipper.test → 127.0.0.1:443",
+        "✔ Gateway: 127-0-0-1.kipper.test → 127.0.0.1:80",
         "Console: https://console-127-0-0-1.kipper.test",
     ] {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
@@ -213,7 +213,7 @@ fn install_over_ssh_then_deploy_then_rerun_changes_nothing() {
     // The gateway knows the cluster, and kip keeps the cluster's own token for updates.
     let registry = std::fs::read_to_string(gateway_dir.path().join("registry.json")).unwrap();
     assert!(
-        registry.contains("127-0-0-1") && registry.contains("127.0.0.1:443"),
+        registry.contains("127-0-0-1") && registry.contains("127.0.0.1:80"),
         "{registry}"
     );
     assert!(
@@ -310,7 +310,7 @@ fn install_over_ssh_then_deploy_then_rerun_changes_nothing() {
         "✔ cert-manager already installed",
         "✔ Let's Encrypt ClusterIssuer already installed",
         "✔ Registry already installed",
-        "✔ Gateway: 127-0-0-1 already registered at 127.0.0.1:443",
+        "✔ Gateway: 127-0-0-1 already registered at 127.0.0.1:80",
     ] {
         assert!(again.contains(line), "missing {line:?} in:\n{again}");
     }

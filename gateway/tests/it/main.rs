@@ -1,6 +1,7 @@
 //! Integration tests of `kip-gateway`: the real binary on loopback, real backends, real HTTP.
 
 mod admin;
+mod clusters;
 mod durability;
 mod faults;
 mod props;
