@@ -4,7 +4,8 @@
 //! cluster's body comes back the same way. Connections to clusters are pooled per address.
 //! Request smuggling is stopped by hyper's parser (RFC 9112 §6.3: a message with both
 //! Transfer-Encoding and Content-Length is read as chunked and its connection closed), and
-//! because the cluster gets a request re-framed by us, never the client's bytes.
+//! because the cluster gets a request re-framed by us (`upstream::Upload::prepare`), never the
+//! client's bytes.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, PoisonError};
