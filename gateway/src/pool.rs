@@ -39,7 +39,7 @@ impl std::fmt::Display for PoolError {
 }
 
 struct Idle {
-    conn: Conn,
+    conn: Box<Conn>,
     /// When the connection last went back to the pool.
     since: Instant,
 }
@@ -58,7 +58,7 @@ pub struct Pool {
 }
 
 impl Release for Pool {
-    fn release(&self, conn: Conn) {
+    fn release(&self, conn: Box<Conn>) {
         self.lock().entry(conn.key).or_default().push(Idle {
             conn,
             since: Instant::now(),
@@ -97,7 +97,7 @@ impl Pool {
         let mut pooled = self.checkout(key);
         let mut head = pooled
             .as_mut()
-            .map(Conn::take_head_buffer)
+            .map(|conn| conn.take_head_buffer())
             .unwrap_or_default();
         upstream::encode_head(&parts, &mut head);
         // The request's header values share hyper's read buffer: let go of them now, so
@@ -136,7 +136,7 @@ impl Pool {
     }
 
     /// The most recently used connection that is still open; expired ones are dropped.
-    fn checkout(&self, key: Key) -> Option<Conn> {
+    fn checkout(&self, key: Key) -> Option<Box<Conn>> {
         let mut idle = self.lock();
         let list = idle.get_mut(&key)?;
         let now = Instant::now();
@@ -165,7 +165,7 @@ impl Pool {
         });
     }
 
-    async fn connect(&self, backend: &Backend) -> Result<Conn, PoolError> {
+    async fn connect(&self, backend: &Backend) -> Result<Box<Conn>, PoolError> {
         let connect = async {
             let tcp = TcpStream::connect(backend.address)
                 .await

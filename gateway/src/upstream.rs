@@ -145,15 +145,17 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(key: (SocketAddr, bool), stream: Stream) -> Conn {
-        Conn {
+    /// Boxed: a connection moves through the pool, the exchange and the response body on
+    /// every request, and a pointer is cheaper to move than the connection's ~200 bytes.
+    pub fn new(key: (SocketAddr, bool), stream: Stream) -> Box<Conn> {
+        Box::new(Conn {
             key,
             stream,
             buf: BytesMut::new(),
             wbuf: BytesMut::new(),
             deadline: Instant::now(),
             timer: None,
-        }
+        })
     }
 
     /// The buffer the last request head was written from, emptied, to write the next one.
@@ -336,7 +338,7 @@ impl Upload {
     /// length when known (as from an HTTP/1.1 `Content-Length`), else chunked. Whatever
     /// framing headers the client sent are replaced, so a request can never reach a cluster
     /// with two framings (request smuggling).
-    pub fn prepare(body: Incoming, headers: &mut HeaderMap) -> Option<Upload> {
+    pub fn prepare(body: Incoming, headers: &mut HeaderMap) -> Option<Box<Upload>> {
         headers.remove(header::TRANSFER_ENCODING);
         if body.is_end_stream() {
             return None;
@@ -355,12 +357,12 @@ impl Upload {
                 true
             }
         };
-        Some(Upload {
+        Some(Box::new(Upload {
             body,
             chunked,
             pending: Vec::new(),
             finished: false,
-        })
+        }))
     }
 
     fn is_done(&self) -> bool {
@@ -474,9 +476,9 @@ pub fn may_retry(method: &Method, has_body: bool) -> bool {
 /// request body, if any, is written while the response is awaited (a cluster may answer
 /// before it read the whole body) and then alongside the response body.
 pub async fn exchange(
-    mut conn: Conn,
+    mut conn: Box<Conn>,
     head: &[u8],
-    upload: Option<Upload>,
+    upload: Option<Box<Upload>>,
     head_request: bool,
     timeout: Duration,
 ) -> Result<Answer, ExchangeError> {
@@ -538,9 +540,9 @@ pub async fn exchange(
 pub struct Answer {
     pub response: Response<()>,
     pub framing: Framing,
-    pub conn: Conn,
+    pub conn: Box<Conn>,
     /// The rest of the request body, if the cluster answered before it had all of it.
-    pub upload: Option<Upload>,
+    pub upload: Option<Box<Upload>>,
 }
 
 /// Whether the comma-separated header `name` lists `token`.
@@ -660,14 +662,14 @@ impl Framing {
 /// Where a connection goes once its response was read completely and it can carry another
 /// request: the pool it came from.
 pub trait Release: Send + Sync + 'static {
-    fn release(&self, conn: Conn);
+    fn release(&self, conn: Box<Conn>);
 }
 
 /// A response body read from the cluster as the client takes it.
 pub struct ResponseBody {
-    conn: Option<Conn>,
+    conn: Option<Box<Conn>>,
     framing: Framing,
-    upload: Option<Upload>,
+    upload: Option<Box<Upload>>,
     release: Option<Arc<dyn Release>>,
 }
 
@@ -675,9 +677,9 @@ impl ResponseBody {
     /// The body of a response read by [`exchange`]; `release` gets the connection back once
     /// the body is read and the connection can carry another request.
     pub fn new(
-        conn: Conn,
+        conn: Box<Conn>,
         framing: Framing,
-        upload: Option<Upload>,
+        upload: Option<Box<Upload>>,
         release: Arc<dyn Release>,
     ) -> ResponseBody {
         let mut body = ResponseBody {
@@ -713,7 +715,7 @@ impl ResponseBody {
         };
         self.framing = Framing::Empty { reuse: false };
         let conn = self.conn.take();
-        let upload_done = self.upload.as_ref().is_none_or(Upload::is_done);
+        let upload_done = self.upload.as_deref().is_none_or(Upload::is_done);
         if let (true, true, Some(conn), Some(release)) =
             (reuse, upload_done, conn, self.release.take())
             && conn.buf.is_empty()
