@@ -9,6 +9,9 @@ loopback servers: a throwaway PostgreSQL (`db`, port 5432) and a tiny Python byt
   direct   127.0.0.1:<server port>
   kip      `kip tunnel NAME --local-port P`   (WebSocket v4.channel.k8s.io through the sandbox)
   kubectl  `kubectl port-forward pod/NAME-0 P:PORT`  (SPDY through the sandbox)
+  relays   two chained `socat` TCP relays (client → relay → relay → server): the same number of
+           extra processes and hops as the tunnel (kip, then the sandbox), copying bytes and
+           nothing else, as a floor for any design with two relays (skipped without socat)
 
 Measured, ROUNDS rounds (the order of the three paths rotates each round), medians reported:
   - pgbench select-only (`pgbench -S -c CLIENTS -j 2 -T SECONDS`): tps and average latency;
@@ -35,7 +38,7 @@ SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "4"))
 MB = int(os.environ.get("BENCH_MB", "100"))
 USER, PASSWORD = "skipper", "kip-bench-Pa55"
-PATHS = ["direct", "kip", "kubectl"]
+PATHS = ["direct", "kip", "kubectl"] + (["relays"] if shutil.which("socat") else [])
 
 procs = []
 
@@ -250,6 +253,22 @@ def kip_tunnel(env, name, local):
                           "Press Ctrl+C to close")
 
 
+def socat_relays(local, server):
+    """Two chained socat relays from `local` to `server`, TCP_NODELAY on every hop."""
+    middle = free_port()
+    for listen, to in [(middle, server), (local, middle)]:
+        proc = subprocess.Popen(["socat", f"TCP-LISTEN:{listen},bind=127.0.0.1,reuseaddr,fork,nodelay",
+                                 f"TCP:127.0.0.1:{to},nodelay"],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        procs.append(proc)
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", listen)).close()
+                break
+            except OSError:
+                time.sleep(0.02)
+
+
 def kubectl_forward(env, name, local, port):
     return start_and_wait(["kubectl", "port-forward", f"pod/{name}-0", f"{local}:{port}"], env,
                           "Forwarding from")
@@ -308,11 +327,15 @@ def run(work):
         ("db", "direct"): pg_port, ("blob", "direct"): blob_port,
         ("db", "kip"): free_port(), ("blob", "kip"): free_port(),
         ("db", "kubectl"): free_port(), ("blob", "kubectl"): free_port(),
+        ("db", "relays"): free_port(), ("blob", "relays"): free_port(),
     }
     kip_tunnel(env, "db", ports[("db", "kip")])
     kip_tunnel(env, "blob", ports[("blob", "kip")])
     kubectl_forward(env, "db", ports[("db", "kubectl")], 5432)
     kubectl_forward(env, "blob", ports[("blob", "kubectl")], 9000)
+    if "relays" in PATHS:
+        socat_relays(ports[("db", "relays")], pg_port)
+        socat_relays(ports[("blob", "relays")], blob_port)
 
     size = MB * 1_000_000
     results = {(m, p): [] for m in ("tps", "lat", "down", "up") for p in PATHS}
@@ -323,7 +346,7 @@ def run(work):
                         "-d", "postgres", "-c", "SELECT 1"], env=pg_env(), check=True,
                        capture_output=True)
     for r in range(ROUNDS):
-        order = PATHS[r % 3:] + PATHS[:r % 3]
+        order = PATHS[r % len(PATHS):] + PATHS[:r % len(PATHS)]
         for path in order:
             tps, lat = run_pgbench(ports[("db", path)])
             results[("tps", path)].append(tps)
@@ -340,8 +363,10 @@ def run(work):
     print(f"load average at end: {load_average()}; {os.cpu_count()} CPUs; "
           f"{ROUNDS} rounds, medians; pgbench -S -c {CLIENTS} -j 2 -T {SECONDS}; {MB} MB transfers")
     print()
-    print("| measure | direct | kip tunnel | kubectl port-forward | kip ÷ direct | kip ÷ kubectl |")
-    print("|---|---:|---:|---:|---:|---:|")
+    relays = "relays" in PATHS
+    print("| measure | direct | kip tunnel | kubectl port-forward | kip ÷ direct | kip ÷ kubectl |"
+          + (" two socat relays | relays ÷ direct |" if relays else ""))
+    print("|---|---:|---:|---:|---:|---:|" + ("---:|---:|" if relays else ""))
     rows = [("pgbench -S tps", "tps", "{:,.0f}", False),
             ("pgbench latency avg (ms)", "lat", "{:.3f}", True),
             (f"{MB} MB download (MB/s)", "down", "{:,.1f}", False),
@@ -351,8 +376,12 @@ def run(work):
         # For latency the ratio is still kip's throughput-like figure: direct ÷ kip.
         rd = d / k if lower_better else k / d
         rc = c / k if lower_better else k / c
-        print(f"| {label} | {fmt.format(d)} | {fmt.format(k)} | {fmt.format(c)} | "
-              f"{rd:.2f}× | {rc:.2f}× |")
+        line = (f"| {label} | {fmt.format(d)} | {fmt.format(k)} | {fmt.format(c)} | "
+                f"{rd:.2f}× | {rc:.2f}× |")
+        if relays:
+            x = med[(key, "relays")]
+            line += f" {fmt.format(x)} | {(d / x if lower_better else x / d):.2f}× |"
+        print(line)
     print()
     print("(For latency the ratios are inverted — direct ÷ kip, kubectl ÷ kip — so above 1 is "
           "better for kip in every row.)")
