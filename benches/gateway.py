@@ -162,17 +162,24 @@ def start_gateway(work, ids, backend_port, name):
     return proc, addrs
 
 
-def wrk(url, connections, extra=()):
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{DURATION}", "--latency",
+def wrk_run(url, connections, duration=None, extra=()):
+    """One wrk run: requests/s, p99 in ms and the number of requests completed."""
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration or DURATION}", "--latency",
                           "-H", f"Host: {HOST}", *extra, url],
                          check=True, capture_output=True, text=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
         sys.exit(f"wrk saw errors against {url}:\n{out}")
-    return rps, float(p99.group(1)) * scale
+    return rps, float(p99.group(1)) * scale, requests
+
+
+def wrk(url, connections, extra=()):
+    rps, p99, _requests = wrk_run(url, connections, extra=extra)
+    return rps, p99
 
 
 def rss_mb(pid):

@@ -10,7 +10,7 @@ Run:   python3 benches/gateway_cpu.py before=/tmp/kip-gateway-old after=target/g
 Env:   BENCH_ROUNDS (5), BENCH_DURATION (6s), BENCH_CONNECTIONS (64), BENCH_PATH (/small)
 Needs what benches/gateway.py needs (it installs nginx and wrk if missing).
 """
-import os, re, signal, statistics, subprocess, sys, tempfile
+import os, signal, statistics, subprocess, sys, tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gateway as bench  # noqa: E402
@@ -32,14 +32,8 @@ def cpu_ticks(pids):
 
 def measure(url, pids):
     before = cpu_ticks(pids)
-    out = subprocess.run(["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{DURATION}", "--latency",
-                          "-H", f"Host: {bench.HOST}", url + PATH],
-                         check=True, capture_output=True, text=True).stdout
+    rps, p99, requests = bench.wrk_run(url + PATH, CONNECTIONS, DURATION)
     ticks = cpu_ticks(pids) - before
-    requests = int(re.search(r"(\d+) requests in", out).group(1))
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
-    p99 = float(p99.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
     tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
     return rps, p99, ticks * tick_us / requests
 
