@@ -15,6 +15,8 @@ loopback servers: a throwaway PostgreSQL (`db`, port 5432) and a tiny Python byt
 
 Measured, ROUNDS rounds (the order of the three paths rotates each round), medians reported:
   - pgbench select-only (`pgbench -S -c CLIENTS -j 2 -T SECONDS`): tps and average latency;
+  - pgbench's default TPC-B-like workload (`pgbench -c CLIENTS -j 2 -T SECONDS`, five
+    statements in a transaction, the server does more per round trip): tps;
   - 100 MB from the server to the client (download) and 100 MB from the client to the server
     (upload), MB/s, each a fresh connection (the tunnel's stream set-up is included).
 
@@ -276,8 +278,10 @@ def kubectl_forward(env, name, local, port):
 
 # --- measurements -----------------------------------------------------------------------------
 
-def run_pgbench(port):
-    out = subprocess.run([pgbench(), "-n", "-S", "-c", str(CLIENTS), "-j", "2", "-T", str(SECONDS),
+def run_pgbench(port, workload=("-S",)):
+    """pgbench through `port`: select-only (`-S`) unless told otherwise, `()` being pgbench's
+    default TPC-B-like read/write transaction."""
+    out = subprocess.run([pgbench(), "-n", *workload, "-c", str(CLIENTS), "-j", "2", "-T", str(SECONDS),
                           "-h", "127.0.0.1", "-p", str(port), "-U", USER, "postgres"],
                          env=pg_env(), capture_output=True, text=True)
     if out.returncode != 0:
@@ -338,7 +342,7 @@ def run(work):
         socat_relays(ports[("blob", "relays")], blob_port)
 
     size = MB * 1_000_000
-    results = {(m, p): [] for m in ("tps", "lat", "down", "up") for p in PATHS}
+    results = {(m, p): [] for m in ("tps", "lat", "tpcb", "down", "up") for p in PATHS}
     # Warm-up: one connection and a little traffic through every path.
     for path in PATHS:
         transfer(ports[("blob", path)], b"D", 1_000_000)
@@ -351,17 +355,20 @@ def run(work):
             tps, lat = run_pgbench(ports[("db", path)])
             results[("tps", path)].append(tps)
             results[("lat", path)].append(lat)
+            tpcb, _lat = run_pgbench(ports[("db", path)], workload=())
+            results[("tpcb", path)].append(tpcb)
             down = size / 1e6 / transfer(ports[("blob", path)], b"D", size)
             up = size / 1e6 / transfer(ports[("blob", path)], b"U", size)
             results[("down", path)].append(down)
             results[("up", path)].append(up)
-            print(f"round {r + 1} {path:8} pgbench {tps:9.0f} tps {lat:7.3f} ms   "
+            print(f"round {r + 1} {path:8} pgbench -S {tps:9.0f} tps {lat:7.3f} ms   "
+                  f"TPC-B {tpcb:7.0f} tps   "
                   f"download {down:7.1f} MB/s   upload {up:7.1f} MB/s", flush=True)
 
     med = {k: statistics.median(v) for k, v in results.items()}
     print()
     print(f"load average at end: {load_average()}; {os.cpu_count()} CPUs; "
-          f"{ROUNDS} rounds, medians; pgbench -S -c {CLIENTS} -j 2 -T {SECONDS}; {MB} MB transfers")
+          f"{ROUNDS} rounds, medians; pgbench [-S] -c {CLIENTS} -j 2 -T {SECONDS}; {MB} MB transfers")
     print()
     relays = "relays" in PATHS
     print("| measure | direct | kip tunnel | kubectl port-forward | kip ÷ direct | kip ÷ kubectl |"
@@ -369,6 +376,7 @@ def run(work):
     print("|---|---:|---:|---:|---:|---:|" + ("---:|---:|" if relays else ""))
     rows = [("pgbench -S tps", "tps", "{:,.0f}", False),
             ("pgbench latency avg (ms)", "lat", "{:.3f}", True),
+            ("pgbench TPC-B (default workload) tps", "tpcb", "{:,.0f}", False),
             (f"{MB} MB download (MB/s)", "down", "{:,.1f}", False),
             (f"{MB} MB upload (MB/s)", "up", "{:,.1f}", False)]
     for label, key, fmt, lower_better in rows:
