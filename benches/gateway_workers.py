@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""How each proxy's workers share the load, next to its p99: kip-gateway, nginx as
+benches/gateway.py configures it, and nginx with `listen … reuseport`.
+
+The small-response p99 of nginx moves between runs with how its workers took wrk's 64
+connections: with one shared listening socket, one worker often accepts all of them (the others
+stay idle), and with two busy workers on this 2-core machine (next to wrk and the backend) the
+tail is longer. The gateway, like nginx with `reuseport`, spreads connections by a hash of
+the address pair. Each run prints the CPU ticks of every busy worker during it (a single
+number: one worker did all the work).
+
+Run:   python3 benches/gateway_workers.py        (builds nothing: uses target/gateway/kip-gateway)
+Env:   BENCH_ROUNDS (6), BENCH_DURATION (5s), KIP_GATEWAY (another gateway binary)
+Needs what benches/gateway.py needs (it installs nginx and wrk if missing).
+"""
+import os, signal, subprocess, sys, tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gateway as bench  # noqa: E402
+
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "6"))
+DURATION = os.environ.get("BENCH_DURATION", "5s")
+
+
+def thread_ticks(pids):
+    """utime + stime of every thread of `pids`, by (pid, thread id)."""
+    ticks = {}
+    for pid in pids:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            fields = open(f"/proc/{pid}/task/{task}/stat").read().rsplit(")", 1)[1].split()
+            ticks[(pid, task)] = int(fields[11]) + int(fields[12])
+    return ticks
+
+
+def nginx_workers(work):
+    master = open(os.path.join(work, "proxy.pid")).read().strip()
+    children = subprocess.run(["pgrep", "-P", master], capture_output=True, text=True)
+    return [int(pid) for pid in children.stdout.split()]
+
+
+def start_proxy(work, port, backend_port, ids, reuseport):
+    os.makedirs(work, exist_ok=True)
+    os.chmod(work, 0o755)
+    conf = bench.proxy_conf(work, port, backend_port, ids)
+    if reuseport:
+        listen = f"listen 127.0.0.1:{port} backlog=4096"
+        conf = conf.replace(listen + ";", listen + " reuseport;")
+    return bench.start_nginx(conf, work, "proxy")
+
+
+def main():
+    bench.ensure_tools()
+    bench.GATEWAY = os.environ.get("KIP_GATEWAY", bench.GATEWAY)
+    if not os.path.exists(bench.GATEWAY):
+        sys.exit(f"no {bench.GATEWAY}: run `cargo build --profile gateway -p kip-gateway` first")
+    work = tempfile.mkdtemp(prefix="kip-gateway-workers-")
+    os.chmod(work, 0o755)
+    ids = bench.cluster_ids(bench.CLUSTERS)
+    backend_port = bench.free_port()
+    backend = bench.start_nginx(bench.backend_conf(work, backend_port), work, "backend")
+    proxies, gateway = [], None
+    try:
+        targets = {}
+        for name, reuseport in [("nginx", False), ("nginx-reuseport", True)]:
+            port, dir_ = bench.free_port(), os.path.join(work, name)
+            proxies.append((start_proxy(dir_, port, backend_port, ids, reuseport), dir_))
+            targets[name] = (f"http://127.0.0.1:{port}", nginx_workers(dir_))
+        gateway, addrs = bench.start_gateway(work, ids, backend_port, "registry")
+        targets = {"gateway": (f"http://{addrs['http']}", [gateway.pid]), **targets}
+        for url, _ in targets.values():  # warm-up
+            bench.wrk_run(url + "/small", 64, "2s")
+        for r in range(ROUNDS):
+            for name, (url, pids) in targets.items():
+                before = thread_ticks(pids)
+                rps, p99, _ = bench.wrk_run(url + "/small", 64, DURATION)
+                after = thread_ticks(pids)
+                busy = sorted((t - before.get(k, 0) for k, t in after.items()
+                               if t - before.get(k, 0) > 0), reverse=True)
+                print(f"round {r + 1} {name:16} {rps:9,.0f} requests/s  p99 {p99:5.2f} ms  "
+                      f"CPU ticks of busy workers {busy}", flush=True)
+    finally:
+        if gateway:
+            gateway.send_signal(signal.SIGTERM)
+            gateway.wait()
+        for proc, dir_ in proxies:
+            bench.stop_nginx(proc, dir_)
+        bench.stop_nginx(backend, work)
+    print(f"\nload average {os.getloadavg()[0]:.2f}; {ROUNDS} rounds of {DURATION}, 64 connections, /small")
+
+
+if __name__ == "__main__":
+    main()
