@@ -182,6 +182,23 @@ def wrk(url, connections, extra=()):
     return rps, p99
 
 
+def thread_ticks(pids):
+    """utime + stime (clock ticks) of every thread of `pids`, by (pid, thread id)."""
+    ticks = {}
+    for pid in pids:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            fields = open(f"/proc/{pid}/task/{task}/stat").read().rsplit(")", 1)[1].split()
+            ticks[(pid, task)] = int(fields[11]) + int(fields[12])
+    return ticks
+
+
+def nginx_workers(work):
+    """The worker processes of the nginx whose pid file is `work`/proxy.pid."""
+    master = open(os.path.join(work, "proxy.pid")).read().strip()
+    children = subprocess.run(["pgrep", "-P", master], capture_output=True, text=True)
+    return [int(pid) for pid in children.stdout.split()]
+
+
 def rss_mb(pid):
     status = open(f"/proc/{pid}/status").read()
     rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024

@@ -10,7 +10,7 @@ Run:   python3 benches/gateway_cpu.py before=/tmp/kip-gateway-old after=target/g
 Env:   BENCH_ROUNDS (5), BENCH_DURATION (6s), BENCH_CONNECTIONS (64), BENCH_PATH (/small)
 Needs what benches/gateway.py needs (it installs nginx and wrk if missing).
 """
-import os, signal, statistics, subprocess, sys, tempfile
+import os, signal, statistics, sys, tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gateway as bench  # noqa: E402
@@ -22,12 +22,7 @@ PATH = os.environ.get("BENCH_PATH", "/small")
 
 
 def cpu_ticks(pids):
-    total = 0
-    for pid in pids:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            fields = open(f"/proc/{pid}/task/{task}/stat").read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    return total
+    return sum(bench.thread_ticks(pids).values())
 
 
 def measure(url, pids):
@@ -57,9 +52,7 @@ def main():
             proc, addrs = bench.start_gateway(work, ids, backend_port, f"registry-{name}")
             gateways.append(proc)
             targets[name] = (f"http://{addrs['http']}", [proc.pid])
-        master = open(os.path.join(work, "proxy.pid")).read().strip()
-        workers = subprocess.run(["pgrep", "-P", master], capture_output=True, text=True)
-        targets["nginx"] = (f"http://127.0.0.1:{nginx_port}", [int(p) for p in workers.stdout.split()])
+        targets["nginx"] = (f"http://127.0.0.1:{nginx_port}", bench.nginx_workers(work))
         for url, _ in targets.values():  # warm-up
             bench.wrk(url + PATH, CONNECTIONS)
         results = {name: [] for name in targets}

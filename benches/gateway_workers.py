@@ -13,29 +13,13 @@ Run:   python3 benches/gateway_workers.py        (builds nothing: uses target/ga
 Env:   BENCH_ROUNDS (6), BENCH_DURATION (5s), KIP_GATEWAY (another gateway binary)
 Needs what benches/gateway.py needs (it installs nginx and wrk if missing).
 """
-import os, signal, subprocess, sys, tempfile
+import os, signal, sys, tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gateway as bench  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "6"))
 DURATION = os.environ.get("BENCH_DURATION", "5s")
-
-
-def thread_ticks(pids):
-    """utime + stime of every thread of `pids`, by (pid, thread id)."""
-    ticks = {}
-    for pid in pids:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            fields = open(f"/proc/{pid}/task/{task}/stat").read().rsplit(")", 1)[1].split()
-            ticks[(pid, task)] = int(fields[11]) + int(fields[12])
-    return ticks
-
-
-def nginx_workers(work):
-    master = open(os.path.join(work, "proxy.pid")).read().strip()
-    children = subprocess.run(["pgrep", "-P", master], capture_output=True, text=True)
-    return [int(pid) for pid in children.stdout.split()]
 
 
 def start_proxy(work, port, backend_port, ids, reuseport):
@@ -64,16 +48,16 @@ def main():
         for name, reuseport in [("nginx", False), ("nginx-reuseport", True)]:
             port, dir_ = bench.free_port(), os.path.join(work, name)
             proxies.append((start_proxy(dir_, port, backend_port, ids, reuseport), dir_))
-            targets[name] = (f"http://127.0.0.1:{port}", nginx_workers(dir_))
+            targets[name] = (f"http://127.0.0.1:{port}", bench.nginx_workers(dir_))
         gateway, addrs = bench.start_gateway(work, ids, backend_port, "registry")
         targets = {"gateway": (f"http://{addrs['http']}", [gateway.pid]), **targets}
         for url, _ in targets.values():  # warm-up
             bench.wrk_run(url + "/small", 64, "2s")
         for r in range(ROUNDS):
             for name, (url, pids) in targets.items():
-                before = thread_ticks(pids)
+                before = bench.thread_ticks(pids)
                 rps, p99, _ = bench.wrk_run(url + "/small", 64, DURATION)
-                after = thread_ticks(pids)
+                after = bench.thread_ticks(pids)
                 busy = sorted((t - before.get(k, 0) for k, t in after.items()
                                if t - before.get(k, 0) > 0), reverse=True)
                 print(f"round {r + 1} {name:16} {rps:9,.0f} requests/s  p99 {p99:5.2f} ms  "
