@@ -2,11 +2,11 @@
 """How each proxy's workers share the load, next to its p99: kip-gateway, nginx as
 benches/gateway.py configures it, and nginx with `listen … reuseport`.
 
-The small-response p99 of nginx moves between runs with how its workers took wrk's 64
-connections: with one shared listening socket, one worker often accepts all of them (the others
-stay idle), and with two busy workers on this 2-core machine (next to wrk and the backend) the
-tail is longer. The gateway, like nginx with `reuseport`, spreads connections by a hash of
-the address pair. Each run prints the CPU ticks of every busy worker during it (a single
+nginx's small-response p99 moves between runs with how its workers took wrk's 64 connections:
+with one shared listening socket, one worker sometimes accepts all of them while the other
+stays idle. The gateway spreads connections over its workers by a hash of the address pair, as
+nginx does with `reuseport`; measuring against both tells the share of the connections apart
+from the work per request. Each run prints the CPU ticks of every busy worker (a single
 number: one worker did all the work).
 
 Run:   python3 benches/gateway_workers.py        (builds nothing: uses target/gateway/kip-gateway)
@@ -28,6 +28,7 @@ def start_proxy(work, port, backend_port, ids, reuseport):
     conf = bench.proxy_conf(work, port, backend_port, ids)
     if reuseport:
         listen = f"listen 127.0.0.1:{port} backlog=4096"
+        assert listen + ";" in conf, "proxy_conf's listen line changed"
         conf = conf.replace(listen + ";", listen + " reuseport;")
     return bench.start_nginx(conf, work, "proxy")
 
