@@ -59,8 +59,8 @@ def main():
                 before = bench.thread_ticks(pids)
                 rps, p99, _ = bench.wrk_run(url + "/small", 64, DURATION)
                 after = bench.thread_ticks(pids)
-                busy = sorted((t - before.get(k, 0) for k, t in after.items()
-                               if t - before.get(k, 0) > 0), reverse=True)
+                spent = (t - before.get(k, 0) for k, t in after.items())
+                busy = sorted((t for t in spent if t > 0), reverse=True)
                 print(f"round {r + 1} {name:16} {rps:9,.0f} requests/s  p99 {p99:5.2f} ms  "
                       f"CPU ticks of busy workers {busy}", flush=True)
     finally:
