@@ -151,7 +151,12 @@ def start_gateway(work, ids, backend_port, name):
                              "--admin-listen", "127.0.0.1:0", "--registry", registry,
                              "--admin-token-file", token, "--log", "warn",
                              *(["--threads", os.environ["GATEWAY_THREADS"]] if "GATEWAY_THREADS" in os.environ else [])],
-                            stdout=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, text=True,
+                            # In a session of its own, as nginx puts itself when it daemonizes and
+                            # as a service runs. With the kernel's autogroup scheduling (on by
+                            # default), a process left in this script's session shares one CPU
+                            # share with wrk, while each nginx gets a share of its own.
+                            start_new_session=True)
     addrs = {}
     for line in proc.stdout:
         words = line.split()
