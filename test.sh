@@ -31,6 +31,8 @@ if ! command -v mysql >/dev/null 2>&1; then need_apt+=(mariadb-client); fi
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
 command -v sudo >/dev/null 2>&1 || need_apt+=(sudo)
+# libfuzzer-sys builds libFuzzer (C++) for gateway/fuzz.
+command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test.sh: installing ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
@@ -63,3 +65,8 @@ export INSTA_UPDATE=no
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace
+# The gateway's fuzz targets are a crate of their own (an instrumented build, outside the
+# workspace): lint them, then fuzz each parser for a while (`gateway/fuzz/run` says more).
+CARGO_TARGET_DIR=target/fuzz cargo fmt --manifest-path gateway/fuzz/Cargo.toml -- --check
+CARGO_TARGET_DIR=target/fuzz cargo clippy --quiet --manifest-path gateway/fuzz/Cargo.toml --bins -- -D warnings
+gateway/fuzz/run "${KIP_FUZZ_SECONDS:-30}"
