@@ -19,6 +19,8 @@ fuzz_target!(|data: &[u8]| {
         !address.ip().is_multicast(),
         "multicast accepted from {data:?}"
     );
+    let broadcast = matches!(address.ip(), std::net::IpAddr::V4(v4) if v4.is_broadcast());
+    assert!(!broadcast, "broadcast accepted from {data:?}");
     let written = format!(r#"{{"address":"{address}","tls":{}}}"#, registration.tls);
     let again = Registration::parse(written.as_bytes()).expect("a written registration parses");
     assert_eq!((again.address, again.tls), (address, registration.tls));
