@@ -920,6 +920,47 @@ fn chunk_step(buf: &mut BytesMut, state: ChunkState) -> Result<ChunkStep, String
     })
 }
 
+/// The cluster-response parsers on bytes alone, without a connection: for the fuzz targets in
+/// `gateway/fuzz/` (built with `--cfg fuzzing`, which `gateway/fuzz/run` sets) and the tests.
+#[cfg(any(test, fuzzing))]
+pub mod bytes_only {
+    use super::*;
+
+    /// Reads one response head from the front of `bytes`: its status, the framing of the body
+    /// that follows (as for a `HEAD` request if `head_request`) and the bytes after the head.
+    /// `Ok(None)` if the head is not complete.
+    pub fn response_head(
+        bytes: &[u8],
+        head_request: bool,
+    ) -> Result<Option<(StatusCode, Framing, Vec<u8>)>, String> {
+        let mut buf = BytesMut::from(bytes);
+        let Some(head) = parse_head(&mut buf).map_err(|err| err.to_string())? else {
+            return Ok(None);
+        };
+        let framing = Framing::of(&head, head_request).map_err(|err| err.to_string())?;
+        Ok(Some((head.status, framing, buf.to_vec())))
+    }
+
+    /// Decodes a chunked body that starts at the front of `bytes`; `Ok(None)` if it does not
+    /// end within them.
+    pub fn chunked_body(bytes: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        let mut buf = BytesMut::from(bytes);
+        let mut state = ChunkState::Size;
+        let mut body = Vec::new();
+        loop {
+            match chunk_step(&mut buf, state)? {
+                ChunkStep::Data(data, next) => {
+                    body.extend_from_slice(&data);
+                    state = next;
+                }
+                ChunkStep::Next(next) => state = next,
+                ChunkStep::Done => return Ok(Some(body)),
+                ChunkStep::NeedMore => return Ok(None),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -931,18 +972,8 @@ mod tests {
         /// in a value or an error, never a panic.
         #[test]
         fn arbitrary_cluster_bytes_never_panic(bytes in vec(any::<u8>(), 0..512)) {
-            let mut buf = BytesMut::from(&bytes[..]);
-            if let Ok(Some(head)) = parse_head(&mut buf) {
-                let _ = Framing::of(&head, false);
-            }
-            let mut buf = BytesMut::from(&bytes[..]);
-            let mut state = ChunkState::Size;
-            for _ in 0..bytes.len() + 1 {
-                match chunk_step(&mut buf, state) {
-                    Ok(ChunkStep::Data(_, next) | ChunkStep::Next(next)) => state = next,
-                    _ => break,
-                }
-            }
+            let _ = bytes_only::response_head(&bytes, false);
+            let _ = bytes_only::chunked_body(&bytes);
         }
 
         /// Any body cut into chunks decodes back to itself.
@@ -960,20 +991,7 @@ mod tests {
     }
 
     fn chunked(input: &[u8]) -> Result<Vec<u8>, String> {
-        let mut buf = BytesMut::from(input);
-        let mut state = ChunkState::Size;
-        let mut out = Vec::new();
-        loop {
-            match chunk_step(&mut buf, state)? {
-                ChunkStep::Data(data, next) => {
-                    out.extend_from_slice(&data);
-                    state = next;
-                }
-                ChunkStep::Next(next) => state = next,
-                ChunkStep::Done => return Ok(out),
-                ChunkStep::NeedMore => return Err("incomplete".into()),
-            }
-        }
+        bytes_only::chunked_body(input)?.ok_or_else(|| "incomplete".into())
     }
 
     #[test]
