@@ -31,12 +31,12 @@ fn deploy_is_idempotent_and_owned_by_the_app() {
     assert!(first.status.success(), "{}", err(&first));
     assert_eq!(
         out(&first),
-        "Deploying api...\n✔ Deployment created\n✔ Service created\n✔ Ingress created\n✔ Live at https://api-sandbox.localhost\n"
+        "Deploying api...\n✔ Deployment created\n✔ Service created\n✔ Ingress created\n✔ Live at https://api-sandbox.localhost (in the sandbox nothing answers there: no container runs)\n"
     );
     let again = kip(&sb, DEPLOY);
     assert_eq!(
         out(&again),
-        "Deploying api...\n✔ Deployment unchanged\n✔ Service unchanged\n✔ Ingress unchanged\n✔ Live at https://api-sandbox.localhost\n"
+        "Deploying api...\n✔ Deployment unchanged\n✔ Service unchanged\n✔ Ingress unchanged\n✔ Live at https://api-sandbox.localhost (in the sandbox nothing answers there: no container runs)\n"
     );
 
     let k = sb.kubectl();
@@ -133,7 +133,7 @@ fn bad_input_is_refused_before_anything_is_created() {
                 "--project",
                 "nope",
             ],
-            "namespace `nope` does not exist",
+            "no project `nope`",
         ),
         (&["app", "delete", "ghost", "--yes"], "no app `ghost`"),
     ];

@@ -4,6 +4,7 @@ mod app_verbs;
 mod cluster_verbs;
 mod common;
 mod install;
+mod integrity;
 mod sandbox_cli;
 mod sandbox_durability;
 mod sandbox_exec;

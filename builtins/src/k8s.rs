@@ -130,6 +130,23 @@ pub mod k8s_module {
         Ok(report)
     }
 
+    /// Checks `obj` as the server would apply it, storing nothing (server-side apply with
+    /// `dryRun=All`): names, labels and fields are validated and defaults filled in. Returns
+    /// the object as it would be stored. Verbs check everything they are about to write
+    /// first, so a bad derived name fails before anything exists.
+    ///
+    /// Errors: as `k8s::apply` (reason `Invalid` naming the field the server refuses).
+    ///
+    /// Example: `for obj in objects { k8s::dry_run(obj); }`
+    #[rhai_fn(return_raw)]
+    pub fn dry_run(ctx: NativeCallContext, obj: Map) -> RhaiResult<Map> {
+        let k = Cluster::of(&ctx)?;
+        let mut params = PatchParams::apply(MANAGER);
+        params.dry_run = true;
+        let checked = k.run(k.apply_with(to_object(obj)?, &params))?;
+        to_map(&checked)
+    }
+
     /// The object `name` of `kind` in `ns` ("" for cluster-scoped kinds, or the default
     /// namespace).
     ///
@@ -683,10 +700,18 @@ impl Cluster {
     }
 
     async fn apply(&self, obj: DynamicObject, force: bool) -> RhaiResult<DynamicObject> {
-        let (api, name) = self.api_of(&obj).await?;
         let mut params = PatchParams::apply(MANAGER);
         params.force = force;
-        api.patch(&name, &params, &Patch::Apply(&obj))
+        self.apply_with(obj, &params).await
+    }
+
+    async fn apply_with(
+        &self,
+        obj: DynamicObject,
+        params: &PatchParams,
+    ) -> RhaiResult<DynamicObject> {
+        let (api, name) = self.api_of(&obj).await?;
+        api.patch(&name, params, &Patch::Apply(&obj))
             .await
             .map_err(kube_error)
     }
