@@ -451,3 +451,50 @@ fn confirmations_follow_one_convention() {
     let deleted = sb.kip(&["service", "delete", "cache", "--delete-data", "-y"]);
     assert!(deleted.status.success(), "{}", err(&deleted));
 }
+
+/// In the sandbox no database runs: `service bind` still binds (Secret, env on the app) and
+/// says in one line that it skipped the database; where a forward is set but refused, the
+/// error names that connection, not an unreachable cluster.
+#[test]
+fn bind_works_in_the_sandbox_and_names_the_true_cause() {
+    let sb = ServedSandbox::start();
+    let added = sb.kip(&["service", "add", "postgres", "--name", "db"]);
+    assert!(added.status.success(), "{}", err(&added));
+    for app in ["web", "api"] {
+        assert!(kip(&sb, &deploy(app, "nginx:1.27", &[])).status.success());
+    }
+    let bound = sb.kip(&["service", "bind", "db", "web"]);
+    assert!(bound.status.success(), "{}", err(&bound));
+    assert!(
+        err(&bound)
+            .contains("database web not created: in the sandbox no postgres runs in pod db-0"),
+        "{}",
+        err(&bound)
+    );
+    let k = sb.kubectl();
+    k.ok(&["get", "secret", "web-db-binding"]);
+    let d = k.json(&["get", "deployment", "web"]);
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["envFrom"][0]["secretRef"]["name"],
+        "web-db-binding"
+    );
+
+    let port = crate::common::free_port();
+    k.ok(&[
+        "annotate",
+        "pod",
+        "db-0",
+        &format!("sandbox.kipper.run/forward=5432=127.0.0.1:{port}"),
+    ]);
+    let refused_bind = sb.kip(&["service", "bind", "db", "api"]);
+    assert_eq!(
+        refused_bind.status.code(),
+        Some(1),
+        "{}",
+        err(&refused_bind)
+    );
+    let why = err(&refused_bind);
+    assert!(why.contains(&format!("127.0.0.1:{port}")), "{why}");
+    assert!(why.contains("connection refused"), "{why}");
+    assert!(!why.contains("cluster unreachable"), "{why}");
+}

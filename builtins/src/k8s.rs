@@ -607,7 +607,11 @@ impl Cluster {
         if map.get("kind").map(|k| k.to_string()).as_deref() != Some("unreachable") {
             return err;
         }
-        let cause = map.get("cause").map(|c| c.to_string()).unwrap_or_default();
+        // Only a connection to the API server failed for want of a server; a pod that could
+        // not be reached through it (a refused port-forward) already says why.
+        let Some(cause) = map.get("cause").map(|c| c.to_string()) else {
+            return err;
+        };
         let hint = self.host.choice().unreachable_hint;
         let message = format!("cluster unreachable at {}: {cause} ({hint})", self.server);
         map.insert("message".into(), message.into());
