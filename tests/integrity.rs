@@ -498,3 +498,90 @@ fn bind_works_in_the_sandbox_and_names_the_true_cause() {
     assert!(why.contains("connection refused"), "{why}");
     assert!(!why.contains("cluster unreachable"), "{why}");
 }
+
+/// `kip ARGS` with a bound: a verb that has not ended after `secs` is killed and the test fails,
+/// so a silent wait shows up as a failure, not as a slow suite.
+fn kip_within(sb: &ServedSandbox, args: &[&str], secs: u64) -> Output {
+    let mut child = sb
+        .kip_command(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start kip");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while child.try_wait().expect("poll kip").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let o = child.wait_with_output().expect("kip ended");
+            panic!("`kip {args:?}` still waiting after {secs}s: {}", err(&o));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.wait_with_output().expect("kip ended")
+}
+
+/// A rollout whose pods cannot start is reported in words as soon as their status shows it:
+/// the pod, the kubelet's reason and message, the last exit, and the command to run next.
+/// A long wait without a terminal says what it waits for.
+#[test]
+fn a_failing_rollout_is_reported_in_words_within_seconds() {
+    let sb = ServedSandbox::start();
+    assert!(kip(&sb, &deploy("api", "nginx:1.27", &[])).status.success());
+    let k = sb.kubectl();
+    let fail =
+        r#"{"spec":{"template":{"metadata":{"annotations":{"sandbox.kipper.run/fail":"true"}}}}}"#;
+    k.ok(&["patch", "deployment", "api", "--type", "merge", "-p", fail]);
+    let updated = kip_within(&sb, &["app", "update", "api", "--image", "nginx:1.29"], 60);
+    assert_eq!(updated.status.code(), Some(1), "{}", err(&updated));
+    let why = err(&updated);
+    assert!(
+        why.starts_with("error: the rollout of deployment `api` in `default` is failing: pod api-"),
+        "{why}"
+    );
+    for part in [
+        "container `api` is waiting: CrashLoopBackOff (back-off",
+        "last exit code 1 (Error)",
+        "\nnext: kip app logs api shows its output",
+    ] {
+        assert!(why.contains(part), "want {part:?}: {why}");
+    }
+    assert!(!why.contains("-->") && !why.contains("\"status\""), "{why}");
+
+    let slow = r#"{"spec":{"template":{"metadata":{"annotations":{"sandbox.kipper.run/fail":null,"sandbox.kipper.run/start-delay-ms":"4000"}}}}}"#;
+    k.ok(&["patch", "deployment", "api", "--type", "merge", "-p", slow]);
+    let restarted = kip_within(&sb, &["app", "restart", "api"], 60);
+    assert!(restarted.status.success(), "{}", err(&restarted));
+    assert_eq!(
+        err(&restarted),
+        "Waiting for the rollout of deployment `api` in `default`…\n"
+    );
+}
+
+/// `-v` shows each API call, one line with method, URL and status; logs are not coloured
+/// into a pipe.
+#[test]
+fn verbose_shows_api_calls_and_logs_are_plain_in_a_pipe() {
+    let sb = ServedSandbox::start();
+    let quiet = sb.kip(&["app", "list"]);
+    assert_eq!(err(&quiet), "", "no log lines by default");
+    let verbose = sb.kip(&["app", "list", "-v"]);
+    assert!(verbose.status.success(), "{}", err(&verbose));
+    let logged_calls = err(&verbose);
+    let calls: Vec<&str> = logged_calls.lines().collect();
+    assert!(
+        calls.iter().any(|l| l.contains("http.method=GET")
+            && l.contains("/apis/kipper.run/v1alpha1/namespaces/default/apps")
+            && l.contains("http.status_code=200")),
+        "{calls:?}"
+    );
+    let logged = sb
+        .kip_command(&["app", "list"])
+        .env("RUST_LOG", "debug")
+        .output()
+        .expect("kip ran");
+    assert!(!err(&logged).is_empty(), "RUST_LOG=debug logs something");
+    assert!(
+        !err(&logged).contains('\u{1b}'),
+        "no colour codes into a pipe"
+    );
+}

@@ -339,9 +339,13 @@ pub mod k8s_module {
 
     /// Waits until the Deployment `name` in `ns` has rolled out: its controller observed the
     /// latest generation and all desired replicas (0 included) are updated and available.
-    /// Returns the Deployment.
+    /// Returns the Deployment. A rollout that cannot finish fails within seconds of the cause
+    /// showing: a pod stuck in `CrashLoopBackOff`, `ImagePullBackOff` and the like, a pod no
+    /// node can take, or the Deployment's own `Progressing: False`.
     ///
-    /// Errors: `timeout` after `timeout_secs`, with the last observed `status`.
+    /// Errors: `rollout-failed` naming the pod, the container, the reason and message the
+    /// kubelet gave, its last exit and last log lines; `timeout` after `timeout_secs`, saying
+    /// how far the rollout got (`2 of 3 replicas updated, 1 available`).
     ///
     /// Example: `k8s::wait_rollout(ns, "web", 120);`
     #[rhai_fn(return_raw)]
@@ -351,14 +355,16 @@ pub mod k8s_module {
         name: &str,
         timeout_secs: i64,
     ) -> RhaiResult<Map> {
+        let k = Cluster::of(&ctx)?;
         let what = format!("the rollout of deployment `{name}` in `{ns}`");
-        wait_until(
-            &ctx,
-            ("apps/v1", "Deployment", ns, name),
-            timeout_secs,
-            what,
-            rolled_out,
-        )
+        let _spinner = crate::ui::Spinner::start(&k.host.ui, format!("Waiting for {what}"));
+        let timeout = Duration::from_secs(timeout_secs.max(0) as u64);
+        let done = k.run(crate::k8s_rollout::wait(&k, ns, name, timeout, rolled_out))?;
+        let value = serde_json::to_value(&done)
+            .map_err(|e| host::error("internal", format!("a Deployment did not convert: {e}")))?;
+        rhai::serde::to_dynamic(value)?
+            .try_cast::<Map>()
+            .ok_or_else(|| host::error("internal", "a Deployment did not convert to a map"))
     }
 
     /// Waits until the object's `status.conditions` holds `condition_type` with status

@@ -12,6 +12,7 @@ pub mod host;
 pub mod k8s;
 pub mod k8s_exec;
 pub mod k8s_kinds;
+pub mod k8s_rollout;
 pub mod kubeconfig;
 pub mod pg;
 pub mod registry;

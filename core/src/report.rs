@@ -32,8 +32,9 @@ pub struct ScriptError {
     pub failure: Failure,
     /// A verb refused on purpose (`kind: "invalid"` or a builtin's `"invalid-argument"`,
     /// `"confirmation-required"`, `"declined"`
-    /// when the user answered no, `"conflict"` when another writer kept winning): the message
-    /// says it all, so no script position is shown.
+    /// when the user answered no, `"conflict"` when another writer kept winning,
+    /// `"rollout-failed"` naming the stuck pod): the message says it all, so no script
+    /// position is shown.
     pub user_error: bool,
     /// Whoever read our output stopped reading (`kip app list | head -1`): nothing to report.
     pub output_closed: bool,
@@ -160,7 +161,14 @@ impl ScriptError {
 fn is_user_error(err: &EvalAltResult) -> bool {
     matches!(
         error_kind(err).as_deref(),
-        Some("invalid" | "invalid-argument" | "confirmation-required" | "declined" | "conflict")
+        Some(
+            "invalid"
+                | "invalid-argument"
+                | "confirmation-required"
+                | "declined"
+                | "conflict"
+                | "rollout-failed"
+        )
     )
 }
 
