@@ -56,7 +56,9 @@ pub struct Config {
     #[arg(long, env = "KIP_GATEWAY_TLS_RELOAD", default_value = "5s", value_parser = duration)]
     pub tls_reload: Duration,
 
-    /// The longest a client may take to send request headers (and a TLS handshake).
+    /// The longest a client may take from connecting to a complete first request head (TLS
+    /// handshake included), and on a kept-alive HTTP/1.1 connection from the end of one
+    /// response to the complete head of the next request.
     #[arg(long, env = "KIP_GATEWAY_HEADER_TIMEOUT", default_value = "10s", value_parser = duration)]
     pub header_timeout: Duration,
 

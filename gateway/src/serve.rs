@@ -1,6 +1,12 @@
 //! Accepting connections: the hardening every listener shares (header-read and handshake
 //! timeouts, header size limits, an idle timeout), HTTP/1.1 and HTTP/2 on the same port, and
 //! the start-up that wires configuration, registry, listeners and certificate reloading.
+//!
+//! The header timeout runs from accept to the first complete request head, TLS handshake
+//! included. hyper's own header-read timer cannot cover that alone: it starts only once the
+//! connection's protocol is known, and the auto builder learns that from the first bytes, so
+//! a client that sent nothing (or half an HTTP/2 preface) used to wait for the idle timeout.
+//! hyper's timer still bounds every later head on a kept-alive HTTP/1.1 connection.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -8,6 +14,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -18,6 +25,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 use tracing::{debug, info, warn};
 
@@ -97,6 +105,7 @@ pub async fn accept_loop<H: Handler>(
             }
         };
         metrics.connected();
+        let head_deadline = Instant::now() + limits.header_timeout;
         let _ = stream.set_nodelay(true);
         let builder = builder.clone();
         let handler = handler.clone();
@@ -109,21 +118,20 @@ pub async fn accept_loop<H: Handler>(
                         Idle::new(stream, limits.idle_timeout),
                         &builder,
                         handler,
-                        peer,
-                        false,
+                        Peer::new(peer, false),
+                        head_deadline,
                     )
                     .await
                 }
                 Some(acceptor) => {
-                    match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await
-                    {
+                    match tokio::time::timeout_at(head_deadline, acceptor.accept(stream)).await {
                         Ok(Ok(stream)) => {
                             serve_io(
                                 Idle::new(stream, limits.idle_timeout),
                                 &builder,
                                 handler,
-                                peer,
-                                true,
+                                Peer::new(peer, true),
+                                head_deadline,
                             )
                             .await
                         }
@@ -136,26 +144,63 @@ pub async fn accept_loop<H: Handler>(
     }
 }
 
+/// Set by the first request of a connection to reach the handler, whose head is then
+/// complete; the connection's task waits for it until the header deadline.
+#[derive(Default)]
+struct FirstHead {
+    seen: AtomicBool,
+    notify: Notify,
+}
+
+impl FirstHead {
+    fn arrived(&self) {
+        // Every request passes here: after the first, one relaxed load.
+        if !self.seen.load(Ordering::Relaxed) && !self.seen.swap(true, Ordering::Relaxed) {
+            // Stores a permit if the task is not waiting yet.
+            self.notify.notify_one();
+        }
+    }
+}
+
+/// Serves one connection; closes it at `head_deadline` unless a complete request head has
+/// arrived by then.
 async fn serve_io<I, H>(
     io: I,
     builder: &auto::Builder<TokioExecutor>,
     handler: Arc<H>,
-    peer: SocketAddr,
-    secure: bool,
+    client: Peer,
+    head_deadline: Instant,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     H: Handler,
 {
-    let client = Peer::new(peer, secure);
+    let peer = client.addr;
+    let first = Arc::new(FirstHead::default());
+    let seen = first.clone();
     let service = hyper::service::service_fn(move |req| {
+        seen.arrived();
         let handler = handler.clone();
         let client = client.clone();
         async move { Ok::<_, Infallible>(handler.call(req, client).await) }
     });
-    if let Err(err) = builder
-        .serve_connection_with_upgrades(TokioIo::new(io), service)
-        .await
-    {
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    let mut conn = std::pin::pin!(conn);
+    // Biased, so a connection whose first request arrives at the deadline keeps it.
+    let ended = tokio::select! {
+        biased;
+        ended = conn.as_mut() => Some(ended),
+        () = first.notify.notified() => None,
+        () = tokio::time::sleep_until(head_deadline) => {
+            // Dropping the connection closes it: there is no request to answer.
+            debug!(%peer, "no complete request head within the header timeout");
+            return;
+        }
+    };
+    let ended = match ended {
+        Some(ended) => ended,
+        None => conn.await,
+    };
+    if let Err(err) = ended {
         debug!(%peer, "connection ended: {err}");
     }
 }

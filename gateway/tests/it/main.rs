@@ -7,4 +7,5 @@ mod faults;
 mod props;
 mod proxy;
 mod support;
+mod timeouts;
 mod tls;
