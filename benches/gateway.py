@@ -145,8 +145,10 @@ def start_gateway(work, ids, backend_port, name):
     registry = os.path.join(work, f"{name}.json")
     write_registry(registry, ids, backend_port)
     token = os.path.join(work, "admin-token")
-    with open(token, "w") as f:
+    # Private: the gateway refuses a token file others can read.
+    with os.fdopen(os.open(token, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
         f.write("bench-admin-token-0123456789abcdef\n")
+    os.chmod(token, 0o600)
     proc = subprocess.Popen([GATEWAY, "--domain", "kipper.test", "--listen", "127.0.0.1:0",
                              "--admin-listen", "127.0.0.1:0", "--registry", registry,
                              "--admin-token-file", token, "--log", "warn",

@@ -41,6 +41,7 @@ pub struct Config {
     pub init: bool,
 
     /// File holding the admin bearer token (at least 16 characters), which may do everything.
+    /// Group and others must not be able to read or write it (`chmod 600`).
     #[arg(long, env = "KIP_GATEWAY_ADMIN_TOKEN_FILE")]
     pub admin_token_file: PathBuf,
 

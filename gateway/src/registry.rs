@@ -4,6 +4,9 @@
 //! *before* it becomes visible and before the API acknowledges it, so a crash at any moment
 //! leaves the old file or the new one and never loses an acknowledged registration.
 //!
+//! The file holds token hashes, so it is written mode 0600, and a directory the gateway
+//! creates for it (`--init`) mode 0700.
+//!
 //! File format (`version` 1), sorted by id so diffs stay readable:
 //!
 //! ```json
@@ -14,7 +17,7 @@
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::os::unix::fs::OpenOptionsExt as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -23,6 +26,7 @@ use hyper::http::uri::Authority;
 use ring::rand::SecureRandom as _;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq as _;
+use tracing::warn;
 
 use crate::host;
 
@@ -208,7 +212,8 @@ fn backend(
 
 impl Registry {
     /// Loads the registry file. A missing file is an error unless `init` is set, in which case
-    /// an empty file is created; a file that does not parse is always an error.
+    /// an empty file is created (and its missing directories, mode 0700); a file that does not
+    /// parse is always an error.
     pub fn open(path: &Path, init: bool) -> Result<Registry, String> {
         let text = match std::fs::read(path) {
             Ok(text) => text,
@@ -226,6 +231,7 @@ impl Registry {
                     generation: AtomicU64::new(0),
                     writer: tokio::sync::Mutex::new(()),
                 };
+                create_private_dir(path)?;
                 write_atomic(path, &registry.serialize(&Map::new())?)
                     .map_err(|err| format!("cannot create {}: {err}", path.display()))?;
                 return Ok(registry);
@@ -239,6 +245,7 @@ impl Registry {
                 path.display()
             )
         })?;
+        tighten_mode(path);
         Ok(Registry {
             path: path.to_owned(),
             map: RwLock::new(Arc::new(map)),
@@ -391,9 +398,52 @@ fn parse_file(text: &[u8]) -> Result<Map, String> {
     Ok(map)
 }
 
+/// Creates the missing directories above `path`, mode 0700: only the gateway reads them.
+/// Directories that exist are left as they are (they are the operator's).
+fn create_private_dir(path: &Path) -> Result<(), String> {
+    let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|err| {
+            format!(
+                "cannot create the registry directory {}: {err}",
+                dir.display()
+            )
+        })
+}
+
+/// Makes a registry file that group or others may read private again: it holds token hashes.
+/// Failing to is only logged, since the next write replaces the file with a private one anyway.
+fn tighten_mode(path: &Path) {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 == 0 {
+        return;
+    }
+    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700)) {
+        Ok(()) => warn!(
+            "the registry file {} had mode {mode:04o}; it holds token hashes, so it is now {:04o}",
+            path.display(),
+            mode & 0o700
+        ),
+        Err(err) => warn!(
+            "the registry file {} has mode {mode:04o} and holds token hashes; it could not be \
+             made private ({err}): run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        ),
+    }
+}
+
 /// Replaces `path` with `bytes` so that a crash leaves either the old or the new content: a
 /// temporary file in the same directory, fsync, rename over, fsync of the directory so the
-/// rename itself is durable.
+/// rename itself is durable. The file is mode 0600.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
@@ -411,6 +461,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
             .truncate(true)
             .mode(0o600)
             .open(&temp)?;
+        // `mode` applies only to a file it creates: a leftover temporary file of a crashed run
+        // (same pid, as in a container) keeps the mode it had.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
         file.write_all(bytes)?;
         file.sync_all()?;
         std::fs::rename(&temp, path)?;
@@ -520,5 +573,19 @@ mod tests {
                 "{text}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn the_directory_is_created_private_and_the_file_made_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/kip/registry.json");
+        Registry::open(&path, true).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        assert_eq!(mode(&dir.path().join("state")), 0o700);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Registry::open(&path, false).unwrap();
+        assert_eq!(mode(&path), 0o600);
     }
 }

@@ -12,6 +12,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt as _;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -311,15 +312,34 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Idle<T> {
     }
 }
 
+/// Reads the admin token, refusing a file that group or others may read or write: whoever
+/// reads it may register clusters anywhere the policy allows and delete every entry, so a
+/// world-readable token is an outage waiting for a local user. Refused rather than warned
+/// about, since a warning in a log is read after the fact.
 fn read_admin_token(path: &std::path::Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path).map_err(|err| {
+    use std::io::Read as _;
+    let cannot_read = |err: io::Error| {
         format!(
-            "cannot read the admin token file {}: {err}; create it with a long random secret, \
-             for example `openssl rand -hex 32 > {}`",
+            "cannot read the admin token file {}: {err}; create it with a long random secret \
+             only the gateway's user can read, for example \
+             `(umask 077; openssl rand -hex 32 > {})`",
             path.display(),
             path.display()
         )
-    })?;
+    };
+    // The mode of the file opened, not of whatever the path names a moment later.
+    let mut file = std::fs::File::open(path).map_err(cannot_read)?;
+    let mode = file.metadata().map_err(cannot_read)?.permissions().mode() & 0o7777;
+    if mode & 0o066 != 0 {
+        return Err(format!(
+            "the admin token file {} has mode {mode:04o}: group or others may read or change \
+             it, and the token may do everything; make it private with `chmod 600 {}`",
+            path.display(),
+            path.display()
+        ));
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(cannot_read)?;
     let token = text.trim();
     if token.len() < 16 {
         return Err(format!(

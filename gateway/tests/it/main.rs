@@ -4,6 +4,7 @@ mod admin;
 mod clusters;
 mod durability;
 mod faults;
+mod files;
 mod props;
 mod proxy;
 mod support;
