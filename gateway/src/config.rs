@@ -45,6 +45,14 @@ pub struct Config {
     #[arg(long, env = "KIP_GATEWAY_ADMIN_TOKEN_FILE")]
     pub admin_token_file: PathBuf,
 
+    /// Allow clusters at loopback, private, link-local and other non-public addresses
+    /// (127.0.0.1, 10.0.0.0/8, 169.254.0.0/16, fc00::/7…) and at this machine's own addresses,
+    /// for tests and gateways whose clusters are on a private network. Without it a
+    /// registration can only name a public address, so no cluster token can make the gateway
+    /// reach into its own network. The gateway's own listeners are refused either way.
+    #[arg(long, env = "KIP_GATEWAY_ALLOW_PRIVATE_CLUSTERS")]
+    pub allow_private_clusters: bool,
+
     /// PEM certificate chain for TLS (a wildcard certificate for *.<domain>).
     #[arg(long, env = "KIP_GATEWAY_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

@@ -119,6 +119,7 @@ impl Proxy {
     ) -> Proxy {
         let pool = Arc::new(Pool::new(
             cluster_tls,
+            registry.policy().clone(),
             config.connect_timeout,
             config.pool_idle_timeout,
         ));
@@ -164,12 +165,19 @@ impl Proxy {
             }
         })?;
         let view = self.view();
-        host::split(&label, |name| view.1.contains_key(name))
+        let backend = host::split(&label, |name| view.1.contains_key(name))
             .and_then(|split| view.1.get(split.cluster).cloned())
             .ok_or_else(|| {
                 self.metrics.refuse(Refusal::UnknownHost);
                 (StatusCode::NOT_FOUND, PAGE_404)
-            })
+            })?;
+        // A cluster quarantined at load keeps its name (so its hosts do not fall through to
+        // a cluster with a shorter name) but is never connected to.
+        if backend.refused.is_some() {
+            self.metrics.refuse(Refusal::BadGateway);
+            return Err((StatusCode::BAD_GATEWAY, PAGE_502));
+        }
+        Ok(backend)
     }
 
     async fn forward(&self, mut req: Request<Incoming>, peer: Peer) -> Response<Body> {

@@ -31,6 +31,7 @@ use tokio::time::{Instant, Sleep};
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
+use crate::policy::Policy;
 use crate::proxy::{Body, Proxy};
 use crate::{admin, host, metrics, proxy, registry, tls, workers};
 
@@ -379,7 +380,6 @@ fn worker_count(config: &Config) -> usize {
 pub async fn start(config: Config) -> Result<Started, String> {
     let domain = host::normalize_domain(&config.domain)?;
     let admin_token = read_admin_token(&config.admin_token_file)?;
-    let registry = Arc::new(registry::Registry::open(&config.registry, config.init)?);
     let count = worker_count(&config);
     // Shard 0 for this thread (admin API), one per worker.
     let metrics = Arc::new(metrics::Metrics::new(count + 1));
@@ -389,11 +389,6 @@ pub async fn start(config: Config) -> Result<Started, String> {
         max_header_bytes: config.max_header_bytes,
     };
     let cluster_tls = proxy::cluster_tls()?;
-    let admin = Arc::new(admin::Admin::new(
-        &admin_token,
-        registry.clone(),
-        metrics.clone(),
-    ));
 
     let tls = match (&config.listen_tls, &config.tls_cert, &config.tls_key) {
         (Some(address), Some(cert), Some(key)) => {
@@ -423,6 +418,21 @@ pub async fn start(config: Config) -> Result<Started, String> {
         }
         tokio::spawn(tls::watch(store, config.tls_reload));
     }
+    // The registry is read once the listeners are bound: the policy it checks entries
+    // against needs their real addresses (port 0 picks one at bind time).
+    let mut own = vec![("proxy", started.http), ("admin", started.admin)];
+    own.extend(started.https.map(|https| ("TLS proxy", https)));
+    let policy = Arc::new(Policy::new(config.allow_private_clusters, own));
+    let registry = Arc::new(registry::Registry::open(
+        &config.registry,
+        config.init,
+        policy,
+    )?);
+    let admin = Arc::new(admin::Admin::new(
+        &admin_token,
+        registry.clone(),
+        metrics.clone(),
+    ));
     for (index, (http, https)) in http.into_iter().zip(https).enumerate() {
         let proxy = Proxy::new(
             &config,
@@ -448,6 +458,7 @@ pub async fn start(config: Config) -> Result<Started, String> {
         domain,
         clusters = registry.len(),
         workers = count,
+        allow_private_clusters = config.allow_private_clusters,
         "kip-gateway started"
     );
     Ok(started)

@@ -1,5 +1,6 @@
 //! A real `kip-gateway` started in the test process on loopback, for domain `kipper.test`,
 //! with an admin token and a registry file of its own. Shared with the root crate's tests.
+//! Clusters on loopback are allowed (`--allow-private-clusters`): the tests' are there.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -39,6 +40,7 @@ impl Gateway {
             "--admin-listen",
             "127.0.0.1:0",
             "--init",
+            "--allow-private-clusters",
             "--registry",
             registry.to_str().expect("a UTF-8 path"),
             "--admin-token-file",

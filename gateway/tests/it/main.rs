@@ -1,5 +1,6 @@
 //! Integration tests of `kip-gateway`: the real binary on loopback, real backends, real HTTP.
 
+mod addresses;
 mod admin;
 mod clusters;
 mod durability;

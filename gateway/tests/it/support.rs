@@ -46,10 +46,24 @@ pub struct Gateway {
     _temp: Option<tempfile::TempDir>,
 }
 
-/// The gateway binary with the test's standard flags for `dir`; a standard flag that `extra`
-/// also has is left to `extra`. The admin token file is created private (mode 0600), as the
-/// gateway requires.
+/// Which cluster addresses a test gateway accepts.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Clusters {
+    /// `--allow-private-clusters`: the test backends all listen on loopback.
+    Private,
+    /// The default policy: public addresses only.
+    PublicOnly,
+}
+
+/// The gateway binary with the test's standard flags for `dir`, loopback clusters allowed.
 pub fn command(dir: &Path, extra: &[&str]) -> Command {
+    command_for(dir, extra, Clusters::Private)
+}
+
+/// The gateway binary with the test's standard flags for `dir` and the given policy; a
+/// standard flag that `extra` also has is left to `extra`. The admin token file is created
+/// private (mode 0600), as the gateway requires.
+pub fn command_for(dir: &Path, extra: &[&str], clusters: Clusters) -> Command {
     let token = dir.join("admin-token");
     if !token.exists() {
         std::fs::OpenOptions::new()
@@ -61,6 +75,9 @@ pub fn command(dir: &Path, extra: &[&str]) -> Command {
             .expect("token file");
     }
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kip-gateway"));
+    if clusters == Clusters::Private {
+        cmd.arg("--allow-private-clusters");
+    }
     let registry = dir.join("registry.json");
     for (flag, value) in [
         ("--domain", Path::new(DOMAIN)),
@@ -74,27 +91,40 @@ pub fn command(dir: &Path, extra: &[&str]) -> Command {
             cmd.arg(flag).arg(value);
         }
     }
-    cmd.args(extra).env_remove("RUST_LOG");
+    cmd.args(extra)
+        .env_remove("RUST_LOG")
+        .env_remove("KIP_GATEWAY_ALLOW_PRIVATE_CLUSTERS");
     cmd
 }
 
 impl Gateway {
-    /// A gateway with a fresh registry (`--init`) in a temporary directory.
+    /// A gateway with a fresh registry (`--init`) in a temporary directory, loopback clusters
+    /// allowed.
     pub fn start(extra: &[&str]) -> Gateway {
+        Gateway::start_for(extra, Clusters::Private)
+    }
+
+    /// A gateway with a fresh registry (`--init`) in a temporary directory.
+    pub fn start_for(extra: &[&str], clusters: Clusters) -> Gateway {
         let temp = tempfile::tempdir().expect("tempdir");
         let mut args = vec!["--init"];
         args.extend_from_slice(extra);
-        let mut gateway = Gateway::start_in(temp.path(), &args);
+        let mut gateway = Gateway::start_in_for(temp.path(), &args, clusters);
         gateway._temp = Some(temp);
         gateway
     }
 
-    /// A gateway on the registry in `dir` (which outlives it).
+    /// A gateway on the registry in `dir` (which outlives it), loopback clusters allowed.
     pub fn start_in(dir: &Path, extra: &[&str]) -> Gateway {
-        Gateway::spawn(command(dir, extra))
+        Gateway::start_in_for(dir, extra, Clusters::Private)
     }
 
-    /// Runs `command` (from [`command`]) and waits until the gateway is ready.
+    /// A gateway on the registry in `dir` (which outlives it).
+    pub fn start_in_for(dir: &Path, extra: &[&str], clusters: Clusters) -> Gateway {
+        Gateway::spawn(command_for(dir, extra, clusters))
+    }
+
+    /// Runs `command` (from [`command_for`]) and waits until the gateway is ready.
     pub fn spawn(mut command: Command) -> Gateway {
         let mut child = command
             .stdout(Stdio::piped())
@@ -168,6 +198,19 @@ impl Gateway {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// `PUT /v1/clusters/{id}` with `{"address": address}` and `token`; the reply, whatever
+    /// it is.
+    pub fn put(&self, id: &str, address: &str, token: &str) -> Reply {
+        let body = format!(r#"{{"address":"{address}"}}"#);
+        admin(
+            self.admin,
+            "PUT",
+            &format!("/v1/clusters/{id}"),
+            Some(token),
+            body.as_bytes(),
+        )
     }
 
     /// Registers `id` → `address` with the admin token; returns the reply.
