@@ -212,10 +212,17 @@ fn example_pipeline_scripts_run() {
     let items = &report["apps"];
     let frontend = items
         .as_array()
-        .and_then(|a| a.iter().find(|i| i["name"] == "frontend"))
+        .and_then(|a| {
+            a.iter()
+                .find(|i| i["name"] == "frontend" && i["namespace"] == "default")
+        })
         .expect("frontend listed");
     assert_eq!(frontend["ready"], 2);
-    assert_eq!(items.as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        items.as_array().map(Vec::len),
+        Some(6),
+        "three apps in default, three in shop-test"
+    );
 }
 
 #[test]

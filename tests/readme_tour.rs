@@ -3,6 +3,7 @@
 //! fails the test with its output, so the tour and the product cannot drift apart.
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -58,9 +59,11 @@ fn the_readme_tour_runs_as_written() {
         let quoted = line.replace('\'', r"'\''");
         script.push_str(&format!("echo '>>> {quoted}'\n"));
         if until_interrupted(line) {
-            // Runs until Ctrl+C: let it start, then interrupt it as a user would.
+            // Runs until Ctrl+C: let it start, then interrupt it as a user would. Job control
+            // gives it a process group of its own that takes SIGINT (a plain background job
+            // ignores it); the braces keep the line's comment off the `&`.
             script.push_str(&format!(
-                "{line} &\npid=$!\nsleep 3\nkill -INT $pid\nwait $pid || {{ echo 'TOUR LINE {i} FAILED'; exit 1; }}\n"
+                "set -m\n{{\n{line}\n}} &\npid=$!\nsleep 3\nkill -INT -$pid\nwait $pid || {{ echo 'TOUR LINE {i} FAILED'; exit 1; }}\nset +m\n"
             ));
         } else {
             script.push_str(&format!(
@@ -72,6 +75,8 @@ fn the_readme_tour_runs_as_written() {
 
     let mut child = Command::new("bash")
         .args(["-c", &script])
+        // Its own process group, so a tour that overruns is stopped whole (sandbox included).
+        .process_group(0)
         .current_dir(work)
         .env("HOME", &home)
         .env("KIP_HOME", home.join(".kip"))
@@ -83,34 +88,35 @@ fn the_readme_tour_runs_as_written() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run bash");
+    // The output is read as it comes, so a full pipe never stalls the tour.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
     let deadline = Instant::now() + Duration::from_secs(300);
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
-            let _ = child.kill();
+            // SAFETY: signalling the process group of our own child.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let mut out = String::new();
-    let mut err = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
     let status = child.wait().unwrap();
-    // Whatever happened, leave no sandbox running.
+    // Whatever happened, leave no sandbox running (it would hold the output pipes open).
     let _ = Command::new(kip_bin())
         .args(["sandbox", "down"])
         .env("KIP_HOME", home.join(".kip"))
         .output();
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
     assert!(
         status.success(),
         "the tour broke:\n{out}\n--- stderr ---\n{err}"

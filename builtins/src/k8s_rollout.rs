@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use kube::Api;
 use kube::api::{ListParams, LogParams};
@@ -60,6 +60,7 @@ pub(crate) async fn wait(
 ) -> RhaiResult<Deployment> {
     let deployments: Api<Deployment> = Api::namespaced(k.client.clone(), ns);
     let pods: Api<Pod> = Api::namespaced(k.client.clone(), ns);
+    let replica_sets: Api<ReplicaSet> = Api::namespaced(k.client.clone(), ns);
     let what = format!("the rollout of deployment `{name}` in `{ns}`");
     let deadline = Instant::now() + timeout;
     loop {
@@ -76,18 +77,19 @@ pub(crate) async fn wait(
         if let Some(message) = stalled(&d) {
             return Err(failed(&what, &message));
         }
-        let listed = pods
-            .list(&ListParams::default().labels(&selector(&d)))
-            .await
-            .map_err(kube_error)?;
-        // The newest pods belong to the rollout under way: report one of those first.
-        let mut items = listed.items;
-        items.sort_by(|a, b| {
-            b.metadata
-                .creation_timestamp
-                .cmp(&a.metadata.creation_timestamp)
-        });
-        if let Some(stuck) = items.iter().find_map(stuck) {
+        // Only the pods of the rollout under way count: old ones still crashing are what a
+        // fixing rollout replaces.
+        let current = match current_hash(&replica_sets, &d).await? {
+            Some(hash) => {
+                let labels = format!("{},pod-template-hash={hash}", selector(&d));
+                pods.list(&ListParams::default().labels(&labels))
+                    .await
+                    .map_err(kube_error)?
+                    .items
+            }
+            None => Vec::new(),
+        };
+        if let Some(stuck) = current.iter().find_map(stuck) {
             let logs = last_logs(&pods, &stuck).await;
             return Err(failed(&what, &describe(&stuck, &logs)));
         }
@@ -121,6 +123,44 @@ fn selector(d: &Deployment) -> String {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// The `pod-template-hash` of the Deployment's current ReplicaSet (the one of its revision),
+/// or `None` before its controller made it.
+async fn current_hash(
+    replica_sets: &Api<ReplicaSet>,
+    d: &Deployment,
+) -> RhaiResult<Option<String>> {
+    const REVISION: &str = "deployment.kubernetes.io/revision";
+    let Some(revision) = d
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(REVISION))
+    else {
+        return Ok(None);
+    };
+    let owned = replica_sets
+        .list(&ListParams::default().labels(&selector(d)))
+        .await
+        .map_err(kube_error)?;
+    Ok(owned.items.into_iter().find_map(|rs| {
+        let owner = rs
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| Some(&o.uid) == d.metadata.uid.as_ref());
+        let same = rs
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(REVISION))
+            == Some(revision);
+        (owner && same)
+            .then(|| rs.metadata.labels?.get("pod-template-hash").cloned())
+            .flatten()
+    }))
 }
 
 /// The Deployment's own word that it gave up: `Progressing` false (its deadline passed) or a
