@@ -1,9 +1,9 @@
 //! `kip app deploy|list|delete` through the real binary against a sandbox, checked through
 //! kube-rs-free means: kip's own output and `kubectl get -o json`.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
-use crate::common::{ServedSandbox, kip_bin, stderr as err, stdout as out};
+use crate::common::{ServedSandbox, stderr as err, stdout as out};
 
 fn kip(sb: &ServedSandbox, args: &[&str]) -> Output {
     sb.kip(args)
@@ -478,15 +478,8 @@ fn waits_show_a_spinner_on_a_terminal() {
         err(&restarted)
     );
 
-    // `script` runs kip on a pseudo-terminal and copies what it draws.
-    let command = format!("{} app restart api", kip_bin());
-    let on_terminal = Command::new("script")
-        .args(["-q", "-e", "-c", &command, "/dev/null"])
-        .env("KIP_HOME", sb.kip_home())
-        .env("KUBECONFIG", sb.kubeconfig())
-        .env("NO_COLOR", "1")
-        .env_remove("KIP_SCRIPTS")
-        .current_dir(sb.kip_home())
+    let on_terminal = sb
+        .kip_on_terminal("app restart api")
         .stdin(std::process::Stdio::null())
         .output()
         .expect("run script");

@@ -3,9 +3,9 @@
 //! hosts two apps would share, and confirmations that are declined.
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
-use crate::common::{ServedSandbox, kip_bin, stderr as err, stdout as out};
+use crate::common::{ServedSandbox, stderr as err, stdout as out};
 
 fn deploy(name: &str, image: &str, extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = [
@@ -383,24 +383,7 @@ fn a_host_is_served_by_one_app() {
 
 /// `kip ARGS` on a pseudo-terminal (`script`), answering `answer` to its question.
 fn on_terminal(sb: &ServedSandbox, args: &str, answer: &str) -> Output {
-    let mut child = Command::new("script")
-        .args([
-            "-q",
-            "-e",
-            "-c",
-            &format!("{} {args}", kip_bin()),
-            "/dev/null",
-        ])
-        .env("KIP_HOME", sb.kip_home())
-        .env("KUBECONFIG", sb.kubeconfig())
-        .env("NO_COLOR", "1")
-        .env_remove("KIP_SCRIPTS")
-        .current_dir(sb.kip_home())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run script");
+    let mut child = sb.kip_on_terminal(args).spawn().expect("run script");
     let mut stdin = child.stdin.take().expect("stdin");
     // The question is asked once the verb has looked the app up; the answer waits in the pty.
     stdin.write_all(answer.as_bytes()).expect("answer");

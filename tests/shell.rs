@@ -6,7 +6,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::{ServedSandbox, kip_bin, stderr as err, stdout as out};
+use crate::common::{ServedSandbox, stderr as err, stdout as out};
 
 /// Runs `kip shell` with `input` on its stdin.
 fn shell(sb: &ServedSandbox, input: &str) -> Output {
@@ -142,19 +142,9 @@ impl Terminal {
             eprintln!("no `script` (util-linux) on this machine: skipped");
             return None;
         }
-        let mut child = Command::new("script")
-            .args(["-q", "-e", "-c"])
-            .arg(format!("{} shell", kip_bin()))
-            .arg("/dev/null")
-            .env("KIP_HOME", sb.kip_home())
-            .env("KUBECONFIG", sb.kubeconfig())
-            .env("NO_COLOR", "1")
+        let mut child = sb
+            .kip_on_terminal("shell")
             .env("TERM", "xterm")
-            .env_remove("KIP_SCRIPTS")
-            .current_dir(sb.kip_home())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn script");
         let seen = Arc::new(Mutex::new(String::new()));

@@ -193,6 +193,12 @@ fn message_of(err: &EvalAltResult) -> String {
         }
         return value.to_string();
     }
+    // A script stopped by its host (Ctrl-C in `kip shell`) carries the host's reason.
+    if let EvalAltResult::ErrorTerminated(token, _) = err
+        && token.is_string()
+    {
+        return token.to_string();
+    }
     // The position is printed apart, so drop the " (line 3, position 5)" Display adds.
     let text = err.to_string();
     match text.rfind(" (line ") {

@@ -139,6 +139,28 @@ impl ServedSandbox {
         cmd
     }
 
+    /// `kip ARGS` (one shell line) on a pseudo-terminal: `script` runs it and copies what it
+    /// draws to stdout; stdin and stdout are piped for the caller to use.
+    pub fn kip_on_terminal(&self, args: &str) -> Command {
+        let mut cmd = Command::new("script");
+        cmd.args([
+            "-q",
+            "-e",
+            "-c",
+            &format!("{} {args}", kip_bin()),
+            "/dev/null",
+        ])
+        .env("KIP_HOME", self.kip_home())
+        .env("KUBECONFIG", self.kubeconfig())
+        .env("NO_COLOR", "1")
+        .env_remove("KIP_SCRIPTS")
+        .current_dir(self.kip_home())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        cmd
+    }
+
     /// Runs `kip ARGS` against this sandbox to the end.
     pub fn kip(&self, args: &[&str]) -> Output {
         self.kip_command(args).output().expect("run kip")
