@@ -36,17 +36,23 @@ fn err(what: &str) -> impl Fn(&dyn std::fmt::Display) -> String + '_ {
 
 impl Disk {
     pub(super) fn open(path: &Path) -> Result<Disk, String> {
+        // Secrets live in here: the file is its owner's alone, even if an older kip made it
+        // readable to others. redb initializes an empty file as a fresh database.
+        crate::home::private_file(path)
+            .map_err(|e| format!("cannot open the sandbox store {}: {e}", path.display()))?;
         // Every object also lives in memory, so redb's page cache (1 GiB by default) would only
         // hold a second copy; a small one keeps commits fast.
         let db = redb::Builder::new()
             .set_cache_size(CACHE_BYTES)
             .create(path)
-            .map_err(|e| {
-            format!(
-                "cannot open the sandbox store {}: {e} (is another `kip sandbox serve` running on it?)",
-                path.display()
-            )
-        })?;
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => format!(
+                    "the sandbox store {} is in use by another sandbox process: `kip sandbox \
+                     status` tells where it serves, `kip sandbox down` stops it",
+                    path.display()
+                ),
+                e => format!("cannot open the sandbox store {}: {e}", path.display()),
+            })?;
         let disk = Disk { db };
         // Make sure the tables exist so a fresh store reads as empty.
         disk.write(|_, _, _| Ok(()))?;
