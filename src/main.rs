@@ -17,6 +17,11 @@ struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     scripts: Option<std::path::PathBuf>,
 
+    /// Show every Kubernetes API call on stderr (method, URL, status, time). RUST_LOG, when
+    /// set, chooses what is logged instead.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+
     #[command(subcommand)]
     command: Builtin,
 }
@@ -72,18 +77,54 @@ const RESERVED: &[&str] = &[
     "help",
 ];
 
-fn init_tracing() {
-    // Libraries log what kip already reports as an error: by default keep them quiet.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new(
-                    "warn,kube_client=off,rustls_platform_verifier=off",
-                )
-            }),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+/// Whether `-v`/`--verbose` is among kip's own arguments: tracing starts before clap parses,
+/// so that the command line's parsing itself can be traced.
+fn verbose(args: &[String]) -> bool {
+    args.iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "-v" || a == "--verbose")
+}
+
+fn init_tracing(verbose: bool) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::prelude::*;
+    // Colour codes are for terminals, not for files and pipes.
+    let ansi = std::io::stderr().is_terminal();
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        let fmt = tracing_subscriber::fmt::layer()
+            .with_ansi(ansi)
+            .with_writer(std::io::stderr);
+        tracing_subscriber::registry()
+            .with(fmt.with_filter(filter))
+            .init();
+    } else if verbose {
+        // One line per API call: kube's span of the call as it closes (method, URL, status
+        // code, time); the events inside it say nothing more.
+        let calls = tracing_subscriber::filter::filter_fn(|meta| {
+            meta.is_span() && meta.target().starts_with("kube_client")
+                || *meta.level() <= tracing_subscriber::filter::LevelFilter::WARN
+        });
+        let fmt = tracing_subscriber::fmt::layer()
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .with_target(false)
+            .without_time()
+            .with_ansi(ansi)
+            .with_writer(std::io::stderr);
+        tracing_subscriber::registry()
+            .with(fmt.with_filter(calls))
+            .init();
+    } else {
+        // Libraries log what kip already reports as an error: by default keep them quiet.
+        let quiet =
+            tracing_subscriber::EnvFilter::new("warn,kube_client=off,rustls_platform_verifier=off");
+        let fmt = tracing_subscriber::fmt::layer()
+            .with_ansi(ansi)
+            .with_writer(std::io::stderr);
+        tracing_subscriber::registry()
+            .with(fmt.with_filter(quiet))
+            .init();
+    }
 }
 
 /// A reader that stops reading (`kip app list | head -1`) ends kip quietly, as it ends any
@@ -98,8 +139,8 @@ fn end_quietly_on_closed_output() {
 }
 
 fn main() {
-    init_tracing();
     let args: Vec<String> = std::env::args().collect();
+    init_tracing(verbose(&args));
     if args.get(1).map(String::as_str) != Some("sandbox") {
         end_quietly_on_closed_output();
     }
@@ -121,7 +162,7 @@ fn main() {
             Builtin::Sandbox(cmd) => {
                 sandbox_cmd::run(cmd).map_err(|e| (1, format!("error: {e}\n")))
             }
-            Builtin::Verbs => verb_cmd::list(&kip),
+            Builtin::Verbs => verb_cmd::list(&kip, &Cli::command()),
             Builtin::Run { file, args } => verb_cmd::run_file(&mut kip, &file, args),
             Builtin::Eval { expr } => verb_cmd::eval(&mut kip, &expr),
             Builtin::Shell => shell_cmd::run(kip, RESERVED),

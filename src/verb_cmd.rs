@@ -143,13 +143,31 @@ pub fn eval(kip: &mut Kip, expr: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-pub fn list(kip: &Kip) -> Result<(), Failure> {
-    let rows: Vec<[String; 3]> = kip
-        .verbs
-        .winners()
-        .iter()
-        .map(|v| [v.name(), v.about.clone(), v.script.origin.display()])
-        .collect();
+/// `kip verbs`: kip's own commands (`builtins`, the clap tree before verbs are added), then
+/// every verb scripts declare, each with where it comes from.
+pub fn list(kip: &Kip, builtins: &clap::Command) -> Result<(), Failure> {
+    let mut rows: Vec<[String; 3]> = Vec::new();
+    for command in builtins.get_subcommands() {
+        let about = |c: &clap::Command| c.get_about().map(|a| a.to_string()).unwrap_or_default();
+        let leaves: Vec<_> = command.get_subcommands().collect();
+        if leaves.is_empty() {
+            rows.push([
+                command.get_name().into(),
+                about(command),
+                "built into kip".into(),
+            ]);
+        }
+        for leaf in leaves {
+            let name = format!("{} {}", command.get_name(), leaf.get_name());
+            rows.push([name, about(leaf), "built into kip".into()]);
+        }
+    }
+    rows.extend(
+        kip.verbs
+            .winners()
+            .iter()
+            .map(|v| [v.name(), v.about.clone(), v.script.origin.display()]),
+    );
     let width = |i: usize| {
         rows.iter()
             .map(|r| r[i].chars().count())

@@ -31,12 +31,12 @@ fn deploy_is_idempotent_and_owned_by_the_app() {
     assert!(first.status.success(), "{}", err(&first));
     assert_eq!(
         out(&first),
-        "Deploying api...\n✔ Deployment created\n✔ Service created\n✔ Ingress created\n✔ Live at https://api-sandbox.localhost\n"
+        "Deploying api...\n✔ Deployment created\n✔ Service created\n✔ Ingress created\n✔ Live at https://api-sandbox.localhost (in the sandbox nothing answers there: no container runs)\n"
     );
     let again = kip(&sb, DEPLOY);
     assert_eq!(
         out(&again),
-        "Deploying api...\n✔ Deployment unchanged\n✔ Service unchanged\n✔ Ingress unchanged\n✔ Live at https://api-sandbox.localhost\n"
+        "Deploying api...\n✔ Deployment unchanged\n✔ Service unchanged\n✔ Ingress unchanged\n✔ Live at https://api-sandbox.localhost (in the sandbox nothing answers there: no container runs)\n"
     );
 
     let k = sb.kubectl();
@@ -133,7 +133,7 @@ fn bad_input_is_refused_before_anything_is_created() {
                 "--project",
                 "nope",
             ],
-            "namespace `nope` does not exist",
+            "no project `nope`",
         ),
         (&["app", "delete", "ghost", "--yes"], "no app `ghost`"),
     ];
@@ -180,6 +180,29 @@ fn example_pipeline_scripts_run() {
             out(&deployed)
         );
     }
+    // PROJECT/ENVIRONMENT: deployed and waited for in that environment's namespace.
+    assert!(
+        kip(
+            &sb,
+            &["project", "create", "shop", "--environments", "test"]
+        )
+        .status
+        .success()
+    );
+    let in_env = kip(
+        &sb,
+        &[
+            "run",
+            &format!("{root}/scripts/deploy-set.rhai"),
+            "shop/test",
+        ],
+    );
+    assert!(in_env.status.success(), "{}", err(&in_env));
+    assert!(
+        out(&in_env).contains("✔ worker rolled out in shop-test"),
+        "{}",
+        out(&in_env)
+    );
     let report = kip(
         &sb,
         &["run", &format!("{root}/scripts/report.rhai"), "json"],
@@ -438,8 +461,15 @@ fn waits_show_a_spinner_on_a_terminal() {
     let slow = r#"{"spec":{"template":{"metadata":{"annotations":{"sandbox.kipper.run/start-delay-ms":"1500"}}}}}"#;
     sb.kubectl()
         .ok(&["patch", "deployment", "api", "--type", "merge", "-p", slow]);
+    // Without a terminal: no spinner, only (after a while) one plain line of what it waits for.
     let restarted = kip(&sb, &["app", "restart", "api"]);
-    assert!(!err(&restarted).contains("Waiting"), "{}", err(&restarted));
+    assert!(!err(&restarted).contains('\r'), "{:?}", err(&restarted));
+    assert!(
+        err(&restarted).is_empty()
+            || err(&restarted) == "Waiting for the rollout of deployment `api` in `default`…\n",
+        "{:?}",
+        err(&restarted)
+    );
 
     // `script` runs kip on a pseudo-terminal and copies what it draws.
     let command = format!("{} app restart api", kip_bin());

@@ -95,7 +95,7 @@ fn a_configured_cluster_carries_its_id_domain_and_org() {
     );
     assert!(deployed.status.success(), "{}", err(&deployed));
     assert!(
-        out(&deployed).ends_with("✔ Live at https://web-test-203-0-113-10.kipper.run\n"),
+        out(&deployed).ends_with("✔ Live at https://web-test-203-0-113-10.kipper.run (in the sandbox nothing answers there: no container runs)\n"),
         "{}",
         out(&deployed)
     );
@@ -328,10 +328,18 @@ fn tokens_stay_out_of_listings() {
         out(&added),
         "✔ Cluster \"prod\" added\nUse it with: kip cluster use prod\n"
     );
+    // `kip install` keeps the cluster's own gateway token in its entry.
+    let with_gateway = config(h).replace(
+        "- name: prod\n",
+        "- name: prod\n  gateway-token: gw-s3cret\n",
+    );
+    assert!(with_gateway.contains("gw-s3cret"), "{with_gateway}");
+    std::fs::write(h.join("config.yaml"), with_gateway).unwrap();
     for format in ["json", "yaml"] {
         let listed = kip(h, &["cluster", "list", "-o", format]);
         assert!(listed.status.success(), "{}", err(&listed));
         assert!(!out(&listed).contains("s3cret"), "{}", out(&listed));
+        assert!(out(&listed).contains("gateway-token"), "{}", out(&listed));
         assert!(out(&listed).contains("https://203.0.113.10:6443"));
     }
     let json: serde_json::Value =

@@ -4,6 +4,8 @@ mod app_verbs;
 mod cluster_verbs;
 mod common;
 mod install;
+mod integrity;
+mod readme_tour;
 mod sandbox_cli;
 mod sandbox_durability;
 mod sandbox_exec;

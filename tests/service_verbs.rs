@@ -111,7 +111,11 @@ fn add_creates_an_owned_statefulset_and_prints_the_connection() {
         again.contains("✔ Secret cache-credentials unchanged"),
         "{again}"
     );
-    assert_eq!(detail(&again, "Password"), password);
+    assert_eq!(
+        detail(&again, "Password"),
+        "******** (kip service info --show-password shows it)",
+        "the password is printed once, when it is made"
+    );
 
     let listed = ok(&sb, &["service", "list"]);
     assert_eq!(
@@ -272,7 +276,10 @@ fn delete_needs_delete_data_and_unbinds_everywhere() {
     );
     k.ok(&["get", "statefulset", "cache"]);
 
-    let deleted = ok(&sb, &["service", "delete", "cache", "--delete-data"]);
+    let deleted = ok(
+        &sb,
+        &["service", "delete", "cache", "--delete-data", "--yes"],
+    );
     assert_eq!(
         deleted,
         "✔ Unbound from api\n✔ Service cache and its data deleted\n"
@@ -403,7 +410,7 @@ fn bad_input_is_refused_and_nothing_is_created() {
                 "--project",
                 "nope",
             ],
-            "namespace `nope` does not exist",
+            "no project `nope`",
         ),
         (
             &["service", "info", "nothing"],

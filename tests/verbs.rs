@@ -103,6 +103,21 @@ fn a_user_script_adds_a_verb_with_flags() {
         line.ends_with(&scripts.join("hello.rhai").display().to_string()),
         "{listed}"
     );
+    // kip's own commands are verbs too, and say they are built in.
+    for own in [
+        "sandbox up",
+        "shell ",
+        "completion ",
+        "eval ",
+        "run ",
+        "verbs ",
+    ] {
+        let line = listed
+            .lines()
+            .find(|l| l.starts_with(own))
+            .unwrap_or_else(|| panic!("`{own}` is not listed: {listed}"));
+        assert!(line.ends_with("built into kip"), "{line}");
+    }
 }
 
 #[test]

@@ -130,6 +130,23 @@ pub mod k8s_module {
         Ok(report)
     }
 
+    /// Checks `obj` as the server would apply it, storing nothing (server-side apply with
+    /// `dryRun=All`): names, labels and fields are validated and defaults filled in. Returns
+    /// the object as it would be stored. Verbs check everything they are about to write
+    /// first, so a bad derived name fails before anything exists.
+    ///
+    /// Errors: as `k8s::apply` (reason `Invalid` naming the field the server refuses).
+    ///
+    /// Example: `for obj in objects { k8s::dry_run(obj); }`
+    #[rhai_fn(return_raw)]
+    pub fn dry_run(ctx: NativeCallContext, obj: Map) -> RhaiResult<Map> {
+        let k = Cluster::of(&ctx)?;
+        let mut params = PatchParams::apply(MANAGER);
+        params.dry_run = true;
+        let checked = k.run(k.apply_with(to_object(obj)?, &params))?;
+        to_map(&checked)
+    }
+
     /// The object `name` of `kind` in `ns` ("" for cluster-scoped kinds, or the default
     /// namespace).
     ///
@@ -322,9 +339,13 @@ pub mod k8s_module {
 
     /// Waits until the Deployment `name` in `ns` has rolled out: its controller observed the
     /// latest generation and all desired replicas (0 included) are updated and available.
-    /// Returns the Deployment.
+    /// Returns the Deployment. A rollout that cannot finish fails within seconds of the cause
+    /// showing: a pod stuck in `CrashLoopBackOff`, `ImagePullBackOff` and the like, a pod no
+    /// node can take, or the Deployment's own `Progressing: False`.
     ///
-    /// Errors: `timeout` after `timeout_secs`, with the last observed `status`.
+    /// Errors: `rollout-failed` naming the pod, the container, the reason and message the
+    /// kubelet gave, its last exit and last log lines; `timeout` after `timeout_secs`, saying
+    /// how far the rollout got (`2 of 3 replicas updated, 1 available`).
     ///
     /// Example: `k8s::wait_rollout(ns, "web", 120);`
     #[rhai_fn(return_raw)]
@@ -334,14 +355,16 @@ pub mod k8s_module {
         name: &str,
         timeout_secs: i64,
     ) -> RhaiResult<Map> {
+        let k = Cluster::of(&ctx)?;
         let what = format!("the rollout of deployment `{name}` in `{ns}`");
-        wait_until(
-            &ctx,
-            ("apps/v1", "Deployment", ns, name),
-            timeout_secs,
-            what,
-            rolled_out,
-        )
+        let _spinner = crate::ui::Spinner::start(&k.host.ui, format!("Waiting for {what}"));
+        let timeout = Duration::from_secs(timeout_secs.max(0) as u64);
+        let done = k.run(crate::k8s_rollout::wait(&k, ns, name, timeout, rolled_out))?;
+        let value = serde_json::to_value(&done)
+            .map_err(|e| host::error("internal", format!("a Deployment did not convert: {e}")))?;
+        rhai::serde::to_dynamic(value)?
+            .try_cast::<Map>()
+            .ok_or_else(|| host::error("internal", "a Deployment did not convert to a map"))
     }
 
     /// Waits until the object's `status.conditions` holds `condition_type` with status
@@ -590,7 +613,11 @@ impl Cluster {
         if map.get("kind").map(|k| k.to_string()).as_deref() != Some("unreachable") {
             return err;
         }
-        let cause = map.get("cause").map(|c| c.to_string()).unwrap_or_default();
+        // Only a connection to the API server failed for want of a server; a pod that could
+        // not be reached through it (a refused port-forward) already says why.
+        let Some(cause) = map.get("cause").map(|c| c.to_string()) else {
+            return err;
+        };
         let hint = self.host.choice().unreachable_hint;
         let message = format!("cluster unreachable at {}: {cause} ({hint})", self.server);
         map.insert("message".into(), message.into());
@@ -683,10 +710,18 @@ impl Cluster {
     }
 
     async fn apply(&self, obj: DynamicObject, force: bool) -> RhaiResult<DynamicObject> {
-        let (api, name) = self.api_of(&obj).await?;
         let mut params = PatchParams::apply(MANAGER);
         params.force = force;
-        api.patch(&name, &params, &Patch::Apply(&obj))
+        self.apply_with(obj, &params).await
+    }
+
+    async fn apply_with(
+        &self,
+        obj: DynamicObject,
+        params: &PatchParams,
+    ) -> RhaiResult<DynamicObject> {
+        let (api, name) = self.api_of(&obj).await?;
+        api.patch(&name, params, &Patch::Apply(&obj))
             .await
             .map_err(kube_error)
     }

@@ -12,8 +12,10 @@ pub mod host;
 pub mod k8s;
 pub mod k8s_exec;
 pub mod k8s_kinds;
+pub mod k8s_rollout;
 pub mod kubeconfig;
 pub mod pg;
+pub mod registry;
 pub mod ssh;
 pub mod ssh_known_hosts;
 pub mod tmpl;
@@ -60,6 +62,10 @@ pub fn register_modules(engine: &mut Engine) {
         rhai::exported_module!(tunnel::tunnel_module).into(),
     );
     engine.register_static_module("pg", rhai::exported_module!(pg::pg_module).into());
+    engine.register_static_module(
+        "registry",
+        rhai::exported_module!(registry::registry_module).into(),
+    );
 }
 
 /// Makes `host` the one builtins of this engine reach.

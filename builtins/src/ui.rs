@@ -143,12 +143,33 @@ pub fn confirm_with(
 /// A spinner with elapsed time on stderr for as long as it lives, e.g.
 /// `⠙ Waiting for the rollout of deployment `web` 4s`; cleared when dropped, so the step line
 /// a script prints next stands alone. Nothing is drawn unless `ui.spinners`.
-pub struct Spinner(Option<indicatif::ProgressBar>);
+pub struct Spinner {
+    bar: Option<indicatif::ProgressBar>,
+    /// Held only to be dropped: that tells the plain-line thread the wait is over.
+    _quiet: Option<std::sync::mpsc::Sender<()>>,
+}
+
+/// How long a wait without a terminal stays silent: a quick wait is not worth a line, a long
+/// one must say what it waits for.
+const QUIET_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Spinner {
     pub fn start(ui: &UiSettings, msg: String) -> Spinner {
         if !ui.spinners {
-            return Spinner(None);
+            // Without a terminal, one plain line once the wait has lasted a while; dropping
+            // the spinner before then closes the channel and nothing is printed.
+            let (done, waiting) = std::sync::mpsc::channel::<()>();
+            std::thread::spawn(move || {
+                if waiting.recv_timeout(QUIET_WAIT)
+                    == Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+                {
+                    let _ = writeln!(io::stderr(), "{msg}…");
+                }
+            });
+            return Spinner {
+                bar: None,
+                _quiet: Some(done),
+            };
         }
         let style = indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
@@ -156,13 +177,16 @@ impl Spinner {
             .with_style(style)
             .with_message(msg);
         bar.enable_steady_tick(std::time::Duration::from_millis(100));
-        Spinner(Some(bar))
+        Spinner {
+            bar: Some(bar),
+            _quiet: None,
+        }
     }
 }
 
 impl Drop for Spinner {
     fn drop(&mut self) {
-        if let Some(bar) = self.0.take() {
+        if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
     }

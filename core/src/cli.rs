@@ -75,7 +75,12 @@ fn verb_command(name: &str, verb: &Verb) -> Command {
         }
         a = match flag.ty {
             FlagType::Bool => a.action(ArgAction::SetTrue),
-            FlagType::Int => a.value_parser(clap::value_parser!(i64)).value_name("N"),
+            // `--port -1` reaches the verb's own range check, which says what is allowed,
+            // instead of clap's "unexpected argument '-1'".
+            FlagType::Int => a
+                .value_parser(clap::value_parser!(i64))
+                .value_name("N")
+                .allow_negative_numbers(true),
             FlagType::String => a.value_name("VALUE"),
         };
         if flag.repeatable && flag.ty != FlagType::Bool {

@@ -30,8 +30,11 @@ pub struct ScriptError {
     /// Outermost call first: `in call to \`deploy\` at stdlib/app.rhai:40:3`.
     pub calls: Vec<String>,
     pub failure: Failure,
-    /// A verb refused the user's input on purpose (`kind: "invalid"` or
-    /// `"confirmation-required"`): the message says it all, so no script position is shown.
+    /// A verb refused on purpose (`kind: "invalid"` or a builtin's `"invalid-argument"`,
+    /// `"confirmation-required"`, `"declined"`
+    /// when the user answered no, `"conflict"` when another writer kept winning,
+    /// `"rollout-failed"` naming the stuck pod): the message says it all, so no script
+    /// position is shown.
     pub user_error: bool,
     /// Whoever read our output stopped reading (`kip app list | head -1`): nothing to report.
     pub output_closed: bool,
@@ -158,7 +161,14 @@ impl ScriptError {
 fn is_user_error(err: &EvalAltResult) -> bool {
     matches!(
         error_kind(err).as_deref(),
-        Some("invalid" | "confirmation-required")
+        Some(
+            "invalid"
+                | "invalid-argument"
+                | "confirmation-required"
+                | "declined"
+                | "conflict"
+                | "rollout-failed"
+        )
     )
 }
 

@@ -6,7 +6,10 @@
 use std::hint::black_box;
 use std::time::Instant;
 
+use std::sync::Arc;
+
 use kip_gateway::host;
+use kip_gateway::policy::Policy;
 use kip_gateway::registry::{Registry, token_hash};
 
 fn registry(n: usize, dir: &std::path::Path) -> Registry {
@@ -27,7 +30,8 @@ fn registry(n: usize, dir: &std::path::Path) -> Registry {
         eprintln!("cannot write {}: {err}", path.display());
         std::process::exit(1);
     }
-    match Registry::open(&path, false) {
+    // Loopback entries: private addresses must be allowed, as with --allow-private-clusters.
+    match Registry::open(&path, false, Arc::new(Policy::new(true, Vec::new()))) {
         Ok(registry) => registry,
         Err(err) => {
             eprintln!("{err}");

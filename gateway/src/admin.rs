@@ -13,6 +13,10 @@
 //! answer that created the entry; the registry keeps only its SHA-256. Every comparison is
 //! constant-time, and an unknown cluster with a cluster token gets the same 401 as a wrong
 //! token, so the API does not tell outsiders which clusters exist.
+//!
+//! An address the [`crate::policy::Policy`] refuses (private, loopback, the gateway's own
+//! listeners…) gets a 400 naming the reason, from the admin and from the cluster alike. An
+//! entry quarantined at load carries `"refused": "<reason>"` in its JSON.
 
 use std::sync::Arc;
 
@@ -28,7 +32,7 @@ use tracing::{info, warn};
 use crate::host;
 use crate::metrics::Metrics;
 use crate::proxy::Body;
-use crate::registry::{Backend, Registration, Registry};
+use crate::registry::{Backend, Registration, Registry, RegistryError};
 use crate::serve::{Handler, Peer};
 
 /// The largest registration body read.
@@ -70,7 +74,12 @@ fn unauthorized() -> Response<Body> {
 }
 
 fn entry(backend: &Backend) -> serde_json::Value {
-    json!({ "id": &*backend.id, "address": backend.address.to_string(), "tls": backend.tls })
+    let mut value =
+        json!({ "id": &*backend.id, "address": backend.address.to_string(), "tls": backend.tls });
+    if let Some(reason) = &backend.refused {
+        value["refused"] = (**reason).into();
+    }
+    value
 }
 
 fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
@@ -232,6 +241,10 @@ impl Admin {
                     }
                     None => json_response(StatusCode::OK, value),
                 }
+            }
+            Err(RegistryError::Refused(message)) => {
+                warn!(cluster = id, address = %registration.address, "registration refused: {message}");
+                error(StatusCode::BAD_REQUEST, message)
             }
             Err(err) => {
                 warn!("{err}");

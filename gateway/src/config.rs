@@ -41,8 +41,17 @@ pub struct Config {
     pub init: bool,
 
     /// File holding the admin bearer token (at least 16 characters), which may do everything.
+    /// Group and others must not be able to read or write it (`chmod 600`).
     #[arg(long, env = "KIP_GATEWAY_ADMIN_TOKEN_FILE")]
     pub admin_token_file: PathBuf,
+
+    /// Allow clusters at loopback, private, link-local and other non-public addresses
+    /// (127.0.0.1, 10.0.0.0/8, 169.254.0.0/16, fc00::/7…) and at this machine's own addresses,
+    /// for tests and gateways whose clusters are on a private network. Without it a
+    /// registration can only name a public address, so no cluster token can make the gateway
+    /// reach into its own network. The gateway's own listeners are refused either way.
+    #[arg(long, env = "KIP_GATEWAY_ALLOW_PRIVATE_CLUSTERS")]
+    pub allow_private_clusters: bool,
 
     /// PEM certificate chain for TLS (a wildcard certificate for *.<domain>).
     #[arg(long, env = "KIP_GATEWAY_TLS_CERT", requires = "tls_key")]
@@ -56,7 +65,9 @@ pub struct Config {
     #[arg(long, env = "KIP_GATEWAY_TLS_RELOAD", default_value = "5s", value_parser = duration)]
     pub tls_reload: Duration,
 
-    /// The longest a client may take to send request headers (and a TLS handshake).
+    /// The longest a client may take from connecting to a complete first request head (TLS
+    /// handshake included), and on a kept-alive HTTP/1.1 connection from the end of one
+    /// response to the complete head of the next request.
     #[arg(long, env = "KIP_GATEWAY_HEADER_TIMEOUT", default_value = "10s", value_parser = duration)]
     pub header_timeout: Duration,
 

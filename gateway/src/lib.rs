@@ -15,6 +15,8 @@ pub mod config;
 #[cfg(feature = "server")]
 pub mod metrics;
 #[cfg(feature = "server")]
+pub mod policy;
+#[cfg(feature = "server")]
 pub mod pool;
 #[cfg(feature = "server")]
 pub mod proxy;

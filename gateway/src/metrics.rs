@@ -167,6 +167,14 @@ impl Metrics {
             "# TYPE kip_gateway_clusters gauge\nkip_gateway_clusters {}",
             snapshot.len()
         );
+        // Entries the address policy refused at load: registered, but getting no traffic
+        // until someone moves or deletes them, so worth an alert.
+        let _ = writeln!(
+            out,
+            "# HELP kip_gateway_clusters_quarantined Clusters whose address is refused.\n\
+             # TYPE kip_gateway_clusters_quarantined gauge\nkip_gateway_clusters_quarantined {}",
+            snapshot.values().filter(|b| b.refused.is_some()).count()
+        );
         out.push_str(
             "# HELP kip_gateway_cluster_requests_total Requests routed to each cluster.\n",
         );

@@ -19,6 +19,7 @@ use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use crate::policy::Policy;
 use crate::registry::Backend;
 use crate::upstream::{self, Answer, Conn, ExchangeError, Release, ResponseBody, Stream, Upload};
 
@@ -49,6 +50,9 @@ type Key = (SocketAddr, bool);
 /// One worker's connections to clusters, by address and TLS.
 pub struct Pool {
     tls: TlsConnector,
+    /// Checked again before every new connection: which addresses are this machine's own can
+    /// change after a cluster registered.
+    policy: Arc<Policy>,
     connect_timeout: Duration,
     idle_timeout: Duration,
     // Only the owning worker thread locks it, so it is never contended; a Mutex (not a
@@ -69,11 +73,13 @@ impl Release for Pool {
 impl Pool {
     pub fn new(
         tls: Arc<rustls::ClientConfig>,
+        policy: Arc<Policy>,
         connect_timeout: Duration,
         idle_timeout: Duration,
     ) -> Pool {
         Pool {
             tls: TlsConnector::from(tls),
+            policy,
             connect_timeout,
             idle_timeout,
             idle: Mutex::new(HashMap::new()),
@@ -166,6 +172,10 @@ impl Pool {
     }
 
     async fn connect(&self, backend: &Backend) -> Result<Box<Conn>, PoolError> {
+        if let Err(reason) = self.policy.check(backend.address) {
+            tracing::warn!(cluster = %backend.id, "not connecting: {reason}");
+            return Err(PoolError::Connect(reason));
+        }
         let connect = async {
             let tcp = TcpStream::connect(backend.address)
                 .await

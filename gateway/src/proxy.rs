@@ -50,6 +50,8 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 
 const PAGE_400: &str = "<!doctype html><title>400 Bad Request</title>\
 <h1>Bad Request</h1><p>The request does not name a valid host.</p>\n";
+const PAGE_400_CONFLICT: &str = "<!doctype html><title>400 Bad Request</title>\
+<h1>Bad Request</h1><p>The request names more than one host.</p>\n";
 const PAGE_404: &str = "<!doctype html><title>404 Not Found</title>\
 <h1>Not Found</h1><p>Nothing is served at this address.</p>\n";
 const PAGE_502: &str = "<!doctype html><title>502 Bad Gateway</title>\
@@ -117,6 +119,7 @@ impl Proxy {
     ) -> Proxy {
         let pool = Arc::new(Pool::new(
             cluster_tls,
+            registry.policy().clone(),
             config.connect_timeout,
             config.pool_idle_timeout,
         ));
@@ -162,23 +165,28 @@ impl Proxy {
             }
         })?;
         let view = self.view();
-        host::split(&label, |name| view.1.contains_key(name))
+        let backend = host::split(&label, |name| view.1.contains_key(name))
             .and_then(|split| view.1.get(split.cluster).cloned())
             .ok_or_else(|| {
                 self.metrics.refuse(Refusal::UnknownHost);
                 (StatusCode::NOT_FOUND, PAGE_404)
-            })
+            })?;
+        // A cluster quarantined at load keeps its name (so its hosts do not fall through to
+        // a cluster with a shorter name) but is never connected to.
+        if backend.refused.is_some() {
+            self.metrics.refuse(Refusal::BadGateway);
+            return Err((StatusCode::BAD_GATEWAY, PAGE_502));
+        }
+        Ok(backend)
     }
 
     async fn forward(&self, mut req: Request<Incoming>, peer: Peer) -> Response<Body> {
-        // HTTP/2 and absolute-form requests carry the host in the URI; HTTP/1 in Host.
-        let host_value = match req.uri().authority() {
-            Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
-            None => req.headers().get(header::HOST).cloned(),
-        };
-        let Some(host_value) = host_value else {
-            self.metrics.refuse(Refusal::BadHost);
-            return page(StatusCode::BAD_REQUEST, PAGE_400);
+        let host_value = match request_host(&req) {
+            Ok(host_value) => host_value,
+            Err(html) => {
+                self.metrics.refuse(Refusal::BadHost);
+                return page(StatusCode::BAD_REQUEST, html);
+            }
         };
         let Ok(host) = std::str::from_utf8(host_value.as_bytes()) else {
             self.metrics.refuse(Refusal::BadHost);
@@ -253,6 +261,39 @@ impl Handler for Proxy {
         self.metrics
             .observe(response.status().as_u16(), started.elapsed());
         response
+    }
+}
+
+/// The host a request is for: its URI authority (HTTP/2's `:authority`, an absolute-form
+/// request target) or its Host header; the page to answer with when it names none, or more
+/// than one: two Host headers, an empty one, or one that differs from the URI authority.
+/// The gateway would route by one and the cluster might read another, so such a request is
+/// refused rather than guessed at (RFC 9112 §3.2, RFC 9113 §8.3.1). The two agree when they
+/// are equal but for ASCII case, as host names are.
+fn request_host(req: &Request<Incoming>) -> Result<HeaderValue, &'static str> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(PAGE_400_CONFLICT);
+    }
+    if host.is_some_and(HeaderValue::is_empty) {
+        return Err(PAGE_400);
+    }
+    match (req.uri().authority(), host) {
+        (Some(authority), Some(host)) => {
+            if authority
+                .as_str()
+                .as_bytes()
+                .eq_ignore_ascii_case(host.as_bytes())
+            {
+                Ok(host.clone())
+            } else {
+                Err(PAGE_400_CONFLICT)
+            }
+        }
+        (Some(authority), None) => HeaderValue::from_str(authority.as_str()).map_err(|_| PAGE_400),
+        (None, Some(host)) => Ok(host.clone()),
+        (None, None) => Err(PAGE_400),
     }
 }
 

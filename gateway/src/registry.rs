@@ -4,6 +4,16 @@
 //! *before* it becomes visible and before the API acknowledges it, so a crash at any moment
 //! leaves the old file or the new one and never loses an acknowledged registration.
 //!
+//! Every address is checked against the [`Policy`] when it is registered. An entry in the file
+//! whose address the policy refuses (written by an older gateway, or by one started with
+//! `--allow-private-clusters`) is quarantined at load: it stays in the registry and in the file
+//! with its token, gets no traffic, and shows its reason in the API and the log, until it is
+//! registered again with an allowed address or deleted. Refusing to start over it would let
+//! one entry take every cluster offline; dropping it would lose its token.
+//!
+//! The file holds token hashes, so it is written mode 0600, and a directory the gateway
+//! creates for it (`--init`) mode 0700.
+//!
 //! File format (`version` 1), sorted by id so diffs stay readable:
 //!
 //! ```json
@@ -14,7 +24,7 @@
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::os::unix::fs::OpenOptionsExt as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -23,8 +33,10 @@ use hyper::http::uri::Authority;
 use ring::rand::SecureRandom as _;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq as _;
+use tracing::warn;
 
 use crate::host;
+use crate::policy::{self, Policy};
 
 /// One registered cluster, shared by every request that goes to it.
 #[derive(Debug)]
@@ -38,6 +50,8 @@ pub struct Backend {
     token_sha256: [u8; 32],
     /// Requests routed here; kept across updates of the entry.
     pub requests: Arc<AtomicU64>,
+    /// Why the policy refuses `address`, for an entry quarantined at load: it gets no traffic.
+    pub refused: Option<Box<str>>,
 }
 
 impl Backend {
@@ -79,24 +93,23 @@ impl Registration {
     }
 }
 
-/// An address a gateway can forward to: an IP and a non-zero port, not a wildcard, multicast
-/// or broadcast address.
+/// An address a gateway can forward to: an IP literal and a non-zero port, not a wildcard,
+/// multicast or broadcast address. Names are refused: a name would be resolved when the gateway
+/// connects, and could then lead anywhere the [`Policy`] refuses. Whether the address is
+/// allowed here is the policy's call ([`Policy::check`]).
 pub fn check_address(text: &str) -> Result<SocketAddr, String> {
-    let address: SocketAddr = text.parse().map_err(|_| {
+    let address = parse_address(text)?;
+    policy::check_receivable(address)?;
+    Ok(address)
+}
+
+fn parse_address(text: &str) -> Result<SocketAddr, String> {
+    text.parse().map_err(|_| {
         format!(
             "`address` must be an IP address and port like 203.0.113.10:443 or [2001:db8::1]:443, \
              got `{text}`"
         )
-    })?;
-    let ip = address.ip();
-    let broadcast = matches!(ip, std::net::IpAddr::V4(v4) if v4.is_broadcast());
-    if address.port() == 0 || ip.is_unspecified() || ip.is_multicast() || broadcast {
-        return Err(format!(
-            "`address` {text} cannot receive connections: use the cluster's own IP and a port \
-             other than 0"
-        ));
-    }
-    Ok(address)
+    })
 }
 
 /// What a registration did.
@@ -110,6 +123,8 @@ pub struct Upserted {
 /// Why a registry operation failed.
 #[derive(Debug)]
 pub enum RegistryError {
+    /// The policy refuses the address (the reason and what to do); nothing changed.
+    Refused(String),
     /// The file could not be written; nothing changed.
     Io(String),
 }
@@ -117,7 +132,7 @@ pub enum RegistryError {
 impl std::fmt::Display for RegistryError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RegistryError::Io(msg) => f.write_str(msg),
+            RegistryError::Refused(msg) | RegistryError::Io(msg) => f.write_str(msg),
         }
     }
 }
@@ -128,6 +143,7 @@ pub type Map = HashMap<Box<str>, Arc<Backend>>;
 /// The registry: lookups never wait on the disk; writers take turns.
 pub struct Registry {
     path: PathBuf,
+    policy: Arc<Policy>,
     map: RwLock<Arc<Map>>,
     /// Bumped after every change of `map`, so readers that cache a snapshot (each proxy
     /// worker does) know when to take a new one without touching the lock.
@@ -203,13 +219,23 @@ fn backend(
         authority,
         token_sha256,
         requests,
+        refused: None,
     })
 }
 
 impl Registry {
     /// Loads the registry file. A missing file is an error unless `init` is set, in which case
-    /// an empty file is created; a file that does not parse is always an error.
-    pub fn open(path: &Path, init: bool) -> Result<Registry, String> {
+    /// an empty file is created (and its missing directories, mode 0700); a file that does not
+    /// parse is always an error. Entries whose address `policy` refuses are quarantined (see
+    /// the module documentation) and each is logged.
+    pub fn open(path: &Path, init: bool, policy: Arc<Policy>) -> Result<Registry, String> {
+        let new = |map: Map| Registry {
+            path: path.to_owned(),
+            policy: policy.clone(),
+            map: RwLock::new(Arc::new(map)),
+            generation: AtomicU64::new(0),
+            writer: tokio::sync::Mutex::new(()),
+        };
         let text = match std::fs::read(path) {
             Ok(text) => text,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
@@ -220,31 +246,48 @@ impl Registry {
                         path.display()
                     ));
                 }
-                let registry = Registry {
-                    path: path.to_owned(),
-                    map: RwLock::new(Arc::new(Map::new())),
-                    generation: AtomicU64::new(0),
-                    writer: tokio::sync::Mutex::new(()),
-                };
+                let registry = new(Map::new());
+                create_private_dir(path)?;
                 write_atomic(path, &registry.serialize(&Map::new())?)
                     .map_err(|err| format!("cannot create {}: {err}", path.display()))?;
                 return Ok(registry);
             }
             Err(err) => return Err(format!("cannot read {}: {err}", path.display())),
         };
-        let map = parse_file(&text).map_err(|err| {
+        let map = parse_file(&text, &policy).map_err(|err| {
             format!(
                 "the registry file {} is not valid: {err}; restore it from a backup or fix it \
                  (the gateway never starts with a registry it cannot read)",
                 path.display()
             )
         })?;
-        Ok(Registry {
-            path: path.to_owned(),
-            map: RwLock::new(Arc::new(map)),
-            generation: AtomicU64::new(0),
-            writer: tokio::sync::Mutex::new(()),
-        })
+        let mut quarantined: Vec<&Backend> = map
+            .values()
+            .filter(|b| b.refused.is_some())
+            .map(|b| &**b)
+            .collect();
+        quarantined.sort_by(|a, b| a.id.cmp(&b.id));
+        for backend in &quarantined {
+            warn!(
+                cluster = %backend.id,
+                address = %backend.address,
+                "cluster {} is quarantined and gets no traffic: {}. It stays in {} with its \
+                 token; register it again with an allowed address (PUT /v1/clusters/{}) or \
+                 delete it",
+                backend.id,
+                backend.refused.as_deref().unwrap_or_default(),
+                path.display(),
+                backend.id
+            );
+        }
+        tighten_mode(path);
+        Ok(new(map))
+    }
+
+    /// The address policy every registration and every new cluster connection is checked
+    /// against.
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
     }
 
     /// The backend of cluster `id`: one hash lookup, whatever the registry size.
@@ -288,7 +331,12 @@ impl Registry {
     }
 
     /// Creates or updates cluster `id` (already validated) and returns it once it is on disk.
+    /// An address the policy refuses changes nothing; a quarantined entry given an allowed
+    /// address is released.
     pub async fn upsert(&self, id: &str, reg: Registration) -> Result<Upserted, RegistryError> {
+        self.policy
+            .check(reg.address)
+            .map_err(RegistryError::Refused)?;
         let _turn = self.writer.lock().await;
         let mut next = Map::clone(&self.snapshot());
         let (token_sha256, requests, token) = match next.get(id) {
@@ -357,7 +405,7 @@ impl Registry {
     }
 }
 
-fn parse_file(text: &[u8]) -> Result<Map, String> {
+fn parse_file(text: &[u8], policy: &Policy) -> Result<Map, String> {
     let body: FileBody = serde_json::from_slice(text).map_err(|err| err.to_string())?;
     if body.version != 1 {
         return Err(format!(
@@ -369,7 +417,7 @@ fn parse_file(text: &[u8]) -> Result<Map, String> {
     for entry in body.clusters {
         host::check_cluster_id(&entry.id)?;
         let address =
-            check_address(&entry.address).map_err(|err| format!("cluster {}: {err}", entry.id))?;
+            parse_address(&entry.address).map_err(|err| format!("cluster {}: {err}", entry.id))?;
         let hash = unhex32(&entry.token_sha256).ok_or_else(|| {
             format!(
                 "cluster {}: token_sha256 is not 64 hex characters",
@@ -380,7 +428,8 @@ fn parse_file(text: &[u8]) -> Result<Map, String> {
             address,
             tls: entry.tls,
         };
-        let backend = backend(&entry.id, reg, hash, Arc::default())?;
+        let mut backend = backend(&entry.id, reg, hash, Arc::default())?;
+        backend.refused = policy.check(address).err().map(Into::into);
         if map
             .insert(entry.id.clone().into(), Arc::new(backend))
             .is_some()
@@ -391,9 +440,52 @@ fn parse_file(text: &[u8]) -> Result<Map, String> {
     Ok(map)
 }
 
+/// Creates the missing directories above `path`, mode 0700: only the gateway reads them.
+/// Directories that exist are left as they are (they are the operator's).
+fn create_private_dir(path: &Path) -> Result<(), String> {
+    let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|err| {
+            format!(
+                "cannot create the registry directory {}: {err}",
+                dir.display()
+            )
+        })
+}
+
+/// Makes a registry file that group or others may read private again: it holds token hashes.
+/// Failing to is only logged, since the next write replaces the file with a private one anyway.
+fn tighten_mode(path: &Path) {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 == 0 {
+        return;
+    }
+    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700)) {
+        Ok(()) => warn!(
+            "the registry file {} had mode {mode:04o}; it holds token hashes, so it is now {:04o}",
+            path.display(),
+            mode & 0o700
+        ),
+        Err(err) => warn!(
+            "the registry file {} has mode {mode:04o} and holds token hashes; it could not be \
+             made private ({err}): run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        ),
+    }
+}
+
 /// Replaces `path` with `bytes` so that a crash leaves either the old or the new content: a
 /// temporary file in the same directory, fsync, rename over, fsync of the directory so the
-/// rename itself is durable.
+/// rename itself is durable. The file is mode 0600.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
@@ -411,6 +503,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
             .truncate(true)
             .mode(0o600)
             .open(&temp)?;
+        // `mode` applies only to a file it creates: a leftover temporary file of a crashed run
+        // (same pid, as in a container) keeps the mode it had.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
         file.write_all(bytes)?;
         file.sync_all()?;
         std::fs::rename(&temp, path)?;
@@ -425,6 +520,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Private addresses allowed, no listeners: what the tests here register is private.
+    fn permissive() -> Arc<Policy> {
+        Arc::new(Policy::new(true, Vec::new()))
+    }
 
     #[test]
     fn registration_bodies() {
@@ -463,12 +563,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("registry.json");
         assert!(
-            Registry::open(&path, false)
+            Registry::open(&path, false, permissive())
                 .err()
                 .unwrap()
                 .contains("does not exist")
         );
-        let registry = Registry::open(&path, true).unwrap();
+        let registry = Registry::open(&path, true, permissive()).unwrap();
         let reg = Registration::parse(br#"{"address":"10.0.0.1:80"}"#).unwrap();
         let created = registry.upsert("10-0-0-1", reg).await.unwrap();
         let token = created.token.unwrap();
@@ -480,7 +580,7 @@ mod tests {
         assert!(registry.remove("shop").await.unwrap());
         assert!(!registry.remove("shop").await.unwrap());
 
-        let reopened = Registry::open(&path, false).unwrap();
+        let reopened = Registry::open(&path, false, permissive()).unwrap();
         assert_eq!(reopened.len(), 1);
         assert!(reopened.get("10-0-0-1").unwrap().token_matches(&token));
         assert!(reopened.get("shop").is_none());
@@ -514,11 +614,69 @@ mod tests {
             ),
         ] {
             std::fs::write(&path, &text).unwrap();
-            let err = Registry::open(&path, true).err().unwrap();
+            let err = Registry::open(&path, true, permissive()).err().unwrap();
             assert!(
                 err.contains(needle) && err.contains("not valid"),
                 "{text}: {err}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod policy_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn refused_addresses_are_not_stored_and_quarantined_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.json");
+        let open = Arc::new(Policy::new(true, Vec::new()));
+        let strict = Arc::new(Policy::new(false, Vec::new()));
+        let loopback = Registration::parse(br#"{"address":"127.0.0.1:8080"}"#).unwrap();
+        let public = Registration::parse(br#"{"address":"203.0.113.10:80"}"#).unwrap();
+
+        let registry = Registry::open(&path, true, open).unwrap();
+        let token = registry
+            .upsert("shop", loopback)
+            .await
+            .unwrap()
+            .token
+            .unwrap();
+        drop(registry);
+
+        let registry = Registry::open(&path, false, strict).unwrap();
+        let shop = registry.get("shop").unwrap();
+        let reason = shop.refused.as_deref().unwrap();
+        assert!(reason.contains("loopback"), "{reason}");
+        assert!(
+            shop.token_matches(&token),
+            "a quarantined entry keeps its token"
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("127.0.0.1:8080"), "still in the file: {text}");
+
+        match registry.upsert("shop", loopback).await {
+            Err(RegistryError::Refused(msg)) => assert!(msg.contains("--allow-private-clusters")),
+            other => panic!("{other:?}"),
+        }
+        assert!(registry.get("shop").unwrap().refused.is_some());
+        let moved = registry.upsert("shop", public).await.unwrap();
+        assert!(moved.token.is_none() && moved.backend.refused.is_none());
+        assert!(registry.get("shop").unwrap().token_matches(&token));
+    }
+
+    #[test]
+    fn the_directory_is_created_private_and_the_file_made_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/kip/registry.json");
+        Registry::open(&path, true, Arc::new(Policy::new(false, Vec::new()))).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        assert_eq!(mode(&dir.path().join("state")), 0o700);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Registry::open(&path, false, Arc::new(Policy::new(false, Vec::new()))).unwrap();
+        assert_eq!(mode(&path), 0o600);
     }
 }

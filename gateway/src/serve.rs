@@ -1,13 +1,21 @@
 //! Accepting connections: the hardening every listener shares (header-read and handshake
 //! timeouts, header size limits, an idle timeout), HTTP/1.1 and HTTP/2 on the same port, and
 //! the start-up that wires configuration, registry, listeners and certificate reloading.
+//!
+//! The header timeout runs from accept to the first complete request head, TLS handshake
+//! included. hyper's own header-read timer cannot cover that alone: it starts only once the
+//! connection's protocol is known, and the auto builder learns that from the first bytes, so
+//! a client that sent nothing (or half an HTTP/2 preface) used to wait for the idle timeout.
+//! hyper's timer still bounds every later head on a kept-alive HTTP/1.1 connection.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt as _;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -18,10 +26,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
+use crate::policy::Policy;
 use crate::proxy::{Body, Proxy};
 use crate::{admin, host, metrics, proxy, registry, tls, workers};
 
@@ -97,6 +107,7 @@ pub async fn accept_loop<H: Handler>(
             }
         };
         metrics.connected();
+        let head_deadline = Instant::now() + limits.header_timeout;
         let _ = stream.set_nodelay(true);
         let builder = builder.clone();
         let handler = handler.clone();
@@ -109,21 +120,20 @@ pub async fn accept_loop<H: Handler>(
                         Idle::new(stream, limits.idle_timeout),
                         &builder,
                         handler,
-                        peer,
-                        false,
+                        Peer::new(peer, false),
+                        head_deadline,
                     )
                     .await
                 }
                 Some(acceptor) => {
-                    match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await
-                    {
+                    match tokio::time::timeout_at(head_deadline, acceptor.accept(stream)).await {
                         Ok(Ok(stream)) => {
                             serve_io(
                                 Idle::new(stream, limits.idle_timeout),
                                 &builder,
                                 handler,
-                                peer,
-                                true,
+                                Peer::new(peer, true),
+                                head_deadline,
                             )
                             .await
                         }
@@ -136,26 +146,63 @@ pub async fn accept_loop<H: Handler>(
     }
 }
 
+/// Set by the first request of a connection to reach the handler, whose head is then
+/// complete; the connection's task waits for it until the header deadline.
+#[derive(Default)]
+struct FirstHead {
+    seen: AtomicBool,
+    notify: Notify,
+}
+
+impl FirstHead {
+    fn arrived(&self) {
+        // Every request passes here: after the first, one relaxed load.
+        if !self.seen.load(Ordering::Relaxed) && !self.seen.swap(true, Ordering::Relaxed) {
+            // Stores a permit if the task is not waiting yet.
+            self.notify.notify_one();
+        }
+    }
+}
+
+/// Serves one connection; closes it at `head_deadline` unless a complete request head has
+/// arrived by then.
 async fn serve_io<I, H>(
     io: I,
     builder: &auto::Builder<TokioExecutor>,
     handler: Arc<H>,
-    peer: SocketAddr,
-    secure: bool,
+    client: Peer,
+    head_deadline: Instant,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     H: Handler,
 {
-    let client = Peer::new(peer, secure);
+    let peer = client.addr;
+    let first = Arc::new(FirstHead::default());
+    let seen = first.clone();
     let service = hyper::service::service_fn(move |req| {
+        seen.arrived();
         let handler = handler.clone();
         let client = client.clone();
         async move { Ok::<_, Infallible>(handler.call(req, client).await) }
     });
-    if let Err(err) = builder
-        .serve_connection_with_upgrades(TokioIo::new(io), service)
-        .await
-    {
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    let mut conn = std::pin::pin!(conn);
+    // Biased, so a connection whose first request arrives at the deadline keeps it.
+    let ended = tokio::select! {
+        biased;
+        ended = conn.as_mut() => Some(ended),
+        () = first.notify.notified() => None,
+        () = tokio::time::sleep_until(head_deadline) => {
+            // Dropping the connection closes it: there is no request to answer.
+            debug!(%peer, "no complete request head within the header timeout");
+            return;
+        }
+    };
+    let ended = match ended {
+        Some(ended) => ended,
+        None => conn.await,
+    };
+    if let Err(err) = ended {
         debug!(%peer, "connection ended: {err}");
     }
 }
@@ -266,15 +313,34 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Idle<T> {
     }
 }
 
+/// Reads the admin token, refusing a file that group or others may read or write: whoever
+/// reads it may register clusters anywhere the policy allows and delete every entry, so a
+/// world-readable token is an outage waiting for a local user. Refused rather than warned
+/// about, since a warning in a log is read after the fact.
 fn read_admin_token(path: &std::path::Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path).map_err(|err| {
+    use std::io::Read as _;
+    let cannot_read = |err: io::Error| {
         format!(
-            "cannot read the admin token file {}: {err}; create it with a long random secret, \
-             for example `openssl rand -hex 32 > {}`",
+            "cannot read the admin token file {}: {err}; create it with a long random secret \
+             only the gateway's user can read, for example \
+             `(umask 077; openssl rand -hex 32 > {})`",
             path.display(),
             path.display()
         )
-    })?;
+    };
+    // The mode of the file opened, not of whatever the path names a moment later.
+    let mut file = std::fs::File::open(path).map_err(cannot_read)?;
+    let mode = file.metadata().map_err(cannot_read)?.permissions().mode() & 0o7777;
+    if mode & 0o066 != 0 {
+        return Err(format!(
+            "the admin token file {} has mode {mode:04o}: group or others may read or change \
+             it, and the token may do everything; make it private with `chmod 600 {}`",
+            path.display(),
+            path.display()
+        ));
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(cannot_read)?;
     let token = text.trim();
     if token.len() < 16 {
         return Err(format!(
@@ -314,7 +380,6 @@ fn worker_count(config: &Config) -> usize {
 pub async fn start(config: Config) -> Result<Started, String> {
     let domain = host::normalize_domain(&config.domain)?;
     let admin_token = read_admin_token(&config.admin_token_file)?;
-    let registry = Arc::new(registry::Registry::open(&config.registry, config.init)?);
     let count = worker_count(&config);
     // Shard 0 for this thread (admin API), one per worker.
     let metrics = Arc::new(metrics::Metrics::new(count + 1));
@@ -324,11 +389,6 @@ pub async fn start(config: Config) -> Result<Started, String> {
         max_header_bytes: config.max_header_bytes,
     };
     let cluster_tls = proxy::cluster_tls()?;
-    let admin = Arc::new(admin::Admin::new(
-        &admin_token,
-        registry.clone(),
-        metrics.clone(),
-    ));
 
     let tls = match (&config.listen_tls, &config.tls_cert, &config.tls_key) {
         (Some(address), Some(cert), Some(key)) => {
@@ -358,6 +418,21 @@ pub async fn start(config: Config) -> Result<Started, String> {
         }
         tokio::spawn(tls::watch(store, config.tls_reload));
     }
+    // The registry is read once the listeners are bound: the policy it checks entries
+    // against needs their real addresses (port 0 picks one at bind time).
+    let mut own = vec![("proxy", started.http), ("admin", started.admin)];
+    own.extend(started.https.map(|https| ("TLS proxy", https)));
+    let policy = Arc::new(Policy::new(config.allow_private_clusters, own));
+    let registry = Arc::new(registry::Registry::open(
+        &config.registry,
+        config.init,
+        policy,
+    )?);
+    let admin = Arc::new(admin::Admin::new(
+        &admin_token,
+        registry.clone(),
+        metrics.clone(),
+    ));
     for (index, (http, https)) in http.into_iter().zip(https).enumerate() {
         let proxy = Proxy::new(
             &config,
@@ -383,6 +458,7 @@ pub async fn start(config: Config) -> Result<Started, String> {
         domain,
         clusters = registry.len(),
         workers = count,
+        allow_private_clusters = config.allow_private_clusters,
         "kip-gateway started"
     );
     Ok(started)

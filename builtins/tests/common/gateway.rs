@@ -1,7 +1,10 @@
 //! A real `kip-gateway` started in the test process on loopback, for domain `kipper.test`,
 //! with an admin token and a registry file of its own. Shared with the root crate's tests.
+//! Clusters on loopback are allowed (`--allow-private-clusters`): the tests' are there.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt as _;
 
 use clap::Parser as _;
 
@@ -19,7 +22,14 @@ impl Gateway {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         let dir = tempfile::tempdir().expect("gateway dir");
         let token = dir.path().join("token");
-        std::fs::write(&token, admin_token).expect("token file");
+        // Private, or the gateway refuses to start.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&token)
+            .and_then(|mut file| file.write_all(admin_token.as_bytes()))
+            .expect("token file");
         let registry = dir.path().join("registry.json");
         let config = kip_gateway::config::Config::try_parse_from([
             "kip-gateway",
@@ -30,6 +40,7 @@ impl Gateway {
             "--admin-listen",
             "127.0.0.1:0",
             "--init",
+            "--allow-private-clusters",
             "--registry",
             registry.to_str().expect("a UTF-8 path"),
             "--admin-token-file",

@@ -10,7 +10,7 @@ fn every_builtin_is_documented() {
     let metadata: serde_json::Value = serde_json::from_str(&json).unwrap();
     let mut seen = 0;
     for module in [
-        "k8s", "ssh", "tmpl", "ui", "crypto", "config", "gateway", "tunnel", "pg",
+        "k8s", "ssh", "tmpl", "ui", "crypto", "config", "gateway", "tunnel", "pg", "registry",
     ] {
         let functions = metadata["modules"][module]["functions"]
             .as_array()
@@ -52,6 +52,7 @@ fn signatures() {
                 "gateway::",
                 "tunnel::",
                 "pg::",
+                "registry::",
             ]
             .iter()
             .any(|m| sig.starts_with(m))

@@ -252,3 +252,85 @@ fn a_missing_or_corrupt_registry_stops_start_up_with_a_clear_error() {
     assert_eq!(code, Some(2));
     assert!(err.contains("is not a duration"), "{err}");
 }
+
+/// One HTTP/2 request (prior knowledge) to `uri`, with `host` as a `host` header if given;
+/// its status.
+fn h2_status(addr: std::net::SocketAddr, uri: &'static str, host: Option<&'static str>) -> u16 {
+    rt().block_on(async move {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        .expect("h2 handshake");
+        tokio::spawn(conn);
+        let mut req = hyper::Request::get(uri);
+        if let Some(host) = host {
+            req = req.header("host", host);
+        }
+        let req = req
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let response = sender.send_request(req).await.expect("h2 request");
+        response.status().as_u16()
+    })
+}
+
+#[test]
+fn a_request_naming_two_hosts_or_an_empty_one_gets_400() {
+    let a = Backend::start("a");
+    let b = Backend::start("b");
+    let gw = Gateway::start(&[]);
+    gw.register("127-0-0-1", a.addr);
+    gw.register("shop", b.addr);
+    for bad in [
+        // The issue's case: routed by the first Host, the cluster may read the second.
+        "GET /two HTTP/1.1\r\nHost: x-127-0-0-1.kipper.test\r\nHost: shop.kipper.test\r\n",
+        "GET /two-same HTTP/1.1\r\nHost: shop.kipper.test\r\nHost: shop.kipper.test\r\n",
+        "GET http://shop.kipper.test/absolute HTTP/1.1\r\nHost: x-127-0-0-1.kipper.test\r\n",
+        "GET http://shop.kipper.test/port HTTP/1.1\r\nHost: shop.kipper.test:8080\r\n",
+        "GET http://shop.kipper.test/empty-host HTTP/1.1\r\nHost: \r\n",
+        "GET /empty HTTP/1.1\r\nHost: \r\n",
+        "GET http://shop.kipper.test/both HTTP/1.1\r\nHost: shop.kipper.test\r\nHost: x-127-0-0-1.kipper.test\r\n",
+    ] {
+        let reply = parse(&raw(
+            gw.http,
+            format!("{bad}Connection: close\r\n\r\n").as_bytes(),
+        ))
+        .0;
+        assert_eq!(reply.status, 400, "{bad:?}: {reply:?}");
+    }
+    // HTTP/2: `:authority` and a `host` header that disagree.
+    assert_eq!(
+        h2_status(
+            gw.http,
+            "http://shop.kipper.test/h2-conflict",
+            Some("x-127-0-0-1.kipper.test")
+        ),
+        400
+    );
+    // Hosts that agree (ASCII case aside) are served.
+    let same = "GET http://Shop.Kipper.Test/agree HTTP/1.1\r\nHost: shop.kipper.test\r\n\
+                Connection: close\r\n\r\n";
+    assert_eq!(parse(&raw(gw.http, same.as_bytes())).0.status, 200);
+    assert_eq!(
+        h2_status(
+            gw.http,
+            "http://shop.kipper.test/h2-agree",
+            Some("shop.kipper.test")
+        ),
+        200
+    );
+    assert_eq!(
+        h2_status(gw.http, "http://shop.kipper.test/h2-plain", None),
+        200
+    );
+    assert!(a.paths().is_empty(), "cluster a saw {:?}", a.paths());
+    assert_eq!(b.paths(), ["/agree", "/h2-agree", "/h2-plain"]);
+    let metrics = admin(gw.admin, "GET", "/metrics", None, b"").text();
+    assert!(
+        metrics.contains("kip_gateway_refused_total{reason=\"bad_host\"} 8"),
+        "{metrics}"
+    );
+}

@@ -1,8 +1,11 @@
 //! Property tests (a fuzz of the parsers with generated input): the host parser and the
 //! registration body parser never panic, accept what the hostname rule builds, and reject
-//! what it cannot build.
+//! what it cannot build; the address policy judges IPv4-mapped forms as their IPv4 address.
+
+use std::net::{Ipv4Addr, SocketAddr};
 
 use kip_gateway::host;
+use kip_gateway::policy::Policy;
 use kip_gateway::registry::Registration;
 use proptest::prelude::*;
 
@@ -132,5 +135,20 @@ proptest! {
         prop_assert!(Registration::parse(wrong_type.as_bytes()).is_err());
         let no_port = format!(r#"{{"address":"{a}.{b}.{c}.{d}"}}"#);
         prop_assert!(Registration::parse(no_port.as_bytes()).is_err());
+    }
+
+    /// The address policy judges an IPv4 address and its IPv4-mapped IPv6 form alike, so the
+    /// mapped form is no way around it; whatever it accepts can receive connections.
+    #[test]
+    fn mapped_addresses_are_judged_as_ipv4(ip in any::<u32>(), port in any::<u16>(), allow in any::<bool>()) {
+        let policy = Policy::new(allow, vec![("admin", "127.0.0.1:9090".parse().unwrap())]);
+        let v4 = Ipv4Addr::from(ip);
+        let plain = SocketAddr::new(v4.into(), port);
+        let mapped = SocketAddr::new(v4.to_ipv6_mapped().into(), port);
+        prop_assert_eq!(policy.check(plain).is_ok(), policy.check(mapped).is_ok());
+        if policy.check(plain).is_ok() {
+            prop_assert!(port != 0 && !v4.is_unspecified() && !v4.is_multicast() && !v4.is_broadcast());
+            prop_assert!(allow || !(v4.is_private() || v4.is_loopback() || v4.is_link_local()));
+        }
     }
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -40,52 +41,107 @@ pub struct Gateway {
     pub http: SocketAddr,
     pub https: Option<SocketAddr>,
     pub admin: SocketAddr,
+    /// Everything the gateway wrote to stderr so far (it is also passed on to the test's).
+    log: Arc<Mutex<String>>,
     _temp: Option<tempfile::TempDir>,
 }
 
-/// The gateway binary with the test's standard flags for `dir`.
+/// Which cluster addresses a test gateway accepts.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Clusters {
+    /// `--allow-private-clusters`: the test backends all listen on loopback.
+    Private,
+    /// The default policy: public addresses only.
+    PublicOnly,
+}
+
+/// The gateway binary with the test's standard flags for `dir`, loopback clusters allowed.
 pub fn command(dir: &Path, extra: &[&str]) -> Command {
+    command_for(dir, extra, Clusters::Private)
+}
+
+/// The gateway binary with the test's standard flags for `dir` and the given policy; a
+/// standard flag that `extra` also has is left to `extra`. The admin token file is created
+/// private (mode 0600), as the gateway requires.
+pub fn command_for(dir: &Path, extra: &[&str], clusters: Clusters) -> Command {
     let token = dir.join("admin-token");
     if !token.exists() {
-        std::fs::write(&token, format!("{ADMIN_TOKEN}\n")).expect("token file");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&token)
+            .and_then(|mut file| writeln!(file, "{ADMIN_TOKEN}"))
+            .expect("token file");
     }
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kip-gateway"));
-    cmd.args([
-        "--domain",
-        DOMAIN,
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "127.0.0.1:0",
-    ])
-    .arg("--registry")
-    .arg(dir.join("registry.json"))
-    .arg("--admin-token-file")
-    .arg(&token)
-    .args(["--log", "warn"])
-    .args(extra)
-    .env_remove("RUST_LOG");
+    if clusters == Clusters::Private {
+        cmd.arg("--allow-private-clusters");
+    }
+    let registry = dir.join("registry.json");
+    for (flag, value) in [
+        ("--domain", Path::new(DOMAIN)),
+        ("--listen", Path::new("127.0.0.1:0")),
+        ("--admin-listen", Path::new("127.0.0.1:0")),
+        ("--registry", &registry),
+        ("--admin-token-file", &token),
+        ("--log", Path::new("warn")),
+    ] {
+        if !extra.contains(&flag) {
+            cmd.arg(flag).arg(value);
+        }
+    }
+    cmd.args(extra)
+        .env_remove("RUST_LOG")
+        .env_remove("KIP_GATEWAY_ALLOW_PRIVATE_CLUSTERS");
     cmd
 }
 
 impl Gateway {
-    /// A gateway with a fresh registry (`--init`) in a temporary directory.
+    /// A gateway with a fresh registry (`--init`) in a temporary directory, loopback clusters
+    /// allowed.
     pub fn start(extra: &[&str]) -> Gateway {
+        Gateway::start_for(extra, Clusters::Private)
+    }
+
+    /// A gateway with a fresh registry (`--init`) in a temporary directory.
+    pub fn start_for(extra: &[&str], clusters: Clusters) -> Gateway {
         let temp = tempfile::tempdir().expect("tempdir");
         let mut args = vec!["--init"];
         args.extend_from_slice(extra);
-        let mut gateway = Gateway::start_in(temp.path(), &args);
+        let mut gateway = Gateway::start_in_for(temp.path(), &args, clusters);
         gateway._temp = Some(temp);
         gateway
     }
 
-    /// A gateway on the registry in `dir` (which outlives it).
+    /// A gateway on the registry in `dir` (which outlives it), loopback clusters allowed.
     pub fn start_in(dir: &Path, extra: &[&str]) -> Gateway {
-        let mut child = command(dir, extra)
+        Gateway::start_in_for(dir, extra, Clusters::Private)
+    }
+
+    /// A gateway on the registry in `dir` (which outlives it).
+    pub fn start_in_for(dir: &Path, extra: &[&str], clusters: Clusters) -> Gateway {
+        Gateway::spawn(command_for(dir, extra, clusters))
+    }
+
+    /// Runs `command` (from [`command_for`]) and waits until the gateway is ready.
+    pub fn spawn(mut command: Command) -> Gateway {
+        let mut child = command
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn kip-gateway");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let (mut http, mut https, mut admin) = (None, None, None);
@@ -117,8 +173,44 @@ impl Gateway {
             http: http.expect("http listener"),
             https,
             admin: admin.expect("admin listener"),
+            log,
             _temp: None,
         }
+    }
+
+    /// What the gateway logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits (up to 30 s) until the log has a line containing every one of `needles`, and
+    /// returns that line.
+    pub fn log_line(&self, needles: &[&str]) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = self.log();
+            if let Some(line) = log.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
+                return line.to_owned();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no log line with {needles:?} in:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `PUT /v1/clusters/{id}` with `{"address": address}` and `token`; the reply, whatever
+    /// it is.
+    pub fn put(&self, id: &str, address: &str, token: &str) -> Reply {
+        let body = format!(r#"{{"address":"{address}"}}"#);
+        admin(
+            self.admin,
+            "PUT",
+            &format!("/v1/clusters/{id}"),
+            Some(token),
+            body.as_bytes(),
+        )
     }
 
     /// Registers `id` → `address` with the admin token; returns the reply.

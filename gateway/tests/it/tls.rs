@@ -11,16 +11,21 @@ use rustls::pki_types::{CertificateDer, ServerName};
 
 use crate::support::*;
 
-type Ca = CertifiedIssuer<'static, KeyPair>;
+pub(crate) type Ca = CertifiedIssuer<'static, KeyPair>;
 
-fn ca() -> Ca {
+pub(crate) fn ca() -> Ca {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
 }
 
 /// Writes a fresh key and a certificate for `names` signed by `ca`; returns the cert's DER.
-fn issue(ca: &Ca, names: &[&str], cert_path: &Path, key_path: &Path) -> CertificateDer<'static> {
+pub(crate) fn issue(
+    ca: &Ca,
+    names: &[&str],
+    cert_path: &Path,
+    key_path: &Path,
+) -> CertificateDer<'static> {
     let key = KeyPair::generate().unwrap();
     let params =
         CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
@@ -31,7 +36,7 @@ fn issue(ca: &Ca, names: &[&str], cert_path: &Path, key_path: &Path) -> Certific
     cert.der().clone()
 }
 
-fn client_config(ca: &Ca) -> Arc<rustls::ClientConfig> {
+pub(crate) fn client_config(ca: &Ca) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca.der().clone()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -44,9 +49,9 @@ fn client_config(ca: &Ca) -> Arc<rustls::ClientConfig> {
     Arc::new(config)
 }
 
-type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+pub(crate) type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
 
-fn connect(addr: SocketAddr, config: &Arc<rustls::ClientConfig>, host: &str) -> Tls {
+pub(crate) fn connect(addr: SocketAddr, config: &Arc<rustls::ClientConfig>, host: &str) -> Tls {
     let name = ServerName::try_from(host.to_owned()).unwrap();
     let conn = rustls::ClientConnection::new(config.clone(), name).unwrap();
     let tcp = TcpStream::connect(addr).unwrap();
@@ -62,13 +67,13 @@ fn connect(addr: SocketAddr, config: &Arc<rustls::ClientConfig>, host: &str) -> 
 }
 
 /// One keep-alive request and its response (which carries a Content-Length).
-fn get(stream: &mut Tls, host: &str, path: &str) -> Reply {
+pub(crate) fn get<S: Read + Write>(stream: &mut S, host: &str, path: &str) -> Reply {
     write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     loop {
-        let n = stream.read(&mut chunk).expect("read over TLS");
-        assert!(n > 0, "the TLS connection closed");
+        let n = stream.read(&mut chunk).expect("read a response");
+        assert!(n > 0, "the connection closed");
         buf.extend_from_slice(&chunk[..n]);
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();

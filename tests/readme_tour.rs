@@ -1,0 +1,144 @@
+//! The README's five-minute tour, read from the README itself and run line by line as a
+//! newcomer would: a fresh kip home, the real `kip` and the real `kubectl`. A line that fails
+//! fails the test with its output, so the tour and the product cannot drift apart.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::kip_bin;
+
+/// The lines of the first `sh` block after the tour's heading; a line that is only a comment
+/// (the expected output of the line before) is dropped.
+fn tour_lines(readme: &str) -> Vec<String> {
+    let tour = readme
+        .split("## A five-minute tour")
+        .nth(1)
+        .expect("the README has a five-minute tour");
+    let block = tour
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("the tour is a sh block");
+    block
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .map(String::from)
+        .collect()
+}
+
+/// A line that runs until Ctrl+C, by the README's own comment on it.
+fn until_interrupted(line: &str) -> bool {
+    line.contains("Ctrl+C closes")
+}
+
+#[test]
+fn the_readme_tour_runs_as_written() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let readme = std::fs::read_to_string(Path::new(root).join("README.md")).unwrap();
+    let lines = tour_lines(&readme);
+    assert!(lines.len() >= 15, "{lines:?}");
+
+    // A working folder shaped like a checkout: the tour's `cargo build --release` is a no-op
+    // (the test already built kip), and target/release/kip is that binary.
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path();
+    std::fs::create_dir_all(work.join("target/release")).unwrap();
+    std::os::unix::fs::symlink(kip_bin(), work.join("target/release/kip")).unwrap();
+    for shared in ["scripts", "examples"] {
+        std::os::unix::fs::symlink(Path::new(root).join(shared), work.join(shared)).unwrap();
+    }
+    let home = work.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+
+    // One bash runs every line, so `export` carries over; each line's status is checked.
+    let mut script = String::from("set -u\ncargo() { :; }\n");
+    for (i, line) in lines.iter().enumerate() {
+        let quoted = line.replace('\'', r"'\''");
+        script.push_str(&format!("echo '>>> {quoted}'\n"));
+        if until_interrupted(line) {
+            // Runs until Ctrl+C: let it start, then interrupt it as a user would.
+            script.push_str(&format!(
+                "{line} &\npid=$!\nsleep 3\nkill -INT $pid\nwait $pid || {{ echo 'TOUR LINE {i} FAILED'; exit 1; }}\n"
+            ));
+        } else {
+            script.push_str(&format!(
+                "{line} || {{ echo 'TOUR LINE {i} FAILED'; exit 1; }}\n"
+            ));
+        }
+    }
+    script.push_str("kip sandbox down\n");
+
+    let mut child = Command::new("bash")
+        .args(["-c", &script])
+        .current_dir(work)
+        .env("HOME", &home)
+        .env("KIP_HOME", home.join(".kip"))
+        .env_remove("KUBECONFIG")
+        .env_remove("KIP_SCRIPTS")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run bash");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut out = String::new();
+    let mut err = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    // Whatever happened, leave no sandbox running.
+    let _ = Command::new(kip_bin())
+        .args(["sandbox", "down"])
+        .env("KIP_HOME", home.join(".kip"))
+        .output();
+    assert!(
+        status.success(),
+        "the tour broke:\n{out}\n--- stderr ---\n{err}"
+    );
+
+    // What the tour promises along the way.
+    for promise in [
+        "✔ Deployment unchanged",
+        "Promotion pipeline: test → acc → prod",
+        "✔ Bound db to web: DB_HOST, DB_NAME, DB_PASSWORD, DB_PORT, DB_USERNAME",
+        "✔ Tunnel open: localhost:15432 → db (postgres)",
+        "✔ worker rolled out in shop-test",
+    ] {
+        assert!(out.contains(promise), "want {promise:?}:\n{out}\n{err}");
+    }
+    assert!(
+        err.contains("database web_test not created: in the sandbox no postgres runs"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_tour_is_read_from_the_readme() {
+    let lines = tour_lines(
+        "x\n## A five-minute tour\ntext\n```sh\nkip a   # one\n   # expected\n\nkip b\n```\n```sh\nkip c\n```\n",
+    );
+    assert_eq!(lines, ["kip a   # one", "kip b"]);
+    assert!(until_interrupted(
+        "kip tunnel db # ✔ Tunnel open … Ctrl+C closes"
+    ));
+}
