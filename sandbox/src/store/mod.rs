@@ -11,6 +11,7 @@ mod state;
 use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::{broadcast, oneshot};
@@ -23,8 +24,10 @@ pub const HISTORY_LEN: usize = 10_000;
 /// How many queued writes one transaction commits at most.
 const MAX_BATCH: usize = 512;
 /// How much deleted data (serialized; parsed objects take about ten times more) makes the
-/// writer hand freed memory back to the system when it next has nothing to do.
-const RELEASE_AFTER: usize = 4 << 20;
+/// writer hand freed memory back to the system once it has had nothing to do for
+/// [`RELEASE_IDLE`]: by then the controllers and watches have dropped their copies too.
+const RELEASE_AFTER: usize = 64 << 10;
+const RELEASE_IDLE: Duration = Duration::from_secs(1);
 
 type Completion = Box<dyn FnOnce(Result<(), ApiError>) + Send>;
 type Job = Box<dyn FnOnce(&mut Tx) -> Completion + Send>;
@@ -155,13 +158,20 @@ impl Writer {
             let first = match queue.try_recv() {
                 Ok(job) => job,
                 Err(mpsc::TryRecvError::Disconnected) => return,
-                Err(mpsc::TryRecvError::Empty) => {
-                    self.release();
-                    match queue.recv() {
+                Err(mpsc::TryRecvError::Empty) if self.freed >= RELEASE_AFTER => {
+                    match queue.recv_timeout(RELEASE_IDLE) {
                         Ok(job) => job,
-                        Err(_) => return,
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            self.release();
+                            continue;
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
                     }
                 }
+                Err(mpsc::TryRecvError::Empty) => match queue.recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
+                },
             };
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
@@ -221,14 +231,12 @@ impl Writer {
         }
     }
 
-    /// Hands memory back to the system once many objects were deleted. The allocator (glibc's)
+    /// Hands memory back to the system after objects were deleted. The allocator (glibc's)
     /// keeps what the program frees for later use: after a Deployment of thousands of pods is
     /// deleted the process would stay at its peak size for good. Called when idle, since
-    /// trimming walks the whole heap.
+    /// trimming walks the whole heap. What stays is the pages that still hold something live
+    /// (the watch history, events), so the process does not shrink all the way back.
     fn release(&mut self) {
-        if self.freed < RELEASE_AFTER {
-            return;
-        }
         self.freed = 0;
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         // SAFETY: malloc_trim takes no pointers and locks the allocator's arenas itself.
