@@ -151,6 +151,11 @@ pub fn client(
             path: Some(path),
             context,
         } => {
+            if path.starts_with(home.join("clusters")) {
+                // One `kip install` saved, with the cluster's credentials: its owner's alone,
+                // whatever an older kip left. Kubeconfigs elsewhere are the user's business.
+                let _ = sandbox::home::tighten(path);
+            }
             let kubeconfig = Kubeconfig::read_from(path).map_err(|e| {
                 format!(
                     "cannot read the kubeconfig {} of cluster `{}`: {e}",

@@ -11,3 +11,10 @@ pub fn kip_home() -> Result<PathBuf, String> {
         None => Err("cannot find the kip home: set KIP_HOME or HOME".to_string()),
     }
 }
+
+/// Creates the kip home, when missing, readable by its owner only: it holds tokens, keys and
+/// kubeconfigs. One that exists keeps the permissions its owner chose; the files and folders
+/// in it that hold secrets are private on their own.
+pub fn create(home: &std::path::Path) -> std::io::Result<()> {
+    sandbox::home::create_dirs(home)
+}

@@ -101,6 +101,13 @@ fn check_host_exec(listen: SocketAddr, allow_host_exec: bool) -> Result<(), Stri
 
 fn serve(home: &SandboxHome, listen: SocketAddr, allow_host_exec: bool) -> Result<(), String> {
     check_host_exec(listen, allow_host_exec)?;
+    if let Some((pid, address)) = running(home) {
+        return Err(format!(
+            "the sandbox of this kip home already runs at http://{address} (pid {pid}): use it \
+             (`export KUBECONFIG={}`) or stop it first with `kip sandbox down`",
+            home.kubeconfig().display()
+        ));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -117,7 +124,7 @@ fn serve(home: &SandboxHome, listen: SocketAddr, allow_host_exec: bool) -> Resul
         let kubeconfig = home
             .write_kubeconfig(&bound.to_string())
             .map_err(|e| format!("cannot write the kubeconfig: {e}"))?;
-        std::fs::write(home.pid_file(), std::process::id().to_string())
+        sandbox::home::write_private(&home.pid_file(), std::process::id().to_string().as_bytes())
             .map_err(|e| format!("cannot write {}: {e}", home.pid_file().display()))?;
         // Whoever started us may stop reading stdout; serving must not die of a broken pipe.
         let mut out = std::io::stdout();
@@ -159,6 +166,13 @@ fn running_pid(home: &SandboxHome) -> Option<i32> {
         .ok()?;
     // Signal 0 only checks that the process exists.
     (pid > 0 && unsafe { libc::kill(pid, 0) } == 0).then_some(pid)
+}
+
+/// The pid and address of the sandbox when it runs and answers.
+fn running(home: &SandboxHome) -> Option<(i32, String)> {
+    let pid = running_pid(home)?;
+    let address = home.last_address()?;
+    healthy(&address).then_some((pid, address))
 }
 
 /// Whether the sandbox at `address` answers `/healthz`.
@@ -208,17 +222,22 @@ pub fn ensure_running(home: &SandboxHome, listen: SocketAddr) -> Result<Started,
 }
 
 /// Starts the sandbox in the background (letting it exec on the host if asked) unless it
-/// already answers.
+/// already answers. Of several kips that find it stopped, one starts it and the others wait
+/// for it: the check and the start happen under a lock.
 fn start(home: &SandboxHome, listen: SocketAddr, allow_host_exec: bool) -> Result<Started, String> {
-    if let (Some(pid), Some(address)) = (running_pid(home), home.last_address())
-        && healthy(&address)
-    {
+    if let Some((pid, address)) = running(home) {
         return Ok(Started::AlreadyRunning { address, pid });
     }
-    std::fs::create_dir_all(&home.dir)
+    home.create_dir()
         .map_err(|e| format!("cannot create {}: {e}", home.dir.display()))?;
+    let _lock = StartLock::acquire(home)?;
+    // Another kip may have started it while this one waited.
+    if let Some((pid, address)) = running(home) {
+        return Ok(Started::AlreadyRunning { address, pid });
+    }
     let _ = std::fs::remove_file(home.address_file());
-    let log = std::fs::File::create(home.log_file())
+    let log = sandbox::home::private_file(&home.log_file())
+        .and_then(|log| log.set_len(0).map(|()| log))
         .map_err(|e| format!("cannot create {}: {e}", home.log_file().display()))?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the kip binary: {e}"))?;
     let address = choose_address(home, listen);
@@ -265,6 +284,62 @@ fn start(home: &SandboxHome, listen: SocketAddr, allow_host_exec: bool) -> Resul
     }
 }
 
+/// An exclusive advisory lock (`flock`) on `sandbox/start.lock`, held while a kip checks
+/// whether the sandbox runs and starts it. The kernel releases it when its holder exits, so a
+/// kip that crashed mid-start leaves nothing stale behind.
+struct StartLock {
+    _file: std::fs::File,
+}
+
+/// How long a kip waits for another one to start the sandbox; that one gives up after 30 s.
+const START_WAIT: Duration = Duration::from_secs(60);
+
+impl StartLock {
+    fn acquire(home: &SandboxHome) -> Result<StartLock, String> {
+        let path = home.dir.join("start.lock");
+        let file = sandbox::home::private_file(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let locked = |file: &std::fs::File| {
+            try_lock(file).map_err(|e| format!("cannot lock {}: {e}", path.display()))
+        };
+        if !locked(&file)? {
+            eprintln!("Waiting for the local sandbox another kip is starting…");
+            let deadline = Instant::now() + START_WAIT;
+            while !locked(&file)? {
+                if Instant::now() > deadline {
+                    return Err(format!(
+                        "another kip has been starting the sandbox for {}s and is not done: see \
+                         {}, or stop that kip and try again",
+                        START_WAIT.as_secs(),
+                        home.log_file().display()
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Ok(StartLock { _file: file })
+    }
+}
+
+/// Takes the exclusive lock on `file` if nobody holds it; false if someone does.
+fn try_lock(file: &std::fs::File) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock only reads the descriptor, which `file` keeps open.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(true);
+    }
+    match std::io::Error::last_os_error() {
+        e if matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+        ) =>
+        {
+            Ok(false)
+        }
+        e => Err(e),
+    }
+}
+
 fn down(home: &SandboxHome) -> Result<(), String> {
     let Some(pid) = running_pid(home) else {
         println!("Sandbox is not running");
@@ -285,8 +360,8 @@ fn down(home: &SandboxHome) -> Result<(), String> {
 }
 
 fn status(home: &SandboxHome) -> Result<(), String> {
-    match (running_pid(home), home.last_address()) {
-        (Some(pid), Some(address)) if healthy(&address) => {
+    match running(home) {
+        Some((pid, address)) => {
             println!("Sandbox running at http://{address} (pid {pid})");
             println!("  kubeconfig: {}", home.kubeconfig().display());
             println!("  data:       {}", home.data().display());

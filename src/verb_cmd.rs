@@ -28,6 +28,9 @@ fn scripts_flag(args: &[String]) -> Option<std::path::PathBuf> {
 
 pub fn load(args: &[String]) -> Result<Kip, Failure> {
     let home = kip_home().map_err(|e| (2, format!("error: {e}\n")))?;
+    // Made here, before the verb cache or a script writes into it; a home that cannot be
+    // made is reported by whatever needs it.
+    let _ = crate::home::create(&home);
     let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
     let search = SearchPath::new(scripts_flag(args).as_deref(), &cwd, &home);
     let cache = home.join("cache").join("verbs.json");

@@ -330,3 +330,81 @@ fn errors_read_like_a_real_server() {
         "{stderr}"
     );
 }
+
+/// The node takes 110 pods, as a kubelet does by default; kubectl shows the rest Pending with
+/// the scheduler's reason, and schedules one when room is made.
+#[test]
+fn a_full_node_leaves_pods_pending() {
+    let sb = ServedSandbox::start();
+    let k = sb.kubectl();
+    let capacity = k.ok(&[
+        "get",
+        "node",
+        "sandbox",
+        "-o",
+        "jsonpath={.status.capacity.pods} {.status.allocatable.pods}",
+    ]);
+    assert_eq!(capacity, "110 110");
+    let many = MANIFEST
+        .split("---")
+        .next()
+        .expect("the Deployment")
+        .replace("replicas: 2", "replicas: 111");
+    k.ok_stdin(&["apply", "-f", "-"], &many);
+    // Pending and unscheduled: no node, and the scheduler's condition says why.
+    let pending = |k: &crate::common::Kubectl| -> Vec<String> {
+        let pods = k.json(&["get", "pods", "--field-selector=status.phase=Pending"]);
+        pods["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter(|p| {
+                p["spec"]["nodeName"].is_null()
+                    && p["status"]["conditions"][0]["reason"] == "Unschedulable"
+            })
+            .map(|p| p["metadata"]["name"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let waiting = loop {
+        let running = k.ok(&[
+            "get",
+            "pods",
+            "--field-selector=status.phase=Running",
+            "-o",
+            "name",
+        ]);
+        let waiting = pending(&k);
+        if lines(&running).len() == 110 && waiting.len() == 1 {
+            break waiting[0].clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not 110 running and 1 pending: {running}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let described = k.ok(&["describe", "pod", &waiting]);
+    assert!(described.contains("FailedScheduling"), "{described}");
+    assert!(
+        described.contains("0/1 nodes are available: 1 Too many pods."),
+        "{described}"
+    );
+
+    // Deleting a running pod makes room: the pending one runs, its replacement waits.
+    let running = k.ok(&[
+        "get",
+        "pods",
+        "--field-selector=status.phase=Running",
+        "-o",
+        "name",
+    ]);
+    let victim = lines(&running)[0].to_string();
+    k.ok(&["delete", &victim, "--wait=false"]);
+    k.ok(&[
+        "wait",
+        &format!("pod/{waiting}"),
+        "--for=condition=Ready",
+        "--timeout=60s",
+    ]);
+}

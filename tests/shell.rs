@@ -271,8 +271,14 @@ fn interactive_on_a_terminal() {
     }
     let output = terminal.finish();
     assert!(output.contains("42"), "{output}");
-    let history =
-        std::fs::read_to_string(sb.kip_home().join("shell_history")).expect("history file");
+    let history_file = sb.kip_home().join("shell_history");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&history_file)
+            .expect("history file")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o077, 0, "typed lines may hold secrets: {mode:o}");
+    let history = std::fs::read_to_string(&history_file).expect("history file");
     assert!(history.contains("let n = 2\n"), "{history}");
     assert!(
         history.contains("app list -o json"),

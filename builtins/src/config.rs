@@ -79,7 +79,8 @@ impl Config {
         home.join(FILE)
     }
 
-    /// Reads the file in `home`; a missing file is an empty configuration.
+    /// Reads the file in `home`; a missing file is an empty configuration. A file readable by
+    /// others is made its owner's alone.
     pub fn load(home: &Path) -> Result<Config, String> {
         let path = Self::path(home);
         let text = match std::fs::read_to_string(&path) {
@@ -87,6 +88,9 @@ impl Config {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
             Err(err) => return Err(format!("cannot read {}: {err}", path.display())),
         };
+        // Tokens live here: a file an older kip (or an editor) left readable to others is
+        // made its owner's alone. Failing that is no reason not to read it.
+        let _ = tighten(&path);
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
@@ -101,7 +105,7 @@ impl Config {
         let path = Self::path(home);
         let yaml = serde_saphyr::to_string(self)
             .map_err(|err| format!("cannot serialize the configuration: {err}"))?;
-        std::fs::create_dir_all(home)
+        create_private_dirs(home)
             .map_err(|err| format!("cannot create {}: {err}", home.display()))?;
         let temp = home.join(format!(".{FILE}.{}.tmp", uuid::Uuid::new_v4().simple()));
         let written =
@@ -158,6 +162,31 @@ impl Config {
         };
         &mut self.clusters[index]
     }
+}
+
+/// Creates `dir` and its missing parents (the kip home among them) readable by their owner
+/// only; folders that exist keep their permissions.
+pub(crate) fn create_private_dirs(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Takes the group's and others' access away from `path`, which an older kip may have left.
+fn tighten(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & !0o077))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -305,7 +334,8 @@ pub mod config_module {
         }
         let dir = host.kip_home.join("clusters");
         let path = dir.join(format!("{name}.kubeconfig"));
-        std::fs::create_dir_all(&dir)
+        create_private_dirs(&dir)
+            .and_then(|()| tighten(&dir))
             .map_err(|err| config_error(format!("cannot create {}: {err}", dir.display())))?;
         let temp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
         write_private(&temp, text.as_bytes())

@@ -113,7 +113,7 @@ pub fn record(path: &Path, host: &str, port: u16, key: &PublicKey) -> Result<(),
     let fail =
         |err: std::io::Error| format!("cannot record the host key in {}: {err}", path.display());
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(fail)?;
+        crate::config::create_private_dirs(parent).map_err(fail)?;
     }
     let existing = std::fs::read(path).unwrap_or_default();
     let encoded = key

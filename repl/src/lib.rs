@@ -295,8 +295,10 @@ fn interactive(shell: &mut Shell, options: &Options) -> i32 {
         .with_hinter(Box::new(DefaultHinter::default()))
         .with_ansi_colors(options.color);
     if let Some(path) = &options.history {
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
+        // Typed lines may hold secrets: the history is its owner's alone. reedline opens the
+        // file without changing its mode, so it is made (or tightened) first.
+        if let Err(err) = private_history(path) {
+            eprintln!("warning: cannot make {} private: {err}", path.display());
         }
         match FileBackedHistory::with_file(1000, path.clone()) {
             Ok(history) => editor = editor.with_history(Box::new(history)),
@@ -374,4 +376,33 @@ impl Prompt for KipPrompt {
     ) -> std::borrow::Cow<'_, str> {
         format!("(search: {}) ", search.term).into()
     }
+}
+
+/// Creates the history file (and its folder) readable by its owner only, or takes the group's
+/// and others' access away from one that exists.
+fn private_history(path: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        if let Some(dir) = path.parent() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)?;
+        let mode = file.metadata()?.permissions().mode();
+        if mode & 0o077 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(mode & !0o077))?;
+        }
+    }
+    #[cfg(not(unix))]
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    Ok(())
 }

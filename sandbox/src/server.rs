@@ -93,7 +93,6 @@ impl Sandbox {
     }
 }
 
-/// The objects every cluster starts with.
 /// The one node of the sandbox, Ready, shaped like a k3s server node so that `kubectl get
 /// nodes` and a wait for readiness see what they see on a fresh k3s.
 fn sandbox_node() -> serde_json::Value {
@@ -117,6 +116,8 @@ fn sandbox_node() -> serde_json::Value {
                 ready("PIDPressure", "False", "KubeletHasSufficientPID"),
                 ready("Ready", "True", "KubeletReady"),
             ],
+            "capacity": crate::controllers::scheduler::node_capacity(),
+            "allocatable": crate::controllers::scheduler::node_capacity(),
             "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": crate::controllers::NODE}],
             "nodeInfo": {
                 "architecture": std::env::consts::ARCH,
@@ -128,6 +129,7 @@ fn sandbox_node() -> serde_json::Value {
     })
 }
 
+/// The objects every cluster starts with.
 async fn seed(store: &Store) -> ApiResult<()> {
     store
         .write(|tx| {
@@ -166,6 +168,8 @@ async fn seed(store: &Store) -> ApiResult<()> {
                 let status = WriteKind::Controller { manager: "kip-sandbox", part: Part::Status };
                 ops::finish_write(tx, &nodes, key, created, ready, status)?;
             }
+            // A node an older sandbox made has no pod capacity: the scheduler reads it there.
+            crate::controllers::scheduler::add_capacity(tx)?;
             if tx.get(&ops::key(&accounts, "default", "default")).is_none() {
                 let obj = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}});
                 ops::create(tx, &accounts, "default", obj, how())?;

@@ -16,7 +16,7 @@ use super::common::{
     Cond, CondStyle, condition_true, conditions, controlled, controller_ref_to, delete, fresh_name,
     int, is_deleting, phase, pod_from_template, pod_ready, resource, uid, write_status,
 };
-use super::{Outcome, events};
+use super::{BURST, Outcome, events};
 use crate::error::ApiResult;
 use crate::ops::{self, Part, WriteKind};
 use crate::store::{ObjKey, Tx};
@@ -149,7 +149,8 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, job: Arc<Value>) -> ApiResult<Outcom
             .filter(|(_, p)| phase(p) != "Failed" && !is_deleting(p))
             .filter_map(|(_, p)| p["metadata"]["annotations"][INDEX].as_str()?.parse().ok())
             .collect();
-        let missing = target - active_count;
+        // At most a burst per reconcile; each new pod's event brings the job back for more.
+        let missing = (target - active_count).min(BURST as i64);
         for _ in 0..missing {
             let name = fresh_name(tx, "/pods", &key.ns, &prefix);
             let mut pod = pod_from_template(&spec["template"], &name, &prefix, owner.clone());

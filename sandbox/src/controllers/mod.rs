@@ -10,7 +10,7 @@
 //! from a previous run resumes. A reconcile that fails (or panics) is retried with back-off
 //! and discards what it staged.
 //!
-//! One module per controller: `deployment`, `replicaset`, `pod` (scheduler and kubelet,
+//! One module per controller: `deployment`, `replicaset`, `scheduler`, `pod` (the kubelet,
 //! with the annotations that script failures and delays), `statefulset`, `pvc`, `job`,
 //! `service` (endpoints), `ingress`, `hpa`, `gc` (garbage collector), `namespace`,
 //! `events`, and `helmchart` (k3s's helm controller, once its CRD is applied).
@@ -19,7 +19,8 @@
 //!
 //! - No container runs: pods are reported Running and Ready at once (run-to-completion pods
 //!   exit 0 at once); failures and delays are scripted with annotations (see `pod`). There is
-//!   one node, `sandbox` (a Node object, Ready); no resources, probes, affinity or taints are considered.
+//!   one node, `sandbox` (a Node object, Ready) that takes 110 pods (see `scheduler`); no
+//!   other resources, probes, affinity or taints are considered.
 //! - Deployments scale the new ReplicaSet to the full count at once and the old ones to zero
 //!   once it is ready: no maxSurge/maxUnavailable steps, no proportional scaling, no
 //!   minReadySeconds. Available means every wanted replica is available.
@@ -46,6 +47,7 @@ mod pod;
 pub use pod::NODE;
 mod pvc;
 mod replicaset;
+pub mod scheduler;
 mod service;
 mod statefulset;
 
@@ -66,6 +68,11 @@ pub use pod::{FAIL_ANNOTATION, RUN_ANNOTATION, START_DELAY_ANNOTATION};
 
 /// How many keys are reconciled per round; their writes share one commit.
 const BATCH: usize = 64;
+
+/// How many pods (or other objects) one reconcile creates or deletes at most, as
+/// kube-controller-manager's `burstReplicas`; a controller with more to do comes back at once.
+/// One reconcile is one store write, so this bounds what a write holds in memory and commits.
+pub const BURST: usize = 500;
 
 /// Starts the controllers on `store`. Needs a tokio runtime; without one it does nothing.
 pub fn start(store: Store) {
@@ -100,7 +107,8 @@ impl Outcome {
 /// delays measured in milliseconds (object timestamps only have whole seconds).
 #[derive(Default)]
 pub struct Ctx {
-    timers: Mutex<HashMap<(ObjKey, &'static str), Timer>>,
+    /// By object, so that forgetting one is not a walk over every timer.
+    timers: Mutex<HashMap<ObjKey, HashMap<&'static str, Timer>>>,
 }
 
 impl Ctx {
@@ -108,7 +116,9 @@ impl Ctx {
     pub fn since(&self, key: &ObjKey, uid: &str, what: &'static str) -> Instant {
         let mut timers = self.timers.lock().unwrap_or_else(|p| p.into_inner());
         let entry = timers
-            .entry((key.clone(), what))
+            .entry(key.clone())
+            .or_default()
+            .entry(what)
             .or_insert_with(|| (uid.to_string(), Instant::now()));
         if entry.0 != uid {
             *entry = (uid.to_string(), Instant::now());
@@ -119,13 +129,16 @@ impl Ctx {
     /// Restarts the timer `what` of `key`.
     pub fn reset(&self, key: &ObjKey, uid: &str, what: &'static str) {
         let mut timers = self.timers.lock().unwrap_or_else(|p| p.into_inner());
-        timers.insert((key.clone(), what), (uid.to_string(), Instant::now()));
+        timers
+            .entry(key.clone())
+            .or_default()
+            .insert(what, (uid.to_string(), Instant::now()));
     }
 
     /// Drops every timer of `key`.
     pub fn forget(&self, key: &ObjKey) {
         let mut timers = self.timers.lock().unwrap_or_else(|p| p.into_inner());
-        timers.retain(|(k, _), _| k != key);
+        timers.remove(key);
     }
 }
 
@@ -152,6 +165,11 @@ impl Queue {
         for key in &batch {
             self.queued.remove(key);
         }
+        if self.order.is_empty() && self.order.capacity() > 4 * BATCH {
+            // A burst of work (every pod of a big Deployment) need not keep its room for good.
+            self.order.shrink_to(BATCH);
+            self.queued.shrink_to(BATCH);
+        }
         batch
     }
 
@@ -177,13 +195,22 @@ async fn run(store: Store) {
     let mut queue = Queue::default();
     let mut failures: HashMap<ObjKey, u32> = HashMap::new();
     queue.push_all(&store.read());
+    // Whether room may have been made for pods waiting to be scheduled.
+    let mut room = false;
     loop {
         loop {
             match events.try_recv() {
-                Ok(event) => on_event(&store, &event, &mut queue),
+                Ok(event) => room |= on_event(&store, &event, &mut queue),
                 Err(broadcast::error::TryRecvError::Empty) => break,
                 Err(broadcast::error::TryRecvError::Lagged(_)) => queue.push_all(&store.read()),
                 Err(broadcast::error::TryRecvError::Closed) => return,
+            }
+        }
+        if std::mem::take(&mut room) {
+            // Once per round of events, not per event: with the node full and many pods
+            // waiting, looking for the ones that fit is the costly part.
+            for key in scheduler::waiting(&store.read()) {
+                queue.push(key);
             }
         }
         while let Ok(key) = requeued.try_recv() {
@@ -192,7 +219,7 @@ async fn run(store: Store) {
         if queue.is_empty() {
             tokio::select! {
                 event = events.recv() => match event {
-                    Ok(event) => on_event(&store, &event, &mut queue),
+                    Ok(event) => room |= on_event(&store, &event, &mut queue),
                     Err(broadcast::error::RecvError::Lagged(_)) => queue.push_all(&store.read()),
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
@@ -238,8 +265,8 @@ async fn run(store: Store) {
     }
 }
 
-/// The keys an event concerns.
-fn on_event(store: &Store, event: &Event, queue: &mut Queue) {
+/// Queues the keys an event concerns; true when it may have made room on the node.
+fn on_event(store: &Store, event: &Event, queue: &mut Queue) -> bool {
     let key = &event.key;
     let obj = &event.object;
     let state = store.read();
@@ -249,7 +276,7 @@ fn on_event(store: &Store, event: &Event, queue: &mut Queue) {
         queue.push(ObjKey::new(crate::ops::NAMESPACES, "", &key.ns));
     }
     if key.res == EVENTS {
-        return;
+        return false;
     }
     queue.push(key.clone());
     for owner in common::owner_refs(obj) {
@@ -286,6 +313,7 @@ fn on_event(store: &Store, event: &Event, queue: &mut Queue) {
             queue.push(k.clone());
         }
     }
+    scheduler::frees_room(&key.res, deleted, obj, event.previous.as_deref())
 }
 
 /// [`reconcile`], turning a panic (a bug, or an object of a shape nothing expected) into an

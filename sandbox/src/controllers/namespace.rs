@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::Outcome;
 use super::common::{Cond, CondStyle, conditions, delete, is_deleting, write_main, write_status};
+use super::{BURST, Outcome};
 use crate::error::ApiResult;
 use crate::ops;
 use crate::store::{ObjKey, Tx};
@@ -26,10 +26,16 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, ns_obj: &Arc<Value>) -> ApiResult<Ou
         .filter(|(k, _)| k.ns == ns)
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    // A burst per pass, so that one write does not hold a crowded namespace at once.
+    let mut budget = BURST;
     for (k, obj) in &inside {
         if is_deleting(obj) {
             continue;
         }
+        if budget == 0 {
+            break;
+        }
+        budget -= 1;
         let res = tx
             .state()
             .registry
@@ -138,5 +144,8 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, ns_obj: &Arc<Value>) -> ApiResult<Ou
         CondStyle::Transition,
     );
     write_status(tx, &res, key, status, MANAGER)?;
-    Ok(Outcome::done())
+    Ok(match budget {
+        0 => Outcome::after(std::time::Duration::ZERO),
+        _ => Outcome::done(),
+    })
 }

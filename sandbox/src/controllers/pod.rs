@@ -1,8 +1,9 @@
-//! The simulated scheduler and kubelet. No image runs: containers are reported as started.
+//! The simulated kubelet, after the scheduler. No image runs: containers are reported as
+//! started.
 //!
-//! A pending pod is bound to the node `sandbox` and reported Running at once: a stable pod IP
-//! in 10.42.0.0/16, host IP 127.0.0.1, every condition True and each container running and
-//! ready. A pod whose `restartPolicy` is `Never` or `OnFailure` (a job's pod) then exits:
+//! A pending pod is bound to the node `sandbox` when the node has room for it (see
+//! `scheduler`: 110 pods) and reported Running at once: a stable pod IP in 10.42.0.0/16, host
+//! IP 127.0.0.1, every condition True and each container running and ready. A pod whose `restartPolicy` is `Never` or `OnFailure` (a job's pod) then exits:
 //! phase Succeeded, its containers terminated with exit code 0.
 //!
 //! Annotations on a pod (or a pod template) script other behaviour:
@@ -29,10 +30,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::common::{
-    Cond, CondStyle, annotation, conditions, is_deleting, phase, resource, uid, write_main,
-    write_status,
+    Cond, CondStyle, annotation, conditions, is_deleting, phase, resource, uid, write_status,
 };
-use super::{Ctx, Outcome, events};
+use super::{Ctx, Outcome, events, scheduler};
 use crate::admission::fnv;
 use crate::error::ApiResult;
 use crate::ops;
@@ -83,15 +83,11 @@ pub fn reconcile(tx: &mut Tx, ctx: &Ctx, key: &ObjKey, pod: Arc<Value>) -> ApiRe
     }
     let mut pod = pod;
     if pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty) {
-        let mut bound = (*pod).clone();
-        bound["spec"]["nodeName"] = json!(NODE);
-        pod = write_main(tx, &res, key, &pod, bound, MANAGER)?;
-        let message = format!("Successfully assigned {}/{} to {NODE}", key.ns, key.name);
-        events::record(
-            tx,
-            &pod,
-            events::normal("default-scheduler", "Scheduled", message),
-        );
+        match scheduler::schedule(tx, &res, key, &pod)? {
+            Some(bound) => pod = bound,
+            // It waits for room; `scheduler::waiting` brings it back.
+            None => return Ok(Outcome::done()),
+        }
     }
     let pod_uid = uid(&pod).to_string();
     let fail = annotation(&pod, FAIL_ANNOTATION) == Some("true");

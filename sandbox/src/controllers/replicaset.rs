@@ -1,6 +1,7 @@
 //! The ReplicaSet controller: creates pods `{rs}-{5 random characters}` from the template, or
-//! deletes some (unready ones first, then the newest) to reach `spec.replicas`, and reports
-//! replicas, fullyLabeledReplicas, readyReplicas and availableReplicas.
+//! deletes some (unready ones first, then the newest) to reach `spec.replicas`, at most
+//! [`BURST`] per reconcile, and reports replicas, fullyLabeledReplicas, readyReplicas and
+//! availableReplicas.
 //!
 //! Pods are the ones whose controller reference is the ReplicaSet; running pods that match the
 //! selector and have no controller are adopted.
@@ -13,7 +14,7 @@ use super::common::{
     Cond, CondStyle, adopt_orphans, conditions, controlled, controller_ref_to, delete, fresh_name,
     int, pod_active, pod_from_template, pod_ready, put_nonzero, resource, uid, write_status,
 };
-use super::{Outcome, events};
+use super::{BURST, Outcome, events};
 use crate::error::ApiResult;
 use crate::ops::{self, Part, WriteKind};
 use crate::store::{ObjKey, Tx};
@@ -39,10 +40,12 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, rs: Arc<Value>) -> ApiResult<Outcome
         .filter(|(_, p)| pod_active(p))
         .collect();
     let mut failure = None;
+    // More to do than one burst: come back for the rest once this write is committed.
+    let more = pods.len().abs_diff(want) > BURST;
     if pods.len() < want {
         let owner = controller_ref_to(&res, &rs);
         let prefix = format!("{}-", key.name);
-        for _ in pods.len()..want {
+        for _ in pods.len()..want.min(pods.len() + BURST) {
             let name = fresh_name(tx, "/pods", &key.ns, &prefix);
             let pod = pod_from_template(&rs["spec"]["template"], &name, &prefix, owner.clone());
             let how = WriteKind::Controller {
@@ -82,7 +85,7 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, rs: Arc<Value>) -> ApiResult<Outcome
             };
             rank(a).cmp(&rank(b)).then_with(|| kb.name.cmp(&ka.name))
         });
-        for (k, _) in pods.iter().take(pods.len() - want) {
+        for (k, _) in pods.iter().take((pods.len() - want).min(BURST)) {
             delete(tx, &pods_res, k)?;
             let message = format!("Deleted pod: {}", k.name);
             events::record(
@@ -131,8 +134,9 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, rs: Arc<Value>) -> ApiResult<Outcome
         );
     }
     write_status(tx, &res, key, Value::Object(status), MANAGER)?;
-    Ok(match retry {
-        true => Outcome::after(std::time::Duration::from_secs(10)),
-        false => Outcome::done(),
+    Ok(match (retry, more) {
+        (true, _) => Outcome::after(std::time::Duration::from_secs(10)),
+        (false, true) => Outcome::after(std::time::Duration::ZERO),
+        (false, false) => Outcome::done(),
     })
 }

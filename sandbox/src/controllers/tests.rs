@@ -763,9 +763,10 @@ async fn foreground_deletion_waits_for_dependents() {
         Propagation::Foreground,
     )
     .await;
+    // Marked for deletion by the garbage collector, then reported not ready by the kubelet.
     wait_for(&store, "pod terminating", |s| {
         get(s, "/pods", "default", &pod_name)
-            .is_some_and(|p| p["metadata"]["deletionTimestamp"].is_string())
+            .is_some_and(|p| p["metadata"]["deletionTimestamp"].is_string() && !pod_ready(&p))
     })
     .await;
     {
@@ -1030,6 +1031,9 @@ async fn work_resumes_after_a_restart() {
         deployment("web", 1, "nginx"),
     )
     .await;
+    // The node is in the store too: without one no pod would be scheduled.
+    let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": super::NODE}});
+    create(&store, "", "nodes", "", node).await;
     super::start(store.clone());
     wait_for(&store, "rollout", |s| deploy_done(s, "default", "web", 1)).await;
 }
@@ -1326,4 +1330,170 @@ async fn helm_charts_get_an_install_job_like_on_k3s() {
         complete(s).is_some_and(|j| j["metadata"]["uid"] != first["metadata"]["uid"])
     })
     .await;
+}
+
+/// Sets the node's `status.allocatable.pods`, as a kubelet started with `--max-pods` reports.
+async fn set_max_pods(store: &Store, pods: &str) {
+    let pods = pods.to_string();
+    store
+        .write(move |tx| {
+            let res = super::common::resource(tx, "", "nodes")?;
+            let key = ops::key(&res, "", super::NODE);
+            let old = tx.get(&key).expect("the node");
+            let mut new = (*old).clone();
+            new["status"]["allocatable"]["pods"] = json!(pods);
+            let how = WriteKind::Update {
+                manager: "test",
+                part: Part::Status,
+            };
+            ops::finish_write(tx, &res, key, old, new, how)
+        })
+        .await
+        .expect("set max pods");
+}
+
+fn bare_pod(name: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {"containers": [{"name": "c", "image": "app"}]},
+    })
+}
+
+fn running(state: &State, name: &str) -> bool {
+    get(state, "/pods", "default", name)
+        .is_some_and(|p| p["status"]["phase"] == "Running" && p["spec"]["nodeName"] == super::NODE)
+}
+
+/// Pending and reported unschedulable, as kube-scheduler reports a pod no node has room for.
+fn unschedulable(state: &State, name: &str) -> bool {
+    get(state, "/pods", "default", name).is_some_and(|p| {
+        let cond = &p["status"]["conditions"][0];
+        p["status"]["phase"] == "Pending"
+            && p["spec"]["nodeName"].is_null()
+            && cond["type"] == "PodScheduled"
+            && cond["status"] == "False"
+            && cond["reason"] == "Unschedulable"
+            && cond["message"] == "0/1 nodes are available: 1 Too many pods."
+    })
+}
+
+#[tokio::test]
+async fn the_node_takes_110_pods_like_a_kubelet() {
+    let store = sandbox().await;
+    let node = get(&store.read(), "/nodes", "", super::NODE).expect("the node");
+    assert_eq!(node["status"]["capacity"]["pods"], "110", "{node}");
+    assert_eq!(node["status"]["allocatable"]["pods"], "110", "{node}");
+    create(
+        &store,
+        "apps",
+        "deployments",
+        "default",
+        deployment("big", 112, "nginx"),
+    )
+    .await;
+    wait_for(&store, "110 pods running and 2 unschedulable", |s| {
+        let pods = list(s, "/pods", "default");
+        let name = |p: &Arc<Value>| p["metadata"]["name"].as_str().unwrap_or("").to_string();
+        pods.len() == 112
+            && pods.iter().filter(|p| running(s, &name(p))).count() == 110
+            && pods.iter().filter(|p| unschedulable(s, &name(p))).count() == 2
+    })
+    .await;
+    wait_for(&store, "the Deployment counting 2 unavailable", |s| {
+        get(s, "apps/deployments", "default", "big").is_some_and(|d| {
+            d["status"]["readyReplicas"] == 110 && d["status"]["unavailableReplicas"] == 2
+        })
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn pods_wait_for_room_on_the_node_and_get_it_when_pods_go() {
+    let store = sandbox().await;
+    set_max_pods(&store, "2").await;
+    for name in ["a", "b"] {
+        create(&store, "", "pods", "default", bare_pod(name)).await;
+    }
+    wait_for(&store, "a and b running", |s| {
+        running(s, "a") && running(s, "b")
+    })
+    .await;
+    create(&store, "", "pods", "default", bare_pod("c")).await;
+    wait_for(&store, "c unschedulable", |s| unschedulable(s, "c")).await;
+    wait_for(&store, "a FailedScheduling event for c", |s| {
+        list(s, "/events", "default").iter().any(|e| {
+            e["involvedObject"]["name"] == "c"
+                && e["reason"] == "FailedScheduling"
+                && e["type"] == "Warning"
+                && e["source"]["component"] == "default-scheduler"
+                && e["message"] == "0/1 nodes are available: 1 Too many pods."
+        })
+    })
+    .await;
+
+    delete(&store, "", "pods", "default", "a", Propagation::Background).await;
+    wait_for(&store, "c scheduled once a is gone", |s| running(s, "c")).await;
+
+    create(&store, "", "pods", "default", bare_pod("d")).await;
+    wait_for(&store, "d unschedulable", |s| unschedulable(s, "d")).await;
+    set_max_pods(&store, "3").await;
+    wait_for(&store, "d scheduled once the node takes more", |s| {
+        running(s, "d")
+    })
+    .await;
+
+    // A pod that finished leaves its room, as kube-scheduler counts only pods that run.
+    let mut job_pod = bare_pod("e");
+    job_pod["spec"]["restartPolicy"] = json!("Never");
+    create(&store, "", "pods", "default", job_pod).await;
+    wait_for(&store, "e unschedulable", |s| unschedulable(s, "e")).await;
+    delete(&store, "", "pods", "default", "b", Propagation::Background).await;
+    wait_for(&store, "e ran to completion", |s| {
+        get(s, "/pods", "default", "e").is_some_and(|p| p["status"]["phase"] == "Succeeded")
+    })
+    .await;
+    create(&store, "", "pods", "default", bare_pod("f")).await;
+    wait_for(&store, "f runs in the room e left", |s| running(s, "f")).await;
+}
+
+#[tokio::test]
+async fn a_replicaset_creates_its_pods_a_burst_at_a_time() {
+    let store = sandbox().await;
+    let want = super::BURST + 100;
+    create(
+        &store,
+        "apps",
+        "deployments",
+        "default",
+        deployment("many", want as i64, "nginx"),
+    )
+    .await;
+    wait_for(&store, "every pod created", |s| {
+        list(s, "/pods", "default").len() == want
+    })
+    .await;
+    // A write that waits its turn: the writes before it are in the history by then.
+    store.write(|_| Ok(())).await.expect("barrier");
+    // One reconcile is one write: its pods are created, then the ReplicaSet's status written.
+    // The history holds every event so far, in order.
+    let history = store.read().history_since(0).expect("the whole history");
+    let mut run = 0;
+    let mut longest = 0;
+    let mut writes = 0;
+    for event in &history {
+        match (event.key.res.as_str(), event.kind) {
+            ("/pods", crate::store::EventType::Added) => {
+                run += 1;
+                longest = longest.max(run);
+            }
+            ("apps/replicasets", crate::store::EventType::Modified) if run > 0 => {
+                run = 0;
+                writes += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(longest, super::BURST, "pods created in one write");
+    assert!(writes >= 2, "{writes} writes created the pods");
 }

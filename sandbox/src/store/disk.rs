@@ -13,6 +13,8 @@ const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 const CACHE_BYTES: usize = 16 * 1024 * 1024;
+/// How much free space in the file makes opening it compact it (when that is most of it).
+const COMPACT_FROM: u64 = 32 * 1024 * 1024;
 
 /// Separates the parts of a key; cannot occur in resource, namespace or object names.
 const SEP: char = '\u{0}';
@@ -36,21 +38,50 @@ fn err(what: &str) -> impl Fn(&dyn std::fmt::Display) -> String + '_ {
 
 impl Disk {
     pub(super) fn open(path: &Path) -> Result<Disk, String> {
+        // Secrets live in here: the file is its owner's alone, even if an older kip made it
+        // readable to others. redb initializes an empty file as a fresh database.
+        crate::home::private_file(path)
+            .map_err(|e| format!("cannot open the sandbox store {}: {e}", path.display()))?;
         // Every object also lives in memory, so redb's page cache (1 GiB by default) would only
         // hold a second copy; a small one keeps commits fast.
         let db = redb::Builder::new()
             .set_cache_size(CACHE_BYTES)
             .create(path)
-            .map_err(|e| {
-            format!(
-                "cannot open the sandbox store {}: {e} (is another `kip sandbox serve` running on it?)",
-                path.display()
-            )
-        })?;
-        let disk = Disk { db };
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => format!(
+                    "the sandbox store {} is in use by another sandbox process: `kip sandbox \
+                     status` tells where it serves, `kip sandbox down` stops it",
+                    path.display()
+                ),
+                e => format!("cannot open the sandbox store {}: {e}", path.display()),
+            })?;
+        let mut disk = Disk { db };
         // Make sure the tables exist so a fresh store reads as empty.
         disk.write(|_, _, _| Ok(()))?;
+        disk.compact_if_mostly_free();
         Ok(disk)
+    }
+
+    /// Gives the file's free pages back to the file system when they are most of it (a big
+    /// Deployment came and went): redb reuses free pages but never shrinks the file on its
+    /// own. Only at open, where nothing else uses the database and moving the live pages
+    /// (few, when most is free) costs little. A failure leaves the file as it was.
+    fn compact_if_mostly_free(&mut self) {
+        let stats = match self.db.begin_write().and_then(|txn| {
+            let stats = txn.stats();
+            txn.abort()?;
+            Ok(stats)
+        }) {
+            Ok(Ok(stats)) => stats,
+            _ => return,
+        };
+        let live = stats.stored_bytes() + stats.metadata_bytes();
+        if stats.fragmented_bytes() < COMPACT_FROM || stats.fragmented_bytes() < live {
+            return;
+        }
+        if let Err(e) = self.db.compact() {
+            tracing::warn!("sandbox store: cannot compact: {e}");
+        }
     }
 
     fn write(
@@ -177,4 +208,58 @@ fn decode_event(rv: u64, record: &[u8]) -> Option<Recorded> {
         key: ObjKey::new(res.as_str(), ns.as_str(), name.as_str()),
         body: record[split + 1..].into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorded(rv: u64, kind: EventType, name: &str, body: &[u8]) -> Recorded {
+        Recorded {
+            rv,
+            kind,
+            key: ObjKey::new("/configmaps", "default", name),
+            body: body.into(),
+        }
+    }
+
+    #[test]
+    fn a_store_that_is_mostly_free_space_shrinks_when_opened() {
+        let dir = std::env::temp_dir().join(format!("kip-disk-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("store.redb");
+        let size = || std::fs::metadata(&path).unwrap().len();
+        {
+            let mut disk = Disk::open(&path).unwrap();
+            let body = format!("{{\"data\":\"{}\"}}", "x".repeat(200_000));
+            let mut rv = 0;
+            let mut next = || {
+                rv += 1;
+                rv
+            };
+            // 20 MB, held twice: by the objects and by the history.
+            let added: Vec<Recorded> = (0..100)
+                .map(|i| recorded(next(), EventType::Added, &i.to_string(), body.as_bytes()))
+                .collect();
+            disk.commit(&added).unwrap();
+            let deleted: Vec<Recorded> = (0..100)
+                .map(|i| recorded(next(), EventType::Deleted, &i.to_string(), b"{}"))
+                .collect();
+            disk.commit(&deleted).unwrap();
+            // Newer events push the big ones out of the history.
+            let small: Vec<Recorded> = (0..HISTORY_LEN)
+                .map(|_| recorded(next(), EventType::Modified, "small", b"{}"))
+                .collect();
+            disk.commit(&small).unwrap();
+        }
+        let before = size();
+        assert!(before > 40 << 20, "the file grew to {before} bytes");
+        let disk = Disk::open(&path).unwrap();
+        let after = size();
+        assert!(after < before / 4, "{before} bytes, then {after}");
+        let state = disk.load().unwrap();
+        assert_eq!(state.len(), 1, "what was live is still there");
+        drop(disk);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

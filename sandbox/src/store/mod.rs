@@ -11,6 +11,7 @@ mod state;
 use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::{broadcast, oneshot};
@@ -22,6 +23,11 @@ pub use state::{Event, EventType, ObjKey, Recorded, State, Tx};
 pub const HISTORY_LEN: usize = 10_000;
 /// How many queued writes one transaction commits at most.
 const MAX_BATCH: usize = 512;
+/// How much deleted data (serialized; parsed objects take about ten times more) makes the
+/// writer hand freed memory back to the system once it has had nothing to do for
+/// [`RELEASE_IDLE`]: by then the controllers and watches have dropped their copies too.
+const RELEASE_AFTER: usize = 64 << 10;
+const RELEASE_IDLE: Duration = Duration::from_secs(1);
 
 type Completion = Box<dyn FnOnce(Result<(), ApiError>) + Send>;
 type Job = Box<dyn FnOnce(&mut Tx) -> Completion + Send>;
@@ -41,7 +47,7 @@ struct Inner {
 impl Store {
     /// Opens (or creates) the store in `dir`, loading every object and the event history.
     pub fn open(dir: &Path) -> Result<Store, String> {
-        std::fs::create_dir_all(dir)
+        crate::home::private_dir(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let disk = disk::Disk::open(&dir.join("store.redb"))?;
         let state = disk.load()?;
@@ -61,6 +67,7 @@ impl Store {
             state: state.clone(),
             disk,
             events: events.clone(),
+            freed: 0,
         };
         std::thread::Builder::new()
             .name("sandbox-writer".into())
@@ -141,11 +148,31 @@ struct Writer {
     state: Arc<RwLock<State>>,
     disk: Option<disk::Disk>,
     events: broadcast::Sender<Arc<Event>>,
+    /// Bytes of objects deleted since memory was last handed back.
+    freed: usize,
 }
 
 impl Writer {
     fn run(mut self, queue: mpsc::Receiver<Job>) {
-        while let Ok(first) = queue.recv() {
+        loop {
+            let first = match queue.try_recv() {
+                Ok(job) => job,
+                Err(mpsc::TryRecvError::Disconnected) => return,
+                Err(mpsc::TryRecvError::Empty) if self.freed >= RELEASE_AFTER => {
+                    match queue.recv_timeout(RELEASE_IDLE) {
+                        Ok(job) => job,
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            self.release();
+                            continue;
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+                Err(mpsc::TryRecvError::Empty) => match queue.recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
+                },
+            };
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
                 match queue.try_recv() {
@@ -183,6 +210,9 @@ impl Writer {
                     .write()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
                 for entry in recorded {
+                    if entry.kind == EventType::Deleted {
+                        self.freed += entry.body.len();
+                    }
                     state.record(entry);
                 }
                 drop(state);
@@ -198,6 +228,20 @@ impl Writer {
         let outcome = committed.map_err(ApiError::internal);
         for done in completions {
             done(outcome.clone());
+        }
+    }
+
+    /// Hands memory back to the system after objects were deleted. The allocator (glibc's)
+    /// keeps what the program frees for later use: after a Deployment of thousands of pods is
+    /// deleted the process would stay at its peak size for good. Called when idle, since
+    /// trimming walks the whole heap. What stays is the pages that still hold something live
+    /// (the watch history, events), so the process does not shrink all the way back.
+    fn release(&mut self) {
+        self.freed = 0;
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim takes no pointers and locks the allocator's arenas itself.
+        unsafe {
+            libc::malloc_trim(0);
         }
     }
 

@@ -115,6 +115,9 @@ pub struct State {
     pub registry: Registry,
     /// Owner uid → the objects that name it in their ownerReferences.
     dependents: HashMap<String, BTreeSet<ObjKey>>,
+    /// Node name → how many pods bound to it have not finished, for the scheduler, which
+    /// would otherwise count every pod for every pod it places.
+    pods_on_node: HashMap<String, usize>,
 }
 
 impl State {
@@ -196,6 +199,12 @@ impl State {
             .unwrap_or_default()
     }
 
+    /// How many pods bound to `node` have not finished (Succeeded or Failed), being deleted
+    /// or not: what takes room on a node.
+    pub fn pods_on_node(&self, node: &str) -> usize {
+        self.pods_on_node.get(node).copied().unwrap_or(0)
+    }
+
     /// Committed events newer than `rv`, or `None` when some of them were already compacted away.
     pub fn history_since(&self, rv: u64) -> Option<Vec<Arc<Event>>> {
         if rv < self.compacted {
@@ -227,6 +236,17 @@ impl State {
             Some(obj) => self.objects.insert(key.clone(), obj.clone()),
             None => self.objects.remove(&key),
         };
+        if let Some(node) = previous.as_deref().and_then(|p| node_taken(&key, p))
+            && let Some(n) = self.pods_on_node.get_mut(node)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.pods_on_node.remove(node);
+            }
+        }
+        if let Some(node) = object.as_deref().and_then(|o| node_taken(&key, o)) {
+            *self.pods_on_node.entry(node.to_string()).or_default() += 1;
+        }
         if let Some(prev) = &previous {
             for uid in owner_uids(prev) {
                 if let Some(set) = self.dependents.get_mut(&uid) {
@@ -247,6 +267,19 @@ impl State {
         }
         previous
     }
+}
+
+/// The node a pod takes room on: the one it is bound to, until it finishes.
+fn node_taken<'a>(key: &ObjKey, obj: &'a Value) -> Option<&'a str> {
+    if key.res != "/pods" {
+        return None;
+    }
+    let node = obj["spec"]["nodeName"].as_str().filter(|n| !n.is_empty())?;
+    let finished = matches!(
+        obj["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    );
+    (!finished).then_some(node)
 }
 
 fn owner_uids(obj: &Value) -> Vec<String> {
@@ -391,6 +424,45 @@ mod tests {
             state.history_since(5).is_none(),
             "versions compacted away are gone (410)"
         );
+    }
+
+    #[test]
+    fn pods_on_a_node_are_counted_until_they_finish_or_go() {
+        let mut state = State::new();
+        let pod = |name: &str, node: &str, phase: &str| {
+            (
+                ObjKey::new("/pods", "default", name),
+                json!({"metadata": {"name": name}, "spec": {"nodeName": node}, "status": {"phase": phase}}),
+            )
+        };
+        let mut tx = Tx::new(&mut state);
+        for (key, obj) in [
+            pod("a", "n1", "Running"),
+            pod("b", "n1", "Pending"),
+            pod("c", "", "Pending"),
+            pod("d", "n2", "Succeeded"),
+        ] {
+            tx.put(key, obj);
+        }
+        tx.keep();
+        assert_eq!(
+            (tx.state().pods_on_node("n1"), tx.state().pods_on_node("n2")),
+            (2, 0)
+        );
+        let (key, done) = pod("a", "n1", "Failed");
+        tx.put(key, done);
+        tx.remove(&ObjKey::new("/pods", "default", "b"));
+        assert_eq!(tx.state().pods_on_node("n1"), 0);
+        tx.discard();
+        assert_eq!(
+            state.pods_on_node("n1"),
+            2,
+            "undoing a write restores the count"
+        );
+        let mut cm = pod("x", "n1", "Running");
+        cm.0.res = "/configmaps".into();
+        Tx::new(&mut state).put(cm.0, cm.1);
+        assert_eq!(state.pods_on_node("n1"), 2, "only pods take room");
     }
 
     #[test]
