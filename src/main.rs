@@ -9,6 +9,10 @@ mod verb_cmd;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+/// Counts heap bytes so a script's memory can be bounded (`kip_core::heap`).
+#[global_allocator]
+static HEAP: kip_core::heap::Counting = kip_core::heap::Counting;
+
 /// Kipper turns a Linux server into a small Kubernetes platform.
 #[derive(Parser)]
 #[command(name = "kip", version, about, propagate_version = true)]

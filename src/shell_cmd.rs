@@ -70,7 +70,7 @@ pub fn run(mut kip: Kip, reserved: &[&str]) -> Result<(), Failure> {
         .then(|| Arc::new(Interrupt::default()));
     if let Some(interrupt) = interrupt.clone() {
         // Scripts that loop without calling a builtin stop at their next operation.
-        kip.engine.on_progress(move |_| {
+        kip.stop_when(move || {
             interrupt
                 .is_raised()
                 .then(|| rhai::Dynamic::from("interrupted (Ctrl-C)"))

@@ -217,7 +217,9 @@ pub mod k8s_module {
         }
     }
 
-    /// Every object of `kind` in `ns` ("" = all namespaces, or a cluster-scoped kind).
+    /// Every object of `kind` in `ns` ("" = all namespaces, or a cluster-scoped kind), whole.
+    /// Read 500 at a time; a script that reads a few fields of many objects takes
+    /// `k8s::select`, which keeps only those.
     ///
     /// Example: `for ns in k8s::list("v1", "Namespace", "") { print(ns.metadata.name); }`
     #[rhai_fn(name = "list", return_raw)]
@@ -735,6 +737,7 @@ impl Cluster {
         Ok(out)
     }
 
+    /// Every object of `kind` in `ns` ("" = all namespaces) matching `selector`, whole.
     async fn list(
         &self,
         api_version: &str,
@@ -742,16 +745,48 @@ impl Cluster {
         ns: &str,
         selector: &str,
     ) -> RhaiResult<Array> {
-        let api = self.api(api_version, kind, ns, true).await?;
-        let mut params = ListParams::default();
+        let mut out = Array::new();
+        self.pages(api_version, kind, ns, selector, |items| {
+            out.extend(items.into_iter().map(json_to_dynamic));
+            Ok(())
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Lists `kind` in `ns` ("" = all namespaces) a page at a time, handing each page's
+    /// objects to `each` before asking for the next: neither kip nor the API server holds the
+    /// whole answer for 10,000 objects at once, and the script gets only what `each` keeps.
+    pub(crate) async fn pages(
+        &self,
+        api_version: &str,
+        kind: &str,
+        ns: &str,
+        selector: &str,
+        mut each: impl FnMut(Vec<Value>) -> RhaiResult<()>,
+    ) -> RhaiResult<()> {
+        let (ar, caps) = self.resolve(api_version, kind).await?;
+        let ns = match caps.scope {
+            Scope::Namespaced if !ns.is_empty() => Some(ns),
+            _ => None,
+        };
+        let request =
+            kube::core::Request::new(<DynamicObject as kube::Resource>::url_path(&ar, ns));
+        let mut params = ListParams::default().limit(PAGE);
         if !selector.is_empty() {
             params = params.labels(selector);
         }
-        let list = api.list(&params).await.map_err(kube_error)?;
-        list.items
-            .iter()
-            .map(|o| to_map(o).map(Dynamic::from_map))
-            .collect()
+        loop {
+            let http = request
+                .list(&params)
+                .map_err(|e| host::error("invalid", e.to_string()))?;
+            let page: Page = self.client.request(http).await.map_err(kube_error)?;
+            each(page.items)?;
+            match page.metadata.continue_ {
+                Some(token) if !token.is_empty() => params.continue_token = Some(token),
+                _ => return Ok(()),
+            }
+        }
     }
 
     async fn patch(
@@ -768,6 +803,40 @@ impl Cluster {
             ..PatchParams::default()
         };
         api.patch(name, &params, &patch).await.map_err(kube_error)
+    }
+}
+
+/// Objects per page of a list, as kubectl asks for them.
+const PAGE: u32 = 500;
+
+/// One page of a list; the items stay JSON until the caller takes what it needs.
+#[derive(serde::Deserialize)]
+struct Page {
+    #[serde(default)]
+    metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta,
+    #[serde(default)]
+    items: Vec<Value>,
+}
+
+/// A JSON value as a script value, moving its strings rather than copying them.
+pub(crate) fn json_to_dynamic(value: Value) -> Dynamic {
+    match value {
+        Value::Null => Dynamic::UNIT,
+        Value::Bool(b) => b.into(),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Dynamic::from_int(i),
+            None => Dynamic::from_float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => s.into(),
+        Value::Array(items) => {
+            Dynamic::from_array(items.into_iter().map(json_to_dynamic).collect())
+        }
+        Value::Object(fields) => Dynamic::from_map(
+            fields
+                .into_iter()
+                .map(|(k, v)| (k.into(), json_to_dynamic(v)))
+                .collect(),
+        ),
     }
 }
 

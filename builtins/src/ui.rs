@@ -266,6 +266,17 @@ pub mod ui_module {
         stdout(&format!("{msg}\n"))
     }
 
+    /// Prints a plain line on stderr: a word about the output (which project a list shows)
+    /// that must not mix with what `-o json` prints or a pipe reads.
+    ///
+    /// Raises `io` when stderr cannot be written.
+    ///
+    /// `ui::note("Project shop, environment test (kip app list -A for all)");`
+    #[rhai_fn(return_raw)]
+    pub fn note(msg: &str) -> Result<(), Box<EvalAltResult>> {
+        stderr(&format!("{msg}\n"))
+    }
+
     /// Prints `warning: msg` on stderr (the label yellow when colour is on).
     ///
     /// Raises `io` when stderr cannot be written.

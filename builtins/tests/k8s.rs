@@ -595,3 +595,44 @@ fn pg_refuses_bad_input_before_connecting() {
     );
     assert_eq!(text(&err, "reason"), "NotFound");
 }
+
+/// More objects than one page: `k8s::list` and `k8s::select` follow the continue tokens to
+/// the end, each object once; `select` keeps only the fields asked for.
+#[test]
+fn lists_and_selects_read_every_page() {
+    let f = Fixture::new();
+    let out: String = f.run(
+        r#"
+        k8s::apply(#{apiVersion: "v1", kind: "Namespace", metadata: #{name: "bulk"}});
+        for i in 0..1203 {
+            k8s::apply(#{
+                apiVersion: "v1", kind: "ConfigMap",
+                metadata: #{name: `cm-${i}`, namespace: "bulk", labels: #{"kipper.run/n": `${i}`, bulk: "yes"}},
+                data: #{colour: if i % 2 == 0 { "blue" } else { "green" }},
+            });
+        }
+        let whole = k8s::list("v1", "ConfigMap", "bulk", "bulk=yes");
+        let rows = k8s::select("v1", "ConfigMap", "bulk", "bulk=yes", #{
+            name: "metadata.name",
+            colour: "data.colour",
+            n: ["metadata", "labels", "kipper.run/n"],
+            manager: "metadata.managedFields.0.manager",
+            missing: "spec.nothing.here",
+        });
+        let everywhere = k8s::select("v1", "ConfigMap", "", #{ns: "metadata.namespace"});
+        let names = #{};
+        for r in rows { names[r.name] = true; }
+        let first = rows.filter(|r| r.name == "cm-7")[0];
+        `${whole.len()} ${whole[0].data.colour != ()} ${rows.len()} ${names.len()} `
+          + `${first.colour} ${first.n} ${first.manager} ${first.missing == ()} ${first.keys().len()} `
+          + `${everywhere.filter(|r| r.ns == "bulk").len()}`
+    "#,
+    );
+    assert_eq!(out, "1203 true 1203 1203 green 7 kip true 5 1203");
+    let err = f.fail(r#"k8s::select("v1", "ConfigMap", "bulk", #{name: 42})"#);
+    assert_eq!(text(&err, "kind"), "invalid");
+    assert!(
+        text(&err, "message").contains("field `name` of k8s::select has the path 42"),
+        "{err:?}"
+    );
+}

@@ -4,9 +4,12 @@
 use std::sync::Arc;
 
 use rhai::module_resolvers::ModuleResolver;
-use rhai::{Engine, EvalAltResult, Module, Position, Scope};
+use rhai::{Dynamic, Engine, EvalAltResult, Module, Position, Scope};
 
+use crate::heap;
 use crate::search::SearchPath;
+
+mod sized;
 
 /// The resource limits of one engine. Every engine runs with some.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,22 +18,24 @@ pub struct Limits {
     pub call_levels: usize,
     pub expr_depth: usize,
     pub function_expr_depth: usize,
-    pub string_size: usize,
-    pub array_size: usize,
-    pub map_size: usize,
+    /// Bytes of heap a script may add to the process while it runs (counted by
+    /// [`crate::heap::Counting`]); also the most one call may ask for at once (`blob(n)`,
+    /// `pad(n, …)`).
+    pub memory: usize,
     pub modules: usize,
 }
 
+const MIB: usize = 1024 * 1024;
+
 impl Limits {
     /// Verbs and pipelines run from the command line: generous, but a runaway loop still ends.
+    /// 10,000 whole Deployments from `k8s::list` take about 250 MiB as script values.
     pub const CLI: Limits = Limits {
         operations: 50_000_000,
         call_levels: 64,
         expr_depth: 64,
         function_expr_depth: 32,
-        string_size: 16 * 1024 * 1024,
-        array_size: 100_000,
-        map_size: 100_000,
+        memory: 1024 * MIB,
         modules: 64,
     };
 
@@ -40,9 +45,7 @@ impl Limits {
         call_levels: 32,
         expr_depth: 32,
         function_expr_depth: 16,
-        string_size: 1024 * 1024,
-        array_size: 10_000,
-        map_size: 10_000,
+        memory: 64 * MIB,
         modules: 16,
     };
 
@@ -51,11 +54,61 @@ impl Limits {
             .set_max_operations(self.operations)
             .set_max_call_levels(self.call_levels)
             .set_max_expr_depths(self.expr_depth, self.function_expr_depth)
-            .set_max_string_size(self.string_size)
-            .set_max_array_size(self.array_size)
-            .set_max_map_size(self.map_size)
             .set_max_modules(self.modules);
+        if heap::installed() {
+            sized::register(engine, self.memory);
+            watch(engine, self, None);
+        } else {
+            self.count_elements(engine);
+        }
     }
+
+    /// Without a heap count in the process, Rhai's element counts stand in, each sized so that
+    /// the kind of value it counts alone fills about `memory`.
+    fn count_elements(&self, engine: &mut Engine) {
+        engine
+            .set_max_string_size(self.memory)
+            .set_max_array_size(self.memory / std::mem::size_of::<Dynamic>())
+            .set_max_map_size(self.memory / MAP_ENTRY_BYTES);
+    }
+}
+
+/// What one entry of a Rhai map costs: a key, a value and its share of a B-tree node.
+const MAP_ENTRY_BYTES: usize = 64;
+
+/// Something besides the limits that stops a script between two operations (Ctrl-C in
+/// `kip shell`): `Some(reason)` stops it with that reason as the error.
+pub type Stop = Box<dyn Fn() -> Option<Dynamic> + Send + Sync>;
+
+/// Stops a script of `engine` once its run has grown the heap of its thread by more than
+/// `limits.memory` ([`heap::start_run`] marks the start), or when `also` says so. Replaces
+/// any earlier watch of `engine`.
+pub fn watch(engine: &mut Engine, limits: &Limits, also: Option<Stop>) {
+    let limit = limits.memory;
+    engine.on_progress(move |_| {
+        let grown = heap::grown();
+        if grown > limit as isize {
+            return Some(too_much_memory(grown as usize, limit));
+        }
+        also.as_ref().and_then(|stop| stop())
+    });
+}
+
+fn too_much_memory(grown: usize, limit: usize) -> Dynamic {
+    limit_error(format!(
+        "the script took more than its {} MiB of memory ({} MiB): a loop that never ends, \
+         or too many whole objects at once (`k8s::select` keeps only the fields a script reads)",
+        limit / MIB,
+        grown / MIB
+    ))
+}
+
+/// The error value of a script stopped by a limit, shaped like a builtin's error.
+fn limit_error(message: String) -> Dynamic {
+    let mut error = rhai::Map::new();
+    error.insert("kind".into(), "limit".into());
+    error.insert("message".into(), message.into());
+    error.into()
 }
 
 /// A new engine with `limits`, modules resolved along `search`, and every builtin registered.
@@ -147,7 +200,7 @@ mod tests {
     }
 
     #[test]
-    fn deep_recursion_and_large_values_are_refused() {
+    fn deep_recursion_is_refused() {
         let recurse = "fn down(n) { down(n + 1) } down(0)";
         for limits in [Limits::CLI, Limits::HOOK] {
             let err = run(&limits, recurse).expect_err("recursion without end");
@@ -156,15 +209,97 @@ mod tests {
                 "{err}"
             );
         }
-        let big = format!(
+    }
+
+    /// The message of a script stopped by its memory limit, or what else happened.
+    fn stopped_for_memory(result: Result<Dynamic, Box<EvalAltResult>>) -> String {
+        let err = match result {
+            Ok(v) => panic!("not stopped: {v}"),
+            Err(err) => err,
+        };
+        let (EvalAltResult::ErrorTerminated(value, _) | EvalAltResult::ErrorRuntime(value, _)) =
+            &*err
+        else {
+            panic!("stopped by something else: {err}");
+        };
+        let map = value.read_lock::<rhai::Map>().expect("an error map");
+        assert_eq!(map["kind"].to_string(), "limit", "{map:?}");
+        map["message"].to_string()
+    }
+
+    #[test]
+    fn a_runaway_value_stops_at_the_memory_limit() {
+        // Rows of 64 KiB, without end: the heap, not a count, stops it.
+        let rows = "let rows = []; loop { rows.push(blob(65536)); }";
+        for limits in [Limits::CLI, Limits::HOOK] {
+            let message = stopped_for_memory(run(&limits, rows));
+            assert!(
+                message.contains(&format!("more than its {} MiB", limits.memory / MIB))
+                    && message.contains("k8s::select"),
+                "names the limit and the way out: {message}"
+            );
+        }
+        let doubling = "let s = \"x\"; loop { s += s; }";
+        stopped_for_memory(run(&Limits::HOOK, doubling));
+        let past_hook = format!(
             "let s = \"x\"; while s.len < {} {{ s += s; }} s.len",
-            Limits::HOOK.string_size + 1
+            Limits::HOOK.memory + 1
         );
+        stopped_for_memory(run(&Limits::HOOK, &past_hook));
         assert!(
-            run(&Limits::HOOK, &big).is_err(),
-            "a hook cannot build a string past its limit"
+            run(&Limits::CLI, &past_hook).is_ok(),
+            "the CLI may hold more"
         );
-        assert!(run(&Limits::CLI, &big).is_ok(), "the CLI can");
+    }
+
+    #[test]
+    fn one_call_cannot_ask_for_more_than_the_limit() {
+        for call in [
+            "blob(1 << 40)",
+            "blob(1 << 40, 7)",
+            "let b = blob(); b.pad(1 << 40, 1); b",
+            "let a = []; a.pad(1 << 40, 0); a",
+            "let s = \"\"; s.pad(1 << 40, 'x'); s",
+            "let s = \"\"; s.pad(1 << 40, \"xy\"); s",
+        ] {
+            let message = stopped_for_memory(run(&Limits::HOOK, call));
+            assert!(
+                message.contains("more than the 64 MiB"),
+                "{call}: {message}"
+            );
+        }
+        let padded = "let s = \"ab\"; s.pad(7, \"xyz\"); let a = [1]; a.pad(3, 0); \
+                      let b = blob(2, 0x101); b.pad(3, 9); `${s} ${a} ${b.len()} ${b[0]}`";
+        let value = run(&Limits::HOOK, padded).expect("small pads work as Rhai's own");
+        assert_eq!(value.to_string(), "abxyzxy [1, 0, 0] 3 1");
+    }
+
+    #[test]
+    fn ten_thousand_small_rows_pass_even_in_a_hook() {
+        let rows = "let rows = []; for i in 0..10000 { rows.push(#{ name: `app-${i}`, \
+                    status: \"running\", image: \"nginx:1.27\", ready: 1, replicas: 1, \
+                    namespace: \"shop-test\", project: \"shop\", environment: \"test\", \
+                    host: `app-${i}-test-sandbox.localhost` }); } rows.len()";
+        for limits in [Limits::CLI, Limits::HOOK] {
+            let len = run(&limits, rows).expect("10,000 rows").as_int().unwrap();
+            assert_eq!(len, 10_000);
+        }
+    }
+
+    /// Where no heap count runs, Rhai's element counts bound a value to about the same size.
+    #[test]
+    fn without_a_heap_count_element_counts_stand_in() {
+        let mut engine = Engine::new();
+        Limits::HOOK.count_elements(&mut engine);
+        let rows = "let rows = []; for i in 0..10000 { rows.push(#{ name: `app-${i}`, ready: 1 }); } rows.len()";
+        assert_eq!(engine.eval::<rhai::INT>(rows).expect("10,000 rows"), 10_000);
+        let err = engine
+            .eval::<Dynamic>("let s = \"x\"; loop { s += s; }")
+            .expect_err("a runaway string");
+        assert!(
+            matches!(*err, EvalAltResult::ErrorDataTooLarge(..)),
+            "{err}"
+        );
     }
 
     #[test]

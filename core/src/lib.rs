@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod engine;
+pub mod heap;
 pub mod report;
 pub mod search;
 pub mod stdlib;
@@ -13,6 +14,11 @@ use std::sync::Arc;
 use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Scope};
 
 pub use engine::Limits;
+
+/// The unit tests bound memory as the kip binary does.
+#[cfg(test)]
+#[global_allocator]
+static HEAP: heap::Counting = heap::Counting;
 pub use report::ScriptError;
 pub use search::SearchPath;
 pub use verbs::{Verb, Verbs};
@@ -26,6 +32,7 @@ pub struct Kip {
     pub engine: Engine,
     pub verbs: Arc<Verbs>,
     pub search: Arc<SearchPath>,
+    pub limits: Limits,
 }
 
 thread_local! {
@@ -63,11 +70,19 @@ impl Kip {
             engine,
             verbs,
             search,
+            limits: *limits,
         })
+    }
+
+    /// Also stops a running script between two operations when `stop` returns a reason (which
+    /// becomes the error), on top of the limits.
+    pub fn stop_when(&mut self, stop: impl Fn() -> Option<Dynamic> + Send + Sync + 'static) {
+        engine::watch(&mut self.engine, &self.limits, Some(Box::new(stop)));
     }
 
     /// Runs the winning declaration of the verb named by `words` with `opts`.
     pub fn run_verb(&self, words: &[String], opts: Map) -> Result<Dynamic, ScriptError> {
+        heap::start_run();
         run_declaration(&self.engine, &self.verbs, words, 0, opts).map_err(|e| {
             let Some(verb) = self.verbs.chain(words).first().copied() else {
                 return ScriptError::runtime(&e);
@@ -95,6 +110,7 @@ impl Kip {
             source: source.to_string(),
         };
         let compiled = verbs::compile(&self.engine, &script)?;
+        heap::start_run();
         let mut scope = Scope::new();
         let args: rhai::Array = args.into_iter().map(Dynamic::from).collect();
         scope.push("ARGS", args);
@@ -111,6 +127,7 @@ impl Kip {
             source: expr.to_string(),
         };
         let compiled = verbs::compile(&self.engine, &script)?;
+        heap::start_run();
         self.engine
             .eval_ast::<Dynamic>(&compiled)
             .map_err(|e| ScriptError::runtime_in(&e, "<eval>"))
@@ -135,6 +152,7 @@ impl Kip {
         let merged = session.functions.merge(&compiled);
         // A line that defines a function keeps it even when its statements fail.
         session.functions = merged.clone_functions_only();
+        heap::start_run();
         self.engine
             .eval_ast_with_scope::<Dynamic>(&mut session.scope, &merged)
             .map_err(|e| ScriptError::runtime_in(&e, name))

@@ -185,7 +185,7 @@ fn error_kind(err: &EvalAltResult) -> Option<String> {
 /// The message of the innermost error: a thrown map's `message`, or the error without its
 /// position (which is printed apart).
 fn message_of(err: &EvalAltResult) -> String {
-    if let EvalAltResult::ErrorRuntime(value, _) = err {
+    if let EvalAltResult::ErrorRuntime(value, _) | EvalAltResult::ErrorTerminated(value, _) = err {
         if let Some(map) = value.read_lock::<rhai::Map>()
             && let Some(message) = map.get("message")
         {
