@@ -13,6 +13,7 @@
 //! malformed argument.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ use kube::api::{
 use kube::discovery::{self, ApiCapabilities, ApiResource, Discovery, Scope};
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, EvalAltResult, Map};
+use serde::de::DeserializeSeed;
 use serde_json::Value;
 
 use crate::host::{self, Host};
@@ -745,26 +747,25 @@ impl Cluster {
         ns: &str,
         selector: &str,
     ) -> RhaiResult<Array> {
-        let mut out = Array::new();
-        self.pages(api_version, kind, ns, selector, |items| {
-            out.extend(items.into_iter().map(json_to_dynamic));
-            Ok(())
-        })
-        .await?;
-        Ok(out)
+        self.pages(api_version, kind, ns, selector, PhantomData::<Dynamic>)
+            .await
     }
 
-    /// Lists `kind` in `ns` ("" = all namespaces) a page at a time, handing each page's
-    /// objects to `each` before asking for the next: neither kip nor the API server holds the
-    /// whole answer for 10,000 objects at once, and the script gets only what `each` keeps.
-    pub(crate) async fn pages(
+    /// Lists `kind` in `ns` ("" = all namespaces) a page at a time, reading each object of a
+    /// page straight from the response text with `item`: neither kip nor the API server
+    /// holds the whole answer for 10,000 objects at once, and nothing of an object but what
+    /// `item` keeps is ever built.
+    pub(crate) async fn pages<S>(
         &self,
         api_version: &str,
         kind: &str,
         ns: &str,
         selector: &str,
-        mut each: impl FnMut(Vec<Value>) -> RhaiResult<()>,
-    ) -> RhaiResult<()> {
+        item: S,
+    ) -> RhaiResult<Array>
+    where
+        S: for<'de> DeserializeSeed<'de, Value = Dynamic> + Clone,
+    {
         let (ar, caps) = self.resolve(api_version, kind).await?;
         let ns = match caps.scope {
             Scope::Namespaced if !ns.is_empty() => Some(ns),
@@ -776,17 +777,42 @@ impl Cluster {
         if !selector.is_empty() {
             params = params.labels(selector);
         }
-        loop {
+        let fetch = |params: &ListParams| {
             let http = request
-                .list(&params)
+                .list(params)
                 .map_err(|e| host::error("invalid", e.to_string()))?;
-            let page: Page = self.client.request(http).await.map_err(kube_error)?;
-            each(page.items)?;
-            match page.metadata.continue_ {
-                Some(token) if !token.is_empty() => params.continue_token = Some(token),
-                _ => return Ok(()),
+            let client = self.client.clone();
+            Ok::<_, Box<EvalAltResult>>(tokio::spawn(
+                async move { client.request_text(http).await },
+            ))
+        };
+        let mut out = Array::new();
+        let mut pending = Some(fetch(&params)?);
+        while let Some(page) = pending.take() {
+            let text = page
+                .await
+                .map_err(|e| host::error("internal", format!("a list request failed: {e}")))?
+                .map_err(kube_error)?;
+            let mut refused = None;
+            // The server makes the next page while this one is read.
+            let read = crate::k8s_select::read_page(&text, item.clone(), &mut out, |token| {
+                params.continue_token = Some(token.to_string());
+                match fetch(&params) {
+                    Ok(next) => pending = Some(next),
+                    Err(e) => refused = Some(e),
+                }
+            });
+            read.map_err(|e| {
+                host::error(
+                    "kubernetes",
+                    format!("the list of {kind} in {api_version} does not parse: {e}"),
+                )
+            })?;
+            if let Some(e) = refused {
+                return Err(e);
             }
         }
+        Ok(out)
     }
 
     async fn patch(
@@ -808,37 +834,6 @@ impl Cluster {
 
 /// Objects per page of a list, as kubectl asks for them.
 const PAGE: u32 = 500;
-
-/// One page of a list; the items stay JSON until the caller takes what it needs.
-#[derive(serde::Deserialize)]
-struct Page {
-    #[serde(default)]
-    metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta,
-    #[serde(default)]
-    items: Vec<Value>,
-}
-
-/// A JSON value as a script value, moving its strings rather than copying them.
-pub(crate) fn json_to_dynamic(value: Value) -> Dynamic {
-    match value {
-        Value::Null => Dynamic::UNIT,
-        Value::Bool(b) => b.into(),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => Dynamic::from_int(i),
-            None => Dynamic::from_float(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        Value::String(s) => s.into(),
-        Value::Array(items) => {
-            Dynamic::from_array(items.into_iter().map(json_to_dynamic).collect())
-        }
-        Value::Object(fields) => Dynamic::from_map(
-            fields
-                .into_iter()
-                .map(|(k, v)| (k.into(), json_to_dynamic(v)))
-                .collect(),
-        ),
-    }
-}
 
 /// Waits until `cond` holds for the object `(api_version, kind, ns, name)` and returns it.
 fn wait_until(

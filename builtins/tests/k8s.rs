@@ -618,21 +618,37 @@ fn lists_and_selects_read_every_page() {
             n: ["metadata", "labels", "kipper.run/n"],
             manager: "metadata.managedFields.0.manager",
             missing: "spec.nothing.here",
+            past_a_string: "data.colour.deeper",
+            labels: "metadata.labels",
         });
         let everywhere = k8s::select("v1", "ConfigMap", "", #{ns: "metadata.namespace"});
+        let both = k8s::select_many([
+            #{api_version: "v1", kind: "ConfigMap", ns: "bulk", label_selector: "bulk=yes", fields: #{name: "metadata.name"}},
+            #{api_version: "v1", kind: "Namespace", fields: #{name: "metadata.name"}},
+        ]);
         let names = #{};
         for r in rows { names[r.name] = true; }
         let first = rows.filter(|r| r.name == "cm-7")[0];
         `${whole.len()} ${whole[0].data.colour != ()} ${rows.len()} ${names.len()} `
           + `${first.colour} ${first.n} ${first.manager} ${first.missing == ()} ${first.keys().len()} `
-          + `${everywhere.filter(|r| r.ns == "bulk").len()}`
+          + `${first.past_a_string == ()} ${first.labels.bulk} `
+          + `${everywhere.filter(|r| r.ns == "bulk").len()} `
+          + `${both.len()} ${both[0].len()} ${both[1].filter(|n| n.name == "bulk").len()}`
     "#,
     );
-    assert_eq!(out, "1203 true 1203 1203 green 7 kip true 5 1203");
+    assert_eq!(
+        out,
+        "1203 true 1203 1203 green 7 kip true 7 true yes 1203 2 1203 1"
+    );
     let err = f.fail(r#"k8s::select("v1", "ConfigMap", "bulk", #{name: 42})"#);
     assert_eq!(text(&err, "kind"), "invalid");
     assert!(
         text(&err, "message").contains("field `name` of k8s::select has the path 42"),
+        "{err:?}"
+    );
+    let err = f.fail(r#"k8s::select_many([#{kind: "ConfigMap", fields: #{}}])"#);
+    assert!(
+        text(&err, "message").contains("`api_version` is missing or not a string"),
         "{err:?}"
     );
 }
