@@ -29,7 +29,7 @@ const MIB: usize = 1024 * 1024;
 
 impl Limits {
     /// Verbs and pipelines run from the command line: generous, but a runaway loop still ends.
-    /// 10,000 whole Deployments from `k8s::list` take about 250 MiB as script values.
+    /// 10,000 whole Deployments from `k8s::list` take about 300 MB as script values.
     pub const CLI: Limits = Limits {
         operations: 50_000_000,
         call_levels: 64,
