@@ -319,23 +319,15 @@ fn a_host_is_served_by_one_app() {
                 .success()
         );
     }
-    let first = kip(
-        &sb,
-        &deploy(
-            "frontend",
-            "nginx:1.27",
-            &["--project", "shop-a", "--environment", "test"],
-        ),
-    );
+    // `frontend` deployed to `project`'s test environment, with `extra` flags.
+    let frontend = |project: &str, extra: &[&str]| {
+        let mut flags = vec!["--project", project, "--environment", "test"];
+        flags.extend_from_slice(extra);
+        kip(&sb, &deploy("frontend", "nginx:1.27", &flags))
+    };
+    let first = frontend("shop-a", &[]);
     assert!(first.status.success(), "{}", err(&first));
-    let second = kip(
-        &sb,
-        &deploy(
-            "frontend",
-            "nginx:1.27",
-            &["--project", "shop-b", "--environment", "test"],
-        ),
-    );
+    let second = frontend("shop-b", &[]);
     refused(
         &second,
         "host frontend-test-sandbox.localhost is already served by app `frontend` in shop-a-test",
@@ -344,21 +336,7 @@ fn a_host_is_served_by_one_app() {
     sb.kubectl()
         .fails(&["get", "apps.kipper.run", "frontend", "-n", "shop-b-test"]);
 
-    let own = kip(
-        &sb,
-        &deploy(
-            "frontend",
-            "nginx:1.27",
-            &[
-                "--project",
-                "shop-b",
-                "--environment",
-                "test",
-                "--domain",
-                "b.example.com",
-            ],
-        ),
-    );
+    let own = frontend("shop-b", &["--domain", "b.example.com"]);
     assert!(own.status.success(), "{}", err(&own));
     assert!(
         out(&own).contains("Live at https://b.example.com"),
@@ -370,14 +348,7 @@ fn a_host_is_served_by_one_app() {
         .json(&["get", "ingress", "frontend", "-n", "shop-b-test"]);
     assert_eq!(ingress["spec"]["rules"][0]["host"], "b.example.com");
     // Re-deploying the first app keeps its host: an app does not collide with itself.
-    let again = kip(
-        &sb,
-        &deploy(
-            "frontend",
-            "nginx:1.27",
-            &["--project", "shop-a", "--environment", "test"],
-        ),
-    );
+    let again = frontend("shop-a", &[]);
     assert!(again.status.success(), "{}", err(&again));
 }
 
