@@ -34,12 +34,56 @@ pub fn load(args: &[String]) -> Result<Kip, Failure> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
     let search = SearchPath::new(scripts_flag(args).as_deref(), &cwd, &home);
     let cache = home.join("cache").join("verbs.json");
-    Kip::load_with_cache(search, &Limits::CLI, Some(&cache)).map_err(|e| {
-        (
-            e.exit_code(),
-            e.render(&|name| std::fs::read_to_string(name).ok()),
-        )
-    })
+    let kip = Kip::load_with_cache(search, &Limits::CLI, Some(&cache));
+    check_broken(&kip, args)?;
+    Ok(kip)
+}
+
+/// A broken script fails the commands that run a verb it declares, with the whole error; any
+/// other command goes on without it, after one line that names it.
+fn check_broken(kip: &Kip, args: &[String]) -> Result<(), Failure> {
+    let sources = |name: &str| std::fs::read_to_string(name).ok();
+    if let Some(broken) = kip.verbs.broken_for(&command_words(args)) {
+        let mut text = broken.error.render(&sources);
+        text.push_str(&format!(
+            "  = kip left {} out: fix it, or move it out of the scripts folder\n",
+            broken.origin.display()
+        ));
+        return Err((broken.error.exit_code(), text));
+    }
+    for broken in kip.verbs.broken() {
+        let at = broken
+            .error
+            .location
+            .as_ref()
+            .map(|at| format!(" (line {}, column {})", at.line, at.column))
+            .unwrap_or_default();
+        eprintln!(
+            "warning: skipped {}, which is broken: {}{at}",
+            broken.origin.display(),
+            broken.error.message
+        );
+    }
+    Ok(())
+}
+
+/// The words of the command line before its first flag (`app deploy` of `kip -v app deploy
+/// --name web`), kip's own leading flags skipped.
+fn command_words(args: &[String]) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut it = args.iter().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--scripts" => {
+                it.next();
+            }
+            "-v" | "--verbose" => {}
+            a if a.starts_with('-') && words.is_empty() => {}
+            a if a.starts_with('-') => break,
+            a => words.push(a.to_string()),
+        }
+    }
+    words
 }
 
 fn render(kip: &Kip, err: ScriptError) -> Failure {
@@ -162,12 +206,17 @@ pub fn list(kip: &Kip, builtins: &clap::Command) -> Result<(), Failure> {
             rows.push([name, about(leaf), "built into kip".into()]);
         }
     }
-    rows.extend(
-        kip.verbs
-            .winners()
+    // An overridden verb shows its whole chain: the declaration that runs, then each one
+    // `kip::next` reaches.
+    rows.extend(kip.verbs.winners().iter().map(|v| {
+        let chain: Vec<String> = kip
+            .verbs
+            .chain(&v.words)
             .iter()
-            .map(|v| [v.name(), v.about.clone(), v.script.origin.display()]),
-    );
+            .map(|d| d.script.origin.display())
+            .collect();
+        [v.name(), v.about.clone(), chain.join(" → ")]
+    }));
     let width = |i: usize| {
         rows.iter()
             .map(|r| r[i].chars().count())

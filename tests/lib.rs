@@ -6,6 +6,7 @@ mod cluster_verbs;
 mod common;
 mod install;
 mod integrity;
+mod overrides;
 mod readme_tour;
 mod sandbox_cli;
 mod sandbox_durability;

@@ -69,7 +69,8 @@ fn verb_command(name: &str, verb: &Verb) -> Command {
         let mut a = ClapArg::new(flag.name.clone())
             .long(flag.name.clone())
             .help(flag.help.clone())
-            .required(flag.required);
+            .required(flag.required)
+            .hide(flag.hidden);
         if let Some(c) = flag.short {
             a = a.short(c);
         }

@@ -45,8 +45,9 @@ thread_local! {
 }
 
 impl Kip {
-    /// Builds the engine and loads every verb declared along `search`.
-    pub fn load(search: SearchPath, limits: &Limits) -> Result<Kip, ScriptError> {
+    /// Builds the engine and loads every verb declared along `search` (a broken script is
+    /// left out and kept in `verbs.broken()`).
+    pub fn load(search: SearchPath, limits: &Limits) -> Kip {
         Kip::load_with_cache(search, limits, None)
     }
 
@@ -56,22 +57,22 @@ impl Kip {
         search: SearchPath,
         limits: &Limits,
         cache_file: Option<&std::path::Path>,
-    ) -> Result<Kip, ScriptError> {
+    ) -> Kip {
         let search = Arc::new(search);
         let mut engine = engine::new_engine(limits, search.clone());
         let scripts = search.scripts();
         let verbs = match cache_file {
-            Some(file) => Verbs::load_cached(&engine, &scripts, file)?,
-            None => Verbs::load(&engine, &scripts)?,
+            Some(file) => Verbs::load_cached(&engine, &scripts, file),
+            None => Verbs::load(&engine, &scripts),
         };
         let verbs = Arc::new(verbs);
         register_kip_module(&mut engine, verbs.clone());
-        Ok(Kip {
+        Kip {
             engine,
             verbs,
             search,
             limits: *limits,
-        })
+        }
     }
 
     /// Also stops a running script between two operations when `stop` returns a reason (which
@@ -258,7 +259,7 @@ mod tests {
     /// made, and its error points into the line.
     #[test]
     fn a_session_keeps_variables_and_functions() {
-        let kip = Kip::load(SearchPath::stdlib_only(), &Limits::CLI).unwrap();
+        let kip = Kip::load(SearchPath::stdlib_only(), &Limits::CLI);
         let mut session = Session::default();
         let mut eval = |code: &str| kip.eval_in_session(&mut session, "<shell>", code);
         assert!(eval("let n = 2").unwrap().is_unit());
@@ -297,7 +298,7 @@ fn base(opts) { "a" }"#,
         )
         .unwrap();
         let search = SearchPath::new(Some(dir.path()), dir.path(), dir.path());
-        let mut kip = Kip::load(search, &Limits::CLI).unwrap();
+        let mut kip = Kip::load(search, &Limits::CLI);
         let barrier = Arc::new(std::sync::Barrier::new(2));
         let pause = barrier.clone();
         kip.engine.register_fn("pause", move || {

@@ -34,6 +34,10 @@ pub struct Flag {
     pub repeatable: bool,
     /// The default as the user would type it.
     pub default: Option<String>,
+    /// Accepted but left out of `--help` and completions (an override hiding a flag the verb
+    /// it wraps still reads).
+    #[serde(default)]
+    pub hidden: bool,
 }
 
 /// One positional argument of a verb.
@@ -119,7 +123,7 @@ impl Compiled {
 }
 
 /// Bumped when a change to [`Verb`] would read an old cache wrongly rather than fail to read it.
-const CACHE_FORMAT: u32 = 1;
+const CACHE_FORMAT: u32 = 2;
 
 /// What the cache file holds: the declarations of one set of script sources.
 #[derive(Serialize, Deserialize)]
@@ -133,42 +137,121 @@ struct Cached {
 #[derive(Debug, Default)]
 pub struct Verbs {
     all: Vec<Verb>,
+    broken: Vec<Broken>,
+}
+
+/// A script on the search path that could not be loaded, and why.
+#[derive(Debug, Clone)]
+pub struct Broken {
+    pub origin: Origin,
+    pub error: ScriptError,
+    /// The verbs its text appears to declare (its `verbs()` did not run, or failed): a
+    /// command running one of them fails with `error` instead of running another declaration.
+    pub verbs: Vec<Vec<String>>,
+}
+
+impl Broken {
+    fn new(script: &Script, error: ScriptError) -> Broken {
+        Broken {
+            origin: script.origin.clone(),
+            error,
+            verbs: declared_words(&script.source),
+        }
+    }
+}
+
+/// The words of every `verb: "…"` in a script's text.
+fn declared_words(source: &str) -> Vec<Vec<String>> {
+    let mut found = Vec::new();
+    let mut rest = source;
+    while let Some(at) = rest.find("verb") {
+        rest = &rest[at + "verb".len()..];
+        let Some(after_colon) = rest.trim_start().strip_prefix(':') else {
+            continue;
+        };
+        let Some(quoted) = after_colon.trim_start().strip_prefix('"') else {
+            continue;
+        };
+        if let Some(end) = quoted.find('"') {
+            let words: Vec<String> = quoted[..end].split_whitespace().map(String::from).collect();
+            if !words.is_empty() {
+                found.push(words);
+            }
+        }
+    }
+    found
+}
+
+/// A script's declarations, or why it has none to give.
+fn declarations(
+    engine: &Engine,
+    script: &Script,
+    index: usize,
+) -> Result<Vec<Declaration>, ScriptError> {
+    let compiled = Arc::new(Compiled::new(script));
+    let ast = compiled.ast(engine)?;
+    let declares = ast
+        .iter_functions()
+        .any(|f| f.name == "verbs" && f.params.is_empty());
+    if !declares {
+        return Ok(Vec::new());
+    }
+    let options = rhai::CallFnOptions::new().eval_ast(false);
+    let values: Dynamic = engine
+        .call_fn_with_options(options, &mut rhai::Scope::new(), ast, "verbs", ())
+        .map_err(|e| {
+            let mut error = ScriptError::runtime_in(&e, &compiled.origin.display());
+            error.failure = crate::report::Failure::Script;
+            error
+        })?;
+    let Ok(values) = values.into_array() else {
+        return Err(ScriptError::declaration(
+            &compiled.origin,
+            "verbs() must return an array of maps like #{ verb: \"app deploy\", run: \"deploy\" }",
+        ));
+    };
+    values
+        .into_iter()
+        .map(|value| {
+            parse_declaration(value, &compiled, ast, index)
+                .map_err(|msg| ScriptError::declaration(&compiled.origin, &msg))
+        })
+        .collect()
 }
 
 impl Verbs {
-    /// Compiles each script and collects what its `verbs()` declares.
-    pub fn load(engine: &Engine, scripts: &[Script]) -> Result<Verbs, ScriptError> {
-        let mut all = Vec::new();
+    /// Compiles each script and collects what its `verbs()` declares. A declaration of a verb
+    /// that a later script on the path also declares overrides it: it inherits that verb's
+    /// flags, arguments, help, `read` and `destructive`, and states only what it changes.
+    ///
+    /// A script that does not compile, whose `verbs()` fails, or whose declarations are wrong
+    /// is left out and kept in [`Verbs::broken`]: only a command that needs it fails.
+    pub fn load(engine: &Engine, scripts: &[Script]) -> Verbs {
+        let mut declared = Vec::new();
+        let mut broken = Vec::new();
         for (index, script) in scripts.iter().enumerate() {
-            let compiled = Arc::new(Compiled::new(script));
-            let ast = compiled.ast(engine)?;
-            let declares = ast
-                .iter_functions()
-                .any(|f| f.name == "verbs" && f.params.is_empty());
-            if !declares {
-                continue;
-            }
-            let options = rhai::CallFnOptions::new().eval_ast(false);
-            let declared: Dynamic = engine
-                .call_fn_with_options(options, &mut rhai::Scope::new(), ast, "verbs", ())
-                .map_err(|e| ScriptError::runtime(&e))?;
-            for decl in declared.into_array().unwrap_or_default() {
-                let verb = parse_verb(decl, &compiled, ast, index)
-                    .map_err(|msg| ScriptError::declaration(&compiled.origin, &msg))?;
-                all.push(verb);
+            match declarations(engine, script, index) {
+                Ok(found) => declared.extend(found),
+                Err(error) => broken.push(Broken::new(script, error)),
             }
         }
-        Ok(Verbs { all })
+        // A script whose override cannot apply goes, and the chains are resolved without it.
+        loop {
+            match resolve_overrides(&declared) {
+                Ok(all) => return Verbs { all, broken },
+                Err((index, error)) => {
+                    declared.retain(|d| d.script_index != index);
+                    broken.push(Broken::new(&scripts[index], error));
+                }
+            }
+        }
     }
 
     /// Like [`Verbs::load`], but the declarations come from `cache_file` when it was written for
     /// these very sources, and then no script is compiled until it runs. A cache that cannot be
-    /// read or written only costs the compilation.
-    pub fn load_cached(
-        engine: &Engine,
-        scripts: &[Script],
-        cache_file: &Path,
-    ) -> Result<Verbs, ScriptError> {
+    /// read or written only costs the compilation; sources with a broken script are not cached,
+    /// so each command reports it until it is fixed.
+    pub fn load_cached(engine: &Engine, scripts: &[Script], cache_file: &Path) -> Verbs {
         let key = cache_key(scripts);
         let cached = std::fs::read(cache_file)
             .ok()
@@ -185,17 +268,36 @@ impl Verbs {
                     verb
                 })
                 .collect();
-            return Ok(Verbs { all });
+            return Verbs {
+                all,
+                broken: Vec::new(),
+            };
         }
-        let verbs = Verbs::load(engine, scripts)?;
-        let cache = Cached {
-            key,
-            verbs: verbs.all.clone(),
-        };
-        if let Ok(bytes) = serde_json::to_vec(&cache) {
-            write_atomically(cache_file, &bytes);
+        let verbs = Verbs::load(engine, scripts);
+        if verbs.broken.is_empty() {
+            let cache = Cached {
+                key,
+                verbs: verbs.all.clone(),
+            };
+            if let Ok(bytes) = serde_json::to_vec(&cache) {
+                write_atomically(cache_file, &bytes);
+            }
         }
-        Ok(verbs)
+        verbs
+    }
+
+    /// The scripts left out because they are broken.
+    pub fn broken(&self) -> &[Broken] {
+        &self.broken
+    }
+
+    /// The broken script that seems to declare the verb `words` start with, if one does.
+    pub fn broken_for(&self, words: &[String]) -> Option<&Broken> {
+        self.broken.iter().find(|b| {
+            b.verbs
+                .iter()
+                .any(|v| !v.is_empty() && words.starts_with(v))
+        })
     }
 
     /// The verbs that answer to each name, the winning declaration only.
@@ -246,42 +348,227 @@ fn write_atomically(path: &Path, bytes: &[u8]) {
     }
 }
 
-fn text(map: &Map, key: &str) -> Result<String, String> {
+/// One entry of a script's `verbs()`, before what it inherits is filled in: `None` is "not
+/// stated".
+struct Declaration {
+    words: Vec<String>,
+    about: Option<String>,
+    long: Option<String>,
+    flags: Vec<FlagDeclaration>,
+    args: Option<Vec<Arg>>,
+    destructive: Option<bool>,
+    read: Option<bool>,
+    func: String,
+    script: Arc<Compiled>,
+    script_index: usize,
+}
+
+/// One flag as a declaration states it: a new flag, or changes to an inherited one.
+struct FlagDeclaration {
+    name: String,
+    short: Option<char>,
+    ty: Option<FlagType>,
+    help: Option<String>,
+    required: Option<bool>,
+    repeatable: Option<bool>,
+    /// `Some(None)`: `default_value: ()`, which takes an inherited default away.
+    default: Option<Option<String>>,
+    hidden: Option<bool>,
+}
+
+/// Resolves each declaration against the one it overrides (the next declaration of the same
+/// verb along the search path), from the stdlib's up to the user's.
+fn resolve_overrides(declared: &[Declaration]) -> Result<Vec<Verb>, (usize, ScriptError)> {
+    let mut resolved: Vec<Option<Verb>> = declared.iter().map(|_| None).collect();
+    for (i, declaration) in declared.iter().enumerate().rev() {
+        let base = declared[i + 1..]
+            .iter()
+            .position(|d| d.words == declaration.words)
+            .and_then(|offset| resolved[i + 1 + offset].as_ref());
+        let verb = inherit(declaration, base).map_err(|msg| {
+            let error = ScriptError::declaration(
+                &declaration.script.origin,
+                &format!("verb `{}`: {msg}", declaration.words.join(" ")),
+            );
+            (declaration.script_index, error)
+        })?;
+        resolved[i] = Some(verb);
+    }
+    Ok(resolved.into_iter().flatten().collect())
+}
+
+/// `declaration` with what it does not state taken from `base`, the verb it overrides.
+fn inherit(declaration: &Declaration, base: Option<&Verb>) -> Result<Verb, String> {
+    let mut flags: Vec<Flag> = base.map(|b| b.flags.clone()).unwrap_or_default();
+    for stated in &declaration.flags {
+        match flags.iter_mut().find(|f| f.name == stated.name) {
+            Some(flag) => change_flag(flag, stated)?,
+            None => flags.push(new_flag(stated)),
+        }
+    }
+    let args = match (&declaration.args, base) {
+        (Some(args), _) => args.clone(),
+        (None, Some(base)) => base.args.clone(),
+        (None, None) => Vec::new(),
+    };
+    let inherited = |stated: &Option<bool>, of: fn(&Verb) -> bool| {
+        stated.unwrap_or_else(|| base.is_some_and(of))
+    };
+    let destructive = inherited(&declaration.destructive, |b| b.destructive);
+    let read = inherited(&declaration.read, |b| b.read);
+    check_names(&flags, &args, destructive, read)?;
+    let text = |stated: &Option<String>, of: fn(&Verb) -> &String| {
+        stated
+            .clone()
+            .or_else(|| base.map(|b| of(b).clone()))
+            .unwrap_or_default()
+    };
+    Ok(Verb {
+        words: declaration.words.clone(),
+        about: text(&declaration.about, |b| &b.about),
+        // A new `about` without a `long` speaks for the verb: the old long help would not.
+        long: match (&declaration.about, &declaration.long) {
+            (Some(_), None) => String::new(),
+            _ => text(&declaration.long, |b| &b.long),
+        },
+        flags,
+        args,
+        destructive,
+        read,
+        func: declaration.func.clone(),
+        script: declaration.script.clone(),
+        script_index: declaration.script_index,
+    })
+}
+
+fn new_flag(stated: &FlagDeclaration) -> Flag {
+    Flag {
+        name: stated.name.clone(),
+        short: stated.short,
+        ty: stated.ty.unwrap_or(FlagType::String),
+        help: stated.help.clone().unwrap_or_default(),
+        required: stated.required.unwrap_or(false),
+        repeatable: stated.repeatable.unwrap_or(false),
+        default: stated.default.clone().flatten(),
+        hidden: stated.hidden.unwrap_or(false),
+    }
+}
+
+/// An inherited flag with what an override states about it. Its type stays: the verb it
+/// wraps reads the value as that type.
+fn change_flag(flag: &mut Flag, stated: &FlagDeclaration) -> Result<(), String> {
+    if let Some(ty) = stated.ty
+        && ty != flag.ty
+    {
+        return Err(format!(
+            "flag `{}` is {} in the verb it overrides and cannot become {}: \
+             add a flag of another name instead",
+            flag.name,
+            type_name(flag.ty),
+            type_name(ty)
+        ));
+    }
+    if stated.short.is_some() {
+        flag.short = stated.short;
+    }
+    if let Some(help) = &stated.help {
+        flag.help = help.clone();
+    }
+    if let Some(required) = stated.required {
+        flag.required = required;
+    }
+    if let Some(repeatable) = stated.repeatable {
+        flag.repeatable = repeatable;
+    }
+    if let Some(default) = &stated.default {
+        flag.default = default.clone();
+    }
+    if let Some(hidden) = stated.hidden {
+        flag.hidden = hidden;
+    }
+    Ok(())
+}
+
+fn type_name(ty: FlagType) -> &'static str {
+    match ty {
+        FlagType::String => "a string",
+        FlagType::Int => "an int",
+        FlagType::Bool => "a bool",
+    }
+}
+
+fn text(map: &Map, key: &str) -> Result<Option<String>, String> {
     match map.get(key) {
-        None => Ok(String::new()),
-        Some(v) if v.is_unit() => Ok(String::new()),
+        None => Ok(None),
+        Some(v) if v.is_unit() => Ok(Some(String::new())),
         Some(v) => v
             .clone()
             .into_immutable_string()
-            .map(|s| s.to_string())
+            .map(|s| Some(s.to_string()))
             .map_err(|_| format!("`{key}` must be a string")),
     }
 }
 
-fn truth(map: &Map, key: &str) -> Result<bool, String> {
+fn truth(map: &Map, key: &str) -> Result<Option<bool>, String> {
     match map.get(key) {
-        None => Ok(false),
+        None => Ok(None),
         Some(v) => v
             .as_bool()
+            .map(Some)
             .map_err(|_| format!("`{key}` must be true or false")),
     }
 }
 
-fn parse_verb(
+/// The keys a declaration may have: a misspelt one (`flag:`, `destrutive:`) is refused
+/// rather than ignored.
+const DECLARATION_KEYS: &[&str] = &[
+    "verb",
+    "about",
+    "long",
+    "flags",
+    "args",
+    "destructive",
+    "read",
+    "run",
+];
+const FLAG_KEYS: &[&str] = &[
+    "name",
+    "type",
+    "short",
+    "help",
+    "required",
+    "repeatable",
+    "default_value",
+    "hidden",
+];
+const ARG_KEYS: &[&str] = &["name", "help", "required", "repeatable"];
+
+fn known_keys(map: &Map, keys: &[&str], what: &str) -> Result<(), String> {
+    match map.keys().find(|k| !keys.contains(&k.as_str())) {
+        Some(unknown) => Err(format!(
+            "{what} has no key `{unknown}` (it takes {})",
+            keys.join(", ")
+        )),
+        None => Ok(()),
+    }
+}
+
+fn parse_declaration(
     decl: Dynamic,
     script: &Arc<Compiled>,
     ast: &AST,
     script_index: usize,
-) -> Result<Verb, String> {
+) -> Result<Declaration, String> {
     let map = decl.try_cast::<Map>().ok_or(
         "each entry of verbs() must be a map like #{ verb: \"app deploy\", run: \"deploy\" }",
     )?;
-    let name = text(&map, "verb")?;
+    let name = text(&map, "verb")?.unwrap_or_default();
     let words: Vec<String> = name.split_whitespace().map(String::from).collect();
     if words.is_empty() {
         return Err("a verb declaration needs `verb`, its words (e.g. \"app deploy\")".into());
     }
-    let func = text(&map, "run")?;
+    known_keys(&map, DECLARATION_KEYS, &format!("verb `{name}`"))?;
+    let func = text(&map, "run")?.unwrap_or_default();
     if func.is_empty() {
         return Err(format!(
             "verb `{name}` needs `run`: the name of the function that runs it"
@@ -295,9 +582,9 @@ fn parse_verb(
             "verb `{name}` runs `{func}`, but the script has no `fn {func}(opts)`"
         ));
     }
-    let list = |key: &str| -> Result<Vec<Map>, String> {
+    let list = |key: &str| -> Result<Option<Vec<Map>>, String> {
         match map.get(key) {
-            None => Ok(Vec::new()),
+            None => Ok(None),
             Some(v) => v
                 .clone()
                 .into_array()
@@ -307,36 +594,49 @@ fn parse_verb(
                     d.try_cast::<Map>()
                         .ok_or(format!("verb `{name}`: each of `{key}` must be a map"))
                 })
-                .collect(),
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
         }
     };
     let flags = list("flags")?
+        .unwrap_or_default()
         .iter()
         .map(|f| parse_flag(f).map_err(|e| format!("verb `{name}`: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
-    let args = list("args")?
+    if let Some((_, twice)) = flags
         .iter()
-        .map(|a| {
-            Ok(Arg {
-                name: text(a, "name")?,
-                help: text(a, "help")?,
-                required: truth(a, "required")?,
-                repeatable: truth(a, "repeatable")?,
-            })
+        .enumerate()
+        .find(|(i, f)| flags[..*i].iter().any(|g| g.name == f.name))
+    {
+        return Err(format!(
+            "verb `{name}`: flag `{}` clashes with another flag of the verb",
+            twice.name
+        ));
+    }
+    let args = list("args")?
+        .map(|args| {
+            args.iter()
+                .map(|a| {
+                    known_keys(a, ARG_KEYS, "an argument")?;
+                    Ok(Arg {
+                        name: text(a, "name")?.unwrap_or_default(),
+                        help: text(a, "help")?.unwrap_or_default(),
+                        required: truth(a, "required")?.unwrap_or(false),
+                        repeatable: truth(a, "repeatable")?.unwrap_or(false),
+                    })
+                })
+                .collect::<Result<Vec<_>, String>>()
         })
-        .collect::<Result<Vec<_>, String>>()
+        .transpose()
         .map_err(|e| format!("verb `{name}`: {e}"))?;
-    let destructive = truth(&map, "destructive")?;
-    let read = truth(&map, "read")?;
-    check_names(&flags, &args, destructive, read).map_err(|e| format!("verb `{name}`: {e}"))?;
-    Ok(Verb {
+    Ok(Declaration {
         words,
         about: text(&map, "about")?,
         long: text(&map, "long")?,
         flags,
         args,
-        destructive,
-        read,
+        destructive: truth(&map, "destructive")?,
+        read: truth(&map, "read")?,
         func,
         script: script.clone(),
         script_index,
@@ -382,22 +682,24 @@ fn check_names(flags: &[Flag], args: &[Arg], destructive: bool, read: bool) -> R
     Ok(())
 }
 
-fn parse_flag(f: &Map) -> Result<Flag, String> {
-    let name = text(f, "name")?;
+fn parse_flag(f: &Map) -> Result<FlagDeclaration, String> {
+    let name = text(f, "name")?.unwrap_or_default();
     if name.is_empty() || name.starts_with('-') {
         return Err("a flag needs `name` without dashes (e.g. \"replicas\")".into());
     }
-    let ty = match text(f, "type")?.as_str() {
-        "" | "string" => FlagType::String,
-        "int" => FlagType::Int,
-        "bool" => FlagType::Bool,
-        other => {
+    known_keys(f, FLAG_KEYS, &format!("flag `{name}`"))?;
+    let ty = match text(f, "type")?.as_deref() {
+        None => None,
+        Some("" | "string") => Some(FlagType::String),
+        Some("int") => Some(FlagType::Int),
+        Some("bool") => Some(FlagType::Bool),
+        Some(other) => {
             return Err(format!(
                 "flag `{name}` has unknown type `{other}` (string, int or bool)"
             ));
         }
     };
-    let short = text(f, "short")?;
+    let short = text(f, "short")?.unwrap_or_default();
     let short = match short.chars().collect::<Vec<_>>().as_slice() {
         [] => None,
         [c] => Some(*c),
@@ -405,9 +707,8 @@ fn parse_flag(f: &Map) -> Result<Flag, String> {
     };
     let default = f
         .get("default_value")
-        .filter(|d| !d.is_unit())
-        .map(|d| d.to_string());
-    Ok(Flag {
+        .map(|d| (!d.is_unit()).then(|| d.to_string()));
+    Ok(FlagDeclaration {
         name,
         short,
         ty,
@@ -415,6 +716,7 @@ fn parse_flag(f: &Map) -> Result<Flag, String> {
         required: truth(f, "required")?,
         repeatable: truth(f, "repeatable")?,
         default,
+        hidden: truth(f, "hidden")?,
     })
 }
 
@@ -450,11 +752,11 @@ fn hello(opts) { "hi" }"#;
         let mut scripts = vec![script("hello", HELLO)];
         scripts.extend(SearchPath::stdlib_only().scripts());
 
-        let first = Verbs::load_cached(&engine, &scripts, &cache).unwrap();
+        let first = Verbs::load_cached(&engine, &scripts, &cache);
         assert!(first.all().iter().all(|v| v.script.is_compiled()));
         assert!(cache.exists());
 
-        let second = Verbs::load_cached(&engine, &scripts, &cache).unwrap();
+        let second = Verbs::load_cached(&engine, &scripts, &cache);
         assert_eq!(names(&second), names(&first));
         assert!(second.all().iter().all(|v| !v.script.is_compiled()));
         let hello = &second.chain(&["hello".to_string()])[0];
@@ -474,17 +776,17 @@ fn hello(opts) { "hi" }"#;
         let engine = engine();
         let dir = tempfile::tempdir().unwrap();
         let cache = dir.path().join("verbs.json");
-        Verbs::load_cached(&engine, &[script("hello", HELLO)], &cache).unwrap();
+        Verbs::load_cached(&engine, &[script("hello", HELLO)], &cache);
 
         let changed = HELLO.replace("Say hello", "Greet");
-        let verbs = Verbs::load_cached(&engine, &[script("hello", &changed)], &cache).unwrap();
+        let verbs = Verbs::load_cached(&engine, &[script("hello", &changed)], &cache);
         assert_eq!(verbs.all()[0].about, "Greet");
         assert!(verbs.all()[0].script.is_compiled(), "compiled, not cached");
 
         std::fs::write(&cache, b"{not json").unwrap();
-        let verbs = Verbs::load_cached(&engine, &[script("hello", &changed)], &cache).unwrap();
+        let verbs = Verbs::load_cached(&engine, &[script("hello", &changed)], &cache);
         assert_eq!(verbs.all()[0].about, "Greet");
-        let again = Verbs::load_cached(&engine, &[script("hello", &changed)], &cache).unwrap();
+        let again = Verbs::load_cached(&engine, &[script("hello", &changed)], &cache);
         assert!(
             !again.all()[0].script.is_compiled(),
             "the cache was rewritten"
@@ -500,7 +802,15 @@ fn hello(opts) { "hi" }"#;
             "hello",
             "fn verbs() {[ #{ verb: \"hello\", run: \"hello\" } ]",
         );
-        assert!(Verbs::load_cached(&engine, &[broken], &cache).is_err());
+        let verbs = Verbs::load_cached(&engine, &[broken], &cache);
+        assert!(verbs.all().is_empty());
+        assert_eq!(verbs.broken().len(), 1);
+        assert_eq!(verbs.broken()[0].verbs, [["hello".to_string()]]);
+        assert!(
+            verbs.broken_for(&["hello".into(), "x".into()]).is_some(),
+            "a command of the broken script finds it"
+        );
+        assert!(verbs.broken_for(&["other".into()]).is_none());
         assert!(!cache.exists());
     }
 
@@ -531,11 +841,138 @@ fn hello(opts) { "hi" }"#;
         ];
         for (decl, expected) in cases {
             let source = format!("fn verbs() {{[ {decl} ]}}\nfn x(opts) {{ }}");
-            let err = Verbs::load(&engine, &[script("x", &source)]).unwrap_err();
+            let verbs = Verbs::load(&engine, &[script("x", &source)]);
+            let err = &verbs.broken()[0].error;
             assert!(err.message.contains(expected), "{decl}: {}", err.message);
         }
         let own_version = r#"fn verbs() {[ #{ verb: "x", run: "x", flags: [#{ name: "version" }] } ]}
 fn x(opts) { }"#;
-        assert!(Verbs::load(&engine, &[script("x", own_version)]).is_ok());
+        assert!(
+            Verbs::load(&engine, &[script("x", own_version)])
+                .broken()
+                .is_empty()
+        );
+    }
+
+    fn with_stdlib(user: &[Script]) -> Verbs {
+        let mut scripts = user.to_vec();
+        scripts.extend(SearchPath::stdlib_only().scripts());
+        let verbs = Verbs::load(&engine(), &scripts);
+        assert!(verbs.broken().is_empty(), "{:?}", verbs.broken());
+        verbs
+    }
+
+    fn deploy() -> Vec<String> {
+        vec!["app".into(), "deploy".into()]
+    }
+
+    #[test]
+    fn an_override_inherits_what_it_does_not_state() {
+        let team = script(
+            "team",
+            r#"fn verbs() {[ #{ verb: "app deploy", flags: [#{ name: "team", help: "Owning team" }], run: "deploy" } ]}
+fn deploy(opts) { kip::next(opts) }"#,
+        );
+        let verbs = with_stdlib(&[team]);
+        let chain = verbs.chain(&deploy());
+        let (mine, stdlib) = (chain[0], chain[1]);
+        assert_eq!(mine.about, stdlib.about);
+        assert_eq!(mine.args, stdlib.args);
+        assert_eq!(mine.read, stdlib.read);
+        assert_eq!(mine.destructive, stdlib.destructive);
+        assert_eq!(&mine.flags[..stdlib.flags.len()], &stdlib.flags[..]);
+        let added = mine.flags.last().unwrap();
+        assert_eq!(
+            (added.name.as_str(), added.help.as_str()),
+            ("team", "Owning team")
+        );
+        assert_eq!(mine.script.origin.display(), "/user/team.rhai");
+        assert!(
+            stdlib.flags.iter().all(|f| f.name != "team"),
+            "the stdlib's own is unchanged"
+        );
+    }
+
+    #[test]
+    fn an_override_changes_a_default_or_hides_a_flag_keeping_the_rest() {
+        let wrapper = script(
+            "wrapper",
+            r#"fn verbs() {[ #{ verb: "app deploy", about: "Deploy, twice over", run: "deploy",
+    flags: [#{ name: "replicas", default_value: 2 }, #{ name: "allow-many-replicas", hidden: true }] } ]}
+fn deploy(opts) { kip::next(opts) }"#,
+        );
+        let verbs = with_stdlib(&[wrapper]);
+        let chain = verbs.chain(&deploy());
+        let flag =
+            |verb: &Verb, name: &str| verb.flags.iter().find(|f| f.name == name).cloned().unwrap();
+        let (mine, stdlib) = (chain[0], chain[1]);
+        assert_eq!(mine.about, "Deploy, twice over");
+        let replicas = flag(mine, "replicas");
+        assert_eq!(replicas.default.as_deref(), Some("2"));
+        assert_eq!(replicas.ty, FlagType::Int);
+        assert_eq!(replicas.help, flag(stdlib, "replicas").help);
+        assert!(flag(mine, "allow-many-replicas").hidden);
+        assert_eq!(mine.flags.len(), stdlib.flags.len());
+    }
+
+    #[test]
+    fn overrides_stack_each_on_the_one_below() {
+        let outer = script(
+            "outer",
+            r#"fn verbs() {[ #{ verb: "app deploy", flags: [#{ name: "owner" }], run: "d" } ]} fn d(opts) { kip::next(opts) }"#,
+        );
+        let inner = script(
+            "inner",
+            r#"fn verbs() {[ #{ verb: "app deploy", flags: [#{ name: "team", required: true }], run: "d" } ]} fn d(opts) { kip::next(opts) }"#,
+        );
+        let verbs = with_stdlib(&[outer, inner]);
+        let chain = verbs.chain(&deploy());
+        assert_eq!(chain.len(), 3);
+        let names = |v: &Verb| v.flags.iter().map(|f| f.name.clone()).collect::<Vec<_>>();
+        assert!(names(chain[0]).ends_with(&["team".to_string(), "owner".to_string()]));
+        assert!(names(chain[1]).ends_with(&["team".to_string()]));
+        assert!(
+            chain[0]
+                .flags
+                .iter()
+                .any(|f| f.name == "team" && f.required)
+        );
+    }
+
+    #[test]
+    fn what_an_override_cannot_change_is_refused_naming_its_file() {
+        let cases = [
+            (
+                r#"flags: [#{ name: "replicas", type: "string" }]"#,
+                "flag `replicas` is an int",
+            ),
+            (
+                r#"flags: [#{ name: "team", defualt_value: 1 }]"#,
+                "no key `defualt_value`",
+            ),
+            (r#"flag: [#{ name: "team" }]"#, "no key `flag`"),
+            (
+                r#"flags: [#{ name: "team", short: "o" }], read: true"#,
+                "-o",
+            ),
+        ];
+        for (stated, expected) in cases {
+            let source = format!(
+                "fn verbs() {{[ #{{ verb: \"app deploy\", run: \"d\", {stated} }} ]}}\nfn d(opts) {{ }}"
+            );
+            let mut scripts = vec![script("bad", &source)];
+            scripts.extend(SearchPath::stdlib_only().scripts());
+            let verbs = Verbs::load(&engine(), &scripts);
+            let err = &verbs.broken()[0].error;
+            assert!(err.message.contains(expected), "{stated}: {}", err.message);
+            assert!(
+                err.message.contains("/user/bad.rhai"),
+                "{stated}: {}",
+                err.message
+            );
+            let chain = verbs.chain(&deploy());
+            assert_eq!(chain.len(), 1, "the stdlib's verb stays, alone");
+            assert!(chain[0].script.origin.is_stdlib());
+        }
     }
 }

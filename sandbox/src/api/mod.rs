@@ -2,6 +2,7 @@
 
 mod body;
 pub(crate) mod discovery;
+mod encoded;
 mod exec;
 mod logs;
 mod objects;
@@ -36,6 +37,8 @@ pub struct Api {
     /// Whether exec may run commands on this machine for pods that ask for it (off unless the
     /// sandbox was started with `--allow-host-exec`: it runs host commands as our user).
     pub host_exec: bool,
+    /// Listed objects as JSON, kept while unchanged.
+    encoded: Arc<encoded::EncodedObjects>,
 }
 
 impl Api {
@@ -44,6 +47,7 @@ impl Api {
             store,
             address: Arc::new(OnceLock::new()),
             host_exec: false,
+            encoded: Arc::default(),
         }
     }
 

@@ -246,8 +246,8 @@ fn list(api: &Api, res: &Resource, ns: Option<&str>, req: &Req) -> ApiResult<Res
     if let Some(token) = next {
         metadata["continue"] = json!(token);
     }
-    let objects: Vec<Arc<Value>> = items.iter().map(|(_, o)| present(res, o)).collect();
     if req.wants_table() {
+        let objects: Vec<Arc<Value>> = items.iter().map(|(_, o)| present(res, o)).collect();
         let refs: Vec<&Value> = objects.iter().map(|o| o.as_ref()).collect();
         let table = to_table(
             &res.group,
@@ -260,13 +260,25 @@ fn list(api: &Api, res: &Resource, ns: Option<&str>, req: &Req) -> ApiResult<Res
         );
         return ok(StatusCode::OK, &table);
     }
-    let list = ListBody {
-        kind: format!("{}List", res.kind),
-        api_version: res.api_version(),
-        metadata,
-        items: objects.iter().map(|o| o.as_ref()).collect(),
-    };
-    let bytes = serde_json::to_vec(&list).map_err(|e| ApiError::internal(e.to_string()))?;
+    let encoded = encode_items(api, res, &items).map_err(|e| ApiError::internal(e.to_string()))?;
+    let head = json!({
+        "kind": format!("{}List", res.kind),
+        "apiVersion": res.api_version(),
+        "metadata": metadata,
+    });
+    // `{"kind":…,"apiVersion":…,"metadata":…,"items":[…]}`, the items spliced in as encoded.
+    let head = serde_json::to_vec(&head).map_err(|e| ApiError::internal(e.to_string()))?;
+    let size = head.len() + encoded.iter().map(|b| b.len() + 1).sum::<usize>() + 16;
+    let mut bytes = Vec::with_capacity(size);
+    bytes.extend_from_slice(&head[..head.len() - 1]);
+    bytes.extend_from_slice(br#","items":["#);
+    for (i, item) in encoded.iter().enumerate() {
+        if i > 0 {
+            bytes.push(b',');
+        }
+        bytes.extend_from_slice(item);
+    }
+    bytes.extend_from_slice(b"]}");
     let mut resp = Response::new(axum::body::Body::from(bytes));
     resp.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,
@@ -275,13 +287,24 @@ fn list(api: &Api, res: &Resource, ns: Option<&str>, req: &Req) -> ApiResult<Res
     Ok(resp)
 }
 
-#[derive(serde::Serialize)]
-struct ListBody<'a> {
-    kind: String,
-    #[serde(rename = "apiVersion")]
-    api_version: String,
-    metadata: Value,
-    items: Vec<&'a Value>,
+/// Each listed object as this version of its resource shows it, encoded: from the cache when
+/// the stored object is shown as it is.
+fn encode_items(
+    api: &Api,
+    res: &Resource,
+    items: &[(ObjKey, Arc<Value>)],
+) -> serde_json::Result<Vec<bytes::Bytes>> {
+    let api_version = res.api_version();
+    if items
+        .iter()
+        .all(|(_, o)| o["apiVersion"].as_str() == Some(api_version.as_str()))
+    {
+        return api.encoded.encode_all(items);
+    }
+    items
+        .iter()
+        .map(|(_, o)| serde_json::to_vec(present(res, o).as_ref()).map(bytes::Bytes::from))
+        .collect()
 }
 
 async fn item(

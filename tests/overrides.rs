@@ -1,0 +1,214 @@
+//! Overrides that inherit: a user script that wraps a stdlib verb states only what it adds or
+//! changes, and `--help`, `kip verbs` and the verb itself see the merged declaration.
+
+use std::path::Path;
+
+use crate::common::{ServedSandbox, stderr as err, stdout as out};
+
+/// The README's five-line example: `app deploy` with a `--team` label.
+const TEAM: &str = r#"fn verbs() {[ #{ verb: "app deploy", run: "deploy", flags: [#{ name: "team", required: true, help: "Team that owns the app" }] } ]}
+fn deploy(opts) {
+    let app = kip::next(opts);
+    k8s::patch("apps/v1", "Deployment", app.namespace, app.name, #{ metadata: #{ labels: #{ team: opts.team } } });
+}
+"#;
+
+fn write_script(home: &Path, name: &str, source: &str) {
+    let scripts = home.join("scripts");
+    std::fs::create_dir_all(&scripts).unwrap();
+    std::fs::write(scripts.join(name), source).unwrap();
+}
+
+#[test]
+fn a_five_line_override_adds_a_flag_and_labels_the_deployment() {
+    assert_eq!(TEAM.lines().count(), 5);
+    let sb = ServedSandbox::start();
+    write_script(sb.kip_home(), "team.rhai", TEAM);
+
+    let help = out(&sb.kip(&["app", "deploy", "--help"]));
+    for flag in [
+        "--team",
+        "--name",
+        "--image",
+        "--port",
+        "--replicas",
+        "--project",
+        "--env",
+    ] {
+        assert!(help.contains(flag), "{flag} in the merged help:\n{help}");
+    }
+    assert!(help.contains("Team that owns the app"), "{help}");
+    assert!(
+        help.contains("Creates (or updates) an App resource"),
+        "the help text is inherited: {help}"
+    );
+
+    let missing = sb.kip(&[
+        "app",
+        "deploy",
+        "--name",
+        "web",
+        "--image",
+        "nginx:1.27",
+        "--port",
+        "80",
+    ]);
+    assert_eq!(missing.status.code(), Some(2), "{}", err(&missing));
+    assert!(err(&missing).contains("--team"), "{}", err(&missing));
+
+    let deployed = sb.kip(&[
+        "app",
+        "deploy",
+        "--name",
+        "web",
+        "--image",
+        "nginx:1.27",
+        "--port",
+        "80",
+        "--team",
+        "payments",
+    ]);
+    assert!(deployed.status.success(), "{}", err(&deployed));
+    assert!(
+        out(&deployed).contains("Deploying web"),
+        "the stdlib ran: {}",
+        out(&deployed)
+    );
+    let label = sb.kubectl().ok(&[
+        "get",
+        "deployment",
+        "web",
+        "-n",
+        "default",
+        "-o",
+        "jsonpath={.metadata.labels.team}",
+    ]);
+    assert_eq!(label, "payments");
+
+    // After `project use`, the wrapped verb still deploys where the user is (the old README
+    // example, which copied the declaration, defaulted --project to `default`).
+    let made = sb.kip(&["project", "create", "shop", "--environments", "test"]);
+    assert!(made.status.success(), "{}", err(&made));
+    let used = sb.kip(&["project", "use", "shop/test"]);
+    assert!(used.status.success(), "{}", err(&used));
+    let deployed = sb.kip(&[
+        "app",
+        "deploy",
+        "--name",
+        "cart",
+        "--image",
+        "nginx:1.27",
+        "--port",
+        "80",
+        "--team",
+        "shop",
+    ]);
+    assert!(deployed.status.success(), "{}", err(&deployed));
+    let label = sb.kubectl().ok(&[
+        "get",
+        "deployment",
+        "cart",
+        "-n",
+        "shop-test",
+        "-o",
+        "jsonpath={.metadata.labels.team}",
+    ]);
+    assert_eq!(label, "shop");
+}
+
+#[test]
+fn a_wrapper_changes_a_default_and_hides_a_flag() {
+    let sb = ServedSandbox::start();
+    write_script(
+        sb.kip_home(),
+        "two.rhai",
+        r#"fn verbs() {[ #{ verb: "app deploy", run: "deploy", flags: [
+    #{ name: "replicas", default_value: 2 },
+    #{ name: "allow-many-replicas", hidden: true },
+] } ]}
+fn deploy(opts) { kip::next(opts) }
+"#,
+    );
+    let help = out(&sb.kip(&["app", "deploy", "--help"]));
+    assert!(help.contains("[default: 2]"), "{help}");
+    assert!(!help.contains("--allow-many-replicas"), "hidden: {help}");
+
+    let deployed = sb.kip(&[
+        "app",
+        "deploy",
+        "--name",
+        "web",
+        "--image",
+        "nginx:1.27",
+        "--port",
+        "80",
+    ]);
+    assert!(deployed.status.success(), "{}", err(&deployed));
+    let replicas = sb.kubectl().ok(&[
+        "get",
+        "deployment",
+        "web",
+        "-n",
+        "default",
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ]);
+    assert_eq!(replicas, "2", "the new default reached the stdlib verb");
+
+    // Hidden is not gone: the stdlib verb still reads it.
+    let many = sb.kip(&[
+        "app",
+        "deploy",
+        "--name",
+        "big",
+        "--image",
+        "nginx:1.27",
+        "--port",
+        "80",
+        "--replicas",
+        "150",
+        "--allow-many-replicas",
+    ]);
+    assert!(many.status.success(), "{}", err(&many));
+
+    let verbs = out(&sb.kip(&["verbs"]));
+    let line = verbs
+        .lines()
+        .find(|l| l.starts_with("app deploy "))
+        .unwrap_or_else(|| panic!("app deploy in:\n{verbs}"));
+    let mine = sb.kip_home().join("scripts/two.rhai").display().to_string();
+    assert!(
+        line.contains(&format!("{mine} → stdlib/app.rhai")),
+        "the chain, the running declaration first: {line}"
+    );
+}
+
+#[test]
+fn an_override_that_cannot_apply_names_its_file_and_the_fix() {
+    let sb = ServedSandbox::start();
+    write_script(
+        sb.kip_home(),
+        "bad.rhai",
+        r#"fn verbs() {[ #{ verb: "app deploy", run: "deploy", flags: [#{ name: "port", type: "string" }] } ]}
+fn deploy(opts) { kip::next(opts) }
+"#,
+    );
+    let run = sb.kip(&[
+        "app",
+        "deploy",
+        "--name",
+        "web",
+        "--image",
+        "nginx:1.27",
+        "--port",
+        "80",
+    ]);
+    assert_ne!(run.status.code(), Some(0));
+    let file = sb.kip_home().join("scripts/bad.rhai").display().to_string();
+    assert!(err(&run).contains(&file), "{}", err(&run));
+    assert!(
+        err(&run).contains("flag `port` is an int in the verb it overrides"),
+        "{}",
+        err(&run)
+    );
+}
