@@ -212,3 +212,38 @@ fn deploy(opts) { kip::next(opts) }
         err(&run)
     );
 }
+
+#[test]
+fn a_builtin_failing_in_a_user_verb_names_the_users_file_and_line() {
+    let sb = ServedSandbox::start();
+    write_script(
+        sb.kip_home(),
+        "report.rhai",
+        r#"fn verbs() {[ #{ verb: "report", run: "report" } ]}
+fn report(opts) {
+    settings()
+}
+fn settings() {
+    k8s::get("v1", "ConfigMap", "default", "settings")
+}
+"#,
+    );
+    let run = sb.kip(&["report"]);
+    assert_eq!(run.status.code(), Some(1), "{}", err(&run));
+    let file = sb
+        .kip_home()
+        .join("scripts/report.rhai")
+        .display()
+        .to_string();
+    let text = err(&run);
+    assert!(
+        text.starts_with("error: configmaps \"settings\" not found"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("--> {file}:6:10")), "{text}");
+    assert!(text.contains("6 |     k8s::get("), "{text}");
+    assert!(
+        text.contains(&format!("in call to `settings` at {file}:3:5")),
+        "{text}"
+    );
+}

@@ -170,8 +170,13 @@ fn script_errors_point_at_file_line_and_column() {
     let scripts = home.path().join("scripts");
     std::fs::create_dir_all(&scripts).unwrap();
     let broken = scripts.join("broken.rhai");
-    std::fs::write(&broken, "fn verbs() {[]}\nfn oops( {\n").unwrap();
-    let out = kip(home.path(), &["version"]);
+    std::fs::write(
+        &broken,
+        "fn verbs() {[ #{ verb: \"hello greet\", run: \"oops\" } ]}\nfn oops( {\n",
+    )
+    .unwrap();
+    // Only the verb the broken script declares fails, with the whole error.
+    let out = kip(home.path(), &["hello", "greet", "--name", "x"]);
     assert_eq!(
         out.status.code(),
         Some(2),
@@ -181,6 +186,39 @@ fn script_errors_point_at_file_line_and_column() {
     assert!(err.starts_with("error: syntax error"), "{err}");
     assert!(
         err.contains(&format!("--> {}:2:", broken.display())),
+        "{err}"
+    );
+    // Every other command runs, after one line naming the script and where it breaks.
+    for args in [
+        &["version"][..],
+        &["--version"],
+        &["verbs"],
+        &["sandbox", "status"],
+    ] {
+        let out = kip(home.path(), args);
+        let err = stderr(&out);
+        if args[0] != "sandbox" {
+            assert!(out.status.success(), "{args:?}: {err}");
+            assert!(
+                err.contains(&format!("warning: skipped {}", broken.display()))
+                    && err.contains("(line 2, column"),
+                "{args:?}: {err}"
+            );
+        } else {
+            assert_eq!(out.status.code(), Some(1), "not running: {err}");
+            assert!(
+                !err.contains("broken"),
+                "the sandbox reads no scripts: {err}"
+            );
+        }
+    }
+    // A `verbs()` that fails when it runs is named too.
+    std::fs::write(&broken, "fn verbs() {\n    let x = 1;\n    x.nope()\n}\n").unwrap();
+    let err = stderr(&kip(home.path(), &["version"]));
+    assert!(
+        err.contains(&format!("warning: skipped {}", broken.display()))
+            && err.contains("nope")
+            && err.contains("line 3"),
         "{err}"
     );
     std::fs::remove_file(&broken).unwrap();

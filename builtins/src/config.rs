@@ -228,7 +228,9 @@ pub mod config_module {
     /// `let dir = config::home();`
     #[rhai_fn(return_raw)]
     pub fn home(call: NativeCallContext) -> Result<String, Box<EvalAltResult>> {
-        Ok(host::host(&call)?.kip_home.display().to_string())
+        crate::host::at_call(call.call_position(), || {
+            Ok(host::host(&call)?.kip_home.display().to_string())
+        })
     }
 
     /// The whole `config.yaml` as a map with the file's keys (`current-cluster`, `clusters`,
@@ -242,10 +244,12 @@ pub mod config_module {
     /// `let cfg = config::load(); print(cfg["current-cluster"]);`
     #[rhai_fn(return_raw)]
     pub fn load(call: NativeCallContext) -> Result<Map, Box<EvalAltResult>> {
-        let config = load_at(&host::host(&call)?.kip_home)?;
-        rhai::serde::to_dynamic(&config)?
-            .try_cast::<Map>()
-            .ok_or_else(|| host::error("internal", "the configuration is not a map"))
+        crate::host::at_call(call.call_position(), || {
+            let config = load_at(&host::host(&call)?.kip_home)?;
+            rhai::serde::to_dynamic(&config)?
+                .try_cast::<Map>()
+                .ok_or_else(|| host::error("internal", "the configuration is not a map"))
+        })
     }
 
     /// Replaces `config.yaml` with `cfg` (a map shaped like `config::load()` returns),
@@ -257,11 +261,13 @@ pub mod config_module {
     /// `let cfg = config::load(); cfg["current-cluster"] = "prod"; config::save(cfg);`
     #[rhai_fn(return_raw)]
     pub fn save(call: NativeCallContext, cfg: Map) -> Result<(), Box<EvalAltResult>> {
-        let config: Config = rhai::serde::from_dynamic(&Dynamic::from_map(cfg))
-            .map_err(|err| config_error(format!("not a valid configuration: {err}")))?;
-        config
-            .save(&host::host(&call)?.kip_home)
-            .map_err(config_error)
+        crate::host::at_call(call.call_position(), || {
+            let config: Config = rhai::serde::from_dynamic(&Dynamic::from_map(cfg))
+                .map_err(|err| config_error(format!("not a valid configuration: {err}")))?;
+            config
+                .save(&host::host(&call)?.kip_home)
+                .map_err(config_error)
+        })
     }
 
     /// The name of the cluster this command talks to: the `current-cluster` entry, else the
@@ -271,7 +277,9 @@ pub mod config_module {
     /// `print(`on cluster ${config::cluster_name()}`);`
     #[rhai_fn(return_raw)]
     pub fn cluster_name(call: NativeCallContext) -> Result<String, Box<EvalAltResult>> {
-        Ok(host::host(&call)?.cluster_name())
+        crate::host::at_call(call.call_position(), || {
+            Ok(host::host(&call)?.cluster_name())
+        })
     }
 
     /// The context names of the kubeconfig file at `path`, so a script can check a
@@ -281,14 +289,19 @@ pub mod config_module {
     ///
     /// `if !config::kubeconfig_contexts(path).contains(ctx) { throw "no such context"; }`
     #[rhai_fn(return_raw)]
-    pub fn kubeconfig_contexts(path: &str) -> Result<rhai::Array, Box<EvalAltResult>> {
-        let kubeconfig = kube::config::Kubeconfig::read_from(path)
-            .map_err(|err| config_error(format!("cannot read the kubeconfig {path}: {err}")))?;
-        Ok(kubeconfig
-            .contexts
-            .into_iter()
-            .map(|context| context.name.into())
-            .collect())
+    pub fn kubeconfig_contexts(
+        ctx: NativeCallContext,
+        path: &str,
+    ) -> Result<rhai::Array, Box<EvalAltResult>> {
+        crate::host::at_call(ctx.call_position(), || {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .map_err(|err| config_error(format!("cannot read the kubeconfig {path}: {err}")))?;
+            Ok(kubeconfig
+                .contexts
+                .into_iter()
+                .map(|context| context.name.into())
+                .collect())
+        })
     }
 
     /// A server's own kubeconfig (such as k3s's `/etc/rancher/k3s/k3s.yaml`) made usable
@@ -301,11 +314,14 @@ pub mod config_module {
     /// `let text = config::kubeconfig_for_host(k3s_yaml, "203.0.113.10", "203-0-113-10");`
     #[rhai_fn(return_raw)]
     pub fn kubeconfig_for_host(
+        ctx: NativeCallContext,
         text: &str,
         server_host: &str,
         name: &str,
     ) -> Result<String, Box<EvalAltResult>> {
-        crate::kubeconfig::rewrite(text, server_host, name).map_err(config_error)
+        crate::host::at_call(ctx.call_position(), || {
+            crate::kubeconfig::rewrite(text, server_host, name).map_err(config_error)
+        })
     }
 
     /// Saves `text` as the kubeconfig of cluster `name` in the kip home
@@ -321,30 +337,32 @@ pub mod config_module {
         name: &str,
         text: &str,
     ) -> Result<String, Box<EvalAltResult>> {
-        let host = host::host(&call)?;
-        let plain = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            && !name.starts_with('.');
-        if !plain {
-            return Err(config_error(format!(
-                "`{name}` cannot name a kubeconfig file: use letters, digits, '-', '_' and '.'"
-            )));
-        }
-        let dir = host.kip_home.join("clusters");
-        let path = dir.join(format!("{name}.kubeconfig"));
-        create_private_dirs(&dir)
-            .and_then(|()| tighten(&dir))
-            .map_err(|err| config_error(format!("cannot create {}: {err}", dir.display())))?;
-        let temp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
-        write_private(&temp, text.as_bytes())
-            .and_then(|()| std::fs::rename(&temp, &path))
-            .map_err(|err| {
-                let _ = std::fs::remove_file(&temp);
-                config_error(format!("cannot write {}: {err}", path.display()))
-            })?;
-        Ok(path.display().to_string())
+        crate::host::at_call(call.call_position(), || {
+            let host = host::host(&call)?;
+            let plain = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                && !name.starts_with('.');
+            if !plain {
+                return Err(config_error(format!(
+                    "`{name}` cannot name a kubeconfig file: use letters, digits, '-', '_' and '.'"
+                )));
+            }
+            let dir = host.kip_home.join("clusters");
+            let path = dir.join(format!("{name}.kubeconfig"));
+            create_private_dirs(&dir)
+                .and_then(|()| tighten(&dir))
+                .map_err(|err| config_error(format!("cannot create {}: {err}", dir.display())))?;
+            let temp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
+            write_private(&temp, text.as_bytes())
+                .and_then(|()| std::fs::rename(&temp, &path))
+                .map_err(|err| {
+                    let _ = std::fs::remove_file(&temp);
+                    config_error(format!("cannot write {}: {err}", path.display()))
+                })?;
+            Ok(path.display().to_string())
+        })
     }
 
     /// The `config.yaml` entry of the cluster this command talks to, as a map, or `()` when
@@ -355,12 +373,14 @@ pub mod config_module {
     /// `let cluster = config::current_cluster(); if cluster != () { print(cluster.domain); }`
     #[rhai_fn(return_raw)]
     pub fn current_cluster(call: NativeCallContext) -> Result<Dynamic, Box<EvalAltResult>> {
-        let host = host::host(&call)?;
-        let config = load_at(&host.kip_home)?;
-        match config.cluster(&host.cluster_name()) {
-            Some(cluster) => rhai::serde::to_dynamic(cluster),
-            None => Ok(Dynamic::UNIT),
-        }
+        crate::host::at_call(call.call_position(), || {
+            let host = host::host(&call)?;
+            let config = load_at(&host.kip_home)?;
+            match config.cluster(&host.cluster_name()) {
+                Some(cluster) => rhai::serde::to_dynamic(cluster),
+                None => Ok(Dynamic::UNIT),
+            }
+        })
     }
 
     /// Sets the `active-project` (`"project/environment"`) of the cluster this command talks
@@ -374,9 +394,11 @@ pub mod config_module {
         call: NativeCallContext,
         project_env: &str,
     ) -> Result<(), Box<EvalAltResult>> {
-        let project_env = project_env.to_owned();
-        update_in_use(&call, |cluster| {
-            cluster.active_project = Some(project_env);
+        crate::host::at_call(call.call_position(), || {
+            let project_env = project_env.to_owned();
+            update_in_use(&call, |cluster| {
+                cluster.active_project = Some(project_env);
+            })
         })
     }
 
@@ -388,15 +410,17 @@ pub mod config_module {
     /// `config::clear_active_project();`
     #[rhai_fn(return_raw)]
     pub fn clear_active_project(call: NativeCallContext) -> Result<(), Box<EvalAltResult>> {
-        let host = host::host(&call)?;
-        let config = load_at(&host.kip_home)?;
-        if config
-            .cluster(&host.cluster_name())
-            .is_none_or(|c| c.active_project.is_none())
-        {
-            return Ok(());
-        }
-        update_in_use(&call, |cluster| cluster.active_project = None)
+        crate::host::at_call(call.call_position(), || {
+            let host = host::host(&call)?;
+            let config = load_at(&host.kip_home)?;
+            if config
+                .cluster(&host.cluster_name())
+                .is_none_or(|c| c.active_project.is_none())
+            {
+                return Ok(());
+            }
+            update_in_use(&call, |cluster| cluster.active_project = None)
+        })
     }
 }
 

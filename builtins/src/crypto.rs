@@ -67,8 +67,10 @@ pub mod crypto_module {
     ///
     /// `let pw = crypto::password(24);`
     #[rhai_fn(return_raw)]
-    pub fn password(len: INT) -> Result<String, Box<EvalAltResult>> {
-        super::password(checked_len("password length", len)?)
+    pub fn password(ctx: rhai::NativeCallContext, len: INT) -> Result<String, Box<EvalAltResult>> {
+        crate::host::at_call(ctx.call_position(), || {
+            super::password(checked_len("password length", len)?)
+        })
     }
 
     /// `bytes` random bytes from the OS as lowercase hex (twice as many characters).
@@ -78,8 +80,10 @@ pub mod crypto_module {
     ///
     /// `let secret = crypto::token(32);   // 64 hex characters`
     #[rhai_fn(return_raw)]
-    pub fn token(bytes: INT) -> Result<String, Box<EvalAltResult>> {
-        Ok(hex(&random_bytes(checked_len("token bytes", bytes)?)?))
+    pub fn token(ctx: rhai::NativeCallContext, bytes: INT) -> Result<String, Box<EvalAltResult>> {
+        crate::host::at_call(ctx.call_position(), || {
+            Ok(hex(&random_bytes(checked_len("token bytes", bytes)?)?))
+        })
     }
 
     /// The first 8 hex characters of the SHA-256 of `text`; the same input gives the same hash
@@ -103,15 +107,20 @@ pub mod crypto_module {
     ///
     /// `crypto::base64_decode("aGk=") == "hi"`
     #[rhai_fn(return_raw)]
-    pub fn base64_decode(encoded: &str) -> Result<String, Box<EvalAltResult>> {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .map_err(|err| host::error("invalid-argument", format!("not base64: {err}")))?;
-        String::from_utf8(bytes).map_err(|_| {
-            host::error(
-                "invalid-argument",
-                "the base64 decodes to bytes that are not UTF-8 text",
-            )
+    pub fn base64_decode(
+        ctx: rhai::NativeCallContext,
+        encoded: &str,
+    ) -> Result<String, Box<EvalAltResult>> {
+        crate::host::at_call(ctx.call_position(), || {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .map_err(|err| host::error("invalid-argument", format!("not base64: {err}")))?;
+            String::from_utf8(bytes).map_err(|_| {
+                host::error(
+                    "invalid-argument",
+                    "the base64 decodes to bytes that are not UTF-8 text",
+                )
+            })
         })
     }
 }

@@ -135,12 +135,15 @@ pub mod gateway_module {
     /// `gateway::app_host("hello", "test", "203-0-113-10", "kipper.run") == "hello-test-203-0-113-10.kipper.run"`
     #[rhai_fn(return_raw)]
     pub fn app_host(
+        ctx: NativeCallContext,
         app: &str,
         environment: &str,
         cluster_id: &str,
         domain: &str,
     ) -> Result<String, Box<EvalAltResult>> {
-        rule::app_host(app, environment, cluster_id, domain).map_err(invalid)
+        crate::host::at_call(ctx.call_position(), || {
+            rule::app_host(app, environment, cluster_id, domain).map_err(invalid)
+        })
     }
 
     /// The public URL of an app: `https://` and [`app_host`].
@@ -148,15 +151,18 @@ pub mod gateway_module {
     /// `gateway::app_url("hello", "", "203-0-113-10", "kipper.run") == "https://hello-203-0-113-10.kipper.run"`
     #[rhai_fn(return_raw)]
     pub fn app_url(
+        ctx: NativeCallContext,
         app: &str,
         environment: &str,
         cluster_id: &str,
         domain: &str,
     ) -> Result<String, Box<EvalAltResult>> {
-        Ok(format!(
-            "https://{}",
-            rule::app_host(app, environment, cluster_id, domain).map_err(invalid)?
-        ))
+        crate::host::at_call(ctx.call_position(), || {
+            Ok(format!(
+                "https://{}",
+                rule::app_host(app, environment, cluster_id, domain).map_err(invalid)?
+            ))
+        })
     }
 
     /// The cluster id of a server reached at `address` (an IP address or a host name, which
@@ -167,38 +173,52 @@ pub mod gateway_module {
     ///
     /// `gateway::cluster_id("203.0.113.10") == "203-0-113-10"`
     #[rhai_fn(return_raw)]
-    pub fn cluster_id(address: &str) -> Result<String, Box<EvalAltResult>> {
-        let bare = address.trim().trim_start_matches('[').trim_end_matches(']');
-        let ips: Vec<std::net::IpAddr> = match bare.parse() {
-            Ok(ip) => vec![ip],
-            Err(_) => std::net::ToSocketAddrs::to_socket_addrs(&(bare, 0))
-                .map_err(|err| invalid(format!("cannot resolve `{bare}`: {err}")))?
-                .map(|a| a.ip())
-                .collect(),
-        };
-        ips.into_iter()
-            .find_map(rule::cluster_id_for_ip)
-            .ok_or_else(|| {
-                invalid(format!(
-                    "`{bare}` has no IPv4 address to derive a cluster id from; give the cluster a name"
-                ))
-            })
+    pub fn cluster_id(ctx: NativeCallContext, address: &str) -> Result<String, Box<EvalAltResult>> {
+        crate::host::at_call(ctx.call_position(), || {
+            let bare = address.trim().trim_start_matches('[').trim_end_matches(']');
+            let ips: Vec<std::net::IpAddr> = match bare.parse() {
+                Ok(ip) => vec![ip],
+                Err(_) => std::net::ToSocketAddrs::to_socket_addrs(&(bare, 0))
+                    .map_err(|err| invalid(format!("cannot resolve `{bare}`: {err}")))?
+                    .map(|a| a.ip())
+                    .collect(),
+            };
+            ips.into_iter()
+                .find_map(rule::cluster_id_for_ip)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "`{bare}` has no IPv4 address to derive a cluster id from; give the cluster a name"
+                    ))
+                })
+        })
     }
 
     /// The host of the cluster itself: `<cluster_id>.<domain>`.
     ///
     /// `gateway::cluster_host("203-0-113-10", "kipper.run") == "203-0-113-10.kipper.run"`
     #[rhai_fn(return_raw)]
-    pub fn cluster_host(cluster_id: &str, domain: &str) -> Result<String, Box<EvalAltResult>> {
-        rule::cluster_host(cluster_id, domain).map_err(invalid)
+    pub fn cluster_host(
+        ctx: NativeCallContext,
+        cluster_id: &str,
+        domain: &str,
+    ) -> Result<String, Box<EvalAltResult>> {
+        crate::host::at_call(ctx.call_position(), || {
+            rule::cluster_host(cluster_id, domain).map_err(invalid)
+        })
     }
 
     /// The host of the cluster's console: `console-<cluster_id>.<domain>`.
     ///
     /// `gateway::console_host("203-0-113-10", "kipper.run") == "console-203-0-113-10.kipper.run"`
     #[rhai_fn(return_raw)]
-    pub fn console_host(cluster_id: &str, domain: &str) -> Result<String, Box<EvalAltResult>> {
-        rule::console_host(cluster_id, domain).map_err(invalid)
+    pub fn console_host(
+        ctx: NativeCallContext,
+        cluster_id: &str,
+        domain: &str,
+    ) -> Result<String, Box<EvalAltResult>> {
+        crate::host::at_call(ctx.call_position(), || {
+            rule::console_host(cluster_id, domain).map_err(invalid)
+        })
     }
 
     /// Registers (or moves) cluster `cluster_id` at `address` (`ip:port`) with the gateway whose
@@ -217,20 +237,22 @@ pub mod gateway_module {
         cluster_id: &str,
         address: &str,
     ) -> Result<Map, Box<EvalAltResult>> {
-        check_id(cluster_id)?;
-        let body = serde_json::json!({ "address": address }).to_string();
-        let path = format!("/v1/clusters/{cluster_id}");
-        let (status, json) = host::host(&ctx)?.block_on_interruptible(call(
-            Method::PUT,
-            url,
-            token,
-            &path,
-            Some(body),
-        ))?;
-        if !status.is_success() {
-            return Err(refused(status, &json));
-        }
-        to_map(json)
+        crate::host::at_call(ctx.call_position(), || {
+            check_id(cluster_id)?;
+            let body = serde_json::json!({ "address": address }).to_string();
+            let path = format!("/v1/clusters/{cluster_id}");
+            let (status, json) = host::host(&ctx)?.block_on_interruptible(call(
+                Method::PUT,
+                url,
+                token,
+                &path,
+                Some(body),
+            ))?;
+            if !status.is_success() {
+                return Err(refused(status, &json));
+            }
+            to_map(json)
+        })
     }
 
     /// Removes cluster `cluster_id` from the gateway; `true` if it was registered, `false` if
@@ -244,20 +266,22 @@ pub mod gateway_module {
         token: &str,
         cluster_id: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
-        check_id(cluster_id)?;
-        let path = format!("/v1/clusters/{cluster_id}");
-        let (status, json) = host::host(&ctx)?.block_on_interruptible(call(
-            Method::DELETE,
-            url,
-            token,
-            &path,
-            None,
-        ))?;
-        match status {
-            StatusCode::NO_CONTENT | StatusCode::OK => Ok(true),
-            StatusCode::NOT_FOUND => Ok(false),
-            _ => Err(refused(status, &json)),
-        }
+        crate::host::at_call(ctx.call_position(), || {
+            check_id(cluster_id)?;
+            let path = format!("/v1/clusters/{cluster_id}");
+            let (status, json) = host::host(&ctx)?.block_on_interruptible(call(
+                Method::DELETE,
+                url,
+                token,
+                &path,
+                None,
+            ))?;
+            match status {
+                StatusCode::NO_CONTENT | StatusCode::OK => Ok(true),
+                StatusCode::NOT_FOUND => Ok(false),
+                _ => Err(refused(status, &json)),
+            }
+        })
     }
 
     /// The gateway's entry for `cluster_id` (`#{ id, address, tls }`), or `()` when it is not
@@ -271,14 +295,21 @@ pub mod gateway_module {
         token: &str,
         cluster_id: &str,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        check_id(cluster_id)?;
-        let path = format!("/v1/clusters/{cluster_id}");
-        let (status, json) =
-            host::host(&ctx)?.block_on_interruptible(call(Method::GET, url, token, &path, None))?;
-        match status {
-            StatusCode::OK => Ok(Dynamic::from_map(to_map(json)?)),
-            StatusCode::NOT_FOUND => Ok(Dynamic::UNIT),
-            _ => Err(refused(status, &json)),
-        }
+        crate::host::at_call(ctx.call_position(), || {
+            check_id(cluster_id)?;
+            let path = format!("/v1/clusters/{cluster_id}");
+            let (status, json) = host::host(&ctx)?.block_on_interruptible(call(
+                Method::GET,
+                url,
+                token,
+                &path,
+                None,
+            ))?;
+            match status {
+                StatusCode::OK => Ok(Dynamic::from_map(to_map(json)?)),
+                StatusCode::NOT_FOUND => Ok(Dynamic::UNIT),
+                _ => Err(refused(status, &json)),
+            }
+        })
     }
 }

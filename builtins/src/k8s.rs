@@ -49,10 +49,12 @@ pub mod k8s_module {
     ///
     /// Example: `let cm = k8s::apply(#{apiVersion: "v1", kind: "ConfigMap", metadata: #{name: "a", namespace: "default"}});`
     #[rhai_fn(return_raw)]
-    pub fn apply(ctx: NativeCallContext, obj: Map) -> RhaiResult<Map> {
-        let k = Cluster::of(&ctx)?;
-        let stored = k.run(k.apply(to_object(obj)?, false))?;
-        to_map(&stored)
+    pub fn apply(ctx: rhai::NativeCallContext, obj: Map) -> RhaiResult<Map> {
+        crate::host::at_call(ctx.call_position(), || {
+            let k = Cluster::of(&ctx)?;
+            let stored = k.run(k.apply(to_object(obj)?, false))?;
+            to_map(&stored)
+        })
     }
 
     /// Like `k8s::apply`, but takes ownership of fields other managers own (`force`). Use only
@@ -60,10 +62,12 @@ pub mod k8s_module {
     ///
     /// Example: `if force { k8s::apply_force(obj) } else { k8s::apply(obj) }`
     #[rhai_fn(return_raw)]
-    pub fn apply_force(ctx: NativeCallContext, obj: Map) -> RhaiResult<Map> {
-        let k = Cluster::of(&ctx)?;
-        let stored = k.run(k.apply(to_object(obj)?, true))?;
-        to_map(&stored)
+    pub fn apply_force(ctx: rhai::NativeCallContext, obj: Map) -> RhaiResult<Map> {
+        crate::host::at_call(ctx.call_position(), || {
+            let k = Cluster::of(&ctx)?;
+            let stored = k.run(k.apply(to_object(obj)?, true))?;
+            to_map(&stored)
+        })
     }
 
     /// Applies every object of `objs` in order (as `k8s::apply`) and returns the stored objects.
@@ -71,19 +75,21 @@ pub mod k8s_module {
     ///
     /// Example: `let stored = k8s::apply_all([deployment, service]);`
     #[rhai_fn(return_raw)]
-    pub fn apply_all(ctx: NativeCallContext, objs: Array) -> RhaiResult<Array> {
-        let k = Cluster::of(&ctx)?;
-        let objects = objs
-            .into_iter()
-            .map(|o| match o.try_cast::<Map>() {
-                Some(map) => to_object(map),
-                None => Err(host::error(
-                    "invalid",
-                    "k8s::apply_all takes an array of maps",
-                )),
-            })
-            .collect::<RhaiResult<Vec<_>>>()?;
-        k.apply_each(objects)
+    pub fn apply_all(ctx: rhai::NativeCallContext, objs: Array) -> RhaiResult<Array> {
+        crate::host::at_call(ctx.call_position(), || {
+            let k = Cluster::of(&ctx)?;
+            let objects = objs
+                .into_iter()
+                .map(|o| match o.try_cast::<Map>() {
+                    Some(map) => to_object(map),
+                    None => Err(host::error(
+                        "invalid",
+                        "k8s::apply_all takes an array of maps",
+                    )),
+                })
+                .collect::<RhaiResult<Vec<_>>>()?;
+            k.apply_each(objects)
+        })
     }
 
     /// Parses `text` as multi-document YAML and applies every document (as `k8s::apply_all`);
@@ -93,16 +99,18 @@ pub mod k8s_module {
     ///
     /// Example: `k8s::apply_yaml(tmpl::render("app/deployment.yaml.j2", ctx));`
     #[rhai_fn(return_raw)]
-    pub fn apply_yaml(ctx: NativeCallContext, text: &str) -> RhaiResult<Array> {
-        let k = Cluster::of(&ctx)?;
-        let docs: Vec<Value> = serde_saphyr::from_multiple(text)
-            .map_err(|e| host::error("invalid", format!("cannot parse YAML: {e}")))?;
-        let objects = docs
-            .into_iter()
-            .filter(|d| !d.is_null())
-            .map(|d| serde_json::from_value(d).map_err(|e| invalid_object(&e)))
-            .collect::<RhaiResult<Vec<DynamicObject>>>()?;
-        k.apply_each(objects)
+    pub fn apply_yaml(ctx: rhai::NativeCallContext, text: &str) -> RhaiResult<Array> {
+        crate::host::at_call(ctx.call_position(), || {
+            let k = Cluster::of(&ctx)?;
+            let docs: Vec<Value> = serde_saphyr::from_multiple(text)
+                .map_err(|e| host::error("invalid", format!("cannot parse YAML: {e}")))?;
+            let objects = docs
+                .into_iter()
+                .filter(|d| !d.is_null())
+                .map(|d| serde_json::from_value(d).map_err(|e| invalid_object(&e)))
+                .collect::<RhaiResult<Vec<DynamicObject>>>()?;
+            k.apply_each(objects)
+        })
     }
 
     /// Applies `obj` (as `k8s::apply`) and says what happened: `#{object, action}` where action
@@ -111,25 +119,27 @@ pub mod k8s_module {
     ///
     /// Example: `let r = k8s::apply_report(obj); ui::step(`${r.action} ${r.object.metadata.name}`);`
     #[rhai_fn(return_raw)]
-    pub fn apply_report(ctx: NativeCallContext, obj: Map) -> RhaiResult<Map> {
-        let k = Cluster::of(&ctx)?;
-        let obj = to_object(obj)?;
-        let (before, after) = k.run(async {
-            let (api, name) = k.api_of(&obj).await?;
-            let before = api.get_opt(&name).await.map_err(kube_error)?;
-            Ok((before, k.apply(obj, false).await?))
-        })?;
-        let action = match before {
-            None => "created",
-            Some(b) if b.metadata.resource_version == after.metadata.resource_version => {
-                "unchanged"
-            }
-            Some(_) => "configured",
-        };
-        let mut report = Map::new();
-        report.insert("object".into(), to_map(&after)?.into());
-        report.insert("action".into(), action.into());
-        Ok(report)
+    pub fn apply_report(ctx: rhai::NativeCallContext, obj: Map) -> RhaiResult<Map> {
+        crate::host::at_call(ctx.call_position(), || {
+            let k = Cluster::of(&ctx)?;
+            let obj = to_object(obj)?;
+            let (before, after) = k.run(async {
+                let (api, name) = k.api_of(&obj).await?;
+                let before = api.get_opt(&name).await.map_err(kube_error)?;
+                Ok((before, k.apply(obj, false).await?))
+            })?;
+            let action = match before {
+                None => "created",
+                Some(b) if b.metadata.resource_version == after.metadata.resource_version => {
+                    "unchanged"
+                }
+                Some(_) => "configured",
+            };
+            let mut report = Map::new();
+            report.insert("object".into(), to_map(&after)?.into());
+            report.insert("action".into(), action.into());
+            Ok(report)
+        })
     }
 
     /// Checks `obj` as the server would apply it, storing nothing (server-side apply with
@@ -141,12 +151,14 @@ pub mod k8s_module {
     ///
     /// Example: `for obj in objects { k8s::dry_run(obj); }`
     #[rhai_fn(return_raw)]
-    pub fn dry_run(ctx: NativeCallContext, obj: Map) -> RhaiResult<Map> {
-        let k = Cluster::of(&ctx)?;
-        let mut params = PatchParams::apply(MANAGER);
-        params.dry_run = true;
-        let checked = k.run(k.apply_with(to_object(obj)?, &params))?;
-        to_map(&checked)
+    pub fn dry_run(ctx: rhai::NativeCallContext, obj: Map) -> RhaiResult<Map> {
+        crate::host::at_call(ctx.call_position(), || {
+            let k = Cluster::of(&ctx)?;
+            let mut params = PatchParams::apply(MANAGER);
+            params.dry_run = true;
+            let checked = k.run(k.apply_with(to_object(obj)?, &params))?;
+            to_map(&checked)
+        })
     }
 
     /// The object `name` of `kind` in `ns` ("" for cluster-scoped kinds, or the default
@@ -163,12 +175,14 @@ pub mod k8s_module {
         ns: &str,
         name: &str,
     ) -> RhaiResult<Map> {
-        let k = Cluster::of(&ctx)?;
-        let obj = k.run(async {
-            let api = k.api(api_version, kind, ns, false).await?;
-            api.get(name).await.map_err(kube_error)
-        })?;
-        to_map(&obj)
+        crate::host::at_call(ctx.call_position(), || {
+            let k = Cluster::of(&ctx)?;
+            let obj = k.run(async {
+                let api = k.api(api_version, kind, ns, false).await?;
+                api.get(name).await.map_err(kube_error)
+            })?;
+            to_map(&obj)
+        })
     }
 
     /// Like `k8s::get`, but returns `()` when the object does not exist.
@@ -182,12 +196,14 @@ pub mod k8s_module {
         ns: &str,
         name: &str,
     ) -> RhaiResult<Dynamic> {
-        let k = Cluster::of(&ctx)?;
-        let obj = k.run(async {
-            let api = k.api(api_version, kind, ns, false).await?;
-            api.get_opt(name).await.map_err(kube_error)
-        })?;
-        obj.map_or(Ok(Dynamic::UNIT), |o| to_map(&o).map(Dynamic::from_map))
+        crate::host::at_call(ctx.call_position(), || {
+            let k = Cluster::of(&ctx)?;
+            let obj = k.run(async {
+                let api = k.api(api_version, kind, ns, false).await?;
+                api.get_opt(name).await.map_err(kube_error)
+            })?;
+            obj.map_or(Ok(Dynamic::UNIT), |o| to_map(&o).map(Dynamic::from_map))
+        })
     }
 
     /// Whether the object exists.
@@ -201,7 +217,9 @@ pub mod k8s_module {
         ns: &str,
         name: &str,
     ) -> RhaiResult<bool> {
-        get_opt(ctx, api_version, kind, ns, name).map(|o| !o.is_unit())
+        crate::host::at_call(ctx.call_position(), || {
+            get_opt(ctx, api_version, kind, ns, name).map(|o| !o.is_unit())
+        })
     }
 
     /// Whether the cluster serves `kind` in `api_version` (a CRD's kind once it is applied).
@@ -210,13 +228,19 @@ pub mod k8s_module {
     ///
     /// Example: `if !k8s::has_kind("kipper.run/v1alpha1", "App") { /* apply the CRD */ }`
     #[rhai_fn(return_raw)]
-    pub fn has_kind(ctx: NativeCallContext, api_version: &str, kind: &str) -> RhaiResult<bool> {
-        let k = Cluster::of(&ctx)?;
-        match k.run(k.resolve(api_version, kind)) {
-            Ok(_) => Ok(true),
-            Err(e) if is_no_kind(&e) => Ok(false),
-            Err(e) => Err(e),
-        }
+    pub fn has_kind(
+        ctx: rhai::NativeCallContext,
+        api_version: &str,
+        kind: &str,
+    ) -> RhaiResult<bool> {
+        crate::host::at_call(ctx.call_position(), || {
+            let k = Cluster::of(&ctx)?;
+            match k.run(k.resolve(api_version, kind)) {
+                Ok(_) => Ok(true),
+                Err(e) if is_no_kind(&e) => Ok(false),
+                Err(e) => Err(e),
+            }
+        })
     }
 
     /// Every object of `kind` in `ns` ("" = all namespaces, or a cluster-scoped kind), whole.
@@ -231,7 +255,9 @@ pub mod k8s_module {
         kind: &str,
         ns: &str,
     ) -> RhaiResult<Array> {
-        list_selected(ctx, api_version, kind, ns, "")
+        crate::host::at_call(ctx.call_position(), || {
+            list_selected(ctx, api_version, kind, ns, "")
+        })
     }
 
     /// The objects of `kind` in `ns` ("" = all namespaces) whose labels match `label_selector`
@@ -246,8 +272,10 @@ pub mod k8s_module {
         ns: &str,
         label_selector: &str,
     ) -> RhaiResult<Array> {
-        let k = Cluster::of(&ctx)?;
-        k.run(k.list(api_version, kind, ns, label_selector))
+        crate::host::at_call(ctx.call_position(), || {
+            let k = Cluster::of(&ctx)?;
+            k.run(k.list(api_version, kind, ns, label_selector))
+        })
     }
 
     /// Deletes the object with background propagation. Returns `true` if something was
@@ -262,7 +290,9 @@ pub mod k8s_module {
         ns: &str,
         name: &str,
     ) -> RhaiResult<bool> {
-        delete_with(ctx, api_version, kind, ns, name, "Background")
+        crate::host::at_call(ctx.call_position(), || {
+            delete_with(ctx, api_version, kind, ns, name, "Background")
+        })
     }
 
     /// Deletes the object with the given propagation: `"Background"`, `"Foreground"` or
@@ -278,29 +308,31 @@ pub mod k8s_module {
         name: &str,
         propagation: &str,
     ) -> RhaiResult<bool> {
-        let policy = match propagation {
-            "Background" => PropagationPolicy::Background,
-            "Foreground" => PropagationPolicy::Foreground,
-            "Orphan" => PropagationPolicy::Orphan,
-            other => {
-                return Err(host::error(
-                    "invalid",
-                    format!("propagation `{other}` is not Background, Foreground or Orphan"),
-                ));
-            }
-        };
-        let params = DeleteParams {
-            propagation_policy: Some(policy),
-            ..DeleteParams::default()
-        };
-        let k = Cluster::of(&ctx)?;
-        k.run(async {
-            let api = k.api(api_version, kind, ns, false).await?;
-            match api.delete(name, &params).await {
-                Ok(_) => Ok(true),
-                Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
-                Err(e) => Err(kube_error(e)),
-            }
+        crate::host::at_call(ctx.call_position(), || {
+            let policy = match propagation {
+                "Background" => PropagationPolicy::Background,
+                "Foreground" => PropagationPolicy::Foreground,
+                "Orphan" => PropagationPolicy::Orphan,
+                other => {
+                    return Err(host::error(
+                        "invalid",
+                        format!("propagation `{other}` is not Background, Foreground or Orphan"),
+                    ));
+                }
+            };
+            let params = DeleteParams {
+                propagation_policy: Some(policy),
+                ..DeleteParams::default()
+            };
+            let k = Cluster::of(&ctx)?;
+            k.run(async {
+                let api = k.api(api_version, kind, ns, false).await?;
+                match api.delete(name, &params).await {
+                    Ok(_) => Ok(true),
+                    Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+                    Err(e) => Err(kube_error(e)),
+                }
+            })
         })
     }
 
@@ -317,9 +349,11 @@ pub mod k8s_module {
         name: &str,
         patch: Map,
     ) -> RhaiResult<Map> {
-        let k = Cluster::of(&ctx)?;
-        let obj = k.run(k.patch(api_version, kind, ns, name, Patch::Merge(to_json(patch)?)))?;
-        to_map(&obj)
+        crate::host::at_call(ctx.call_position(), || {
+            let k = Cluster::of(&ctx)?;
+            let obj = k.run(k.patch(api_version, kind, ns, name, Patch::Merge(to_json(patch)?)))?;
+            to_map(&obj)
+        })
     }
 
     /// Applies `patch` as a strategic merge patch (lists merge by key, e.g. containers by
@@ -335,10 +369,12 @@ pub mod k8s_module {
         name: &str,
         patch: Map,
     ) -> RhaiResult<Map> {
-        let k = Cluster::of(&ctx)?;
-        let patch = Patch::Strategic(to_json(patch)?);
-        let obj = k.run(k.patch(api_version, kind, ns, name, patch))?;
-        to_map(&obj)
+        crate::host::at_call(ctx.call_position(), || {
+            let k = Cluster::of(&ctx)?;
+            let patch = Patch::Strategic(to_json(patch)?);
+            let obj = k.run(k.patch(api_version, kind, ns, name, patch))?;
+            to_map(&obj)
+        })
     }
 
     /// Waits until the Deployment `name` in `ns` has rolled out: its controller observed the
@@ -359,16 +395,19 @@ pub mod k8s_module {
         name: &str,
         timeout_secs: i64,
     ) -> RhaiResult<Map> {
-        let k = Cluster::of(&ctx)?;
-        let what = format!("the rollout of deployment `{name}` in `{ns}`");
-        let _spinner = crate::ui::Spinner::start(&k.host.ui, format!("Waiting for {what}"));
-        let timeout = Duration::from_secs(timeout_secs.max(0) as u64);
-        let done = k.run(crate::k8s_rollout::wait(&k, ns, name, timeout, rolled_out))?;
-        let value = serde_json::to_value(&done)
-            .map_err(|e| host::error("internal", format!("a Deployment did not convert: {e}")))?;
-        rhai::serde::to_dynamic(value)?
-            .try_cast::<Map>()
-            .ok_or_else(|| host::error("internal", "a Deployment did not convert to a map"))
+        crate::host::at_call(ctx.call_position(), || {
+            let k = Cluster::of(&ctx)?;
+            let what = format!("the rollout of deployment `{name}` in `{ns}`");
+            let _spinner = crate::ui::Spinner::start(&k.host.ui, format!("Waiting for {what}"));
+            let timeout = Duration::from_secs(timeout_secs.max(0) as u64);
+            let done = k.run(crate::k8s_rollout::wait(&k, ns, name, timeout, rolled_out))?;
+            let value = serde_json::to_value(&done).map_err(|e| {
+                host::error("internal", format!("a Deployment did not convert: {e}"))
+            })?;
+            rhai::serde::to_dynamic(value)?
+                .try_cast::<Map>()
+                .ok_or_else(|| host::error("internal", "a Deployment did not convert to a map"))
+        })
     }
 
     /// Waits until the object's `status.conditions` holds `condition_type` with status
@@ -387,10 +426,12 @@ pub mod k8s_module {
         condition_type: &str,
         timeout_secs: i64,
     ) -> RhaiResult<Map> {
-        let what = format!("condition `{condition_type}` of {kind} `{name}`");
-        let target = (api_version, kind, ns, name);
-        wait_until(&ctx, target, timeout_secs, what, |o| {
-            has_condition(o, condition_type)
+        crate::host::at_call(ctx.call_position(), || {
+            let what = format!("condition `{condition_type}` of {kind} `{name}`");
+            let target = (api_version, kind, ns, name);
+            wait_until(&ctx, target, timeout_secs, what, |o| {
+                has_condition(o, condition_type)
+            })
         })
     }
 
@@ -408,22 +449,24 @@ pub mod k8s_module {
         name: &str,
         timeout_secs: i64,
     ) -> RhaiResult<()> {
-        let k = Cluster::of(&ctx)?;
-        let what = format!("{kind} `{name}` to be deleted");
-        let _spinner = crate::ui::Spinner::start(&k.host.ui, format!("Waiting for {what}"));
-        k.run(async {
-            let api = k.api(api_version, kind, ns, false).await?;
-            wait_for(api, name, timeout_secs, what, |o| o.is_none()).await
+        crate::host::at_call(ctx.call_position(), || {
+            let k = Cluster::of(&ctx)?;
+            let what = format!("{kind} `{name}` to be deleted");
+            let _spinner = crate::ui::Spinner::start(&k.host.ui, format!("Waiting for {what}"));
+            k.run(async {
+                let api = k.api(api_version, kind, ns, false).await?;
+                wait_for(api, name, timeout_secs, what, |o| o.is_none()).await
+            })
+            .map(|_| ())
         })
-        .map(|_| ())
     }
 
     /// The log of the only (or the named) container of `pod`, as one string.
     ///
     /// Example: `print(k8s::logs(ns, pod));`
     #[rhai_fn(name = "logs", return_raw)]
-    pub fn logs(ctx: NativeCallContext, ns: &str, pod: &str) -> RhaiResult<String> {
-        logs_with(ctx, ns, pod, Map::new())
+    pub fn logs(ctx: rhai::NativeCallContext, ns: &str, pod: &str) -> RhaiResult<String> {
+        crate::host::at_call(ctx.call_position(), || logs_with(ctx, ns, pod, Map::new()))
     }
 
     /// The log of a container of `pod`. Options: `container` (name; needed when the pod has
@@ -439,29 +482,31 @@ pub mod k8s_module {
         pod: &str,
         options: Map,
     ) -> RhaiResult<String> {
-        let params = log_params(&options)?;
-        let k = Cluster::of(&ctx)?;
-        k.run(async {
-            let api: Api<Pod> = match ns {
-                "" => Api::default_namespaced(k.client.clone()),
-                ns => Api::namespaced(k.client.clone(), ns),
-            };
-            if !params.follow {
-                return api.logs(pod, &params).await.map_err(kube_error);
-            }
-            let mut lines = api
-                .log_stream(pod, &params)
-                .await
-                .map_err(kube_error)?
-                .lines();
-            while let Some(line) = lines
-                .try_next()
-                .await
-                .map_err(|e| host::error("io", e.to_string()))?
-            {
-                println!("{line}");
-            }
-            Ok(String::new())
+        crate::host::at_call(ctx.call_position(), || {
+            let params = log_params(&options)?;
+            let k = Cluster::of(&ctx)?;
+            k.run(async {
+                let api: Api<Pod> = match ns {
+                    "" => Api::default_namespaced(k.client.clone()),
+                    ns => Api::namespaced(k.client.clone(), ns),
+                };
+                if !params.follow {
+                    return api.logs(pod, &params).await.map_err(kube_error);
+                }
+                let mut lines = api
+                    .log_stream(pod, &params)
+                    .await
+                    .map_err(kube_error)?
+                    .lines();
+                while let Some(line) = lines
+                    .try_next()
+                    .await
+                    .map_err(|e| host::error("io", e.to_string()))?
+                {
+                    println!("{line}");
+                }
+                Ok(String::new())
+            })
         })
     }
 
@@ -469,9 +514,15 @@ pub mod k8s_module {
     ///
     /// Example: `let pod = k8s::pods_of(ns, "app.kubernetes.io/name=web")[0].metadata.name;`
     #[rhai_fn(return_raw)]
-    pub fn pods_of(ctx: NativeCallContext, ns: &str, label_selector: &str) -> RhaiResult<Array> {
-        let k = Cluster::of(&ctx)?;
-        k.run(k.list("v1", "Pod", ns, label_selector))
+    pub fn pods_of(
+        ctx: rhai::NativeCallContext,
+        ns: &str,
+        label_selector: &str,
+    ) -> RhaiResult<Array> {
+        crate::host::at_call(ctx.call_position(), || {
+            let k = Cluster::of(&ctx)?;
+            k.run(k.list("v1", "Pod", ns, label_selector))
+        })
     }
 
     /// Every kind the cluster serves (in each group's preferred version), as
@@ -480,28 +531,30 @@ pub mod k8s_module {
     /// Example: `let crds = k8s::kinds().filter(|k| k.api_version.starts_with("kipper.run/"));`
     #[rhai_fn(return_raw)]
     pub fn kinds(ctx: NativeCallContext) -> RhaiResult<Array> {
-        let k = Cluster::of(&ctx)?;
-        let discovery = k.run(async {
-            Discovery::new(k.client.clone())
-                .run()
-                .await
-                .map_err(kube_error)
-        })?;
-        let mut out = Array::new();
-        for group in discovery.groups() {
-            for (ar, caps) in group.recommended_resources() {
-                let mut entry = Map::new();
-                entry.insert("api_version".into(), ar.api_version.into());
-                entry.insert("kind".into(), ar.kind.into());
-                entry.insert("plural".into(), ar.plural.into());
-                entry.insert(
-                    "namespaced".into(),
-                    (caps.scope == Scope::Namespaced).into(),
-                );
-                out.push(entry.into());
+        crate::host::at_call(ctx.call_position(), || {
+            let k = Cluster::of(&ctx)?;
+            let discovery = k.run(async {
+                Discovery::new(k.client.clone())
+                    .run()
+                    .await
+                    .map_err(kube_error)
+            })?;
+            let mut out = Array::new();
+            for group in discovery.groups() {
+                for (ar, caps) in group.recommended_resources() {
+                    let mut entry = Map::new();
+                    entry.insert("api_version".into(), ar.api_version.into());
+                    entry.insert("kind".into(), ar.kind.into());
+                    entry.insert("plural".into(), ar.plural.into());
+                    entry.insert(
+                        "namespaced".into(),
+                        (caps.scope == Scope::Namespaced).into(),
+                    );
+                    out.push(entry.into());
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Talks to the cluster `config.yaml` names as current from now on (after a script made
@@ -514,18 +567,20 @@ pub mod k8s_module {
     /// Example: `config::save(cfg); k8s::reconnect();`
     #[rhai_fn(return_raw)]
     pub fn reconnect(ctx: NativeCallContext) -> RhaiResult<String> {
-        let host = host::host(&ctx)?;
-        let Some(rechoose) = host.rechoose.clone() else {
-            return Err(host::error(
-                "internal",
-                "this kip cannot switch clusters while a script runs",
-            ));
-        };
-        let choice = rechoose().map_err(|e| host::error("config", e))?;
-        let name = choice.name.clone();
-        *host.cluster.write().unwrap_or_else(|e| e.into_inner()) = choice;
-        *lock(&state_of(&host)) = State::default();
-        Ok(name)
+        crate::host::at_call(ctx.call_position(), || {
+            let host = host::host(&ctx)?;
+            let Some(rechoose) = host.rechoose.clone() else {
+                return Err(host::error(
+                    "internal",
+                    "this kip cannot switch clusters while a script runs",
+                ));
+            };
+            let choice = rechoose().map_err(|e| host::error("config", e))?;
+            let name = choice.name.clone();
+            *host.cluster.write().unwrap_or_else(|e| e.into_inner()) = choice;
+            *lock(&state_of(&host)) = State::default();
+            Ok(name)
+        })
     }
 
     /// The API server's version, e.g. `"v1.33.1"`.
@@ -533,9 +588,11 @@ pub mod k8s_module {
     /// Example: `ui::step(`cluster ${k8s::server_version()}`);`
     #[rhai_fn(return_raw)]
     pub fn server_version(ctx: NativeCallContext) -> RhaiResult<String> {
-        let k = Cluster::of(&ctx)?;
-        let info = k.run(async { k.client.apiserver_version().await.map_err(kube_error) })?;
-        Ok(info.git_version)
+        crate::host::at_call(ctx.call_position(), || {
+            let k = Cluster::of(&ctx)?;
+            let info = k.run(async { k.client.apiserver_version().await.map_err(kube_error) })?;
+            Ok(info.git_version)
+        })
     }
 }
 

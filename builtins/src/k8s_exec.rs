@@ -282,7 +282,9 @@ pub mod exec_module {
     /// Example: `let r = k8s::exec("shop-test", "db-0", ["sh", "-c", "echo $HOSTNAME"]); print(r.stdout);`
     #[rhai_fn(name = "exec", return_raw)]
     pub fn exec(ctx: NativeCallContext, ns: &str, pod: &str, command: Array) -> RhaiResult<Map> {
-        exec_with(ctx, ns, pod, command, Map::new())
+        crate::host::at_call(ctx.call_position(), || {
+            exec_with(ctx, ns, pod, command, Map::new())
+        })
     }
 
     /// Like `k8s::exec`, with options: `container` (needed when the pod has several),
@@ -298,7 +300,9 @@ pub mod exec_module {
         command: Array,
         options: Map,
     ) -> RhaiResult<Map> {
-        let req = ExecRequest::new(ns, pod, command, &options)?;
-        exec_request(&ctx, &req)
+        crate::host::at_call(ctx.call_position(), || {
+            let req = ExecRequest::new(ns, pod, command, &options)?;
+            exec_request(&ctx, &req)
+        })
     }
 }

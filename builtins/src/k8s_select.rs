@@ -42,7 +42,9 @@ pub mod select_module {
         ns: &str,
         fields: Map,
     ) -> RhaiResult<Array> {
-        select_selected(ctx, api_version, kind, ns, "", fields)
+        crate::host::at_call(ctx.call_position(), || {
+            select_selected(ctx, api_version, kind, ns, "", fields)
+        })
     }
 
     /// Like `k8s::select`, for the objects whose labels match `label_selector`.
@@ -57,9 +59,11 @@ pub mod select_module {
         label_selector: &str,
         fields: Map,
     ) -> RhaiResult<Array> {
-        let fields = Fields::parse(fields)?;
-        let k = Cluster::of(&ctx)?;
-        k.run(k.pages(api_version, kind, ns, label_selector, &fields))
+        crate::host::at_call(ctx.call_position(), || {
+            let fields = Fields::parse(fields)?;
+            let k = Cluster::of(&ctx)?;
+            k.run(k.pages(api_version, kind, ns, label_selector, &fields))
+        })
     }
 
     /// Several `k8s::select`s at once: their requests overlap, so the lists a verb joins
@@ -72,17 +76,19 @@ pub mod select_module {
     ///
     /// Example: `let found = k8s::select_many([#{api_version: "kipper.run/v1alpha1", kind: "App", ns: ns, fields: #{name: "metadata.name"}}, #{api_version: "apps/v1", kind: "Deployment", ns: ns, fields: #{name: "metadata.name", ready: "status.readyReplicas"}}]); let apps = found[0];`
     #[rhai_fn(return_raw)]
-    pub fn select_many(ctx: NativeCallContext, queries: Array) -> RhaiResult<Array> {
-        let queries = queries
-            .into_iter()
-            .map(Query::parse)
-            .collect::<RhaiResult<Vec<_>>>()?;
-        let k = Cluster::of(&ctx)?;
-        let lists = queries
-            .iter()
-            .map(|q| k.pages(&q.api_version, &q.kind, &q.ns, &q.selector, &q.fields));
-        let found = k.run(futures_util::future::try_join_all(lists))?;
-        Ok(found.into_iter().map(Dynamic::from_array).collect())
+    pub fn select_many(ctx: rhai::NativeCallContext, queries: Array) -> RhaiResult<Array> {
+        crate::host::at_call(ctx.call_position(), || {
+            let queries = queries
+                .into_iter()
+                .map(Query::parse)
+                .collect::<RhaiResult<Vec<_>>>()?;
+            let k = Cluster::of(&ctx)?;
+            let lists = queries
+                .iter()
+                .map(|q| k.pages(&q.api_version, &q.kind, &q.ns, &q.selector, &q.fields));
+            let found = k.run(futures_util::future::try_join_all(lists))?;
+            Ok(found.into_iter().map(Dynamic::from_array).collect())
+        })
     }
 }
 

@@ -189,17 +189,19 @@ pub mod pg_module {
     /// Example: `pg::execute(conn, "CREATE TABLE IF NOT EXISTS notes (body text)");`
     #[rhai_fn(return_raw)]
     pub fn execute(ctx: NativeCallContext, conn: Map, sql: &str) -> RhaiResult<i64> {
-        let conn = Conn::from_map(&conn)?;
-        let messages = with_client(&ctx, &conn, async |c| c.simple_query(sql).await)?;
-        let affected = messages
-            .iter()
-            .filter_map(|m| match m {
-                SimpleQueryMessage::CommandComplete(n) => Some(*n),
-                _ => None,
-            })
-            .next_back()
-            .unwrap_or(0);
-        Ok(i64::try_from(affected).unwrap_or(i64::MAX))
+        crate::host::at_call(ctx.call_position(), || {
+            let conn = Conn::from_map(&conn)?;
+            let messages = with_client(&ctx, &conn, async |c| c.simple_query(sql).await)?;
+            let affected = messages
+                .iter()
+                .filter_map(|m| match m {
+                    SimpleQueryMessage::CommandComplete(n) => Some(*n),
+                    _ => None,
+                })
+                .next_back()
+                .unwrap_or(0);
+            Ok(i64::try_from(affected).unwrap_or(i64::MAX))
+        })
     }
 
     /// Runs `sql` in the database of `conn` (as `pg::execute`) and returns its rows as an array
@@ -209,9 +211,11 @@ pub mod pg_module {
     /// Example: `for row in pg::query(conn, "SELECT datname FROM pg_database") { print(row.datname); }`
     #[rhai_fn(return_raw)]
     pub fn query(ctx: NativeCallContext, conn: Map, sql: &str) -> RhaiResult<Array> {
-        let conn = Conn::from_map(&conn)?;
-        let messages = with_client(&ctx, &conn, async |c| c.simple_query(sql).await)?;
-        Ok(rows(messages))
+        crate::host::at_call(ctx.call_position(), || {
+            let conn = Conn::from_map(&conn)?;
+            let messages = with_client(&ctx, &conn, async |c| c.simple_query(sql).await)?;
+            Ok(rows(messages))
+        })
     }
 
     /// Creates the database `name` in the PostgreSQL instance of `conn` unless it exists, and
@@ -225,33 +229,36 @@ pub mod pg_module {
     /// Example: `if pg::ensure_database(conn, "shop_api_test") { ui::step("Database shop_api_test created"); }`
     #[rhai_fn(return_raw)]
     pub fn ensure_database(ctx: NativeCallContext, conn: Map, name: &str) -> RhaiResult<bool> {
-        if !valid_database_name(name) {
-            return Err(host::error(
-                "invalid",
-                format!(
-                    "invalid database name `{name}`: use lowercase letters, digits and '_', starting with a letter or '_' (at most 63 characters)"
-                ),
-            ));
-        }
-        let conn = Conn::from_map(&conn)?;
-        let create = format!("CREATE DATABASE {}", quote_ident(name));
-        with_client(&ctx, &conn, async |c| {
-            let exists = c
-                .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-                .await?
-                .is_some();
-            if exists {
-                return Ok(false);
+        crate::host::at_call(ctx.call_position(), || {
+            if !valid_database_name(name) {
+                return Err(host::error(
+                    "invalid",
+                    format!(
+                        "invalid database name `{name}`: use lowercase letters, digits and '_', starting with a letter or '_' (at most 63 characters)"
+                    ),
+                ));
             }
-            match c.batch_execute(&create).await {
-                Ok(()) => Ok(true),
-                Err(e)
-                    if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) =>
-                {
-                    Ok(false)
+            let conn = Conn::from_map(&conn)?;
+            let create = format!("CREATE DATABASE {}", quote_ident(name));
+            with_client(&ctx, &conn, async |c| {
+                let exists = c
+                    .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+                    .await?
+                    .is_some();
+                if exists {
+                    return Ok(false);
                 }
-                Err(e) => Err(e),
-            }
+                match c.batch_execute(&create).await {
+                    Ok(()) => Ok(true),
+                    Err(e)
+                        if e.code()
+                            == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) =>
+                    {
+                        Ok(false)
+                    }
+                    Err(e) => Err(e),
+                }
+            })
         })
     }
 }

@@ -101,14 +101,16 @@ pub mod registry_module {
     ///
     /// Example: `let r = registry::parse_ref("ghcr.io/acme/api:v2"); print(r.tag);`
     #[rhai_fn(return_raw)]
-    pub fn parse_ref(text: &str) -> Result<Map, Box<EvalAltResult>> {
-        let parsed = parse(text).map_err(|e| host::error("invalid", e))?;
-        let mut map = Map::new();
-        map.insert("registry".into(), parsed.registry.into());
-        map.insert("repository".into(), parsed.repository.into());
-        map.insert("tag".into(), parsed.tag.into());
-        map.insert("digest".into(), parsed.digest.into());
-        Ok(map)
+    pub fn parse_ref(ctx: rhai::NativeCallContext, text: &str) -> Result<Map, Box<EvalAltResult>> {
+        crate::host::at_call(ctx.call_position(), || {
+            let parsed = parse(text).map_err(|e| host::error("invalid", e))?;
+            let mut map = Map::new();
+            map.insert("registry".into(), parsed.registry.into());
+            map.insert("repository".into(), parsed.repository.into());
+            map.insert("tag".into(), parsed.tag.into());
+            map.insert("digest".into(), parsed.digest.into());
+            Ok(map)
+        })
     }
 }
 

@@ -1213,14 +1213,16 @@ pub mod ssh_module {
     /// `let s = ssh::connect(#{ host: "203.0.113.10", user: "ubuntu", key: "~/.ssh/id_ed25519" });`
     #[rhai_fn(return_raw)]
     pub fn connect(ctx: NativeCallContext, opts: Map) -> RhaiResult<SshSession> {
-        let options = ConnectOptions::parse(&opts)?;
-        let mut stdin = std::io::stdin().lock();
-        super::connect(
-            &*host_of(&ctx)?,
-            options,
-            &mut stdin,
-            &mut std::io::stderr(),
-        )
+        crate::host::at_call(ctx.call_position(), || {
+            let options = ConnectOptions::parse(&opts)?;
+            let mut stdin = std::io::stdin().lock();
+            super::connect(
+                &*host_of(&ctx)?,
+                options,
+                &mut stdin,
+                &mut std::io::stderr(),
+            )
+        })
     }
 
     /// Runs `command` (through the login shell of the user) and returns
@@ -1234,14 +1236,16 @@ pub mod ssh_module {
     /// `let r = ssh::exec(s, "uname -m"); if r.status == 0 { print(r.stdout) }`
     #[rhai_fn(return_raw)]
     pub fn exec(ctx: NativeCallContext, session: SshSession, command: &str) -> RhaiResult<Map> {
-        let output = execute(
-            &*host_of(&ctx)?,
-            &session,
-            command,
-            &ExecOptions::plain(),
-            Mode::Collect,
-        )?;
-        Ok(result_map(output))
+        crate::host::at_call(ctx.call_position(), || {
+            let output = execute(
+                &*host_of(&ctx)?,
+                &session,
+                command,
+                &ExecOptions::plain(),
+                Mode::Collect,
+            )?;
+            Ok(result_map(output))
+        })
     }
 
     /// `ssh::exec` with options: `sudo` (run as root, see `ssh::sudo`), `stdin` (a string or
@@ -1257,9 +1261,11 @@ pub mod ssh_module {
         command: &str,
         opts: Map,
     ) -> RhaiResult<Map> {
-        let opts = ExecOptions::parse("ssh::exec", &opts)?;
-        let output = execute(&*host_of(&ctx)?, &session, command, &opts, Mode::Collect)?;
-        Ok(result_map(output))
+        crate::host::at_call(ctx.call_position(), || {
+            let opts = ExecOptions::parse("ssh::exec", &opts)?;
+            let output = execute(&*host_of(&ctx)?, &session, command, &opts, Mode::Collect)?;
+            Ok(result_map(output))
+        })
     }
 
     /// Runs `command`, printing its output line by line as it arrives (stdout to stdout,
@@ -1274,14 +1280,16 @@ pub mod ssh_module {
         session: SshSession,
         command: &str,
     ) -> RhaiResult<i64> {
-        let output = execute(
-            &*host_of(&ctx)?,
-            &session,
-            command,
-            &ExecOptions::plain(),
-            Mode::Stream,
-        )?;
-        Ok(output.status)
+        crate::host::at_call(ctx.call_position(), || {
+            let output = execute(
+                &*host_of(&ctx)?,
+                &session,
+                command,
+                &ExecOptions::plain(),
+                Mode::Stream,
+            )?;
+            Ok(output.status)
+        })
     }
 
     /// `ssh::exec_stream` with the options of `ssh::exec` (`sudo`, `stdin`, `timeout_secs`).
@@ -1294,9 +1302,11 @@ pub mod ssh_module {
         command: &str,
         opts: Map,
     ) -> RhaiResult<i64> {
-        let opts = ExecOptions::parse("ssh::exec_stream", &opts)?;
-        let output = execute(&*host_of(&ctx)?, &session, command, &opts, Mode::Stream)?;
-        Ok(output.status)
+        crate::host::at_call(ctx.call_position(), || {
+            let opts = ExecOptions::parse("ssh::exec_stream", &opts)?;
+            let output = execute(&*host_of(&ctx)?, &session, command, &opts, Mode::Stream)?;
+            Ok(output.status)
+        })
     }
 
     /// Runs `command` and returns its stdout; a non-zero exit raises.
@@ -1307,8 +1317,10 @@ pub mod ssh_module {
     /// `let release = ssh::run(s, "cat /etc/os-release");`
     #[rhai_fn(return_raw)]
     pub fn run(ctx: NativeCallContext, session: SshSession, command: &str) -> RhaiResult<String> {
-        let output = run_checked(&*host_of(&ctx)?, &session, command, &ExecOptions::plain())?;
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        crate::host::at_call(ctx.call_position(), || {
+            let output = run_checked(&*host_of(&ctx)?, &session, command, &ExecOptions::plain())?;
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        })
     }
 
     /// `ssh::run` with the options of `ssh::exec` (`sudo`, `stdin`, `timeout_secs`).
@@ -1321,9 +1333,11 @@ pub mod ssh_module {
         command: &str,
         opts: Map,
     ) -> RhaiResult<String> {
-        let opts = ExecOptions::parse("ssh::run", &opts)?;
-        let output = run_checked(&*host_of(&ctx)?, &session, command, &opts)?;
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        crate::host::at_call(ctx.call_position(), || {
+            let opts = ExecOptions::parse("ssh::run", &opts)?;
+            let output = run_checked(&*host_of(&ctx)?, &session, command, &opts)?;
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        })
     }
 
     /// Runs `command` as root and returns its stdout, like `ssh::run`: directly when the
@@ -1336,12 +1350,14 @@ pub mod ssh_module {
     /// `ssh::sudo(s, "systemctl restart k3s");`
     #[rhai_fn(return_raw)]
     pub fn sudo(ctx: NativeCallContext, session: SshSession, command: &str) -> RhaiResult<String> {
-        let opts = ExecOptions {
-            sudo: true,
-            ..ExecOptions::plain()
-        };
-        let output = run_checked(&*host_of(&ctx)?, &session, command, &opts)?;
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        crate::host::at_call(ctx.call_position(), || {
+            let opts = ExecOptions {
+                sudo: true,
+                ..ExecOptions::plain()
+            };
+            let output = run_checked(&*host_of(&ctx)?, &session, command, &opts)?;
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        })
     }
 
     /// Writes `content` (a string) to `remote_path` on the server with `mode` (write it in
@@ -1359,9 +1375,11 @@ pub mod ssh_module {
         remote_path: &str,
         mode: i64,
     ) -> RhaiResult<()> {
-        let opts = FileOptions { sudo: false };
-        let bytes = content.as_bytes().to_vec();
-        super::upload(&*host_of(&ctx)?, &session, bytes, remote_path, mode, opts)
+        crate::host::at_call(ctx.call_position(), || {
+            let opts = FileOptions { sudo: false };
+            let bytes = content.as_bytes().to_vec();
+            super::upload(&*host_of(&ctx)?, &session, bytes, remote_path, mode, opts)
+        })
     }
 
     /// `ssh::upload` with options: `sudo` (write as root, for paths the user cannot write).
@@ -1376,9 +1394,11 @@ pub mod ssh_module {
         mode: i64,
         opts: Map,
     ) -> RhaiResult<()> {
-        let opts = FileOptions::parse("ssh::upload", &opts)?;
-        let bytes = content.as_bytes().to_vec();
-        super::upload(&*host_of(&ctx)?, &session, bytes, remote_path, mode, opts)
+        crate::host::at_call(ctx.call_position(), || {
+            let opts = FileOptions::parse("ssh::upload", &opts)?;
+            let bytes = content.as_bytes().to_vec();
+            super::upload(&*host_of(&ctx)?, &session, bytes, remote_path, mode, opts)
+        })
     }
 
     /// `ssh::upload` of bytes (a blob), exactly as they are.
@@ -1392,8 +1412,10 @@ pub mod ssh_module {
         remote_path: &str,
         mode: i64,
     ) -> RhaiResult<()> {
-        let opts = FileOptions { sudo: false };
-        super::upload(&*host_of(&ctx)?, &session, content, remote_path, mode, opts)
+        crate::host::at_call(ctx.call_position(), || {
+            let opts = FileOptions { sudo: false };
+            super::upload(&*host_of(&ctx)?, &session, content, remote_path, mode, opts)
+        })
     }
 
     /// `ssh::upload` of bytes (a blob) with options (`sudo`).
@@ -1408,8 +1430,10 @@ pub mod ssh_module {
         mode: i64,
         opts: Map,
     ) -> RhaiResult<()> {
-        let opts = FileOptions::parse("ssh::upload", &opts)?;
-        super::upload(&*host_of(&ctx)?, &session, content, remote_path, mode, opts)
+        crate::host::at_call(ctx.call_position(), || {
+            let opts = FileOptions::parse("ssh::upload", &opts)?;
+            super::upload(&*host_of(&ctx)?, &session, content, remote_path, mode, opts)
+        })
     }
 
     /// Copies the local file `local_path` to `remote_path` on the server with `mode`, bytes
@@ -1426,9 +1450,11 @@ pub mod ssh_module {
         remote_path: &str,
         mode: i64,
     ) -> RhaiResult<()> {
-        let bytes = read_local(local_path)?;
-        let opts = FileOptions { sudo: false };
-        super::upload(&*host_of(&ctx)?, &session, bytes, remote_path, mode, opts)
+        crate::host::at_call(ctx.call_position(), || {
+            let bytes = read_local(local_path)?;
+            let opts = FileOptions { sudo: false };
+            super::upload(&*host_of(&ctx)?, &session, bytes, remote_path, mode, opts)
+        })
     }
 
     /// `ssh::upload_file` with options (`sudo`).
@@ -1443,9 +1469,11 @@ pub mod ssh_module {
         mode: i64,
         opts: Map,
     ) -> RhaiResult<()> {
-        let bytes = read_local(local_path)?;
-        let opts = FileOptions::parse("ssh::upload_file", &opts)?;
-        super::upload(&*host_of(&ctx)?, &session, bytes, remote_path, mode, opts)
+        crate::host::at_call(ctx.call_position(), || {
+            let bytes = read_local(local_path)?;
+            let opts = FileOptions::parse("ssh::upload_file", &opts)?;
+            super::upload(&*host_of(&ctx)?, &session, bytes, remote_path, mode, opts)
+        })
     }
 
     /// The content of `remote_path` on the server, as a string (invalid UTF-8 replaced; use
@@ -1460,9 +1488,11 @@ pub mod ssh_module {
         session: SshSession,
         remote_path: &str,
     ) -> RhaiResult<String> {
-        let opts = FileOptions { sudo: false };
-        let bytes = super::download(&*host_of(&ctx)?, &session, remote_path, opts)?;
-        Ok(String::from_utf8_lossy(&bytes).into_owned())
+        crate::host::at_call(ctx.call_position(), || {
+            let opts = FileOptions { sudo: false };
+            let bytes = super::download(&*host_of(&ctx)?, &session, remote_path, opts)?;
+            Ok(String::from_utf8_lossy(&bytes).into_owned())
+        })
     }
 
     /// `ssh::download` with options: `sudo` (read as root).
@@ -1475,9 +1505,11 @@ pub mod ssh_module {
         remote_path: &str,
         opts: Map,
     ) -> RhaiResult<String> {
-        let opts = FileOptions::parse("ssh::download", &opts)?;
-        let bytes = super::download(&*host_of(&ctx)?, &session, remote_path, opts)?;
-        Ok(String::from_utf8_lossy(&bytes).into_owned())
+        crate::host::at_call(ctx.call_position(), || {
+            let opts = FileOptions::parse("ssh::download", &opts)?;
+            let bytes = super::download(&*host_of(&ctx)?, &session, remote_path, opts)?;
+            Ok(String::from_utf8_lossy(&bytes).into_owned())
+        })
     }
 
     /// Copies `remote_path` on the server to the local file `local_path`, bytes exact.
@@ -1493,9 +1525,11 @@ pub mod ssh_module {
         remote_path: &str,
         local_path: &str,
     ) -> RhaiResult<()> {
-        let opts = FileOptions { sudo: false };
-        let bytes = super::download(&*host_of(&ctx)?, &session, remote_path, opts)?;
-        write_local(local_path, &bytes)
+        crate::host::at_call(ctx.call_position(), || {
+            let opts = FileOptions { sudo: false };
+            let bytes = super::download(&*host_of(&ctx)?, &session, remote_path, opts)?;
+            write_local(local_path, &bytes)
+        })
     }
 
     /// `ssh::download_file` with options (`sudo`).
@@ -1509,9 +1543,11 @@ pub mod ssh_module {
         local_path: &str,
         opts: Map,
     ) -> RhaiResult<()> {
-        let opts = FileOptions::parse("ssh::download_file", &opts)?;
-        let bytes = super::download(&*host_of(&ctx)?, &session, remote_path, opts)?;
-        write_local(local_path, &bytes)
+        crate::host::at_call(ctx.call_position(), || {
+            let opts = FileOptions::parse("ssh::download_file", &opts)?;
+            let bytes = super::download(&*host_of(&ctx)?, &session, remote_path, opts)?;
+            write_local(local_path, &bytes)
+        })
     }
 
     /// Closes the session (also closed when the last copy of it is dropped); using it
@@ -1520,8 +1556,10 @@ pub mod ssh_module {
     /// `ssh::close(s);`
     #[rhai_fn(return_raw)]
     pub fn close(ctx: NativeCallContext, session: SshSession) -> RhaiResult<()> {
-        super::close(&*host_of(&ctx)?, &session);
-        Ok(())
+        crate::host::at_call(ctx.call_position(), || {
+            super::close(&*host_of(&ctx)?, &session);
+            Ok(())
+        })
     }
 
     /// `'text'`, quoted for the server's POSIX shell, to build commands from values.

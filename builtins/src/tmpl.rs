@@ -285,8 +285,10 @@ pub mod tmpl_module {
         name: &str,
         ctx: Map,
     ) -> Result<String, Box<EvalAltResult>> {
-        let host = host::host(&call)?;
-        Renderer::new(host.templates.clone()).render(name, ctx)
+        crate::host::at_call(call.call_position(), || {
+            let host = host::host(&call)?;
+            Renderer::new(host.templates.clone()).render(name, ctx)
+        })
     }
 
     /// Renders the template `name` like `tmpl::render`, then parses the output as multi-document
@@ -302,9 +304,11 @@ pub mod tmpl_module {
         name: &str,
         ctx: Map,
     ) -> Result<Array, Box<EvalAltResult>> {
-        let host = host::host(&call)?;
-        let yaml = Renderer::new(host.templates.clone()).render(name, ctx)?;
-        parse_objects(name, &yaml)
+        crate::host::at_call(call.call_position(), || {
+            let host = host::host(&call)?;
+            let yaml = Renderer::new(host.templates.clone()).render(name, ctx)?;
+            parse_objects(name, &yaml)
+        })
     }
 
     /// Renders the inline template `source` with the variables in `ctx`; no auto-escaping.
@@ -319,8 +323,10 @@ pub mod tmpl_module {
         source: &str,
         ctx: Map,
     ) -> Result<String, Box<EvalAltResult>> {
-        let host = host::host(&call)?;
-        Renderer::new(host.templates.clone()).render_str(source, ctx)
+        crate::host::at_call(call.call_position(), || {
+            let host = host::host(&call)?;
+            Renderer::new(host.templates.clone()).render_str(source, ctx)
+        })
     }
 
     /// The DNS-1123 label form of `value`, as the `dns` template filter makes it: lowercase,

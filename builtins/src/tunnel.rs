@@ -474,44 +474,46 @@ pub mod tunnel_module {
         remote_port: i64,
         local_port: i64,
     ) -> RhaiResult<Map> {
-        let remote = port_of(remote_port, "remote port", false)?;
-        let local = port_of(local_port, "local port", true)?;
-        let k = Cluster::of(&ctx)?;
-        let client = k.client.clone();
-        let listeners = k.run(async {
-            let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-            pods.get(pod).await.map_err(kube_error)?;
-            bind(local).await
-        })?;
-        let bound = listeners[0].local_addr().map(|a| a.port()).unwrap_or(local);
-        let signals_at_open = *signals().borrow();
-        let (shutdown, shutdown_rx) = watch::channel(false);
-        let target = Target {
-            client,
-            namespace: ns.to_string(),
-            pod: pod.to_string(),
-            port: remote,
-            reported: Arc::default(),
-        };
-        let task = spawn_serving(&k.host, listeners, target, shutdown_rx)?;
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        with_tunnels(|t| {
-            t.insert(
-                id,
-                Tunnel {
-                    shutdown,
-                    task: Some(task),
-                    signals_at_open,
-                },
-            )
-        });
-        let mut handle = Map::new();
-        handle.insert("id".into(), Dynamic::from_int(id));
-        handle.insert("local_port".into(), Dynamic::from_int(bound.into()));
-        handle.insert("namespace".into(), ns.into());
-        handle.insert("pod".into(), pod.into());
-        handle.insert("remote_port".into(), Dynamic::from_int(remote.into()));
-        Ok(handle)
+        crate::host::at_call(ctx.call_position(), || {
+            let remote = port_of(remote_port, "remote port", false)?;
+            let local = port_of(local_port, "local port", true)?;
+            let k = Cluster::of(&ctx)?;
+            let client = k.client.clone();
+            let listeners = k.run(async {
+                let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+                pods.get(pod).await.map_err(kube_error)?;
+                bind(local).await
+            })?;
+            let bound = listeners[0].local_addr().map(|a| a.port()).unwrap_or(local);
+            let signals_at_open = *signals().borrow();
+            let (shutdown, shutdown_rx) = watch::channel(false);
+            let target = Target {
+                client,
+                namespace: ns.to_string(),
+                pod: pod.to_string(),
+                port: remote,
+                reported: Arc::default(),
+            };
+            let task = spawn_serving(&k.host, listeners, target, shutdown_rx)?;
+            let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+            with_tunnels(|t| {
+                t.insert(
+                    id,
+                    Tunnel {
+                        shutdown,
+                        task: Some(task),
+                        signals_at_open,
+                    },
+                )
+            });
+            let mut handle = Map::new();
+            handle.insert("id".into(), Dynamic::from_int(id));
+            handle.insert("local_port".into(), Dynamic::from_int(bound.into()));
+            handle.insert("namespace".into(), ns.into());
+            handle.insert("pod".into(), pod.into());
+            handle.insert("remote_port".into(), Dynamic::from_int(remote.into()));
+            Ok(handle)
+        })
     }
 
     /// Serves the tunnel until Ctrl+C (SIGINT) or SIGTERM, then closes it (as `tunnel::close`)
@@ -520,20 +522,22 @@ pub mod tunnel_module {
     ///
     /// Example: `let t = tunnel::open(ns, "db-0", 5432, 5432); tunnel::wait(t); ui::step("Tunnel closed");`
     #[rhai_fn(return_raw)]
-    pub fn wait(ctx: NativeCallContext, handle: Map) -> RhaiResult<()> {
-        let id = id_of(&handle)?;
-        let host = host::host(&ctx)?;
-        let Some(seen) = with_tunnels(|t| t.get(&id).map(|t| t.signals_at_open)) else {
-            return Ok(());
-        };
-        let mut signals = signals();
-        // What the script printed before waiting (`Press Ctrl+C…`) must be seen now.
-        let _ = std::io::Write::flush(&mut std::io::stdout());
-        host.block_on(async {
-            let _ = signals.wait_for(|count| *count > seen).await;
-        });
-        close_tunnel(id);
-        Ok(())
+    pub fn wait(ctx: rhai::NativeCallContext, handle: Map) -> RhaiResult<()> {
+        crate::host::at_call(ctx.call_position(), || {
+            let id = id_of(&handle)?;
+            let host = host::host(&ctx)?;
+            let Some(seen) = with_tunnels(|t| t.get(&id).map(|t| t.signals_at_open)) else {
+                return Ok(());
+            };
+            let mut signals = signals();
+            // What the script printed before waiting (`Press Ctrl+C…`) must be seen now.
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+            host.block_on(async {
+                let _ = signals.wait_for(|count| *count > seen).await;
+            });
+            close_tunnel(id);
+            Ok(())
+        })
     }
 
     /// Stops accepting connections, ends the ones still open and waits until they are gone.
@@ -541,11 +545,13 @@ pub mod tunnel_module {
     ///
     /// Example: `let t = tunnel::open(ns, "db-0", 5432, 0); /* … */ tunnel::close(t);`
     #[rhai_fn(return_raw)]
-    pub fn close(ctx: NativeCallContext, handle: Map) -> RhaiResult<()> {
-        let id = id_of(&handle)?;
-        host::host(&ctx)?;
-        close_tunnel(id);
-        Ok(())
+    pub fn close(ctx: rhai::NativeCallContext, handle: Map) -> RhaiResult<()> {
+        crate::host::at_call(ctx.call_position(), || {
+            let id = id_of(&handle)?;
+            host::host(&ctx)?;
+            close_tunnel(id);
+            Ok(())
+        })
     }
 }
 

@@ -230,8 +230,10 @@ pub mod ui_module {
     /// `ui::step("Deployment created");`
     #[rhai_fn(return_raw)]
     pub fn step(call: NativeCallContext, msg: &str) -> Result<(), Box<EvalAltResult>> {
-        let color = host::host(&call)?.ui.color;
-        stdout(&(format_step(msg, color) + "\n"))
+        crate::host::at_call(call.call_position(), || {
+            let color = host::host(&call)?.ui.color;
+            stdout(&(format_step(msg, color) + "\n"))
+        })
     }
 
     /// Prints a failed check, `✘ msg`, on stdout (the cross red when colour is on), beside
@@ -242,8 +244,10 @@ pub mod ui_module {
     /// `ui::failed("Memory: 2.0 GB, need at least 4 GB");`
     #[rhai_fn(return_raw)]
     pub fn failed(call: NativeCallContext, msg: &str) -> Result<(), Box<EvalAltResult>> {
-        let color = host::host(&call)?.ui.color;
-        stdout(&(format_failed(msg, color) + "\n"))
+        crate::host::at_call(call.call_position(), || {
+            let color = host::host(&call)?.ui.color;
+            stdout(&(format_failed(msg, color) + "\n"))
+        })
     }
 
     /// Prints an informational line on stdout as it is.
@@ -252,8 +256,8 @@ pub mod ui_module {
     ///
     /// `ui::info("Deploying api...");`
     #[rhai_fn(return_raw)]
-    pub fn info(msg: &str) -> Result<(), Box<EvalAltResult>> {
-        stdout(&format!("{msg}\n"))
+    pub fn info(ctx: rhai::NativeCallContext, msg: &str) -> Result<(), Box<EvalAltResult>> {
+        crate::host::at_call(ctx.call_position(), || stdout(&format!("{msg}\n")))
     }
 
     /// Prints a plain line on stdout.
@@ -262,8 +266,8 @@ pub mod ui_module {
     ///
     /// `ui::line("");`
     #[rhai_fn(return_raw)]
-    pub fn line(msg: &str) -> Result<(), Box<EvalAltResult>> {
-        stdout(&format!("{msg}\n"))
+    pub fn line(ctx: rhai::NativeCallContext, msg: &str) -> Result<(), Box<EvalAltResult>> {
+        crate::host::at_call(ctx.call_position(), || stdout(&format!("{msg}\n")))
     }
 
     /// Prints a plain line on stderr: a word about the output (which project a list shows)
@@ -273,8 +277,8 @@ pub mod ui_module {
     ///
     /// `ui::note("Project shop, environment test (kip app list -A for all)");`
     #[rhai_fn(return_raw)]
-    pub fn note(msg: &str) -> Result<(), Box<EvalAltResult>> {
-        stderr(&format!("{msg}\n"))
+    pub fn note(ctx: rhai::NativeCallContext, msg: &str) -> Result<(), Box<EvalAltResult>> {
+        crate::host::at_call(ctx.call_position(), || stderr(&format!("{msg}\n")))
     }
 
     /// Prints `warning: msg` on stderr (the label yellow when colour is on).
@@ -284,8 +288,10 @@ pub mod ui_module {
     /// `ui::warn("no ingress class found; the app has no public URL");`
     #[rhai_fn(return_raw)]
     pub fn warn(call: NativeCallContext, msg: &str) -> Result<(), Box<EvalAltResult>> {
-        let color = host::host(&call)?.ui.color;
-        stderr(&(format_warning(msg, color) + "\n"))
+        crate::host::at_call(call.call_position(), || {
+            let color = host::host(&call)?.ui.color;
+            stderr(&(format_warning(msg, color) + "\n"))
+        })
     }
 
     /// Prints `rows` (an array of arrays) under `headers` as left-aligned columns two spaces
@@ -296,15 +302,21 @@ pub mod ui_module {
     ///
     /// `ui::table(["NAME", "STATUS"], [["api", "running"], ["web", "pending"]]);`
     #[rhai_fn(return_raw)]
-    pub fn table(headers: Array, rows: Array) -> Result<(), Box<EvalAltResult>> {
-        let rows: Vec<Vec<String>> = rows
-            .iter()
-            .map(|row| match row.read_lock::<Array>() {
-                Some(cells) => strings(&cells),
-                None => vec![cell(row)],
-            })
-            .collect();
-        stdout(&format_table(&strings(&headers), &rows))
+    pub fn table(
+        ctx: NativeCallContext,
+        headers: Array,
+        rows: Array,
+    ) -> Result<(), Box<EvalAltResult>> {
+        crate::host::at_call(ctx.call_position(), || {
+            let rows: Vec<Vec<String>> = rows
+                .iter()
+                .map(|row| match row.read_lock::<Array>() {
+                    Some(cells) => strings(&cells),
+                    None => vec![cell(row)],
+                })
+                .collect();
+            stdout(&format_table(&strings(&headers), &rows))
+        })
     }
 
     /// Prints `value` as `-o` asked: pretty JSON for `-o json`, YAML for `-o yaml` and for the
@@ -316,8 +328,10 @@ pub mod ui_module {
     /// `if ui::format() != "table" { ui::output(apps); return; }`
     #[rhai_fn(return_raw)]
     pub fn output(call: NativeCallContext, value: Dynamic) -> Result<(), Box<EvalAltResult>> {
-        let format = host::host(&call)?.ui.output;
-        stdout(&format_value(&value, format)?)
+        crate::host::at_call(call.call_position(), || {
+            let format = host::host(&call)?.ui.output;
+            stdout(&format_value(&value, format)?)
+        })
     }
 
     /// The output format `-o` asked for: `"table"` (the default), `"json"` or `"yaml"`.
@@ -325,7 +339,9 @@ pub mod ui_module {
     /// `let fmt = ui::format();`
     #[rhai_fn(return_raw)]
     pub fn format(call: NativeCallContext) -> Result<String, Box<EvalAltResult>> {
-        Ok(format_name(host::host(&call)?.ui.output).to_owned())
+        crate::host::at_call(call.call_position(), || {
+            Ok(format_name(host::host(&call)?.ui.output).to_owned())
+        })
     }
 
     /// Asks `question [y/N]` on the terminal and returns whether the user answered yes.
@@ -338,17 +354,19 @@ pub mod ui_module {
     /// `if !ui::confirm("Delete app api") { return; }`
     #[rhai_fn(return_raw)]
     pub fn confirm(call: NativeCallContext, question: &str) -> Result<bool, Box<EvalAltResult>> {
-        let host = host::host(&call)?;
-        let prompt = format!("{question} [y/N] ");
-        let (mut input, mut out) = (io::stdin().lock(), io::stdout().lock());
-        confirm_with(
-            &host.ui,
-            question,
-            &prompt,
-            Expect::Yes,
-            &mut input,
-            &mut out,
-        )
+        crate::host::at_call(call.call_position(), || {
+            let host = host::host(&call)?;
+            let prompt = format!("{question} [y/N] ");
+            let (mut input, mut out) = (io::stdin().lock(), io::stdout().lock());
+            confirm_with(
+                &host.ui,
+                question,
+                &prompt,
+                Expect::Yes,
+                &mut input,
+                &mut out,
+            )
+        })
     }
 
     /// Asks the user to type `expected` (`Type the {what} to confirm: `) and returns whether
@@ -363,12 +381,14 @@ pub mod ui_module {
         what: &str,
         expected: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
-        let host = host::host(&call)?;
-        let question = format!("Type the {what} to confirm");
-        let prompt = format!("{question}: ");
-        let (mut input, mut out) = (io::stdin().lock(), io::stdout().lock());
-        let expect = Expect::Typed(expected);
-        confirm_with(&host.ui, &question, &prompt, expect, &mut input, &mut out)
+        crate::host::at_call(call.call_position(), || {
+            let host = host::host(&call)?;
+            let question = format!("Type the {what} to confirm");
+            let prompt = format!("{question}: ");
+            let (mut input, mut out) = (io::stdin().lock(), io::stdout().lock());
+            let expect = Expect::Typed(expected);
+            confirm_with(&host.ui, &question, &prompt, expect, &mut input, &mut out)
+        })
     }
 }
 
