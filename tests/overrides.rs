@@ -5,13 +5,22 @@ use std::path::Path;
 
 use crate::common::{ServedSandbox, stderr as err, stdout as out};
 
-/// The README's five-line example: `app deploy` with a `--team` label.
-const TEAM: &str = r#"fn verbs() {[ #{ verb: "app deploy", run: "deploy", flags: [#{ name: "team", required: true, help: "Team that owns the app" }] } ]}
-fn deploy(opts) {
-    let app = kip::next(opts);
-    k8s::patch("apps/v1", "Deployment", app.namespace, app.name, #{ metadata: #{ labels: #{ team: opts.team } } });
+/// The README's five-line example (`app deploy` with a `--team` label), read from the README
+/// so the documentation and the product cannot drift apart.
+fn team_example() -> String {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("the README");
+    let section = readme
+        .split("## Overriding a verb")
+        .nth(1)
+        .expect("the README has a section on overriding a verb");
+    let block = section
+        .split("```rhai\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the section starts with a rhai example");
+    block.to_string()
 }
-"#;
 
 fn write_script(home: &Path, name: &str, source: &str) {
     let scripts = home.join("scripts");
@@ -21,9 +30,10 @@ fn write_script(home: &Path, name: &str, source: &str) {
 
 #[test]
 fn a_five_line_override_adds_a_flag_and_labels_the_deployment() {
-    assert_eq!(TEAM.lines().count(), 5);
+    let team = team_example();
+    assert_eq!(team.lines().count(), 5, "{team}");
     let sb = ServedSandbox::start();
-    write_script(sb.kip_home(), "team.rhai", TEAM);
+    write_script(sb.kip_home(), "team.rhai", &team);
 
     let help = out(&sb.kip(&["app", "deploy", "--help"]));
     for flag in [

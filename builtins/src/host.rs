@@ -208,10 +208,10 @@ pub fn error(kind: &str, message: impl Into<String>) -> Box<EvalAltResult> {
     error_map(map)
 }
 
-/// A script-visible error from a prepared map (it must hold `kind` and `message`).
 /// Runs a builtin's body and gives an error that has no position `call`, the position of the
-/// call (`ctx.call_position()`: the script's line and column). Rhai leaves errors of functions called through a module
-/// path (`k8s::get(…)`) without one, so the user would not learn which line failed.
+/// call (`ctx.call_position()`: the script's line and column). Rhai leaves errors of functions
+/// called through a module path (`k8s::get(…)`) without one, so the user would not learn which
+/// line failed.
 pub fn at_call<T>(
     call: rhai::Position,
     body: impl FnOnce() -> Result<T, Box<EvalAltResult>>,
@@ -224,6 +224,7 @@ pub fn at_call<T>(
     })
 }
 
+/// A script-visible error from a prepared map (it must hold `kind` and `message`).
 pub fn error_map(map: Map) -> Box<EvalAltResult> {
     Box::new(EvalAltResult::ErrorRuntime(
         Dynamic::from_map(map),
