@@ -16,6 +16,7 @@
 //!     active-project: shop/test
 //! ```
 
+use crate::errors::Kind;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -200,7 +201,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn config_error(message: String) -> Box<EvalAltResult> {
-    host::error("config", message)
+    host::error(Kind::Invalid, message)
 }
 
 fn load_at(home: &Path) -> Result<Config, Box<EvalAltResult>> {
@@ -248,7 +249,7 @@ pub mod config_module {
             let config = load_at(&host::host(&call)?.kip_home)?;
             rhai::serde::to_dynamic(&config)?
                 .try_cast::<Map>()
-                .ok_or_else(|| host::error("internal", "the configuration is not a map"))
+                .ok_or_else(|| host::error(Kind::Internal, "the configuration is not a map"))
         })
     }
 

@@ -1,6 +1,7 @@
 //! `crypto::…`: secrets and stable short names. Randomness comes from the OS and hashing is
 //! SHA-256, both through `ring`, which the TLS stack already brings in.
 
+use crate::errors::Kind;
 use base64::Engine as _;
 use rhai::{EvalAltResult, INT};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -17,7 +18,7 @@ fn checked_len(what: &str, len: INT) -> Result<usize, Box<EvalAltResult>> {
         Ok(len as usize)
     } else {
         Err(host::error(
-            "invalid-argument",
+            Kind::Invalid,
             format!("{what} must be between 1 and {MAX_LEN}, got {len}"),
         ))
     }
@@ -27,7 +28,7 @@ fn random_bytes(len: usize) -> Result<Vec<u8>, Box<EvalAltResult>> {
     let mut bytes = vec![0; len];
     SystemRandom::new()
         .fill(&mut bytes)
-        .map_err(|_| host::error("crypto", "the operating system gave no randomness"))?;
+        .map_err(|_| host::error(Kind::Io, "the operating system gave no randomness"))?;
     Ok(bytes)
 }
 
@@ -114,10 +115,10 @@ pub mod crypto_module {
         crate::host::at_call(ctx.call_position(), || {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(encoded.trim())
-                .map_err(|err| host::error("invalid-argument", format!("not base64: {err}")))?;
+                .map_err(|err| host::error(Kind::Invalid, format!("not base64: {err}")))?;
             String::from_utf8(bytes).map_err(|_| {
                 host::error(
-                    "invalid-argument",
+                    Kind::Invalid,
                     "the base64 decodes to bytes that are not UTF-8 text",
                 )
             })

@@ -4,6 +4,7 @@
 //! The API calls speak HTTP/1.1 over the hyper client kube already brings, with TLS from the
 //! system roots for `https://` gateway URLs.
 
+use crate::errors::Kind;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,7 +21,7 @@ use crate::host;
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 fn invalid(message: String) -> Box<EvalAltResult> {
-    host::error("invalid-argument", message)
+    host::error(Kind::Invalid, message)
 }
 
 fn check_id(cluster_id: &str) -> Result<(), Box<EvalAltResult>> {
@@ -48,7 +49,12 @@ async fn call(
     }
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
-        .map_err(|err| host::error("gateway", format!("no TLS roots for the gateway: {err}")))?
+        .map_err(|err| {
+            host::error(
+                Kind::Refused,
+                format!("no TLS roots for the gateway: {err}"),
+            )
+        })?
         .https_or_http()
         .enable_http1()
         .build();
@@ -65,7 +71,7 @@ async fn call(
         .map_err(|err| invalid(format!("cannot build the request: {err}")))?;
     let unreachable = |err: String| {
         host::error(
-            "gateway-unreachable",
+            Kind::Unreachable,
             format!("gateway unreachable at {base}: {err}"),
         )
     };
@@ -108,9 +114,11 @@ fn refused(status: StatusCode, json: &serde_json::Value) -> Box<EvalAltResult> {
         .unwrap_or("no reason given")
         .to_owned();
     let kind = match status {
-        StatusCode::UNAUTHORIZED => "unauthorized",
-        StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE => "invalid-argument",
-        _ => "gateway",
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Kind::Denied,
+        StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE => Kind::Invalid,
+        StatusCode::NOT_FOUND => Kind::NotFound,
+        StatusCode::CONFLICT => Kind::Conflict,
+        _ => Kind::Refused,
     };
     host::error(kind, format!("the gateway refused ({status}): {message}"))
 }
@@ -119,7 +127,12 @@ fn to_map(json: serde_json::Value) -> Result<Map, Box<EvalAltResult>> {
     rhai::serde::to_dynamic(json)
         .ok()
         .and_then(|value| value.try_cast::<Map>())
-        .ok_or_else(|| host::error("gateway", "the gateway answered with something not a map"))
+        .ok_or_else(|| {
+            host::error(
+                Kind::Refused,
+                "the gateway answered with something not a map",
+            )
+        })
 }
 
 #[rhai::plugin::export_module]

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use rhai::{Dynamic, EvalAltResult, Map, NativeCallContext};
 
+use crate::errors::Kind;
+
 /// How `-o` asked read verbs to print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OutputFormat {
@@ -187,7 +189,7 @@ impl Host {
         self.block_on(async move {
             tokio::select! {
                 out = fut => out,
-                () = interrupt.raised() => Err(error("interrupted", "interrupted (Ctrl-C)")),
+                () = interrupt.raised() => Err(error(Kind::Interrupted, "interrupted (Ctrl-C)")),
             }
         })
     }
@@ -197,13 +199,13 @@ impl Host {
 pub fn host(ctx: &NativeCallContext) -> Result<Arc<Host>, Box<EvalAltResult>> {
     ctx.tag()
         .and_then(|tag| tag.clone().try_cast::<Arc<Host>>())
-        .ok_or_else(|| error("internal", "this engine has no kip host"))
+        .ok_or_else(|| error(Kind::Internal, "this engine has no kip host"))
 }
 
 /// A script-visible error: a map with `kind` and `message`.
-pub fn error(kind: &str, message: impl Into<String>) -> Box<EvalAltResult> {
+pub fn error(kind: Kind, message: impl Into<String>) -> Box<EvalAltResult> {
     let mut map = Map::new();
-    map.insert("kind".into(), kind.into());
+    map.insert("kind".into(), kind.name().into());
     map.insert("message".into(), message.into().into());
     error_map(map)
 }

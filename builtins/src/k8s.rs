@@ -12,6 +12,7 @@
 //! `#{kind: "timeout", message, status}` when a wait ran out, `#{kind: "invalid", message}` for a
 //! malformed argument.
 
+use crate::errors::Kind;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, Weak};
@@ -83,7 +84,7 @@ pub mod k8s_module {
                 .map(|o| match o.try_cast::<Map>() {
                     Some(map) => to_object(map),
                     None => Err(host::error(
-                        "invalid",
+                        Kind::Invalid,
                         "k8s::apply_all takes an array of maps",
                     )),
                 })
@@ -103,7 +104,7 @@ pub mod k8s_module {
         crate::host::at_call(ctx.call_position(), || {
             let k = Cluster::of(&ctx)?;
             let docs: Vec<Value> = serde_saphyr::from_multiple(text)
-                .map_err(|e| host::error("invalid", format!("cannot parse YAML: {e}")))?;
+                .map_err(|e| host::error(Kind::Invalid, format!("cannot parse YAML: {e}")))?;
             let objects = docs
                 .into_iter()
                 .filter(|d| !d.is_null())
@@ -315,7 +316,7 @@ pub mod k8s_module {
                 "Orphan" => PropagationPolicy::Orphan,
                 other => {
                     return Err(host::error(
-                        "invalid",
+                        Kind::Invalid,
                         format!("propagation `{other}` is not Background, Foreground or Orphan"),
                     ));
                 }
@@ -402,11 +403,11 @@ pub mod k8s_module {
             let timeout = Duration::from_secs(timeout_secs.max(0) as u64);
             let done = k.run(crate::k8s_rollout::wait(&k, ns, name, timeout, rolled_out))?;
             let value = serde_json::to_value(&done).map_err(|e| {
-                host::error("internal", format!("a Deployment did not convert: {e}"))
+                host::error(Kind::Internal, format!("a Deployment did not convert: {e}"))
             })?;
             rhai::serde::to_dynamic(value)?
                 .try_cast::<Map>()
-                .ok_or_else(|| host::error("internal", "a Deployment did not convert to a map"))
+                .ok_or_else(|| host::error(Kind::Internal, "a Deployment did not convert to a map"))
         })
     }
 
@@ -501,7 +502,7 @@ pub mod k8s_module {
                 while let Some(line) = lines
                     .try_next()
                     .await
-                    .map_err(|e| host::error("io", e.to_string()))?
+                    .map_err(|e| host::error(Kind::Io, e.to_string()))?
                 {
                     println!("{line}");
                 }
@@ -571,11 +572,11 @@ pub mod k8s_module {
             let host = host::host(&ctx)?;
             let Some(rechoose) = host.rechoose.clone() else {
                 return Err(host::error(
-                    "internal",
+                    Kind::Internal,
                     "this kip cannot switch clusters while a script runs",
                 ));
             };
-            let choice = rechoose().map_err(|e| host::error("config", e))?;
+            let choice = rechoose().map_err(|e| host::error(Kind::Invalid, e))?;
             let name = choice.name.clone();
             *host.cluster.write().unwrap_or_else(|e| e.into_inner()) = choice;
             *lock(&state_of(&host)) = State::default();
@@ -644,7 +645,7 @@ impl Cluster {
                 // Making a client spawns its connection task: do it inside the runtime.
                 let _runtime = host.runtime.enter();
                 let connected =
-                    (host.choice().client)().map_err(|e| host::error("unreachable", e))?;
+                    (host.choice().client)().map_err(|e| host::error(Kind::Unreachable, e))?;
                 lock(&state).client = Some(connected.clone());
                 connected
             }
@@ -671,7 +672,7 @@ impl Cluster {
         let Some(mut map) = value.read_lock::<Map>().map(|m| m.clone()) else {
             return err;
         };
-        if map.get("kind").map(|k| k.to_string()).as_deref() != Some("unreachable") {
+        if map.get("kind").map(|k| k.to_string()).as_deref() != Some(Kind::Unreachable.name()) {
             return err;
         }
         // Only a connection to the API server failed for want of a server; a pod that could
@@ -756,10 +757,10 @@ impl Cluster {
         let types = obj
             .types
             .as_ref()
-            .ok_or_else(|| host::error("invalid", "the object has no apiVersion and kind"))?;
+            .ok_or_else(|| host::error(Kind::Invalid, "the object has no apiVersion and kind"))?;
         let name = obj.metadata.name.clone().ok_or_else(|| {
             host::error(
-                "invalid",
+                Kind::Invalid,
                 format!("the {} has no metadata.name", types.kind),
             )
         })?;
@@ -837,7 +838,7 @@ impl Cluster {
         let fetch = |params: &ListParams| {
             let http = request
                 .list(params)
-                .map_err(|e| host::error("invalid", e.to_string()))?;
+                .map_err(|e| host::error(Kind::Invalid, e.to_string()))?;
             let client = self.client.clone();
             Ok::<_, Box<EvalAltResult>>(tokio::spawn(
                 async move { client.request_text(http).await },
@@ -848,7 +849,7 @@ impl Cluster {
         while let Some(page) = pending.take() {
             let text = page
                 .await
-                .map_err(|e| host::error("internal", format!("a list request failed: {e}")))?
+                .map_err(|e| host::error(Kind::Internal, format!("a list request failed: {e}")))?
                 .map_err(kube_error)?;
             let mut refused = None;
             // The server makes the next page while this one is read.
@@ -861,7 +862,7 @@ impl Cluster {
             });
             read.map_err(|e| {
                 host::error(
-                    "kubernetes",
+                    Kind::Refused,
                     format!("the list of {kind} in {api_version} does not parse: {e}"),
                 )
             })?;
@@ -910,7 +911,7 @@ fn wait_until(
     match obj {
         Some(obj) => to_map(&obj),
         None => Err(host::error(
-            "kubernetes",
+            Kind::Refused,
             format!("{kind} `{name}` is gone"),
         )),
     }
@@ -947,7 +948,7 @@ async fn wait_for(
                 Some(s) => format!("last status: {s}"),
             };
             let mut map = Map::new();
-            map.insert("kind".into(), "timeout".into());
+            map.insert("kind".into(), Kind::Timeout.name().into());
             map.insert(
                 "message".into(),
                 format!("timed out after {timeout_secs}s waiting for {what} ({shown})").into(),
@@ -1009,7 +1010,10 @@ fn log_params(options: &Map) -> RhaiResult<LogParams> {
 }
 
 fn bad_option(key: &str, wanted: &str) -> Box<EvalAltResult> {
-    host::error("invalid", format!("log option `{key}` must be {wanted}"))
+    host::error(
+        Kind::Invalid,
+        format!("log option `{key}` must be {wanted}"),
+    )
 }
 
 fn to_object(obj: Map) -> RhaiResult<DynamicObject> {
@@ -1017,18 +1021,18 @@ fn to_object(obj: Map) -> RhaiResult<DynamicObject> {
 }
 
 fn invalid_object(e: &dyn std::fmt::Display) -> Box<EvalAltResult> {
-    host::error("invalid", format!("not a Kubernetes object: {e}"))
+    host::error(Kind::Invalid, format!("not a Kubernetes object: {e}"))
 }
 
 fn to_json(map: Map) -> RhaiResult<Value> {
     rhai::serde::from_dynamic(&Dynamic::from_map(map))
-        .map_err(|e| host::error("invalid", format!("not a JSON value: {e}")))
+        .map_err(|e| host::error(Kind::Invalid, format!("not a JSON value: {e}")))
 }
 
 fn to_map(obj: &DynamicObject) -> RhaiResult<Map> {
     rhai::serde::to_dynamic(obj)?
         .try_cast::<Map>()
-        .ok_or_else(|| host::error("internal", "an object did not convert to a map"))
+        .ok_or_else(|| host::error(Kind::Internal, "an object did not convert to a map"))
 }
 
 fn is_no_kind(err: &EvalAltResult) -> bool {
@@ -1043,7 +1047,7 @@ fn is_no_kind(err: &EvalAltResult) -> bool {
 
 fn no_kind(api_version: &str, kind: &str) -> Box<EvalAltResult> {
     let mut map = Map::new();
-    map.insert("kind".into(), "kubernetes".into());
+    map.insert("kind".into(), Kind::NotFound.name().into());
     map.insert(
         "message".into(),
         format!("the cluster serves no kind `{kind}` in `{api_version}` (is its CRD applied?)")
@@ -1060,7 +1064,7 @@ fn watch_error(e: kube::runtime::wait::Error) -> Box<EvalAltResult> {
     match e {
         W::InitialListFailed(e) | W::WatchStartFailed(e) | W::WatchFailed(e) => kube_error(e),
         W::WatchError(status) => kube_error(kube::Error::Api(status)),
-        other => host::error("kubernetes", other.to_string()),
+        other => host::error(Kind::Refused, other.to_string()),
     }
 }
 
@@ -1070,18 +1074,19 @@ pub(crate) fn kube_error(e: kube::Error) -> Box<EvalAltResult> {
     let mut map = Map::new();
     match e {
         kube::Error::Api(status) => {
-            map.insert("kind".into(), "kubernetes".into());
+            let kind = crate::errors::of_http_status(status.code);
+            map.insert("kind".into(), kind.name().into());
             map.insert("message".into(), status.message.into());
             map.insert("code".into(), Dynamic::from_int(status.code.into()));
             map.insert("reason".into(), status.reason.into());
         }
         e @ (kube::Error::HyperError(_) | kube::Error::Service(_)) => {
-            map.insert("kind".into(), "unreachable".into());
+            map.insert("kind".into(), Kind::Unreachable.name().into());
             map.insert("message".into(), unreachable_message(&e).into());
             map.insert("cause".into(), root_cause(&e).into());
         }
         e => {
-            map.insert("kind".into(), "kubernetes".into());
+            map.insert("kind".into(), Kind::Refused.name().into());
             map.insert("message".into(), e.to_string().into());
             map.insert("code".into(), Dynamic::from_int(0));
             map.insert("reason".into(), "".into());

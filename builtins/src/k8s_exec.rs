@@ -11,6 +11,7 @@
 //! Registered into the `k8s` namespace with the rest of the Kubernetes builtins (`k8s.rs`);
 //! this file keeps the streaming apart.
 
+use crate::errors::Kind;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -42,7 +43,7 @@ struct ExecRequest {
 }
 
 fn invalid(message: impl Into<String>) -> Box<EvalAltResult> {
-    host::error("invalid", message)
+    host::error(Kind::Invalid, message)
 }
 
 impl ExecRequest {
@@ -130,7 +131,7 @@ fn refused(req: &ExecRequest, e: kube::Error) -> Box<EvalAltResult> {
 fn exit_code(req: &ExecRequest, status: Option<Status>) -> RhaiResult<i64> {
     let Some(status) = status else {
         return Err(host::error(
-            "exec",
+            Kind::Failed,
             format!(
                 "the exec in {} ended without an exit status (the connection closed early)",
                 req.describe()
@@ -153,7 +154,7 @@ fn exit_code(req: &ExecRequest, status: Option<Status>) -> RhaiResult<i64> {
         return Ok(code);
     }
     Err(host::error(
-        "exec",
+        Kind::Failed,
         format!(
             "cannot run {:?} in {}: {}",
             req.command.join(" "),
@@ -224,7 +225,7 @@ async fn run(client: kube::Client, req: &ExecRequest) -> RhaiResult<Map> {
     let code = exit_code(req, status)?;
     if out_over || err_over {
         return Err(host::error(
-            "exec",
+            Kind::Failed,
             format!(
                 "{:?} in {} printed more than 16 MiB: write big output to a file in the pod instead",
                 req.command.join(" "),
@@ -253,7 +254,7 @@ fn exec_request(ctx: &NativeCallContext, req: &ExecRequest) -> RhaiResult<Map> {
             Ok(result) => result,
             // Dropping the exec closes its WebSocket, which ends the command on the server.
             Err(_) => Err(host::error(
-                "timeout",
+                Kind::Timeout,
                 format!(
                     "{:?} in {} did not finish within {} s (raise timeout_secs if it needs longer)",
                     req.command.join(" "),

@@ -3,6 +3,7 @@
 //! pod, the reason and message the kubelet gave and the container's last log lines, instead of
 //! a silent wait that ends in a timeout.
 
+use crate::errors::Kind;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
@@ -66,7 +67,7 @@ pub(crate) async fn wait(
     loop {
         let Some(d) = deployments.get_opt(name).await.map_err(kube_error)? else {
             return Err(host::error(
-                "kubernetes",
+                Kind::Refused,
                 format!("Deployment `{name}` in `{ns}` is gone"),
             ));
         };
@@ -96,7 +97,7 @@ pub(crate) async fn wait(
         if Instant::now() >= deadline {
             let secs = timeout.as_secs();
             return Err(host::error(
-                "timeout",
+                Kind::Timeout,
                 format!(
                     "timed out after {secs}s waiting for {what}: {}",
                     progress(&d)
@@ -108,7 +109,7 @@ pub(crate) async fn wait(
 }
 
 fn failed(what: &str, why: &str) -> Box<EvalAltResult> {
-    host::error("rollout-failed", format!("{what} is failing: {why}"))
+    host::error(Kind::RolloutFailed, format!("{what} is failing: {why}"))
 }
 
 /// The Deployment's label selector as a query string.

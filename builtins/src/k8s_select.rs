@@ -8,6 +8,7 @@
 //!
 //! Registered into the `k8s` namespace with the rest of the Kubernetes builtins (`k8s.rs`).
 
+use crate::errors::Kind;
 use std::fmt;
 
 use rhai::plugin::*;
@@ -133,7 +134,7 @@ impl Query {
 
 fn bad_query(query: &str, why: &str) -> Box<EvalAltResult> {
     host::error(
-        "invalid",
+        Kind::Invalid,
         format!(
             "k8s::select_many cannot run the query {query}: {why} (a query is \
              #{{api_version, kind, ns, label_selector, fields}})"
@@ -476,7 +477,7 @@ impl<'de, 'a> Visitor<'de> for KeyOf<'a> {
 
 fn bad_path(key: &str, path: &str) -> Box<EvalAltResult> {
     host::error(
-        "invalid",
+        Kind::Invalid,
         format!(
             "field `{key}` of k8s::select has the path {path}: use a dotted string like \
              \"status.readyReplicas\" or an array of steps like [\"metadata\", \"labels\", \"app\"]"

@@ -2,11 +2,13 @@
 //! namespaces (`k8s::apply(obj)`, `ssh::run(session, cmd)`, `tmpl::render(name, ctx)`, `ui::step(msg)`…).
 //!
 //! Builtins say *what* failed; the engine says *where*. A fallible builtin returns
-//! `Result<_, Box<EvalAltResult>>` whose error value is a map (`kind`, `message`, and for
-//! Kubernetes `code`/`reason`), so scripts can `catch (e) { if e.reason == "NotFound" { … } }`.
+//! `Result<_, Box<EvalAltResult>>` whose error value is a map (`kind`, one of [`Kind`], and
+//! `message`; for Kubernetes also `code`/`reason`), so scripts can
+//! `catch (e) { if e.kind == "not-found" { … } }`.
 
 pub mod config;
 pub mod crypto;
+pub mod errors;
 pub mod gateway;
 pub mod host;
 pub mod k8s;
@@ -23,6 +25,7 @@ pub mod tmpl;
 pub mod tunnel;
 pub mod ui;
 
+pub use errors::Kind;
 pub use host::{
     ClusterChoice, ClusterClient, Host, Interrupt, NoTemplates, OutputFormat, Rechoose,
     TemplateSource, UiSettings,

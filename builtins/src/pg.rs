@@ -12,6 +12,7 @@
 //! refused; `unreachable` when the pod could not be reached; `invalid` for a malformed
 //! connection map or name.
 
+use crate::errors::Kind;
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, EvalAltResult, Map};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
@@ -37,7 +38,7 @@ fn text(map: &Map, key: &str) -> RhaiResult<String> {
         Some(v) if v.is_string() => Ok(v.to_string()),
         Some(v) if v.is_int() => Ok(v.to_string()),
         _ => Err(host::error(
-            "invalid",
+            Kind::Invalid,
             format!(
                 "the connection has no `{key}`: pass #{{namespace, pod, port, username, password, database}}"
             ),
@@ -53,8 +54,7 @@ impl Conn {
             .ok()
             .filter(|p| *p > 0)
             .ok_or_else(|| {
-                host::error(
-                    "invalid",
+                host::error(Kind::Invalid,
                     format!("invalid port `{port_text}` in the connection: a port is between 1 and 65535"),
                 )
             })?;
@@ -79,13 +79,14 @@ impl Conn {
 /// A PostgreSQL error in script terms: the server's own message and SQLSTATE when it sent one.
 fn db_error(conn: &Conn, e: &tokio_postgres::Error) -> Box<EvalAltResult> {
     let mut map = Map::new();
-    map.insert("kind".into(), "database".into());
     match e.as_db_error() {
         Some(db) => {
+            map.insert("kind".into(), Kind::Refused.name().into());
             map.insert("message".into(), db.message().to_string().into());
             map.insert("code".into(), db.code().code().to_string().into());
         }
         None => {
+            map.insert("kind".into(), Kind::Unreachable.name().into());
             map.insert("message".into(), format!("{}: {e}", conn.describe()).into());
             map.insert("code".into(), "".into());
         }
@@ -123,7 +124,7 @@ fn with_client<T: Send>(
                     && let Some(reason) = PodStream::finish(forwarder, error).await
                 {
                     return Err(host::error(
-                        "unreachable",
+                        Kind::Unreachable,
                         format!("cannot reach {}: {reason}", conn.describe()),
                     ));
                 }
@@ -232,7 +233,7 @@ pub mod pg_module {
         crate::host::at_call(ctx.call_position(), || {
             if !valid_database_name(name) {
                 return Err(host::error(
-                    "invalid",
+                    Kind::Invalid,
                     format!(
                         "invalid database name `{name}`: use lowercase letters, digits and '_', starting with a letter or '_' (at most 63 characters)"
                     ),

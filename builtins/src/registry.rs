@@ -2,6 +2,7 @@
 //! (docker, containerd, the kubelet) uses, so a typo is caught before anything is written
 //! instead of as an `ErrImagePull` minutes later.
 
+use crate::errors::Kind;
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -103,7 +104,7 @@ pub mod registry_module {
     #[rhai_fn(return_raw)]
     pub fn parse_ref(ctx: rhai::NativeCallContext, text: &str) -> Result<Map, Box<EvalAltResult>> {
         crate::host::at_call(ctx.call_position(), || {
-            let parsed = parse(text).map_err(|e| host::error("invalid", e))?;
+            let parsed = parse(text).map_err(|e| host::error(Kind::Invalid, e))?;
             let mut map = Map::new();
             map.insert("registry".into(), parsed.registry.into());
             map.insert("repository".into(), parsed.repository.into());

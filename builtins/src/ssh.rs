@@ -12,6 +12,7 @@
 //! read), `ssh` (a command failed: also `status` and `stderr`), `sudo` (sudo needs a password or
 //! is missing), `timeout` (a command ran past its limit), `invalid-argument`.
 
+use crate::errors::Kind;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -60,7 +61,7 @@ impl Session {
         let guard = self.0.handle.lock().unwrap_or_else(|p| p.into_inner());
         guard.clone().ok_or_else(|| {
             host::error(
-                "ssh",
+                Kind::Unreachable,
                 format!("the SSH session to {} is closed", self.target()),
             )
         })
@@ -79,7 +80,7 @@ fn host_port(host: &str, port: u16) -> String {
 // Options
 
 fn invalid(message: String) -> Box<EvalAltResult> {
-    host::error("invalid-argument", message)
+    host::error(Kind::Invalid, message)
 }
 
 /// Reads a map of options, refusing keys it does not know (a typo must not pass silently).
@@ -242,7 +243,7 @@ enum Credentials {
 }
 
 fn auth_error(message: String) -> Box<EvalAltResult> {
-    host::error("auth", message)
+    host::error(Kind::Denied, message)
 }
 
 /// Reads a private key, asking for its passphrase on the terminal when it is encrypted, none
@@ -410,13 +411,13 @@ impl From<Box<EvalAltResult>> for Refusal {
 
 fn unreachable(opts: &ConnectOptions, cause: impl std::fmt::Display) -> Box<EvalAltResult> {
     host::error(
-        "unreachable",
+        Kind::Unreachable,
         format!("cannot reach {} over SSH: {cause}", opts.address()),
     )
 }
 
 fn host_key_error(message: String) -> Box<EvalAltResult> {
-    host::error("host-key", message)
+    host::error(Kind::Denied, message)
 }
 
 fn changed_message(
@@ -923,7 +924,7 @@ fn execute(
     let limit = opts.timeout.unwrap_or(session.0.exec_timeout);
     let lost = |err: russh::Error| {
         host::error(
-            "unreachable",
+            Kind::Unreachable,
             format!(
                 "the SSH connection to {} failed while running `{}`: {err}",
                 session.target(),
@@ -955,7 +956,7 @@ fn execute(
                 let _ = channel.signal(russh::Sig::KILL).await;
                 let _ = channel.close().await;
                 Err(host::error(
-                    "timeout",
+                    Kind::Timeout,
                     format!(
                         "`{}` on {} did not finish within {}s",
                         shown(&command),
@@ -983,7 +984,7 @@ fn sudo_refused(session: &Session, output: &Output) -> RhaiResult<()> {
             || first.contains("may not run sudo"));
     if needs_password {
         return Err(host::error(
-            "sudo",
+            Kind::Denied,
             format!(
                 "user {user} on {} cannot use sudo without a password ({first}); give it \
                  passwordless sudo (a line `{user} ALL=(ALL) NOPASSWD:ALL` in \
@@ -994,7 +995,7 @@ fn sudo_refused(session: &Session, output: &Output) -> RhaiResult<()> {
     }
     if output.status == 127 && stderr.contains("sudo") && stderr.contains("not found") {
         return Err(host::error(
-            "sudo",
+            Kind::Denied,
             format!(
                 "sudo is not installed on {}; install it or connect as root",
                 session.target()
@@ -1033,7 +1034,7 @@ fn failed(session: &Session, command: &str, output: &Output) -> Box<EvalAltResul
         message = format!("{message}:\n{stderr}");
     }
     let mut map = Map::new();
-    map.insert("kind".into(), "ssh".into());
+    map.insert("kind".into(), Kind::Failed.name().into());
     map.insert("message".into(), message.into());
     map.insert("status".into(), output.status.into());
     map.insert("stderr".into(), stderr.into());
@@ -1121,7 +1122,7 @@ fn file_result(
     }
     let mut map = Map::new();
     let stderr = tail(&output.stderr);
-    map.insert("kind".into(), "ssh".into());
+    map.insert("kind".into(), Kind::Failed.name().into());
     map.insert(
         "message".into(),
         format!(
@@ -1158,12 +1159,12 @@ fn download(
 }
 
 fn read_local(path: &str) -> RhaiResult<Vec<u8>> {
-    std::fs::read(path).map_err(|err| host::error("io", format!("cannot read {path}: {err}")))
+    std::fs::read(path).map_err(|err| host::error(Kind::Io, format!("cannot read {path}: {err}")))
 }
 
 fn write_local(path: &str, bytes: &[u8]) -> RhaiResult<()> {
     std::fs::write(path, bytes)
-        .map_err(|err| host::error("io", format!("cannot write {path}: {err}")))
+        .map_err(|err| host::error(Kind::Io, format!("cannot write {path}: {err}")))
 }
 
 fn close(host: &Host, session: &Session) {

@@ -9,6 +9,7 @@
 //! of their own (`{% for %}`, `{% if %}`) leave no blank line behind (`trim_blocks`,
 //! `lstrip_blocks`).
 
+use crate::errors::Kind;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -129,14 +130,13 @@ impl Renderer {
             ErrorKind::TemplateNotFound => {
                 let missing = loaded.missing.clone().unwrap_or_else(|| name.to_owned());
                 host::error(
-                    "template-not-found",
+                    Kind::Template,
                     format!("template `{missing}` not found in the template search path"),
                 )
             }
-            ErrorKind::SyntaxError => host::error(
-                "template-syntax",
-                format!("syntax error in {place}: {detail}"),
-            ),
+            ErrorKind::SyntaxError => {
+                host::error(Kind::Template, format!("syntax error in {place}: {detail}"))
+            }
             ErrorKind::UndefinedError => {
                 let source = match loaded.found.get(name) {
                     Some((text, _)) => Some(text.as_str()),
@@ -146,9 +146,9 @@ impl Renderer {
                     .zip(root.range())
                     .and_then(|(text, range)| text.get(range))
                     .map_or_else(|| "value".to_owned(), |expr| format!("variable `{expr}`"));
-                host::error("template-undefined", format!("undefined {what} in {place}"))
+                host::error(Kind::Template, format!("undefined {what} in {place}"))
             }
-            kind => host::error("template", format!("{kind} in {place}: {detail}")),
+            kind => host::error(Kind::Template, format!("{kind} in {place}: {detail}")),
         }
     }
 }
@@ -241,7 +241,7 @@ fn serialize_error(err: impl std::fmt::Display) -> Error {
 pub fn parse_objects(name: &str, yaml: &str) -> Result<Array, Box<EvalAltResult>> {
     let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(yaml).map_err(|err| {
         host::error(
-            "template-yaml",
+            Kind::Template,
             format!("template `{name}` rendered invalid YAML: {err}"),
         )
     })?;
@@ -252,7 +252,7 @@ pub fn parse_objects(name: &str, yaml: &str) -> Result<Array, Box<EvalAltResult>
             serde_json::Value::Object(_) => objects.push(rhai::serde::to_dynamic(doc)?),
             _ => {
                 return Err(host::error(
-                    "template-yaml",
+                    Kind::Template,
                     format!(
                         "document {} rendered by `{name}` is not a mapping",
                         index + 1

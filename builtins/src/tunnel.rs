@@ -12,6 +12,7 @@
 //! open they are kept for `tunnel::wait` (a Ctrl+C that comes just before the wait still ends
 //! it); with no tunnel open they end the process as before (exit 130 / 143).
 
+use crate::errors::Kind;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -150,7 +151,7 @@ fn port_of(value: i64, what: &str, allow_zero: bool) -> RhaiResult<u16> {
     match u16::try_from(value) {
         Ok(port) if port > 0 || allow_zero => Ok(port),
         _ => Err(host::error(
-            "invalid",
+            Kind::Invalid,
             format!("invalid {what} {value}: a port is between 1 and 65535"),
         )),
     }
@@ -162,7 +163,7 @@ fn id_of(handle: &Map) -> RhaiResult<i64> {
         .and_then(|id| id.as_int().ok())
         .ok_or_else(|| {
             host::error(
-                "invalid",
+                Kind::Invalid,
                 "not a tunnel handle: no `id` (use what tunnel::open returned)",
             )
         })
@@ -171,7 +172,7 @@ fn id_of(handle: &Map) -> RhaiResult<i64> {
 /// The error for a local port another program holds.
 fn in_use(port: u16) -> Box<EvalAltResult> {
     let mut map = Map::new();
-    map.insert("kind".into(), "invalid".into());
+    map.insert("kind".into(), Kind::Conflict.name().into());
     map.insert("reason".into(), "in-use".into());
     map.insert("port".into(), Dynamic::from_int(port.into()));
     map.insert(
@@ -190,7 +191,7 @@ async fn bind(port: u16) -> RhaiResult<Vec<TcpListener>> {
         .await
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::AddrInUse => in_use(port),
-            _ => host::error("io", format!("cannot listen on localhost:{port}: {e}")),
+            _ => host::error(Kind::Io, format!("cannot listen on localhost:{port}: {e}")),
         })?;
     let any_port = port == 0;
     let port = v4.local_addr().map(|a| a.port()).unwrap_or(port);
@@ -246,11 +247,11 @@ fn spawn_serving(
         .into_iter()
         .map(|l| l.into_std())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| host::error("io", format!("cannot hand the listener over: {e}")))?;
+        .map_err(|e| host::error(Kind::Io, format!("cannot hand the listener over: {e}")))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| host::error("io", format!("cannot start the tunnel's runtime: {e}")))?;
+        .map_err(|e| host::error(Kind::Io, format!("cannot start the tunnel's runtime: {e}")))?;
     // Making a client spawns its connection task: inside the tunnel's runtime.
     if let Ok(own) = {
         let _inside = runtime.enter();
@@ -269,7 +270,7 @@ fn spawn_serving(
                 serve(listeners, target, shutdown).await;
             });
         })
-        .map_err(|e| host::error("io", format!("cannot start the tunnel's thread: {e}")))
+        .map_err(|e| host::error(Kind::Io, format!("cannot start the tunnel's thread: {e}")))
 }
 
 /// Accepts connections until told to stop, then ends the ones still open and waits for them.

@@ -4,6 +4,7 @@
 //! The builtins are thin wrappers over pure `format_*` functions and over [`confirm_with`],
 //! which takes its reader and writer, so the behaviour is tested without a terminal.
 
+use crate::errors::Kind;
 use std::io::{self, BufRead, Write};
 
 use rhai::{Array, Dynamic, EvalAltResult};
@@ -84,7 +85,7 @@ pub fn format_value(value: &Dynamic, format: OutputFormat) -> Result<String, Box
             serde_saphyr::to_string(value).map_err(|e| e.to_string())
         }
     }
-    .map_err(|err| host::error("output", format!("cannot print the value: {err}")))?;
+    .map_err(|err| host::error(Kind::Io, format!("cannot print the value: {err}")))?;
     Ok(if text.ends_with('\n') {
         text
     } else {
@@ -124,7 +125,7 @@ pub fn confirm_with(
     }
     if !ui.interactive {
         return Err(host::error(
-            "confirmation-required",
+            Kind::ConfirmationRequired,
             format!("{question}: refusing without a terminal; pass --yes to confirm"),
         ));
     }
@@ -195,9 +196,9 @@ impl Drop for Spinner {
 /// A closed pipe gets its own kind so the CLI can exit quietly (`kip app list | head`).
 fn io_error(err: io::Error) -> Box<EvalAltResult> {
     if err.kind() == io::ErrorKind::BrokenPipe {
-        host::error("broken-pipe", "output closed")
+        host::error(Kind::OutputClosed, "output closed")
     } else {
-        host::error("io", format!("cannot use the terminal: {err}"))
+        host::error(Kind::Io, format!("cannot use the terminal: {err}"))
     }
 }
 

@@ -106,7 +106,7 @@ fn too_much_memory(grown: usize, limit: usize) -> Dynamic {
 /// The error value of a script stopped by a limit, shaped like a builtin's error.
 fn limit_error(message: String) -> Dynamic {
     let mut error = rhai::Map::new();
-    error.insert("kind".into(), "limit".into());
+    error.insert("kind".into(), builtins::Kind::Limit.name().into());
     error.insert("message".into(), message.into());
     error.into()
 }

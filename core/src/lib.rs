@@ -222,8 +222,9 @@ fn run_declaration(
     result
 }
 
-/// `kip::version()`, `kip::next(opts)` (call the declaration this one overrides) and
-/// `kip::run(verb, opts)` (call another verb).
+/// `kip::version()`, `kip::next(opts)` (call the declaration this one overrides),
+/// `kip::run(verb, opts)` (call another verb), `kip::error(kind, message)` and
+/// `kip::invalid_value(flag, value, why)`.
 fn register_kip_module(engine: &mut Engine, verbs: Arc<Verbs>) {
     let mut module = rhai::Module::new();
     module.set_native_fn("version", || Ok(VERSION.to_string()));
@@ -248,6 +249,43 @@ fn register_kip_module(engine: &mut Engine, verbs: Arc<Verbs>) {
             run_declaration(ctx.engine(), &verbs, &words, 0, opts)
         },
     );
+    rhai::FuncRegistration::new("error")
+        .with_comments(&[
+            "/// An error to `throw`: `#{ kind, message }`, where `kind` is one of kip's error kinds",
+            "/// (`kip doc errors`); any other kind is refused.",
+            "///",
+            "/// Example: `throw kip::error(\"not-found\", `no app ``${name}`` (see ``kip app list``)`);`",
+        ])
+        .set_into_module(&mut module, |kind: &str, message: &str| -> Result<Map, Box<EvalAltResult>> {
+            let Some(kind) = builtins::Kind::from_name(kind) else {
+                let kinds: Vec<&str> = builtins::Kind::ALL.iter().map(|k| k.name()).collect();
+                return Err(builtins::host::error(
+                    builtins::Kind::Invalid,
+                    format!("no error kind `{kind}`: use one of {}", kinds.join(", ")),
+                ));
+            };
+            let mut error = Map::new();
+            error.insert("kind".into(), kind.name().into());
+            error.insert("message".into(), message.into());
+            Ok(error)
+        });
+    rhai::FuncRegistration::new("invalid_value")
+        .with_comments(&[
+            "/// The error for a flag or argument given a value it cannot take, in the words kip's",
+            "/// command line uses: `invalid value 'VALUE' for 'FLAG': WHY`. `flag` as the user",
+            "/// typed it: `--port`, or `<NAME>` for an argument.",
+            "///",
+            "/// Example: `throw kip::invalid_value(\"--port\", opts.port, \"a port is between 1 and 65535\");`",
+        ])
+        .set_into_module(&mut module, |flag: &str, value: Dynamic, why: &str| -> Map {
+            let mut error = Map::new();
+            error.insert("kind".into(), builtins::Kind::Invalid.name().into());
+            error.insert(
+                "message".into(),
+                format!("invalid value '{value}' for '{flag}': {why}").into(),
+            );
+            error
+        });
     engine.register_static_module("kip", module.into());
 }
 

@@ -3,6 +3,8 @@
 
 use rhai::{EvalAltResult, ParseError, Position};
 
+use builtins::Kind;
+
 use crate::search::Origin;
 
 /// What kind of failure, for the exit code.
@@ -30,12 +32,9 @@ pub struct ScriptError {
     /// Outermost call first: `in call to \`deploy\` at stdlib/app.rhai:40:3`.
     pub calls: Vec<String>,
     pub failure: Failure,
-    /// A verb refused on purpose (`kind: "invalid"` or a builtin's `"invalid-argument"`,
-    /// `"confirmation-required"`, `"declined"`
-    /// when the user answered no, `"conflict"` when another writer kept winning,
-    /// `"rollout-failed"` naming the stuck pod): the message says it all, so no script
-    /// position is shown.
-    pub user_error: bool,
+    /// The error's `kind` when it is one of kip's (see [`Kind`]): it picks the exit code, and
+    /// whether the message speaks for itself when kip's own scripts raised it.
+    pub kind: Option<Kind>,
     /// Whoever read our output stopped reading (`kip app list | head -1`): nothing to report.
     pub output_closed: bool,
 }
@@ -55,7 +54,7 @@ impl ScriptError {
             location: locate(&origin.display(), err.position()),
             calls: Vec::new(),
             failure: Failure::Script,
-            user_error: false,
+            kind: None,
             output_closed: false,
         }
     }
@@ -66,7 +65,7 @@ impl ScriptError {
             location: None,
             calls: Vec::new(),
             failure: Failure::Script,
-            user_error: false,
+            kind: None,
             output_closed: false,
         }
     }
@@ -113,8 +112,8 @@ impl ScriptError {
             location: locate(&current, err.position()),
             calls,
             failure,
-            user_error: is_user_error(err),
-            output_closed: error_kind(err).as_deref() == Some("broken-pipe"),
+            kind: error_kind(err).as_deref().and_then(Kind::from_name),
+            output_closed: error_kind(err).as_deref() == Some(Kind::OutputClosed.name()),
         }
     }
 
@@ -122,9 +121,10 @@ impl ScriptError {
         if self.output_closed {
             return 0;
         }
-        match self.failure {
-            Failure::Script => 2,
-            Failure::Runtime => 1,
+        match (self.failure, self.kind) {
+            (Failure::Script, _) => 2,
+            (Failure::Runtime, Some(kind)) => kind.exit_code(),
+            (Failure::Runtime, None) => 1,
         }
     }
 
@@ -134,7 +134,7 @@ impl ScriptError {
             return String::new();
         }
         let mut out = format!("error: {}\n", self.message);
-        if self.user_error {
+        if self.speaks_for_itself() {
             return out;
         }
         if let Some(at) = &self.location {
@@ -157,19 +157,16 @@ impl ScriptError {
     }
 }
 
-/// Whether a script threw a map whose `kind` marks a refusal of the user's input.
-fn is_user_error(err: &EvalAltResult) -> bool {
-    matches!(
-        error_kind(err).as_deref(),
-        Some(
-            "invalid"
-                | "invalid-argument"
-                | "confirmation-required"
-                | "declined"
-                | "conflict"
-                | "rollout-failed"
-        )
-    )
+impl ScriptError {
+    /// Whether the message is all the user needs: an error of one of kip's kinds that kip's
+    /// own scripts raised. A user's script always gets its file, line and calls shown.
+    fn speaks_for_itself(&self) -> bool {
+        let in_stdlib = self
+            .location
+            .as_ref()
+            .is_none_or(|at| at.source.starts_with("stdlib/"));
+        in_stdlib && self.kind.is_some_and(Kind::speaks_for_itself)
+    }
 }
 
 /// The `kind` of a thrown error map.
