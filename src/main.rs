@@ -1,13 +1,16 @@
 //! `kip`: the command-line front of Kipper. It builds the command tree from kip's own commands
 //! and the verbs scripts declare, then runs the chosen one.
 
+mod cli_error;
 mod cluster;
 mod home;
 mod sandbox_cmd;
 mod shell_cmd;
 mod verb_cmd;
 
+use builtins::Kind;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use cli_error::CliError;
 
 /// Counts heap bytes so a script's memory can be bounded (`kip_core::heap`).
 #[global_allocator]
@@ -152,19 +155,19 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("sandbox") {
         let cli = Cli::parse();
         if let Builtin::Sandbox(cmd) = cli.command {
-            exit_with(sandbox_cmd::run(cmd).map_err(|e| (1, format!("error: {e}\n"))));
+            exit_with(sandbox_cmd::run(cmd).map_err(|e| CliError::new(Kind::Failed, e)));
         }
     }
     let mut kip = match verb_cmd::load(&args) {
         Ok(kip) => kip,
-        Err((code, text)) => exit_with(Err((code, text))),
+        Err(err) => err.exit(),
     };
     let root = kip_core::cli::add_verbs(Cli::command(), &kip.verbs, RESERVED);
     let matches = root.clone().get_matches();
     let result = match Cli::from_arg_matches(&matches) {
         Ok(cli) => match cli.command {
             Builtin::Sandbox(cmd) => {
-                sandbox_cmd::run(cmd).map_err(|e| (1, format!("error: {e}\n")))
+                sandbox_cmd::run(cmd).map_err(|e| CliError::new(Kind::Failed, e))
             }
             Builtin::Verbs => verb_cmd::list(&kip, &Cli::command()),
             Builtin::Run { file, args } => verb_cmd::run_file(&mut kip, &file, args),
@@ -182,12 +185,9 @@ fn main() {
     exit_with(result)
 }
 
-fn exit_with(result: Result<(), (i32, String)>) -> ! {
+fn exit_with(result: Result<(), CliError>) -> ! {
     match result {
         Ok(()) => std::process::exit(0),
-        Err((code, text)) => {
-            eprint!("{text}");
-            std::process::exit(code)
-        }
+        Err(err) => err.exit(),
     }
 }

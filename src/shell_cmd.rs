@@ -22,7 +22,7 @@ impl kip_repl::Host for ShellHost {
         let runtime = match &self.runtime {
             Some(runtime) => runtime,
             None => {
-                let runtime = verb_cmd::runtime().map_err(|(_, text)| text)?;
+                let runtime = verb_cmd::runtime().map_err(Failure::into_text)?;
                 if let Some(interrupt) = &self.interrupt {
                     catch_ctrl_c(&runtime, interrupt.clone());
                 }
@@ -32,8 +32,8 @@ impl kip_repl::Host for ShellHost {
         if let Some(interrupt) = &self.interrupt {
             interrupt.clear();
         }
-        let host =
-            verb_cmd::host(kip, runtime, opts, self.interrupt.clone()).map_err(|(_, text)| text)?;
+        let host = verb_cmd::host(kip, runtime, opts, self.interrupt.clone())
+            .map_err(Failure::into_text)?;
         builtins::set_host(&mut kip.engine, host);
         Ok(())
     }
@@ -58,7 +58,7 @@ fn catch_ctrl_c(runtime: &tokio::runtime::Runtime, interrupt: Arc<Interrupt>) {
 }
 
 pub fn run(mut kip: Kip, reserved: &[&str]) -> Result<(), Failure> {
-    let home = kip_home().map_err(|e| (2, format!("error: {e}\n")))?;
+    let home = kip_home().map_err(|e| Failure::new(builtins::Kind::Invalid, e))?;
     let options = kip_repl::Options {
         history: Some(home.join("shell_history")),
         reserved: reserved.iter().map(|r| r.to_string()).collect(),
@@ -83,6 +83,6 @@ pub fn run(mut kip: Kip, reserved: &[&str]) -> Result<(), Failure> {
     match kip_repl::run(kip, options, &mut host) {
         0 => Ok(()),
         // Each failing line has printed its error already.
-        code => Err((code, String::new())),
+        code => Err(Failure::silent(code)),
     }
 }

@@ -4,12 +4,13 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Arc;
 
+use builtins::Kind;
 use builtins::{ClusterChoice, Host, Interrupt, OutputFormat, Rechoose, UiSettings};
 use kip_core::{Kip, Limits, ScriptError, SearchPath};
 
 use crate::home::kip_home;
 
-pub type Failure = (i32, String);
+pub use crate::cli_error::CliError as Failure;
 
 /// The value of `--scripts DIR` (or `--scripts=DIR`) before clap runs: the verbs it adds are
 /// part of the command tree clap parses.
@@ -27,7 +28,7 @@ fn scripts_flag(args: &[String]) -> Option<std::path::PathBuf> {
 }
 
 pub fn load(args: &[String]) -> Result<Kip, Failure> {
-    let home = kip_home().map_err(|e| (2, format!("error: {e}\n")))?;
+    let home = kip_home().map_err(|e| Failure::new(Kind::Invalid, e))?;
     // Made here, before the verb cache or a script writes into it; a home that cannot be
     // made is reported by whatever needs it.
     let _ = crate::home::create(&home);
@@ -44,12 +45,11 @@ pub fn load(args: &[String]) -> Result<Kip, Failure> {
 fn check_broken(kip: &Kip, args: &[String]) -> Result<(), Failure> {
     let sources = |name: &str| std::fs::read_to_string(name).ok();
     if let Some(broken) = kip.verbs.broken_for(&command_words(args)) {
-        let mut text = broken.error.render(&sources);
-        text.push_str(&format!(
-            "  = kip left {} out: fix it, or move it out of the scripts folder\n",
+        let note = format!(
+            "  = kip left {} out: fix it, or move it out of the scripts folder",
             broken.origin.display()
-        ));
-        return Err((broken.error.exit_code(), text));
+        );
+        return Err(Failure::script(&broken.error, &sources).with_note(&note));
     }
     for broken in kip.verbs.broken() {
         let at = broken
@@ -87,7 +87,7 @@ fn command_words(args: &[String]) -> Vec<String> {
 }
 
 fn render(kip: &Kip, err: ScriptError) -> Failure {
-    (err.exit_code(), err.render(&|name| kip.source_of(name)))
+    Failure::script(&err, &|name| kip.source_of(name))
 }
 
 /// The host builtins see: runtime, kip home, templates, terminal settings and the cluster.
@@ -97,7 +97,7 @@ pub fn host(
     opts: &rhai::Map,
     interrupt: Option<Arc<Interrupt>>,
 ) -> Result<Arc<Host>, Failure> {
-    let home = kip_home().map_err(|e| (2, format!("error: {e}\n")))?;
+    let home = kip_home().map_err(|e| Failure::new(Kind::Invalid, e))?;
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let output = match opts.get("output").map(|o| o.to_string()).as_deref() {
         Some("json") => OutputFormat::Json,
@@ -125,7 +125,7 @@ pub fn host(
             client: Arc::new(move || crate::cluster::client(&choice, &handle, &home)),
         })
     });
-    let cluster = rechoose().map_err(|e| (1, format!("error: {e}\n")))?;
+    let cluster = rechoose().map_err(|e| Failure::new(Kind::NotFound, e))?;
     Ok(Arc::new(Host {
         rechoose: Some(rechoose),
         interrupt,
@@ -144,7 +144,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| (1, format!("error: cannot start the runtime: {e}\n")))
+        .map_err(|e| Failure::new(Kind::Internal, format!("cannot start the runtime: {e}")))
 }
 
 fn with_host(kip: &mut Kip, opts: &rhai::Map) -> Result<tokio::runtime::Runtime, Failure> {
@@ -158,10 +158,13 @@ pub fn run_verb(kip: &mut Kip, matches: &clap::ArgMatches) -> Result<(), Failure
     let words = kip_core::cli::chosen_words(matches);
     let chain = kip.verbs.chain(&words);
     let Some(verb) = chain.first() else {
-        return Err((2, format!("error: unknown command `{}`\n", words.join(" "))));
+        return Err(Failure::new(
+            Kind::Invalid,
+            format!("unknown command `{}`", words.join(" ")),
+        ));
     };
     let verb_matches = kip_core::cli::verb_matches(matches, &words)
-        .ok_or((2, "error: bad command line\n".to_string()))?;
+        .ok_or_else(|| Failure::new(Kind::Invalid, "bad command line"))?;
     let opts = kip_core::cli::opts(verb, verb_matches);
     let _runtime = with_host(kip, &opts)?;
     kip.run_verb(&words, opts)
@@ -170,8 +173,12 @@ pub fn run_verb(kip: &mut Kip, matches: &clap::ArgMatches) -> Result<(), Failure
 }
 
 pub fn run_file(kip: &mut Kip, file: &Path, args: Vec<String>) -> Result<(), Failure> {
-    let source = std::fs::read_to_string(file)
-        .map_err(|e| (2, format!("error: cannot read `{}`: {e}\n", file.display())))?;
+    let source = std::fs::read_to_string(file).map_err(|e| {
+        Failure::new(
+            Kind::Invalid,
+            format!("cannot read `{}`: {e}", file.display()),
+        )
+    })?;
     let _runtime = with_host(kip, &rhai::Map::new())?;
     kip.run_file(&file.display().to_string(), &source, args)
         .map(|_| ())

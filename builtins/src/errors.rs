@@ -113,15 +113,12 @@ impl Kind {
         !matches!(self, Kind::Template | Kind::Limit | Kind::Internal)
     }
 
-    /// One line per kind, `name: meaning`, for `kip doc` and the script reference.
-    pub fn reference() -> Vec<(&'static str, &'static str)> {
-        Kind::ALL.iter().map(|k| (k.name(), k.meaning())).collect()
-    }
-
-    fn meaning(self) -> &'static str {
+    /// What the kind means, in one line, for `kip doc` and the script reference (the README's
+    /// table of kinds is tested against it).
+    pub fn meaning(self) -> &'static str {
         match self {
             Kind::Invalid => {
-                "a flag, argument, name or value is wrong; the message names it and what is allowed (exit 2)"
+                "a flag, argument, name or value is wrong; the message names it and what is allowed"
             }
             Kind::NotFound => {
                 "something named does not exist: an app, project, cluster, object, file"
@@ -130,7 +127,7 @@ impl Kind {
                 "it exists already, is in a state that forbids this, or another writer kept changing it"
             }
             Kind::ConfirmationRequired => {
-                "a destructive verb ran without a terminal and without --yes (exit 2)"
+                "a destructive verb ran without a terminal and without `--yes`"
             }
             Kind::Declined => "the user answered no",
             Kind::RolloutFailed => "a rollout's pods are failing",
@@ -139,19 +136,21 @@ impl Kind {
                 "a server could not be reached: the cluster, an SSH host, the gateway, a database"
             }
             Kind::Denied => {
-                "a server refused our credentials (401/403, SSH authentication, host key)"
+                "a server refused our credentials (401/403, SSH authentication, a changed host key)"
             }
             Kind::Refused => {
-                "a server refused the request for another reason (see code and reason)"
+                "a server refused the request for another reason (`code` and `reason` say which)"
             }
             Kind::Failed => {
                 "a step that was run failed: a command's exit code, a preflight check, an unhealthy component"
             }
             Kind::Io => "this machine's files, terminal or ports",
             Kind::Template => "a template did not render",
-            Kind::Limit => "a script hit one of its limits (operations, memory, time)",
-            Kind::Interrupted => "the user pressed Ctrl-C (exit 130)",
-            Kind::OutputClosed => "whoever read kip's output went away; kip ends quietly (exit 0)",
+            Kind::Limit => "a script hit one of its limits",
+            Kind::Interrupted => "Ctrl-C",
+            Kind::OutputClosed => {
+                "whoever read kip's output went away (`kip app list | head -1`); kip ends quietly"
+            }
             Kind::Internal => "a bug in kip",
         }
     }
@@ -191,5 +190,17 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), Kind::ALL.len());
         assert_eq!(Kind::from_name("kubernetes"), None);
+    }
+
+    /// The README's table of kinds is this list, so script authors read what kip does.
+    #[test]
+    fn the_readme_lists_every_kind() {
+        let readme = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
+        let readme = std::fs::read_to_string(readme).unwrap();
+        for kind in Kind::ALL {
+            let meaning = kind.meaning().replace('|', "\\|");
+            let row = format!("| `{kind}` | {meaning} | {} |", kind.exit_code());
+            assert!(readme.contains(&row), "the README lacks {row}");
+        }
     }
 }

@@ -250,7 +250,7 @@ fn register_kip_module(engine: &mut Engine, verbs: Arc<Verbs>) {
         },
     );
     rhai::FuncRegistration::new("error")
-        .with_comments(&[
+        .with_comments([
             "/// An error to `throw`: `#{ kind, message }`, where `kind` is one of kip's error kinds",
             "/// (`kip doc errors`); any other kind is refused.",
             "///",
@@ -270,7 +270,7 @@ fn register_kip_module(engine: &mut Engine, verbs: Arc<Verbs>) {
             Ok(error)
         });
     rhai::FuncRegistration::new("invalid_value")
-        .with_comments(&[
+        .with_comments([
             "/// The error for a flag or argument given a value it cannot take, in the words kip's",
             "/// command line uses: `invalid value 'VALUE' for 'FLAG': WHY`. `flag` as the user",
             "/// typed it: `--port`, or `<NAME>` for an argument.",
