@@ -66,6 +66,15 @@ enum Builtin {
     /// one by one with no prompt; a failing line prints its error and the next one runs, and
     /// kip exits 1 if any line failed, 0 otherwise.
     Shell,
+    /// Print the script API reference: builtin modules, libraries, verbs and error kinds.
+    ///
+    /// With TOPIC, only that part: a module (`k8s`), a function (`k8s::get`), a library
+    /// (`kipper`), a verb (`app deploy`), `errors`, `builtins`, `libraries` or `verbs`.
+    /// `kip doc > docs/scripting.md` writes the reference the repository keeps.
+    Doc {
+        /// What to show; everything when left out.
+        topic: Option<String>,
+    },
     /// Print a shell completion script.
     Completion {
         /// The shell to complete for.
@@ -81,6 +90,7 @@ const RESERVED: &[&str] = &[
     "eval",
     "shell",
     "completion",
+    "doc",
     "help",
 ];
 
@@ -173,6 +183,7 @@ fn main() {
             Builtin::Run { file, args } => verb_cmd::run_file(&mut kip, &file, args),
             Builtin::Eval { expr } => verb_cmd::eval(&mut kip, &expr),
             Builtin::Shell => shell_cmd::run(kip, RESERVED),
+            Builtin::Doc { topic } => verb_cmd::doc(&kip, topic.as_deref()),
             Builtin::Completion { shell } => {
                 let mut root = root;
                 clap_complete::generate(shell, &mut root, "kip", &mut std::io::stdout());

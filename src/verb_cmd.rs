@@ -194,6 +194,25 @@ pub fn eval(kip: &mut Kip, expr: &str) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `kip doc [TOPIC]`: the script API reference, or one part of it.
+pub fn doc(kip: &Kip, topic: Option<&str>) -> Result<(), Failure> {
+    let reference = kip_core::doc::Reference::of(kip);
+    let text = match topic {
+        None => reference.markdown(),
+        Some(topic) => reference.topic(topic).ok_or_else(|| {
+            Failure::new(
+                Kind::NotFound,
+                format!(
+                    "no topic `{topic}` in the reference: try {} (or a function such as k8s::get)",
+                    reference.topics().join(", ")
+                ),
+            )
+        })?,
+    };
+    print!("{text}");
+    Ok(())
+}
+
 /// `kip verbs`: kip's own commands (`builtins`, the clap tree before verbs are added), then
 /// every verb scripts declare, each with where it comes from.
 pub fn list(kip: &Kip, builtins: &clap::Command) -> Result<(), Failure> {

@@ -4,6 +4,7 @@ mod app_list;
 mod app_verbs;
 mod cluster_verbs;
 mod common;
+mod doc;
 mod install;
 mod integrity;
 mod overrides;

@@ -239,7 +239,7 @@ pub mod config_module {
     /// `active-project`); absent keys are missing from the map. A missing file gives
     /// `#{ clusters: [] }`.
     ///
-    /// Raises `config` when the file cannot be read or is malformed (naming the file and the
+    /// Raises `invalid` when the file cannot be read or is malformed (naming the file and the
     /// YAML error).
     ///
     /// `let cfg = config::load(); print(cfg["current-cluster"]);`
@@ -256,7 +256,7 @@ pub mod config_module {
     /// Replaces `config.yaml` with `cfg` (a map shaped like `config::load()` returns),
     /// atomically and readable only by its owner.
     ///
-    /// Raises `config` when `cfg` has the wrong shape, names a `current-cluster` that is not
+    /// Raises `invalid` when `cfg` has the wrong shape, names a `current-cluster` that is not
     /// listed, lists a cluster twice or without a name, or the file cannot be written.
     ///
     /// `let cfg = config::load(); cfg["current-cluster"] = "prod"; config::save(cfg);`
@@ -286,7 +286,7 @@ pub mod config_module {
     /// The context names of the kubeconfig file at `path`, so a script can check a
     /// `--context` before saving it.
     ///
-    /// Raises `config` when the file cannot be read or is not a kubeconfig.
+    /// Raises `invalid` when the file cannot be read or is not a kubeconfig.
     ///
     /// `if !config::kubeconfig_contexts(path).contains(ctx) { throw "no such context"; }`
     #[rhai_fn(return_raw)]
@@ -310,7 +310,7 @@ pub mod config_module {
     /// a file with one context has its cluster, user and context renamed to `name`, which
     /// becomes the current context.
     ///
-    /// Raises `config` when `text` is not a kubeconfig or a server is not a URL.
+    /// Raises `invalid` when `text` is not a kubeconfig or a server is not a URL.
     ///
     /// `let text = config::kubeconfig_for_host(k3s_yaml, "203.0.113.10", "203-0-113-10");`
     #[rhai_fn(return_raw)]
@@ -329,7 +329,7 @@ pub mod config_module {
     /// (`clusters/<name>.kubeconfig`, readable only by its owner, replaced atomically) and
     /// returns its path, for a `config.yaml` entry to point at.
     ///
-    /// Raises `config` when `name` is not a plain file name or the file cannot be written.
+    /// Raises `invalid` when `name` is not a plain file name or the file cannot be written.
     ///
     /// `let path = config::save_kubeconfig("203-0-113-10", text);`
     #[rhai_fn(return_raw)]
@@ -369,7 +369,7 @@ pub mod config_module {
     /// The `config.yaml` entry of the cluster this command talks to, as a map, or `()` when
     /// the file has none for it.
     ///
-    /// Raises `config` like `config::load`.
+    /// Raises `invalid` like `config::load`.
     ///
     /// `let cluster = config::current_cluster(); if cluster != () { print(cluster.domain); }`
     #[rhai_fn(return_raw)]
@@ -387,7 +387,7 @@ pub mod config_module {
     /// Sets the `active-project` (`"project/environment"`) of the cluster this command talks
     /// to, adding its entry when missing, and saves.
     ///
-    /// Raises `config` when the file cannot be read or written.
+    /// Raises `invalid` when the file cannot be read or written.
     ///
     /// `config::set_active_project("shop/test");`
     #[rhai_fn(return_raw)]
@@ -406,7 +406,7 @@ pub mod config_module {
     /// Removes the `active-project` of the cluster this command talks to and saves; nothing
     /// to do when it has none.
     ///
-    /// Raises `config` when the file cannot be read or written.
+    /// Raises `invalid` when the file cannot be read or written.
     ///
     /// `config::clear_active_project();`
     #[rhai_fn(return_raw)]

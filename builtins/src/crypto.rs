@@ -64,7 +64,7 @@ pub mod crypto_module {
 
     /// A random password of `len` letters and digits (A–Z, a–z, 0–9) from the OS's randomness.
     ///
-    /// Raises `invalid-argument` unless 1 ≤ `len` ≤ 4096, `crypto` if the OS has no randomness.
+    /// Raises `invalid` unless 1 ≤ `len` ≤ 4096, `io` if the OS has no randomness.
     ///
     /// `let pw = crypto::password(24);`
     #[rhai_fn(return_raw)]
@@ -76,7 +76,7 @@ pub mod crypto_module {
 
     /// `bytes` random bytes from the OS as lowercase hex (twice as many characters).
     ///
-    /// Raises `invalid-argument` unless 1 ≤ `bytes` ≤ 4096, `crypto` if the OS has no
+    /// Raises `invalid` unless 1 ≤ `bytes` ≤ 4096, `io` if the OS has no
     /// randomness.
     ///
     /// `let secret = crypto::token(32);   // 64 hex characters`
@@ -104,7 +104,7 @@ pub mod crypto_module {
 
     /// Decodes standard base64 into text.
     ///
-    /// Raises `invalid-argument` when `encoded` is not base64 or does not decode to UTF-8 text.
+    /// Raises `invalid` when `encoded` is not base64 or does not decode to UTF-8 text.
     ///
     /// `crypto::base64_decode("aGk=") == "hi"`
     #[rhai_fn(return_raw)]

@@ -142,7 +142,7 @@ pub mod gateway_module {
     /// The public host of an app: `<app>[-<environment>]-<cluster_id>.<domain>` (no environment
     /// part when `environment` is ""). This is the rule `kip-gateway` parses.
     ///
-    /// Raises `invalid-argument` when a part cannot be in a hostname (uppercase, dots, a
+    /// Raises `invalid` when a part cannot be in a hostname (uppercase, dots, a
     /// leading or trailing dash) or the label would exceed 63 characters.
     ///
     /// `gateway::app_host("hello", "test", "203-0-113-10", "kipper.run") == "hello-test-203-0-113-10.kipper.run"`
@@ -181,7 +181,7 @@ pub mod gateway_module {
     /// The cluster id of a server reached at `address` (an IP address or a host name, which
     /// is resolved): its IPv4 address with dashes, `203.0.113.10` → `203-0-113-10`.
     ///
-    /// Raises `invalid-argument` when the name does not resolve to an IPv4 address (an
+    /// Raises `invalid` when the name does not resolve to an IPv4 address (an
     /// IPv6-only server needs a cluster name instead).
     ///
     /// `gateway::cluster_id("203.0.113.10") == "203-0-113-10"`
@@ -239,7 +239,7 @@ pub mod gateway_module {
     /// update it). Returns `#{ id, address, tls }`, plus `token` — the cluster's own token,
     /// shown only this once — when the entry is new.
     ///
-    /// Raises `invalid-argument` (bad id or address), `unauthorized`, `gateway-unreachable`.
+    /// Raises `invalid` (bad id or address), `denied`, `unreachable`.
     ///
     /// `let entry = gateway::register("http://127.0.0.1:9090", admin_token, "203-0-113-10", "203.0.113.10:443");`
     #[rhai_fn(return_raw)]

@@ -210,6 +210,19 @@ pub fn error(kind: Kind, message: impl Into<String>) -> Box<EvalAltResult> {
     error_map(map)
 }
 
+/// A script-visible error with a `reason`, the detail within its kind (`host-key`, `in-use`).
+pub fn error_with_reason(
+    kind: Kind,
+    reason: &str,
+    message: impl Into<String>,
+) -> Box<EvalAltResult> {
+    let mut map = Map::new();
+    map.insert("kind".into(), kind.name().into());
+    map.insert("reason".into(), reason.into());
+    map.insert("message".into(), message.into().into());
+    error_map(map)
+}
+
 /// Runs a builtin's body and gives an error that has no position `call`, the position of the
 /// call (`ctx.call_position()`: the script's line and column). Rhai leaves errors of functions
 /// called through a module path (`k8s::get(…)`) without one, so the user would not learn which

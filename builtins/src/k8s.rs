@@ -6,9 +6,11 @@
 //! again on a miss so a CRD applied a moment ago is found. Writes are server-side applies with the
 //! field manager `kip`.
 //!
-//! Errors are maps: `#{kind: "kubernetes", message, code, reason}` for a `Status` the API server
-//! returned (`reason` is `NotFound`, `AlreadyExists`, `Conflict`…; `NoKindMatch` when the cluster
-//! does not serve the kind), `#{kind: "unreachable", message}` when no connection could be made,
+//! Errors are maps: `#{kind, message, code, reason}` for a `Status` the API server returned,
+//! its `kind` from the HTTP status (`not-found` 404, `conflict` 409, `invalid` 400/422, `denied`
+//! 401/403, `timeout` 504, `refused` otherwise; `reason` is `NotFound`, `AlreadyExists`,
+//! `Conflict`…, or `NoKindMatch` when the cluster does not serve the kind),
+//! `#{kind: "unreachable", message}` when no connection could be made,
 //! `#{kind: "timeout", message, status}` when a wait ran out, `#{kind: "invalid", message}` for a
 //! malformed argument.
 
@@ -45,7 +47,7 @@ pub mod k8s_module {
     /// stored. A namespaced object without `metadata.namespace` goes to the client's default
     /// namespace.
     ///
-    /// Errors: `kubernetes` (e.g. reason `Conflict` when another manager owns a field),
+    /// Errors: `conflict` (reason `Conflict` when another manager owns a field), or the kind of the API server's status (`invalid`, `denied`, `refused`…),
     /// `invalid` when `obj` has no `apiVersion`, `kind` or `metadata.name`.
     ///
     /// Example: `let cm = k8s::apply(#{apiVersion: "v1", kind: "ConfigMap", metadata: #{name: "a", namespace: "default"}});`
@@ -165,7 +167,7 @@ pub mod k8s_module {
     /// The object `name` of `kind` in `ns` ("" for cluster-scoped kinds, or the default
     /// namespace).
     ///
-    /// Errors: `kubernetes` with reason `NotFound` when it does not exist.
+    /// Errors: `not-found` when it does not exist.
     ///
     /// Example: `let d = k8s::get("apps/v1", "Deployment", "shop-prod", "web");`
     #[rhai_fn(return_raw)]
@@ -562,7 +564,7 @@ pub mod k8s_module {
     /// another cluster current, as `kip install` does), forgetting the client and the kinds
     /// learnt from the previous one. Returns the new cluster's name.
     ///
-    /// Errors: `config` when `config.yaml` cannot be read or its current entry is incomplete;
+    /// Errors: `invalid` when `config.yaml` cannot be read or its current entry is incomplete;
     /// `internal` where the host has a fixed cluster.
     ///
     /// Example: `config::save(cfg); k8s::reconnect();`

@@ -276,7 +276,7 @@ pub mod exec_module {
     /// does, and returns `#{status, stdout, stderr}`: the exit code and the output as text.
     /// A non-zero exit is returned, not raised. Gives up after 60 s.
     ///
-    /// Errors: `kubernetes` when the API server refuses (reason `NotFound` for a missing pod,
+    /// Errors: the kind of the API server's status when it refuses (reason `NotFound` for a missing pod,
     /// `BadRequest` when the pod is not running or has several containers); `exec` when the
     /// command could not start; `timeout`; `invalid` for a malformed command.
     ///

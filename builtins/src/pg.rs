@@ -8,7 +8,7 @@
 //!
 //! A connection is a map: `#{namespace, pod, port, username, password, database}`.
 //!
-//! Errors: `database` with PostgreSQL's own message (and `code`, the SQLSTATE) when the server
+//! Errors: `refused` with PostgreSQL's own message (and `code`, the SQLSTATE) when the server
 //! refused; `unreachable` when the pod could not be reached; `invalid` for a malformed
 //! connection map or name.
 
@@ -184,7 +184,7 @@ pub mod pg_module {
     /// (`#{namespace, pod, port, username, password, database}`) and returns the number of
     /// rows the last statement affected (0 for statements that affect none, like `CREATE`).
     ///
-    /// Errors: `database` with PostgreSQL's message and `code` (SQLSTATE); `unreachable`;
+    /// Errors: `refused` with PostgreSQL's message and `code` (SQLSTATE); `unreachable`;
     /// `invalid` for a malformed `conn`.
     ///
     /// Example: `pg::execute(conn, "CREATE TABLE IF NOT EXISTS notes (body text)");`
@@ -224,7 +224,7 @@ pub mod pg_module {
     /// created in between counts as existing. `name` must be lowercase letters, digits and `_`,
     /// starting with a letter or `_`, at most 63 characters.
     ///
-    /// Errors: `invalid` for a bad name, then as `pg::execute` (e.g. `database` when the user
+    /// Errors: `invalid` for a bad name, then as `pg::execute` (e.g. `refused` when the user
     /// may not create databases).
     ///
     /// Example: `if pg::ensure_database(conn, "shop_api_test") { ui::step("Database shop_api_test created"); }`

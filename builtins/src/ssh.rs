@@ -8,9 +8,10 @@
 //! exact, and works through `sudo` for root-owned paths such as `/etc/rancher/k3s/k3s.yaml`.
 //!
 //! Errors are maps with a `kind`: `unreachable` (no connection: host, port and cause),
-//! `host-key` (unknown key declined, or a CHANGED key), `auth` (the key was refused or cannot be
-//! read), `ssh` (a command failed: also `status` and `stderr`), `sudo` (sudo needs a password or
-//! is missing), `timeout` (a command ran past its limit), `invalid-argument`.
+//! `denied` with `reason` `host-key` (unknown key declined, or a CHANGED key), `auth` (the key
+//! was refused or cannot be read) or `sudo` (sudo needs a password or is missing), `failed` (a
+//! command failed: also `status` and `stderr`), `timeout` (a command ran past its limit),
+//! `invalid`.
 
 use crate::errors::Kind;
 use std::io::Write as _;
@@ -243,7 +244,7 @@ enum Credentials {
 }
 
 fn auth_error(message: String) -> Box<EvalAltResult> {
-    host::error(Kind::Denied, message)
+    host::error_with_reason(Kind::Denied, "auth", message)
 }
 
 /// Reads a private key, asking for its passphrase on the terminal when it is encrypted, none
@@ -417,7 +418,7 @@ fn unreachable(opts: &ConnectOptions, cause: impl std::fmt::Display) -> Box<Eval
 }
 
 fn host_key_error(message: String) -> Box<EvalAltResult> {
-    host::error(Kind::Denied, message)
+    host::error_with_reason(Kind::Denied, "host-key", message)
 }
 
 fn changed_message(
@@ -973,7 +974,7 @@ fn execute(
     Ok(output)
 }
 
-/// The `sudo` error when sudo itself, not the command, failed.
+/// The `denied` (reason `sudo`) error when sudo itself, not the command, failed.
 fn sudo_refused(session: &Session, output: &Output) -> RhaiResult<()> {
     let stderr = String::from_utf8_lossy(&output.stderr);
     let user = &session.0.user;
@@ -983,8 +984,9 @@ fn sudo_refused(session: &Session, output: &Output) -> RhaiResult<()> {
             || first.contains("not in the sudoers")
             || first.contains("may not run sudo"));
     if needs_password {
-        return Err(host::error(
+        return Err(host::error_with_reason(
             Kind::Denied,
+            "sudo",
             format!(
                 "user {user} on {} cannot use sudo without a password ({first}); give it \
                  passwordless sudo (a line `{user} ALL=(ALL) NOPASSWD:ALL` in \
@@ -994,8 +996,9 @@ fn sudo_refused(session: &Session, output: &Output) -> RhaiResult<()> {
         ));
     }
     if output.status == 127 && stderr.contains("sudo") && stderr.contains("not found") {
-        return Err(host::error(
+        return Err(host::error_with_reason(
             Kind::Denied,
+            "sudo",
             format!(
                 "sudo is not installed on {}; install it or connect as root",
                 session.target()
@@ -1022,7 +1025,7 @@ fn result_map(output: Output) -> Map {
     map
 }
 
-/// The `ssh` error of a failed command: `kind`, `message`, `status`, `stderr`.
+/// The `failed` error of a failed command: `kind`, `message`, `status`, `stderr`.
 fn failed(session: &Session, command: &str, output: &Output) -> Box<EvalAltResult> {
     let how = match &output.signal {
         Some(signal) => format!("was ended by signal {signal}"),
@@ -1110,7 +1113,7 @@ fn upload(
     file_result(session, "write", remote_path, output).map(|_| ())
 }
 
-/// The output of a file transfer command, or the `ssh` error naming the file.
+/// The output of a file transfer command, or the `failed` error naming the file.
 fn file_result(
     session: &Session,
     verb: &str,
@@ -1209,7 +1212,7 @@ pub mod ssh_module {
     /// fingerprint and asked about (without a terminal: refused unless `accept_host_key`;
     /// `--yes` does not trust hosts), then recorded. A CHANGED key is refused, never connected.
     ///
-    /// Raises `unreachable`, `host-key`, `auth` or `invalid-argument`.
+    /// Raises `unreachable`, `denied` (reason `host-key`), `denied` (reason `auth`) or `invalid`.
     ///
     /// `let s = ssh::connect(#{ host: "203.0.113.10", user: "ubuntu", key: "~/.ssh/id_ed25519" });`
     #[rhai_fn(return_raw)]
@@ -1252,7 +1255,7 @@ pub mod ssh_module {
     /// `ssh::exec` with options: `sudo` (run as root, see `ssh::sudo`), `stdin` (a string or
     /// blob fed to the command), `timeout_secs` (this command's limit; 0 for none).
     ///
-    /// Raises like `ssh::exec`, and `sudo` when sudo itself refuses.
+    /// Raises like `ssh::exec`, and `denied` (reason `sudo`) when sudo itself refuses.
     ///
     /// `let r = ssh::exec(s, "sh -s", #{ stdin: "echo hi", timeout_secs: 30 });`
     #[rhai_fn(name = "exec", return_raw)]
@@ -1312,7 +1315,7 @@ pub mod ssh_module {
 
     /// Runs `command` and returns its stdout; a non-zero exit raises.
     ///
-    /// Raises `ssh` (with `status` and the tail of `stderr` in the error and its message),
+    /// Raises `failed` (with `status` and the tail of `stderr` in the error and its message),
     /// `timeout`, `unreachable`.
     ///
     /// `let release = ssh::run(s, "cat /etc/os-release");`
@@ -1345,7 +1348,7 @@ pub mod ssh_module {
     /// session's user is root, else as `sudo -n -- sh -c '<command>'` (passwordless sudo; sudo
     /// never waits for a password).
     ///
-    /// Raises `sudo` when the user may not use sudo without a password or sudo is missing,
+    /// Raises `denied` (reason `sudo`) when the user may not use sudo without a password or sudo is missing,
     /// else like `ssh::run`.
     ///
     /// `ssh::sudo(s, "systemctl restart k3s");`
@@ -1365,7 +1368,7 @@ pub mod ssh_module {
     /// octal: `0o644`), replacing the file at once (a temporary file beside it, renamed). The
     /// folder must exist.
     ///
-    /// Raises `ssh` when the server cannot write it, `invalid-argument` for a bad path or mode.
+    /// Raises `failed` when the server cannot write it, `invalid` for a bad path or mode.
     ///
     /// `ssh::upload(s, "hello\n", "/tmp/hello.txt", 0o644);`
     #[rhai_fn(return_raw)]
@@ -1480,7 +1483,7 @@ pub mod ssh_module {
     /// The content of `remote_path` on the server, as a string (invalid UTF-8 replaced; use
     /// `ssh::download_file` for binary files).
     ///
-    /// Raises `ssh` when the file cannot be read (with the server's reason).
+    /// Raises `failed` when the file cannot be read (with the server's reason).
     ///
     /// `let hostname = ssh::download(s, "/etc/hostname");`
     #[rhai_fn(return_raw)]
@@ -1515,7 +1518,7 @@ pub mod ssh_module {
 
     /// Copies `remote_path` on the server to the local file `local_path`, bytes exact.
     ///
-    /// Raises `ssh` when the remote file cannot be read, `io` when the local one cannot be
+    /// Raises `failed` when the remote file cannot be read, `io` when the local one cannot be
     /// written.
     ///
     /// `ssh::download_file(s, "/var/log/k3s.log", "k3s.log");`
@@ -1552,7 +1555,7 @@ pub mod ssh_module {
     }
 
     /// Closes the session (also closed when the last copy of it is dropped); using it
-    /// afterwards raises `ssh`. Closing twice is fine.
+    /// afterwards raises `failed`. Closing twice is fine.
     ///
     /// `ssh::close(s);`
     #[rhai_fn(return_raw)]

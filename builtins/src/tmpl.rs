@@ -275,8 +275,8 @@ pub mod tmpl_module {
     /// renders as a JSON scalar, so values cannot inject YAML keys. Filters: `dns`, `env_name`,
     /// `b64encode`, `b64decode`, `quote`, `to_json`, `to_yaml`, plus minijinja's own.
     ///
-    /// Raises `template-not-found`, `template-syntax` (with template and line),
-    /// `template-undefined` (naming the variable) or `template`.
+    /// Raises `template`, `template` (with template and line),
+    /// `template` (naming the variable) or `template`.
     ///
     /// `let yaml = tmpl::render("app/deployment.yaml.j2", #{ name: "api", image: "nginx" });`
     #[rhai_fn(return_raw)]
@@ -294,7 +294,7 @@ pub mod tmpl_module {
     /// Renders the template `name` like `tmpl::render`, then parses the output as multi-document
     /// YAML and returns its non-empty documents as an array of maps.
     ///
-    /// Raises what `tmpl::render` raises, and `template-yaml` when the output is not YAML or a
+    /// Raises what `tmpl::render` raises, and `template` when the output is not YAML or a
     /// document is not a mapping.
     ///
     /// `for obj in tmpl::render_objects("app/all.yaml.j2", ctx) { k8s::apply(obj); }`
@@ -314,7 +314,7 @@ pub mod tmpl_module {
     /// Renders the inline template `source` with the variables in `ctx`; no auto-escaping.
     /// It may `{% include %}` templates from the search path.
     ///
-    /// Raises `template-syntax`, `template-undefined` or `template` like `tmpl::render`.
+    /// Raises `template`, `template` or `template` like `tmpl::render`.
     ///
     /// `tmpl::render_string("Live at https://{{ host }}", #{ host: "api.example.com" })`
     #[rhai_fn(return_raw)]

@@ -463,7 +463,7 @@ pub mod tunnel_module {
     /// until `tunnel::wait` or `tunnel::close`.
     ///
     /// Errors: `invalid` with reason `in-use` (and `port`) when the local port is taken,
-    /// `invalid` for a bad port, `kubernetes` (reason `NotFound`) when the pod does not exist,
+    /// `invalid` for a bad port, `not-found` when the pod does not exist,
     /// `unreachable` when the cluster cannot be reached.
     ///
     /// Example: `let t = tunnel::open("shop-prod", "db-0", 5432, 15432); print(t.local_port);`

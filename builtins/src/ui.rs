@@ -226,7 +226,7 @@ pub mod ui_module {
 
     /// Prints a completed step, `✔ msg`, on stdout (the tick green when colour is on).
     ///
-    /// Raises `broken-pipe` when stdout is closed, `io` on other write errors.
+    /// Raises `output-closed` when stdout is closed, `io` on other write errors.
     ///
     /// `ui::step("Deployment created");`
     #[rhai_fn(return_raw)]
@@ -240,7 +240,7 @@ pub mod ui_module {
     /// Prints a failed check, `✘ msg`, on stdout (the cross red when colour is on), beside
     /// the `ui::step` lines of the checks that passed.
     ///
-    /// Raises `broken-pipe` or `io` like `ui::step`.
+    /// Raises `output-closed` or `io` like `ui::step`.
     ///
     /// `ui::failed("Memory: 2.0 GB, need at least 4 GB");`
     #[rhai_fn(return_raw)]
@@ -253,7 +253,7 @@ pub mod ui_module {
 
     /// Prints an informational line on stdout as it is.
     ///
-    /// Raises `broken-pipe` or `io` like `ui::step`.
+    /// Raises `output-closed` or `io` like `ui::step`.
     ///
     /// `ui::info("Deploying api...");`
     #[rhai_fn(return_raw)]
@@ -263,7 +263,7 @@ pub mod ui_module {
 
     /// Prints a plain line on stdout.
     ///
-    /// Raises `broken-pipe` or `io` like `ui::step`.
+    /// Raises `output-closed` or `io` like `ui::step`.
     ///
     /// `ui::line("");`
     #[rhai_fn(return_raw)]
@@ -299,7 +299,7 @@ pub mod ui_module {
     /// apart. Cells are printed as strings; `()` prints empty. Read verbs should call
     /// `ui::output` instead when `ui::format()` is not `"table"`.
     ///
-    /// Raises `broken-pipe` or `io` like `ui::step`.
+    /// Raises `output-closed` or `io` like `ui::step`.
     ///
     /// `ui::table(["NAME", "STATUS"], [["api", "running"], ["web", "pending"]]);`
     #[rhai_fn(return_raw)]
@@ -323,7 +323,7 @@ pub mod ui_module {
     /// Prints `value` as `-o` asked: pretty JSON for `-o json`, YAML for `-o yaml` and for the
     /// table format.
     ///
-    /// Raises `output` when the value cannot be serialized, `broken-pipe` or `io` when printing
+    /// Raises `io` when the value cannot be serialized, `output-closed` or `io` when printing
     /// fails.
     ///
     /// `if ui::format() != "table" { ui::output(apps); return; }`

@@ -152,7 +152,7 @@ fn delete_then_get_opt_is_unit_and_not_found_is_catchable() {
         `${{deleted}} ${{again}} ${{gone}} ${{reason}}`
     "#
     ));
-    assert_eq!(out, "true false true kubernetes 404 NotFound");
+    assert_eq!(out, "true false true not-found 404 NotFound");
 }
 
 #[test]
@@ -314,7 +314,7 @@ fn exec_errors_name_the_pod_and_the_fix() {
         "{missing:?}"
     );
     let absent = f.fail(r#"k8s::exec("default", "db-0", ["no-such-program-kip"])"#);
-    assert_eq!(text(&absent, "kind"), "exec");
+    assert_eq!(text(&absent, "kind"), "failed");
     assert!(
         text(&absent, "message").contains("executable file not found"),
         "{absent:?}"
@@ -546,7 +546,7 @@ fn tunnel_forwards_connections_until_closed() {
 
     // The same port again is refused, naming the port.
     let err = fx.fail(&format!(r#"tunnel::open("default", "db", 5432, {port})"#));
-    assert_eq!(text(&err, "kind"), "invalid");
+    assert_eq!(text(&err, "kind"), "conflict");
     assert_eq!(text(&err, "reason"), "in-use");
     assert!(text(&err, "message").contains(&format!("localhost:{port} is already in use")));
 

@@ -148,7 +148,7 @@ fn a_failing_command_raises_with_status_and_stderr() {
         ssh::run(s, "echo first >&2; echo 'no such thing' >&2; exit 7")"#,
         f.connect("root")
     ));
-    assert_eq!(text(&err, "kind"), "ssh");
+    assert_eq!(text(&err, "kind"), "failed");
     assert_eq!(err["status"].as_int().unwrap(), 7);
     assert_eq!(text(&err, "stderr"), "first\nno such thing");
     assert_contains(
@@ -209,7 +209,7 @@ fn upload_then_download_round_trips_bytes_and_mode() {
         r#"let s = {}; ssh::download(s, "{remote}/missing")"#,
         f.connect("root")
     ));
-    assert_eq!(text(&err, "kind"), "ssh");
+    assert_eq!(text(&err, "kind"), "failed");
     assert_contains(
         &text(&err, "message"),
         &[
@@ -221,7 +221,7 @@ fn upload_then_download_round_trips_bytes_and_mode() {
         r#"let s = {}; ssh::upload(s, "x", "{remote}/no/such/folder/file", 0o644)"#,
         f.connect("root")
     ));
-    assert_eq!(text(&err, "kind"), "ssh");
+    assert_eq!(text(&err, "kind"), "failed");
     assert_contains(
         &text(&err, "message"),
         &[
@@ -235,7 +235,8 @@ fn upload_then_download_round_trips_bytes_and_mode() {
 fn an_unknown_host_key_without_a_terminal_is_refused_and_nothing_recorded() {
     let f = Fixture::new();
     let err = f.fail(&f.connect_with("root", &f.sshd.client_key(), ""));
-    assert_eq!(text(&err, "kind"), "host-key");
+    assert_eq!(text(&err, "kind"), "denied");
+    assert_eq!(text(&err, "reason"), "host-key");
     let fingerprint = sshd::fingerprint(&f.sshd.host_public_key());
     assert_contains(
         &text(&err, "message"),
@@ -285,7 +286,8 @@ fn on_a_terminal_an_unknown_host_key_is_asked_about() {
             "[y/N]",
         ],
     );
-    assert_eq!(text(&err, "kind"), "host-key");
+    assert_eq!(text(&err, "kind"), "denied");
+    assert_eq!(text(&err, "reason"), "host-key");
     assert_contains(&text(&err, "message"), &["not trusted", "recorded nothing"]);
     assert!(!f.known_hosts().exists(), "known_hosts was written");
 
@@ -351,7 +353,8 @@ fn a_changed_host_key_is_refused_with_an_alarm() {
         r#"let s = {}; ssh::run(s, "touch /tmp/kip-should-not-run")"#,
         f.connect("root")
     ));
-    assert_eq!(text(&err, "kind"), "host-key");
+    assert_eq!(text(&err, "kind"), "denied");
+    assert_eq!(text(&err, "reason"), "host-key");
     let known_hosts = f.known_hosts().display().to_string();
     assert_contains(
         &text(&err, "message"),
@@ -372,7 +375,8 @@ fn a_wrong_client_key_is_an_auth_error_naming_the_fix() {
     let other = f.sshd.dir.path().join("other");
     sshd::keygen(&other, "");
     let err = f.fail(&f.connect_with("kiptest", &other, "accept_host_key: true"));
-    assert_eq!(text(&err, "kind"), "auth");
+    assert_eq!(text(&err, "kind"), "denied");
+    assert_eq!(text(&err, "reason"), "auth");
     assert_contains(
         &text(&err, "message"),
         &[
@@ -396,7 +400,8 @@ fn an_encrypted_key_needs_its_passphrase() {
     std::fs::write(&authorized, keys).unwrap();
 
     let err = f.fail(&f.connect_with("root", &key, "accept_host_key: true"));
-    assert_eq!(text(&err, "kind"), "auth");
+    assert_eq!(text(&err, "kind"), "denied");
+    assert_eq!(text(&err, "reason"), "auth");
     assert_contains(&text(&err, "message"), &["encrypted", "--ssh-passphrase"]);
 
     let err = f.fail(&f.connect_with(
@@ -404,7 +409,8 @@ fn an_encrypted_key_needs_its_passphrase() {
         &key,
         r#"accept_host_key: true, passphrase: "wrong""#,
     ));
-    assert_eq!(text(&err, "kind"), "auth");
+    assert_eq!(text(&err, "kind"), "denied");
+    assert_eq!(text(&err, "reason"), "auth");
     assert_contains(&text(&err, "message"), &["passphrase"]);
 
     let out: String = f.run(&format!(
@@ -470,7 +476,8 @@ fn sudo_as_a_user_without_rights_is_a_clear_error() {
         r#"let s = {}; ssh::sudo(s, "id -u")"#,
         f.connect("kipnosudo")
     ));
-    assert_eq!(text(&err, "kind"), "sudo");
+    assert_eq!(text(&err, "kind"), "denied");
+    assert_eq!(text(&err, "reason"), "sudo");
     assert_contains(
         &text(&err, "message"),
         &[
@@ -524,16 +531,16 @@ fn a_closed_session_refuses_and_options_are_checked() {
         r#"let s = {}; ssh::close(s); ssh::close(s); ssh::run(s, "true")"#,
         f.connect("root")
     ));
-    assert_eq!(text(&err, "kind"), "ssh");
+    assert_eq!(text(&err, "kind"), "failed");
     assert_contains(&text(&err, "message"), &["closed"]);
 
     let err = f.fail(r#"ssh::connect(#{ host: "127.0.0.1", prot: 22 })"#);
-    assert_eq!(text(&err, "kind"), "invalid-argument");
+    assert_eq!(text(&err, "kind"), "invalid");
     assert_contains(&text(&err, "message"), &["`prot`"]);
 
     let err = f.fail(&format!(
         r#"let s = {}; ssh::upload(s, "x", "/tmp/x", 99999)"#,
         f.connect("root")
     ));
-    assert_eq!(text(&err, "kind"), "invalid-argument");
+    assert_eq!(text(&err, "kind"), "invalid");
 }

@@ -2,6 +2,7 @@
 //! verbs declared by scripts, the command tree built from them, and readable script errors.
 
 pub mod cli;
+pub mod doc;
 pub mod engine;
 pub mod heap;
 pub mod report;
@@ -227,28 +228,37 @@ fn run_declaration(
 /// `kip::invalid_value(flag, value, why)`.
 fn register_kip_module(engine: &mut Engine, verbs: Arc<Verbs>) {
     let mut module = rhai::Module::new();
-    module.set_native_fn("version", || Ok(VERSION.to_string()));
+    rhai::FuncRegistration::new("version")
+        .with_comments(["/// kip's version, as `kip --version` prints it.\n///\n/// Example: `print(kip::version());`"])
+        .with_params_info(["String"])
+        .set_into_module(&mut module, || VERSION.to_string());
     let for_next = verbs.clone();
-    module.set_native_fn(
-        "next",
-        move |ctx: NativeCallContext, opts: Map| -> Result<Dynamic, Box<EvalAltResult>> {
-            let current = RUNNING.with_borrow(|stack| stack.last().cloned());
-            let Some((words, index)) = current else {
-                return Err("kip::next can only be called while a verb runs".into());
-            };
-            run_declaration(ctx.engine(), &for_next, &words, index + 1, opts)
-        },
-    );
-    module.set_native_fn(
-        "run",
-        move |ctx: NativeCallContext,
-              verb: &str,
-              opts: Map|
-              -> Result<Dynamic, Box<EvalAltResult>> {
-            let words: Vec<String> = verb.split_whitespace().map(String::from).collect();
-            run_declaration(ctx.engine(), &verbs, &words, 0, opts)
-        },
-    );
+    rhai::FuncRegistration::new("next")
+        .with_comments(["/// Runs the declaration of the running verb that this one overrides (the next one along\n/// the search path) with `opts`, and returns what it returns. Only while a verb runs.\n///\n/// Example: `fn deploy(opts) { let app = kip::next(opts); print(app.namespace); }`"])
+        .with_params_info(["opts: Map", "Dynamic"])
+        .set_into_module(
+            &mut module,
+            move |ctx: NativeCallContext, opts: Map| -> Result<Dynamic, Box<EvalAltResult>> {
+                let current = RUNNING.with_borrow(|stack| stack.last().cloned());
+                let Some((words, index)) = current else {
+                    return Err("kip::next can only be called while a verb runs".into());
+                };
+                run_declaration(ctx.engine(), &for_next, &words, index + 1, opts)
+            },
+        );
+    rhai::FuncRegistration::new("run")
+        .with_comments(["/// Runs the verb `verb` (its words, `\"app deploy\"`) with `opts`, the map its flags\n/// would make (dashes as `_`), and returns what it returns.\n///\n/// Example: `kip::run(\"app scale\", #{ name: \"web\", replicas: 2, project: \"\", environment: \"\" });`"])
+        .with_params_info(["verb: &str", "opts: Map", "Dynamic"])
+        .set_into_module(
+            &mut module,
+            move |ctx: NativeCallContext,
+                  verb: &str,
+                  opts: Map|
+                  -> Result<Dynamic, Box<EvalAltResult>> {
+                let words: Vec<String> = verb.split_whitespace().map(String::from).collect();
+                run_declaration(ctx.engine(), &verbs, &words, 0, opts)
+            },
+        );
     rhai::FuncRegistration::new("error")
         .with_comments([
             "/// An error to `throw`: `#{ kind, message }`, where `kind` is one of kip's error kinds",
@@ -256,6 +266,7 @@ fn register_kip_module(engine: &mut Engine, verbs: Arc<Verbs>) {
             "///",
             "/// Example: `throw kip::error(\"not-found\", `no app ``${name}`` (see ``kip app list``)`);`",
         ])
+        .with_params_info(["kind: &str", "message: &str", "Map"])
         .set_into_module(&mut module, |kind: &str, message: &str| -> Result<Map, Box<EvalAltResult>> {
             let Some(kind) = builtins::Kind::from_name(kind) else {
                 let kinds: Vec<&str> = builtins::Kind::ALL.iter().map(|k| k.name()).collect();
@@ -277,6 +288,7 @@ fn register_kip_module(engine: &mut Engine, verbs: Arc<Verbs>) {
             "///",
             "/// Example: `throw kip::invalid_value(\"--port\", opts.port, \"a port is between 1 and 65535\");`",
         ])
+        .with_params_info(["flag: &str", "value: Dynamic", "why: &str", "Map"])
         .set_into_module(&mut module, |flag: &str, value: Dynamic, why: &str| -> Map {
             let mut error = Map::new();
             error.insert("kind".into(), builtins::Kind::Invalid.name().into());
