@@ -67,6 +67,19 @@ pub fn choose(home: &Path) -> Result<Choice, String> {
     }
 }
 
+/// Like [`choose`], for a throwaway kip home (`kip test`): a cluster its `config.yaml` names,
+/// else its own sandbox, never the user's `KUBECONFIG`.
+pub fn choose_isolated(home: &Path) -> Result<Choice, String> {
+    let config = Config::load(home)?;
+    match config.current() {
+        Some(entry) => from_entry(entry, home),
+        None => Ok(Choice {
+            name: SANDBOX.into(),
+            connection: Connection::Sandbox,
+        }),
+    }
+}
+
 fn from_entry(entry: &Cluster, home: &Path) -> Result<Choice, String> {
     let connection = if let Some(path) = &entry.kubeconfig {
         Connection::Kubeconfig {

@@ -6,6 +6,7 @@ mod cluster;
 mod home;
 mod sandbox_cmd;
 mod shell_cmd;
+mod test_cmd;
 mod verb_cmd;
 
 use builtins::Kind;
@@ -66,6 +67,20 @@ enum Builtin {
     /// one by one with no prompt; a failing line prints its error and the next one runs, and
     /// kip exits 1 if any line failed, 0 otherwise.
     Shell,
+    /// Run script tests: every `*_test.rhai` under DIR, each against a fresh sandbox.
+    ///
+    /// Each file gets a throwaway kip home with its own sandbox, started before it runs and
+    /// removed after, so tests never touch your clusters or each other; your scripts folders
+    /// stay on the search path, so overrides are what is tested. A file's top level runs
+    /// first, then each `fn test_…()` in name order; a file without them is one test. Check
+    /// with `assert::eq(actual, expected)`, `assert::that(cond, msg)`,
+    /// `assert::contains(text, part)` and `assert::throws(|| …, kind)`; run verbs with
+    /// `kip::run("app deploy", #{ name: "web", image: "nginx:1.27", port: 80 })`.
+    Test {
+        /// Where to look for `*_test.rhai` files (and in folders below it).
+        #[arg(default_value = ".")]
+        dir: std::path::PathBuf,
+    },
     /// Print the script API reference: builtin modules, libraries, verbs and error kinds.
     ///
     /// With TOPIC, only that part: a module (`k8s`), a function (`k8s::get`), a library
@@ -91,6 +106,7 @@ const RESERVED: &[&str] = &[
     "shell",
     "completion",
     "doc",
+    "test",
     "help",
 ];
 
@@ -184,6 +200,7 @@ fn main() {
             Builtin::Eval { expr } => verb_cmd::eval(&mut kip, &expr),
             Builtin::Shell => shell_cmd::run(kip, RESERVED),
             Builtin::Doc { topic } => verb_cmd::doc(&kip, topic.as_deref()),
+            Builtin::Test { dir } => test_cmd::run(&mut kip, &dir),
             Builtin::Completion { shell } => {
                 let mut root = root;
                 clap_complete::generate(shell, &mut root, "kip", &mut std::io::stdout());

@@ -341,10 +341,16 @@ fn try_lock(file: &std::fs::File) -> std::io::Result<bool> {
 }
 
 fn down(home: &SandboxHome) -> Result<(), String> {
-    let Some(pid) = running_pid(home) else {
-        println!("Sandbox is not running");
-        return Ok(());
-    };
+    match stop(home) {
+        Some(pid) => println!("✔ Sandbox stopped (pid {pid})"),
+        None => println!("Sandbox is not running"),
+    }
+    Ok(())
+}
+
+/// Stops the sandbox of `home` if it runs (SIGTERM, SIGKILL after 10 s); its pid if it did.
+pub fn stop(home: &SandboxHome) -> Option<i32> {
+    let pid = running_pid(home)?;
     unsafe { libc::kill(pid, libc::SIGTERM) };
     let deadline = Instant::now() + Duration::from_secs(10);
     while unsafe { libc::kill(pid, 0) } == 0 {
@@ -355,8 +361,7 @@ fn down(home: &SandboxHome) -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(20));
     }
     let _ = std::fs::remove_file(home.pid_file());
-    println!("✔ Sandbox stopped (pid {pid})");
-    Ok(())
+    Some(pid)
 }
 
 fn status(home: &SandboxHome) -> Result<(), String> {

@@ -14,7 +14,7 @@ pub use crate::cli_error::CliError as Failure;
 
 /// The value of `--scripts DIR` (or `--scripts=DIR`) before clap runs: the verbs it adds are
 /// part of the command tree clap parses.
-fn scripts_flag(args: &[String]) -> Option<std::path::PathBuf> {
+pub fn scripts_flag(args: &[String]) -> Option<std::path::PathBuf> {
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         if arg == "--scripts" {
@@ -98,6 +98,19 @@ pub fn host(
     interrupt: Option<Arc<Interrupt>>,
 ) -> Result<Arc<Host>, Failure> {
     let home = kip_home().map_err(|e| Failure::new(Kind::Invalid, e))?;
+    host_in(kip, runtime, opts, interrupt, home, crate::cluster::choose)
+}
+
+/// [`host`] for the kip home `home`, whose cluster `choose` picks (again after a script
+/// changes it).
+pub fn host_in(
+    kip: &Kip,
+    runtime: &tokio::runtime::Runtime,
+    opts: &rhai::Map,
+    interrupt: Option<Arc<Interrupt>>,
+    home: std::path::PathBuf,
+    choose: fn(&Path) -> Result<crate::cluster::Choice, String>,
+) -> Result<Arc<Host>, Failure> {
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let output = match opts.get("output").map(|o| o.to_string()).as_deref() {
         Some("json") => OutputFormat::Json,
@@ -117,7 +130,7 @@ pub fn host(
     let handle = runtime.handle().clone();
     let cluster_home = home.clone();
     let rechoose: Rechoose = Arc::new(move || {
-        let choice = crate::cluster::choose(&cluster_home)?;
+        let choice = choose(&cluster_home)?;
         let (handle, home) = (handle.clone(), cluster_home.clone());
         Ok(ClusterChoice {
             name: choice.name.clone(),

@@ -3,7 +3,7 @@
 use clap::{Arg as ClapArg, ArgAction, ArgMatches, Command};
 use rhai::{Dynamic, Map};
 
-use crate::verbs::{FlagType, Verb, Verbs};
+use crate::verbs::{Flag, FlagType, Verb, Verbs};
 
 /// Adds one subcommand per verb (grouped by their first word) to `root`. Verbs whose first word
 /// is one of `reserved` (kip's own commands) are left out.
@@ -198,6 +198,108 @@ pub fn opts(verb: &Verb, matches: &ArgMatches) -> Map {
         opts.insert("output".into(), Dynamic::from(output));
     }
     opts
+}
+
+/// The opts a script passes to `kip::run(verb, opts)`, completed as the command line would
+/// complete them: defaults for flags left out, `false` for bools, `[]` for repeatable ones.
+/// A required flag left out, a key the verb has no flag or argument for, or a value of the
+/// wrong type is refused, naming it.
+pub fn complete_opts(verb: &Verb, given: Map) -> Result<Map, String> {
+    let key = |name: &str| name.replace('-', "_");
+    let verb_name = verb.name();
+    let mut known: Vec<String> = verb.flags.iter().map(|f| key(&f.name)).collect();
+    known.extend(verb.args.iter().map(|a| key(&a.name)));
+    if verb.destructive {
+        known.push("yes".into());
+    }
+    if verb.read {
+        known.push("output".into());
+    }
+    if let Some(unknown) = given
+        .keys()
+        .find(|k| !known.iter().any(|n| n == k.as_str()))
+    {
+        return Err(format!(
+            "`{verb_name}` has no flag or argument `{unknown}` (it has: {})",
+            known.join(", ")
+        ));
+    }
+    let mut opts = given;
+    for flag in &verb.flags {
+        let name = key(&flag.name);
+        match opts.get(name.as_str()) {
+            Some(value) => check_type(&verb_name, flag, value)?,
+            None if flag.required => {
+                return Err(format!("`{verb_name}` needs `{name}` (--{})", flag.name));
+            }
+            None => {
+                let value = match (flag.ty, flag.repeatable, &flag.default) {
+                    (FlagType::Bool, _, _) => Dynamic::FALSE,
+                    (_, true, _) => Dynamic::from_array(Vec::new()),
+                    (FlagType::Int, false, Some(d)) => {
+                        d.parse::<i64>().map(Dynamic::from).unwrap_or(Dynamic::UNIT)
+                    }
+                    (FlagType::String, false, Some(d)) => Dynamic::from(d.clone()),
+                    (_, false, None) => Dynamic::UNIT,
+                };
+                opts.insert(name.into(), value);
+            }
+        }
+    }
+    for arg in &verb.args {
+        let name = key(&arg.name);
+        if !opts.contains_key(name.as_str()) {
+            if arg.required {
+                return Err(format!(
+                    "`{verb_name}` needs `{name}` (its <{}> argument)",
+                    arg.name.to_uppercase()
+                ));
+            }
+            let value = if arg.repeatable {
+                Dynamic::from_array(Vec::new())
+            } else {
+                Dynamic::UNIT
+            };
+            opts.insert(name.into(), value);
+        }
+    }
+    if verb.destructive && !opts.contains_key("yes") {
+        opts.insert("yes".into(), Dynamic::FALSE);
+    }
+    if verb.read && !opts.contains_key("output") {
+        opts.insert("output".into(), Dynamic::from("table"));
+    }
+    Ok(opts)
+}
+
+fn check_type(verb: &str, flag: &Flag, value: &Dynamic) -> Result<(), String> {
+    let fits = |v: &Dynamic| match flag.ty {
+        FlagType::Bool => v.is_bool(),
+        FlagType::Int => v.is_int(),
+        FlagType::String => v.is_string() || v.is_unit(),
+    };
+    let ok = if flag.repeatable && flag.ty != FlagType::Bool {
+        value
+            .read_lock::<rhai::Array>()
+            .is_some_and(|items| items.iter().all(fits))
+    } else {
+        fits(value)
+    };
+    if ok {
+        return Ok(());
+    }
+    let wanted = match (flag.ty, flag.repeatable) {
+        (FlagType::Bool, _) => "a bool",
+        (FlagType::Int, false) => "an int",
+        (FlagType::String, false) => "a string",
+        (FlagType::Int, true) => "an array of ints",
+        (FlagType::String, true) => "an array of strings",
+    };
+    Err(format!(
+        "`{verb}`: `{}` must be {wanted}, not {}",
+        flag.name.replace('-', "_"),
+        value.type_name()
+    ))
 }
 
 fn many(values: Option<Vec<Dynamic>>) -> Dynamic {

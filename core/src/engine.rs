@@ -121,6 +121,10 @@ pub fn new_engine(limits: &Limits, search: Arc<SearchPath>) -> Engine {
         loaded: Default::default(),
     });
     builtins::register_modules(&mut engine);
+    engine.register_static_module(
+        "assert",
+        rhai::exported_module!(crate::assert::assert_module).into(),
+    );
     engine
 }
 

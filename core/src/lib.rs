@@ -1,6 +1,7 @@
 //! kip's engine: the Rhai engine and its limits, the search path for scripts and templates,
 //! verbs declared by scripts, the command tree built from them, and readable script errors.
 
+pub mod assert;
 pub mod cli;
 pub mod doc;
 pub mod engine;
@@ -247,7 +248,7 @@ fn register_kip_module(engine: &mut Engine, verbs: Arc<Verbs>) {
             },
         );
     rhai::FuncRegistration::new("run")
-        .with_comments(["/// Runs the verb `verb` (its words, `\"app deploy\"`) with `opts`, the map its flags\n/// would make (dashes as `_`), and returns what it returns.\n///\n/// Example: `kip::run(\"app scale\", #{ name: \"web\", replicas: 2, project: \"\", environment: \"\" });`"])
+        .with_comments(["/// Runs the verb `verb` (its words, `\"app deploy\"`) with `opts`, its flags and arguments\n/// by name (dashes as `_`), and returns what it returns. Flags left out take their\n/// defaults as on the command line; a missing required one, an unknown key or a value of\n/// the wrong type raises `invalid`.\n///\n/// Example: `kip::run(\"app deploy\", #{ name: \"web\", image: \"nginx:1.27\", port: 80 });`"])
         .with_params_info(["verb: &str", "opts: Map", "Dynamic"])
         .set_into_module(
             &mut module,
@@ -256,6 +257,14 @@ fn register_kip_module(engine: &mut Engine, verbs: Arc<Verbs>) {
                   opts: Map|
                   -> Result<Dynamic, Box<EvalAltResult>> {
                 let words: Vec<String> = verb.split_whitespace().map(String::from).collect();
+                let Some(declared) = verbs.chain(&words).first().copied() else {
+                    return Err(builtins::host::error(
+                        builtins::Kind::NotFound,
+                        format!("no verb `{verb}` (see `kip verbs`)"),
+                    ));
+                };
+                let opts = cli::complete_opts(declared, opts)
+                    .map_err(|msg| builtins::host::error(builtins::Kind::Invalid, msg))?;
                 run_declaration(ctx.engine(), &verbs, &words, 0, opts)
             },
         );
