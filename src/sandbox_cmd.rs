@@ -165,6 +165,8 @@ fn running_pid(home: &SandboxHome) -> Option<i32> {
         .parse()
         .ok()?;
     // Signal 0 only checks that the process exists.
+    // SAFETY: kill takes no pointers; a stale pid at worst names another process, which
+    // signal 0 leaves alone.
     (pid > 0 && unsafe { libc::kill(pid, 0) } == 0).then_some(pid)
 }
 
@@ -351,10 +353,14 @@ fn down(home: &SandboxHome) -> Result<(), String> {
 /// Stops the sandbox of `home` if it runs (SIGTERM, SIGKILL after 10 s); its pid if it did.
 pub fn stop(home: &SandboxHome) -> Option<i32> {
     let pid = running_pid(home)?;
+    // SAFETY: kill takes no pointers; `pid` is the sandbox's, read from its pid file and
+    // checked alive a moment ago.
     unsafe { libc::kill(pid, libc::SIGTERM) };
     let deadline = Instant::now() + Duration::from_secs(10);
+    // SAFETY: as above.
     while unsafe { libc::kill(pid, 0) } == 0 {
         if Instant::now() > deadline {
+            // SAFETY: as above.
             unsafe { libc::kill(pid, libc::SIGKILL) };
             break;
         }

@@ -257,3 +257,31 @@ fn settings() {
         "{text}"
     );
 }
+
+/// The README's test of its `--team` example, run by `kip test` with the example installed.
+#[test]
+fn the_readme_team_example_passes_its_readme_test() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("the README");
+    let test = readme
+        .split("```rhai\n")
+        .filter_map(|rest| rest.split("```").next())
+        .find(|block| block.starts_with("// tests/team_test.rhai"))
+        .expect("the README shows a test of the --team example");
+    let home = tempfile::tempdir().unwrap();
+    write_script(home.path(), "team.rhai", &team_example());
+    let tests = home.path().join("tests");
+    std::fs::create_dir_all(&tests).unwrap();
+    std::fs::write(tests.join("team_test.rhai"), test).unwrap();
+    let run = std::process::Command::new(crate::common::kip_bin())
+        .args(["test", "tests"])
+        .env("KIP_HOME", home.path())
+        .env("TMPDIR", home.path())
+        .env_remove("KUBECONFIG")
+        .env_remove("KIP_SCRIPTS")
+        .current_dir(home.path())
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}\n{}", out(&run), err(&run));
+    assert!(out(&run).contains("2 passed, 0 failed"), "{}", out(&run));
+}
