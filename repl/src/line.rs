@@ -44,42 +44,34 @@ pub fn classify(text: &str, is_command: &dyn Fn(&str) -> bool) -> Line {
     Line::Rhai(text.to_string())
 }
 
-/// Whether Rhai code leaves a bracket open (`fn f() {`), so the shell should read on before
-/// evaluating it. Brackets inside string literals and comments do not count.
+/// Whether Rhai code stops before it is whole (`fn f() {`, an open string, `1 +`), so the shell
+/// should read on before evaluating it. Rhai's own parser decides: the code is incomplete when
+/// parsing it runs into its end. Any other error (`x }`) is Rhai's to report when it runs.
 pub fn is_incomplete(code: &str) -> bool {
-    let mut depth: i64 = 0;
-    let mut chars = code.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' | '`' | '\'' => {
-                // Skip to the closing quote; an unclosed string is incomplete too.
-                let mut closed = false;
-                while let Some(d) = chars.next() {
-                    if d == '\\' {
-                        chars.next();
-                    } else if d == c {
-                        closed = true;
-                        break;
-                    }
-                }
-                if !closed && c != '\'' {
-                    return true;
-                }
-            }
-            '/' if chars.peek() == Some(&'/') => {
-                // A comment runs to the end of its line.
-                for d in chars.by_ref() {
-                    if d == '\n' {
-                        break;
-                    }
-                }
-            }
-            '(' | '[' | '{' => depth += 1,
-            ')' | ']' | '}' => depth -= 1,
-            _ => {}
-        }
+    use rhai::{LexError, ParseErrorType};
+    static PARSER: std::sync::OnceLock<rhai::Engine> = std::sync::OnceLock::new();
+    let parser = PARSER.get_or_init(rhai::Engine::new_raw);
+    let Err(err) = parser.compile(code) else {
+        return false;
+    };
+    let at_end = || {
+        let (line, column) = end_of(code);
+        let pos = err.position();
+        pos.is_none() || (pos.line(), pos.position()) >= (Some(line), Some(column))
+    };
+    match err.err_type() {
+        ParseErrorType::UnexpectedEOF
+        | ParseErrorType::BadInput(LexError::UnterminatedString) => true,
+        ParseErrorType::MissingToken(..) | ParseErrorType::MissingSymbol(..) => at_end(),
+        _ => false,
     }
-    depth > 0
+}
+
+/// The line and column just past the last character, as Rhai counts them (from 1).
+fn end_of(code: &str) -> (usize, usize) {
+    let line = code.split('\n').count();
+    let last = code.rsplit('\n').next().unwrap_or("");
+    (line, last.chars().count() + 1)
 }
 
 #[cfg(test)]
@@ -168,5 +160,13 @@ mod tests {
         assert!(!is_incomplete("let c = '{';"));
         assert!(!is_incomplete("1 + 1 // (comment"));
         assert!(!is_incomplete("x }"), "too many closers: let Rhai say so");
+        assert!(is_incomplete("if ready {\n  print(1);"));
+        assert!(is_incomplete("let total = 1 +"));
+        assert!(is_incomplete("k8s::get(\"v1\", \"Pod\","));
+        assert!(is_incomplete("let s = \"open"));
+        assert!(!is_incomplete("let = ;"), "a syntax error is not incomplete");
+        assert!(!is_incomplete("let s = `a {` + \"}\";"));
+        assert!(!is_incomplete("/* a comment ( */ 1"));
+        assert!(!is_incomplete(""));
     }
 }
