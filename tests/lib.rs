@@ -13,6 +13,7 @@ mod sandbox_exec;
 mod sandbox_kube;
 mod sandbox_kubectl;
 mod sandbox_portforward;
+mod script_limits;
 mod service_databases;
 mod service_verbs;
 mod shell;
