@@ -2,6 +2,7 @@
 //! the builtins, and no `eval`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rhai::module_resolvers::ModuleResolver;
 use rhai::{Dynamic, Engine, EvalAltResult, Module, Position, Scope};
@@ -9,7 +10,12 @@ use rhai::{Dynamic, Engine, EvalAltResult, Module, Position, Scope};
 use crate::heap;
 use crate::search::SearchPath;
 
+pub mod clock;
+#[cfg(test)]
+mod hostile;
 mod sized;
+
+pub use clock::Clock;
 
 /// The resource limits of one engine. Every engine runs with some.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +29,12 @@ pub struct Limits {
     /// `pad(n, …)`).
     pub memory: usize,
     pub modules: usize,
+    /// How long one run may take, by [`Limits::clock`]. Checked between two operations; no
+    /// single call of the standard library takes long, as none may make a value bigger than
+    /// `memory` (see `sized.rs`).
+    pub time: Duration,
+    /// Which time [`Limits::time`] counts.
+    pub clock: Clock,
 }
 
 const MIB: usize = 1024 * 1024;
@@ -37,6 +49,11 @@ impl Limits {
         function_expr_depth: 32,
         memory: 1024 * MIB,
         modules: 64,
+        // 50 million operations take about 10 s of computing: ten minutes is for the runaway
+        // that is slow per operation (scanning a huge string in a loop). Network waits do not
+        // count, so a long install or a followed log runs on.
+        time: Duration::from_secs(10 * 60),
+        clock: Clock::Busy,
     };
 
     /// Server-side hooks: tighter, so one bad hook cannot stall the server.
@@ -47,6 +64,9 @@ impl Limits {
         function_expr_depth: 16,
         memory: 64 * MIB,
         modules: 16,
+        // Waits count: a hook holds a server worker however it spends its time.
+        time: Duration::from_secs(60),
+        clock: Clock::Wall,
     };
 
     fn apply(&self, engine: &mut Engine) {
@@ -57,10 +77,10 @@ impl Limits {
             .set_max_modules(self.modules);
         if heap::installed() {
             sized::register(engine, self.memory);
-            watch(engine, self, None);
         } else {
             self.count_elements(engine);
         }
+        watch(engine, self, None);
     }
 
     /// Without a heap count in the process, Rhai's element counts stand in, each sized so that
@@ -81,23 +101,59 @@ const MAP_ENTRY_BYTES: usize = 64;
 pub type Stop = Box<dyn Fn() -> Option<Dynamic> + Send + Sync>;
 
 /// Stops a script of `engine` once its run has grown the heap of its thread by more than
-/// `limits.memory` ([`heap::start_run`] marks the start), or when `also` says so. Replaces
-/// any earlier watch of `engine`.
+/// `limits.memory` or taken longer than `limits.time` ([`heap::start_run`] marks the start),
+/// or when `also` says so. Replaces any earlier watch of `engine`.
 pub fn watch(engine: &mut Engine, limits: &Limits, also: Option<Stop>) {
-    let limit = limits.memory;
-    engine.on_progress(move |_| {
+    let limits = *limits;
+    engine.on_progress(move |operations| {
         let grown = heap::grown();
-        if grown > limit as isize {
-            return Some(too_much_memory(grown as usize, limit));
+        if grown > limits.memory as isize {
+            return Some(too_much_memory(grown as usize, limits.memory));
+        }
+        if operations % CLOCK_EVERY == 0 {
+            let spent = clock::spent(limits.clock, limits.time);
+            if spent > limits.time {
+                return Some(too_long(spent, &limits));
+            }
         }
         also.as_ref().and_then(|stop| stop())
     });
 }
 
+/// Operations between two looks at the clock. Reading it costs about 50 ns on our machines,
+/// ten times a simple operation; no 64 operations of the standard library take long, as each
+/// is bounded by the memory limit.
+const CLOCK_EVERY: u64 = 64;
+
+fn too_long(spent: Duration, limits: &Limits) -> Dynamic {
+    let what = match limits.clock {
+        Clock::Wall => "ran for",
+        Clock::Busy => "computed for",
+    };
+    limit_error(format!(
+        "the script {what} more than its {} ({}): a loop that never ends, or work too big for \
+         one run (split it into several, or work on fewer objects at once)",
+        human(limits.time),
+        human(spent)
+    ))
+}
+
+/// `90 s`, `10 min`: the unit a person reads a limit in.
+fn human(time: Duration) -> String {
+    match time.as_secs() {
+        s if s >= 120 => format!("{} min", s / 60),
+        s if s >= 10 => format!("{s} s"),
+        _ => format!("{:.1} s", time.as_secs_f64()),
+    }
+}
+
+/// What usually takes a script past its memory, and what to do instead.
+const WAY_OUT: &str = "a loop that never ends, or too many whole objects at once \
+                       (`k8s::select` keeps only the fields a script reads)";
+
 fn too_much_memory(grown: usize, limit: usize) -> Dynamic {
     limit_error(format!(
-        "the script took more than its {} MiB of memory ({} MiB): a loop that never ends, \
-         or too many whole objects at once (`k8s::select` keeps only the fields a script reads)",
+        "the script took more than its {} MiB of memory ({} MiB): {WAY_OUT}",
         limit / MIB,
         grown / MIB
     ))
@@ -238,7 +294,7 @@ mod tests {
         for limits in [Limits::CLI, Limits::HOOK] {
             let message = stopped_for_memory(run(&limits, rows));
             assert!(
-                message.contains(&format!("more than its {} MiB", limits.memory / MIB))
+                message.contains(&format!("its {} MiB of memory", limits.memory / MIB))
                     && message.contains("k8s::select"),
                 "names the limit and the way out: {message}"
             );
@@ -268,7 +324,7 @@ mod tests {
         ] {
             let message = stopped_for_memory(run(&Limits::HOOK, call));
             assert!(
-                message.contains("more than the 64 MiB"),
+                message.contains("past its 64 MiB of memory"),
                 "{call}: {message}"
             );
         }

@@ -25,14 +25,24 @@ pub struct Counting;
 thread_local! {
     /// Bytes this thread allocated minus bytes it freed.
     static LIVE: Cell<isize> = const { Cell::new(0) };
+    /// The highest [`LIVE`] since the script now running on this thread started.
+    static PEAK: Cell<isize> = const { Cell::new(0) };
     /// [`LIVE`] when the script now running on this thread started.
     static BASE: Cell<Option<isize>> = const { Cell::new(None) };
+    /// The least [`grown`] reports for the rest of the run (see [`report_over`]).
+    static FLOOR: Cell<isize> = const { Cell::new(0) };
 }
 
 #[inline]
 fn count(delta: isize) {
     // No destructor, so the slot outlives thread teardown; `try_with` only guards the rule.
-    let _ = LIVE.try_with(|live| live.set(live.get().wrapping_add(delta)));
+    let _ = LIVE.try_with(|live| {
+        let now = live.get().wrapping_add(delta);
+        live.set(now);
+        if delta > 0 {
+            let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
+        }
+    });
 }
 
 // SAFETY: every call is passed on to `System` unchanged; only a counter is updated around it.
@@ -85,9 +95,13 @@ pub fn installed() -> bool {
     counted
 }
 
-/// A script starts running on this thread: [`grown`] counts from here.
+/// A script starts running on this thread: [`grown`] counts from here, and so does the run's
+/// time ([`crate::engine::clock`]), since every run starts here.
 pub fn start_run() {
     BASE.set(Some(live()));
+    PEAK.set(live());
+    FLOOR.set(0);
+    crate::engine::clock::start_run();
 }
 
 /// Bytes this thread's heap grew by since its script started (since the first call, when no
@@ -98,5 +112,20 @@ pub fn grown() -> isize {
         BASE.set(Some(now));
         now
     });
-    now - base
+    (now - base).max(FLOOR.get())
+}
+
+/// A call found the run past its limit at `grown` bytes, gave back what it had made, and could
+/// not fail (Rhai prints a value whose `to_string` fails another way, without bound): from now
+/// until the next run, [`grown`] reports at least `grown`, so the watch stops the script at its
+/// next operation.
+pub fn report_over(grown: isize) {
+    FLOOR.set(FLOOR.get().max(grown));
+}
+
+/// The most bytes this thread's heap had grown by at once since its script started: how near
+/// a stopped script came to its limit, for tests and benchmarks.
+pub fn peak_grown() -> isize {
+    let base = BASE.get().unwrap_or_else(live);
+    PEAK.get().max(live()) - base
 }
