@@ -72,7 +72,7 @@ enum Builtin {
     /// Each file gets a throwaway kip home with its own sandbox, started before it runs and
     /// removed after, so tests never touch your clusters or each other; your scripts folders
     /// stay on the search path, so overrides are what is tested. A file's top level runs
-    /// first, then each `fn test_…()` in name order; a file without them is one test. Check
+    /// first, then each `fn test_…()` in the order the file has them; a file without them is one test. Check
     /// with `assert::eq(actual, expected)`, `assert::that(cond, msg)`,
     /// `assert::contains(text, part)` and `assert::throws(|| …, kind)`; run verbs with
     /// `kip::run("app deploy", #{ name: "web", image: "nginx:1.27", port: 80 })`.

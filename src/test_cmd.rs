@@ -1,7 +1,7 @@
 //! `kip test [DIR]`: runs script tests. Each `*_test.rhai` file runs against a fresh sandbox
 //! in a throwaway kip home of its own, started before and removed after, with the user's
 //! scripts (and so their overrides) on the search path. A file's top level runs first, then
-//! each `fn test_…()` in name order; a file without such functions is one test itself.
+//! each `fn test_…()` in the order the file defines them; a file without such functions is one test itself.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -167,7 +167,8 @@ fn run_in(
         .filter(|f| f.name.starts_with("test_") && f.params.is_empty())
         .map(|f| f.name.to_string())
         .collect();
-    tests.sort();
+    // In the order the file defines them.
+    tests.sort_by_key(|name| defined_at(&script.source, name));
     let mut scope = Scope::new();
     kip_core::heap::start_run();
     let setup = kip.engine.run_ast_with_scope(&mut scope, &ast);
@@ -211,6 +212,21 @@ fn run_in(
             }
         })
         .collect()
+}
+
+/// Where `fn NAME(` first appears in `source` (functions the text does not show go last).
+fn defined_at(source: &str, name: &str) -> usize {
+    let mut rest = source;
+    let mut offset = 0;
+    while let Some(at) = rest.find("fn ") {
+        let after = rest[at + 3..].trim_start();
+        if after.starts_with(name) && after[name.len()..].trim_start().starts_with('(') {
+            return offset + at;
+        }
+        offset += at + 3;
+        rest = &rest[at + 3..];
+    }
+    usize::MAX
 }
 
 /// A kip home of the test's own under the system's temporary folder, removed on drop.

@@ -85,7 +85,11 @@ fn deploy_is_idempotent_and_owned_by_the_app() {
     assert_eq!(json[0]["ready"], 2);
 
     let refused = kip(&sb, &["app", "delete", "api"]);
-    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "confirmation-required exits 2"
+    );
     assert!(
         err(&refused).contains("pass --yes to confirm"),
         "{}",
@@ -106,13 +110,13 @@ fn bad_input_is_refused_before_anything_is_created() {
             &[
                 "app", "deploy", "--name", "Bad_Name", "--image", "x", "--port", "80",
             ],
-            "invalid app name `Bad_Name`",
+            "invalid value 'Bad_Name' for '--name'",
         ),
         (
             &[
                 "app", "deploy", "--name", "ok", "--image", "x", "--port", "70000",
             ],
-            "invalid --port 70000",
+            "invalid value '70000' for '--port': a port is between 1 and 65535",
         ),
         (
             &[
@@ -139,7 +143,9 @@ fn bad_input_is_refused_before_anything_is_created() {
     ];
     for (args, expected) in cases {
         let o = kip(&sb, args);
-        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", err(&o));
+        // A value the command line must change exits 2; something missing exits 1.
+        let code = if expected.starts_with("no ") { 1 } else { 2 };
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {}", err(&o));
         assert!(err(&o).contains(expected), "{args:?}: {}", err(&o));
         assert!(
             !err(&o).contains("-->"),
@@ -438,7 +444,11 @@ fn projects_with_environments() {
     );
     assert!(err(&bad).contains("listed twice"), "{}", err(&bad));
     let refused = kip(&sb, &["project", "delete", "yourr-name"]);
-    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "confirmation-required exits 2"
+    );
     assert!(
         err(&refused).contains("pass --yes to confirm"),
         "{}",

@@ -237,7 +237,7 @@ fn bad_input_is_refused_and_nothing_is_written() {
         ),
         (
             &["cluster", "add", "x", "--server", "10.0.0.1:6443"],
-            "--server must be a URL like https://",
+            "invalid value '10.0.0.1:6443' for '--server': use a URL like https://",
         ),
         (
             &[
@@ -253,7 +253,7 @@ fn bad_input_is_refused_and_nothing_is_written() {
         ),
         (
             &["cluster", "add", "Bad_Name", "--kubeconfig", &kubeconfig],
-            "invalid cluster name `Bad_Name`",
+            "invalid value 'Bad_Name' for '<NAME>'",
         ),
         (
             &[
@@ -265,7 +265,7 @@ fn bad_input_is_refused_and_nothing_is_written() {
                 "--domain",
                 "https://x.io",
             ],
-            "--domain must be a domain name",
+            "invalid value 'https://x.io' for '--domain': use a domain name",
         ),
         (&["cluster", "use", "nowhere"], "no cluster `nowhere`"),
         (
@@ -275,7 +275,9 @@ fn bad_input_is_refused_and_nothing_is_written() {
     ];
     for (args, expected) in cases {
         let o = kip(h, args);
-        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", err(&o));
+        // A value the command line must change exits 2; something missing exits 1.
+        let code = if expected.starts_with("no ") { 1 } else { 2 };
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {}", err(&o));
         assert!(err(&o).contains(expected), "{args:?}: {}", err(&o));
     }
     assert!(!h.join("config.yaml").exists(), "{}", config(h));
@@ -294,7 +296,11 @@ fn bad_input_is_refused_and_nothing_is_written() {
     );
     assert!(added.status.success(), "{}", err(&added));
     let refused = kip(h, &["cluster", "remove", "x"]);
-    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "confirmation-required exits 2"
+    );
     assert!(err(&refused).contains("pass --yes"), "{}", err(&refused));
     assert!(config(h).contains("name: x"), "kept: {}", config(h));
     let removed = kip(h, &["cluster", "remove", "x", "--yes"]);

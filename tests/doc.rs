@@ -77,7 +77,7 @@ fn kip_doc_prints_one_topic_or_says_which_exist() {
     assert_eq!(missing.status.code(), Some(1), "not-found exits 1");
     assert!(
         err(&missing).starts_with(
-            "error: no topic `k8s::nope` in the reference: try errors, builtins, config"
+            "error: no topic `k8s::nope` in the reference: try errors, builtins, assert, config"
         ),
         "{}",
         err(&missing)

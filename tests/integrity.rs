@@ -22,8 +22,15 @@ fn kip(sb: &ServedSandbox, args: &[String]) -> Output {
     sb.kip(&args)
 }
 
+/// A refusal: exit 2 when the command line must change (`invalid`, `confirmation-required`),
+/// 1 for the rest (`exit_codes_follow_the_error_kind` checks which is which).
 fn refused(o: &Output, expected: &str) {
-    assert_eq!(o.status.code(), Some(1), "{}{}", out(o), err(o));
+    assert!(
+        matches!(o.status.code(), Some(1 | 2)),
+        "{}{}",
+        out(o),
+        err(o)
+    );
     assert!(err(o).contains(expected), "want {expected:?}: {}", err(o));
 }
 
@@ -213,20 +220,32 @@ fn invalid_values_are_refused_as_kubernetes_would() {
         (&["--image", ""], "empty"),
         (
             &["--env", "BAD KEY;$(id)=1"],
-            "invalid --env name `BAD KEY;$(id)`",
+            "invalid value 'BAD KEY;$(id)=1' for '--env': a variable name has letters",
         ),
         (&["--env", "1X=1"], "not starting with a digit"),
         (&["--env", "A=1", "--env", "A=2"], "--env A is given twice"),
         (
             &["--port", "-1"],
-            "invalid --port -1: a port is between 1 and 65535",
+            "invalid value '-1' for '--port': a port is between 1 and 65535",
         ),
-        (&["--replicas", "-2"], "invalid --replicas -2"),
+        (&["--replicas", "-2"], "invalid value '-2' for '--replicas'"),
         (&["--replicas", "100000"], "pass --allow-many-replicas"),
-        (&["--domain", "Bad Domain"], "invalid --domain"),
-        (&["--project", "A B/../x"], "invalid --project `A B/../x`"),
-        (&["--project", "default/x"], "invalid --project `default/x`"),
-        (&["--environment", "a_b"], "invalid --environment `a_b`"),
+        (
+            &["--domain", "Bad Domain"],
+            "invalid value 'Bad Domain' for '--domain'",
+        ),
+        (
+            &["--project", "A B/../x"],
+            "invalid value 'A B/../x' for '--project'",
+        ),
+        (
+            &["--project", "default/x"],
+            "invalid value 'default/x' for '--project'",
+        ),
+        (
+            &["--environment", "a_b"],
+            "invalid value 'a_b' for '--environment'",
+        ),
     ];
     for (extra, expected) in cases {
         let mut args = deploy("ok", "nginx:1.27", &[]);
@@ -538,4 +557,79 @@ fn verbose_shows_api_calls_and_logs_are_plain_in_a_pipe() {
         !err(&logged).contains('\u{1b}'),
         "no colour codes into a pipe"
     );
+}
+
+/// One exit code per error kind, whoever raised it (clap, a builtin, the stdlib, a script):
+/// 2 when the command line must change, 1 when something failed or is missing.
+#[test]
+fn exit_codes_follow_the_error_kind() {
+    let sb = ServedSandbox::start();
+    let deployed = kip(&sb, &deploy("web", "nginx:1.27", &[]));
+    assert!(deployed.status.success(), "{}", err(&deployed));
+    let made = sb.kip(&["project", "create", "shop", "--environments", "test"]);
+    assert!(made.status.success(), "{}", err(&made));
+    let cases: &[(&[&str], i32, &str)] = &[
+        (
+            &[
+                "app",
+                "deploy",
+                "--name",
+                "web",
+                "--image",
+                "nginx:1.27",
+                "--port",
+                "abc",
+            ],
+            2,
+            "invalid value 'abc' for '--port <N>'",
+        ),
+        (
+            &[
+                "app",
+                "deploy",
+                "--name",
+                "web",
+                "--image",
+                "nginx:1.27",
+                "--port",
+                "0",
+            ],
+            2,
+            "invalid value '0' for '--port'",
+        ),
+        (&["no-such-verb"], 2, "unrecognized subcommand"),
+        (&["app", "delete", "web"], 2, "pass --yes to confirm"),
+        (&["app", "logs", "nope"], 1, "no app `nope`"),
+        (
+            &["project", "create", "shop", "--environments", "test,prod"],
+            1,
+            "already exists",
+        ),
+        (&["doc", "nope"], 1, "no topic `nope`"),
+        (
+            &["eval", r#"throw kip::error("invalid", "a bad value")"#],
+            2,
+            "a bad value",
+        ),
+        (
+            &["eval", r#"throw kip::error("failed", "a step failed")"#],
+            1,
+            "a step failed",
+        ),
+        (
+            &["eval", r#"throw kip::error("interrupted", "stopped")"#],
+            130,
+            "stopped",
+        ),
+        (
+            &["eval", r#"throw kip::error("not-a-kind", "x")"#],
+            2,
+            "no error kind `not-a-kind`",
+        ),
+    ];
+    for (args, code, expected) in cases {
+        let o = sb.kip(args);
+        assert_eq!(o.status.code(), Some(*code), "{args:?}: {}", err(&o));
+        assert!(err(&o).contains(expected), "{args:?}: {}", err(&o));
+    }
 }

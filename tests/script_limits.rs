@@ -49,8 +49,9 @@ fn kip(args: &[&str], stdin: &str) -> Run {
     };
     let (stdout, stderr) = (read(Box::new(stdout)), read(Box::new(stderr)));
     let mut status = 0;
-    // SAFETY: `rusage` is plain data that `wait4` fills in; the pid is our own child's.
+    // SAFETY: `rusage` is plain data, for which all zeroes is a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are to live locals `wait4` fills in; the pid is our own child's.
     let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
     assert_eq!(pid, child.id() as i32, "wait4");
     Run {

@@ -75,7 +75,7 @@ fn test_fails() {
         r#"assert::eq(k8s::get_opt("apps/v1", "Deployment", "default", "web"), ());"#,
     )
     .unwrap();
-    std::fs::write(dir.join("not_a_test.rhai"), "throw \"never run\";").unwrap();
+    std::fs::write(dir.join("helpers.rhai"), "throw \"never run\";").unwrap();
     let run = kip_test(home.path(), &dir);
     let text = out(&run);
     assert_eq!(run.status.code(), Some(1), "{text}\n{}", err(&run));

@@ -269,7 +269,11 @@ fn delete_needs_delete_data_and_unbinds_everywhere() {
     let k = sb.kubectl();
 
     let refused = kip(&sb, &["service", "delete", "cache"]);
-    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "confirmation-required exits 2"
+    );
     assert_eq!(
         err(&refused),
         "error: deleting cache destroys its data for good: pass --delete-data to confirm\n"
@@ -308,7 +312,11 @@ fn restart_and_resources_warn_and_need_consent() {
     let before = pod_uid(&k);
 
     let refused = kip(&sb, &["service", "restart", "cache"]);
-    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "confirmation-required exits 2"
+    );
     assert!(err(&refused).contains("pass --force"), "{}", err(&refused));
     assert_eq!(pod_uid(&k), before);
     let restarted = kip(&sb, &["service", "restart", "cache", "--force"]);
@@ -318,7 +326,11 @@ fn restart_and_resources_warn_and_need_consent() {
     assert_ne!(pod_uid(&k), before);
 
     let no_terminal = kip(&sb, &["service", "resources", "cache", "--memory", "1Gi"]);
-    assert_eq!(no_terminal.status.code(), Some(1));
+    assert_eq!(
+        no_terminal.status.code(),
+        Some(2),
+        "confirmation-required exits 2"
+    );
     assert!(
         err(&no_terminal).contains("pass --yes"),
         "{}",
@@ -382,7 +394,7 @@ fn bad_input_is_refused_and_nothing_is_created() {
                 "--storage",
                 "lots",
             ],
-            "invalid --storage `lots`",
+            "invalid value 'lots' for '--storage'",
         ),
         (
             &[
@@ -394,7 +406,7 @@ fn bad_input_is_refused_and_nothing_is_created() {
                 "--version",
                 "7 rc",
             ],
-            "invalid --version `7 rc`",
+            "invalid value '7 rc' for '--version'",
         ),
         (
             &["service", "add", "postgres", "--name", "cache"],
@@ -430,12 +442,18 @@ fn bad_input_is_refused_and_nothing_is_created() {
         ),
         (
             &["service", "resources", "cache", "--cpu", "fast", "--yes"],
-            "invalid --cpu `fast`",
+            "invalid value 'fast' for '--cpu'",
         ),
     ];
     for (args, expected) in cases {
         let o = kip(&sb, args);
-        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", err(&o));
+        // Missing or of another type exits 1; a value the command line must change exits 2.
+        let code = if expected.starts_with("no ") || expected.contains("not a ") {
+            1
+        } else {
+            2
+        };
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {}", err(&o));
         assert!(err(&o).contains(expected), "{args:?}: {}", err(&o));
     }
     let missing = kip(&sb, &["service", "add", "redis"]);

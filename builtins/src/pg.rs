@@ -8,7 +8,8 @@
 //!
 //! A connection is a map: `#{namespace, pod, port, username, password, database}`.
 //!
-//! Errors: `refused` with PostgreSQL's own message (and `code`, the SQLSTATE) when the server
+//! Errors: `denied` (a wrong password or user) or `refused`, with PostgreSQL's own message
+//! (and `code`, the SQLSTATE), when the server
 //! refused; `unreachable` when the pod could not be reached; `invalid` for a malformed
 //! connection map or name.
 
@@ -81,7 +82,13 @@ fn db_error(conn: &Conn, e: &tokio_postgres::Error) -> Box<EvalAltResult> {
     let mut map = Map::new();
     match e.as_db_error() {
         Some(db) => {
-            map.insert("kind".into(), Kind::Refused.name().into());
+            // SQLSTATE class 28: invalid authorization (a wrong password, an unknown user).
+            let kind = if db.code().code().starts_with("28") {
+                Kind::Denied
+            } else {
+                Kind::Refused
+            };
+            map.insert("kind".into(), kind.name().into());
             map.insert("message".into(), db.message().to_string().into());
             map.insert("code".into(), db.code().code().to_string().into());
         }
@@ -184,7 +191,7 @@ pub mod pg_module {
     /// (`#{namespace, pod, port, username, password, database}`) and returns the number of
     /// rows the last statement affected (0 for statements that affect none, like `CREATE`).
     ///
-    /// Errors: `refused` with PostgreSQL's message and `code` (SQLSTATE); `unreachable`;
+    /// Errors: `denied` or `refused` with PostgreSQL's message and `code` (SQLSTATE); `unreachable`;
     /// `invalid` for a malformed `conn`.
     ///
     /// Example: `pg::execute(conn, "CREATE TABLE IF NOT EXISTS notes (body text)");`

@@ -62,7 +62,7 @@ impl Session {
         let guard = self.0.handle.lock().unwrap_or_else(|p| p.into_inner());
         guard.clone().ok_or_else(|| {
             host::error(
-                Kind::Unreachable,
+                Kind::Invalid,
                 format!("the SSH session to {} is closed", self.target()),
             )
         })

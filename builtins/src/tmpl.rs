@@ -129,14 +129,17 @@ impl Renderer {
         match root.kind() {
             ErrorKind::TemplateNotFound => {
                 let missing = loaded.missing.clone().unwrap_or_else(|| name.to_owned());
-                host::error(
+                host::error_with_reason(
                     Kind::Template,
+                    "not-found",
                     format!("template `{missing}` not found in the template search path"),
                 )
             }
-            ErrorKind::SyntaxError => {
-                host::error(Kind::Template, format!("syntax error in {place}: {detail}"))
-            }
+            ErrorKind::SyntaxError => host::error_with_reason(
+                Kind::Template,
+                "syntax",
+                format!("syntax error in {place}: {detail}"),
+            ),
             ErrorKind::UndefinedError => {
                 let source = match loaded.found.get(name) {
                     Some((text, _)) => Some(text.as_str()),
@@ -146,7 +149,11 @@ impl Renderer {
                     .zip(root.range())
                     .and_then(|(text, range)| text.get(range))
                     .map_or_else(|| "value".to_owned(), |expr| format!("variable `{expr}`"));
-                host::error(Kind::Template, format!("undefined {what} in {place}"))
+                host::error_with_reason(
+                    Kind::Template,
+                    "undefined",
+                    format!("undefined {what} in {place}"),
+                )
             }
             kind => host::error(Kind::Template, format!("{kind} in {place}: {detail}")),
         }
@@ -240,8 +247,9 @@ fn serialize_error(err: impl std::fmt::Display) -> Error {
 /// Parses rendered multi-document YAML into maps, skipping empty documents.
 pub fn parse_objects(name: &str, yaml: &str) -> Result<Array, Box<EvalAltResult>> {
     let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(yaml).map_err(|err| {
-        host::error(
+        host::error_with_reason(
             Kind::Template,
+            "yaml",
             format!("template `{name}` rendered invalid YAML: {err}"),
         )
     })?;
@@ -251,8 +259,9 @@ pub fn parse_objects(name: &str, yaml: &str) -> Result<Array, Box<EvalAltResult>
             serde_json::Value::Null => {}
             serde_json::Value::Object(_) => objects.push(rhai::serde::to_dynamic(doc)?),
             _ => {
-                return Err(host::error(
+                return Err(host::error_with_reason(
                     Kind::Template,
+                    "yaml",
                     format!(
                         "document {} rendered by `{name}` is not a mapping",
                         index + 1
@@ -275,8 +284,8 @@ pub mod tmpl_module {
     /// renders as a JSON scalar, so values cannot inject YAML keys. Filters: `dns`, `env_name`,
     /// `b64encode`, `b64decode`, `quote`, `to_json`, `to_yaml`, plus minijinja's own.
     ///
-    /// Raises `template`, `template` (with template and line),
-    /// `template` (naming the variable) or `template`.
+    /// Raises `template` with `reason` `not-found`, `syntax` (with template and line),
+    /// `undefined` (naming the variable), or none for other render errors.
     ///
     /// `let yaml = tmpl::render("app/deployment.yaml.j2", #{ name: "api", image: "nginx" });`
     #[rhai_fn(return_raw)]
@@ -294,8 +303,8 @@ pub mod tmpl_module {
     /// Renders the template `name` like `tmpl::render`, then parses the output as multi-document
     /// YAML and returns its non-empty documents as an array of maps.
     ///
-    /// Raises what `tmpl::render` raises, and `template` when the output is not YAML or a
-    /// document is not a mapping.
+    /// Raises what `tmpl::render` raises, and `template` with `reason` `yaml` when the output
+    /// is not YAML or a document is not a mapping.
     ///
     /// `for obj in tmpl::render_objects("app/all.yaml.j2", ctx) { k8s::apply(obj); }`
     #[rhai_fn(return_raw)]
@@ -314,7 +323,7 @@ pub mod tmpl_module {
     /// Renders the inline template `source` with the variables in `ctx`; no auto-escaping.
     /// It may `{% include %}` templates from the search path.
     ///
-    /// Raises `template`, `template` or `template` like `tmpl::render`.
+    /// Raises `template` (`reason` `syntax` or `undefined`) like `tmpl::render`.
     ///
     /// `tmpl::render_string("Live at https://{{ host }}", #{ host: "api.example.com" })`
     #[rhai_fn(return_raw)]

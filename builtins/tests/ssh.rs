@@ -531,7 +531,7 @@ fn a_closed_session_refuses_and_options_are_checked() {
         r#"let s = {}; ssh::close(s); ssh::close(s); ssh::run(s, "true")"#,
         f.connect("root")
     ));
-    assert_eq!(text(&err, "kind"), "failed");
+    assert_eq!(text(&err, "kind"), "invalid");
     assert_contains(&text(&err, "message"), &["closed"]);
 
     let err = f.fail(r#"ssh::connect(#{ host: "127.0.0.1", prot: 22 })"#);

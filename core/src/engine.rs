@@ -151,6 +151,19 @@ fn human(time: Duration) -> String {
 const WAY_OUT: &str = "a loop that never ends, or too many whole objects at once \
                        (`k8s::select` keeps only the fields a script reads)";
 
+/// After a run ends: a run whose last step went past the memory limit without a later
+/// operation to stop it (a huge value printed as the final expression) fails now.
+pub fn check_finished_run(limits: &Limits) -> Result<(), Box<EvalAltResult>> {
+    let grown = heap::grown();
+    if heap::installed() && grown > limits.memory as isize {
+        return Err(Box::new(EvalAltResult::ErrorRuntime(
+            too_much_memory(grown as usize, limits.memory),
+            Position::NONE,
+        )));
+    }
+    Ok(())
+}
+
 fn too_much_memory(grown: usize, limit: usize) -> Dynamic {
     limit_error(format!(
         "the script took more than its {} MiB of memory ({} MiB): {WAY_OUT}",

@@ -86,7 +86,9 @@ impl Kip {
     /// Runs the winning declaration of the verb named by `words` with `opts`.
     pub fn run_verb(&self, words: &[String], opts: Map) -> Result<Dynamic, ScriptError> {
         heap::start_run();
-        run_declaration(&self.engine, &self.verbs, words, 0, opts).map_err(|e| {
+        let result = run_declaration(&self.engine, &self.verbs, words, 0, opts)
+            .and_then(|v| engine::check_finished_run(&self.limits).map(|()| v));
+        result.map_err(|e| {
             let Some(verb) = self.verbs.chain(words).first().copied() else {
                 return ScriptError::runtime(&e);
             };
@@ -119,6 +121,7 @@ impl Kip {
         scope.push("ARGS", args);
         self.engine
             .eval_ast_with_scope::<Dynamic>(&mut scope, &compiled)
+            .and_then(|v| engine::check_finished_run(&self.limits).map(|()| v))
             .map_err(|e| ScriptError::runtime_in(&e, name))
     }
 
@@ -133,6 +136,7 @@ impl Kip {
         heap::start_run();
         self.engine
             .eval_ast::<Dynamic>(&compiled)
+            .and_then(|v| engine::check_finished_run(&self.limits).map(|()| v))
             .map_err(|e| ScriptError::runtime_in(&e, "<eval>"))
     }
 
@@ -158,6 +162,7 @@ impl Kip {
         heap::start_run();
         self.engine
             .eval_ast_with_scope::<Dynamic>(&mut session.scope, &merged)
+            .and_then(|v| engine::check_finished_run(&self.limits).map(|()| v))
             .map_err(|e| ScriptError::runtime_in(&e, name))
     }
 

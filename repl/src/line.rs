@@ -60,8 +60,9 @@ pub fn is_incomplete(code: &str) -> bool {
         pos.is_none() || (pos.line(), pos.position()) >= (Some(line), Some(column))
     };
     match err.err_type() {
-        ParseErrorType::UnexpectedEOF
-        | ParseErrorType::BadInput(LexError::UnterminatedString) => true,
+        ParseErrorType::UnexpectedEOF | ParseErrorType::BadInput(LexError::UnterminatedString) => {
+            true
+        }
         ParseErrorType::MissingToken(..) | ParseErrorType::MissingSymbol(..) => at_end(),
         _ => false,
     }
@@ -164,7 +165,10 @@ mod tests {
         assert!(is_incomplete("let total = 1 +"));
         assert!(is_incomplete("k8s::get(\"v1\", \"Pod\","));
         assert!(is_incomplete("let s = \"open"));
-        assert!(!is_incomplete("let = ;"), "a syntax error is not incomplete");
+        assert!(
+            !is_incomplete("let = ;"),
+            "a syntax error is not incomplete"
+        );
         assert!(!is_incomplete("let s = `a {` + \"}\";"));
         assert!(!is_incomplete("/* a comment ( */ 1"));
         assert!(!is_incomplete(""));

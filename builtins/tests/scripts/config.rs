@@ -87,13 +87,13 @@ fn save_rejects_bad_shapes() {
     let kit = kit_with_config();
     let (kind, message) =
         kit.fail(r#"config::save(#{ "current-cluster": "nowhere", clusters: [] })"#);
-    assert_eq!(kind, "config");
+    assert_eq!(kind, "invalid");
     assert_eq!(
         message,
         "current-cluster `nowhere` is not one of the configured clusters"
     );
     let (kind, message) = kit.fail(r#"config::save(#{ clusters: 3 })"#);
-    assert_eq!(kind, "config");
+    assert_eq!(kind, "invalid");
     assert!(
         message.starts_with("not a valid configuration: "),
         "{message}"
@@ -128,7 +128,7 @@ fn malformed_file_is_named() {
     let path = kit.home.path().join("config.yaml");
     std::fs::write(&path, "clusters:\n  - name: [unclosed\n").unwrap();
     let (kind, message) = kit.fail("config::load()");
-    assert_eq!(kind, "config");
+    assert_eq!(kind, "invalid");
     assert!(
         message.starts_with(&format!("malformed {}: ", path.display())),
         "{message}"

@@ -79,6 +79,17 @@ impl Kit {
         let text = |key: &str| map.get(key).map(|v| v.to_string()).unwrap_or_default();
         (text("kind"), text("message"))
     }
+
+    /// Like [`Kit::fail`], the error's `kind/reason` (`template/syntax`).
+    pub fn fail_reason(&self, script: &str) -> String {
+        let err = match self.engine.eval::<Dynamic>(script) {
+            Ok(value) => panic!("{script}\nsucceeded with {value:?}"),
+            Err(err) => err,
+        };
+        let map = error_map(*err);
+        let text = |key: &str| map.get(key).map(|v| v.to_string()).unwrap_or_default();
+        format!("{}/{}", text("kind"), text("reason"))
+    }
 }
 
 fn error_map(err: EvalAltResult) -> Map {

@@ -198,20 +198,32 @@ fn bad_base64_is_an_error() {
 fn missing_templates_are_named() {
     let kit = kit();
     let (kind, message) = kit.fail(r#"tmpl::render("app/nope.yaml.j2", #{})"#);
-    assert_eq!(kind, "template-not-found");
+    assert_eq!(kind, "template");
+    assert_eq!(
+        kit.fail_reason(r#"tmpl::render("app/nope.yaml.j2", #{})"#),
+        "template/not-found"
+    );
     assert_eq!(
         message,
         "template `app/nope.yaml.j2` not found in the template search path"
     );
     let (kind, message) = kit.fail(r#"tmpl::render("uses-missing.yaml.j2", #{})"#);
-    assert_eq!(kind, "template-not-found");
+    assert_eq!(kind, "template");
+    assert_eq!(
+        kit.fail_reason(r#"tmpl::render("uses-missing.yaml.j2", #{})"#),
+        "template/not-found"
+    );
     assert!(message.contains("`nope.yaml.j2`"), "{message}");
 }
 
 #[test]
 fn syntax_errors_name_template_and_line() {
     let (kind, message) = kit().fail(r#"tmpl::render("broken.yaml.j2", #{name: "x"})"#);
-    assert_eq!(kind, "template-syntax");
+    assert_eq!(kind, "template");
+    assert_eq!(
+        kit().fail_reason(r#"tmpl::render("broken.yaml.j2", #{name: "x"})"#),
+        "template/syntax"
+    );
     assert!(
         message.starts_with("syntax error in `broken.yaml.j2` (memory:broken.yaml.j2) line "),
         "{message}"
@@ -221,13 +233,21 @@ fn syntax_errors_name_template_and_line() {
 #[test]
 fn undefined_variables_are_named() {
     let (kind, message) = kit().fail(r#"tmpl::render("typo.yaml.j2", #{name: "x"})"#);
-    assert_eq!(kind, "template-undefined");
+    assert_eq!(kind, "template");
+    assert_eq!(
+        kit().fail_reason(r#"tmpl::render("typo.yaml.j2", #{name: "x"})"#),
+        "template/undefined"
+    );
     assert_eq!(
         message,
         "undefined variable `nmae` in `typo.yaml.j2` (memory:typo.yaml.j2) line 3"
     );
     let (kind, message) = kit().fail(r#"tmpl::render_string("a {{ b.c }}", #{})"#);
-    assert_eq!(kind, "template-undefined");
+    assert_eq!(kind, "template");
+    assert_eq!(
+        kit().fail_reason(r#"tmpl::render_string("a {{ b.c }}", #{})"#),
+        "template/undefined"
+    );
     assert!(message.contains("`<inline>` line 1"), "{message}");
 }
 
@@ -235,14 +255,22 @@ fn undefined_variables_are_named() {
 fn documents_must_be_mappings() {
     let kit = Kit::with(&[("list.yaml.j2", "- a\n- b\n")], UiSettings::default());
     let (kind, message) = kit.fail(r#"tmpl::render_objects("list.yaml.j2", #{})"#);
-    assert_eq!(kind, "template-yaml");
+    assert_eq!(kind, "template");
+    assert_eq!(
+        kit.fail_reason(r#"tmpl::render_objects("list.yaml.j2", #{})"#),
+        "template/yaml"
+    );
     assert_eq!(
         message,
         "document 1 rendered by `list.yaml.j2` is not a mapping"
     );
     let kit = Kit::with(&[("bad.yaml.j2", "a: [\n")], UiSettings::default());
     let (kind, message) = kit.fail(r#"tmpl::render_objects("bad.yaml.j2", #{})"#);
-    assert_eq!(kind, "template-yaml");
+    assert_eq!(kind, "template");
+    assert_eq!(
+        kit.fail_reason(r#"tmpl::render_objects("bad.yaml.j2", #{})"#),
+        "template/yaml"
+    );
     assert!(
         message.starts_with("template `bad.yaml.j2` rendered invalid YAML"),
         "{message}"
@@ -261,14 +289,22 @@ fn errors_inside_includes_name_the_included_template() {
         UiSettings::default(),
     );
     let (kind, message) = kit.fail(r#"tmpl::render("outer.yaml.j2", #{})"#);
-    assert_eq!(kind, "template-undefined");
+    assert_eq!(kind, "template");
+    assert_eq!(
+        kit.fail_reason(r#"tmpl::render("outer.yaml.j2", #{})"#),
+        "template/undefined"
+    );
     assert_eq!(
         message,
         "undefined variable `missing` in `inner.yaml.j2` (memory:inner.yaml.j2) line 2, \
          included from `outer.yaml.j2` line 2"
     );
     let (kind, message) = kit.fail(r#"tmpl::render("outer-bad.yaml.j2", #{})"#);
-    assert_eq!(kind, "template-syntax");
+    assert_eq!(kind, "template");
+    assert_eq!(
+        kit.fail_reason(r#"tmpl::render("outer-bad.yaml.j2", #{})"#),
+        "template/syntax"
+    );
     // minijinja reports template syntax errors unwrapped, without the including template.
     assert_eq!(
         message,
