@@ -190,7 +190,7 @@ pub mod k8s_module {
 
     /// Like `k8s::get`, but returns `()` when the object does not exist.
     ///
-    /// Example: `let s = k8s::get_opt("v1", "Secret", ns, "db"); if s == () { … }`
+    /// Example: `let s = k8s::get_opt("v1", "Secret", ns, "db"); if s == () { /* … */ }`
     #[rhai_fn(return_raw)]
     pub fn get_opt(
         ctx: NativeCallContext,
@@ -211,7 +211,7 @@ pub mod k8s_module {
 
     /// Whether the object exists.
     ///
-    /// Example: `if !k8s::exists("v1", "Namespace", "", ns) { … }`
+    /// Example: `if !k8s::exists("v1", "Namespace", "", ns) { /* … */ }`
     #[rhai_fn(return_raw)]
     pub fn exists(
         ctx: NativeCallContext,

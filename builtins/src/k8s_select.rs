@@ -34,7 +34,7 @@ pub mod select_module {
     /// Errors: `invalid` for a path that is neither a string nor an array of steps; then as
     /// `k8s::list`.
     ///
-    /// Example: `for d in k8s::select("apps/v1", "Deployment", ns, #{name: "metadata.name", ready: "status.readyReplicas"}) { … }`
+    /// Example: `for d in k8s::select("apps/v1", "Deployment", ns, #{name: "metadata.name", ready: "status.readyReplicas"}) { /* … */ }`
     #[rhai_fn(name = "select", return_raw)]
     pub fn select(
         ctx: NativeCallContext,

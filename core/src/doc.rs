@@ -402,3 +402,59 @@ fn verbs(kip: &Kip) -> Vec<Entry> {
 fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Limits, SearchPath};
+
+    /// Every code example in the reference: `Example: `…`` lines and lines that are one code
+    /// span.
+    fn examples(markdown: &str) -> Vec<String> {
+        markdown
+            .lines()
+            .filter_map(|line| {
+                let code = line.strip_prefix("Example: ").unwrap_or(line);
+                let inner = code.strip_prefix('`')?.strip_suffix('`')?;
+                Some(inner.to_string())
+            })
+            .filter(|code| code.contains('('))
+            .collect()
+    }
+
+    /// The examples are code a script can hold: each one parses, and each one that states its
+    /// own result (`a == b`, with no placeholder) evaluates to true.
+    #[test]
+    fn every_example_parses_and_those_that_state_a_result_hold() {
+        let kip = Kip::load(SearchPath::stdlib_only(), &Limits::CLI);
+        let examples = examples(&Reference::of(&kip).markdown());
+        assert!(examples.len() >= 60, "found {}", examples.len());
+        let broken: Vec<String> = examples
+            .iter()
+            .filter_map(|example| {
+                let err = kip.engine.compile(example).err()?;
+                Some(format!("`{example}`: {err}"))
+            })
+            .collect();
+        assert!(
+            broken.is_empty(),
+            "examples that do not parse:\n{}",
+            broken.join("\n")
+        );
+        let checked: Vec<&String> = examples
+            .iter()
+            .filter(|e| e.contains(" == ") && !e.contains('…') && !e.contains("let "))
+            .collect();
+        assert!(checked.len() >= 7, "{checked:?}");
+        for example in checked {
+            let holds = kip
+                .eval(example)
+                .unwrap_or_else(|e| panic!("`{example}` fails: {}", e.message));
+            assert_eq!(
+                holds.as_bool().ok(),
+                Some(true),
+                "`{example}` does not hold"
+            );
+        }
+    }
+}
