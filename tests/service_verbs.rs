@@ -382,7 +382,7 @@ fn bad_input_is_refused_and_nothing_is_created() {
         ),
         (
             &["service", "add", "redis", "--name", "Bad_Name"],
-            "invalid service name `Bad_Name`",
+            "invalid value 'Bad_Name' for '--name'",
         ),
         (
             &[
