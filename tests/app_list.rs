@@ -6,7 +6,7 @@ use kube::api::{Api, DynamicObject, PostParams};
 use kube::discovery::ApiResource;
 use serde_json::{Value, json};
 
-use crate::common::{ServedSandbox, kip_bin, stderr as err, stdout as out};
+use crate::common::{ServedSandbox, stderr as err, stdout as out};
 
 fn deploy(sb: &ServedSandbox, name: &str, image: &str, more: &[&str]) {
     let mut args = vec![
@@ -254,12 +254,8 @@ fn ten_thousand_apps_in_one_namespace() {
 #[test]
 fn a_runaway_script_is_stopped_by_the_memory_limit() {
     let home = tempfile::tempdir().expect("kip home");
-    let o = std::process::Command::new(kip_bin())
-        .args(["eval", "let rows = []; loop { rows.push(blob(65536)); }"])
-        .env("KIP_HOME", home.path())
-        .env_remove("KIP_SCRIPTS")
-        .output()
-        .expect("run kip");
+    let o = crate::common::kip_in(home.path())
+        .run(&["eval", "let rows = []; loop { rows.push(blob(65536)); }"]);
     assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     // Stopped between two pushes, or refused the push that would pass the limit.
     assert!(

@@ -3,22 +3,16 @@
 //! be reached is named with what to try.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use crate::common::{ServedSandbox, kip_bin};
+use crate::common::{ServedSandbox, kip_in};
 
 /// kip with a kip home and no KUBECONFIG: only config.yaml decides the cluster.
 fn kip(home: &Path, args: &[&str]) -> Output {
-    Command::new(kip_bin())
-        .args(args)
-        .env("KIP_HOME", home)
+    kip_in(home)
         .env("HOME", home)
-        .env_remove("KUBECONFIG")
-        .env_remove("KIP_SCRIPTS")
-        .current_dir(home)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run kip")
+        .without("KUBECONFIG")
+        .run(args)
 }
 
 fn out(o: &Output) -> String {

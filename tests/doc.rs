@@ -2,20 +2,13 @@
 //! metadata, and the file in the repository is exactly what the binary prints.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use crate::common::{kip_bin, stderr as err, stdout as out};
+use crate::common::{kip_in, stderr as err, stdout as out};
 
 fn kip_doc(args: &[&str]) -> Output {
     let home = tempfile::tempdir().unwrap();
-    Command::new(kip_bin())
-        .arg("doc")
-        .args(args)
-        .env("KIP_HOME", home.path())
-        .env_remove("KIP_SCRIPTS")
-        .current_dir(home.path())
-        .output()
-        .expect("run kip doc")
+    kip_in(home.path()).run(&[&["doc"], args].concat())
 }
 
 #[test]

@@ -273,15 +273,10 @@ fn the_readme_team_example_passes_its_readme_test() {
     let tests = home.path().join("tests");
     std::fs::create_dir_all(&tests).unwrap();
     std::fs::write(tests.join("team_test.rhai"), test).unwrap();
-    let run = std::process::Command::new(crate::common::kip_bin())
-        .args(["test", "tests"])
-        .env("KIP_HOME", home.path())
+    let run = crate::common::kip_in(home.path())
         .env("TMPDIR", home.path())
-        .env_remove("KUBECONFIG")
-        .env_remove("KIP_SCRIPTS")
-        .current_dir(home.path())
-        .output()
-        .unwrap();
+        .without("KUBECONFIG")
+        .run(&["test", "tests"]);
     assert!(run.status.success(), "{}\n{}", out(&run), err(&run));
     assert!(out(&run).contains("2 passed, 0 failed"), "{}", out(&run));
 }

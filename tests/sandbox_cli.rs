@@ -5,15 +5,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use crate::common::{Kubectl, kip_bin, stderr, text};
+use crate::common::{Kubectl, kip_bin, kip_in, stderr, text};
 
 fn kip(home: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(kip_bin())
-        .args(args)
-        .env("KIP_HOME", home)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run kip")
+    kip_in(home).run(args)
 }
 
 #[test]

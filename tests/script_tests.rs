@@ -2,23 +2,16 @@
 //! `tests/scripts/` as the first users.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use crate::common::{kip_bin, stderr as err, stdout as out};
+use crate::common::{kip_in, stderr as err, stdout as out};
 
 /// `kip test DIR` as a user runs it, with a kubeconfig pointing nowhere: tests must not use it.
 fn kip_test(home: &Path, dir: &Path) -> Output {
-    Command::new(kip_bin())
-        .arg("test")
-        .arg(dir)
-        .env("KIP_HOME", home)
+    kip_in(home)
         .env("KUBECONFIG", home.join("not-a-kubeconfig"))
         .env("TMPDIR", home)
-        .env_remove("KIP_SCRIPTS")
-        .current_dir(home)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run kip test")
+        .run(&["test", &dir.display().to_string()])
 }
 
 #[test]

@@ -3,9 +3,7 @@
 //! rendering matches its snapshot. A template with no context here (and no reason it is tested
 //! elsewhere) fails the test, so a new template cannot go unsnapshotted.
 
-use std::process::Command;
-
-use crate::common::kip_bin;
+use crate::common::kip_in;
 
 const APP_CONTEXT: &str = r#"#{
     name: "api", namespace: "shop-test", image: "ghcr.io/acme/api:1.2.3", port: 3000, replicas: 2,
@@ -28,13 +26,7 @@ fn render(template: &str, context: &str) -> String {
 fn eval(what: &str, script: &str) -> String {
     let template = what;
     let home = tempfile::tempdir().expect("home");
-    let out = Command::new(kip_bin())
-        .args(["eval", script])
-        .env("KIP_HOME", home.path())
-        .env_remove("KIP_SCRIPTS")
-        .current_dir(home.path())
-        .output()
-        .expect("run kip");
+    let out = kip_in(home.path()).run(&["eval", script]);
     assert!(
         out.status.success(),
         "{template}: {}",

@@ -4,17 +4,10 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::common::kip_bin;
+use crate::common::{kip_bin, kip_in};
 
 fn kip(home: &Path, args: &[&str]) -> Output {
-    Command::new(kip_bin())
-        .args(args)
-        .env("KIP_HOME", home)
-        .env_remove("KIP_SCRIPTS")
-        .current_dir(home)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run kip")
+    kip_in(home).run(args)
 }
 
 fn stdout(out: &Output) -> String {

@@ -17,6 +17,38 @@ pub fn kip_bin() -> &'static str {
     env!("CARGO_BIN_EXE_kip")
 }
 
+/// `kip` as a user runs it with the kip home `home`: that home as working directory, no
+/// override folder (`KIP_SCRIPTS`), stdin closed. Tests add what they need, then run it:
+/// `kip_in(home).env("HOME", home).run(&["cluster", "list"])`.
+pub struct KipCommand(Command);
+
+pub fn kip_in(home: &Path) -> KipCommand {
+    let mut cmd = Command::new(kip_bin());
+    cmd.env("KIP_HOME", home)
+        .env_remove("KIP_SCRIPTS")
+        .current_dir(home)
+        .stdin(Stdio::null());
+    KipCommand(cmd)
+}
+
+impl KipCommand {
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> KipCommand {
+        self.0.env(key, value);
+        self
+    }
+
+    /// Without `key` in the environment (`KUBECONFIG`, so no cluster of the machine's is used).
+    pub fn without(mut self, key: &str) -> KipCommand {
+        self.0.env_remove(key);
+        self
+    }
+
+    /// Runs `kip ARGS` to the end.
+    pub fn run(mut self, args: &[&str]) -> Output {
+        self.0.args(args).output().expect("run kip")
+    }
+}
+
 /// The uid and gid to run a database server as: none when we are not root (it runs as us),
 /// else those of the system user `user` its Debian `package` creates, since the servers
 /// refuse to run as root (tests run as root in CI).
