@@ -14,6 +14,11 @@
 //! `#{kind: "timeout", message, status}` when a wait ran out, `#{kind: "invalid", message}` for a
 //! malformed argument.
 
+pub mod exec;
+pub mod kinds;
+pub mod rollout;
+pub mod select;
+
 use crate::errors::Kind;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -403,7 +408,7 @@ pub mod k8s_module {
             let what = format!("the rollout of deployment `{name}` in `{ns}`");
             let _spinner = crate::ui::Spinner::start(&k.host.ui, format!("Waiting for {what}"));
             let timeout = Duration::from_secs(timeout_secs.max(0) as u64);
-            let done = k.run(crate::k8s_rollout::wait(&k, ns, name, timeout, rolled_out))?;
+            let done = k.run(rollout::wait(&k, ns, name, timeout, rolled_out))?;
             let value = serde_json::to_value(&done).map_err(|e| {
                 host::error(Kind::Internal, format!("a Deployment did not convert: {e}"))
             })?;
@@ -703,7 +708,7 @@ impl Cluster {
         if let Some(found) = known {
             return Ok(found);
         }
-        if let Some(found) = crate::k8s_kinds::builtin(api_version, kind) {
+        if let Some(found) = kinds::builtin(api_version, kind) {
             return Ok(found);
         }
         // One request learns every kind of the group version (an App and a Project both).
@@ -855,7 +860,7 @@ impl Cluster {
                 .map_err(kube_error)?;
             let mut refused = None;
             // The server makes the next page while this one is read.
-            let read = crate::k8s_select::read_page(&text, item.clone(), &mut out, |token| {
+            let read = select::read_page(&text, item.clone(), &mut out, |token| {
                 params.continue_token = Some(token.to_string());
                 match fetch(&params) {
                     Ok(next) => pending = Some(next),

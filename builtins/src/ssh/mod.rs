@@ -13,6 +13,8 @@
 //! command failed: also `status` and `stderr`), `timeout` (a command ran past its limit),
 //! `invalid`.
 
+pub mod known_hosts;
+
 use crate::errors::Kind;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -26,7 +28,7 @@ use russh::keys::agent::client::AgentClient;
 use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
 
 use crate::host::{self, Host, UiSettings};
-use crate::ssh_known_hosts::{self as known_hosts, Status};
+use known_hosts::Status;
 
 type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
