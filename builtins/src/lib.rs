@@ -37,12 +37,7 @@ pub fn register_all(engine: &mut Engine, host: std::sync::Arc<Host>) {
 
 /// Registers the builtin modules; the host can be set later with [`set_host`].
 pub fn register_modules(engine: &mut Engine) {
-    // `k8s::exec` and `k8s::select` live in files of their own but belong with the other
-    // Kubernetes builtins.
-    let mut k8s = rhai::exported_module!(k8s::k8s_module);
-    k8s.combine(rhai::exported_module!(k8s::exec::exec_module));
-    k8s.combine(rhai::exported_module!(k8s::select::select_module));
-    engine.register_static_module("k8s", k8s.into());
+    engine.register_static_module("k8s", k8s::module().into());
     engine.register_static_module("ssh", rhai::exported_module!(ssh::ssh_module).into());
     engine.register_static_module("tmpl", rhai::exported_module!(tmpl::tmpl_module).into());
     engine.register_static_module("ui", rhai::exported_module!(ui::ui_module).into());
