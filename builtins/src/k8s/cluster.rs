@@ -2,7 +2,7 @@
 //! with it.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 
 use kube::discovery::{ApiCapabilities, ApiResource};
 use rhai::plugin::*;
@@ -40,7 +40,7 @@ pub mod cluster_module {
             let choice = rechoose().map_err(|e| host::error(Kind::Invalid, e))?;
             let name = choice.name.clone();
             *host.cluster.write().unwrap_or_else(|e| e.into_inner()) = choice;
-            *lock(&state_of(&host)) = State::default();
+            *lock(&host.k8s) = State::default();
             Ok(name)
         })
     }
@@ -58,48 +58,29 @@ pub mod cluster_module {
     }
 }
 
-/// What this module keeps per host: the client, and the kinds resolved so far.
+/// What this module keeps per host ([`Host::k8s`]): the client, and the kinds resolved so far.
 #[derive(Default)]
-pub(super) struct State {
+pub struct State {
     pub(super) client: Option<host::ClusterClient>,
     pub(super) kinds: Vec<(String, String, ApiResource, ApiCapabilities)>,
-}
-
-/// Per-host state, without a field on [`Host`]: entries are keyed by the host's allocation,
-/// which the `Weak` keeps from being reused while the entry lives; dead hosts are pruned.
-static STATES: Mutex<Vec<(Weak<Host>, SharedState)>> = Mutex::new(Vec::new());
-
-type SharedState = Arc<Mutex<State>>;
-
-fn state_of(host: &Arc<Host>) -> SharedState {
-    let mut states = STATES.lock().unwrap_or_else(|e| e.into_inner());
-    states.retain(|(weak, _)| weak.strong_count() > 0);
-    if let Some((_, state)) = states.iter().find(|(w, _)| w.as_ptr() == Arc::as_ptr(host)) {
-        return state.clone();
-    }
-    let state = Arc::new(Mutex::new(State::default()));
-    states.push((Arc::downgrade(host), state.clone()));
-    state
 }
 
 pub(super) fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
     state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A builtin's view of the cluster: the host (for `block_on`), its client and its state. The
-/// other modules that talk to pods (`tunnel`, `pg`) use it too.
+/// A builtin's view of the cluster: the host (for `block_on` and its state), and its client.
+/// The other modules that talk to pods (`tunnel`, `pg`) use it too.
 pub(crate) struct Cluster {
     pub(crate) host: Arc<Host>,
     pub(crate) client: kube::Client,
     server: String,
-    pub(super) state: SharedState,
 }
 
 impl Cluster {
     pub(crate) fn of(ctx: &NativeCallContext) -> RhaiResult<Cluster> {
         let host = host::host(ctx)?;
-        let state = state_of(&host);
-        let cached = lock(&state).client.clone();
+        let cached = lock(&host.k8s).client.clone();
         let connected = match cached {
             Some(connected) => connected,
             None => {
@@ -107,7 +88,7 @@ impl Cluster {
                 let _runtime = host.runtime.enter();
                 let connected =
                     (host.choice().client)().map_err(|e| host::error(Kind::Unreachable, e))?;
-                lock(&state).client = Some(connected.clone());
+                lock(&host.k8s).client = Some(connected.clone());
                 connected
             }
         };
@@ -115,7 +96,6 @@ impl Cluster {
             host,
             client: connected.client,
             server: connected.server,
-            state,
         })
     }
 
@@ -145,5 +125,43 @@ impl Cluster {
         let message = format!("cluster unreachable at {}: {cause} ({hint})", self.server);
         map.insert("message".into(), message.into());
         host::error_map(map)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::lock;
+    use crate::host::testing;
+
+    #[test]
+    fn two_hosts_keep_separate_clients() {
+        let runtime = testing::runtime();
+        let (made_a, made_b) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let a = testing::host(&runtime, "a", made_a.clone());
+        let b = testing::host(&runtime, "b", made_b.clone());
+        let engine = |host| {
+            let mut engine = rhai::Engine::new();
+            crate::register_all(&mut engine, host);
+            engine
+        };
+        let (on_a, on_b) = (engine(a.clone()), engine(b.clone()));
+        // A built-in kind resolves without a request: nothing leaves the process.
+        let has_kind = r#"k8s::has_kind("v1", "ConfigMap")"#;
+        for _ in 0..2 {
+            assert!(on_a.eval::<bool>(has_kind).expect("has_kind on a"));
+        }
+        assert_eq!(made_a.load(Ordering::SeqCst), 1, "a makes its client once");
+        assert!(lock(&a.k8s).client.is_some());
+        assert!(lock(&b.k8s).client.is_none(), "b does not see a's client");
+        assert!(on_b.eval::<bool>(has_kind).expect("has_kind on b"));
+        assert_eq!(
+            made_b.load(Ordering::SeqCst),
+            1,
+            "b makes a client of its own"
+        );
+        assert_eq!(made_a.load(Ordering::SeqCst), 1);
     }
 }

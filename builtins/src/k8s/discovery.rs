@@ -79,7 +79,7 @@ impl Cluster {
         api_version: &str,
         kind: &str,
     ) -> RhaiResult<(ApiResource, ApiCapabilities)> {
-        let known = lock(&self.state)
+        let known = lock(&self.host.k8s)
             .kinds
             .iter()
             .find(|(v, k, _, _)| v == api_version && k == kind)
@@ -100,7 +100,7 @@ impl Cluster {
             Err(e) => return Err(kube_error(e)),
         };
         let resources = served.versioned_resources(version);
-        let mut state = lock(&self.state);
+        let mut state = lock(&self.host.k8s);
         state.kinds.retain(|(v, k, _, _)| {
             v != api_version || !resources.iter().any(|(ar, _)| &ar.kind == k)
         });

@@ -29,6 +29,7 @@ mod wait;
 mod write;
 
 pub(crate) use cluster::Cluster;
+pub use cluster::State;
 pub(crate) use error::kube_error;
 
 use rhai::EvalAltResult;
