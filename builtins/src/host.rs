@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rhai::{Dynamic, EvalAltResult, Map, NativeCallContext};
 
@@ -52,6 +52,12 @@ pub struct Host {
     /// Decides the cluster again from `config.yaml`, for a script that changed it (`kip
     /// install` registers a cluster, then works on it). `None` where the cluster is fixed.
     pub rechoose: Option<Rechoose>,
+    /// What `k8s::…` keeps for this host: the client, made on first use, and the kinds
+    /// resolved so far. Two hosts in one process never share them.
+    pub k8s: Mutex<crate::k8s::State>,
+    /// The tunnels `tunnel::open` opened on this host and not yet closed; dropped with the
+    /// host, which ends the ones still open.
+    pub tunnels: Mutex<crate::tunnel::Tunnels>,
 }
 
 /// A Ctrl-C the shell caught: raised by its signal handler, cleared before each line.
@@ -151,6 +157,8 @@ impl Host {
             cluster: std::sync::RwLock::new(cluster),
             rechoose: None,
             interrupt: None,
+            k8s: Mutex::default(),
+            tunnels: Mutex::default(),
         }
     }
 
@@ -258,4 +266,51 @@ pub fn message_of(err: &EvalAltResult) -> String {
         return message;
     }
     err.to_string()
+}
+
+/// Hosts for unit tests: no kip home, no templates, a cluster at a port nothing listens on
+/// (tests that use it must not send a request).
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::{ClusterChoice, ClusterClient, Host, NoTemplates, UiSettings};
+
+    pub(crate) fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime")
+    }
+
+    /// A host named `name` whose cluster client factory counts its calls in `made`.
+    pub(crate) fn host(
+        runtime: &tokio::runtime::Runtime,
+        name: &str,
+        made: Arc<AtomicUsize>,
+    ) -> Arc<Host> {
+        let server = "http://127.0.0.1:1".to_string();
+        let client = move || {
+            made.fetch_add(1, Ordering::SeqCst);
+            let config = kube::Config::new(server.parse().map_err(|e| format!("{e}"))?);
+            let client = kube::Client::try_from(config).map_err(|e| e.to_string())?;
+            Ok(ClusterClient {
+                client,
+                server: server.clone(),
+            })
+        };
+        Arc::new(Host::new(
+            runtime.handle().clone(),
+            std::env::temp_dir(),
+            Arc::new(NoTemplates),
+            UiSettings::default(),
+            ClusterChoice {
+                name: name.into(),
+                unreachable_hint: String::new(),
+                client: Arc::new(client),
+            },
+        ))
+    }
 }

@@ -12,15 +12,10 @@ pub mod errors;
 pub mod gateway;
 pub mod host;
 pub mod k8s;
-pub mod k8s_exec;
-pub mod k8s_kinds;
-pub mod k8s_rollout;
-pub mod k8s_select;
 pub mod kubeconfig;
 pub mod pg;
 pub mod registry;
 pub mod ssh;
-pub mod ssh_known_hosts;
 pub mod tmpl;
 pub mod tunnel;
 pub mod ui;
@@ -42,12 +37,7 @@ pub fn register_all(engine: &mut Engine, host: std::sync::Arc<Host>) {
 
 /// Registers the builtin modules; the host can be set later with [`set_host`].
 pub fn register_modules(engine: &mut Engine) {
-    // `k8s::exec` and `k8s::select` live in files of their own but belong with the other
-    // Kubernetes builtins.
-    let mut k8s = rhai::exported_module!(k8s::k8s_module);
-    k8s.combine(rhai::exported_module!(k8s_exec::exec_module));
-    k8s.combine(rhai::exported_module!(k8s_select::select_module));
-    engine.register_static_module("k8s", k8s.into());
+    engine.register_static_module("k8s", k8s::module().into());
     engine.register_static_module("ssh", rhai::exported_module!(ssh::ssh_module).into());
     engine.register_static_module("tmpl", rhai::exported_module!(tmpl::tmpl_module).into());
     engine.register_static_module("ui", rhai::exported_module!(ui::ui_module).into());

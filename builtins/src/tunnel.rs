@@ -14,7 +14,7 @@
 
 use crate::errors::Kind;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -76,7 +76,7 @@ impl PodStream {
 
 pub(crate) type PodError = std::pin::Pin<Box<dyn Future<Output = Option<String>> + Send>>;
 
-/// An open tunnel, by id.
+/// An open tunnel.
 struct Tunnel {
     shutdown: watch::Sender<bool>,
     task: Option<std::thread::JoinHandle<()>>,
@@ -84,16 +84,56 @@ struct Tunnel {
     signals_at_open: u64,
 }
 
-static TUNNELS: Mutex<Option<HashMap<i64, Tunnel>>> = Mutex::new(None);
-static NEXT_ID: AtomicI64 = AtomicI64::new(1);
+/// The open tunnels of one host ([`Host::tunnels`](host::Host::tunnels)), by id. Dropped with
+/// the host: a tunnel still open then stops serving (its shutdown sender is gone).
+#[derive(Default)]
+pub struct Tunnels {
+    open: HashMap<i64, Tunnel>,
+    /// The id of the tunnel opened last; ids start at 1.
+    last_id: i64,
+}
 
-fn with_tunnels<T>(f: impl FnOnce(&mut HashMap<i64, Tunnel>) -> T) -> T {
-    let mut guard = TUNNELS.lock().unwrap_or_else(|e| e.into_inner());
-    f(guard.get_or_insert_with(HashMap::new))
+impl Tunnels {
+    /// Keeps `tunnel` under a new id, which it returns.
+    fn add(&mut self, tunnel: Tunnel) -> i64 {
+        self.last_id += 1;
+        self.open.insert(self.last_id, tunnel);
+        self.last_id
+    }
+}
+
+/// How many tunnels are open in the process, whichever host opened them: signals are the
+/// process's, and with none open they end it. Counts only; the tunnels are their hosts'.
+static OPEN: AtomicUsize = AtomicUsize::new(0);
+
+impl Tunnel {
+    fn new(
+        shutdown: watch::Sender<bool>,
+        task: Option<std::thread::JoinHandle<()>>,
+        signals_at_open: u64,
+    ) -> Tunnel {
+        OPEN.fetch_add(1, Ordering::SeqCst);
+        Tunnel {
+            shutdown,
+            task,
+            signals_at_open,
+        }
+    }
+}
+
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        OPEN.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn with_tunnels<T>(host: &host::Host, f: impl FnOnce(&mut Tunnels) -> T) -> T {
+    let mut guard = host.tunnels.lock().unwrap_or_else(|e| e.into_inner());
+    f(&mut guard)
 }
 
 fn open_tunnels() -> usize {
-    with_tunnels(|t| t.len())
+    OPEN.load(Ordering::SeqCst)
 }
 
 /// SIGINT and SIGTERM, counted. Watched on a thread of its own (with its own small runtime), so
@@ -496,17 +536,8 @@ pub mod tunnel_module {
                 reported: Arc::default(),
             };
             let task = spawn_serving(&k.host, listeners, target, shutdown_rx)?;
-            let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-            with_tunnels(|t| {
-                t.insert(
-                    id,
-                    Tunnel {
-                        shutdown,
-                        task: Some(task),
-                        signals_at_open,
-                    },
-                )
-            });
+            let tunnel = Tunnel::new(shutdown, Some(task), signals_at_open);
+            let id = with_tunnels(&k.host, |t| t.add(tunnel));
             let mut handle = Map::new();
             handle.insert("id".into(), Dynamic::from_int(id));
             handle.insert("local_port".into(), Dynamic::from_int(bound.into()));
@@ -527,7 +558,8 @@ pub mod tunnel_module {
         crate::host::at_call(ctx.call_position(), || {
             let id = id_of(&handle)?;
             let host = host::host(&ctx)?;
-            let Some(seen) = with_tunnels(|t| t.get(&id).map(|t| t.signals_at_open)) else {
+            let Some(seen) = with_tunnels(&host, |t| t.open.get(&id).map(|t| t.signals_at_open))
+            else {
                 return Ok(());
             };
             let mut signals = signals();
@@ -536,7 +568,7 @@ pub mod tunnel_module {
             host.block_on(async {
                 let _ = signals.wait_for(|count| *count > seen).await;
             });
-            close_tunnel(id);
+            close_tunnel(&host, id);
             Ok(())
         })
     }
@@ -549,16 +581,16 @@ pub mod tunnel_module {
     pub fn close(ctx: rhai::NativeCallContext, handle: Map) -> RhaiResult<()> {
         crate::host::at_call(ctx.call_position(), || {
             let id = id_of(&handle)?;
-            host::host(&ctx)?;
-            close_tunnel(id);
+            let host = host::host(&ctx)?;
+            close_tunnel(&host, id);
             Ok(())
         })
     }
 }
 
-fn close_tunnel(id: i64) {
-    let task = with_tunnels(|t| {
-        t.get_mut(&id).and_then(|tunnel| {
+fn close_tunnel(host: &host::Host, id: i64) {
+    let task = with_tunnels(host, |t| {
+        t.open.get_mut(&id).and_then(|tunnel| {
             let _ = tunnel.shutdown.send(true);
             tunnel.task.take()
         })
@@ -569,5 +601,38 @@ fn close_tunnel(id: i64) {
     }
     // Deregistered only now: a signal during the close is still the tunnel's, not the end of
     // the process.
-    with_tunnels(|t| t.remove(&id));
+    with_tunnels(host, |t| t.open.remove(&id));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::testing;
+
+    #[test]
+    fn two_hosts_keep_separate_tunnels() {
+        let runtime = testing::runtime();
+        let a = testing::host(&runtime, "a", Arc::default());
+        let b = testing::host(&runtime, "b", Arc::default());
+        let before = open_tunnels();
+        let (shutdown, told) = watch::channel(false);
+        let id = with_tunnels(&a, |t| t.add(Tunnel::new(shutdown, None, 0)));
+        assert_eq!(id, 1);
+        assert_eq!(open_tunnels(), before + 1);
+        // b has no tunnel 1 to close; its first tunnel is its own 1.
+        close_tunnel(&b, id);
+        assert!(with_tunnels(&a, |t| t.open.contains_key(&id)));
+        let (other, _told_other) = watch::channel(false);
+        assert_eq!(with_tunnels(&b, |t| t.add(Tunnel::new(other, None, 0))), 1);
+        assert_eq!(open_tunnels(), before + 2);
+        // A host's tunnels end with it.
+        drop(a);
+        assert!(
+            told.has_changed().is_err(),
+            "a dropped host's tunnel is told to stop"
+        );
+        assert_eq!(open_tunnels(), before + 1);
+        close_tunnel(&b, 1);
+        assert_eq!(open_tunnels(), before);
+    }
 }

@@ -449,7 +449,7 @@ fn statically_known_kinds_match_discovery() {
             for version in group.versions() {
                 for (ar, caps) in group.versioned_resources(version) {
                     let Some((known, known_caps)) =
-                        builtins::k8s_kinds::builtin(&ar.api_version, &ar.kind)
+                        builtins::k8s::kinds::builtin(&ar.api_version, &ar.kind)
                     else {
                         continue;
                     };

@@ -6,7 +6,7 @@
 //! drop them. A page is read straight from the response text: each object is walked once
 //! along the paths asked for, the rest is skipped as it is parsed.
 //!
-//! Registered into the `k8s` namespace with the rest of the Kubernetes builtins (`k8s.rs`).
+//! Registered into the `k8s` namespace with the rest of the Kubernetes builtins (`k8s/`).
 
 use crate::errors::Kind;
 use std::fmt;

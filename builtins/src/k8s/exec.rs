@@ -8,7 +8,7 @@
 //! error channel: `Success` is 0, a `NonZeroExitCode` failure carries the code. A non-zero exit
 //! is a result, not an error: the script decides what it means.
 //!
-//! Registered into the `k8s` namespace with the rest of the Kubernetes builtins (`k8s.rs`);
+//! Registered into the `k8s` namespace with the rest of the Kubernetes builtins (`k8s/`);
 //! this file keeps the streaming apart.
 
 use crate::errors::Kind;
