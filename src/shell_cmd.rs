@@ -15,6 +15,8 @@ use crate::verb_cmd::{self, Failure};
 struct ShellHost {
     runtime: Option<tokio::runtime::Runtime>,
     interrupt: Option<Arc<Interrupt>>,
+    /// The session's open tunnels, handed from each line's host to the next.
+    tunnels: Option<Arc<std::sync::Mutex<builtins::tunnel::Tunnels>>>,
 }
 
 impl kip_repl::Host for ShellHost {
@@ -34,6 +36,20 @@ impl kip_repl::Host for ShellHost {
         }
         let host = verb_cmd::host(kip, runtime, opts, self.interrupt.clone())
             .map_err(Failure::into_text)?;
+        let host = match &self.tunnels {
+            // Every line gets a host of its own settings; the tunnels stay the session's.
+            Some(tunnels) => match Arc::try_unwrap(host) {
+                Ok(host) => Arc::new(builtins::Host {
+                    tunnels: tunnels.clone(),
+                    ..host
+                }),
+                Err(host) => host,
+            },
+            None => {
+                self.tunnels = Some(host.tunnels.clone());
+                host
+            }
+        };
         builtins::set_host(&mut kip.engine, host);
         Ok(())
     }
@@ -79,6 +95,7 @@ pub fn run(mut kip: Kip, reserved: &[&str]) -> Result<(), Failure> {
     let mut host = ShellHost {
         runtime: None,
         interrupt,
+        tunnels: None,
     };
     match kip_repl::run(kip, options, &mut host) {
         0 => Ok(()),

@@ -56,8 +56,9 @@ pub struct Host {
     /// resolved so far. Two hosts in one process never share them.
     pub k8s: Mutex<crate::k8s::State>,
     /// The tunnels `tunnel::open` opened on this host and not yet closed; dropped with the
-    /// host, which ends the ones still open.
-    pub tunnels: Mutex<crate::tunnel::Tunnels>,
+    /// last host holding them, which ends the ones still open. `kip shell` hands one set from
+    /// each line's host to the next, so a tunnel lives until the session ends or closes it.
+    pub tunnels: Arc<Mutex<crate::tunnel::Tunnels>>,
 }
 
 /// A Ctrl-C the shell caught: raised by its signal handler, cleared before each line.
@@ -158,7 +159,7 @@ impl Host {
             rechoose: None,
             interrupt: None,
             k8s: Mutex::default(),
-            tunnels: Mutex::default(),
+            tunnels: Arc::default(),
         }
     }
 
