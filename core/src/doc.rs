@@ -219,10 +219,10 @@ fn functions_of(module: &Value) -> Vec<Function> {
             ),
         })
         .collect();
+    // Overloads by arity, then by their parameters' types: the metadata's own order follows
+    // hashes that change from build to build.
     found.sort_by(|a, b| {
-        a.name
-            .cmp(&b.name)
-            .then(a.params.len().cmp(&b.params.len()))
+        (&a.name, a.params.len(), &a.params).cmp(&(&b.name, b.params.len(), &b.params))
     });
     found
 }
