@@ -14,7 +14,7 @@ pub use crate::cli_error::CliError as Failure;
 
 /// The value of `--scripts DIR` (or `--scripts=DIR`) before clap runs: the verbs it adds are
 /// part of the command tree clap parses.
-pub fn scripts_flag(args: &[String]) -> Option<std::path::PathBuf> {
+fn scripts_flag(args: &[String]) -> Option<std::path::PathBuf> {
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         if arg == "--scripts" {
