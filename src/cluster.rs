@@ -144,7 +144,7 @@ pub fn client(
     handle: &tokio::runtime::Handle,
     home: &Path,
 ) -> Result<ClusterClient, String> {
-    let config = match &choice.connection {
+    let mut config = match &choice.connection {
         Connection::Sandbox => {
             let kubeconfig = start_sandbox(home)?;
             handle
@@ -206,7 +206,6 @@ pub fn client(
                 )
             })?,
     };
-    let mut config = config;
     if config.cluster_url.scheme_str() == Some("http") && config.root_cert.is_none() {
         // Plain HTTP (the sandbox) never verifies a certificate: an empty root store spares
         // every command reading the system's few hundred roots (about 4 ms).

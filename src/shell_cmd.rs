@@ -14,9 +14,8 @@ use crate::verb_cmd::{self, Failure};
 /// On a terminal, Ctrl-C while a line runs interrupts that line, not the shell.
 struct ShellHost {
     runtime: Option<tokio::runtime::Runtime>,
-    interrupt: Option<Arc<Interrupt>>,
-    /// The session's open tunnels, handed from each line's host to the next.
-    tunnels: Option<Arc<std::sync::Mutex<builtins::tunnel::Tunnels>>>,
+    /// Ctrl-C and the open tunnels, handed from each line's host to the next.
+    session: verb_cmd::Session,
 }
 
 impl kip_repl::Host for ShellHost {
@@ -25,31 +24,16 @@ impl kip_repl::Host for ShellHost {
             Some(runtime) => runtime,
             None => {
                 let runtime = verb_cmd::runtime().map_err(Failure::into_text)?;
-                if let Some(interrupt) = &self.interrupt {
+                if let Some(interrupt) = &self.session.interrupt {
                     catch_ctrl_c(&runtime, interrupt.clone());
                 }
                 self.runtime.insert(runtime)
             }
         };
-        if let Some(interrupt) = &self.interrupt {
+        if let Some(interrupt) = &self.session.interrupt {
             interrupt.clear();
         }
-        let host = verb_cmd::host(kip, runtime, opts, self.interrupt.clone())
-            .map_err(Failure::into_text)?;
-        let host = match &self.tunnels {
-            // Every line gets a host of its own settings; the tunnels stay the session's.
-            Some(tunnels) => match Arc::try_unwrap(host) {
-                Ok(host) => Arc::new(builtins::Host {
-                    tunnels: tunnels.clone(),
-                    ..host
-                }),
-                Err(host) => host,
-            },
-            None => {
-                self.tunnels = Some(host.tunnels.clone());
-                host
-            }
-        };
+        let host = verb_cmd::host(kip, runtime, opts, &self.session).map_err(Failure::into_text)?;
         builtins::set_host(&mut kip.engine, host);
         Ok(())
     }
@@ -94,8 +78,10 @@ pub fn run(mut kip: Kip, reserved: &[&str]) -> Result<(), Failure> {
     }
     let mut host = ShellHost {
         runtime: None,
-        interrupt,
-        tunnels: None,
+        session: verb_cmd::Session {
+            interrupt,
+            ..verb_cmd::Session::default()
+        },
     };
     match kip_repl::run(kip, options, &mut host) {
         0 => Ok(()),

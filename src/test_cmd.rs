@@ -97,27 +97,27 @@ fn test_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(found)
 }
 
+/// A file's outcomes; one failed `(setup)` when the file could not get as far as its tests.
 fn run_file(kip: &mut Kip, runtime: &tokio::runtime::Runtime, file: &Path) -> Vec<Outcome> {
     let started = Instant::now();
-    let whole = |error: String| {
+    let home = ThrowawayHome::new()
+        .map_err(|e| format!("error: cannot make a kip home for the test: {e}"));
+    let outcomes = home.and_then(|home| {
+        let sandbox = SandboxHome::new(&home.0);
+        let any_port = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        crate::sandbox_cmd::ensure_running(&sandbox, any_port)
+            .map_err(|e| format!("error: cannot start the test's sandbox: {e}"))?;
+        let outcomes = run_in(kip, runtime, file, &home.0, started);
+        crate::sandbox_cmd::stop(&sandbox);
+        outcomes
+    });
+    outcomes.unwrap_or_else(|error| {
         vec![Outcome {
             name: "(setup)".into(),
             took: started.elapsed(),
             error: Some(error),
         }]
-    };
-    let home = match ThrowawayHome::new() {
-        Ok(home) => home,
-        Err(e) => return whole(format!("error: cannot make a kip home for the test: {e}")),
-    };
-    let sandbox = SandboxHome::new(&home.0);
-    let any_port = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    if let Err(e) = crate::sandbox_cmd::ensure_running(&sandbox, any_port) {
-        return whole(format!("error: cannot start the test's sandbox: {e}"));
-    }
-    let outcomes = run_in(kip, runtime, file, &home.0, started);
-    crate::sandbox_cmd::stop(&sandbox);
-    outcomes
+    })
 }
 
 fn run_in(
@@ -126,42 +126,28 @@ fn run_in(
     file: &Path,
     home: &Path,
     started: Instant,
-) -> Vec<Outcome> {
+) -> Result<Vec<Outcome>, String> {
     let name = file.display().to_string();
     let sources = |source: &str| std::fs::read_to_string(source).ok();
     let render = |err: &ScriptError| err.render(&sources).trim_end().to_string();
-    let whole = |error: String| {
-        vec![Outcome {
-            name: "(setup)".into(),
-            took: started.elapsed(),
-            error: Some(error),
-        }]
-    };
-    let host = match verb_cmd::host_in(
+    let host = verb_cmd::host_in(
         kip,
         runtime,
         &rhai::Map::new(),
-        None,
+        &verb_cmd::Session::default(),
         home.to_path_buf(),
         crate::cluster::choose_isolated,
-    ) {
-        Ok(host) => host,
-        Err(e) => return whole(e.into_text()),
-    };
+    )
+    .map_err(Failure::into_text)?;
     builtins::set_host(&mut kip.engine, host);
-    let source = match std::fs::read_to_string(file) {
-        Ok(source) => source,
-        Err(e) => return whole(format!("error: cannot read {name}: {e}")),
-    };
+    let source =
+        std::fs::read_to_string(file).map_err(|e| format!("error: cannot read {name}: {e}"))?;
     let script = kip_core::search::Script {
         stem: String::new(),
         origin: kip_core::search::Origin::File(file.to_path_buf()),
         source,
     };
-    let ast = match kip_core::verbs::compile(&kip.engine, &script) {
-        Ok(ast) => ast,
-        Err(e) => return whole(render(&e)),
-    };
+    let ast = kip_core::verbs::compile(&kip.engine, &script).map_err(|e| render(&e))?;
     let mut tests: Vec<String> = ast
         .iter_functions()
         .filter(|f| f.name.starts_with("test_") && f.params.is_empty())
@@ -174,7 +160,7 @@ fn run_in(
     let setup = kip.engine.run_ast_with_scope(&mut scope, &ast);
     if tests.is_empty() {
         // The file is the test.
-        return vec![Outcome {
+        return Ok(vec![Outcome {
             name: file
                 .file_stem()
                 .map(|s| s.to_string_lossy().to_string())
@@ -183,12 +169,10 @@ fn run_in(
             error: setup
                 .err()
                 .map(|e| render(&ScriptError::runtime_in(&e, &name))),
-        }];
+        }]);
     }
-    if let Err(e) = setup {
-        return whole(render(&ScriptError::runtime_in(&e, &name)));
-    }
-    tests
+    setup.map_err(|e| render(&ScriptError::runtime_in(&e, &name)))?;
+    let outcomes = tests
         .into_iter()
         .map(|test| {
             let began = Instant::now();
@@ -211,7 +195,8 @@ fn run_in(
                 took: began.elapsed(),
             }
         })
-        .collect()
+        .collect();
+    Ok(outcomes)
 }
 
 /// Where `fn NAME(` first appears in `source` (functions the text does not show go last).

@@ -90,15 +90,24 @@ fn render(kip: &Kip, err: ScriptError) -> Failure {
     Failure::script(&err, &|name| kip.source_of(name))
 }
 
+/// What a host takes from a caller that outlives it (`kip shell`, whose every line gets a host
+/// of its own): the Ctrl-C that interrupts a line, and the open tunnels, which live as long as
+/// the session. A command run once takes the default: no interrupt, tunnels of its own.
+#[derive(Clone, Default)]
+pub struct Session {
+    pub interrupt: Option<Arc<Interrupt>>,
+    pub tunnels: Arc<std::sync::Mutex<builtins::tunnel::Tunnels>>,
+}
+
 /// The host builtins see: runtime, kip home, templates, terminal settings and the cluster.
 pub fn host(
     kip: &Kip,
     runtime: &tokio::runtime::Runtime,
     opts: &rhai::Map,
-    interrupt: Option<Arc<Interrupt>>,
+    session: &Session,
 ) -> Result<Arc<Host>, Failure> {
     let home = kip_home().map_err(|e| Failure::new(Kind::Invalid, e))?;
-    host_in(kip, runtime, opts, interrupt, home, crate::cluster::choose)
+    host_in(kip, runtime, opts, session, home, crate::cluster::choose)
 }
 
 /// [`host`] for the kip home `home`, whose cluster `choose` picks (again after a script
@@ -107,7 +116,7 @@ pub fn host_in(
     kip: &Kip,
     runtime: &tokio::runtime::Runtime,
     opts: &rhai::Map,
-    interrupt: Option<Arc<Interrupt>>,
+    session: &Session,
     home: std::path::PathBuf,
     choose: fn(&Path) -> Result<crate::cluster::Choice, String>,
 ) -> Result<Arc<Host>, Failure> {
@@ -141,7 +150,8 @@ pub fn host_in(
     let cluster = rechoose().map_err(|e| Failure::new(Kind::NotFound, e))?;
     Ok(Arc::new(Host {
         rechoose: Some(rechoose),
-        interrupt,
+        interrupt: session.interrupt.clone(),
+        tunnels: session.tunnels.clone(),
         ..Host::new(
             runtime.handle().clone(),
             home,
@@ -162,7 +172,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 
 fn with_host(kip: &mut Kip, opts: &rhai::Map) -> Result<tokio::runtime::Runtime, Failure> {
     let runtime = runtime()?;
-    let host = host(kip, &runtime, opts, None)?;
+    let host = host(kip, &runtime, opts, &Session::default())?;
     builtins::set_host(&mut kip.engine, host);
     Ok(runtime)
 }

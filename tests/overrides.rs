@@ -22,6 +22,35 @@ fn team_example() -> String {
     block.to_string()
 }
 
+/// `kip app deploy --name NAME --image nginx:1.27 --port 80` and `extra`.
+fn deploy(sb: &ServedSandbox, name: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "app",
+        "deploy",
+        "--name",
+        name,
+        "--image",
+        "nginx:1.27",
+        "--port",
+        "80",
+    ];
+    args.extend(extra);
+    sb.kip(&args)
+}
+
+/// A field of the Deployment `name` in `ns`, as the real kubectl reads it.
+fn deployment_field(sb: &ServedSandbox, name: &str, ns: &str, jsonpath: &str) -> String {
+    sb.kubectl().ok(&[
+        "get",
+        "deployment",
+        name,
+        "-n",
+        ns,
+        "-o",
+        &format!("jsonpath={{{jsonpath}}}"),
+    ])
+}
+
 fn write_script(home: &Path, name: &str, source: &str) {
     let scripts = home.join("scripts");
     std::fs::create_dir_all(&scripts).unwrap();
@@ -53,46 +82,18 @@ fn a_five_line_override_adds_a_flag_and_labels_the_deployment() {
         "the help text is inherited: {help}"
     );
 
-    let missing = sb.kip(&[
-        "app",
-        "deploy",
-        "--name",
-        "web",
-        "--image",
-        "nginx:1.27",
-        "--port",
-        "80",
-    ]);
+    let missing = deploy(&sb, "web", &[]);
     assert_eq!(missing.status.code(), Some(2), "{}", err(&missing));
     assert!(err(&missing).contains("--team"), "{}", err(&missing));
 
-    let deployed = sb.kip(&[
-        "app",
-        "deploy",
-        "--name",
-        "web",
-        "--image",
-        "nginx:1.27",
-        "--port",
-        "80",
-        "--team",
-        "payments",
-    ]);
+    let deployed = deploy(&sb, "web", &["--team", "payments"]);
     assert!(deployed.status.success(), "{}", err(&deployed));
     assert!(
         out(&deployed).contains("Deploying web"),
         "the stdlib ran: {}",
         out(&deployed)
     );
-    let label = sb.kubectl().ok(&[
-        "get",
-        "deployment",
-        "web",
-        "-n",
-        "default",
-        "-o",
-        "jsonpath={.metadata.labels.team}",
-    ]);
+    let label = deployment_field(&sb, "web", "default", ".metadata.labels.team");
     assert_eq!(label, "payments");
 
     // After `project use`, the wrapped verb still deploys where the user is (the old README
@@ -101,28 +102,9 @@ fn a_five_line_override_adds_a_flag_and_labels_the_deployment() {
     assert!(made.status.success(), "{}", err(&made));
     let used = sb.kip(&["project", "use", "shop/test"]);
     assert!(used.status.success(), "{}", err(&used));
-    let deployed = sb.kip(&[
-        "app",
-        "deploy",
-        "--name",
-        "cart",
-        "--image",
-        "nginx:1.27",
-        "--port",
-        "80",
-        "--team",
-        "shop",
-    ]);
+    let deployed = deploy(&sb, "cart", &["--team", "shop"]);
     assert!(deployed.status.success(), "{}", err(&deployed));
-    let label = sb.kubectl().ok(&[
-        "get",
-        "deployment",
-        "cart",
-        "-n",
-        "shop-test",
-        "-o",
-        "jsonpath={.metadata.labels.team}",
-    ]);
+    let label = deployment_field(&sb, "cart", "shop-test", ".metadata.labels.team");
     assert_eq!(label, "shop");
 }
 
@@ -143,42 +125,13 @@ fn deploy(opts) { kip::next(opts) }
     assert!(help.contains("[default: 2]"), "{help}");
     assert!(!help.contains("--allow-many-replicas"), "hidden: {help}");
 
-    let deployed = sb.kip(&[
-        "app",
-        "deploy",
-        "--name",
-        "web",
-        "--image",
-        "nginx:1.27",
-        "--port",
-        "80",
-    ]);
+    let deployed = deploy(&sb, "web", &[]);
     assert!(deployed.status.success(), "{}", err(&deployed));
-    let replicas = sb.kubectl().ok(&[
-        "get",
-        "deployment",
-        "web",
-        "-n",
-        "default",
-        "-o",
-        "jsonpath={.spec.replicas}",
-    ]);
+    let replicas = deployment_field(&sb, "web", "default", ".spec.replicas");
     assert_eq!(replicas, "2", "the new default reached the stdlib verb");
 
     // Hidden is not gone: the stdlib verb still reads it.
-    let many = sb.kip(&[
-        "app",
-        "deploy",
-        "--name",
-        "big",
-        "--image",
-        "nginx:1.27",
-        "--port",
-        "80",
-        "--replicas",
-        "150",
-        "--allow-many-replicas",
-    ]);
+    let many = deploy(&sb, "big", &["--replicas", "150", "--allow-many-replicas"]);
     assert!(many.status.success(), "{}", err(&many));
 
     let verbs = out(&sb.kip(&["verbs"]));
@@ -203,16 +156,7 @@ fn an_override_that_cannot_apply_names_its_file_and_the_fix() {
 fn deploy(opts) { kip::next(opts) }
 "#,
     );
-    let run = sb.kip(&[
-        "app",
-        "deploy",
-        "--name",
-        "web",
-        "--image",
-        "nginx:1.27",
-        "--port",
-        "80",
-    ]);
+    let run = deploy(&sb, "web", &[]);
     assert_ne!(run.status.code(), Some(0));
     let file = sb.kip_home().join("scripts/bad.rhai").display().to_string();
     assert!(err(&run).contains(&file), "{}", err(&run));

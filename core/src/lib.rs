@@ -87,7 +87,7 @@ impl Kip {
     pub fn run_verb(&self, words: &[String], opts: Map) -> Result<Dynamic, ScriptError> {
         heap::start_run();
         let result = run_declaration(&self.engine, &self.verbs, words, 0, opts)
-            .and_then(|v| engine::check_finished_run(&self.limits).map(|()| v));
+            .and_then(|v| self.finished(v));
         result.map_err(|e| {
             let Some(verb) = self.verbs.chain(words).first().copied() else {
                 return ScriptError::runtime(&e);
@@ -99,6 +99,12 @@ impl Kip {
             );
             err
         })
+    }
+
+    /// The value of a run that ended, unless its last step went past the memory limit with no
+    /// later operation to stop it.
+    fn finished(&self, value: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
+        engine::check_finished_run(&self.limits).map(|()| value)
     }
 
     /// Runs a pipeline script (`kip run FILE args…`): its top level runs with `ARGS` in scope.
@@ -121,7 +127,7 @@ impl Kip {
         scope.push("ARGS", args);
         self.engine
             .eval_ast_with_scope::<Dynamic>(&mut scope, &compiled)
-            .and_then(|v| engine::check_finished_run(&self.limits).map(|()| v))
+            .and_then(|v| self.finished(v))
             .map_err(|e| ScriptError::runtime_in(&e, name))
     }
 
@@ -136,7 +142,7 @@ impl Kip {
         heap::start_run();
         self.engine
             .eval_ast::<Dynamic>(&compiled)
-            .and_then(|v| engine::check_finished_run(&self.limits).map(|()| v))
+            .and_then(|v| self.finished(v))
             .map_err(|e| ScriptError::runtime_in(&e, "<eval>"))
     }
 
@@ -162,7 +168,7 @@ impl Kip {
         heap::start_run();
         self.engine
             .eval_ast_with_scope::<Dynamic>(&mut session.scope, &merged)
-            .and_then(|v| engine::check_finished_run(&self.limits).map(|()| v))
+            .and_then(|v| self.finished(v))
             .map_err(|e| ScriptError::runtime_in(&e, name))
     }
 

@@ -35,8 +35,6 @@ pub struct ScriptError {
     /// The error's `kind` when it is one of kip's (see [`Kind`]): it picks the exit code, and
     /// whether the message speaks for itself when kip's own scripts raised it.
     pub kind: Option<Kind>,
-    /// Whoever read our output stopped reading (`kip app list | head -1`): nothing to report.
-    pub output_closed: bool,
 }
 
 fn locate(source: &str, pos: Position) -> Option<Location> {
@@ -55,7 +53,6 @@ impl ScriptError {
             calls: Vec::new(),
             failure: Failure::Script,
             kind: None,
-            output_closed: false,
         }
     }
 
@@ -66,7 +63,6 @@ impl ScriptError {
             calls: Vec::new(),
             failure: Failure::Script,
             kind: None,
-            output_closed: false,
         }
     }
 
@@ -113,14 +109,26 @@ impl ScriptError {
             calls,
             failure,
             kind: error_kind(err).as_deref().and_then(Kind::from_name),
-            output_closed: error_kind(err).as_deref() == Some(Kind::OutputClosed.name()),
         }
     }
 
+    /// Whoever read our output stopped reading (`kip app list | head -1`): nothing to report.
+    pub fn output_closed(&self) -> bool {
+        self.kind == Some(Kind::OutputClosed)
+    }
+
+    /// Whether the message is all the user needs: an error of one of kip's kinds that kip's
+    /// own scripts raised. A user's script always gets its file, line and calls shown.
+    fn speaks_for_itself(&self) -> bool {
+        let in_stdlib = self
+            .location
+            .as_ref()
+            .is_none_or(|at| at.source.starts_with("stdlib/"));
+        in_stdlib && self.kind.is_some_and(Kind::speaks_for_itself)
+    }
+
+    /// The kind's exit code (0 when the output was closed); 2 for a script that is wrong.
     pub fn exit_code(&self) -> i32 {
-        if self.output_closed {
-            return 0;
-        }
         match (self.failure, self.kind) {
             (Failure::Script, _) => 2,
             (Failure::Runtime, Some(kind)) => kind.exit_code(),
@@ -130,7 +138,7 @@ impl ScriptError {
 
     /// The error as printed: `sources` finds a script's text by its source name.
     pub fn render(&self, sources: &dyn Fn(&str) -> Option<String>) -> String {
-        if self.output_closed {
+        if self.output_closed() {
             return String::new();
         }
         let mut out = format!("error: {}\n", self.message);
@@ -154,18 +162,6 @@ impl ScriptError {
             out.push_str(&format!("  = {call}\n"));
         }
         out
-    }
-}
-
-impl ScriptError {
-    /// Whether the message is all the user needs: an error of one of kip's kinds that kip's
-    /// own scripts raised. A user's script always gets its file, line and calls shown.
-    fn speaks_for_itself(&self) -> bool {
-        let in_stdlib = self
-            .location
-            .as_ref()
-            .is_none_or(|at| at.source.starts_with("stdlib/"));
-        in_stdlib && self.kind.is_some_and(Kind::speaks_for_itself)
     }
 }
 

@@ -151,7 +151,7 @@ impl<'h> Shell<'h> {
             Err(err) => {
                 let kip = &self.kip;
                 eprint!("{}", err.render(&|name| kip.source_of(name)));
-                err.output_closed
+                err.output_closed()
             }
         }
     }
