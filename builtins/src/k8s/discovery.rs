@@ -171,7 +171,7 @@ fn is_no_kind(err: &EvalAltResult) -> bool {
         .is_some_and(|r| r == "NoKindMatch")
 }
 
-fn no_kind(api_version: &str, kind: &str) -> Box<EvalAltResult> {
+pub(super) fn no_kind(api_version: &str, kind: &str) -> Box<EvalAltResult> {
     let mut map = Map::new();
     map.insert("kind".into(), Kind::NotFound.name().into());
     map.insert(

@@ -70,6 +70,36 @@ pub fn builtin(api_version: &str, kind: &str) -> Option<(ApiResource, ApiCapabil
     Some(found)
 }
 
+/// kip's own kinds (the CRDs in `templates/crds/`), known without a request to *read* them:
+/// a list of Apps then costs one request, not a discovery first. Only reads use this: a
+/// cluster without the CRD answers such a list with 404, which the reader turns into the
+/// same "serves no kind" error discovery gives. `has_kind` and writes still discover, so
+/// `ensure_crds` sees a missing CRD.
+pub fn kipper_own(api_version: &str, kind: &str) -> Option<(ApiResource, ApiCapabilities)> {
+    if api_version != "kipper.run/v1alpha1" {
+        return None;
+    }
+    let (plural, scope) = match kind {
+        "App" => ("apps", Scope::Namespaced),
+        "Project" => ("projects", Scope::Cluster),
+        "Service" => ("services", Scope::Namespaced),
+        _ => return None,
+    };
+    let ar = ApiResource {
+        group: "kipper.run".into(),
+        version: "v1alpha1".into(),
+        api_version: api_version.into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    };
+    let caps = ApiCapabilities {
+        scope,
+        subresources: Vec::new(),
+        operations: Vec::new(),
+    };
+    Some((ar, caps))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +123,23 @@ mod tests {
         assert_eq!(caps.scope, Scope::Cluster);
         assert!(builtin("kipper.run/v1alpha1", "App").is_none());
         assert!(builtin("apps/v1beta1", "Deployment").is_none());
+    }
+
+    /// The table agrees with the CRDs kip applies (plural and scope).
+    #[test]
+    fn own_kinds_match_the_crds() {
+        let crds = concat!(
+            include_str!("../../../templates/crds/apps.yaml.j2"),
+            include_str!("../../../templates/crds/projects.yaml.j2"),
+            include_str!("../../../templates/crds/services.yaml.j2"),
+        );
+        for kind in ["App", "Project", "Service"] {
+            let (ar, caps) = kipper_own("kipper.run/v1alpha1", kind).unwrap();
+            let names = format!("plural: {}, singular: {}, kind: {kind}", ar.plural, kind.to_lowercase());
+            let scope = format!("scope: {:?}\n  names: {{{names}", caps.scope);
+            assert!(crds.contains(&scope), "{kind}: `{scope}` not in the CRDs");
+        }
+        assert!(kipper_own("kipper.run/v1", "App").is_none());
+        assert!(kipper_own("kipper.run/v1alpha1", "Route").is_none());
     }
 }

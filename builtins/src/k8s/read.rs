@@ -159,7 +159,11 @@ impl Cluster {
     where
         S: for<'de> DeserializeSeed<'de, Value = Dynamic> + Clone,
     {
-        let (ar, caps) = self.resolve(api_version, kind).await?;
+        let own = super::kinds::kipper_own(api_version, kind);
+        let (ar, caps) = match own.clone() {
+            Some(found) => found,
+            None => self.resolve(api_version, kind).await?,
+        };
         let ns = match caps.scope {
             Scope::Namespaced if !ns.is_empty() => Some(ns),
             _ => None,
@@ -185,7 +189,13 @@ impl Cluster {
             let text = page
                 .await
                 .map_err(|e| host::error(Kind::Internal, format!("a list request failed: {e}")))?
-                .map_err(kube_error)?;
+                .map_err(|e| match e {
+                    // Known without discovery, yet not served: its CRD is not applied.
+                    kube::Error::Api(s) if s.code == 404 && own.is_some() => {
+                        super::discovery::no_kind(api_version, kind)
+                    }
+                    e => kube_error(e),
+                })?;
             let mut refused = None;
             // The server makes the next page while this one is read.
             let read = super::select::read_page(&text, item.clone(), &mut out, |token| {
