@@ -135,6 +135,8 @@ fn field(k: &Kubectl, args: &[&str], pointer: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
+const CONFIGMAP: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: conf}\ndata: {k: v}\n";
+
 const DEPLOYMENT: &str = r#"
 apiVersion: apps/v1
 kind: Deployment
@@ -230,7 +232,7 @@ fn main_resource_writes_keep_the_status() {
         &["apply", "--server-side", "--force-conflicts", "-f", "-"],
         &with_status,
     );
-    let obj = k.json(&get);
+    let obj = k.json(&["get", "deployment", "web", "--show-managed-fields"]);
     assert_eq!(obj["status"]["replicas"], 1);
     let applied = obj["metadata"]["managedFields"]
         .as_array()
@@ -361,7 +363,7 @@ fn custom_resources_with_a_status_subresource_split_like_built_ins() {
 fn server_set_metadata_is_never_the_clients() {
     let sb = ServedSandbox::start();
     let k = sb.kubectl();
-    k.ok(&["create", "configmap", "conf", "--from-literal=k=v"]);
+    k.ok_stdin(&["create", "-f", "-"], CONFIGMAP);
     let get = ["get", "configmap", "conf"];
     let before = k.json(&get);
     assert!(
@@ -494,7 +496,7 @@ fn generation_moves_with_the_spec_of_kinds_that_track_it() {
 fn managed_fields_are_cleared_only_by_one_empty_entry() {
     let sb = ServedSandbox::start();
     let k = sb.kubectl();
-    k.ok(&["create", "configmap", "conf", "--from-literal=k=v"]);
+    k.ok_stdin(&["create", "-f", "-"], CONFIGMAP);
     let get = ["get", "configmap", "conf", "--show-managed-fields"];
     merge_patch(
         &k,
@@ -568,12 +570,21 @@ fn immutable_fields_are_refused_on_update() {
     k.ok_stdin(&["replace", "-f", "-"], service);
     assert_eq!(field(&k, &["get", "service", "api"], "/spec/clusterIP"), ip);
 
-    k.ok(&["run", "solo", "--image=nginx:1.27", "--restart=Never"]);
-    merge_patch(
-        &k,
-        &["pod", "solo"],
+    k.ok_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: solo}\nspec:\n  restartPolicy: Never\n  containers: [{name: solo, image: nginx:1.27}]\n",
+    );
+    // A new image is the one change a pod takes (a strategic patch merges containers by name).
+    k.ok(&[
+        "patch",
+        "pod",
+        "solo",
+        "-p",
         r#"{"spec":{"containers":[{"name":"solo","image":"nginx:1.28"}]}}"#,
-        &[],
+    ]);
+    assert_eq!(
+        field(&k, &["get", "pod", "solo"], "/spec/containers/0/image"),
+        "nginx:1.28"
     );
     let err = refused(
         &k,
@@ -589,7 +600,10 @@ fn immutable_fields_are_refused_on_update() {
     );
     assert!(err.contains("pod updates may not change fields"), "{err}");
 
-    k.ok(&["create", "job", "once", "--image=busybox"]);
+    k.ok_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: batch/v1\nkind: Job\nmetadata: {name: once}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: once, image: busybox}]\n",
+    );
     let err = refused(
         &k,
         &[
