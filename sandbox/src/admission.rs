@@ -29,6 +29,14 @@ pub fn on_create(tx: &mut Tx, res: &Resource, obj: &mut Value) -> ApiResult<()> 
 
 pub fn on_update(tx: &mut Tx, res: &Resource, old: &Value, new: &mut Value) -> ApiResult<()> {
     match res.key().as_str() {
+        "/namespaces" => {
+            namespace_label(new);
+            Ok(())
+        }
+        "/pods" => {
+            pod_defaults(&mut new["spec"]);
+            Ok(())
+        }
         "/services" => service(tx, Some(old), new),
         "/secrets" => secret(new),
         "apps/deployments" => deployment(new),
@@ -46,12 +54,20 @@ fn default(obj: &mut Value, field: &str, value: Value) {
     }
 }
 
+/// On create: active, with the name label. `spec.finalizers` is the strategy's.
 fn namespace(obj: &mut Value) -> ApiResult<()> {
-    let name = obj["metadata"]["name"].clone();
-    obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = name;
-    obj["spec"]["finalizers"] = json!(["kubernetes"]);
+    namespace_label(obj);
     obj["status"] = json!({"phase": "Active"});
     Ok(())
+}
+
+/// The label every namespace carries, set again on each write as the apiserver's defaulting does.
+fn namespace_label(obj: &mut Value) {
+    let name = obj["metadata"]["name"].clone();
+    if !obj["metadata"]["labels"].is_object() {
+        obj["metadata"]["labels"] = json!({});
+    }
+    obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = name;
 }
 
 fn service(tx: &Tx, old: Option<&Value>, obj: &mut Value) -> ApiResult<()> {
@@ -152,14 +168,21 @@ fn pod(obj: &mut Value) -> ApiResult<()> {
             &[("spec.containers".into(), "Required value".into())],
         ));
     }
-    let spec = &mut obj["spec"];
+    pod_defaults(&mut obj["spec"]);
+    obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
+    Ok(())
+}
+
+/// A pod spec's defaults, on every write: an update without them is no change to the spec.
+fn pod_defaults(spec: &mut Value) {
+    if !spec.is_object() {
+        return;
+    }
     default(spec, "restartPolicy", json!("Always"));
     default(spec, "dnsPolicy", json!("ClusterFirst"));
     default(spec, "schedulerName", json!("default-scheduler"));
     default(spec, "serviceAccountName", json!("default"));
     default(spec, "terminationGracePeriodSeconds", json!(30));
-    obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
-    Ok(())
 }
 
 fn replicas_default(obj: &mut Value) -> ApiResult<()> {
