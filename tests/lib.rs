@@ -15,6 +15,7 @@ mod sandbox_exec;
 mod sandbox_kube;
 mod sandbox_kubectl;
 mod sandbox_portforward;
+mod sandbox_schema;
 mod sandbox_strategy;
 mod script_limits;
 mod script_tests;

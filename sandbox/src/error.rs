@@ -1,5 +1,6 @@
 //! API errors, rendered as `Status` objects with the reason and code a real API server uses.
 
+use crate::validation::Cause;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -83,6 +84,24 @@ impl ApiError {
             details["causes"] = causes
                 .iter()
                 .map(|(field, msg)| json!({"reason": "FieldValueInvalid", "message": msg, "field": field}))
+                .collect();
+        }
+        err
+    }
+
+    /// A 422 whose causes keep their own reasons (`FieldValueRequired`, `FieldValueNotSupported`…),
+    /// several bracketed in the message as the real server's error aggregate prints them.
+    pub fn invalid_causes(kind: &str, group: &str, name: &str, causes: &[Cause]) -> Self {
+        let mut err = Self::new(
+            422,
+            "Invalid",
+            crate::validation::invalid_message(&qualified(kind, group), name, causes),
+        )
+        .with_details(kind, group, name);
+        if let Some(details) = err.details.as_mut() {
+            details["causes"] = causes
+                .iter()
+                .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
                 .collect();
         }
         err

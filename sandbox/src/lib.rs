@@ -16,6 +16,7 @@ pub mod home;
 pub mod http;
 pub mod ops;
 pub mod registry;
+pub mod schema;
 pub mod server;
 pub mod spdy;
 pub mod store;

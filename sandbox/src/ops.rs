@@ -121,6 +121,21 @@ fn validate(res: &Resource, obj: &Value) -> ApiResult<()> {
     Err(ApiError::invalid(&res.kind, &res.group, name, &causes))
 }
 
+/// A custom resource meets its CRD's structural schema: pruned, defaulted, then validated.
+fn admit_schema(res: &Resource, obj: &mut Value) -> ApiResult<()> {
+    let Some(schema) = &res.schema else {
+        return Ok(());
+    };
+    let causes = crate::schema::admit(schema, obj);
+    if causes.is_empty() {
+        return Ok(());
+    }
+    let name = obj["metadata"]["name"].as_str().unwrap_or("");
+    Err(ApiError::invalid_causes(
+        &res.kind, &res.group, name, &causes,
+    ))
+}
+
 /// Namespaced objects need a live namespace, as on a real server.
 fn check_namespace(tx: &Tx, res: &Resource, ns: &str, name: &str) -> ApiResult<()> {
     if !res.namespaced {
@@ -189,6 +204,7 @@ pub fn create(
     }
     strategy::prepare_for_create(res, &mut obj);
     admission::on_create(tx, res, &mut obj)?;
+    admit_schema(res, &mut obj)?;
     validate(res, &obj)?;
     let obj = match how {
         WriteKind::Update { manager, .. } | WriteKind::Controller { manager, .. } => {
@@ -289,6 +305,7 @@ pub fn finish_write(
         new["metadata"]["managedFields"] = old["metadata"]["managedFields"].clone();
     }
     admission::on_update(tx, res, &old, &mut new)?;
+    admit_schema(res, &mut new)?;
     strategy::update_generation(res, part, &old, &mut new);
     validate(res, &new)?;
     // Controllers stand in for subresources a real cluster has (pods/binding…): only a

@@ -26,6 +26,9 @@ pub struct Resource {
     /// Served from a CustomResourceDefinition.
     pub custom: bool,
     pub name_rule: NameRule,
+    /// The structural schema (`openAPIV3Schema`) of a CRD's version, which its objects are
+    /// pruned, defaulted and validated against; built-in kinds have their own validation.
+    pub schema: Option<Arc<Value>>,
 }
 
 impl Resource {
@@ -293,6 +296,7 @@ impl Registry {
                     printer_columns: Vec::new(),
                     custom: false,
                     name_rule: b.name_rule,
+                    schema: None,
                 })
             })
             .collect();
@@ -409,6 +413,10 @@ pub fn resources_of_crd(crd: &Value) -> Vec<Arc<Resource>> {
                 printer_columns: printer_columns_from_crd(&v["additionalPrinterColumns"]),
                 custom: true,
                 name_rule: NameRule::Subdomain,
+                schema: v["schema"]
+                    .get("openAPIV3Schema")
+                    .filter(|s| s.is_object())
+                    .map(|s| Arc::new(s.clone())),
             }))
         })
         .collect()

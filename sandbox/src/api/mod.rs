@@ -4,6 +4,7 @@ mod body;
 pub(crate) mod discovery;
 mod encoded;
 mod exec;
+mod field_validation;
 mod logs;
 mod objects;
 pub mod portforward;

@@ -7,6 +7,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::body::{self, PatchKind};
+use super::field_validation;
 use super::route::ResourcePath;
 use super::{Api, Req, exec, logs, portforward, watch};
 use crate::apply::{self, ApplyError};
@@ -112,6 +113,7 @@ async fn collection(
             }
             let mut obj = body::object(&req)?;
             ops::check_type(&res, &mut obj)?;
+            let unknown = field_validation::check(&req, &res, &obj)?;
             let manager = req.manager();
             let ns = ns.unwrap_or_default();
             let r = res.clone();
@@ -128,7 +130,8 @@ async fn collection(
                 )
             })
             .await?;
-            respond_object(&req, &res, StatusCode::CREATED, &created)
+            let response = respond_object(&req, &res, StatusCode::CREATED, &created)?;
+            Ok(field_validation::warn(response, &unknown))
         }
         Method::DELETE => delete_collection(api, res, ns, req).await,
         _ => Err(ApiError::method_not_allowed(req.method.as_str())),
@@ -345,6 +348,7 @@ async fn object_write(
 ) -> ApiResult<Response> {
     let manager = req.manager();
     let r = res.clone();
+    let mut unknown = Vec::new();
     let (obj, code) = match req.method {
         Method::GET => {
             let obj = api
@@ -356,6 +360,7 @@ async fn object_write(
         Method::PUT => {
             let mut obj = body::object(&req)?;
             ops::check_type(&res, &mut obj)?;
+            unknown = field_validation::check(&req, &res, &obj)?;
             let updated = run(api, &req, move |tx| {
                 ops::update(
                     tx,
@@ -375,6 +380,11 @@ async fn object_write(
         Method::PATCH => {
             let kind = body::patch_kind(&req)?;
             let patch = body::patch(&req, kind)?;
+            // Merge and apply patches have the object's shape; a JSON patch is a list of
+            // operations, not checked here.
+            if matches!(kind, PatchKind::Merge | PatchKind::Apply) {
+                unknown = field_validation::check(&req, &res, &patch)?;
+            }
             let force = req.flag("force");
             run(api, &req, move |tx| {
                 patch_object(tx, &r, &ns, &name, kind, patch, &manager, part, force)
@@ -383,7 +393,8 @@ async fn object_write(
         }
         _ => return Err(ApiError::method_not_allowed(req.method.as_str())),
     };
-    respond_object(&req, &res, code, &obj)
+    let response = respond_object(&req, &res, code, &obj)?;
+    Ok(field_validation::warn(response, &unknown))
 }
 
 /// Applies a patch of any kind; server-side apply creates the object when it is absent.
