@@ -144,7 +144,7 @@ where
     T: Send + 'static,
     F: FnOnce(&mut Tx) -> ApiResult<T> + Send + 'static,
 {
-    if req.dry_run() {
+    if req.dry_run()? {
         api.store.dry_run(f).await
     } else {
         api.store.write(f).await
@@ -158,7 +158,7 @@ pub struct Filter {
 }
 
 impl Filter {
-    pub fn from_req(req: &Req) -> ApiResult<Filter> {
+    pub fn from_req(req: &Req, res: &Resource) -> ApiResult<Filter> {
         let labels = match req.param("labelSelector") {
             Some(s) if !s.trim().is_empty() => Some(
                 LabelSelector::parse(s)
@@ -167,13 +167,21 @@ impl Filter {
             _ => None,
         };
         let fields = match req.param("fieldSelector") {
-            Some(s) if !s.trim().is_empty() => Some(
-                FieldSelector::parse(s)
-                    .map_err(|e| ApiError::bad_request(format!("invalid fieldSelector: {e}")))?,
-            ),
+            Some(s) if !s.trim().is_empty() => {
+                let fields = FieldSelector::parse(s)
+                    .map_err(|e| ApiError::bad_request(format!("invalid fieldSelector: {e}")))?;
+                let labels = req.param("labelSelector").unwrap_or("");
+                super::field_labels::check(res, labels, s, &fields)?;
+                Some(fields)
+            }
             _ => None,
         };
         Ok(Filter { labels, fields })
+    }
+
+    /// Whether the list is of everything (no label or field selector).
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_none() && self.fields.is_none()
     }
 
     pub fn matches(&self, obj: &Value) -> bool {
@@ -211,7 +219,7 @@ fn decode_continue(res: &str, token: &str) -> ApiResult<ObjKey> {
 }
 
 fn list(api: &Api, res: &Resource, ns: Option<&str>, req: &Req) -> ApiResult<Response> {
-    let filter = Filter::from_req(req)?;
+    let filter = Filter::from_req(req, res)?;
     let limit = match req.param("limit") {
         Some(l) => l
             .parse::<usize>()
@@ -230,25 +238,34 @@ fn list(api: &Api, res: &Resource, ns: Option<&str>, req: &Req) -> ApiResult<Res
             None => Box::new(state.list(&key, ns)),
         };
         let mut items: Vec<(ObjKey, Arc<Value>)> = Vec::new();
-        let mut more = false;
-        for (k, obj) in all.filter(|(_, o)| filter.matches(o)) {
+        let mut matching = all.filter(|(_, o)| filter.matches(o));
+        let mut remaining = 0;
+        for (k, obj) in matching.by_ref() {
             if limit > 0 && items.len() == limit {
-                more = true;
+                remaining = 1 + matching.count();
                 break;
             }
             items.push((k.clone(), obj.clone()));
         }
         // The token names the last object returned, so the next page starts after it.
-        let next = if more {
+        let next = if remaining > 0 {
             items.last().map(|(k, _)| encode_continue(k))
         } else {
             None
         };
-        (items, state.resource_version(), next)
+        (
+            items,
+            state.resource_version(),
+            next.map(|t| (t, remaining)),
+        )
     };
     let mut metadata = json!({"resourceVersion": rv.to_string()});
-    if let Some(token) = next {
+    if let Some((token, remaining)) = next {
         metadata["continue"] = json!(token);
+        // As the real server: counted only for a list without selectors.
+        if filter.is_empty() {
+            metadata["remainingItemCount"] = json!(remaining);
+        }
     }
     if req.wants_table() {
         let objects: Vec<Arc<Value>> = items.iter().map(|(_, o)| present(res, o)).collect();
@@ -557,7 +574,7 @@ async fn delete_collection(
     ns: Option<String>,
     req: Req,
 ) -> ApiResult<Response> {
-    let filter = Filter::from_req(&req)?;
+    let filter = Filter::from_req(&req, &res)?;
     let opts = delete_options(&req)?;
     let r = res.clone();
     let deleted = run(api, &req, move |tx| {

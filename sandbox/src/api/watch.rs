@@ -35,7 +35,7 @@ struct Watch {
 }
 
 pub fn serve(api: &Api, res: Arc<Resource>, ns: Option<String>, req: &Req) -> ApiResult<Response> {
-    let filter = Filter::from_req(req)?;
+    let filter = Filter::from_req(req, &res)?;
     let timeout = match req.param("timeoutSeconds") {
         Some(t) => Duration::from_secs(
             t.parse()
