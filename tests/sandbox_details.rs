@@ -181,3 +181,37 @@ fn dry_run_values_are_checked_and_a_dry_run_answers_with_the_stored_version() {
     k.ok(&["delete", "configmaps", "--all", "--dry-run=server"]);
     k.ok(&["get", "configmap", "trial"]);
 }
+
+/// A watch that asked for bookmarks gets one just before it times out, at the store's newest
+/// version, as the real watch cache sends it; a quiet watch would otherwise end without one.
+#[test]
+fn a_watch_gets_a_bookmark_just_before_it_times_out() {
+    let sb = ServedSandbox::start();
+    let k = sb.kubectl();
+    let rv = k.json(&["get", "configmaps"])["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let started = std::time::Instant::now();
+    let stream = k.ok(&[
+        "get",
+        "--raw",
+        &format!(
+            "/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}&allowWatchBookmarks=true&timeoutSeconds=3"
+        ),
+    ]);
+    let events: Vec<serde_json::Value> = stream
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one event per line"))
+        .collect();
+    assert_eq!(events.len(), 1, "one bookmark and nothing else: {stream}");
+    assert_eq!(events[0]["type"], "BOOKMARK");
+    assert!(
+        events[0]["object"]["metadata"]["resourceVersion"].is_string(),
+        "{stream}"
+    );
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "the watch lasted until its timeout"
+    );
+}
