@@ -389,15 +389,19 @@ const BUILTINS: &[Builtin] = &[
         &["crd", "crds"],
         &["status"],
     ),
-    b(
-        "apiregistration.k8s.io",
-        "v1",
-        "apiservices",
-        "APIService",
-        false,
-        &[],
-        &["status"],
-    ),
+    // `v1.` names the core group's: the aggregator checks names its own way.
+    Builtin {
+        name_rule: NameRule::PathSegment,
+        ..b(
+            "apiregistration.k8s.io",
+            "v1",
+            "apiservices",
+            "APIService",
+            false,
+            &[],
+            &["status"],
+        )
+    },
 ];
 
 /// Categories kubectl uses: `kubectl get all`, `kubectl get api-extensions`.
