@@ -12,6 +12,7 @@ mod readme_tour;
 mod sandbox_cli;
 mod sandbox_durability;
 mod sandbox_exec;
+mod sandbox_kinds;
 mod sandbox_kube;
 mod sandbox_kubectl;
 mod sandbox_portforward;

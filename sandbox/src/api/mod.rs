@@ -7,6 +7,7 @@ mod exec;
 mod logs;
 mod objects;
 pub mod portforward;
+mod protobuf;
 mod review;
 pub mod route;
 mod upgrade;

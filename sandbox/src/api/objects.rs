@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::body::{self, PatchKind};
 use super::route::ResourcePath;
-use super::{Api, Req, exec, logs, portforward, watch};
+use super::{Api, Req, exec, logs, portforward, protobuf, watch};
 use crate::apply::{self, ApplyError};
 use crate::convert;
 use crate::error::{ApiError, ApiResult};
@@ -112,7 +112,12 @@ async fn collection(
             if res.namespaced && ns.is_none() {
                 return Err(ApiError::method_not_allowed("create without a namespace"));
             }
-            let mut obj = body::object(&req)?;
+            let mut obj = if req.content_type() == protobuf::CONTENT_TYPE {
+                let ns = ns.as_deref().unwrap_or("");
+                protobuf::object(&res, ns, &req.body, &api.store.read())?
+            } else {
+                body::object(&req)?
+            };
             ops::check_type(&res, &mut obj)?;
             if res.is_review() {
                 return super::review::answer(&req, &res, obj);
