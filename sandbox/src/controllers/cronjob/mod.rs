@@ -275,3 +275,6 @@ fn job_ref(job: &Value) -> Value {
         "resourceVersion": job["metadata"]["resourceVersion"],
     })
 }
+
+#[cfg(test)]
+mod tests;
