@@ -13,6 +13,7 @@ mod sandbox_cli;
 mod sandbox_details;
 mod sandbox_durability;
 mod sandbox_exec;
+mod sandbox_kinds;
 mod sandbox_kube;
 mod sandbox_kubectl;
 mod sandbox_portforward;

@@ -11,6 +11,8 @@ pub mod validation;
 pub mod admission;
 pub mod api;
 pub mod controllers;
+pub mod convert;
+pub mod cron;
 pub mod error;
 pub mod home;
 pub mod http;

@@ -129,6 +129,20 @@ fn sandbox_node() -> serde_json::Value {
     })
 }
 
+/// k3s's `local-path` class, the default.
+fn default_storage_class() -> serde_json::Value {
+    json!({
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {
+            "name": crate::controllers::DEFAULT_CLASS,
+            "annotations": {crate::admission::DEFAULT_CLASS_ANNOTATION: "true"},
+        },
+        "provisioner": crate::controllers::PROVISIONER,
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": "WaitForFirstConsumer",
+    })
+}
+
 /// The objects every cluster starts with.
 async fn seed(store: &Store) -> ApiResult<()> {
     store
@@ -170,6 +184,12 @@ async fn seed(store: &Store) -> ApiResult<()> {
             }
             // A node an older sandbox made has no pod capacity: the scheduler reads it there.
             crate::controllers::scheduler::add_capacity(tx)?;
+            if let Some(classes) = registry.find("storage.k8s.io", "v1", "storageclasses")
+                && tx.get(&ops::key(&classes, "", crate::controllers::DEFAULT_CLASS)).is_none()
+            {
+                ops::create(tx, &classes, "", default_storage_class(), how())?;
+            }
+            crate::controllers::sync_api_services(tx)?;
             if tx.get(&ops::key(&accounts, "default", "default")).is_none() {
                 let obj = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}});
                 ops::create(tx, &accounts, "default", obj, how())?;

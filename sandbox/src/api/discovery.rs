@@ -83,7 +83,7 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
             "singularName": r.singular,
             "namespaced": r.namespaced,
             "kind": r.kind,
-            "verbs": r.verbs(),
+            "verbs": r.verbs,
             "shortNames": r.short_names,
             "categories": r.categories,
         }));

@@ -9,6 +9,8 @@ mod field_validation;
 mod logs;
 mod objects;
 pub mod portforward;
+mod protobuf;
+mod review;
 pub mod route;
 mod upgrade;
 mod watch;

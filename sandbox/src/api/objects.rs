@@ -9,8 +9,9 @@ use serde_json::{Value, json};
 use super::body::{self, PatchKind};
 use super::field_validation;
 use super::route::ResourcePath;
-use super::{Api, Req, exec, logs, portforward, watch};
+use super::{Api, Req, exec, logs, portforward, protobuf, watch};
 use crate::apply::{self, ApplyError};
+use crate::convert;
 use crate::error::{ApiError, ApiResult};
 use crate::http::json_response;
 use crate::ops::{self, DeleteOptions, Part, Propagation, WriteKind};
@@ -29,6 +30,9 @@ pub async fn handle(api: &Api, path: &str, t: ResourcePath, req: Req) -> ApiResu
         .ok_or_else(|| ApiError::no_route(path))?;
     if t.namespace.is_some() && !res.namespaced {
         return Err(ApiError::no_route(path));
+    }
+    if res.is_review() && (t.name.is_some() || req.method != Method::POST) {
+        return Err(ApiError::method_not_allowed(req.method.as_str()));
     }
     let Some(name) = t.name.clone() else {
         return collection(api, res, t, req).await;
@@ -62,9 +66,7 @@ pub(super) fn present(res: &Resource, obj: &Arc<Value>) -> Arc<Value> {
     if obj["apiVersion"].as_str() == Some(api_version.as_str()) {
         return obj.clone();
     }
-    let mut shown = (**obj).clone();
-    shown["apiVersion"] = json!(api_version);
-    Arc::new(shown)
+    Arc::new(convert::to_version(res, (**obj).clone()))
 }
 
 fn respond_object(
@@ -111,9 +113,18 @@ async fn collection(
             if res.namespaced && ns.is_none() {
                 return Err(ApiError::method_not_allowed("create without a namespace"));
             }
-            let mut obj = body::object(&req)?;
+            let mut obj = if req.content_type() == protobuf::CONTENT_TYPE {
+                let ns = ns.as_deref().unwrap_or("");
+                protobuf::object(&res, ns, &req.body, &api.store.read())?
+            } else {
+                body::object(&req)?
+            };
             ops::check_type(&res, &mut obj)?;
+            if res.is_review() {
+                return super::review::answer(&req, &res, obj);
+            }
             let unknown = field_validation::check(&req, &res, &obj)?;
+            let obj = convert::to_storage(&res, obj);
             let manager = req.manager();
             let ns = ns.unwrap_or_default();
             let r = res.clone();
@@ -378,6 +389,7 @@ async fn object_write(
             let mut obj = body::object(&req)?;
             ops::check_type(&res, &mut obj)?;
             unknown = field_validation::check(&req, &res, &obj)?;
+            let obj = convert::to_storage(&res, obj);
             let updated = run(api, &req, move |tx| {
                 ops::update(
                     tx,
@@ -440,20 +452,23 @@ fn patch_object(
         strategy::strip_reset_fields(res, part, &mut config);
         let applied = apply::server_side_apply(None, &config, manager, force, &now)
             .map_err(|e| apply_error(res, name, e))?;
+        let applied = convert::to_storage(res, applied);
         let created = ops::create(tx, res, ns, applied, WriteKind::Applied { part })?;
         return Ok((created, StatusCode::CREATED));
     };
+    // A patch is made against the object as this version shows it.
+    let view = present(res, &old);
     let mut new = match kind {
         PatchKind::Json => {
             let ops: json_patch::Patch = serde_json::from_value(patch)
                 .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
-            let mut doc = (*old).clone();
+            let mut doc = (*view).clone();
             json_patch::patch(&mut doc, &ops)
                 .map_err(|e| patch_failed(res, name, &e.to_string()))?;
             doc
         }
         PatchKind::Merge => {
-            let mut doc = (*old).clone();
+            let mut doc = (*view).clone();
             json_patch::merge(&mut doc, &patch);
             doc
         }
@@ -463,7 +478,7 @@ fn patch_object(
                     "application/strategic-merge-patch+json (not supported for custom resources: use a merge patch)",
                 ));
             }
-            crate::patch::strategic::strategic_merge(&old, &patch)
+            crate::patch::strategic::strategic_merge(&view, &patch)
                 .map_err(|e| patch_failed(res, name, &e))?
         }
         PatchKind::Apply => {
@@ -473,12 +488,13 @@ fn patch_object(
             config["metadata"]["name"] = json!(name);
             // What this path's strategy resets is neither applied nor owned.
             strategy::strip_reset_fields(res, part, &mut config);
-            apply::server_side_apply(Some(&old), &config, manager, force, &now)
+            apply::server_side_apply(Some(&view), &config, manager, force, &now)
                 .map_err(|e| apply_error(res, name, e))?
         }
     };
     ops::check_type(res, &mut new)?;
     check_name(res, &new, name)?;
+    let new = convert::to_storage(res, new);
     let how = match kind {
         PatchKind::Apply => WriteKind::Applied { part },
         _ => WriteKind::Update { manager, part },
