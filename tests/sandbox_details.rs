@@ -215,3 +215,26 @@ fn a_watch_gets_a_bookmark_just_before_it_times_out() {
         "the watch lasted until its timeout"
     );
 }
+
+/// An error is the real server's `Status` byte for byte: its fields in the same order,
+/// `details` before `code`, and the newline every JSON body ends with.
+#[test]
+fn a_status_body_reads_as_the_real_servers() {
+    let sb = ServedSandbox::start();
+    let (code, body) = crate::common::raw_request(
+        &sb.address,
+        "GET",
+        "/api/v1/namespaces/default/configmaps/nope",
+        None,
+        b"",
+    )
+    .unwrap();
+    assert_eq!(code, 404);
+    assert_eq!(
+        body,
+        "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"configmaps \\\"nope\\\" not found\",\"reason\":\"NotFound\",\"details\":{\"name\":\"nope\",\"kind\":\"configmaps\"},\"code\":404}\n"
+    );
+    let (_, list) =
+        crate::common::raw_request(&sb.address, "GET", "/api/v1/namespaces", None, b"").unwrap();
+    assert!(list.ends_with("]}\n"), "{list}");
+}

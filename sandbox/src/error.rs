@@ -161,6 +161,8 @@ impl ApiError {
         )
     }
 
+    /// The `Status` body, its fields in the real server's order (`details` before `code`):
+    /// clients that compare bodies byte for byte see the same text.
     pub fn to_status(&self) -> Value {
         let mut status = json!({
             "kind": "Status",
@@ -169,11 +171,11 @@ impl ApiError {
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
-            "code": self.code,
         });
         if let Some(details) = &self.details {
             status["details"] = details.clone();
         }
+        status["code"] = json!(self.code);
         status
     }
 }

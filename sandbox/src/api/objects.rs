@@ -310,7 +310,7 @@ fn list(api: &Api, res: &Resource, ns: Option<&str>, req: &Req) -> ApiResult<Res
         }
         bytes.extend_from_slice(item);
     }
-    bytes.extend_from_slice(b"]}");
+    bytes.extend_from_slice(b"]}\n");
     let mut resp = Response::new(axum::body::Body::from(bytes));
     resp.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,
