@@ -238,3 +238,22 @@ fn a_status_body_reads_as_the_real_servers() {
         crate::common::raw_request(&sb.address, "GET", "/api/v1/namespaces", None, b"").unwrap();
     assert!(list.ends_with("]}\n"), "{list}");
 }
+
+/// Applying an object of a kind the cluster does not serve (a CRD not yet applied) fails as on
+/// a real cluster, with kubectl's own advice, not a 404 from the OpenAPI endpoint.
+#[test]
+fn an_unknown_kind_gets_kubectls_advice_to_install_its_crd() {
+    let sb = ServedSandbox::start();
+    let k = sb.kubectl();
+    let out = k.run_with_stdin(
+        &["apply", "-f", "-"],
+        Some("apiVersion: kipper.run/v1alpha1\nkind: Service\nmetadata: {name: x, namespace: default}\nspec: {type: postgres}\n"),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no matches for kind \"Service\" in version \"kipper.run/v1alpha1\"")
+            && err.contains("ensure CRDs are installed first"),
+        "{err}"
+    );
+}

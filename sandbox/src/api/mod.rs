@@ -242,7 +242,7 @@ async fn dispatch(api: &Api, path: &str, req: Req) -> ApiResult<Response> {
                 None => Err(ApiError::no_route(path)),
             }
         }
-        Route::OpenApiV2 => Err(ApiError::no_route(path)),
+        Route::OpenApiV2 => Ok(discovery::openapi_v2(&req)),
         Route::OpenApiV3Root => ok(discovery::openapi_root(&api.store.read().registry)),
         Route::OpenApiV3 { group, version } => {
             let registry = &api.store.read().registry;
