@@ -257,3 +257,52 @@ fn an_unknown_kind_gets_kubectls_advice_to_install_its_crd() {
         "{err}"
     );
 }
+
+/// A bare pod that runs to completion (`restartPolicy: Never`) is seen Running, its container
+/// started, before it is Succeeded: a client watching it sees it run, as on a kubelet.
+#[tokio::test]
+async fn a_run_once_pod_is_seen_running_before_it_succeeds() {
+    use futures_util::StreamExt;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, PostParams, WatchEvent, WatchParams};
+
+    let sb = ServedSandbox::start();
+    let pods: Api<Pod> = Api::namespaced(sb.client().await, "default");
+    let rv = pods
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut events = pods
+        .watch(&WatchParams::default().timeout(20), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "once"},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox", "command": ["echo", "hi"]}]}
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let mut phases: Vec<String> = Vec::new();
+    while let Some(Ok(event)) = events.next().await {
+        let (WatchEvent::Added(p) | WatchEvent::Modified(p)) = event else {
+            continue;
+        };
+        let status = p.status.unwrap_or_default();
+        let phase = status.phase.unwrap_or_default();
+        if phases.last() != Some(&phase) {
+            phases.push(phase.clone());
+        }
+        if phase == "Succeeded" {
+            let state = status.container_statuses.unwrap()[0].state.clone().unwrap();
+            let done = state.terminated.expect("terminated");
+            assert_eq!(done.exit_code, 0);
+            assert!(done.started_at.is_some() && done.finished_at.is_some());
+            break;
+        }
+    }
+    assert_eq!(phases, ["Pending", "Running", "Succeeded"]);
+}
