@@ -277,11 +277,17 @@ impl Cause {
         }
     }
 
-    /// A `FieldValueRequired` cause.
+    /// A `FieldValueRequired` cause; an empty `detail` reads `Required value` alone, as Go's
+    /// `field.Required(path, "")` prints.
     pub fn required(field: impl Into<String>, detail: &str) -> Self {
+        let message = if detail.is_empty() {
+            "Required value".to_string()
+        } else {
+            format!("Required value: {detail}")
+        };
         Cause {
             field: field.into(),
-            message: format!("Required value: {detail}"),
+            message,
             reason: "FieldValueRequired".to_string(),
         }
     }

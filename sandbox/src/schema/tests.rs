@@ -134,7 +134,7 @@ fn each_rule_is_a_cause_worded_as_the_server_words_it() {
         "spec.ratio: Invalid value: 1: spec.ratio in body should be less than 1 (FieldValueInvalid)",
         "spec.target: Invalid value: \"boolean\": spec.target in body must be of type integer,string: \"boolean\" (FieldValueTypeInvalid)",
         "spec.tags: Too many: 3: must have at most 2 items (FieldValueTooMany)",
-        "spec.env[0].name: Required value:  (FieldValueRequired)",
+        "spec.env[0].name: Required value (FieldValueRequired)",
         "spec.image: Invalid value: \"\": spec.image in body should be at least 1 chars long (FieldValueInvalid)",
     ];
     for line in expected {
@@ -148,7 +148,7 @@ fn required_is_met_by_a_default_but_not_by_nothing() {
     let mut obj = object(json!({"port": 81}));
     assert_eq!(
         messages(&mut obj),
-        ["spec.image: Required value:  (FieldValueRequired)"]
+        ["spec.image: Required value (FieldValueRequired)"]
     );
     let schema =
         json!({"type": "object", "required": ["spec"], "properties": {"spec": {"type": "object"}}});
