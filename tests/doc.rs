@@ -152,6 +152,11 @@ const THROWS: &[(&str, &str)] = &[
 fn prelude(function: &str) -> String {
     let mut p = String::from(
         r#"config::save(#{});
+    // An example deletes the app (in the foreground): its objects go before it is made again.
+    for k in [["kipper.run/v1alpha1", "App"], ["apps/v1", "Deployment"], ["v1", "Service"], ["networking.k8s.io/v1", "Ingress"]] {
+        let o = k8s::get_opt(k[0], k[1], "shop-test", "web");
+        if o != () && o.metadata.deletionTimestamp != () { k8s::wait_deleted(k[0], k[1], "shop-test", "web", 30); }
+    }
     let ns = "shop-test";
     let name = "web";
     let opts = #{ name: "web", image: "nginx:1.27", port: 80, replicas: 2, project: "shop", environment: "test" };
