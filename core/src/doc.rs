@@ -461,13 +461,13 @@ mod tests {
                     Some(rhai::ASTNode::Stmt(rhai::Stmt::FnCall(call, _))) => Some(call),
                     _ => None,
                 };
-                if let Some(call) = call {
-                    if !call.namespace.is_empty() {
-                        calls += 1;
-                        let name = format!("{}::{}", call.namespace, call.name);
-                        if !documented.contains(&(name.clone(), call.args.len())) {
-                            wrong.push(format!("`{example}`: {name} with {}", call.args.len()));
-                        }
+                if let Some(call) = call
+                    && !call.namespace.is_empty()
+                {
+                    calls += 1;
+                    let name = format!("{}::{}", call.namespace, call.name);
+                    if !documented.contains(&(name.clone(), call.args.len())) {
+                        wrong.push(format!("`{example}`: {name} with {}", call.args.len()));
                     }
                 }
                 true

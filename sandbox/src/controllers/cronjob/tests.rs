@@ -141,9 +141,13 @@ async fn a_job_per_firing_named_after_its_minute() {
     assert!(jobs(&store).is_empty(), "nothing before the first firing");
     let (first, name) = minute(created, 0);
     run_at(&store, secs(first, 5)).await;
-    assert_eq!(jobs(&store), [name.clone()]);
+    assert_eq!(jobs(&store), std::slice::from_ref(&name));
     run_at(&store, secs(first, 30)).await;
-    assert_eq!(jobs(&store), [name.clone()], "one job per firing");
+    assert_eq!(
+        jobs(&store),
+        std::slice::from_ref(&name),
+        "one job per firing"
+    );
     let job = store
         .get(&ObjKey::new("batch/jobs", "default", &name))
         .unwrap();
@@ -187,7 +191,11 @@ async fn forbid_waits_and_replace_replaces() {
     run_at(&store, secs(first_at, 1)).await;
     let (second_at, second) = minute(created, 1);
     run_at(&store, secs(second_at, 1)).await;
-    assert_eq!(jobs(&store), [first.clone()], "Forbid skips while one runs");
+    assert_eq!(
+        jobs(&store),
+        std::slice::from_ref(&first),
+        "Forbid skips while one runs"
+    );
     // Once it ends, the skipped firing starts late.
     finish(&store, &first, "Failed").await;
     run_at(&store, secs(second_at, 20)).await;
