@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::admission;
 use crate::apply;
+use crate::defaults;
 use crate::error::{ApiError, ApiResult};
 use crate::registry::Resource;
 use crate::store::{ObjKey, Tx};
@@ -191,6 +192,7 @@ pub fn create(
     {
         map.remove("status");
     }
+    defaults::apply(&res.key(), &mut obj);
     admission::on_create(tx, res, &mut obj)?;
     validate(res, &obj)?;
     let obj = match how {
@@ -293,6 +295,9 @@ pub fn finish_write(
     if !matches!(how, WriteKind::Applied { .. }) && new["metadata"].get("managedFields").is_none() {
         new["metadata"]["managedFields"] = old["metadata"]["managedFields"].clone();
     }
+    // Before comparing specs, as a real server defaults on decoding: a client that leaves out
+    // a defaulted field changes nothing.
+    defaults::apply(&res.key(), &mut new);
     if spec_changed(&old, &new) {
         let generation = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
         new["metadata"]["generation"] = json!(generation);
