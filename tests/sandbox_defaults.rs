@@ -193,6 +193,33 @@ fn kubectl_reads_back_what_a_real_server_defaults() {
     );
     let sts = k.json(&["get", "statefulset", "db"]);
     assert_eq!(sts["metadata"]["generation"], 1, "{sts}");
+    // Server-side apply, as kip writes: the second apply of the same manifests is a no-op, the
+    // defaults it leaves out notwithstanding.
+    k.ok_stdin(
+        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+        WORKLOADS,
+    );
+    // (The controllers may still be writing statuses: compare what an apply writes.)
+    let applied = |k: &Kubectl| -> Vec<Value> {
+        [
+            "deployment/web",
+            "statefulset/db",
+            "job/once",
+            "service/web",
+        ]
+        .iter()
+        .map(|o| {
+            let obj = k.json(&["get", o]);
+            let meta = &obj["metadata"];
+            json!([meta["managedFields"], meta["generation"], obj["spec"]])
+        })
+        .collect()
+    };
+    let before = applied(&k);
+    // managedFields times have whole seconds: a new one would show.
+    std::thread::sleep(Duration::from_millis(1100));
+    k.ok_stdin(&["apply", "--server-side", "-f", "-"], WORKLOADS);
+    assert_eq!(applied(&k), before);
     // A Job without a restart policy gets `Always`, which a Job cannot use: worded as a real
     // server words it.
     let bad = WORKLOADS

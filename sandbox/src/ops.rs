@@ -311,7 +311,7 @@ pub fn finish_write(
         }
         WriteKind::Applied { .. } => new,
     };
-    if new == *old {
+    if new == *old || only_times_differ(&old, &new) {
         return Ok(old);
     }
     if new["metadata"]["deletionTimestamp"].is_string()
@@ -321,6 +321,46 @@ pub fn finish_write(
         return remove_now(tx, &key, res);
     }
     Ok(tx.put(key, new))
+}
+
+/// Whether `new` is `old` but for the times of its managedFields entries: an apply that the
+/// server's defaults make a no-op (a StatefulSet's claim templates, an allocated node port)
+/// still dates its entry. The apiserver keeps the old managedFields then
+/// (`IgnoreManagedFieldsTimestampsTransformer`), so the write changes nothing.
+fn only_times_differ(old: &Value, new: &Value) -> bool {
+    let (Some(old_map), Some(new_map)) = (old.as_object(), new.as_object()) else {
+        return false;
+    };
+    let (Some(old_meta), Some(new_meta)) =
+        (old["metadata"].as_object(), new["metadata"].as_object())
+    else {
+        return false;
+    };
+    let same_except =
+        |a: &serde_json::Map<String, Value>, b: &serde_json::Map<String, Value>, skip: &str| {
+            a.len() == b.len()
+                && a.contains_key(skip) == b.contains_key(skip)
+                && a.iter().all(|(k, v)| k == skip || b.get(k) == Some(v))
+        };
+    if !same_except(old_map, new_map, "metadata")
+        || !same_except(old_meta, new_meta, "managedFields")
+    {
+        return false;
+    }
+    let (Some(old_entries), Some(new_entries)) = (
+        old_meta.get("managedFields").and_then(Value::as_array),
+        new_meta.get("managedFields").and_then(Value::as_array),
+    ) else {
+        return false;
+    };
+    old_entries.len() == new_entries.len()
+        && old_entries
+            .iter()
+            .zip(new_entries)
+            .all(|(a, b)| match (a.as_object(), b.as_object()) {
+                (Some(a), Some(b)) => same_except(a, b, "time"),
+                _ => a == b,
+            })
 }
 
 /// Keeps the status from `old` on a main-resource write, or only the status of `new` on a

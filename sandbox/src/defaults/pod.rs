@@ -35,7 +35,12 @@ pub fn pod(obj: &mut Value) {
             });
         }
     }
-    // The ServiceAccount admission plugin; `serviceAccount` is the deprecated mirror v1 keeps.
+    // The ServiceAccount admission plugin; `serviceAccount` is the deprecated mirror v1 keeps
+    // in step (and reads from, when a client only sets the old field).
+    let legacy = pod_spec["serviceAccount"].clone();
+    if legacy.as_str().is_some_and(|a| !a.is_empty()) {
+        set(pod_spec, "serviceAccountName", legacy);
+    }
     set(pod_spec, "serviceAccountName", json!("default"));
     let account = pod_spec["serviceAccountName"].clone();
     set(pod_spec, "serviceAccount", account);

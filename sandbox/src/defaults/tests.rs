@@ -146,6 +146,16 @@ fn a_pod_gets_the_pod_only_fields_and_admission_defaults() {
 }
 
 #[test]
+fn a_pod_naming_its_account_the_old_way_keeps_it() {
+    let obj = defaulted(
+        "/pods",
+        json!({"spec": {"containers": [{"name": "a", "image": "a"}], "serviceAccount": "builder"}}),
+    );
+    assert_eq!(obj["spec"]["serviceAccountName"], "builder");
+    assert_eq!(obj["spec"]["serviceAccount"], "builder");
+}
+
+#[test]
 fn a_pod_that_tolerates_everything_gets_no_extra_tolerations() {
     let obj = defaulted(
         "/pods",
