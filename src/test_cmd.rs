@@ -130,11 +130,24 @@ fn run_in(
     let name = file.display().to_string();
     let sources = |source: &str| std::fs::read_to_string(source).ok();
     let render = |err: &ScriptError| err.render(&sources).trim_end().to_string();
+    // What the file's verbs and prints write is kept, and shown only under a test that fails.
+    let captured = builtins::host::Captured::default();
+    let session = verb_cmd::Session {
+        captured: Some(captured.clone()),
+        ..verb_cmd::Session::default()
+    };
+    let printed = captured.clone();
+    kip.engine.on_print(move |text| {
+        let mut kept = printed.lock().unwrap_or_else(|e| e.into_inner());
+        kept.push_str(text);
+        kept.push('\n');
+    });
+    let take = move || std::mem::take(&mut *captured.lock().unwrap_or_else(|e| e.into_inner()));
     let host = verb_cmd::host_in(
         kip,
         runtime,
         &rhai::Map::new(),
-        &verb_cmd::Session::default(),
+        &session,
         home.to_path_buf(),
         crate::cluster::choose_isolated,
     )
@@ -168,10 +181,11 @@ fn run_in(
             took: started.elapsed(),
             error: setup
                 .err()
-                .map(|e| render(&ScriptError::runtime_in(&e, &name))),
+                .map(|e| with_output(render(&ScriptError::runtime_in(&e, &name)), take())),
         }]);
     }
-    setup.map_err(|e| render(&ScriptError::runtime_in(&e, &name)))?;
+    setup.map_err(|e| with_output(render(&ScriptError::runtime_in(&e, &name)), take()))?;
+    take();
     let outcomes = tests
         .into_iter()
         .map(|test| {
@@ -185,11 +199,12 @@ fn run_in(
                 &test,
                 (),
             );
+            let output = take();
             Outcome {
                 error: result.err().map(|e| {
                     let mut err = ScriptError::runtime_in(&e, &name);
                     err.calls.insert(0, format!("in `{test}`"));
-                    render(&err)
+                    with_output(render(&err), output)
                 }),
                 name: test,
                 took: began.elapsed(),
@@ -197,6 +212,14 @@ fn run_in(
         })
         .collect();
     Ok(outcomes)
+}
+
+/// A failure's text followed by what the test printed before it failed, if anything.
+fn with_output(error: String, output: String) -> String {
+    if output.trim().is_empty() {
+        return error;
+    }
+    format!("{error}\noutput:\n{}", output.trim_end())
 }
 
 /// Where `fn NAME(` first appears in `source` (functions the text does not show go last).

@@ -97,6 +97,8 @@ fn render(kip: &Kip, err: ScriptError) -> Failure {
 pub struct Session {
     pub interrupt: Option<Arc<Interrupt>>,
     pub tunnels: Arc<std::sync::Mutex<builtins::tunnel::Tunnels>>,
+    /// Where `ui::` output goes instead of the terminal (`kip test`), if anywhere.
+    pub captured: Option<builtins::host::Captured>,
 }
 
 /// The host builtins see: runtime, kip home, templates, terminal settings and the cluster.
@@ -152,6 +154,7 @@ pub fn host_in(
         rechoose: Some(rechoose),
         interrupt: session.interrupt.clone(),
         tunnels: session.tunnels.clone(),
+        captured: session.captured.clone(),
         ..Host::new(
             runtime.handle().clone(),
             home,

@@ -29,6 +29,23 @@ fn json_of(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
+/// A cluster kip never wrote to has no apps, and a list (a read) installs nothing there: no
+/// CRD appears, and the same list works, as empty, in JSON too.
+#[test]
+fn a_list_on_a_cluster_without_kips_crds_is_empty_and_installs_nothing() {
+    let sb = ServedSandbox::start();
+    let listed = sb.kip(&["app", "list", "-A", "-o", "json"]);
+    assert!(listed.status.success(), "{}", err(&listed));
+    assert_eq!(json_of(&out(&listed)), serde_json::json!([]));
+    let table = sb.kip(&["app", "list"]);
+    assert!(table.status.success(), "{}", err(&table));
+    let crds = sb.kubectl().ok(&["get", "crd", "-o", "name"]);
+    assert!(!crds.contains("kipper.run"), "a list applied CRDs: {crds}");
+    let missing = sb.kip(&["app", "list", "--project", "nope"]);
+    assert_eq!(missing.status.code(), Some(1), "{}", err(&missing));
+    assert!(err(&missing).contains("nope"), "{}", err(&missing));
+}
+
 #[test]
 fn lists_every_project_and_says_which_one_it_shows() {
     let sb = ServedSandbox::start();

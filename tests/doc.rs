@@ -76,3 +76,177 @@ fn kip_doc_prints_one_topic_or_says_which_exist() {
         err(&missing)
     );
 }
+
+/// An example of the reference with the function whose entry holds it.
+struct Example {
+    function: String,
+    code: String,
+}
+
+/// Every example of the reference, by the `#### `module::function(…)`` heading above it.
+fn examples(markdown: &str) -> Vec<Example> {
+    let mut function = String::new();
+    let mut found = Vec::new();
+    for line in markdown.lines() {
+        if let Some(heading) = line.strip_prefix("#### `") {
+            function = heading.split('(').next().unwrap_or("").to_string();
+            continue;
+        }
+        let code = line.strip_prefix("Example: ").unwrap_or(line);
+        let Some(inner) = code.strip_prefix('`').and_then(|c| c.strip_suffix('`')) else {
+            continue;
+        };
+        if inner.contains('(') && function.contains("::") {
+            found.push(Example {
+                function: function.clone(),
+                code: inner.to_string(),
+            });
+        }
+    }
+    found
+}
+
+/// Examples not run here, by the start of their function's name or a part of their code, and
+/// why. Their calls are still checked against the reference (name and number of arguments) by
+/// the core's unit tests.
+const NOT_RUN: &[(&str, &str)] = &[
+    ("follow: true", "it follows the log until the pod ends"),
+    (
+        "ssh::",
+        "they connect to an SSH server at the example's address",
+    ),
+    ("pg::", "they need a PostgreSQL connection"),
+    (
+        "gateway::lookup",
+        "it asks a gateway at the example's address",
+    ),
+    (
+        "gateway::register",
+        "it asks a gateway at the example's address",
+    ),
+    (
+        "gateway::unregister",
+        "it asks a gateway at the example's address",
+    ),
+    (
+        "kip::next",
+        "it declares an override: a function, not a statement",
+    ),
+    ("tunnel::wait", "it waits until the user presses Ctrl-C"),
+];
+
+/// Examples that end in an error by design, by a part of their code, and the kind it has:
+/// they show how to raise one, or what a command without a terminal or a sandbox without
+/// processes answers.
+const THROWS: &[(&str, &str)] = &[
+    ("throw kip::error(\"not-found\"", "not-found"),
+    ("throw kip::invalid_value(", "invalid"),
+    ("ui::confirm", "confirmation-required"),
+    ("k8s::exec(", "denied"),
+];
+
+/// What a test needs before an example of `function` runs: the names examples use for what a
+/// verb has at hand (`ns`, `pod`, `deployment`, `ctx`…), bound to real objects in the
+/// sandbox, and the state examples change put back (an example deletes the app, another
+/// switches the current cluster).
+fn prelude(function: &str) -> String {
+    let mut p = String::from(
+        r#"config::save(#{});
+    let ns = "shop-test";
+    let name = "web";
+    let opts = #{ name: "web", image: "nginx:1.27", port: 80, replicas: 2, project: "shop", environment: "test" };
+    let app = kip::run("app deploy", opts);
+    let apps = [app];
+    let pod = k8s::pods_of(ns, "app.kubernetes.io/name=web")[0].metadata.name;
+    import "lib/apps" as lib;
+    let ctx = lib::context(k8s::get("kipper.run/v1alpha1", "App", ns, "web"));
+    let objects = lib::objects(k8s::get("kipper.run/v1alpha1", "App", ns, "web"));
+    let deployment = objects[0];
+    let service = objects[1];
+    let obj = #{ apiVersion: "v1", kind: "ConfigMap", metadata: #{ name: "example", namespace: ns }, data: #{ a: "1" } };
+    let force = false;
+    let img = "nginx:1.28";
+    let image = "nginx:1.28";
+    let logs = "2026-12-03 listening on :80";
+    let cfg = config::load();
+    let k3s_yaml = "apiVersion: v1\nkind: Config\nclusters:\n- name: default\n  cluster: {server: 'https://127.0.0.1:6443'}\ncontexts:\n- name: default\n  context: {cluster: default, user: default}\ncurrent-context: default\nusers:\n- name: default\n  user: {token: t}\n";
+    let text = k3s_yaml;
+"#,
+    );
+    match function {
+        "config::kubeconfig_contexts" => {
+            p.push_str("    let ctx = \"default\";\n    let path = config::save_kubeconfig(\"example\", k3s_yaml);\n");
+        }
+        "config::save" => {
+            p.push_str("    config::save(#{ clusters: [#{ name: \"prod\", server: \"https://203.0.113.10:6443\" }] });\n");
+        }
+        "k8s::wait_deleted" => {
+            p.push_str("    let ns = \"scratch\";\n    k8s::apply(#{ apiVersion: \"v1\", kind: \"Namespace\", metadata: #{ name: ns } });\n");
+        }
+        _ => {}
+    }
+    p
+}
+
+/// The examples do what they show: those that need only a cluster run, each as a test of
+/// `kip test` against a sandbox holding a project `shop` with the app `web` in `test` and
+/// `prod`, a `db` pod and a `migrate` Job. One that fails names its function and example.
+#[test]
+fn the_examples_run_against_a_sandbox() {
+    let markdown = out(&kip_doc(&[]));
+    let all = examples(&markdown);
+    let mut file = String::from(
+        r#"// Generated from the examples of `kip doc` by tests/doc.rs.
+kip::run("project create", #{ name: "shop", environments: "test,prod" });
+for env in ["test", "prod"] {
+    kip::run("app deploy", #{ name: "web", image: "nginx:1.27", port: 80, project: "shop", environment: env });
+    k8s::wait_rollout(`shop-${env}`, "web", 60);
+    k8s::apply(#{ apiVersion: "v1", kind: "Pod", metadata: #{ name: "db-0", namespace: `shop-${env}` }, spec: #{ containers: [#{ name: "mysql", image: "mysql:8" }] } });
+}
+k8s::apply(#{ apiVersion: "batch/v1", kind: "Job", metadata: #{ name: "migrate", namespace: "shop-test" }, spec: #{ template: #{ spec: #{ restartPolicy: "Never", containers: [#{ name: "m", image: "busybox" }] } } } });
+"#,
+    );
+    let mut run = 0;
+    for (i, example) in all.iter().enumerate() {
+        if NOT_RUN
+            .iter()
+            .any(|(p, _)| example.function.starts_with(p) || example.code.contains(p))
+        {
+            continue;
+        }
+        run += 1;
+        let code = match THROWS.iter().find(|(p, _)| example.code.contains(p)) {
+            Some((_, kind)) => format!("assert::throws(|| {{ {} }}, \"{kind}\");", example.code),
+            None => example.code.clone(),
+        };
+        file.push_str(&format!(
+            "\n// {}\nfn test_{i}_{}() {{\n    {}\n    {code}\n}}\n",
+            example.function,
+            example.function.replace("::", "_"),
+            prelude(&example.function),
+        ));
+    }
+    assert!(run >= 60, "{run} of {} examples run", all.len());
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("examples");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("examples_test.rhai"), &file).unwrap();
+    if let Some(keep) = std::env::var_os("KIP_KEEP_EXAMPLES") {
+        std::fs::write(keep, &file).unwrap();
+    }
+    let ran = kip_in(home.path())
+        .env("KUBECONFIG", home.path().join("not-a-kubeconfig"))
+        .env("TMPDIR", home.path())
+        .run(&["test", &dir.display().to_string()]);
+    assert!(
+        ran.status.success(),
+        "examples fail:\n{}\n{}",
+        out(&ran),
+        err(&ran)
+    );
+    assert!(
+        out(&ran).contains(&format!("{run} passed, 0 failed")),
+        "{}",
+        out(&ran)
+    );
+}

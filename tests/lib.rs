@@ -16,6 +16,7 @@ mod sandbox_exec;
 mod sandbox_kube;
 mod sandbox_kubectl;
 mod sandbox_portforward;
+mod sandbox_strategy;
 mod script_limits;
 mod script_tests;
 mod service_databases;

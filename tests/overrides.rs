@@ -146,6 +146,36 @@ fn deploy(opts) { kip::next(opts) }
     );
 }
 
+/// `kip::next` with a map of the override's own making: the flags it leaves out take their
+/// defaults, so the stdlib verb reads every flag it declares; a flag the override added is
+/// passed on, not refused.
+#[test]
+fn kip_next_completes_a_map_the_override_made() {
+    let sb = ServedSandbox::start();
+    write_script(
+        sb.kip_home(),
+        "own.rhai",
+        r#"fn verbs() {[ #{ verb: "app deploy", run: "deploy", flags: [#{ name: "size", default_value: "s" }] } ]}
+fn deploy(opts) { kip::next(#{ name: opts.name, image: opts.image, port: 8080, size: opts.size }) }
+"#,
+    );
+    let deployed = deploy(&sb, "web", &[]);
+    assert!(deployed.status.success(), "{}", err(&deployed));
+    assert_eq!(
+        deployment_field(&sb, "web", "default", ".spec.replicas"),
+        "1"
+    );
+    assert_eq!(
+        deployment_field(
+            &sb,
+            "web",
+            "default",
+            ".spec.template.spec.containers[0].ports[0].containerPort"
+        ),
+        "8080"
+    );
+}
+
 #[test]
 fn an_override_that_cannot_apply_names_its_file_and_the_fix() {
     let sb = ServedSandbox::start();

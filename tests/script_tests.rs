@@ -55,6 +55,7 @@ fn test_passes() {
 }
 
 fn test_fails() {
+    print("scaling web");
     kip::run("app scale", #{ name: "web", replicas: 2 });
     let d = k8s::get("apps/v1", "Deployment", "default", "web");
     assert::eq(d.spec.replicas, 3);
@@ -77,7 +78,17 @@ fn test_fails() {
     assert!(text.contains("  ✔ test_passes"), "{text}");
     assert!(text.contains("  ✘ test_fails"), "{text}");
     assert!(text.contains("error: expected 3, found 2"), "{text}");
-    assert!(text.contains(&format!("--> {file}:10:")), "{text}");
+    assert!(text.contains(&format!("--> {file}:11:")), "{text}");
+    // What verbs and prints wrote shows only under the test that failed, after its error.
+    assert!(
+        !text.contains("Deployment created"),
+        "the setup's deploy passed, its lines are not shown: {text}"
+    );
+    let shown = text.split("  ✘ test_fails").nth(1).unwrap_or_default();
+    assert!(
+        shown.contains("output:\n      scaling web\n      ✔ web scaled to 2"),
+        "{text}"
+    );
     assert!(
         text.contains("2 passed, 1 failed: 3 tests in 2 files"),
         "{text}"

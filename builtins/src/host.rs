@@ -59,7 +59,13 @@ pub struct Host {
     /// last host holding them, which ends the ones still open. `kip shell` hands one set from
     /// each line's host to the next, so a tunnel lives until the session ends or closes it.
     pub tunnels: Arc<Mutex<crate::tunnel::Tunnels>>,
+    /// Where `ui::` writes when not to the terminal: `kip test` keeps each test's output and
+    /// shows it only for a test that fails, so a passing run's report is the report alone.
+    pub captured: Option<Captured>,
 }
+
+/// Output kept instead of printed, stdout and stderr in the order they were written.
+pub type Captured = Arc<Mutex<String>>;
 
 /// A Ctrl-C the shell caught: raised by its signal handler, cleared before each line.
 #[derive(Default)]
@@ -160,6 +166,7 @@ impl Host {
             interrupt: None,
             k8s: Mutex::default(),
             tunnels: Arc::default(),
+            captured: None,
         }
     }
 

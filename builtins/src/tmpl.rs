@@ -287,7 +287,7 @@ pub mod tmpl_module {
     /// Raises `template` with `reason` `not-found`, `syntax` (with template and line),
     /// `undefined` (naming the variable), or none for other render errors.
     ///
-    /// `let yaml = tmpl::render("app/deployment.yaml.j2", #{ name: "api", image: "nginx" });`
+    /// `let yaml = tmpl::render("app/deployment.yaml.j2", ctx);`
     #[rhai_fn(return_raw)]
     pub fn render(
         call: NativeCallContext,
@@ -306,7 +306,7 @@ pub mod tmpl_module {
     /// Raises what `tmpl::render` raises, and `template` with `reason` `yaml` when the output
     /// is not YAML or a document is not a mapping.
     ///
-    /// `for obj in tmpl::render_objects("app/all.yaml.j2", ctx) { k8s::apply(obj); }`
+    /// `for obj in tmpl::render_objects("app/deployment.yaml.j2", ctx) { k8s::apply(obj); }`
     #[rhai_fn(return_raw)]
     pub fn render_objects(
         call: NativeCallContext,

@@ -7,7 +7,7 @@
 use crate::errors::Kind;
 use std::io::{self, BufRead, Write};
 
-use rhai::{Array, Dynamic, EvalAltResult};
+use rhai::{Array, Dynamic, EvalAltResult, NativeCallContext};
 
 use crate::host::{self, OutputFormat, UiSettings};
 
@@ -206,12 +206,35 @@ fn print_to(mut stream: impl Write, text: &str) -> Result<(), Box<EvalAltResult>
     stream.write_all(text.as_bytes()).map_err(io_error)
 }
 
-fn stdout(text: &str) -> Result<(), Box<EvalAltResult>> {
-    print_to(io::stdout().lock(), text)
+fn stdout(ctx: &NativeCallContext, text: &str) -> Result<(), Box<EvalAltResult>> {
+    if !captured(ctx, text) {
+        print_to(io::stdout().lock(), text)?;
+    }
+    Ok(())
 }
 
-fn stderr(text: &str) -> Result<(), Box<EvalAltResult>> {
-    print_to(io::stderr().lock(), text)
+fn stderr(ctx: &NativeCallContext, text: &str) -> Result<(), Box<EvalAltResult>> {
+    if !captured(ctx, text) {
+        print_to(io::stderr().lock(), text)?;
+    }
+    Ok(())
+}
+
+/// Keeps `text` in the host's capture, if it has one (see [`host::Host::captured`]).
+fn captured(ctx: &NativeCallContext, text: &str) -> bool {
+    let Ok(host) = host::host(ctx) else {
+        return false;
+    };
+    match &host.captured {
+        Some(buffer) => {
+            buffer
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push_str(text);
+            true
+        }
+        None => false,
+    }
 }
 
 /// Strings as they are; anything else (a header given as a number) as Rhai prints it.
@@ -222,7 +245,6 @@ fn strings(values: &Array) -> Vec<String> {
 #[rhai::plugin::export_module]
 pub mod ui_module {
     use super::*;
-    use rhai::plugin::*;
 
     /// Prints a completed step, `✔ msg`, on stdout (the tick green when colour is on).
     ///
@@ -230,10 +252,10 @@ pub mod ui_module {
     ///
     /// `ui::step("Deployment created");`
     #[rhai_fn(return_raw)]
-    pub fn step(call: NativeCallContext, msg: &str) -> Result<(), Box<EvalAltResult>> {
-        crate::host::at_call(call.call_position(), || {
-            let color = host::host(&call)?.ui.color;
-            stdout(&(format_step(msg, color) + "\n"))
+    pub fn step(ctx: NativeCallContext, msg: &str) -> Result<(), Box<EvalAltResult>> {
+        crate::host::at_call(ctx.call_position(), || {
+            let color = host::host(&ctx)?.ui.color;
+            stdout(&ctx, &(format_step(msg, color) + "\n"))
         })
     }
 
@@ -244,10 +266,10 @@ pub mod ui_module {
     ///
     /// `ui::failed("Memory: 2.0 GB, need at least 4 GB");`
     #[rhai_fn(return_raw)]
-    pub fn failed(call: NativeCallContext, msg: &str) -> Result<(), Box<EvalAltResult>> {
-        crate::host::at_call(call.call_position(), || {
-            let color = host::host(&call)?.ui.color;
-            stdout(&(format_failed(msg, color) + "\n"))
+    pub fn failed(ctx: NativeCallContext, msg: &str) -> Result<(), Box<EvalAltResult>> {
+        crate::host::at_call(ctx.call_position(), || {
+            let color = host::host(&ctx)?.ui.color;
+            stdout(&ctx, &(format_failed(msg, color) + "\n"))
         })
     }
 
@@ -258,7 +280,7 @@ pub mod ui_module {
     /// `ui::info("Deploying api...");`
     #[rhai_fn(return_raw)]
     pub fn info(ctx: rhai::NativeCallContext, msg: &str) -> Result<(), Box<EvalAltResult>> {
-        crate::host::at_call(ctx.call_position(), || stdout(&format!("{msg}\n")))
+        crate::host::at_call(ctx.call_position(), || stdout(&ctx, &format!("{msg}\n")))
     }
 
     /// Prints a plain line on stdout.
@@ -268,7 +290,7 @@ pub mod ui_module {
     /// `ui::line("");`
     #[rhai_fn(return_raw)]
     pub fn line(ctx: rhai::NativeCallContext, msg: &str) -> Result<(), Box<EvalAltResult>> {
-        crate::host::at_call(ctx.call_position(), || stdout(&format!("{msg}\n")))
+        crate::host::at_call(ctx.call_position(), || stdout(&ctx, &format!("{msg}\n")))
     }
 
     /// Prints a plain line on stderr: a word about the output (which project a list shows)
@@ -279,7 +301,7 @@ pub mod ui_module {
     /// `ui::note("Project shop, environment test (kip app list -A for all)");`
     #[rhai_fn(return_raw)]
     pub fn note(ctx: rhai::NativeCallContext, msg: &str) -> Result<(), Box<EvalAltResult>> {
-        crate::host::at_call(ctx.call_position(), || stderr(&format!("{msg}\n")))
+        crate::host::at_call(ctx.call_position(), || stderr(&ctx, &format!("{msg}\n")))
     }
 
     /// Prints `warning: msg` on stderr (the label yellow when colour is on).
@@ -288,10 +310,10 @@ pub mod ui_module {
     ///
     /// `ui::warn("no ingress class found; the app has no public URL");`
     #[rhai_fn(return_raw)]
-    pub fn warn(call: NativeCallContext, msg: &str) -> Result<(), Box<EvalAltResult>> {
-        crate::host::at_call(call.call_position(), || {
-            let color = host::host(&call)?.ui.color;
-            stderr(&(format_warning(msg, color) + "\n"))
+    pub fn warn(ctx: NativeCallContext, msg: &str) -> Result<(), Box<EvalAltResult>> {
+        crate::host::at_call(ctx.call_position(), || {
+            let color = host::host(&ctx)?.ui.color;
+            stderr(&ctx, &(format_warning(msg, color) + "\n"))
         })
     }
 
@@ -316,7 +338,7 @@ pub mod ui_module {
                     None => vec![cell(row)],
                 })
                 .collect();
-            stdout(&format_table(&strings(&headers), &rows))
+            stdout(&ctx, &format_table(&strings(&headers), &rows))
         })
     }
 
@@ -328,10 +350,10 @@ pub mod ui_module {
     ///
     /// `if ui::format() != "table" { ui::output(apps); return; }`
     #[rhai_fn(return_raw)]
-    pub fn output(call: NativeCallContext, value: Dynamic) -> Result<(), Box<EvalAltResult>> {
-        crate::host::at_call(call.call_position(), || {
-            let format = host::host(&call)?.ui.output;
-            stdout(&format_value(&value, format)?)
+    pub fn output(ctx: NativeCallContext, value: Dynamic) -> Result<(), Box<EvalAltResult>> {
+        crate::host::at_call(ctx.call_position(), || {
+            let format = host::host(&ctx)?.ui.output;
+            stdout(&ctx, &format_value(&value, format)?)
         })
     }
 
@@ -339,9 +361,9 @@ pub mod ui_module {
     ///
     /// `let fmt = ui::format();`
     #[rhai_fn(return_raw)]
-    pub fn format(call: NativeCallContext) -> Result<String, Box<EvalAltResult>> {
-        crate::host::at_call(call.call_position(), || {
-            Ok(format_name(host::host(&call)?.ui.output).to_owned())
+    pub fn format(ctx: NativeCallContext) -> Result<String, Box<EvalAltResult>> {
+        crate::host::at_call(ctx.call_position(), || {
+            Ok(format_name(host::host(&ctx)?.ui.output).to_owned())
         })
     }
 
@@ -354,9 +376,9 @@ pub mod ui_module {
     ///
     /// `if !ui::confirm("Delete app api") { return; }`
     #[rhai_fn(return_raw)]
-    pub fn confirm(call: NativeCallContext, question: &str) -> Result<bool, Box<EvalAltResult>> {
-        crate::host::at_call(call.call_position(), || {
-            let host = host::host(&call)?;
+    pub fn confirm(ctx: NativeCallContext, question: &str) -> Result<bool, Box<EvalAltResult>> {
+        crate::host::at_call(ctx.call_position(), || {
+            let host = host::host(&ctx)?;
             let prompt = format!("{question} [y/N] ");
             let (mut input, mut out) = (io::stdin().lock(), io::stdout().lock());
             confirm_with(
@@ -378,12 +400,12 @@ pub mod ui_module {
     /// `if !ui::confirm_typed("project name", "shop") { return; }`
     #[rhai_fn(return_raw)]
     pub fn confirm_typed(
-        call: NativeCallContext,
+        ctx: NativeCallContext,
         what: &str,
         expected: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
-        crate::host::at_call(call.call_position(), || {
-            let host = host::host(&call)?;
+        crate::host::at_call(ctx.call_position(), || {
+            let host = host::host(&ctx)?;
             let question = format!("Type the {what} to confirm");
             let prompt = format!("{question}: ");
             let (mut input, mut out) = (io::stdin().lock(), io::stdout().lock());

@@ -200,11 +200,21 @@ pub fn opts(verb: &Verb, matches: &ArgMatches) -> Map {
     opts
 }
 
-/// The opts a script passes to `kip::run(verb, opts)`, completed as the command line would
-/// complete them: defaults for flags left out, `false` for bools, `[]` for repeatable ones.
-/// A required flag left out, a key the verb has no flag or argument for, or a value of the
-/// wrong type is refused, naming it.
-pub fn complete_opts(verb: &Verb, given: Map) -> Result<Map, String> {
+/// What [`complete_opts`] does with a key the verb has no flag or argument for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum UnknownKeys {
+    /// `kip::run`: a typo must not pass silently.
+    Refuse,
+    /// `kip::next`: an override passes on the flags it added, which the declaration it
+    /// overrides does not know.
+    Keep,
+}
+
+/// The opts a script passes to `kip::run(verb, opts)` or `kip::next(opts)`, completed as the
+/// command line would complete them: defaults for flags left out, `false` for bools, `[]` for
+/// repeatable ones. A required flag left out or a value of the wrong type is refused, naming
+/// it; so is an unknown key, unless `unknown` keeps it.
+pub fn complete_opts(verb: &Verb, given: Map, unknown: UnknownKeys) -> Result<Map, String> {
     let key = |name: &str| name.replace('-', "_");
     let verb_name = verb.name();
     let mut known: Vec<String> = verb.flags.iter().map(|f| key(&f.name)).collect();
@@ -217,6 +227,7 @@ pub fn complete_opts(verb: &Verb, given: Map) -> Result<Map, String> {
     }
     if let Some(unknown) = given
         .keys()
+        .filter(|_| unknown == UnknownKeys::Refuse)
         .find(|k| !known.iter().any(|n| n == k.as_str()))
     {
         return Err(format!(

@@ -422,6 +422,65 @@ mod tests {
             .collect()
     }
 
+    /// Every function the reference documents, as `(qualified name, number of parameters)`,
+    /// read from its headings: `#### `k8s::get(api_version: string, …) -> map``.
+    fn documented_functions(markdown: &str) -> std::collections::HashSet<(String, usize)> {
+        markdown
+            .lines()
+            .filter_map(|line| {
+                let heading = line.strip_prefix("#### `")?;
+                let (name, rest) = heading.split_once('(')?;
+                let params = &rest[..rest.find(')')?];
+                let count = if params.trim().is_empty() {
+                    0
+                } else {
+                    params.split(',').count()
+                };
+                Some((name.to_string(), count))
+            })
+            .collect()
+    }
+
+    /// Examples call functions that exist, with as many arguments as they take: a renamed
+    /// function or a changed parameter list breaks its examples here, in every module,
+    /// including those (ssh, pg, gateway) whose examples need a server to run.
+    #[test]
+    fn every_example_calls_documented_functions_with_their_arity() {
+        let kip = Kip::load(SearchPath::stdlib_only(), &Limits::CLI);
+        let markdown = Reference::of(&kip).markdown();
+        let documented = documented_functions(&markdown);
+        assert!(documented.contains(&("k8s::get".to_string(), 4)));
+        let mut calls = 0;
+        let mut wrong = Vec::new();
+        for example in examples(&markdown) {
+            let ast = kip.engine.compile(&example).expect("examples parse");
+            ast.walk(&mut |path: &[rhai::ASTNode]| {
+                // A call is an expression, or a statement of its own.
+                let call = match path.last() {
+                    Some(rhai::ASTNode::Expr(rhai::Expr::FnCall(call, _))) => Some(call),
+                    Some(rhai::ASTNode::Stmt(rhai::Stmt::FnCall(call, _))) => Some(call),
+                    _ => None,
+                };
+                if let Some(call) = call {
+                    if !call.namespace.is_empty() {
+                        calls += 1;
+                        let name = format!("{}::{}", call.namespace, call.name);
+                        if !documented.contains(&(name.clone(), call.args.len())) {
+                            wrong.push(format!("`{example}`: {name} with {}", call.args.len()));
+                        }
+                    }
+                }
+                true
+            });
+        }
+        assert!(calls >= 100, "found {calls} calls");
+        assert!(
+            wrong.is_empty(),
+            "examples call what the reference does not document:\n{}",
+            wrong.join("\n")
+        );
+    }
+
     /// The examples are code a script can hold: each one parses, and each one that states its
     /// own result (`a == b`, with no placeholder) evaluates to true.
     #[test]

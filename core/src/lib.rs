@@ -246,7 +246,7 @@ fn register_kip_module(engine: &mut Engine, verbs: Arc<Verbs>) {
         .set_into_module(&mut module, || VERSION.to_string());
     let for_next = verbs.clone();
     rhai::FuncRegistration::new("next")
-        .with_comments(["/// Runs the declaration of the running verb that this one overrides (the next one along\n/// the search path) with `opts`, and returns what it returns. Only while a verb runs.\n///\n/// Example: `fn deploy(opts) { let app = kip::next(opts); print(app.namespace); }`"])
+        .with_comments(["/// Runs the declaration of the running verb that this one overrides (the next one along\n/// the search path) with `opts`, and returns what it returns. Flags left out of `opts` take\n/// their defaults, as with `kip::run`. Only while a verb runs.\n///\n/// Example: `fn deploy(opts) { let app = kip::next(opts); print(app.namespace); }`"])
         .with_params_info(["opts: Map", "Dynamic"])
         .set_into_module(
             &mut module,
@@ -254,6 +254,13 @@ fn register_kip_module(engine: &mut Engine, verbs: Arc<Verbs>) {
                 let current = RUNNING.with_borrow(|stack| stack.last().cloned());
                 let Some((words, index)) = current else {
                     return Err("kip::next can only be called while a verb runs".into());
+                };
+                // Completed as for kip::run, so an override may pass a map of its own and
+                // the declaration it calls still sees every flag it declares.
+                let opts = match for_next.chain(&words).get(index + 1) {
+                    Some(next) => cli::complete_opts(next, opts, cli::UnknownKeys::Keep)
+                        .map_err(|msg| builtins::host::error(builtins::Kind::Invalid, msg))?,
+                    None => opts,
                 };
                 run_declaration(ctx.engine(), &for_next, &words, index + 1, opts)
             },
@@ -274,7 +281,7 @@ fn register_kip_module(engine: &mut Engine, verbs: Arc<Verbs>) {
                         format!("no verb `{verb}` (see `kip verbs`)"),
                     ));
                 };
-                let opts = cli::complete_opts(declared, opts)
+                let opts = cli::complete_opts(declared, opts, cli::UnknownKeys::Refuse)
                     .map_err(|msg| builtins::host::error(builtins::Kind::Invalid, msg))?;
                 run_declaration(ctx.engine(), &verbs, &words, 0, opts)
             },

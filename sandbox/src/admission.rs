@@ -29,6 +29,10 @@ pub fn on_create(tx: &mut Tx, res: &Resource, obj: &mut Value) -> ApiResult<()> 
 
 pub fn on_update(tx: &mut Tx, res: &Resource, old: &Value, new: &mut Value) -> ApiResult<()> {
     match res.key().as_str() {
+        "/namespaces" => {
+            namespace_label(new);
+            Ok(())
+        }
         "/services" => service(tx, Some(old), new),
         "/secrets" => secret(new),
         "apps/deployments" => require_selector_matches("Deployment", new),
@@ -45,12 +49,20 @@ fn default(obj: &mut Value, field: &str, value: Value) {
     }
 }
 
+/// On create: active, with the name label. `spec.finalizers` is the strategy's.
 fn namespace(obj: &mut Value) -> ApiResult<()> {
-    let name = obj["metadata"]["name"].clone();
-    obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = name;
-    obj["spec"]["finalizers"] = json!(["kubernetes"]);
+    namespace_label(obj);
     obj["status"] = json!({"phase": "Active"});
     Ok(())
+}
+
+/// The label every namespace carries, set again on each write as the apiserver's defaulting does.
+fn namespace_label(obj: &mut Value) {
+    let name = obj["metadata"]["name"].clone();
+    if !obj["metadata"]["labels"].is_object() {
+        obj["metadata"]["labels"] = json!({});
+    }
+    obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = name;
 }
 
 /// Allocates a service's cluster IP and node ports (its defaults already set).

@@ -22,5 +22,6 @@ pub mod registry;
 pub mod server;
 pub mod spdy;
 pub mod store;
+pub mod strategy;
 
 pub use server::Sandbox;

@@ -14,6 +14,7 @@ use crate::defaults;
 use crate::error::{ApiError, ApiResult};
 use crate::registry::Resource;
 use crate::store::{ObjKey, Tx};
+use crate::strategy;
 use crate::validation::validate_metadata;
 
 /// The timestamp format of metadata fields: RFC 3339 in UTC, whole seconds.
@@ -23,11 +24,24 @@ pub fn now() -> String {
         .to_string()
 }
 
-/// The subresource a write goes to, for the status split and managedFields.
+/// The path a write goes to: each has its own update strategy and managedFields entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {
     Main,
     Status,
+    /// A namespace's `/finalize`, which changes only its `spec.finalizers`.
+    Finalize,
+}
+
+impl Part {
+    /// The subresource named in managedFields entries.
+    pub fn subresource(self) -> Option<&'static str> {
+        match self {
+            Part::Main => None,
+            Part::Status => Some("status"),
+            Part::Finalize => Some("finalize"),
+        }
+    }
 }
 
 pub fn key(res: &Resource, ns: &str, name: &str) -> ObjKey {
@@ -174,24 +188,7 @@ pub fn create(
     if tx.get(&key).is_some() {
         return Err(ApiError::already_exists(&res.plural, &res.group, &name));
     }
-    if let Some(meta) = obj["metadata"].as_object_mut() {
-        for system in [
-            "resourceVersion",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-            "selfLink",
-        ] {
-            meta.remove(system);
-        }
-        meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
-        meta.insert("creationTimestamp".into(), json!(now()));
-        meta.insert("generation".into(), json!(1));
-    }
-    if res.has_subresource("status")
-        && let Some(map) = obj.as_object_mut()
-    {
-        map.remove("status");
-    }
+    strategy::prepare_for_create(res, &mut obj);
     defaults::apply(&res.key(), &mut obj);
     admission::on_create(tx, res, &mut obj)?;
     validate(res, &obj)?;
@@ -226,6 +223,21 @@ pub fn update(
     let Some(old) = tx.get(&key) else {
         return Err(ApiError::not_found(&res.plural, &res.group, name));
     };
+    // A PUT's uid is a precondition: the object it was read from must be the stored one.
+    if let Some(uid) = obj["metadata"]["uid"].as_str()
+        && !uid.is_empty()
+        && Some(uid) != old["metadata"]["uid"].as_str()
+    {
+        return Err(ApiError::conflict(
+            &res.plural,
+            &res.group,
+            name,
+            &format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                old["metadata"]["uid"].as_str().unwrap_or("")
+            ),
+        ));
+    }
     finish_write(tx, res, key, old, obj, how)
 }
 
@@ -252,7 +264,7 @@ pub fn finish_write(
     res: &Resource,
     key: ObjKey,
     old: Arc<Value>,
-    mut new: Value,
+    new: Value,
     how: WriteKind,
 ) -> ApiResult<Arc<Value>> {
     let name = key.name.clone();
@@ -272,42 +284,29 @@ pub fn finish_write(
         | WriteKind::Controller { part, .. }
         | WriteKind::Applied { part } => *part,
     };
-    if res.has_subresource("status") {
-        new = split_status(&old, new, part);
-    }
-    for system in [
-        "uid",
-        "creationTimestamp",
-        "deletionTimestamp",
-        "deletionGracePeriodSeconds",
-        "generation",
-        "resourceVersion",
-    ] {
-        match old["metadata"].get(system) {
-            Some(v) => new["metadata"][system] = v.clone(),
-            None => {
-                if let Some(m) = new["metadata"].as_object_mut() {
-                    m.remove(system);
-                }
-            }
-        }
-    }
+    let mut new = strategy::prepare_for_update(res, part, &old, new);
+    strategy::metadata::on_update(&old, &mut new)
+        .map_err(|causes| ApiError::invalid(&res.kind, &res.group, &name, &causes))?;
     if !matches!(how, WriteKind::Applied { .. }) && new["metadata"].get("managedFields").is_none() {
         new["metadata"]["managedFields"] = old["metadata"]["managedFields"].clone();
     }
     // Before comparing specs, as a real server defaults on decoding: a client that leaves out
     // a defaulted field changes nothing.
     defaults::apply(&res.key(), &mut new);
-    if spec_changed(&old, &new) {
-        let generation = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
-        new["metadata"]["generation"] = json!(generation);
-    }
     admission::on_update(tx, res, &old, &mut new)?;
+    strategy::update_generation(res, part, &old, &mut new);
     validate(res, &new)?;
+    // Controllers stand in for subresources a real cluster has (pods/binding…): only a
+    // client's write meets the immutable fields.
+    if part == Part::Main && !matches!(how, WriteKind::Controller { .. }) {
+        let causes = strategy::immutable::check(res, &old, &new);
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(&res.kind, &res.group, &name, &causes));
+        }
+    }
     let new = match how {
         WriteKind::Update { manager, part } | WriteKind::Controller { manager, part } => {
-            let sub = (part == Part::Status).then_some("status");
-            apply::record_update(Some(&old), new, manager, sub, &now())
+            apply::record_update(Some(&old), new, manager, part.subresource(), &now())
         }
         WriteKind::Applied { .. } => new,
     };
@@ -361,48 +360,6 @@ fn only_times_differ(old: &Value, new: &Value) -> bool {
                 (Some(a), Some(b)) => same_except(a, b, "time"),
                 _ => a == b,
             })
-}
-
-/// Keeps the status from `old` on a main-resource write, or only the status of `new` on a
-/// status write, as the status subresource does.
-fn split_status(old: &Value, mut new: Value, part: Part) -> Value {
-    match part {
-        Part::Main => {
-            match old.get("status") {
-                Some(status) => new["status"] = status.clone(),
-                None => {
-                    if let Some(map) = new.as_object_mut() {
-                        map.remove("status");
-                    }
-                }
-            }
-            new
-        }
-        Part::Status => {
-            let mut merged = old.clone();
-            match new.get_mut("status").map(Value::take) {
-                Some(status) => merged["status"] = status,
-                None => {
-                    if let Some(map) = merged.as_object_mut() {
-                        map.remove("status");
-                    }
-                }
-            }
-            merged["metadata"]["resourceVersion"] = new["metadata"]["resourceVersion"].clone();
-            merged
-        }
-    }
-}
-
-/// Whether anything but metadata and status changed: what bumps `metadata.generation`.
-fn spec_changed(old: &Value, new: &Value) -> bool {
-    let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else {
-        return true;
-    };
-    let skip = |k: &String| !matches!(k.as_str(), "metadata" | "status" | "apiVersion" | "kind");
-    let old_fields: Vec<_> = old.iter().filter(|(k, _)| skip(k)).collect();
-    let new_fields: Vec<_> = new.iter().filter(|(k, _)| skip(k)).collect();
-    old_fields != new_fields
 }
 
 pub fn finalizers(obj: &Value) -> Vec<String> {

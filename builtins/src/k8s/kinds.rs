@@ -135,7 +135,11 @@ mod tests {
         );
         for kind in ["App", "Project", "Service"] {
             let (ar, caps) = kipper_own("kipper.run/v1alpha1", kind).unwrap();
-            let names = format!("plural: {}, singular: {}, kind: {kind}", ar.plural, kind.to_lowercase());
+            let names = format!(
+                "plural: {}, singular: {}, kind: {kind}",
+                ar.plural,
+                kind.to_lowercase()
+            );
             let scope = format!("scope: {:?}\n  names: {{{names}", caps.scope);
             assert!(crds.contains(&scope), "{kind}: `{scope}` not in the CRDs");
         }

@@ -16,6 +16,7 @@ use crate::ops::{self, DeleteOptions, Part, Propagation, WriteKind};
 use crate::registry::Resource;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::store::{ObjKey, Tx};
+use crate::strategy;
 use crate::table::{IncludeObject, to_table};
 
 pub async fn handle(api: &Api, path: &str, t: ResourcePath, req: Req) -> ApiResult<Response> {
@@ -408,6 +409,7 @@ fn patch_object(
         ops::check_type(res, &mut config)?;
         check_name(res, &config, name)?;
         config["metadata"]["name"] = json!(name);
+        strategy::strip_reset_fields(res, part, &mut config);
         let applied = apply::server_side_apply(None, &config, manager, force, &now)
             .map_err(|e| apply_error(res, name, e))?;
         let created = ops::create(tx, res, ns, applied, WriteKind::Applied { part })?;
@@ -441,6 +443,8 @@ fn patch_object(
             ops::check_type(res, &mut config)?;
             check_name(res, &config, name)?;
             config["metadata"]["name"] = json!(name);
+            // What this path's strategy resets is neither applied nor owned.
+            strategy::strip_reset_fields(res, part, &mut config);
             apply::server_side_apply(Some(&old), &config, manager, force, &now)
                 .map_err(|e| apply_error(res, name, e))?
         }
@@ -619,7 +623,7 @@ async fn scale(
     let manager = req.manager();
     let r = res.clone();
     let updated = run(api, &req, move |tx| {
-        edit_object(tx, &r, key, &manager, |old| {
+        edit_object(tx, &r, key, &manager, Part::Main, |old| {
             let mut scale = scale_of(old);
             match kind {
                 None => scale = change,
@@ -667,38 +671,26 @@ async fn finalize(api: &Api, res: Arc<Resource>, name: String, req: Req) -> ApiR
     let r = res.clone();
     let updated = run(api, &req, move |tx| {
         let key = ops::key(&r, "", &name);
-        edit_object(tx, &r, key, &manager, |old| {
-            let mut new = old.clone();
-            new["spec"]["finalizers"] = body["spec"]["finalizers"].clone();
-            Ok(new)
-        })
+        // The finalize strategy takes only `spec.finalizers` from the body.
+        edit_object(tx, &r, key, &manager, Part::Finalize, |_| Ok(body))
     })
     .await?;
     respond_object(&req, &res, StatusCode::OK, &updated)
 }
 
 /// Reads an object (404 when absent), lets `edit` derive its new state, and writes that as an
-/// update of the main resource by `manager`.
+/// update of `part` by `manager`.
 fn edit_object(
     tx: &mut Tx,
     res: &Resource,
     key: ObjKey,
     manager: &str,
+    part: Part,
     edit: impl FnOnce(&Value) -> ApiResult<Value>,
 ) -> ApiResult<Arc<Value>> {
     let old = tx
         .get(&key)
         .ok_or_else(|| ApiError::not_found(&res.plural, &res.group, &key.name))?;
     let new = edit(&old)?;
-    ops::finish_write(
-        tx,
-        res,
-        key,
-        old,
-        new,
-        WriteKind::Update {
-            manager,
-            part: Part::Main,
-        },
-    )
+    ops::finish_write(tx, res, key, old, new, WriteKind::Update { manager, part })
 }

@@ -71,6 +71,14 @@ pub(crate) fn read(object: &Value) -> Vec<Entry> {
         .unwrap_or_default()
 }
 
+/// Whether `object` asks to clear its managedFields: a list of exactly one empty entry.
+pub(crate) fn is_reset(object: &Value) -> bool {
+    object
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .is_some_and(|entries| matches!(entries.as_slice(), [Value::Object(e)] if e.is_empty()))
+}
+
 /// A copy of `object` without managedFields.
 pub(crate) fn strip(object: &Value) -> Value {
     let mut object = object.clone();

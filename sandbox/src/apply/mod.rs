@@ -119,7 +119,9 @@ pub fn server_side_apply(
 /// taking ownership of changed fields away from other managers. `old` is None on create.
 ///
 /// Managed fields sent with `new` replace the stored ones, as the apiserver lets clients rewrite
-/// them, unless they are absent or the write is to a subresource.
+/// them, unless the write is to a subresource or they are absent, empty or unreadable (a client
+/// unaware of them must not wipe them). A list of one empty entry, `[{}]`, is the documented
+/// way to clear them: this write's changes are then all that is recorded.
 pub fn record_update(
     old: Option<&Value>,
     new: Value,
@@ -130,10 +132,16 @@ pub fn record_update(
     if !new.is_object() {
         return new;
     }
-    let mut entries = managed::read(&new);
-    if entries.is_empty() || subresource.is_some() {
-        entries = old.map(managed::read).unwrap_or_default();
-    }
+    let stored = || old.map(managed::read).unwrap_or_default();
+    let entries = if subresource.is_some() {
+        stored()
+    } else if managed::is_reset(&new) {
+        Vec::new()
+    } else {
+        let sent = managed::read(&new);
+        if sent.is_empty() { stored() } else { sent }
+    };
+    let mut entries = entries;
     let before = old
         .map(managed::strip)
         .unwrap_or_else(|| Value::Object(Map::new()));

@@ -162,6 +162,20 @@ pub fn write_main(
     new: Value,
     manager: &str,
 ) -> ApiResult<Arc<Value>> {
+    write_part(tx, res, key, old, new, manager, Part::Main)
+}
+
+/// Writes `new` through `part` (whose strategy keeps what that path may not change) when it
+/// differs from `old`.
+pub fn write_part(
+    tx: &mut Tx,
+    res: &Resource,
+    key: &ObjKey,
+    old: &Arc<Value>,
+    new: Value,
+    manager: &str,
+    part: Part,
+) -> ApiResult<Arc<Value>> {
     if new == **old {
         return Ok(old.clone());
     }
@@ -171,10 +185,7 @@ pub fn write_main(
         key.clone(),
         old.clone(),
         new,
-        WriteKind::Controller {
-            manager,
-            part: Part::Main,
-        },
+        WriteKind::Controller { manager, part },
     )
 }
 

@@ -15,7 +15,8 @@ use serde_json::{Map, Value, json};
 
 use super::common::{
     Cond, CondStyle, adopt_orphans, annotation, conditions, controlled, controller_ref_to, delete,
-    int, put_nonzero, resource, salted_template_hash, same_template, uid, write_main, write_status,
+    int, put_nonzero, resource, salted_template_hash, same_template, uid, write_main, write_part,
+    write_status,
 };
 use super::{Outcome, events};
 use crate::error::{ApiError, ApiResult};
@@ -128,7 +129,9 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, d: Arc<Value>) -> ApiResult<Outcome>
     if let Some(rs) = &new_rs {
         let mut annotated = (*d).clone();
         annotated["metadata"]["annotations"][REVISION] = json!(revision(rs).to_string());
-        write_main(tx, &res, key, &d, annotated, MANAGER)?;
+        // Through `/status`, as the real controller does: on the main resource a new
+        // annotation would bump the Deployment's generation.
+        write_part(tx, &res, key, &d, annotated, MANAGER, Part::Status)?;
     }
     let (status, requeue) = status(tx, &d, new_key.as_ref(), want, paused);
     write_status(tx, &res, key, status, MANAGER)?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::common::{Cond, CondStyle, conditions, delete, is_deleting, write_main, write_status};
+use super::common::{Cond, CondStyle, conditions, delete, is_deleting, write_part, write_status};
 use super::{BURST, Ctx, Outcome};
 use crate::error::ApiResult;
 use crate::ops;
@@ -75,7 +75,8 @@ pub fn reconcile(tx: &mut Tx, ctx: &Ctx, key: &ObjKey, ns_obj: &Arc<Value>) -> A
     if remaining.is_empty() {
         let mut new = (*current).clone();
         new["spec"]["finalizers"] = json!([]);
-        write_main(tx, &res, key, &current, new, MANAGER)?;
+        // Only `/finalize` may change them: the main resource keeps the stored ones.
+        write_part(tx, &res, key, &current, new, MANAGER, ops::Part::Finalize)?;
         return Ok(Outcome::done());
     }
     let describe = |m: &BTreeMap<String, usize>, what: &str| {
