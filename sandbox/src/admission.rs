@@ -163,7 +163,8 @@ fn pod(obj: &mut Value) -> ApiResult<()> {
             &[("spec.containers".into(), "Required value".into())],
         ));
     }
-    obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
+    let qos = crate::defaults::pod::qos_class(&obj["spec"]);
+    obj["status"] = json!({"phase": "Pending", "qosClass": qos});
     Ok(())
 }
 

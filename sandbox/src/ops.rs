@@ -190,14 +190,17 @@ pub fn create(
     }
     strategy::prepare_for_create(res, &mut obj);
     defaults::apply(&res.key(), &mut obj);
-    admission::on_create(tx, res, &mut obj)?;
-    validate(res, &obj)?;
-    let obj = match how {
+    // The writer owns what it sent and the defaults, not what the server generates next (a
+    // Job's selector, a Service's addresses): the apiserver records managedFields before its
+    // registry fills those in, so a later apply that leaves them out does not remove them.
+    let mut obj = match how {
         WriteKind::Update { manager, .. } | WriteKind::Controller { manager, .. } => {
             apply::record_update(None, obj, manager, None, &now())
         }
         WriteKind::Applied { .. } => obj,
     };
+    admission::on_create(tx, res, &mut obj)?;
+    validate(res, &obj)?;
     Ok(tx.put(key, obj))
 }
 

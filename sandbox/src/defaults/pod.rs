@@ -89,6 +89,38 @@ fn requests_from_limits(container: &mut Value) {
     }
 }
 
+/// The QoS class a pod's status shows, from its containers' resources (after defaulting, so
+/// limits alone make a pod Guaranteed): `Guaranteed` when every container limits CPU and memory
+/// and requests as much, `BestEffort` when none asks for either, `Burstable` otherwise.
+/// Quantities are compared as written: `1` and `1000m` count as different.
+pub fn qos_class(spec: &Value) -> &'static str {
+    let containers: Vec<&Value> = ["containers", "initContainers"]
+        .iter()
+        .filter_map(|f| spec[*f].as_array())
+        .flatten()
+        .collect();
+    let compute = ["cpu", "memory"];
+    let any = containers.iter().any(|c| {
+        compute.iter().any(|r| {
+            !c["resources"]["requests"][r].is_null() || !c["resources"]["limits"][r].is_null()
+        })
+    });
+    if !any {
+        return "BestEffort";
+    }
+    let guaranteed = containers.iter().all(|c| {
+        compute.iter().all(|r| {
+            let limit = &c["resources"]["limits"][r];
+            !limit.is_null() && c["resources"]["requests"][r] == *limit
+        })
+    });
+    if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
 /// A pod template (`spec.template` of a workload).
 pub fn template(template: &mut Value) {
     within(template, "spec", spec);

@@ -146,6 +146,32 @@ fn a_pod_gets_the_pod_only_fields_and_admission_defaults() {
 }
 
 #[test]
+fn the_qos_class_follows_requests_and_limits() {
+    use super::pod::qos_class;
+    let pod = |resources: Value| {
+        defaulted(
+            "/pods",
+            json!({"spec": {"containers": [{"name": "a", "image": "a", "resources": resources}]}}),
+        )["spec"]
+            .clone()
+    };
+    assert_eq!(qos_class(&pod(json!({}))), "BestEffort");
+    // Requests default to limits: limits alone are Guaranteed.
+    assert_eq!(
+        qos_class(&pod(json!({"limits": {"cpu": "1", "memory": "1Gi"}}))),
+        "Guaranteed"
+    );
+    assert_eq!(
+        qos_class(&pod(json!({"requests": {"cpu": "100m"}}))),
+        "Burstable"
+    );
+    assert_eq!(
+        qos_class(&pod(json!({"limits": {"cpu": "1"}}))),
+        "Burstable"
+    );
+}
+
+#[test]
 fn a_pod_naming_its_account_the_old_way_keeps_it() {
     let obj = defaulted(
         "/pods",
