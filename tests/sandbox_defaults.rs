@@ -523,3 +523,43 @@ async fn typed_clients_read_a_complete_node_and_defaulted_objects() {
     assert!((30000..=32767).contains(&node_port));
     assert_eq!(spec.allocate_load_balancer_node_ports, Some(true));
 }
+
+#[test]
+fn kubectl_shows_what_the_node_reports() {
+    let sb = ServedSandbox::start();
+    let k = sb.kubectl();
+    let wide = k.ok(&["get", "nodes", "-o", "wide"]);
+    let mut lines = wide.lines();
+    let header: Vec<&str> = lines.next().expect("header").split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "STATUS",
+            "ROLES",
+            "AGE",
+            "VERSION",
+            "INTERNAL-IP",
+            "EXTERNAL-IP",
+            "OS-IMAGE",
+            "KERNEL-VERSION",
+            "CONTAINER-RUNTIME"
+        ]
+    );
+    let row = lines.next().expect("the node");
+    assert!(row.starts_with("sandbox "), "{row}");
+    assert!(
+        row.contains(" Ready ") && row.contains(" 127.0.0.1 ") && row.contains(" <none> "),
+        "{row}"
+    );
+    assert!(
+        row.trim_end()
+            .ends_with(&format!("kip-sandbox://{}", env!("CARGO_PKG_VERSION"))),
+        "{row}"
+    );
+    let node = k.json(&["get", "node", "sandbox"]);
+    assert_eq!(
+        node["status"]["nodeInfo"]["architecture"],
+        node["metadata"]["labels"]["kubernetes.io/arch"]
+    );
+}
