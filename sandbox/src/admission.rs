@@ -19,7 +19,7 @@ pub fn on_create(tx: &mut Tx, res: &Resource, obj: &mut Value) -> ApiResult<()> 
             obj["status"] = json!({"phase": "Pending"});
             Ok(())
         }
-        "apps/deployments" => require_selector_matches("Deployment", obj),
+        "apps/deployments" => deployment(obj),
         "apps/statefulsets" => require_selector_matches("StatefulSet", obj),
         "batch/jobs" => job(obj),
         "apiextensions.k8s.io/customresourcedefinitions" => crd(tx, obj),
@@ -35,7 +35,7 @@ pub fn on_update(tx: &mut Tx, res: &Resource, old: &Value, new: &mut Value) -> A
         }
         "/services" => service(tx, Some(old), new),
         "/secrets" => secret(new),
-        "apps/deployments" => require_selector_matches("Deployment", new),
+        "apps/deployments" => deployment(new),
         "apps/statefulsets" => require_selector_matches("StatefulSet", new),
         "apiextensions.k8s.io/customresourcedefinitions" => crd(tx, new),
         _ => Ok(()),
@@ -165,6 +165,27 @@ fn pod(obj: &mut Value) -> ApiResult<()> {
     }
     let qos = crate::defaults::pod::qos_class(&obj["spec"]);
     obj["status"] = json!({"phase": "Pending", "qosClass": qos});
+    Ok(())
+}
+
+/// A Deployment's selector, and a strategy that says one thing: the defaults give a
+/// RollingUpdate strategy its bounds, so a client that switches to Recreate must drop them
+/// (`rollingUpdate: null`), as a real server insists.
+fn deployment(obj: &Value) -> ApiResult<()> {
+    require_selector_matches("Deployment", obj)?;
+    let strategy = &obj["spec"]["strategy"];
+    if strategy["type"] == "Recreate" && !strategy["rollingUpdate"].is_null() {
+        let name = obj["metadata"]["name"].as_str().unwrap_or("");
+        return Err(ApiError::invalid(
+            "Deployment",
+            "apps",
+            name,
+            &[(
+                "spec.strategy.rollingUpdate".into(),
+                "Forbidden: may not be specified when strategy `type` is 'Recreate'".into(),
+            )],
+        ));
+    }
     Ok(())
 }
 

@@ -332,8 +332,9 @@ fn services_are_defaulted_by_type() {
     assert_eq!(headless["spec"]["ipFamilyPolicy"], "RequireDualStack");
 }
 
-mod node_ports {
-    //! Node ports through the write path, where they are allocated and checked.
+mod writes {
+    //! Through the write path, where node ports are allocated and the checks that go with the
+    //! defaults are made.
 
     use serde_json::{Value, json};
 
@@ -537,6 +538,49 @@ mod node_ports {
         .await
         .expect("the port is free again");
         assert_eq!(node_ports(&reused), [30080]);
+    }
+
+    #[tokio::test]
+    async fn switching_a_deployment_to_recreate_needs_its_rolling_update_dropped() {
+        let store = store().await;
+        let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}});
+        let write = |obj: Value, create: bool| {
+            store.write(move |tx| {
+                let res = tx
+                    .state()
+                    .registry
+                    .find("apps", "v1", "deployments")
+                    .expect("deployments");
+                let how = WriteKind::Update {
+                    manager: "test",
+                    part: Part::Main,
+                };
+                if create {
+                    ops::create(tx, &res, "default", obj, how)
+                } else {
+                    ops::update(tx, &res, "default", "web", obj, how)
+                }
+            })
+        };
+        let stored = write(deployment, true).await.expect("created");
+        // What `kubectl apply` of `strategy: {type: Recreate}` merges into the stored object.
+        let mut switched = (*stored).clone();
+        switched["spec"]["strategy"]["type"] = json!("Recreate");
+        // Unconditional updates: the controllers write the status meanwhile.
+        switched["metadata"]["resourceVersion"].take();
+        let err = write(switched.clone(), false).await.expect_err("refused");
+        assert_eq!(
+            cause(&err),
+            (
+                "spec.strategy.rollingUpdate".into(),
+                "Forbidden: may not be specified when strategy `type` is 'Recreate'".into()
+            )
+        );
+        switched["spec"]["strategy"] = json!({"type": "Recreate"});
+        let updated = write(switched, false).await.expect("accepted");
+        assert_eq!(updated["spec"]["strategy"], json!({"type": "Recreate"}));
     }
 
     #[tokio::test]
