@@ -535,6 +535,9 @@ fn a_failing_rollout_is_reported_in_words_within_seconds() {
 #[test]
 fn verbose_shows_api_calls_and_logs_are_plain_in_a_pipe() {
     let sb = ServedSandbox::start();
+    // An app first: on a cluster without kip's CRDs the list's request is a 404.
+    let deployed = kip(&sb, &deploy("web", "nginx:1.27", &[]));
+    assert!(deployed.status.success(), "{}", err(&deployed));
     let quiet = sb.kip(&["app", "list"]);
     assert_eq!(err(&quiet), "", "no log lines by default");
     let verbose = sb.kip(&["app", "list", "-v"]);

@@ -155,3 +155,43 @@ fn host_exec_needs_a_loopback_address() {
         "{stderr}"
     );
 }
+
+/// The channel protocols read a text frame like a binary one, as the API server does: stdin a
+/// client sends as text reaches the command instead of being dropped.
+#[tokio::test]
+async fn stdin_sent_in_text_frames_reaches_the_command() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let sb = ServedSandbox::with_host_exec();
+    started(&sb);
+    let url = format!(
+        "{}/api/v1/namespaces/default/pods/host/exec?container=db&command=tr&command=a-z&command=A-Z&stdin=true&stdout=true",
+        sb.url().replace("http://", "ws://")
+    );
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "v5.channel.k8s.io".parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("exec upgrade");
+    ws.send(Message::Text("\u{0}shout\n".into())).await.unwrap();
+    // v5's close of stdin: channel 255, then the stream to close.
+    ws.send(Message::Binary(vec![255, 0].into())).await.unwrap();
+    let mut stdout = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while let Some(Ok(message)) = ws.next().await {
+            if let Message::Binary(data) = message
+                && data.first() == Some(&1)
+            {
+                stdout.extend_from_slice(&data[1..]);
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the exec stream did not end");
+    assert_eq!(String::from_utf8_lossy(&stdout), "SHOUT\n");
+}

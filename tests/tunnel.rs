@@ -35,9 +35,17 @@ fn text(o: &Output) -> (String, String) {
 /// A kip `Service` resource `name` with a one-replica StatefulSet whose pod stands for the real
 /// server at `127.0.0.1:backend` on `port`; returns once the pod `<name>-0` runs.
 fn stand_in(sb: &ServedSandbox, name: &str, kind: &str, port: u16, backend: u16) {
-    // Any verb applies kip's CRDs.
-    let listed = kip(sb, &["app", "list"]);
-    assert!(listed.status.success(), "{:?}", text(&listed));
+    // kip's Service CRD, as kip applies it.
+    let k = sb.kubectl();
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        include_str!("../templates/crds/services.yaml.j2"),
+    );
+    k.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/services.kipper.run",
+    ]);
     let manifest = format!(
         r#"apiVersion: kipper.run/v1alpha1
 kind: Service
@@ -59,7 +67,6 @@ spec:
       containers: [{{name: main, image: "{kind}:latest", ports: [{{containerPort: {port}}}]}}]
 "#
     );
-    let k = sb.kubectl();
     k.ok_stdin(&["apply", "-f", "-"], &manifest);
     let pod = format!("{name}-0");
     let deadline = Instant::now() + PATIENCE;

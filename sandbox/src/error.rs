@@ -1,5 +1,6 @@
 //! API errors, rendered as `Status` objects with the reason and code a real API server uses.
 
+use crate::validation::Cause;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -88,6 +89,24 @@ impl ApiError {
         err
     }
 
+    /// A 422 whose causes keep their own reasons (`FieldValueRequired`, `FieldValueNotSupported`…),
+    /// several bracketed in the message as the real server's error aggregate prints them.
+    pub fn invalid_causes(kind: &str, group: &str, name: &str, causes: &[Cause]) -> Self {
+        let mut err = Self::new(
+            422,
+            "Invalid",
+            crate::validation::invalid_message(&qualified(kind, group), name, causes),
+        )
+        .with_details(kind, group, name);
+        if let Some(details) = err.details.as_mut() {
+            details["causes"] = causes
+                .iter()
+                .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
+                .collect();
+        }
+        err
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)
     }
@@ -142,6 +161,8 @@ impl ApiError {
         )
     }
 
+    /// The `Status` body, its fields in the real server's order (`details` before `code`):
+    /// clients that compare bodies byte for byte see the same text.
     pub fn to_status(&self) -> Value {
         let mut status = json!({
             "kind": "Status",
@@ -150,11 +171,11 @@ impl ApiError {
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
-            "code": self.code,
         });
         if let Some(details) = &self.details {
             status["details"] = details.clone();
         }
+        status["code"] = json!(self.code);
         status
     }
 }

@@ -122,6 +122,21 @@ fn validate(res: &Resource, obj: &Value) -> ApiResult<()> {
     Err(ApiError::invalid(&res.kind, &res.group, name, &causes))
 }
 
+/// A custom resource meets its CRD's structural schema: pruned, defaulted, then validated.
+fn admit_schema(res: &Resource, obj: &mut Value) -> ApiResult<()> {
+    let Some(schema) = &res.schema else {
+        return Ok(());
+    };
+    let causes = crate::schema::admit(schema, obj);
+    if causes.is_empty() {
+        return Ok(());
+    }
+    let name = obj["metadata"]["name"].as_str().unwrap_or("");
+    Err(ApiError::invalid_causes(
+        &res.kind, &res.group, name, &causes,
+    ))
+}
+
 /// Namespaced objects need a live namespace, as on a real server.
 fn check_namespace(tx: &Tx, res: &Resource, ns: &str, name: &str) -> ApiResult<()> {
     if !res.namespaced {
@@ -190,6 +205,8 @@ pub fn create(
     }
     strategy::prepare_for_create(res, &mut obj);
     defaults::apply(&res.key(), &mut obj);
+    // A custom resource's schema defaults and prunes as the apiserver decodes it.
+    admit_schema(res, &mut obj)?;
     // The writer owns what it sent and the defaults, not what the server generates next (a
     // Job's selector, a Service's addresses): the apiserver records managedFields before its
     // registry fills those in, so a later apply that leaves them out does not remove them.
@@ -297,6 +314,7 @@ pub fn finish_write(
     // a defaulted field changes nothing.
     defaults::apply(&res.key(), &mut new);
     admission::on_update(tx, res, &old, &mut new)?;
+    admit_schema(res, &mut new)?;
     strategy::update_generation(res, part, &old, &mut new);
     validate(res, &new)?;
     // Controllers stand in for subresources a real cluster has (pods/binding…): only a

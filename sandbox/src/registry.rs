@@ -26,12 +26,28 @@ pub struct Resource {
     /// Served from a CustomResourceDefinition.
     pub custom: bool,
     pub name_rule: NameRule,
+    /// The structural schema (`openAPIV3Schema`) of a CRD's version, which its objects are
+    /// pruned, defaulted and validated against; built-in kinds have their own validation.
+    pub schema: Option<Arc<Value>>,
+    pub verbs: &'static [&'static str],
+    /// The group of the storage this resource is a version of: its own but for Events.
+    pub storage_group: String,
 }
 
 impl Resource {
     /// The storage key of this resource, the same for every version of it.
     pub fn key(&self) -> String {
-        storage_key(&self.group, &self.plural)
+        storage_key(&self.storage_group, &self.plural)
+    }
+
+    /// Whether this is another group's object shown in another shape (`events.k8s.io`).
+    pub fn converted(&self) -> bool {
+        self.storage_group != self.group
+    }
+
+    /// A review kind: answered on create, never stored.
+    pub fn is_review(&self) -> bool {
+        self.verbs == CREATE_ONLY
     }
 
     pub fn api_version(&self) -> String {
@@ -54,24 +70,26 @@ impl Resource {
             format!("{}.{}", self.plural, self.group)
         }
     }
-
-    pub fn verbs(&self) -> Vec<&'static str> {
-        vec![
-            "create",
-            "delete",
-            "deletecollection",
-            "get",
-            "list",
-            "patch",
-            "update",
-            "watch",
-        ]
-    }
 }
 
 pub fn storage_key(group: &str, plural: &str) -> String {
     format!("{group}/{plural}")
 }
+
+/// Every verb of a stored kind.
+pub const ALL_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+/// Reviews are answered, never stored: `create` is all they serve.
+const CREATE_ONLY: &[&str] = &["create"];
 
 struct Builtin {
     group: &'static str,
@@ -82,6 +100,10 @@ struct Builtin {
     short: &'static [&'static str],
     sub: &'static [&'static str],
     name_rule: NameRule,
+    verbs: &'static [&'static str],
+    /// The group whose storage this resource shares, when another version of the same object
+    /// is served in another group (`events.k8s.io` Events are core Events).
+    stored_in: Option<&'static str>,
 }
 
 const fn b(
@@ -102,9 +124,13 @@ const fn b(
         short,
         sub,
         name_rule: NameRule::Subdomain,
+        verbs: ALL_VERBS,
+        stored_in: None,
     }
 }
 
+/// The built-in kinds with the group, version, scope, short names and subresources a
+/// v1.33 apiserver lists for them in discovery.
 const BUILTINS: &[Builtin] = &[
     Builtin {
         name_rule: NameRule::Label,
@@ -152,8 +178,26 @@ const BUILTINS: &[Builtin] = &[
         &["pvc"],
         &["status"],
     ),
+    b(
+        "",
+        "v1",
+        "persistentvolumes",
+        "PersistentVolume",
+        false,
+        &["pv"],
+        &["status"],
+    ),
     b("", "v1", "events", "Event", true, &["ev"], &[]),
     b("", "v1", "nodes", "Node", false, &["no"], &["status"]),
+    b(
+        "",
+        "v1",
+        "replicationcontrollers",
+        "ReplicationController",
+        true,
+        &["rc"],
+        &["status", "scale"],
+    ),
     b(
         "apps",
         "v1",
@@ -181,7 +225,25 @@ const BUILTINS: &[Builtin] = &[
         &["sts"],
         &["status", "scale"],
     ),
+    b(
+        "apps",
+        "v1",
+        "daemonsets",
+        "DaemonSet",
+        true,
+        &["ds"],
+        &["status"],
+    ),
     b("batch", "v1", "jobs", "Job", true, &[], &["status"]),
+    b(
+        "batch",
+        "v1",
+        "cronjobs",
+        "CronJob",
+        true,
+        &["cj"],
+        &["status"],
+    ),
     b(
         "networking.k8s.io",
         "v1",
@@ -191,6 +253,55 @@ const BUILTINS: &[Builtin] = &[
         &["ing"],
         &["status"],
     ),
+    b(
+        "networking.k8s.io",
+        "v1",
+        "networkpolicies",
+        "NetworkPolicy",
+        true,
+        &["netpol"],
+        &[],
+    ),
+    b(
+        "discovery.k8s.io",
+        "v1",
+        "endpointslices",
+        "EndpointSlice",
+        true,
+        &[],
+        &[],
+    ),
+    b(
+        "coordination.k8s.io",
+        "v1",
+        "leases",
+        "Lease",
+        true,
+        &[],
+        &[],
+    ),
+    b(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "PodDisruptionBudget",
+        true,
+        &["pdb"],
+        &["status"],
+    ),
+    b(
+        "storage.k8s.io",
+        "v1",
+        "storageclasses",
+        "StorageClass",
+        false,
+        &["sc"],
+        &[],
+    ),
+    Builtin {
+        stored_in: Some(""),
+        ..b("events.k8s.io", "v1", "events", "Event", true, &["ev"], &[])
+    },
     b(
         "autoscaling",
         "v2",
@@ -236,6 +347,42 @@ const BUILTINS: &[Builtin] = &[
         &[],
         &[],
     ),
+    Builtin {
+        verbs: CREATE_ONLY,
+        ..b(
+            "authentication.k8s.io",
+            "v1",
+            "selfsubjectreviews",
+            "SelfSubjectReview",
+            false,
+            &[],
+            &[],
+        )
+    },
+    Builtin {
+        verbs: CREATE_ONLY,
+        ..b(
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectaccessreviews",
+            "SelfSubjectAccessReview",
+            false,
+            &[],
+            &[],
+        )
+    },
+    Builtin {
+        verbs: CREATE_ONLY,
+        ..b(
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectrulesreviews",
+            "SelfSubjectRulesReview",
+            false,
+            &[],
+            &[],
+        )
+    },
     b(
         "apiextensions.k8s.io",
         "v1",
@@ -245,18 +392,35 @@ const BUILTINS: &[Builtin] = &[
         &["crd", "crds"],
         &["status"],
     ),
+    // `v1.` names the core group's: the aggregator checks names its own way.
+    Builtin {
+        name_rule: NameRule::PathSegment,
+        ..b(
+            "apiregistration.k8s.io",
+            "v1",
+            "apiservices",
+            "APIService",
+            false,
+            &[],
+            &["status"],
+        )
+    },
 ];
 
-/// Categories kubectl uses for `kubectl get all`.
+/// Categories kubectl uses: `kubectl get all`, `kubectl get api-extensions`.
 fn builtin_categories(plural: &str) -> Vec<String> {
     match plural {
         "pods"
         | "services"
+        | "replicationcontrollers"
         | "deployments"
         | "replicasets"
         | "statefulsets"
+        | "daemonsets"
         | "jobs"
+        | "cronjobs"
         | "horizontalpodautoscalers" => vec!["all".to_string()],
+        "customresourcedefinitions" | "apiservices" => vec!["api-extensions".to_string()],
         _ => Vec::new(),
     }
 }
@@ -293,6 +457,9 @@ impl Registry {
                     printer_columns: Vec::new(),
                     custom: false,
                     name_rule: b.name_rule,
+                    schema: None,
+                    verbs: b.verbs,
+                    storage_group: b.stored_in.unwrap_or(b.group).into(),
                 })
             })
             .collect();
@@ -409,6 +576,12 @@ pub fn resources_of_crd(crd: &Value) -> Vec<Arc<Resource>> {
                 printer_columns: printer_columns_from_crd(&v["additionalPrinterColumns"]),
                 custom: true,
                 name_rule: NameRule::Subdomain,
+                schema: v["schema"]
+                    .get("openAPIV3Schema")
+                    .filter(|s| s.is_object())
+                    .map(|s| Arc::new(s.clone())),
+                verbs: ALL_VERBS,
+                storage_group: group.into(),
             }))
         })
         .collect()

@@ -95,6 +95,20 @@ impl Sandbox {
     }
 }
 
+/// k3s's `local-path` class, the default.
+fn default_storage_class() -> serde_json::Value {
+    json!({
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {
+            "name": crate::controllers::DEFAULT_CLASS,
+            "annotations": {crate::admission::DEFAULT_CLASS_ANNOTATION: "true"},
+        },
+        "provisioner": crate::controllers::PROVISIONER,
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": "WaitForFirstConsumer",
+    })
+}
+
 /// The objects every cluster starts with.
 async fn seed(store: &Store) -> ApiResult<()> {
     store
@@ -123,6 +137,12 @@ async fn seed(store: &Store) -> ApiResult<()> {
             }
             // Made, or brought up to date when an older sandbox made it.
             crate::node::ensure(tx)?;
+            if let Some(classes) = registry.find("storage.k8s.io", "v1", "storageclasses")
+                && tx.get(&ops::key(&classes, "", crate::controllers::DEFAULT_CLASS)).is_none()
+            {
+                ops::create(tx, &classes, "", default_storage_class(), how())?;
+            }
+            crate::controllers::sync_api_services(tx)?;
             // Each namespace's ServiceAccount and root CA come from the controllers, for the
             // namespaces made here as for any other.
             Ok(())

@@ -83,7 +83,7 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
             "singularName": r.singular,
             "namespaced": r.namespaced,
             "kind": r.kind,
-            "verbs": r.verbs(),
+            "verbs": r.verbs,
             "shortNames": r.short_names,
             "categories": r.categories,
         }));
@@ -179,4 +179,59 @@ pub fn openapi_group_version(registry: &Registry, group: &str, version: &str) ->
         "paths": paths,
         "components": {"schemas": {}},
     })
+}
+
+/// `/openapi/v2` without schemas. kubectl asks for it (as protobuf) when its OpenAPI v3 check
+/// does not know a kind, to validate on the client side; finding no schema there, it leaves the
+/// kind alone and reports what a real server lets it report ("no matches for kind … ensure
+/// CRDs are installed first"), where a 404 made it fail with "could not find the requested
+/// resource".
+pub fn openapi_v2(req: &super::Req) -> axum::response::Response {
+    let title = "Kubernetes (kip sandbox)";
+    let version = format!("v1.{MINOR}.0");
+    let wants_protobuf = req
+        .headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("protobuf"));
+    if !wants_protobuf {
+        let doc = json!({"swagger": "2.0", "info": {"title": title, "version": version}, "paths": {}, "definitions": {}});
+        return crate::http::json_response(axum::http::StatusCode::OK, &doc);
+    }
+    // gnostic's openapi_v2.Document: swagger (1), info (2: title 1, version 2).
+    let info = [proto_string(1, title), proto_string(2, &version)].concat();
+    let mut body = proto_string(1, "2.0");
+    body.push(0x12);
+    body.extend(proto_varint(info.len() as u64));
+    body.extend(info);
+    let mut response =
+        axum::response::IntoResponse::into_response((axum::http::StatusCode::OK, body));
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        // As kube-openapi answers a protobuf request (the `@` of the media type asked for is
+        // not something Go's MIME parser accepts back).
+        axum::http::HeaderValue::from_static("application/octet-stream"),
+    );
+    response
+}
+
+/// A length-delimited protobuf field.
+fn proto_string(field: u8, text: &str) -> Vec<u8> {
+    let mut out = vec![(field << 3) | 2];
+    out.extend(proto_varint(text.len() as u64));
+    out.extend_from_slice(text.as_bytes());
+    out
+}
+
+fn proto_varint(mut n: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
 }

@@ -4,9 +4,13 @@ mod body;
 pub(crate) mod discovery;
 mod encoded;
 mod exec;
+mod field_labels;
+mod field_validation;
 mod logs;
 mod objects;
 pub mod portforward;
+mod protobuf;
+mod review;
 pub mod route;
 mod upgrade;
 mod watch;
@@ -130,8 +134,51 @@ impl Req {
         }
     }
 
-    pub fn dry_run(&self) -> bool {
-        self.query.get("dryRun").is_some_and(|v| v == "All")
+    /// Whether the write is a dry run (`dryRun=All` in the query, or in a delete's body). Any
+    /// other value is refused as the real
+    /// server refuses it, before anything is written: a client that misspells it must not
+    /// have its "trial" stored.
+    pub fn dry_run(&self) -> ApiResult<bool> {
+        let mut given: Vec<String> = form_urlencoded::parse(self.raw_query.as_bytes())
+            .filter(|(k, _)| k == "dryRun")
+            .map(|(_, v)| v.into_owned())
+            .collect();
+        // A delete may say it in its DeleteOptions body instead, as kubectl does.
+        if self.method == Method::DELETE
+            && let Ok(options) = serde_json::from_slice::<serde_json::Value>(&self.body)
+            && let Some(values) = options["dryRun"].as_array()
+        {
+            given.extend(values.iter().map(|v| v.as_str().unwrap_or("").to_string()));
+        }
+        if given.is_empty() {
+            return Ok(false);
+        }
+        if given.iter().all(|v| v == "All") {
+            return Ok(true);
+        }
+        let given: Vec<String> = given
+            .iter()
+            .map(|v| crate::validation::go_quote(v))
+            .collect();
+        let options = match self.method {
+            Method::POST => "CreateOptions",
+            Method::PUT => "UpdateOptions",
+            Method::PATCH => "PatchOptions",
+            _ => "DeleteOptions",
+        };
+        Err(crate::error::ApiError::invalid_causes(
+            options,
+            "meta.k8s.io",
+            "",
+            &[crate::validation::Cause {
+                field: "dryRun".into(),
+                message: format!(
+                    "Unsupported value: []string{{{}}}: supported values: \"All\"",
+                    given.join(", ")
+                ),
+                reason: "FieldValueNotSupported".into(),
+            }],
+        ))
     }
 }
 
@@ -195,7 +242,7 @@ async fn dispatch(api: &Api, path: &str, req: Req) -> ApiResult<Response> {
                 None => Err(ApiError::no_route(path)),
             }
         }
-        Route::OpenApiV2 => Err(ApiError::no_route(path)),
+        Route::OpenApiV2 => Ok(discovery::openapi_v2(&req)),
         Route::OpenApiV3Root => ok(discovery::openapi_root(&api.store.read().registry)),
         Route::OpenApiV3 { group, version } => {
             let registry = &api.store.read().registry;

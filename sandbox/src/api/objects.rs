@@ -7,9 +7,11 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::body::{self, PatchKind};
+use super::field_validation;
 use super::route::ResourcePath;
-use super::{Api, Req, exec, logs, portforward, watch};
+use super::{Api, Req, exec, logs, portforward, protobuf, watch};
 use crate::apply::{self, ApplyError};
+use crate::convert;
 use crate::error::{ApiError, ApiResult};
 use crate::http::json_response;
 use crate::ops::{self, DeleteOptions, Part, Propagation, WriteKind};
@@ -28,6 +30,9 @@ pub async fn handle(api: &Api, path: &str, t: ResourcePath, req: Req) -> ApiResu
         .ok_or_else(|| ApiError::no_route(path))?;
     if t.namespace.is_some() && !res.namespaced {
         return Err(ApiError::no_route(path));
+    }
+    if res.is_review() && (t.name.is_some() || req.method != Method::POST) {
+        return Err(ApiError::method_not_allowed(req.method.as_str()));
     }
     let Some(name) = t.name.clone() else {
         return collection(api, res, t, req).await;
@@ -61,9 +66,7 @@ pub(super) fn present(res: &Resource, obj: &Arc<Value>) -> Arc<Value> {
     if obj["apiVersion"].as_str() == Some(api_version.as_str()) {
         return obj.clone();
     }
-    let mut shown = (**obj).clone();
-    shown["apiVersion"] = json!(api_version);
-    Arc::new(shown)
+    Arc::new(convert::to_version(res, (**obj).clone()))
 }
 
 fn respond_object(
@@ -110,8 +113,18 @@ async fn collection(
             if res.namespaced && ns.is_none() {
                 return Err(ApiError::method_not_allowed("create without a namespace"));
             }
-            let mut obj = body::object(&req)?;
+            let mut obj = if req.content_type() == protobuf::CONTENT_TYPE {
+                let ns = ns.as_deref().unwrap_or("");
+                protobuf::object(&res, ns, &req.body, &api.store.read())?
+            } else {
+                body::object(&req)?
+            };
             ops::check_type(&res, &mut obj)?;
+            if res.is_review() {
+                return super::review::answer(&req, &res, obj);
+            }
+            let unknown = field_validation::check(&req, &res, &obj)?;
+            let obj = convert::to_storage(&res, obj);
             let manager = req.manager();
             let ns = ns.unwrap_or_default();
             let r = res.clone();
@@ -128,7 +141,8 @@ async fn collection(
                 )
             })
             .await?;
-            respond_object(&req, &res, StatusCode::CREATED, &created)
+            let response = respond_object(&req, &res, StatusCode::CREATED, &created)?;
+            Ok(field_validation::warn(response, &unknown))
         }
         Method::DELETE => delete_collection(api, res, ns, req).await,
         _ => Err(ApiError::method_not_allowed(req.method.as_str())),
@@ -141,7 +155,7 @@ where
     T: Send + 'static,
     F: FnOnce(&mut Tx) -> ApiResult<T> + Send + 'static,
 {
-    if req.dry_run() {
+    if req.dry_run()? {
         api.store.dry_run(f).await
     } else {
         api.store.write(f).await
@@ -155,7 +169,7 @@ pub struct Filter {
 }
 
 impl Filter {
-    pub fn from_req(req: &Req) -> ApiResult<Filter> {
+    pub fn from_req(req: &Req, res: &Resource) -> ApiResult<Filter> {
         let labels = match req.param("labelSelector") {
             Some(s) if !s.trim().is_empty() => Some(
                 LabelSelector::parse(s)
@@ -164,13 +178,21 @@ impl Filter {
             _ => None,
         };
         let fields = match req.param("fieldSelector") {
-            Some(s) if !s.trim().is_empty() => Some(
-                FieldSelector::parse(s)
-                    .map_err(|e| ApiError::bad_request(format!("invalid fieldSelector: {e}")))?,
-            ),
+            Some(s) if !s.trim().is_empty() => {
+                let fields = FieldSelector::parse(s)
+                    .map_err(|e| ApiError::bad_request(format!("invalid fieldSelector: {e}")))?;
+                let labels = req.param("labelSelector").unwrap_or("");
+                super::field_labels::check(res, labels, s, &fields)?;
+                Some(fields)
+            }
             _ => None,
         };
         Ok(Filter { labels, fields })
+    }
+
+    /// Whether the list is of everything (no label or field selector).
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_none() && self.fields.is_none()
     }
 
     pub fn matches(&self, obj: &Value) -> bool {
@@ -208,7 +230,7 @@ fn decode_continue(res: &str, token: &str) -> ApiResult<ObjKey> {
 }
 
 fn list(api: &Api, res: &Resource, ns: Option<&str>, req: &Req) -> ApiResult<Response> {
-    let filter = Filter::from_req(req)?;
+    let filter = Filter::from_req(req, res)?;
     let limit = match req.param("limit") {
         Some(l) => l
             .parse::<usize>()
@@ -227,25 +249,34 @@ fn list(api: &Api, res: &Resource, ns: Option<&str>, req: &Req) -> ApiResult<Res
             None => Box::new(state.list(&key, ns)),
         };
         let mut items: Vec<(ObjKey, Arc<Value>)> = Vec::new();
-        let mut more = false;
-        for (k, obj) in all.filter(|(_, o)| filter.matches(o)) {
+        let mut matching = all.filter(|(_, o)| filter.matches(o));
+        let mut remaining = 0;
+        for (k, obj) in matching.by_ref() {
             if limit > 0 && items.len() == limit {
-                more = true;
+                remaining = 1 + matching.count();
                 break;
             }
             items.push((k.clone(), obj.clone()));
         }
         // The token names the last object returned, so the next page starts after it.
-        let next = if more {
+        let next = if remaining > 0 {
             items.last().map(|(k, _)| encode_continue(k))
         } else {
             None
         };
-        (items, state.resource_version(), next)
+        (
+            items,
+            state.resource_version(),
+            next.map(|t| (t, remaining)),
+        )
     };
     let mut metadata = json!({"resourceVersion": rv.to_string()});
-    if let Some(token) = next {
+    if let Some((token, remaining)) = next {
         metadata["continue"] = json!(token);
+        // As the real server: counted only for a list without selectors.
+        if filter.is_empty() {
+            metadata["remainingItemCount"] = json!(remaining);
+        }
     }
     if req.wants_table() {
         let objects: Vec<Arc<Value>> = items.iter().map(|(_, o)| present(res, o)).collect();
@@ -279,7 +310,7 @@ fn list(api: &Api, res: &Resource, ns: Option<&str>, req: &Req) -> ApiResult<Res
         }
         bytes.extend_from_slice(item);
     }
-    bytes.extend_from_slice(b"]}");
+    bytes.extend_from_slice(b"]}\n");
     let mut resp = Response::new(axum::body::Body::from(bytes));
     resp.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,
@@ -345,6 +376,7 @@ async fn object_write(
 ) -> ApiResult<Response> {
     let manager = req.manager();
     let r = res.clone();
+    let mut unknown = Vec::new();
     let (obj, code) = match req.method {
         Method::GET => {
             let obj = api
@@ -356,6 +388,8 @@ async fn object_write(
         Method::PUT => {
             let mut obj = body::object(&req)?;
             ops::check_type(&res, &mut obj)?;
+            unknown = field_validation::check(&req, &res, &obj)?;
+            let obj = convert::to_storage(&res, obj);
             let updated = run(api, &req, move |tx| {
                 ops::update(
                     tx,
@@ -375,6 +409,11 @@ async fn object_write(
         Method::PATCH => {
             let kind = body::patch_kind(&req)?;
             let patch = body::patch(&req, kind)?;
+            // Merge and apply patches have the object's shape; a JSON patch is a list of
+            // operations, not checked here.
+            if matches!(kind, PatchKind::Merge | PatchKind::Apply) {
+                unknown = field_validation::check(&req, &res, &patch)?;
+            }
             let force = req.flag("force");
             run(api, &req, move |tx| {
                 patch_object(tx, &r, &ns, &name, kind, patch, &manager, part, force)
@@ -383,7 +422,8 @@ async fn object_write(
         }
         _ => return Err(ApiError::method_not_allowed(req.method.as_str())),
     };
-    respond_object(&req, &res, code, &obj)
+    let response = respond_object(&req, &res, code, &obj)?;
+    Ok(field_validation::warn(response, &unknown))
 }
 
 /// Applies a patch of any kind; server-side apply creates the object when it is absent.
@@ -412,20 +452,23 @@ fn patch_object(
         strategy::strip_reset_fields(res, part, &mut config);
         let applied = apply::server_side_apply(None, &config, manager, force, &now)
             .map_err(|e| apply_error(res, name, e))?;
+        let applied = convert::to_storage(res, applied);
         let created = ops::create(tx, res, ns, applied, WriteKind::Applied { part })?;
         return Ok((created, StatusCode::CREATED));
     };
+    // A patch is made against the object as this version shows it.
+    let view = present(res, &old);
     let mut new = match kind {
         PatchKind::Json => {
             let ops: json_patch::Patch = serde_json::from_value(patch)
                 .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
-            let mut doc = (*old).clone();
+            let mut doc = (*view).clone();
             json_patch::patch(&mut doc, &ops)
                 .map_err(|e| patch_failed(res, name, &e.to_string()))?;
             doc
         }
         PatchKind::Merge => {
-            let mut doc = (*old).clone();
+            let mut doc = (*view).clone();
             json_patch::merge(&mut doc, &patch);
             doc
         }
@@ -435,7 +478,7 @@ fn patch_object(
                     "application/strategic-merge-patch+json (not supported for custom resources: use a merge patch)",
                 ));
             }
-            crate::patch::strategic::strategic_merge(&old, &patch)
+            crate::patch::strategic::strategic_merge(&view, &patch)
                 .map_err(|e| patch_failed(res, name, &e))?
         }
         PatchKind::Apply => {
@@ -445,12 +488,13 @@ fn patch_object(
             config["metadata"]["name"] = json!(name);
             // What this path's strategy resets is neither applied nor owned.
             strategy::strip_reset_fields(res, part, &mut config);
-            apply::server_side_apply(Some(&old), &config, manager, force, &now)
+            apply::server_side_apply(Some(&view), &config, manager, force, &now)
                 .map_err(|e| apply_error(res, name, e))?
         }
     };
     ops::check_type(res, &mut new)?;
     check_name(res, &new, name)?;
+    let new = convert::to_storage(res, new);
     let how = match kind {
         PatchKind::Apply => WriteKind::Applied { part },
         _ => WriteKind::Update { manager, part },
@@ -546,7 +590,7 @@ async fn delete_collection(
     ns: Option<String>,
     req: Req,
 ) -> ApiResult<Response> {
-    let filter = Filter::from_req(&req)?;
+    let filter = Filter::from_req(&req, &res)?;
     let opts = delete_options(&req)?;
     let r = res.clone();
     let deleted = run(api, &req, move |tx| {

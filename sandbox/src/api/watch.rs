@@ -18,6 +18,8 @@ use crate::table::{IncludeObject, to_table};
 
 /// How often an idle watch that asked for bookmarks gets one.
 const BOOKMARK_EVERY: Duration = Duration::from_secs(10);
+/// How long before its end a watch that asked for bookmarks gets its last one.
+const BOOKMARK_BEFORE_END: Duration = Duration::from_secs(2);
 /// How long a watch lasts when the client sets no `timeoutSeconds`.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
 
@@ -35,7 +37,7 @@ struct Watch {
 }
 
 pub fn serve(api: &Api, res: Arc<Resource>, ns: Option<String>, req: &Req) -> ApiResult<Response> {
-    let filter = Filter::from_req(req)?;
+    let filter = Filter::from_req(req, &res)?;
     let timeout = match req.param("timeoutSeconds") {
         Some(t) => Duration::from_secs(
             t.parse()
@@ -99,8 +101,10 @@ pub fn serve(api: &Api, res: Arc<Resource>, ns: Option<String>, req: &Req) -> Ap
         }
     }
     let initial_end = req.param("sendInitialEvents") == Some("true") && watch.bookmarks;
+    let deadline = tokio::time::Instant::now() + timeout;
     tokio::spawn(async move {
-        let _ = tokio::time::timeout(timeout, watch.run(first, initial_end, events)).await;
+        let run = watch.run(first, initial_end, events, deadline);
+        let _ = tokio::time::timeout_at(deadline, run).await;
     });
     Ok(streaming("application/json", channel_body(body)))
 }
@@ -117,6 +121,7 @@ impl Watch {
         first: Vec<Arc<Event>>,
         initial_end: bool,
         mut events: broadcast::Receiver<Arc<Event>>,
+        deadline: tokio::time::Instant,
     ) -> Option<()> {
         for event in first {
             self.send(&event).await?;
@@ -126,6 +131,15 @@ impl Watch {
         }
         let mut ticker = tokio::time::interval(BOOKMARK_EVERY);
         ticker.tick().await;
+        // As the real watch cache: one more bookmark just before the watch times out, so a
+        // client resumes from the newest version rather than one a quiet stream left behind.
+        let before_end = tokio::time::sleep_until(
+            deadline
+                .checked_sub(BOOKMARK_BEFORE_END)
+                .unwrap_or_else(tokio::time::Instant::now),
+        );
+        tokio::pin!(before_end);
+        let mut ending = self.bookmarks;
         loop {
             tokio::select! {
                 received = events.recv() => match received {
@@ -137,6 +151,10 @@ impl Watch {
                     if self.bookmarks {
                         self.bookmark(false).await?;
                     }
+                }
+                () = &mut before_end, if ending => {
+                    ending = false;
+                    self.bookmark(false).await?;
                 }
                 _ = self.out.closed() => return None,
             }

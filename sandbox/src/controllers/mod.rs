@@ -10,10 +10,13 @@
 //! from a previous run resumes. A reconcile that fails (or panics) is retried with back-off
 //! and discards what it staged.
 //!
-//! One module per controller: `deployment`, `replicaset`, `scheduler`, `pod` (the kubelet,
-//! with the annotations that script failures and delays), `statefulset`, `pvc`, `job`,
-//! `service` (endpoints), `ingress`, `hpa`, `gc` (garbage collector), `namespace` (and
-//! `namespace_setup`: the default ServiceAccount and root CA of each namespace), `events`, and
+//! One module per controller: `deployment`, `replicaset` (and ReplicationControllers),
+//! `daemonset`, `scheduler`, `pod` (the kubelet, with the annotations that script failures
+//! and delays), `statefulset`, `pvc` (binder and local-path provisioner), `volume`
+//! (PersistentVolumes after their claims), `job`, `cronjob`, `service` (endpoints) and
+//! `endpointslice`, `disruption` (PodDisruptionBudget status), `ingress`, `hpa`, `gc`
+//! (garbage collector), `namespace` (and `namespace_setup`: the default ServiceAccount and
+//! root CA of each namespace), `apiservice` (one per served group version), `events`, and
 //! `helmchart` (k3s's helm controller, once its CRD is applied).
 //!
 //! Simplified compared with a real cluster:
@@ -26,7 +29,7 @@
 //!   once it is ready: no maxSurge/maxUnavailable steps, no proportional scaling, no
 //!   minReadySeconds. Available means every wanted replica is available.
 //! - StatefulSets keep no ControllerRevision objects; the revision is a hash of the template.
-//! - Claims are bound at once to a made-up volume; no PersistentVolume objects exist.
+//! - Claims are provisioned and bound at once, whatever the class's volumeBindingMode.
 //! - Jobs replace failed pods without back-off delay; `OnFailure` pods that fail end Failed
 //!   instead of restarting in place; Indexed jobs only get their index; no pod failure
 //!   policy, success policy or TTL after finishing.
@@ -34,8 +37,13 @@
 //!   replicas into its range.
 //! - Timers (start delays, crash-loop back-off) live in memory and start over after a restart.
 
+mod apiservice;
 mod common;
+pub mod cronjob;
+mod daemonset;
 mod deployment;
+mod disruption;
+mod endpointslice;
 mod events;
 mod gc;
 mod helmchart;
@@ -47,11 +55,15 @@ mod namespace_setup;
 mod pod;
 
 pub use pod::NODE;
+pub use pvc::{DEFAULT_CLASS, PROVISIONER};
 mod pvc;
 mod replicaset;
 pub mod scheduler;
 mod service;
 mod statefulset;
+mod volume;
+
+pub use apiservice::sync as sync_api_services;
 
 #[cfg(test)]
 mod tests;
@@ -317,16 +329,25 @@ fn on_event(store: &Store, event: &Event, queue: &mut Queue) -> bool {
             queue.push(dependent);
         }
     }
-    let also = match key.res.as_str() {
-        "/pods" => Some("/services"),
+    // Kinds whose reconcile reads other objects than their own and their dependents.
+    let also: &[&str] = match key.res.as_str() {
+        "/pods" => &["/services", "policy/poddisruptionbudgets"],
         "apps/deployments" | "apps/statefulsets" | "apps/replicasets" => {
-            Some("autoscaling/horizontalpodautoscalers")
+            &["autoscaling/horizontalpodautoscalers"]
         }
-        _ => None,
+        _ => &[],
     };
-    if let Some(also) = also {
+    for also in also {
         for (k, _) in state.list(also, Some(&key.ns)) {
             queue.push(k.clone());
+        }
+    }
+    if key.res == "storage.k8s.io/storageclasses" {
+        // Claims waiting for this class.
+        for (k, c) in state.list("/persistentvolumeclaims", None) {
+            if c["status"]["phase"] != "Bound" {
+                queue.push(k.clone());
+            }
         }
     }
     scheduler::frees_room(&key.res, deleted, obj, event.previous.as_deref())
@@ -361,6 +382,14 @@ fn reconcile(tx: &mut Tx, ctx: &Ctx, key: &ObjKey) -> ApiResult<Outcome> {
         _ if common::is_deleting(&obj) => Ok(Outcome::done()),
         "apps/deployments" => deployment::reconcile(tx, key, obj),
         "apps/replicasets" => replicaset::reconcile(tx, key, obj),
+        "/replicationcontrollers" => replicaset::reconcile_replication_controller(tx, key, obj),
+        "apps/daemonsets" => daemonset::reconcile(tx, key, obj),
+        "batch/cronjobs" => cronjob::reconcile(tx, key, obj),
+        "/persistentvolumes" => volume::reconcile(tx, key, obj),
+        "policy/poddisruptionbudgets" => disruption::reconcile(tx, key, obj),
+        "apiextensions.k8s.io/customresourcedefinitions" | "apiregistration.k8s.io/apiservices" => {
+            apiservice::sync(tx).map(|_| Outcome::done())
+        }
         "apps/statefulsets" => statefulset::reconcile(tx, key, obj),
         "batch/jobs" => job::reconcile(tx, key, obj),
         "/persistentvolumeclaims" => pvc::reconcile(tx, key, obj),
@@ -377,6 +406,10 @@ fn gone(tx: &mut Tx, ctx: &Ctx, key: &ObjKey) -> ApiResult<Outcome> {
     match key.res.as_str() {
         "/pods" => ctx.forget(key),
         "/services" => service::service_gone(tx, key)?,
+        "/persistentvolumeclaims" => volume::claim_gone(tx, key)?,
+        "apiextensions.k8s.io/customresourcedefinitions" | "apiregistration.k8s.io/apiservices" => {
+            apiservice::sync(tx)?
+        }
         _ => {}
     }
     Ok(Outcome::done())

@@ -5,6 +5,8 @@
 //!
 //! Pods are the ones whose controller reference is the ReplicaSet; running pods that match the
 //! selector and have no controller are adopted.
+//!
+//! ReplicationControllers are the same controller with an equality selector (a plain map).
 
 use std::sync::Arc;
 
@@ -19,22 +21,54 @@ use crate::error::ApiResult;
 use crate::ops::{self, Part, WriteKind};
 use crate::store::{ObjKey, Tx};
 
-const MANAGER: &str = "kip-sandbox-replicaset-controller";
-const COMPONENT: &str = "replicaset-controller";
+/// What tells a ReplicaSet from a ReplicationController.
+struct Flavour {
+    group: &'static str,
+    plural: &'static str,
+    manager: &'static str,
+    component: &'static str,
+}
+
+const REPLICA_SET: Flavour = Flavour {
+    group: "apps",
+    plural: "replicasets",
+    manager: "kip-sandbox-replicaset-controller",
+    component: "replicaset-controller",
+};
+
+const REPLICATION_CONTROLLER: Flavour = Flavour {
+    group: "",
+    plural: "replicationcontrollers",
+    manager: "kip-sandbox-replication-controller",
+    component: "replication-controller",
+};
 
 pub fn reconcile(tx: &mut Tx, key: &ObjKey, rs: Arc<Value>) -> ApiResult<Outcome> {
-    let res = resource(tx, "apps", "replicasets")?;
+    let selector = rs["spec"]["selector"].clone();
+    reconcile_flavour(tx, key, rs, &selector, &REPLICA_SET)
+}
+
+pub fn reconcile_replication_controller(
+    tx: &mut Tx,
+    key: &ObjKey,
+    rc: Arc<Value>,
+) -> ApiResult<Outcome> {
+    let selector = json!({"matchLabels": rc["spec"]["selector"]});
+    reconcile_flavour(tx, key, rc, &selector, &REPLICATION_CONTROLLER)
+}
+
+fn reconcile_flavour(
+    tx: &mut Tx,
+    key: &ObjKey,
+    rs: Arc<Value>,
+    selector: &Value,
+    flavour: &Flavour,
+) -> ApiResult<Outcome> {
+    let (manager, component) = (flavour.manager, flavour.component);
+    let res = resource(tx, flavour.group, flavour.plural)?;
     let pods_res = resource(tx, "", "pods")?;
     let want = int(&rs["spec"]["replicas"], 1).max(0) as usize;
-    adopt_orphans(
-        tx,
-        &pods_res,
-        &rs,
-        &res,
-        &rs["spec"]["selector"],
-        MANAGER,
-        pod_active,
-    )?;
+    adopt_orphans(tx, &pods_res, &rs, &res, selector, manager, pod_active)?;
     let mut pods: Vec<(ObjKey, Arc<Value>)> = controlled(tx, uid(&rs), "/pods")
         .into_iter()
         .filter(|(_, p)| pod_active(p))
@@ -49,7 +83,7 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, rs: Arc<Value>) -> ApiResult<Outcome
             let name = fresh_name(tx, "/pods", &key.ns, &prefix);
             let pod = pod_from_template(&rs["spec"]["template"], &name, &prefix, owner.clone());
             let how = WriteKind::Controller {
-                manager: MANAGER,
+                manager,
                 part: Part::Main,
             };
             match ops::create(tx, &pods_res, &key.ns, pod, how) {
@@ -58,12 +92,12 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, rs: Arc<Value>) -> ApiResult<Outcome
                     events::record(
                         tx,
                         &rs,
-                        events::normal(COMPONENT, "SuccessfulCreate", message),
+                        events::normal(component, "SuccessfulCreate", message),
                     );
                 }
                 Err(e) => {
                     let message = format!("Error creating: {}", e.message);
-                    events::record(tx, &rs, events::warning(COMPONENT, "FailedCreate", message));
+                    events::record(tx, &rs, events::warning(component, "FailedCreate", message));
                     failure = Some(e.message);
                     break;
                 }
@@ -91,7 +125,7 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, rs: Arc<Value>) -> ApiResult<Outcome
             events::record(
                 tx,
                 &rs,
-                events::normal(COMPONENT, "SuccessfulDelete", message),
+                events::normal(component, "SuccessfulDelete", message),
             );
         }
     }
@@ -133,7 +167,7 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, rs: Arc<Value>) -> ApiResult<Outcome
             conditions(&rs["status"]["conditions"], &[cond], CondStyle::Transition),
         );
     }
-    write_status(tx, &res, key, Value::Object(status), MANAGER)?;
+    write_status(tx, &res, key, Value::Object(status), manager)?;
     Ok(match (retry, more) {
         (true, _) => Outcome::after(std::time::Duration::from_secs(10)),
         (false, true) => Outcome::after(std::time::Duration::ZERO),

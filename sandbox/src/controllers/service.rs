@@ -3,8 +3,8 @@
 //! A Service with a selector gets an Endpoints object of the same name: the ready pods of the
 //! namespace whose labels match as `addresses`, the others (running but unready) as
 //! `notReadyAddresses` (all as addresses with `publishNotReadyAddresses`), with the service's
-//! ports resolved against each pod's container ports. A LoadBalancer service gets `127.0.0.1` as its ingress address. No
-//! EndpointSlices are kept.
+//! ports resolved against each pod's container ports. A LoadBalancer service gets `127.0.0.1` as its ingress address. The
+//! same addresses are kept as EndpointSlices ([`super::endpointslice`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,10 +26,12 @@ pub fn reconcile(tx: &mut Tx, key: &ObjKey, svc: Arc<Value>) -> ApiResult<Outcom
         status["loadBalancer"] = json!({"ingress": [{"ip": "127.0.0.1", "ipMode": "VIP"}]});
         write_status(tx, &res, key, status, MANAGER)?;
     }
-    let subsets = match svc["spec"]["selector"].as_object() {
-        Some(selector) if !selector.is_empty() => subsets(tx, &svc, selector, &key.ns),
+    let groups = match svc["spec"]["selector"].as_object() {
+        Some(selector) if !selector.is_empty() => backends(tx, &svc, selector, &key.ns),
         _ => return Ok(Outcome::done()),
     };
+    super::endpointslice::sync(tx, &svc, &groups)?;
+    let subsets = subsets(groups);
     let ep_res = resource(tx, "", "endpoints")?;
     let ep_key = ops::key(&ep_res, &key.ns, &key.name);
     let mut endpoints = json!({
@@ -99,9 +101,15 @@ fn resolve(pod: &Value, port: &Value) -> Option<i64> {
 }
 
 /// Ports, ready addresses and unready addresses.
-type Subset = (Vec<Value>, Vec<Value>, Vec<Value>);
+pub type Subset = (Vec<Value>, Vec<Value>, Vec<Value>);
 
-fn subsets(tx: &Tx, svc: &Value, selector: &Map<String, Value>, ns: &str) -> Value {
+/// The pods behind a service, grouped by their resolved ports (keyed by the ports' JSON).
+fn backends(
+    tx: &Tx,
+    svc: &Value,
+    selector: &Map<String, Value>,
+    ns: &str,
+) -> BTreeMap<String, Subset> {
     let publish_all = svc["spec"]["publishNotReadyAddresses"].as_bool() == Some(true);
     let svc_name = svc["metadata"]["name"].as_str().unwrap_or("");
     let svc_ports = svc["spec"]["ports"].as_array().cloned().unwrap_or_default();
@@ -157,6 +165,10 @@ fn subsets(tx: &Tx, svc: &Value, selector: &Map<String, Value>, ns: &str) -> Val
             group.2.push(address);
         }
     }
+    groups
+}
+
+fn subsets(groups: BTreeMap<String, Subset>) -> Value {
     let by_ip = |a: &Value, b: &Value| a["ip"].as_str().cmp(&b["ip"].as_str());
     let subsets: Vec<Value> = groups
         .into_values()

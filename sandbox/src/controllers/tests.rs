@@ -10,6 +10,8 @@ use crate::ops::{self, DeleteOptions, Part, Propagation, WriteKind};
 use crate::server::Sandbox;
 use crate::store::{ObjKey, State, Store};
 
+mod platform;
+
 const LIMIT: Duration = Duration::from_secs(10);
 
 async fn sandbox() -> Store {

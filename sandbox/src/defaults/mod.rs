@@ -32,6 +32,7 @@ pub fn apply(res_key: &str, obj: &mut Value) {
         "apps/daemonsets" => workloads::daemon_set(obj),
         "batch/jobs" => workloads::job(obj),
         "batch/cronjobs" => workloads::cron_job(obj),
+        "/replicationcontrollers" => workloads::replica_set(obj),
         _ => {}
     }
 }

@@ -120,6 +120,9 @@ impl Store {
     {
         let (reply, answer) = oneshot::channel::<ApiResult<T>>();
         let job: Job = Box::new(move |tx: &mut Tx| {
+            if dry_run {
+                tx.set_dry_run();
+            }
             let result = f(tx);
             match &result {
                 Ok(_) if !dry_run => tx.keep(),

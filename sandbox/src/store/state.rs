@@ -301,6 +301,8 @@ pub struct Tx<'a> {
     start_rv: u64,
     pending: Vec<Arc<Event>>,
     kept: Vec<Arc<Event>>,
+    /// A dry run: what it returns shows the versions stored, not versions never written.
+    dry_run: bool,
 }
 
 impl<'a> Tx<'a> {
@@ -312,7 +314,14 @@ impl<'a> Tx<'a> {
             start_rv,
             pending: Vec::new(),
             kept: Vec::new(),
+            dry_run: false,
         }
+    }
+
+    /// Marks this transaction a dry run (it will be discarded): objects it puts keep the
+    /// resourceVersion stored before, and new ones have none, as a real server answers.
+    pub(super) fn set_dry_run(&mut self) {
+        self.dry_run = true;
     }
 
     pub fn state(&self) -> &State {
@@ -326,7 +335,21 @@ impl<'a> Tx<'a> {
     /// Stores `object` at `key` with a fresh resourceVersion and returns it as stored.
     pub fn put(&mut self, key: ObjKey, mut object: Value) -> Arc<Value> {
         let rv = self.next_rv();
-        object["metadata"]["resourceVersion"] = Value::String(rv.to_string());
+        if self.dry_run {
+            match self.state.get(&key) {
+                Some(stored) => {
+                    object["metadata"]["resourceVersion"] =
+                        stored["metadata"]["resourceVersion"].clone();
+                }
+                None => {
+                    if let Some(meta) = object["metadata"].as_object_mut() {
+                        meta.remove("resourceVersion");
+                    }
+                }
+            }
+        } else {
+            object["metadata"]["resourceVersion"] = Value::String(rv.to_string());
+        }
         let object = Arc::new(object);
         let previous = self.state.set(key.clone(), Some(object.clone()));
         let kind = if previous.is_some() {
@@ -350,7 +373,9 @@ impl<'a> Tx<'a> {
         let previous = self.state.set(key.clone(), None)?;
         let rv = self.next_rv();
         let mut last = (*previous).clone();
-        last["metadata"]["resourceVersion"] = Value::String(rv.to_string());
+        if !self.dry_run {
+            last["metadata"]["resourceVersion"] = Value::String(rv.to_string());
+        }
         let last = Arc::new(last);
         self.undo.push((key.clone(), Some(previous)));
         self.pending.push(Arc::new(Event {

@@ -23,6 +23,10 @@ fn tracks(res: &Resource) -> Tracks {
     match res.key().as_str() {
         "apps/deployments" => Tracks::SpecOrAnnotations,
         "apps/replicasets"
+        | "/replicationcontrollers"
+        | "policy/poddisruptionbudgets"
+        | "networking.k8s.io/networkpolicies"
+        | "discovery.k8s.io/endpointslices"
         | "apps/statefulsets"
         | "apps/daemonsets"
         | "batch/jobs"

@@ -2,7 +2,9 @@
 //! client writes only, after defaulting: the simulated controllers stand in for the
 //! subresources (pods/binding, PV binding) through which a real cluster sets some of them.
 //!
-//! Covered: the selector of Deployments, ReplicaSets, StatefulSets and Jobs; the forbidden
+//! Covered: the selector of Deployments, ReplicaSets, DaemonSets, StatefulSets and Jobs; a
+//! StorageClass's provisioner, parameters, reclaim policy and binding mode; an EndpointSlice's
+//! address type; the forbidden
 //! StatefulSet fields; a Job's pod template; a Service's clusterIP; everything in a Pod's spec
 //! but images, activeDeadlineSeconds, tolerations (added) and terminationGracePeriodSeconds;
 //! a PersistentVolumeClaim's spec but its requests.
@@ -17,7 +19,14 @@ pub type Refusal = (String, String);
 pub fn check(res: &Resource, old: &Value, new: &Value) -> Vec<Refusal> {
     let (old_spec, new_spec) = (&old["spec"], &new["spec"]);
     match res.key().as_str() {
-        "apps/deployments" | "apps/replicasets" => same(old_spec, new_spec, &["selector"]),
+        "apps/deployments" | "apps/replicasets" | "apps/daemonsets" => {
+            same(old_spec, new_spec, &["selector"])
+        }
+        "storage.k8s.io/storageclasses" => storage_class(old, new),
+        "discovery.k8s.io/endpointslices" => same(old, new, &["addressType"])
+            .into_iter()
+            .map(|(field, message)| (field.replacen("spec.", "", 1), message))
+            .collect(),
         "apps/statefulsets" => statefulset(old_spec, new_spec),
         "batch/jobs" => same(old_spec, new_spec, &["selector", "template"]),
         "/services" => service(old_spec, new_spec),
@@ -71,6 +80,29 @@ fn statefulset(old: &Value, new: &Value) -> Vec<Refusal> {
         "spec".into(),
         "Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden".into(),
     )]
+}
+
+/// A class's fields live at the top level; each refusal is worded as the apiserver words it.
+fn storage_class(old: &Value, new: &Value) -> Vec<Refusal> {
+    [
+        (
+            "parameters",
+            "Forbidden: updates to parameters are forbidden.",
+        ),
+        (
+            "provisioner",
+            "Forbidden: updates to provisioner are forbidden.",
+        ),
+        (
+            "reclaimPolicy",
+            "Forbidden: updates to reclaimPolicy are forbidden.",
+        ),
+        ("volumeBindingMode", "Invalid value: field is immutable"),
+    ]
+    .into_iter()
+    .filter(|(field, _)| old.get(*field) != new.get(*field))
+    .map(|(field, message)| (field.to_string(), message.to_string()))
+    .collect()
 }
 
 fn service(old: &Value, new: &Value) -> Vec<Refusal> {

@@ -5,6 +5,7 @@
 //! `additionalPrinterColumns`; anything else gets Name and Age.
 
 mod jsonpath;
+mod platform;
 mod printers;
 mod resources;
 mod workloads;

@@ -7,7 +7,7 @@
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
-use super::{PrinterColumn, resources, workloads};
+use super::{PrinterColumn, platform, resources, workloads};
 use crate::selector::from_label_selector_json;
 
 /// `ObjectMeta.name`'s API documentation, which the apiserver uses as the column description.
@@ -30,6 +30,15 @@ pub(super) fn builtin(group: &str, kind: &str) -> Option<Printer> {
         ("apps", "StatefulSet") => workloads::stateful_set(),
         ("apps" | "extensions", "DaemonSet") => workloads::daemon_set(),
         ("batch", "Job") => workloads::job(),
+        ("batch", "CronJob") => platform::cron_job(),
+        ("", "ReplicationController") => platform::replication_controller(),
+        ("storage.k8s.io", "StorageClass") => platform::storage_class(),
+        ("", "PersistentVolume") => platform::persistent_volume(),
+        ("policy", "PodDisruptionBudget") => platform::pod_disruption_budget(),
+        ("networking.k8s.io", "NetworkPolicy") => platform::network_policy(),
+        ("discovery.k8s.io", "EndpointSlice") => platform::endpoint_slice(),
+        ("coordination.k8s.io", "Lease") => platform::lease(),
+        ("apiregistration.k8s.io", "APIService") => platform::api_service(),
         ("", "Service") => resources::service(),
         ("networking.k8s.io" | "extensions", "Ingress") => resources::ingress(),
         ("", "Namespace") => resources::namespace(),

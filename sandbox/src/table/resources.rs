@@ -495,7 +495,7 @@ fn pvc_cells(pvc: &Value, now: Timestamp) -> Vec<Value> {
 }
 
 /// `RWO,ROX,RWX,RWOP` in that fixed order, like kubectl's GetAccessModesAsString.
-fn access_modes(modes: &[Value]) -> String {
+pub(super) fn access_modes(modes: &[Value]) -> String {
     [
         ("ReadWriteOnce", "RWO"),
         ("ReadOnlyMany", "ROX"),

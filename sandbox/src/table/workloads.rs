@@ -257,11 +257,11 @@ pub(super) fn pod_conditions(pod: &Value) -> Option<Value> {
     Some(json!([{"type": "Completed", "status": "True", "reason": reason, "message": message}]))
 }
 
-const CONTAINERS_DESCRIPTION: &str = "Names of each container in the template.";
-const IMAGES_DESCRIPTION: &str = "Images referenced by each container in the template.";
-const SELECTOR_DESCRIPTION: &str = "Label query over pods that should match the replica count. Must match in order to be controlled. If empty, defaulted to labels on pod template. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors";
+pub(super) const CONTAINERS_DESCRIPTION: &str = "Names of each container in the template.";
+pub(super) const IMAGES_DESCRIPTION: &str = "Images referenced by each container in the template.";
+pub(super) const SELECTOR_DESCRIPTION: &str = "Label query over pods that should match the replica count. Must match in order to be controlled. If empty, defaulted to labels on pod template. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors";
 
-fn template_containers(obj: &Value) -> [Value; 2] {
+pub(super) fn template_containers(obj: &Value) -> [Value; 2] {
     container_cells(list(obj, &["spec", "template", "spec", "containers"]))
 }
 

@@ -174,8 +174,8 @@ where
                 // The child cannot be waited for: report it as killed.
                 Err(_) => exit = Some(std::os::unix::process::ExitStatusExt::from_raw(9)),
             },
-            message = incoming.next() => match message {
-                Some(Ok(Message::Binary(data))) => match data.split_first() {
+            message = incoming.next() => match message.map(|m| m.map(frame_bytes)) {
+                Some(Ok(Framed::Data(data))) => match data.split_first() {
                     Some((&STDIN, payload)) if !payload.is_empty() => {
                         if let Some(tx) = &stdin_tx {
                             let _ = tx.send(Bytes::copy_from_slice(payload));
@@ -184,7 +184,7 @@ where
                     Some((&CLOSE, [STDIN])) if v5 => stdin_tx = None,
                     _ => {}
                 },
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                Some(Ok(Framed::Close)) | Some(Err(_)) | None => {
                     // The client is gone: nobody reads the output or the status (`child` is
                     // killed when dropped).
                     return;
@@ -210,6 +210,23 @@ where
         }
     })
     .await;
+}
+
+/// What a client's frame carries: the channel protocols read a text frame like a binary one
+/// (the API server reads both as bytes), so a client that sends stdin as text is heard.
+enum Framed {
+    Data(Bytes),
+    Close,
+    Other,
+}
+
+fn frame_bytes(message: Message) -> Framed {
+    match message {
+        Message::Binary(data) => Framed::Data(data),
+        Message::Text(text) => Framed::Data(Bytes::copy_from_slice(text.as_bytes())),
+        Message::Close(_) => Framed::Close,
+        _ => Framed::Other,
+    }
 }
 
 /// Reads some bytes of an output pipe: `None` once it has ended (or was never attached, in

@@ -2,6 +2,11 @@
 //! [`crate::defaults`], applied before): cluster IPs, node ports, namespace finalizers, generated
 //! Job selectors, CRD status, and the checks that go with them.
 
+mod storage;
+mod workloads;
+
+pub use storage::{DEFAULT_CLASS_ANNOTATION, default_class};
+
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
@@ -15,10 +20,13 @@ pub fn on_create(tx: &mut Tx, res: &Resource, obj: &mut Value) -> ApiResult<()> 
         "/services" => service(tx, None, obj),
         "/secrets" => secret(obj),
         "/pods" => pod(obj),
-        "/persistentvolumeclaims" => {
-            obj["status"] = json!({"phase": "Pending"});
-            Ok(())
-        }
+        "/persistentvolumeclaims" => storage::claim(tx, obj),
+        "/persistentvolumes" => storage::volume(obj, true),
+        "storage.k8s.io/storageclasses" => storage::class(obj),
+        "networking.k8s.io/networkpolicies" => network_policy(obj),
+        "apps/daemonsets" => workloads::daemon_set(obj),
+        "batch/cronjobs" => workloads::cron_job(obj),
+        "/replicationcontrollers" => workloads::replication_controller(obj),
         "apps/deployments" => deployment(obj),
         "apps/statefulsets" => require_selector_matches("StatefulSet", obj),
         "batch/jobs" => job(obj),
@@ -36,6 +44,12 @@ pub fn on_update(tx: &mut Tx, res: &Resource, old: &Value, new: &mut Value) -> A
         "/services" => service(tx, Some(old), new),
         "/secrets" => secret(new),
         "apps/deployments" => deployment(new),
+        "/persistentvolumes" => storage::volume(new, false),
+        "storage.k8s.io/storageclasses" => storage::class(new),
+        "networking.k8s.io/networkpolicies" => network_policy(new),
+        "apps/daemonsets" => workloads::daemon_set(new),
+        "batch/cronjobs" => workloads::cron_job(new),
+        "/replicationcontrollers" => workloads::replication_controller(new),
         "apps/statefulsets" => require_selector_matches("StatefulSet", new),
         "apiextensions.k8s.io/customresourcedefinitions" => crd(tx, new),
         _ => Ok(()),
@@ -43,7 +57,7 @@ pub fn on_update(tx: &mut Tx, res: &Resource, old: &Value, new: &mut Value) -> A
 }
 
 /// Sets `obj[field]` when absent.
-fn default(obj: &mut Value, field: &str, value: Value) {
+pub(super) fn default(obj: &mut Value, field: &str, value: Value) {
     if obj.get(field).is_none_or(Value::is_null) && obj.is_object() {
         obj[field] = value;
     }
@@ -189,7 +203,7 @@ fn deployment(obj: &Value) -> ApiResult<()> {
     Ok(())
 }
 
-fn require_selector_matches(kind: &str, obj: &Value) -> ApiResult<()> {
+pub(super) fn require_selector_matches(kind: &str, obj: &Value) -> ApiResult<()> {
     let name = obj["metadata"]["name"].as_str().unwrap_or("");
     let selector = &obj["spec"]["selector"];
     if !selector.is_object() {
@@ -324,5 +338,23 @@ fn crd(tx: &Tx, obj: &mut Value) -> ApiResult<()> {
         ],
         "storedVersions": versions,
     });
+    Ok(())
+}
+
+/// `policyTypes` defaults to Ingress, plus Egress when egress rules are given.
+pub fn network_policy(obj: &mut Value) -> ApiResult<()> {
+    let spec = &mut obj["spec"];
+    if !spec.is_object()
+        || spec["policyTypes"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty())
+    {
+        return Ok(());
+    }
+    let mut types = vec![json!("Ingress")];
+    if spec["egress"].as_array().is_some_and(|e| !e.is_empty()) {
+        types.push(json!("Egress"));
+    }
+    spec["policyTypes"] = json!(types);
     Ok(())
 }
