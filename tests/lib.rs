@@ -10,6 +10,7 @@ mod integrity;
 mod overrides;
 mod readme_tour;
 mod sandbox_cli;
+mod sandbox_defaults;
 mod sandbox_details;
 mod sandbox_durability;
 mod sandbox_exec;

@@ -188,7 +188,20 @@ fn dry_run_values_are_checked_and_a_dry_run_answers_with_the_stored_version() {
 fn a_watch_gets_a_bookmark_just_before_it_times_out() {
     let sb = ServedSandbox::start();
     let k = sb.kubectl();
-    let rv = k.json(&["get", "configmaps"])["metadata"]["resourceVersion"]
+    // Quiet means set up: the namespace's root CA is written just after the start.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !k
+        .run(&["get", "configmap", "kube-root-ca.crt"])
+        .status
+        .success()
+    {
+        assert!(std::time::Instant::now() < deadline, "no kube-root-ca.crt");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The list's own version (kubectl's `get -o json` prints a List without one).
+    let list = k.ok(&["get", "--raw", "/api/v1/namespaces/default/configmaps"]);
+    let list: serde_json::Value = serde_json::from_str(&list).expect("a list");
+    let rv = list["metadata"]["resourceVersion"]
         .as_str()
         .unwrap()
         .to_string();

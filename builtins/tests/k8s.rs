@@ -636,9 +636,10 @@ fn lists_and_selects_read_every_page() {
           + `${both.len()} ${both[0].len()} ${both[1].filter(|n| n.name == "bulk").len()}`
     "#,
     );
+    // Unselected, the namespace also holds its `kube-root-ca.crt`, as on a real cluster.
     assert_eq!(
         out,
-        "1203 true 1203 1203 green 7 kip true 7 true yes 1203 2 1203 1"
+        "1203 true 1203 1203 green 7 kip true 7 true yes 1204 2 1203 1"
     );
     let err = f.fail(r#"k8s::select("v1", "ConfigMap", "bulk", #{name: 42})"#);
     assert_eq!(text(&err, "kind"), "invalid");

@@ -10,12 +10,15 @@ pub mod validation;
 
 pub mod admission;
 pub mod api;
+pub mod ca;
 pub mod controllers;
 pub mod convert;
 pub mod cron;
+pub mod defaults;
 pub mod error;
 pub mod home;
 pub mod http;
+pub mod node;
 pub mod ops;
 pub mod registry;
 pub mod schema;

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::admission;
 use crate::apply;
+use crate::defaults;
 use crate::error::{ApiError, ApiResult};
 use crate::registry::Resource;
 use crate::store::{ObjKey, Tx};
@@ -203,15 +204,20 @@ pub fn create(
         return Err(ApiError::already_exists(&res.plural, &res.group, &name));
     }
     strategy::prepare_for_create(res, &mut obj);
-    admission::on_create(tx, res, &mut obj)?;
+    defaults::apply(&res.key(), &mut obj);
+    // A custom resource's schema defaults and prunes as the apiserver decodes it.
     admit_schema(res, &mut obj)?;
-    validate(res, &obj)?;
-    let obj = match how {
+    // The writer owns what it sent and the defaults, not what the server generates next (a
+    // Job's selector, a Service's addresses): the apiserver records managedFields before its
+    // registry fills those in, so a later apply that leaves them out does not remove them.
+    let mut obj = match how {
         WriteKind::Update { manager, .. } | WriteKind::Controller { manager, .. } => {
             apply::record_update(None, obj, manager, None, &now())
         }
         WriteKind::Applied { .. } => obj,
     };
+    admission::on_create(tx, res, &mut obj)?;
+    validate(res, &obj)?;
     Ok(tx.put(key, obj))
 }
 
@@ -304,6 +310,9 @@ pub fn finish_write(
     if !matches!(how, WriteKind::Applied { .. }) && new["metadata"].get("managedFields").is_none() {
         new["metadata"]["managedFields"] = old["metadata"]["managedFields"].clone();
     }
+    // Before comparing specs, as a real server defaults on decoding: a client that leaves out
+    // a defaulted field changes nothing.
+    defaults::apply(&res.key(), &mut new);
     admission::on_update(tx, res, &old, &mut new)?;
     admit_schema(res, &mut new)?;
     strategy::update_generation(res, part, &old, &mut new);
@@ -322,7 +331,7 @@ pub fn finish_write(
         }
         WriteKind::Applied { .. } => new,
     };
-    if new == *old {
+    if new == *old || only_times_differ(&old, &new) {
         return Ok(old);
     }
     if new["metadata"]["deletionTimestamp"].is_string()
@@ -332,6 +341,46 @@ pub fn finish_write(
         return remove_now(tx, &key, res);
     }
     Ok(tx.put(key, new))
+}
+
+/// Whether `new` is `old` but for the times of its managedFields entries: an apply that the
+/// server's defaults make a no-op (a StatefulSet's claim templates, an allocated node port)
+/// still dates its entry. The apiserver keeps the old managedFields then
+/// (`IgnoreManagedFieldsTimestampsTransformer`), so the write changes nothing.
+fn only_times_differ(old: &Value, new: &Value) -> bool {
+    let (Some(old_map), Some(new_map)) = (old.as_object(), new.as_object()) else {
+        return false;
+    };
+    let (Some(old_meta), Some(new_meta)) =
+        (old["metadata"].as_object(), new["metadata"].as_object())
+    else {
+        return false;
+    };
+    let same_except =
+        |a: &serde_json::Map<String, Value>, b: &serde_json::Map<String, Value>, skip: &str| {
+            a.len() == b.len()
+                && a.contains_key(skip) == b.contains_key(skip)
+                && a.iter().all(|(k, v)| k == skip || b.get(k) == Some(v))
+        };
+    if !same_except(old_map, new_map, "metadata")
+        || !same_except(old_meta, new_meta, "managedFields")
+    {
+        return false;
+    }
+    let (Some(old_entries), Some(new_entries)) = (
+        old_meta.get("managedFields").and_then(Value::as_array),
+        new_meta.get("managedFields").and_then(Value::as_array),
+    ) else {
+        return false;
+    };
+    old_entries.len() == new_entries.len()
+        && old_entries
+            .iter()
+            .zip(new_entries)
+            .all(|(a, b)| match (a.as_object(), b.as_object()) {
+                (Some(a), Some(b)) => same_except(a, b, "time"),
+                _ => a == b,
+            })
 }
 
 pub fn finalizers(obj: &Value) -> Vec<String> {

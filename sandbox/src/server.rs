@@ -27,19 +27,21 @@ impl Sandbox {
     /// Opens the sandbox stored in `dir`, seeding it on first use. Needs a tokio runtime.
     pub async fn open(dir: &Path) -> Result<Sandbox, String> {
         let store = Store::open(dir)?;
-        Self::start(store).await
+        let root_ca = crate::ca::load_or_create(Some(dir))?;
+        Self::start(store, root_ca).await
     }
 
     /// A sandbox that keeps nothing on disk.
     pub async fn in_memory() -> Result<Sandbox, String> {
-        Self::start(Store::in_memory()).await
+        let root_ca = crate::ca::load_or_create(None)?;
+        Self::start(Store::in_memory(), root_ca).await
     }
 
-    async fn start(store: Store) -> Result<Sandbox, String> {
+    async fn start(store: Store, root_ca: String) -> Result<Sandbox, String> {
         seed(&store)
             .await
             .map_err(|e| format!("cannot seed the sandbox: {e}"))?;
-        controllers::start(store.clone());
+        controllers::start(store.clone(), root_ca);
         Ok(Sandbox {
             store,
             host_exec: false,
@@ -93,42 +95,6 @@ impl Sandbox {
     }
 }
 
-/// The one node of the sandbox, Ready, shaped like a k3s server node so that `kubectl get
-/// nodes` and a wait for readiness see what they see on a fresh k3s.
-fn sandbox_node() -> serde_json::Value {
-    let now = ops::now();
-    let ready = |kind: &str, status: &str, reason: &str| json!({"type": kind, "status": status, "reason": reason, "lastHeartbeatTime": now, "lastTransitionTime": now});
-    json!({
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {
-            "name": crate::controllers::NODE,
-            "labels": {
-                "kubernetes.io/hostname": crate::controllers::NODE,
-                "kubernetes.io/os": std::env::consts::OS,
-                "node-role.kubernetes.io/control-plane": "true",
-            },
-        },
-        "spec": {"podCIDR": "10.42.0.0/24"},
-        "status": {
-            "conditions": [
-                ready("MemoryPressure", "False", "KubeletHasSufficientMemory"),
-                ready("DiskPressure", "False", "KubeletHasNoDiskPressure"),
-                ready("PIDPressure", "False", "KubeletHasSufficientPID"),
-                ready("Ready", "True", "KubeletReady"),
-            ],
-            "capacity": crate::controllers::scheduler::node_capacity(),
-            "allocatable": crate::controllers::scheduler::node_capacity(),
-            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": crate::controllers::NODE}],
-            "nodeInfo": {
-                "architecture": std::env::consts::ARCH,
-                "operatingSystem": std::env::consts::OS,
-                "kubeletVersion": crate::api::discovery::git_version(),
-                "containerRuntimeVersion": "sandbox://0",
-            },
-        },
-    })
-}
-
 /// k3s's `local-path` class, the default.
 fn default_storage_class() -> serde_json::Value {
     json!({
@@ -148,10 +114,9 @@ async fn seed(store: &Store) -> ApiResult<()> {
     store
         .write(|tx| {
             let registry = tx.state().registry.clone();
-            let (Some(namespaces), Some(services), Some(accounts)) = (
+            let (Some(namespaces), Some(services)) = (
                 registry.find("", "v1", "namespaces"),
                 registry.find("", "v1", "services"),
-                registry.find("", "v1", "serviceaccounts"),
             ) else {
                 return Ok(());
             };
@@ -170,30 +135,16 @@ async fn seed(store: &Store) -> ApiResult<()> {
                 });
                 ops::create(tx, &services, "default", obj, how())?;
             }
-            if let Some(nodes) = registry.find("", "v1", "nodes")
-                && tx.state().list(&nodes.key(), None).next().is_none()
-            {
-                // Status is a subresource: create drops it, so it is written after.
-                let node = sandbox_node();
-                let created = ops::create(tx, &nodes, "", node.clone(), how())?;
-                let mut ready = (*created).clone();
-                ready["status"] = node["status"].clone();
-                let key = ops::key(&nodes, "", crate::controllers::NODE);
-                let status = WriteKind::Controller { manager: "kip-sandbox", part: Part::Status };
-                ops::finish_write(tx, &nodes, key, created, ready, status)?;
-            }
-            // A node an older sandbox made has no pod capacity: the scheduler reads it there.
-            crate::controllers::scheduler::add_capacity(tx)?;
+            // Made, or brought up to date when an older sandbox made it.
+            crate::node::ensure(tx)?;
             if let Some(classes) = registry.find("storage.k8s.io", "v1", "storageclasses")
                 && tx.get(&ops::key(&classes, "", crate::controllers::DEFAULT_CLASS)).is_none()
             {
                 ops::create(tx, &classes, "", default_storage_class(), how())?;
             }
             crate::controllers::sync_api_services(tx)?;
-            if tx.get(&ops::key(&accounts, "default", "default")).is_none() {
-                let obj = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}});
-                ops::create(tx, &accounts, "default", obj, how())?;
-            }
+            // Each namespace's ServiceAccount and root CA come from the controllers, for the
+            // namespaces made here as for any other.
             Ok(())
         })
         .await

@@ -124,6 +124,30 @@ async fn send(api: &Api, method: Method, path: &str, ct: &str, body: Vec<u8>) ->
     (code, bytes)
 }
 
+/// Waits for the controllers to set up the namespaces a sandbox starts with (a ServiceAccount
+/// and a ConfigMap in each), so that what a request stores is all that changes afterwards.
+async fn settled(sandbox: &Sandbox) {
+    let namespaces = ["default", "kube-system", "kube-public", "kube-node-lease"];
+    let set_up = || {
+        let state = sandbox.store.read();
+        let ready = |res: &str, name: &str| {
+            namespaces.iter().all(|ns| {
+                state
+                    .get(&sandbox::store::ObjKey::new(res, *ns, name))
+                    .is_some()
+            })
+        };
+        ready("/serviceaccounts", "default") && ready("/configmaps", "kube-root-ca.crt")
+    };
+    for _ in 0..500 {
+        if set_up() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the namespaces were not set up");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
 
@@ -133,6 +157,7 @@ proptest! {
         runtime.block_on(async {
             let sandbox = Sandbox::in_memory().await.expect("sandbox");
             let api = Api::new(sandbox.store.clone());
+            settled(&sandbox).await;
             let before = sandbox.store.read().len();
             let (code, bytes) = send(&api, method.clone(), &path, ct, body).await;
             if code == 0 {

@@ -1,5 +1,6 @@
-//! Defaults and allocations the API server applies to some kinds when they are written:
-//! cluster IPs, node ports, namespace finalizers, Deployment and Job defaults, CRD status.
+//! What the API server does to some kinds when they are written, beyond field defaults (see
+//! [`crate::defaults`], applied before): cluster IPs, node ports, namespace finalizers, generated
+//! Job selectors, CRD status, and the checks that go with them.
 
 mod storage;
 mod workloads;
@@ -27,8 +28,7 @@ pub fn on_create(tx: &mut Tx, res: &Resource, obj: &mut Value) -> ApiResult<()> 
         "batch/cronjobs" => workloads::cron_job(obj),
         "/replicationcontrollers" => workloads::replication_controller(obj),
         "apps/deployments" => deployment(obj),
-        "apps/replicasets" => replicas_default(obj),
-        "apps/statefulsets" => statefulset(obj),
+        "apps/statefulsets" => require_selector_matches("StatefulSet", obj),
         "batch/jobs" => job(obj),
         "apiextensions.k8s.io/customresourcedefinitions" => crd(tx, obj),
         _ => Ok(()),
@@ -41,21 +41,16 @@ pub fn on_update(tx: &mut Tx, res: &Resource, old: &Value, new: &mut Value) -> A
             namespace_label(new);
             Ok(())
         }
-        "/pods" => {
-            pod_defaults(&mut new["spec"]);
-            Ok(())
-        }
         "/services" => service(tx, Some(old), new),
         "/secrets" => secret(new),
         "apps/deployments" => deployment(new),
-        "apps/replicasets" => replicas_default(new),
         "/persistentvolumes" => storage::volume(new, false),
         "storage.k8s.io/storageclasses" => storage::class(new),
         "networking.k8s.io/networkpolicies" => network_policy(new),
         "apps/daemonsets" => workloads::daemon_set(new),
         "batch/cronjobs" => workloads::cron_job(new),
         "/replicationcontrollers" => workloads::replication_controller(new),
-        "apps/statefulsets" => statefulset(new),
+        "apps/statefulsets" => require_selector_matches("StatefulSet", new),
         "apiextensions.k8s.io/customresourcedefinitions" => crd(tx, new),
         _ => Ok(()),
     }
@@ -84,49 +79,49 @@ fn namespace_label(obj: &mut Value) {
     obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = name;
 }
 
+/// Allocates a service's cluster IP and node ports (its defaults already set).
 fn service(tx: &Tx, old: Option<&Value>, obj: &mut Value) -> ApiResult<()> {
-    let spec = &mut obj["spec"];
-    if !spec.is_object() {
-        *spec = json!({});
+    if !obj["spec"].is_object() {
+        return Ok(());
     }
-    default(spec, "type", json!("ClusterIP"));
-    default(spec, "sessionAffinity", json!("None"));
-    default(spec, "ipFamilies", json!(["IPv4"]));
-    default(spec, "ipFamilyPolicy", json!("SingleStack"));
-    default(spec, "internalTrafficPolicy", json!("Cluster"));
+    if let Some(old) = old {
+        crate::defaults::service::drop_type_dependent(old, obj);
+    }
+    let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+    let ns = obj["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let spec = &mut obj["spec"];
+    // An ExternalName service is a DNS alias: no address, no ports on the node.
+    if spec["type"] == "ExternalName" {
+        if let Some(map) = spec.as_object_mut() {
+            map.remove("clusterIP");
+            map.remove("clusterIPs");
+        }
+    } else {
+        cluster_ip(tx, old, &ns, &name, spec);
+    }
+    let key = crate::store::ObjKey::new("/services", ns.as_str(), name.as_str());
+    let causes = crate::defaults::node_ports::assign(tx, &key, old, obj);
+    if !causes.is_empty() {
+        let causes: Vec<(String, String)> =
+            causes.into_iter().map(|c| (c.field, c.message)).collect();
+        return Err(ApiError::invalid("Service", "", &name, &causes));
+    }
+    Ok(())
+}
+
+fn cluster_ip(tx: &Tx, old: Option<&Value>, ns: &str, name: &str, spec: &mut Value) {
     // An update keeps what was allocated, as a real server refuses to change it.
     if let Some(old_ip) = old.and_then(|o| o["spec"]["clusterIP"].as_str()) {
         default(spec, "clusterIP", json!(old_ip));
     }
     if spec["clusterIP"].as_str().is_none_or(str::is_empty) {
-        let name = obj["metadata"]["name"].as_str().unwrap_or("");
-        let ns = obj["metadata"]["namespace"].as_str().unwrap_or("");
-        obj["spec"]["clusterIP"] = json!(allocate_cluster_ip(tx, ns, name));
+        spec["clusterIP"] = json!(allocate_cluster_ip(tx, ns, name));
     }
-    let ip = obj["spec"]["clusterIP"].clone();
-    obj["spec"]["clusterIPs"] = json!([ip]);
-    let needs_node_port = matches!(
-        obj["spec"]["type"].as_str(),
-        Some("NodePort" | "LoadBalancer")
-    );
-    let old_ports = old
-        .map(|o| o["spec"]["ports"].clone())
-        .unwrap_or(Value::Null);
-    if let Some(ports) = obj["spec"]["ports"].as_array_mut() {
-        for (i, port) in ports.iter_mut().enumerate() {
-            default(port, "protocol", json!("TCP"));
-            let number = port["port"].clone();
-            default(port, "targetPort", number);
-            if needs_node_port {
-                let kept = old_ports[i]["nodePort"].clone();
-                default(port, "nodePort", kept);
-                let fallback = json!(30000 + (port["port"].as_u64().unwrap_or(0) % 2768));
-                default(port, "nodePort", fallback);
-            }
-        }
-    }
-    default(obj, "status", json!({"loadBalancer": {}}));
-    Ok(())
+    let ip = spec["clusterIP"].clone();
+    spec["clusterIPs"] = json!([ip]);
 }
 
 /// A stable, unused address in 10.43.0.0/16 (k3s's service range).
@@ -182,26 +177,28 @@ fn pod(obj: &mut Value) -> ApiResult<()> {
             &[("spec.containers".into(), "Required value".into())],
         ));
     }
-    pod_defaults(&mut obj["spec"]);
-    obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
+    let qos = crate::defaults::pod::qos_class(&obj["spec"]);
+    obj["status"] = json!({"phase": "Pending", "qosClass": qos});
     Ok(())
 }
 
-/// A pod spec's defaults, on every write: an update without them is no change to the spec.
-fn pod_defaults(spec: &mut Value) {
-    if !spec.is_object() {
-        return;
-    }
-    default(spec, "restartPolicy", json!("Always"));
-    default(spec, "dnsPolicy", json!("ClusterFirst"));
-    default(spec, "schedulerName", json!("default-scheduler"));
-    default(spec, "serviceAccountName", json!("default"));
-    default(spec, "terminationGracePeriodSeconds", json!(30));
-}
-
-fn replicas_default(obj: &mut Value) -> ApiResult<()> {
-    if obj["spec"].is_object() {
-        default(&mut obj["spec"], "replicas", json!(1));
+/// A Deployment's selector, and a strategy that says one thing: the defaults give a
+/// RollingUpdate strategy its bounds, so a client that switches to Recreate must drop them
+/// (`rollingUpdate: null`), as a real server insists.
+fn deployment(obj: &Value) -> ApiResult<()> {
+    require_selector_matches("Deployment", obj)?;
+    let strategy = &obj["spec"]["strategy"];
+    if strategy["type"] == "Recreate" && !strategy["rollingUpdate"].is_null() {
+        let name = obj["metadata"]["name"].as_str().unwrap_or("");
+        return Err(ApiError::invalid(
+            "Deployment",
+            "apps",
+            name,
+            &[(
+                "spec.strategy.rollingUpdate".into(),
+                "Forbidden: may not be specified when strategy `type` is 'Recreate'".into(),
+            )],
+        ));
     }
     Ok(())
 }
@@ -235,56 +232,25 @@ pub(super) fn require_selector_matches(kind: &str, obj: &Value) -> ApiResult<()>
     Ok(())
 }
 
-fn deployment(obj: &mut Value) -> ApiResult<()> {
-    require_selector_matches("Deployment", obj)?;
-    let spec = &mut obj["spec"];
-    default(spec, "replicas", json!(1));
-    default(spec, "revisionHistoryLimit", json!(10));
-    default(spec, "progressDeadlineSeconds", json!(600));
-    default(
-        spec,
-        "strategy",
-        json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}),
-    );
-    Ok(())
-}
-
-fn statefulset(obj: &mut Value) -> ApiResult<()> {
-    require_selector_matches("StatefulSet", obj)?;
-    let spec = &mut obj["spec"];
-    default(spec, "replicas", json!(1));
-    default(spec, "podManagementPolicy", json!("OrderedReady"));
-    default(spec, "revisionHistoryLimit", json!(10));
-    default(
-        spec,
-        "updateStrategy",
-        json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
-    );
-    Ok(())
-}
-
 /// Jobs get the controller-uid selector and labels a real server adds.
 fn job(obj: &mut Value) -> ApiResult<()> {
     let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
     let uid = obj["metadata"]["uid"].as_str().unwrap_or("").to_string();
-    let restart = obj["spec"]["template"]["spec"]["restartPolicy"].as_str();
-    if !matches!(restart, Some("Never" | "OnFailure")) {
+    // The pod defaults made an absent policy `Always`, which a Job cannot use.
+    let restart = &obj["spec"]["template"]["spec"]["restartPolicy"];
+    if !matches!(restart.as_str(), Some("Never" | "OnFailure")) {
+        let value = crate::validation::go_quote(restart.as_str().unwrap_or(""));
         return Err(ApiError::invalid(
             "Job",
             "batch",
             &name,
             &[(
                 "spec.template.spec.restartPolicy".into(),
-                "Required value: valid values: \"OnFailure\", \"Never\"".into(),
+                format!("Unsupported value: {value}: supported values: \"OnFailure\", \"Never\""),
             )],
         ));
     }
     let spec = &mut obj["spec"];
-    default(spec, "backoffLimit", json!(6));
-    default(spec, "completions", json!(1));
-    default(spec, "parallelism", json!(1));
-    default(spec, "completionMode", json!("NonIndexed"));
-    default(spec, "suspend", json!(false));
     let labels = json!({
         "batch.kubernetes.io/controller-uid": uid,
         "batch.kubernetes.io/job-name": name,
@@ -302,6 +268,12 @@ fn job(obj: &mut Value) -> ApiResult<()> {
         for (k, v) in extra {
             target.insert(k.clone(), v.clone());
         }
+    }
+    // `SetDefaults_Job` gives a Job without labels its template's; a real server runs it again
+    // on reading from etcd, after the ones above were added, so those show on the Job too.
+    let own = &obj["metadata"]["labels"];
+    if own.as_object().is_none_or(|l| l.is_empty()) {
+        obj["metadata"]["labels"] = obj["spec"]["template"]["metadata"]["labels"].clone();
     }
     Ok(())
 }

@@ -1,22 +1,15 @@
 //! Defaults and checks of the workload kinds added after the first ones: DaemonSets,
 //! CronJobs and ReplicationControllers.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::{default, require_selector_matches};
+use super::require_selector_matches;
 use crate::cron::Schedule;
 use crate::error::{ApiError, ApiResult};
 
+/// Its defaults are `crate::defaults::workloads::daemon_set`'s.
 pub fn daemon_set(obj: &mut Value) -> ApiResult<()> {
-    require_selector_matches("DaemonSet", obj)?;
-    let spec = &mut obj["spec"];
-    default(spec, "revisionHistoryLimit", json!(10));
-    default(
-        spec,
-        "updateStrategy",
-        json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
-    );
-    Ok(())
+    require_selector_matches("DaemonSet", obj)
 }
 
 /// The schedule, time zone and job template are checked as the apiserver checks them, so a
@@ -45,17 +38,16 @@ pub fn cron_job(obj: &mut Value) -> ApiResult<()> {
             format!("Invalid value: {zone:?}: unknown time zone {zone}"),
         ));
     }
-    let restart = spec["jobTemplate"]["spec"]["template"]["spec"]["restartPolicy"].as_str();
-    if !matches!(restart, Some("Never" | "OnFailure")) {
+    // The pod defaults made an absent policy `Always`, which a Job cannot use. (The CronJob's
+    // own defaults are `crate::defaults::workloads::cron_job`'s.)
+    let restart = &spec["jobTemplate"]["spec"]["template"]["spec"]["restartPolicy"];
+    if !matches!(restart.as_str(), Some("Never" | "OnFailure")) {
+        let value = crate::validation::go_quote(restart.as_str().unwrap_or(""));
         return Err(invalid(
             "spec.jobTemplate.spec.template.spec.restartPolicy",
-            "Required value: valid values: \"OnFailure\", \"Never\"".into(),
+            format!("Unsupported value: {value}: supported values: \"OnFailure\", \"Never\""),
         ));
     }
-    default(spec, "concurrencyPolicy", json!("Allow"));
-    default(spec, "suspend", json!(false));
-    default(spec, "successfulJobsHistoryLimit", json!(3));
-    default(spec, "failedJobsHistoryLimit", json!(1));
     Ok(())
 }
 
@@ -64,7 +56,6 @@ pub fn replication_controller(obj: &mut Value) -> ApiResult<()> {
     let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
     let template_labels = obj["spec"]["template"]["metadata"]["labels"].clone();
     let spec = &mut obj["spec"];
-    default(spec, "replicas", json!(1));
     if spec["selector"].as_object().is_none_or(|s| s.is_empty()) {
         spec["selector"] = template_labels.clone();
     }

@@ -15,8 +15,9 @@
 //! and delays), `statefulset`, `pvc` (binder and local-path provisioner), `volume`
 //! (PersistentVolumes after their claims), `job`, `cronjob`, `service` (endpoints) and
 //! `endpointslice`, `disruption` (PodDisruptionBudget status), `ingress`, `hpa`, `gc`
-//! (garbage collector), `namespace`, `apiservice` (one per served group version), `events`,
-//! and `helmchart` (k3s's helm controller, once its CRD is applied).
+//! (garbage collector), `namespace` (and `namespace_setup`: the default ServiceAccount and
+//! root CA of each namespace), `apiservice` (one per served group version), `events`, and
+//! `helmchart` (k3s's helm controller, once its CRD is applied).
 //!
 //! Simplified compared with a real cluster:
 //!
@@ -50,6 +51,7 @@ mod hpa;
 mod ingress;
 mod job;
 mod namespace;
+mod namespace_setup;
 mod pod;
 
 pub use pod::NODE;
@@ -86,11 +88,12 @@ const BATCH: usize = 64;
 /// One reconcile is one store write, so this bounds what a write holds in memory and commits.
 pub const BURST: usize = 500;
 
-/// Starts the controllers on `store`. Needs a tokio runtime; without one it does nothing.
-pub fn start(store: Store) {
+/// Starts the controllers on `store`; `root_ca` is the cluster's CA certificate (PEM) they
+/// publish in every namespace. Needs a tokio runtime; without one it does nothing.
+pub fn start(store: Store, root_ca: String) {
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => {
-            handle.spawn(run(store));
+            handle.spawn(run(store, root_ca));
         }
         Err(_) => tracing::warn!("no tokio runtime: the sandbox controllers are not running"),
     }
@@ -121,9 +124,15 @@ impl Outcome {
 pub struct Ctx {
     /// By object, so that forgetting one is not a walk over every timer.
     timers: Mutex<HashMap<ObjKey, HashMap<&'static str, Timer>>>,
+    /// The cluster's CA certificate, PEM.
+    root_ca: String,
 }
 
 impl Ctx {
+    pub fn root_ca(&self) -> &str {
+        &self.root_ca
+    }
+
     /// When the timer `what` of the object `key` (with this uid) started; starts it now if new.
     pub fn since(&self, key: &ObjKey, uid: &str, what: &'static str) -> Instant {
         let mut timers = self.timers.lock().unwrap_or_else(|p| p.into_inner());
@@ -200,10 +209,13 @@ impl Queue {
 
 const EVENTS: &str = "/events";
 
-async fn run(store: Store) {
+async fn run(store: Store, root_ca: String) {
     let mut events = store.subscribe();
     let (requeue, mut requeued) = mpsc::unbounded_channel::<ObjKey>();
-    let ctx = Arc::new(Ctx::default());
+    let ctx = Arc::new(Ctx {
+        root_ca,
+        ..Ctx::default()
+    });
     let mut queue = Queue::default();
     let mut failures: HashMap<ObjKey, u32> = HashMap::new();
     queue.push_all(&store.read());
@@ -290,6 +302,10 @@ fn on_event(store: &Store, event: &Event, queue: &mut Queue) -> bool {
     if key.res == EVENTS {
         return false;
     }
+    if namespace_setup::kept(key) {
+        // Someone changed what the namespace's setup keeps: put it back.
+        queue.push(namespace_setup::namespace_of(key));
+    }
     queue.push(key.clone());
     for owner in common::owner_refs(obj) {
         let group = owner["apiVersion"]
@@ -356,7 +372,7 @@ fn reconcile(tx: &mut Tx, ctx: &Ctx, key: &ObjKey) -> ApiResult<Outcome> {
         return gone(tx, ctx, key);
     };
     if key.res == crate::ops::NAMESPACES {
-        return namespace::reconcile(tx, key, &obj);
+        return namespace::reconcile(tx, ctx, key, &obj);
     }
     if common::namespace_terminating(tx, &key.ns) {
         return Ok(Outcome::done());

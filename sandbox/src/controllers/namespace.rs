@@ -8,16 +8,16 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::common::{Cond, CondStyle, conditions, delete, is_deleting, write_part, write_status};
-use super::{BURST, Outcome};
+use super::{BURST, Ctx, Outcome};
 use crate::error::ApiResult;
 use crate::ops;
 use crate::store::{ObjKey, Tx};
 
 const MANAGER: &str = "kip-sandbox-namespace-controller";
 
-pub fn reconcile(tx: &mut Tx, key: &ObjKey, ns_obj: &Arc<Value>) -> ApiResult<Outcome> {
+pub fn reconcile(tx: &mut Tx, ctx: &Ctx, key: &ObjKey, ns_obj: &Arc<Value>) -> ApiResult<Outcome> {
     if !is_deleting(ns_obj) {
-        return Ok(Outcome::done());
+        return super::namespace_setup::reconcile(tx, ctx, &key.name);
     }
     let ns = key.name.clone();
     let inside: Vec<(ObjKey, Arc<Value>)> = tx

@@ -12,13 +12,10 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::common::{
-    Cond, CondStyle, conditions, is_deleting, phase, resource, write_main, write_status,
-};
+use super::common::{Cond, CondStyle, conditions, is_deleting, phase, write_main, write_status};
 use super::events;
 use super::pod::NODE;
 use crate::error::ApiResult;
-use crate::ops;
 use crate::registry::Resource;
 use crate::store::{ObjKey, State, Tx};
 
@@ -146,23 +143,7 @@ fn unschedulable(
     Ok(())
 }
 
-/// The node's pod capacity, for the seed and for nodes an older sandbox made without it.
+/// The node's pod capacity, which the scheduler reads back from the Node (see `crate::node`).
 pub fn node_capacity() -> Value {
     json!({"pods": MAX_PODS.to_string()})
-}
-
-/// Brings a node written without a pod capacity up to date.
-pub fn add_capacity(tx: &mut Tx) -> ApiResult<()> {
-    let res = resource(tx, "", "nodes")?;
-    let key = ops::key(&res, "", NODE);
-    let Some(node) = tx.get(&key) else {
-        return Ok(());
-    };
-    let mut status = node["status"].clone();
-    for field in ["capacity", "allocatable"] {
-        if status[field]["pods"].is_null() {
-            status[field]["pods"] = node_capacity()["pods"].clone();
-        }
-    }
-    write_status(tx, &res, &key, status, "kip-sandbox")
 }

@@ -150,12 +150,16 @@ impl Disk {
         let mut objects = Vec::new();
         for entry in objects_table.iter().map_err(|x| e(&x))? {
             let (key, body) = entry.map_err(|x| e(&x))?;
-            let (Some(key), Ok(object)) = (
+            let (Some(key), Ok(mut object)) = (
                 decode_key(key.value()),
                 serde_json::from_slice::<Value>(body.value()),
             ) else {
                 continue;
             };
+            // As the apiserver defaults what it reads from etcd: what an older sandbox stored
+            // reads back with today's defaults (and is written so at its next change), so a
+            // client re-applying it sees no difference to make.
+            crate::defaults::apply(&key.res, &mut object);
             objects.push((key, object));
         }
         let mut history = Vec::new();
@@ -221,6 +225,32 @@ mod tests {
             key: ObjKey::new("/configmaps", "default", name),
             body: body.into(),
         }
+    }
+
+    #[test]
+    fn objects_an_older_sandbox_stored_load_with_their_defaults() {
+        let dir = std::env::temp_dir().join(format!("kip-disk-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("store.redb");
+        {
+            let mut disk = Disk::open(&path).unwrap();
+            let old = br#"{"kind":"Deployment","metadata":{"name":"web"},"spec":{"template":{"spec":{"containers":[{"name":"web","image":"nginx"}]}}}}"#;
+            let record = Recorded {
+                rv: 1,
+                kind: EventType::Added,
+                key: ObjKey::new("apps/deployments", "default", "web"),
+                body: old.as_slice().into(),
+            };
+            disk.commit(&[record]).unwrap();
+        }
+        let state = Disk::open(&path).unwrap().load().unwrap();
+        let web = state
+            .get(&ObjKey::new("apps/deployments", "default", "web"))
+            .expect("loaded");
+        assert_eq!(web["spec"]["progressDeadlineSeconds"], 600);
+        let container = &web["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(container["imagePullPolicy"], "Always");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -215,7 +215,8 @@ pub(super) fn namespace() -> Printer {
 }
 
 /// `kubectl get nodes`: readiness from the Ready condition, roles from the
-/// `node-role.kubernetes.io/<role>` labels, the kubelet's version.
+/// `node-role.kubernetes.io/<role>` labels, the kubelet's version; with `-o wide` the addresses
+/// and what `nodeInfo` says of the machine.
 pub(super) fn node() -> Printer {
     Printer {
         columns: columns(&[
@@ -228,6 +229,36 @@ pub(super) fn node() -> Printer {
                 "string",
                 0,
                 "Kubelet Version reported by the node.",
+            ),
+            (
+                "Internal-IP",
+                "string",
+                1,
+                "List of addresses reachable to the node.",
+            ),
+            (
+                "External-IP",
+                "string",
+                1,
+                "List of addresses reachable to the node.",
+            ),
+            (
+                "OS-Image",
+                "string",
+                1,
+                "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy)).",
+            ),
+            (
+                "Kernel-Version",
+                "string",
+                1,
+                "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64).",
+            ),
+            (
+                "Container-Runtime",
+                "string",
+                1,
+                "ContainerRuntime Version reported by the node through runtime remote API (e.g. containerd://1.4.2).",
             ),
         ]),
         cells: |node, now| {
@@ -258,9 +289,35 @@ pub(super) fn node() -> Printer {
                 Value::from(roles),
                 age_cell(node, now),
                 Value::from(text(node, &["status", "nodeInfo", "kubeletVersion"])),
+                Value::from(node_address(node, "InternalIP")),
+                Value::from(node_address(node, "ExternalIP")),
+                Value::from(or_unknown(text(node, &["status", "nodeInfo", "osImage"]))),
+                Value::from(or_unknown(text(
+                    node,
+                    &["status", "nodeInfo", "kernelVersion"],
+                ))),
+                Value::from(or_unknown(text(
+                    node,
+                    &["status", "nodeInfo", "containerRuntimeVersion"],
+                ))),
             ]
         },
     }
+}
+
+/// The node's first address of `kind`, `<none>` without one (as kubectl prints it).
+fn node_address(node: &Value, kind: &str) -> String {
+    at(node, &["status", "addresses"])
+        .and_then(Value::as_array)
+        .and_then(|all| all.iter().find(|a| a["type"] == kind))
+        .and_then(|a| a["address"].as_str())
+        .unwrap_or("<none>")
+        .to_string()
+}
+
+/// What kubectl prints for a `nodeInfo` field a node leaves empty.
+fn or_unknown(s: &str) -> &str {
+    if s.is_empty() { "<unknown>" } else { s }
 }
 
 fn key_count(obj: &Value, fields: &[&str]) -> i64 {
