@@ -16,6 +16,7 @@ pub mod cron;
 pub mod error;
 pub mod home;
 pub mod http;
+pub mod openapi;
 pub mod ops;
 pub mod registry;
 pub mod schema;
