@@ -123,3 +123,68 @@ pub fn json_bytes(body: Bytes) -> axum::response::Response {
     );
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn crd(description: &str) -> serde_json::Value {
+        json!({"spec": {
+            "group": "kipper.run", "scope": "Namespaced",
+            "names": {"plural": "apps", "kind": "App"},
+            "versions": [{"name": "v1", "served": true, "schema": {"openAPIV3Schema": {
+                "type": "object",
+                "properties": {"spec": {"type": "object", "description": description}},
+            }}}],
+        }})
+    }
+
+    fn root(registry: &Registry) -> serde_json::Value {
+        serde_json::from_slice(&documents(registry).root()).unwrap()
+    }
+
+    #[test]
+    fn documents_are_built_once_per_registry() {
+        let registry = Registry::new();
+        assert!(Arc::ptr_eq(&documents(&registry), &documents(&registry)));
+    }
+
+    #[test]
+    fn a_crd_change_changes_its_documents_hash_and_no_other() {
+        let mut registry = Registry::new();
+        let before = root(&registry);
+        assert!(before["paths"].get("apis/kipper.run/v1").is_none());
+
+        registry.set_crd("apps.kipper.run", Some(&crd("one")));
+        let one = root(&registry);
+        let url = &one["paths"]["apis/kipper.run/v1"]["serverRelativeURL"];
+        assert!(
+            url.as_str()
+                .unwrap()
+                .starts_with("/openapi/v3/apis/kipper.run/v1?hash=")
+        );
+        assert_eq!(
+            one["paths"]["apis/apps/v1"],
+            before["paths"]["apis/apps/v1"]
+        );
+
+        registry.set_crd("apps.kipper.run", Some(&crd("two")));
+        let two = root(&registry);
+        assert_ne!(
+            two["paths"]["apis/kipper.run/v1"],
+            one["paths"]["apis/kipper.run/v1"]
+        );
+        let doc = documents(&registry)
+            .group_version("apis/kipper.run/v1")
+            .unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&doc).unwrap();
+        let app = &doc["components"]["schemas"]["run.kipper.v1.App"];
+        assert_eq!(app["properties"]["spec"]["description"], "two");
+        // What its metadata refers to comes with it.
+        let meta = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
+        assert!(doc["components"]["schemas"].get(meta).is_some());
+
+        registry.set_crd("apps.kipper.run", None);
+        assert_eq!(root(&registry), before);
+    }
+}
