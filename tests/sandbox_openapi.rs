@@ -99,3 +99,30 @@ fn diff_shows_a_change_and_nothing_when_unchanged() {
     ]);
     assert_eq!(replicas, "2");
 }
+
+/// kubectl must keep computing strategic merge patches from the metadata compiled into it:
+/// the served schemas have no patch merge keys, and a list replaced rather than merged by name
+/// would keep a container the manifest no longer has.
+#[test]
+fn apply_still_merges_containers_by_name() {
+    let sb = ServedSandbox::start();
+    let k = sb.kubectl();
+    let two = deployment(1).replace(
+        "        image: nginx:1.27\n",
+        "        image: nginx:1.27\n      - name: cache\n        image: redis:7\n",
+    );
+    k.ok_stdin(&["apply", "-f", "-"], &two);
+    let names = "jsonpath={.spec.template.spec.containers[*].name}";
+    let both = k.ok(&["get", "deployment", "web", "-o", names]);
+    assert_eq!(both, "web cache");
+    let one = deployment(1).replace("nginx:1.27", "nginx:1.28");
+    k.ok_stdin(&["apply", "-f", "-"], &one);
+    let containers = k.ok(&[
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[*].name}={.spec.template.spec.containers[*].image}",
+    ]);
+    assert_eq!(containers, "web=nginx:1.28");
+}

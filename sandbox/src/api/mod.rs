@@ -224,6 +224,12 @@ async fn dispatch(api: &Api, path: &str, req: Req) -> ApiResult<Response> {
         return Err(ApiError::method_not_allowed(req.method.as_str()));
     }
     let ok = |v: serde_json::Value| Ok(json_response(StatusCode::OK, &v));
+    if matches!(
+        route,
+        Route::OpenApiV2 | Route::OpenApiV3Root | Route::OpenApiV3 { .. }
+    ) {
+        crate::openapi::warm();
+    }
     match route {
         Route::Version => ok(discovery::version()),
         Route::Health => Ok((StatusCode::OK, "ok").into_response()),

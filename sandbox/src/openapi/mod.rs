@@ -98,6 +98,12 @@ static BUILTIN_DOCUMENTS: LazyLock<BTreeMap<String, Arc<Document>>> = LazyLock::
     docs
 });
 
+/// Builds the built-in documents (once) without the store's lock held: the first request
+/// would otherwise keep writers waiting while they are generated.
+pub fn warm() {
+    LazyLock::force(&BUILTIN_DOCUMENTS);
+}
+
 /// The documents of a registry, built on first use and kept with it.
 pub fn documents(registry: &Registry) -> Arc<Documents> {
     registry

@@ -34,8 +34,10 @@ fn version() -> String {
 /// `/openapi/v2`. kubectl asks for it (as protobuf) when its OpenAPI v3 check does not know a
 /// kind, to validate on the client side; finding no schema in the protobuf document, it leaves
 /// the kind alone and reports what a real server lets it report ("no matches for kind …
-/// ensure CRDs are installed first"). Encoding every definition as gnostic protobuf is not
-/// worth it for that fallback, so the protobuf document stays empty.
+/// ensure CRDs are installed first"). The protobuf document stays empty on purpose: kubectl
+/// also computes `apply`'s strategic merge patches from a v2 schema it finds there, and
+/// k8s-openapi's schemas carry no `x-kubernetes-patch-merge-key`, so lists such as
+/// `containers` would be replaced rather than merged by name.
 pub fn openapi_v2(req: &crate::api::Req, registry: &Registry) -> axum::response::Response {
     let wants_protobuf = req
         .headers

@@ -55,6 +55,12 @@ pub fn document(resources: &[Arc<Resource>]) -> Document {
 
 /// The `PATCH`/`PUT` of each kind with its `fieldValidation` parameter: what tells kubectl
 /// the server validates fields itself, so `kubectl apply` leaves validation to it.
+///
+/// The operations list no request body on purpose: a `PATCH` accepting
+/// `application/strategic-merge-patch+json` makes kubectl compute its strategic merge patches
+/// from these schemas, and k8s-openapi's carry no `x-kubernetes-patch-merge-key`, so lists
+/// such as `containers` would be replaced rather than merged by name. Without it kubectl uses
+/// the patch metadata compiled into it, as it did before the schemas were served.
 fn paths(resources: &[Arc<Resource>]) -> Map<String, Value> {
     let mut paths = Map::new();
     for r in resources {
