@@ -14,6 +14,8 @@ pub fn document(registry: &Registry) -> Bytes {
     for r in registry.all().filter(|r| r.custom) {
         definitions.insert(crd::name(r), crd::schema(r, &object_meta));
     }
+    let mut definitions = serde_json::Value::Object(definitions);
+    plain_refs(&mut definitions);
     let doc = json!({
         "swagger": "2.0",
         "info": {"title": "Kubernetes", "version": version()},
@@ -25,6 +27,30 @@ pub fn document(registry: &Registry) -> Bytes {
         .unwrap_or_default()
         .replace("\"#/components/schemas/", "\"#/definitions/");
     Bytes::from(text + "\n")
+}
+
+/// `allOf: [{$ref}]` beside a description is how v3 documents describe a reference; v2 ones
+/// write the `$ref` itself beside it (its siblings ignored), as the real `/openapi/v2` does.
+fn plain_refs(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let single_ref = match map.get("allOf").and_then(|a| a.as_array()) {
+                Some(all) if all.len() == 1 => all[0]
+                    .as_object()
+                    .filter(|o| o.len() == 1)
+                    .and_then(|o| o.get("$ref"))
+                    .cloned(),
+                _ => None,
+            };
+            if let Some(target) = single_ref {
+                map.remove("allOf");
+                map.insert("$ref".into(), target);
+            }
+            map.values_mut().for_each(plain_refs);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(plain_refs),
+        _ => {}
+    }
 }
 
 fn version() -> String {
@@ -93,9 +119,12 @@ mod tests {
     fn v2_definitions_refer_to_definitions() {
         let doc: serde_json::Value = serde_json::from_slice(&document(&Registry::new())).unwrap();
         let spec = &doc["definitions"]["io.k8s.api.apps.v1.DeploymentSpec"];
+        let template = &spec["properties"]["template"];
         assert_eq!(
-            spec["properties"]["template"]["allOf"][0]["$ref"],
+            template["$ref"],
             "#/definitions/io.k8s.api.core.v1.PodTemplateSpec"
         );
+        assert!(template["description"].is_string());
+        assert!(template.get("allOf").is_none());
     }
 }
