@@ -19,6 +19,7 @@ pub mod error;
 pub mod home;
 pub mod http;
 pub mod node;
+pub mod openapi;
 pub mod ops;
 pub mod registry;
 pub mod schema;

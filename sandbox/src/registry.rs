@@ -431,6 +431,8 @@ pub struct Registry {
     builtin: Vec<Arc<Resource>>,
     /// Custom resources by the name of the CRD that declared them.
     custom: BTreeMap<String, Vec<Arc<Resource>>>,
+    /// The OpenAPI documents of these kinds, built on first request: a CRD change drops them.
+    pub openapi: std::sync::OnceLock<Arc<crate::openapi::Documents>>,
 }
 
 impl Default for Registry {
@@ -466,6 +468,7 @@ impl Registry {
         Registry {
             builtin,
             custom: BTreeMap::new(),
+            openapi: std::sync::OnceLock::new(),
         }
     }
 
@@ -516,6 +519,7 @@ impl Registry {
 
     /// Serves (or stops serving) what a CRD declares; called for every stored CRD.
     pub fn set_crd(&mut self, crd_name: &str, crd: Option<&Value>) {
+        self.openapi = std::sync::OnceLock::new();
         match crd.map(resources_of_crd) {
             Some(resources) if !resources.is_empty() => {
                 self.custom.insert(crd_name.to_string(), resources);

@@ -224,6 +224,12 @@ async fn dispatch(api: &Api, path: &str, req: Req) -> ApiResult<Response> {
         return Err(ApiError::method_not_allowed(req.method.as_str()));
     }
     let ok = |v: serde_json::Value| Ok(json_response(StatusCode::OK, &v));
+    if matches!(
+        route,
+        Route::OpenApiV2 | Route::OpenApiV3Root | Route::OpenApiV3 { .. }
+    ) {
+        crate::openapi::warm();
+    }
     match route {
         Route::Version => ok(discovery::version()),
         Route::Health => Ok((StatusCode::OK, "ok").into_response()),
@@ -242,14 +248,17 @@ async fn dispatch(api: &Api, path: &str, req: Req) -> ApiResult<Response> {
                 None => Err(ApiError::no_route(path)),
             }
         }
-        Route::OpenApiV2 => Ok(discovery::openapi_v2(&req)),
-        Route::OpenApiV3Root => ok(discovery::openapi_root(&api.store.read().registry)),
+        Route::OpenApiV2 => Ok(crate::openapi::openapi_v2(&req, &api.store.read().registry)),
+        Route::OpenApiV3Root => {
+            let docs = crate::openapi::documents(&api.store.read().registry);
+            Ok(crate::openapi::json_bytes(docs.root()))
+        }
         Route::OpenApiV3 { group, version } => {
-            let registry = &api.store.read().registry;
-            if !registry.serves(&group, &version) {
-                return Err(ApiError::no_route(path));
+            let docs = crate::openapi::documents(&api.store.read().registry);
+            match docs.group_version(&crate::openapi::path(&group, &version)) {
+                Some(body) => Ok(crate::openapi::json_bytes(body)),
+                None => Err(ApiError::no_route(path)),
             }
-            ok(discovery::openapi_group_version(registry, &group, &version))
         }
         Route::Resource(target) => objects::handle(api, path, target, req).await,
     }
