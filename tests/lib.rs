@@ -17,6 +17,7 @@ mod sandbox_kinds;
 mod sandbox_kube;
 mod sandbox_kubectl;
 mod sandbox_portforward;
+mod sandbox_protobuf;
 mod sandbox_schema;
 mod sandbox_strategy;
 mod script_limits;
