@@ -78,6 +78,10 @@ mod tests {
 
     /// A protobuf body as kubectl sends it: `obj` wrapped in a runtime.Unknown.
     fn body(api_version: &str, kind: &str, obj: &DynamicMessage) -> Vec<u8> {
+        envelope(api_version, kind, obj.encode_to_vec())
+    }
+
+    fn envelope(api_version: &str, kind: &str, raw: Vec<u8>) -> Vec<u8> {
         let mut meta = DynamicMessage::new(
             schema::message("k8s.io.apimachinery.pkg.runtime.TypeMeta").unwrap(),
         );
@@ -87,7 +91,7 @@ mod tests {
             schema::message("k8s.io.apimachinery.pkg.runtime.Unknown").unwrap(),
         );
         unknown.set_field_by_name("typeMeta", Pb::Message(meta));
-        unknown.set_field_by_name("raw", Pb::Bytes(obj.encode_to_vec().into()));
+        unknown.set_field_by_name("raw", Pb::Bytes(raw.into()));
         [MAGIC, &unknown.encode_to_vec()].concat()
     }
 
@@ -140,5 +144,19 @@ mod tests {
         let obj = config_map();
         let err = object(&body("example.com/v1", "Widget", &obj), None).unwrap_err();
         assert_eq!(err.code, 415);
+    }
+
+    proptest::proptest! {
+        /// Whatever the bytes of the object, decoding answers (a 400 at worst), never panics.
+        #[test]
+        fn any_object_bytes_decode_or_are_refused(
+            raw in proptest::collection::vec(proptest::num::u8::ANY, 0..512),
+        ) {
+            for (api_version, kind) in [("apps/v1", "Deployment"), ("v1", "Pod"), ("v1", "Secret")] {
+                if let Err(e) = object(&envelope(api_version, kind, raw.clone()), None) {
+                    proptest::prop_assert_eq!(e.code, 400);
+                }
+            }
+        }
     }
 }
