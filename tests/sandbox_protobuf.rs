@@ -46,6 +46,62 @@ fn kubectl_generators_create_built_in_kinds() {
 }
 
 #[test]
+fn kubectl_generators_create_networking_rbac_and_autoscaling() {
+    let sb = ServedSandbox::start();
+    let k = sb.kubectl();
+
+    // An IngressRule's `http` is inlined in JSON, nested in protobuf.
+    k.ok(&["create", "ingress", "i", "--rule=foo.com/bar=svc1:8080"]);
+    let rule = &k.json(&["get", "ingress", "i"])["spec"]["rules"][0];
+    assert_eq!(rule["host"], "foo.com");
+    let path = &rule["http"]["paths"][0];
+    assert_eq!(path["path"], "/bar", "{rule}");
+    assert_eq!(path["backend"]["service"]["port"]["number"], 8080);
+
+    k.ok(&[
+        "create",
+        "clusterrole",
+        "r",
+        "--verb=get,list",
+        "--resource=pods",
+    ]);
+    let role = k.json(&["get", "clusterrole", "r"]);
+    assert_eq!(
+        role["rules"][0]["verbs"],
+        serde_json::json!(["get", "list"])
+    );
+    k.ok(&["create", "rolebinding", "rb", "--clusterrole=r", "--user=u"]);
+    let binding = k.json(&["get", "rolebinding", "rb"]);
+    assert_eq!(binding["roleRef"]["name"], "r");
+    assert_eq!(binding["subjects"][0]["name"], "u");
+    k.ok(&["create", "serviceaccount", "sa"]);
+
+    k.ok(&["create", "deployment", "d", "--image=nginx"]);
+    k.ok(&[
+        "expose",
+        "deployment",
+        "d",
+        "--port=80",
+        "--target-port=8080",
+    ]);
+    assert_eq!(
+        k.json(&["get", "service", "d"])["spec"]["ports"][0]["targetPort"],
+        8080
+    );
+    k.ok(&[
+        "autoscale",
+        "deployment",
+        "d",
+        "--min=1",
+        "--max=3",
+        "--cpu-percent=80",
+    ]);
+    let hpa = k.json(&["get", "hpa", "d"]);
+    assert_eq!(hpa["spec"]["maxReplicas"], 3);
+    assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], "d");
+}
+
+#[test]
 fn kubectl_generators_create_workloads_that_run() {
     let sb = ServedSandbox::start();
     let k = sb.kubectl();

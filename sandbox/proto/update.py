@@ -8,7 +8,9 @@ kubernetes/apimachinery at the same release, e.g. tags v0.33.9)
 - runs `protoc` over them into k8s.pb (a FileDescriptorSet, no source info),
 - writes pointers.txt: the fields that are pointers in the Go types. Go's protobuf encoder
   writes a non-pointer field even when it is zero, so a zero scalar in a body only means
-  something when the field is a pointer (`replicas: 0` versus an unset `hostPort`).
+  something when the field is a pointer (`replicas: 0` versus an unset `hostPort`),
+- writes inline.txt: the embedded structs JSON inlines (`json:",inline"`), which protobuf
+  nests as a field (a Volume's `volumeSource`, a key selector's `localObjectReference`).
 """
 import os
 import re
@@ -26,10 +28,12 @@ MACHINERY = ["apis/meta/v1", "runtime", "runtime/schema", "util/intstr", "api/re
 HERE = os.path.dirname(os.path.abspath(__file__))
 STRUCT = re.compile(r"^type (\w+) struct \{")
 POINTER = re.compile(r'^\s+\w+\s+\*[\w.]+\s+`.*protobuf:"[^"]*name=(\w+)')
+INLINE = re.compile(r'^\s+(\w+)\s+`json:",inline" protobuf:"([^"]*)"')
 
 
-def pointers(types_go, package):
-    out, struct = [], None
+def go_fields(types_go, package):
+    """The pointer fields and the inlined fields of the structs in `types_go`."""
+    pointers, inline, struct = [], [], None
     with open(types_go) as f:
         for line in f:
             if m := STRUCT.match(line):
@@ -37,26 +41,38 @@ def pointers(types_go, package):
             elif line.startswith("}"):
                 struct = None
             elif struct and (m := POINTER.match(line)):
-                out.append(f"{package}.{struct}.{m.group(1)}")
-    return out
+                pointers.append(f"{package}.{struct}.{m.group(1)}")
+            elif struct and (m := INLINE.match(line)):
+                # Without a name= the protobuf field is named after the type.
+                named = re.search(r"name=(\w+)", m.group(2))
+                name = named.group(1) if named else m.group(1)[0].lower() + m.group(1)[1:]
+                inline.append(f"{package}.{struct}.{name}")
+    return pointers, inline
+
+
+def write(name, lines):
+    with open(os.path.join(HERE, name), "w") as f:
+        f.write("".join(f"{x}\n" for x in sorted(set(lines))))
 
 
 def main(api, machinery):
     sources = [(os.path.join(api, g), f"k8s.io/api/{g}") for g in API_GROUPS]
     sources += [(os.path.join(machinery, "pkg", d), f"k8s.io/apimachinery/pkg/{d}") for d in MACHINERY]
     shutil.rmtree(os.path.join(HERE, "k8s.io"), ignore_errors=True)
-    files, fields = [], []
+    files, pointers, inline = [], [], []
     for src, dest in sources:
         os.makedirs(os.path.join(HERE, dest))
         shutil.copy(os.path.join(src, "generated.proto"), os.path.join(HERE, dest))
         files.append(f"{dest}/generated.proto")
         types_go = os.path.join(src, "types.go")
         if os.path.exists(types_go):
-            fields += pointers(types_go, dest.replace("/", "."))
+            p, i = go_fields(types_go, dest.replace("/", "."))
+            pointers += p
+            inline += i
     subprocess.run(["protoc", "-I.", "--include_imports", "-ok8s.pb", *sorted(files)],
                    cwd=HERE, check=True, stderr=subprocess.DEVNULL)
-    with open(os.path.join(HERE, "pointers.txt"), "w") as f:
-        f.write("".join(f"{x}\n" for x in sorted(set(fields))))
+    write("pointers.txt", pointers)
+    write("inline.txt", inline)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 //! files are the JSON names; what differs is handled here: the apimachinery types whose JSON
 //! is not an object (IntOrString, Quantity, Time, MicroTime, Duration, RawExtension,
 //! FieldsV1, the string-list wrappers), 64-bit integers (numbers, not the proto3 strings),
-//! and zero values: Go's encoder writes every non-pointer field, so a zero scalar is dropped
-//! (as `omitempty` would) unless the Go field is a pointer (`replicas: 0`).
+//! the embedded structs JSON inlines (a Volume's `volumeSource`), and zero values: Go's
+//! encoder writes every non-pointer field, so a zero scalar is dropped (as `omitempty` would)
+//! unless the Go field is a pointer (`replicas: 0`).
 
 use base64::Engine;
 use prost_reflect::{DynamicMessage, FieldDescriptor, MapKey, ReflectMessage, Value as Pb};
@@ -37,8 +38,14 @@ pub fn message(msg: &DynamicMessage) -> Result<Option<Value>, String> {
     }
     let mut out = Map::new();
     for (field, value) in msg.fields() {
-        if let Some(v) = field_value(&name, &field, value)? {
-            out.insert(field.name().to_owned(), v);
+        match field_value(&name, &field, value)? {
+            Some(Value::Object(fields)) if schema::is_inline(&name, field.name()) => {
+                out.extend(fields)
+            }
+            Some(v) => {
+                out.insert(field.name().to_owned(), v);
+            }
+            None => {}
         }
     }
     Ok(Some(Value::Object(out)))
@@ -322,6 +329,25 @@ mod tests {
             ],
         );
         assert_eq!(message(&port).unwrap(), Some(json!({"containerPort": 80})));
+    }
+
+    #[test]
+    fn embedded_structs_are_inlined() {
+        let reference = msg(
+            "k8s.io.api.core.v1.LocalObjectReference",
+            &[("name", Pb::String("conf".into()))],
+        );
+        let selector = msg(
+            "k8s.io.api.core.v1.ConfigMapKeySelector",
+            &[
+                ("localObjectReference", Pb::Message(reference)),
+                ("key", Pb::String("k".into())),
+            ],
+        );
+        assert_eq!(
+            message(&selector).unwrap(),
+            Some(json!({"name": "conf", "key": "k"}))
+        );
     }
 
     #[test]

@@ -12,11 +12,16 @@ const DESCRIPTORS: &[u8] = include_bytes!("../../../proto/k8s.pb");
 /// Fields that are pointers in the Go types (`package.Message.field`), see `pointers.txt`.
 const POINTERS: &str = include_str!("../../../proto/pointers.txt");
 
+/// Embedded structs whose fields JSON inlines into the parent's, see `inline.txt`.
+const INLINE: &str = include_str!("../../../proto/inline.txt");
+
 static POOL: LazyLock<Option<DescriptorPool>> =
     LazyLock::new(|| DescriptorPool::decode(DESCRIPTORS).ok());
 
 static POINTER_FIELDS: LazyLock<HashSet<&'static str>> =
     LazyLock::new(|| POINTERS.lines().collect());
+
+static INLINE_FIELDS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| INLINE.lines().collect());
 
 /// The message named `full_name` (e.g. `k8s.io.api.core.v1.ConfigMap`).
 pub fn message(full_name: &str) -> Option<MessageDescriptor> {
@@ -37,8 +42,12 @@ pub fn kind(api_version: &str, kind: &str) -> Option<MessageDescriptor> {
 
 /// Whether `message`'s `field` is a pointer in Go: only then is its zero value meaningful.
 pub fn is_pointer(message: &str, field: &str) -> bool {
-    let name = format!("{message}.{field}");
-    POINTER_FIELDS.contains(name.as_str())
+    POINTER_FIELDS.contains(format!("{message}.{field}").as_str())
+}
+
+/// Whether `message`'s `field` is an embedded struct whose fields JSON puts in the parent.
+pub fn is_inline(message: &str, field: &str) -> bool {
+    INLINE_FIELDS.contains(format!("{message}.{field}").as_str())
 }
 
 #[cfg(test)]
@@ -58,6 +67,7 @@ mod tests {
         assert!(kind("example.com/v1", "Widget").is_none());
         assert!(is_pointer("k8s.io.api.apps.v1.DeploymentSpec", "replicas"));
         assert!(!is_pointer("k8s.io.api.core.v1.ContainerPort", "hostPort"));
+        assert!(is_inline("k8s.io.api.core.v1.Volume", "volumeSource"));
     }
 
     /// The checked-in descriptors are what protoc makes of the vendored .proto files (checked
