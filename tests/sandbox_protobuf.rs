@@ -88,6 +88,11 @@ fn kubectl_generators_create_networking_rbac_and_autoscaling() {
         k.json(&["get", "service", "d"])["spec"]["ports"][0]["targetPort"],
         8080
     );
+    // A port without a target gets the port as its target, as the real server defaults it.
+    k.ok(&["create", "service", "nodeport", "n", "--tcp=5678"]);
+    let port = &k.json(&["get", "service", "n"])["spec"]["ports"][0];
+    assert_eq!(port["targetPort"], 5678, "{port}");
+    assert!(port["nodePort"].as_u64().is_some(), "{port}");
     k.ok(&[
         "autoscale",
         "deployment",

@@ -71,17 +71,32 @@ fn field_value(
             }
             (!out.is_empty()).then_some(Value::Object(out))
         }
+        // An IntOrString or a Quantity is zero as its JSON is (the real server defaults a
+        // zero `targetPort` as an unset one).
+        Pb::Message(m) if is_scalar_like(m) => {
+            message(m)?.filter(|v| !is_zero(v) || schema::is_pointer(message_name, field.name()))
+        }
         Pb::Message(m) => message(m)?,
         scalar => {
             let v = self::scalar(scalar);
-            let zero = matches!(&v, Value::String(s) if s.is_empty())
-                || v == json!(0)
-                || v == json!(0.0)
-                || v == json!(false);
-            let keep = !zero || schema::is_pointer(message_name, field.name());
-            keep.then_some(v)
+            (!is_zero(&v) || schema::is_pointer(message_name, field.name())).then_some(v)
         }
     })
+}
+
+fn is_scalar_like(msg: &DynamicMessage) -> bool {
+    matches!(
+        msg.descriptor().full_name(),
+        "k8s.io.apimachinery.pkg.util.intstr.IntOrString"
+            | "k8s.io.apimachinery.pkg.api.resource.Quantity"
+    )
+}
+
+fn is_zero(v: &Value) -> bool {
+    matches!(v, Value::String(s) if s.is_empty())
+        || *v == json!(0)
+        || *v == json!(0.0)
+        || *v == json!(false)
 }
 
 /// A list or map element: kept whatever its value (a zero Time in a list is still null).
@@ -329,6 +344,21 @@ mod tests {
             ],
         );
         assert_eq!(message(&port).unwrap(), Some(json!({"containerPort": 80})));
+    }
+
+    #[test]
+    fn a_zero_int_or_string_is_unset_unless_a_pointer() {
+        let zero = || Pb::Message(msg(INTSTR, &[("type", Pb::I64(0)), ("intVal", Pb::I32(0))]));
+        let port = msg(
+            "k8s.io.api.core.v1.ServicePort",
+            &[("port", Pb::I32(80)), ("targetPort", zero())],
+        );
+        assert_eq!(message(&port).unwrap(), Some(json!({"port": 80})));
+        let spec = msg(
+            "k8s.io.api.policy.v1.PodDisruptionBudgetSpec",
+            &[("maxUnavailable", zero())],
+        );
+        assert_eq!(message(&spec).unwrap(), Some(json!({"maxUnavailable": 0})));
     }
 
     #[test]
