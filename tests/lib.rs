@@ -19,6 +19,7 @@ mod sandbox_kube;
 mod sandbox_kubectl;
 mod sandbox_openapi;
 mod sandbox_portforward;
+mod sandbox_protobuf;
 mod sandbox_schema;
 mod sandbox_strategy;
 mod script_limits;

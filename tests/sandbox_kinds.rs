@@ -311,7 +311,6 @@ spec:
 fn cron_jobs_are_created_and_run_by_hand() {
     let sb = ServedSandbox::start();
     let k = sb.kubectl();
-    // kubectl's generators send protobuf, which the sandbox reads for few kinds: apply it.
     k.ok_stdin(&["apply", "-f", "-"], CRON_JOB);
     let cj = get(&k, &["get", "cronjob", "tick"]).unwrap();
     assert_eq!(cj["spec"]["concurrencyPolicy"], "Allow");

@@ -311,13 +311,6 @@ fn errors_read_like_a_real_server() {
         err.contains("the server doesn't have a resource type \"widgets\""),
         "{err}"
     );
-    // Generators like `kubectl create configmap` send protobuf, which the sandbox does not speak;
-    // the error says what to do instead.
-    let err = k.fails(&["create", "configmap", "x", "--from-literal=a=b"]);
-    assert!(
-        err.contains("protobuf") && err.contains("create -f"),
-        "{err}"
-    );
     let bad = MANIFEST.replace(
         "name: web\n  labels: {app: web, tier: front}",
         "name: Web_Bad\n  labels: {app: web}",

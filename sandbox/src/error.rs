@@ -116,7 +116,7 @@ impl ApiError {
             return Self::new(
                 415,
                 "UnsupportedMediaType",
-                "the kip sandbox speaks JSON and YAML, not protobuf: instead of a generator such as `kubectl create configmap`, write the object and use `kubectl create -f` or `kubectl apply -f`",
+                "the kip sandbox reads protobuf bodies of the built-in kinds only: for this kind, send JSON or YAML (write the object and use `kubectl create -f` or `kubectl apply -f`)",
             );
         }
         Self::new(

@@ -24,11 +24,12 @@ pub fn patch_kind(req: &Req) -> ApiResult<PatchKind> {
     }
 }
 
-/// The body of a create or an update: JSON or YAML.
+/// The body of a create or an update: JSON, YAML or protobuf.
 pub fn object(req: &Req) -> ApiResult<Value> {
     match req.content_type().as_str() {
         "" | "application/json" => json(&req.body),
         "application/yaml" => yaml(&req.body),
+        super::protobuf::CONTENT_TYPE => super::protobuf::object(&req.body, None),
         other => Err(ApiError::unsupported_media_type(other)),
     }
 }

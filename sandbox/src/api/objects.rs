@@ -114,8 +114,7 @@ async fn collection(
                 return Err(ApiError::method_not_allowed("create without a namespace"));
             }
             let mut obj = if req.content_type() == protobuf::CONTENT_TYPE {
-                let ns = ns.as_deref().unwrap_or("");
-                protobuf::object(&res, ns, &req.body, &api.store.read())?
+                protobuf::object(&req.body, Some(&res))?
             } else {
                 body::object(&req)?
             };
