@@ -78,7 +78,11 @@ fn deployment(i: usize) -> serde_json::Value {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let home = tempfile::tempdir().expect("temp home");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kip"))
+    // KIP_BENCH_KIP runs another build of kip (an older commit, say) under the same harness,
+    // so two builds are compared side by side in one session.
+    let kip = std::env::var_os("KIP_BENCH_KIP").unwrap_or_else(|| env!("CARGO_BIN_EXE_kip").into());
+    eprintln!("bench: {}", std::path::Path::new(&kip).display());
+    let mut child = Command::new(&kip)
         .args(["sandbox", "serve"])
         .env("KIP_HOME", home.path())
         .stdout(Stdio::piped())

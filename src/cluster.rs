@@ -26,6 +26,8 @@ pub enum Connection {
         path: Option<PathBuf>,
         context: Option<String>,
     },
+    /// The cluster this process runs in (`kip server` in a pod): its service account.
+    InCluster,
     /// An API endpoint with a bearer token.
     Server {
         server: String,
@@ -50,6 +52,10 @@ pub fn choose(home: &Path) -> Result<Choice, String> {
         return from_entry(entry, home);
     }
     match default_kubeconfig() {
+        None if in_cluster() => Ok(Choice {
+            name: "in-cluster".into(),
+            connection: Connection::InCluster,
+        }),
         Some(kubeconfig) => Ok(Choice {
             name: kubeconfig
                 .current_context
@@ -109,6 +115,12 @@ fn from_entry(entry: &Cluster, home: &Path) -> Result<Choice, String> {
     })
 }
 
+/// Running in a pod: the API server's address and a service account token are there.
+fn in_cluster() -> bool {
+    std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
+        && Path::new("/var/run/secrets/kubernetes.io/serviceaccount/token").exists()
+}
+
 /// `KUBECONFIG` or `~/.kube/config`, when there is one.
 fn default_kubeconfig() -> Option<Kubeconfig> {
     let named = std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty());
@@ -130,6 +142,9 @@ impl Choice {
                 "check the kubeconfig's context `{}`; `kip cluster use sandbox` switches to the local sandbox",
                 self.name
             ),
+            Connection::InCluster => {
+                "check the pod's service account and the API server's address (KUBERNETES_SERVICE_HOST)".into()
+            }
             Connection::Kubeconfig { path: Some(_), .. } | Connection::Server { .. } => format!(
                 "check cluster `{}` with `kip cluster list`, or switch with `kip cluster use`",
                 self.name
@@ -183,6 +198,8 @@ pub fn client(
                 ))
                 .map_err(|e| format!("cannot use the kubeconfig {}: {e}", path.display()))?
         }
+        Connection::InCluster => kube::Config::incluster()
+            .map_err(|e| format!("cannot use the pod's service account: {e}"))?,
         Connection::Server {
             server,
             token,

@@ -5,6 +5,7 @@ mod cli_error;
 mod cluster;
 mod home;
 mod sandbox_cmd;
+mod server_cmd;
 mod shell_cmd;
 mod test_cmd;
 mod verb_cmd;
@@ -90,6 +91,7 @@ enum Builtin {
         /// What to show; everything when left out.
         topic: Option<String>,
     },
+    Server(server_cmd::ServerArgs),
     /// Print a shell completion script.
     Completion {
         /// The shell to complete for.
@@ -107,6 +109,7 @@ const RESERVED: &[&str] = &[
     "completion",
     "doc",
     "test",
+    "server",
     "help",
 ];
 
@@ -200,6 +203,7 @@ fn main() {
             Builtin::Eval { expr } => verb_cmd::eval(&mut kip, &expr),
             Builtin::Shell => shell_cmd::run(kip, RESERVED),
             Builtin::Doc { topic } => verb_cmd::doc(&kip, topic.as_deref()),
+            Builtin::Server(args) => server_cmd::run(args),
             Builtin::Test { dir } => test_cmd::run(&mut kip, &dir),
             Builtin::Completion { shell } => {
                 let mut root = root;

@@ -143,7 +143,7 @@ fn serve(home: &SandboxHome, listen: SocketAddr, allow_host_exec: bool) -> Resul
     })
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),

@@ -24,6 +24,7 @@ mod sandbox_schema;
 mod sandbox_strategy;
 mod script_limits;
 mod script_tests;
+mod server;
 mod service_databases;
 mod service_verbs;
 mod shell;

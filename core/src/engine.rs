@@ -56,6 +56,14 @@ impl Limits {
         clock: Clock::Busy,
     };
 
+    /// `kip server`'s controllers, which run the stdlib's reconcile functions: as generous as
+    /// the command line, but a reconcile holds a worker, so waits count and two minutes end it.
+    pub const RECONCILE: Limits = Limits {
+        time: Duration::from_secs(120),
+        clock: Clock::Wall,
+        ..Limits::CLI
+    };
+
     /// Server-side hooks: tighter, so one bad hook cannot stall the server.
     pub const HOOK: Limits = Limits {
         operations: 1_000_000,

@@ -131,6 +131,35 @@ impl Kip {
             .map_err(|e| ScriptError::runtime_in(&e, name))
     }
 
+    /// Calls `func` of the module `module` (`lib/reconcile`) with `args`, as
+    /// `import "lib/reconcile" as m; m::app(arg)` would: the module is found along the search
+    /// path, so a user's override of it (or of a module it imports) is the one called. Errors
+    /// name the script and line that failed. `kip server`'s controllers run this way.
+    pub fn call(
+        &self,
+        module: &str,
+        func: &str,
+        args: Vec<Dynamic>,
+    ) -> Result<Dynamic, ScriptError> {
+        let name = format!("<{module}::{func}>");
+        let params: Vec<String> = (0..args.len()).map(|i| format!("ARG{i}")).collect();
+        let script = search::Script {
+            stem: String::new(),
+            origin: search::Origin::File(name.clone().into()),
+            source: format!("import {module:?} as m; m::{func}({})", params.join(", ")),
+        };
+        let compiled = verbs::compile(&self.engine, &script)?;
+        heap::start_run();
+        let mut scope = Scope::new();
+        for (param, arg) in params.into_iter().zip(args) {
+            scope.push(param, arg);
+        }
+        self.engine
+            .eval_ast_with_scope::<Dynamic>(&mut scope, &compiled)
+            .and_then(|v| self.finished(v))
+            .map_err(|e| ScriptError::runtime_in(&e, &name))
+    }
+
     /// Evaluates one expression (`kip eval 'EXPR'`).
     pub fn eval(&self, expr: &str) -> Result<Dynamic, ScriptError> {
         let script = search::Script {

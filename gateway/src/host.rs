@@ -157,13 +157,26 @@ pub fn label<'a>(host: &'a str, domain: &str) -> Result<Cow<'a, str>, HostError>
             .ok_or(HostError::Malformed(
                 "an xn-- label that is not valid punycode",
             ))?;
-        let decoded = decoded.to_lowercase();
-        unicode_label(&decoded).map_err(HostError::Malformed)?;
-        return Ok(Cow::Owned(decoded));
+        return lowered_unicode(decoded.to_lowercase()).map(Cow::Owned);
     }
-    let lowered = first.to_lowercase();
-    unicode_label(&lowered).map_err(HostError::Malformed)?;
-    Ok(Cow::Owned(lowered))
+    lowered_unicode(first.to_lowercase()).map(Cow::Owned)
+}
+
+/// A Unicode label after lowercasing. Some letters lowercase to ASCII (the Kelvin sign to `k`):
+/// a label that became ASCII is held to the ASCII rule and may not spell an `xn--` label, so
+/// the label written back under the domain parses to itself.
+fn lowered_unicode(lowered: String) -> Result<String, HostError> {
+    if lowered.is_ascii() {
+        if lowered.starts_with("xn--") {
+            return Err(HostError::Malformed(
+                "a label that lowercases to an xn-- label",
+            ));
+        }
+        ascii_label(&lowered).map_err(HostError::Malformed)?;
+    } else {
+        unicode_label(&lowered).map_err(HostError::Malformed)?;
+    }
+    Ok(lowered)
 }
 
 fn octet(part: &str) -> bool {
@@ -412,6 +425,20 @@ mod tests {
         );
         assert!(parse("xn--!!.kipper.run").is_err());
         assert!(parse("xn--abc.kipper.run").is_err());
+    }
+
+    /// Found by the fuzzer: the Kelvin sign (U+212A) lowercases to ASCII `k`, so a decoded or
+    /// raw Unicode label could become an ASCII `xn--` label that parses to something else.
+    #[test]
+    fn labels_that_lowercase_to_ascii_parse_to_themselves() {
+        let kelvin = "xn--xn----------RRITTPTTT-----RR1p.kipper.Run";
+        assert!(label(kelvin, "kipper.run").is_err(), "{kelvin}");
+        assert!(label("xn--\u{212A}.kipper.run", "kipper.run").is_err());
+        assert_eq!(
+            label("\u{212A}ab.kipper.run", "kipper.run").as_deref(),
+            Ok("kab")
+        );
+        assert_eq!(label("kab.kipper.run", "kipper.run").as_deref(), Ok("kab"));
     }
 
     #[test]

@@ -1,0 +1,120 @@
+//! `kip server`: the controllers that reconcile kip's resources, run here against the cluster
+//! kip talks to (in a pod: the cluster it runs in).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use builtins::{ClusterChoice, Host, Kind, UiSettings};
+use kip_core::{Kip, Limits, SearchPath};
+
+use crate::cli_error::CliError;
+use crate::home::kip_home;
+
+/// Run kip's server: controllers for App, Project and Service, and an HTTP endpoint.
+///
+/// Each App, Project and Service in the cluster gets the objects the verbs would make, by the
+/// same stdlib functions (lib/reconcile.rhai, which your scripts folders may override), and its
+/// status written back. Several servers may run: one at a time works, the one holding the
+/// Lease kipper-system/kip-server; another takes over within --lease-seconds of it stopping.
+/// Talks to the cluster kip talks to (`kip cluster list`); in a pod, to the cluster it runs in.
+#[derive(clap::Args, Debug)]
+pub struct ServerArgs {
+    /// Where the HTTP endpoint (GET /healthz) listens.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "KIP_SERVER_LISTEN")]
+    listen: SocketAddr,
+    /// This server's name in the Lease [default: HOSTNAME-PID].
+    #[arg(long)]
+    identity: Option<String>,
+    /// How long the Lease lasts unrenewed: how soon another server takes over from one that died.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=300))]
+    lease_seconds: u64,
+    /// How many resources are reconciled at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    concurrency: u16,
+}
+
+pub fn run(args: ServerArgs) -> Result<(), CliError> {
+    let home = kip_home().map_err(|e| CliError::new(Kind::Invalid, e))?;
+    let _ = crate::home::create(&home);
+    let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    let mut kip = Kip::load(SearchPath::new(None, &cwd, &home), &Limits::RECONCILE);
+    for broken in kip.verbs.broken() {
+        eprintln!(
+            "warning: skipped {}, which is broken: {}",
+            broken.origin.display(),
+            broken.error.message
+        );
+    }
+    let runtime = crate::verb_cmd::runtime()?;
+    // The client spawns its connection tasks on the runtime it is made in.
+    let _entered = runtime.enter();
+    let choice = crate::cluster::choose(&home).map_err(|e| CliError::new(Kind::NotFound, e))?;
+    let (handle, cluster_home) = (runtime.handle().clone(), home.clone());
+    let connect = choice.clone();
+    let cluster = ClusterChoice {
+        name: choice.name.clone(),
+        unreachable_hint: choice.unreachable_hint(),
+        client: Arc::new(move || crate::cluster::client(&connect, &handle, &cluster_home)),
+    };
+    let client = (cluster.client)().map_err(|e| {
+        CliError::new(
+            Kind::Unreachable,
+            format!(
+                "cannot reach cluster `{}`: {e}; {}",
+                choice.name,
+                choice.unreachable_hint()
+            ),
+        )
+    })?;
+    // An unreachable cluster is said at once, not retried in the background for ever.
+    runtime
+        .block_on(client.client.apiserver_version())
+        .map_err(|e| {
+            CliError::new(
+                Kind::Unreachable,
+                format!(
+                    "cannot reach cluster `{}` at {}: {e}; {}",
+                    choice.name,
+                    client.server,
+                    choice.unreachable_hint()
+                ),
+            )
+        })?;
+    let host = Host::new(
+        runtime.handle().clone(),
+        home,
+        kip.search.clone(),
+        UiSettings::default(),
+        cluster,
+    );
+    builtins::set_host(&mut kip.engine, Arc::new(host));
+    let identity = args.identity.unwrap_or_else(default_identity);
+    let mut options = kip_server::Options::new(args.listen, identity);
+    options.lease_duration = Duration::from_secs(args.lease_seconds);
+    options.concurrency = args.concurrency;
+    let server = client.server.clone();
+    let cluster_name = choice.name.clone();
+    runtime
+        .block_on(kip_server::run(
+            kip_server::Scripts::new(kip),
+            client.client,
+            options,
+            crate::sandbox_cmd::shutdown_signal(),
+            move |address| {
+                println!("✔ kip server listening on http://{address}");
+                println!(
+                    "  reconciling App, Project and Service on cluster `{cluster_name}` ({server})"
+                );
+            },
+        ))
+        .map_err(|e| CliError::new(Kind::Failed, e))
+}
+
+/// `HOSTNAME-PID`: unique among the servers of one cluster (a pod's hostname is its name).
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "kip".into());
+    format!("{host}-{}", std::process::id())
+}
