@@ -22,6 +22,10 @@ use crate::Scripts;
 /// The label on every object kip makes; owned objects are watched through it.
 const MANAGED: &str = "app.kubernetes.io/managed-by=kipper";
 
+/// Status keys written by others than the controllers: `build`, the last build request of a
+/// push webhook (crate::webhooks).
+const FOREIGN_STATUS: &[&str] = &["build"];
+
 /// How often a resource that reconciled cleanly is looked at again, for drift no watch saw.
 const RESYNC: Duration = Duration::from_secs(300);
 
@@ -214,6 +218,18 @@ async fn write_status(
             ctx.kind.func
         )));
     };
+    // Keys other writers own (the webhooks' `build`) are compared as they are and left out of
+    // the patch, so a reconcile racing a webhook neither nulls nor reverts them.
+    let foreign: Vec<&str> = FOREIGN_STATUS
+        .iter()
+        .copied()
+        .filter(|key| !status.contains_key(*key))
+        .collect();
+    for key in &foreign {
+        if let Some(value) = previous.get(*key) {
+            status.insert((*key).into(), value.clone());
+        }
+    }
     if let Some(generation) = obj.metadata.generation {
         status.insert("observedGeneration".into(), json!(generation));
     }
@@ -237,6 +253,9 @@ async fn write_status(
     if let (Value::Object(patch), Value::Object(old)) = (&mut patch, previous) {
         for key in old.keys() {
             patch.entry(key.clone()).or_insert(Value::Null);
+        }
+        for key in &foreign {
+            patch.remove(*key);
         }
     }
     api.patch_status(

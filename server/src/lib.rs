@@ -1,12 +1,15 @@
 //! `kip server`: the in-cluster half of kip. Controllers reconcile kip's resources (App,
 //! Project, Service) by calling the stdlib functions the verbs call (`lib/reconcile.rhai`), so
 //! an App applied with kubectl gets the objects `kip app deploy` would make; one server at a
-//! time works, by holding a Lease. An HTTP endpoint answers health checks.
+//! time works, by holding a Lease. An HTTP endpoint answers health checks and git push
+//! webhooks (every replica answers webhooks, lease or not).
 
 pub mod controllers;
 mod http;
 pub mod leader;
+pub mod push;
 pub mod scripts;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -59,7 +62,8 @@ pub async fn run(
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
     ready(address);
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let http = tokio::spawn(http::serve(listener, stopped.clone()));
+    let hooks = std::sync::Arc::new(webhooks::State::new(client.clone())?);
+    let http = tokio::spawn(http::serve(listener, hooks, stopped.clone()));
     let lease = leader::Lease::new(
         client.clone(),
         &options.lease_namespace,
