@@ -31,3 +31,4 @@ mod shell;
 mod templates;
 mod tunnel;
 mod verbs;
+mod webhooks;

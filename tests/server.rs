@@ -12,16 +12,16 @@ use serde_json::Value;
 use crate::common::{ServedSandbox, kip_bin, stderr as err, stdout as out};
 
 /// A `kip server` process against a sandbox, its output collected as it prints.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    address: String,
+    pub(crate) address: String,
     log: Arc<Mutex<String>>,
 }
 
 impl Server {
     /// `kip server` on the sandbox's kip home, with a short lease so tests of takeover are
     /// quick; `scripts` is an override folder (KIP_SCRIPTS), if any.
-    fn start(sb: &ServedSandbox, scripts: Option<&std::path::Path>) -> Server {
+    pub(crate) fn start(sb: &ServedSandbox, scripts: Option<&std::path::Path>) -> Server {
         let mut cmd = Command::new(kip_bin());
         cmd.args(["server", "--listen", "127.0.0.1:0", "--lease-seconds", "2"])
             .env("KIP_HOME", sb.kip_home())
@@ -71,7 +71,7 @@ impl Server {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 
@@ -83,7 +83,7 @@ impl Server {
         let _ = &self.address;
     }
 
-    fn healthy(&self) -> bool {
+    pub(crate) fn healthy(&self) -> bool {
         let Ok(mut stream) = std::net::TcpStream::connect(&self.address) else {
             return false;
         };
@@ -107,7 +107,7 @@ impl Drop for Server {
 }
 
 /// Polls `check` every 50 ms until it returns Some; fails naming `what` after `timeout`.
-fn until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = check() {
@@ -118,10 +118,10 @@ fn until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>)
     }
 }
 
-const WAIT: Duration = Duration::from_secs(30);
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
 
 /// The object as kubectl reads it, if it exists.
-fn get(sb: &ServedSandbox, args: &[&str]) -> Option<Value> {
+pub(crate) fn get(sb: &ServedSandbox, args: &[&str]) -> Option<Value> {
     let mut all = vec!["get"];
     all.extend(args);
     all.extend(["-o", "json"]);
@@ -136,7 +136,7 @@ fn apply(sb: &ServedSandbox, yaml: &str) {
 }
 
 /// The App's status once its phase is `phase`.
-fn app_in_phase(sb: &ServedSandbox, ns: &str, name: &str, phase: &str) -> Value {
+pub(crate) fn app_in_phase(sb: &ServedSandbox, ns: &str, name: &str, phase: &str) -> Value {
     until(&format!("app {ns}/{name} to be {phase}"), WAIT, || {
         let app = get(sb, &["app", name, "-n", ns])?;
         (app["status"]["phase"] == phase).then(|| app["status"].clone())

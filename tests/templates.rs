@@ -153,6 +153,11 @@ const BINDING_CONTEXT: &str = r#"#{
     app_uid: "0b5c3c2e-1111-2222-3333-444455556666",
     variables: #{ DB_HOST: "db.shop-test.svc", DB_PORT: 5432, DB_PASSWORD: "s3cret: \"quoted\"" },
 }"#;
+const WEBHOOK_CONTEXT: &str = r#"#{
+    name: "api", secret: "api-webhook", namespace: "shop-test", url: "https://kip-203-0-113-10.kipper.run",
+    app_uid: "0b5c3c2e-1111-2222-3333-444455556666", token_base64: "czNjcmV0",
+    labels: #{ "app.kubernetes.io/name": "api", "app.kubernetes.io/managed-by": "kipper" },
+}"#;
 const SERVICE_CONTEXT: &str = r#"#{
     name: "db", namespace: "shop-test", type: "postgres", version: "16", storage: "5Gi",
     port: 5432, project: "shop", environment: "test",
@@ -173,6 +178,7 @@ fn coverage(template: &str) -> Option<Coverage> {
     Some(match (folder, file) {
         // Macros only: in the snapshots of the templates that import them.
         ("app" | "service", "owner.yaml.j2") => Elsewhere,
+        ("app", "webhook-secret.yaml.j2") => Context(WEBHOOK_CONTEXT),
         ("app", _) => Context(APP_CONTEXT),
         ("crds", _) => Context("#{}"),
         ("project", "project.yaml.j2") => Context(PROJECT_CONTEXT),
