@@ -270,6 +270,21 @@ fn signed_github_pushes_request_builds_and_bad_deliveries_are_refused() {
     );
     assert_eq!(build_of(&sb, "web", after)["delivery"], "d-1");
 
+    // Each push was handed on once (the three changed files of both commits, once each).
+    assert!(
+        server.log().contains(&format!(
+            "push github d-1: https://github.com/acme/shop.git branch main at {after} (4 files changed) for default/web"
+        )),
+        "{}",
+        server.log()
+    );
+    assert_eq!(server.log().matches("push github d-1:").count(), 1);
+    // Another replica behind the same URL refuses the latest delivery too: it is noted on the
+    // Secret, not only in the first server's memory.
+    let replica = Server::start(&sb, None);
+    let (code, text) = github(&replica, "push", "d-3", Some(&secret), &tag);
+    assert_eq!(code, 409, "{text}");
+
     // `status` shows the last delivery and the build request.
     let o = sb.kip(&["app", "webhook", "status", "web", "-o", "json"]);
     assert!(o.status.success(), "{}", err(&o));

@@ -31,16 +31,27 @@ pub struct PushEvent {
 }
 
 /// Hands a verified push on. Kept small on purpose: the hook-script runner plugs in here.
+/// Until then the push is said on the server's output, one line, like the controllers' news.
 pub async fn dispatch(state: &State, event: &PushEvent) {
     state
         .dispatched
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    tracing::info!(
-        provider = event.provider,
-        delivery = %event.delivery,
-        repo = %event.repo_url,
-        commit = %event.commit,
-        apps = event.apps.len(),
-        "push dispatched"
+    let what = match &event.tag {
+        Some(tag) => format!("tag {tag}"),
+        None => format!("branch {}", event.branch),
+    };
+    let apps = event
+        .apps
+        .iter()
+        .map(|(ns, name)| format!("{ns}/{name}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    println!(
+        "push {} {}: {} {what} at {} ({} files changed) for {apps}",
+        event.provider,
+        event.delivery,
+        event.repo_url,
+        event.commit,
+        event.changed_files.len()
     );
 }

@@ -162,8 +162,17 @@ impl IntoResponse for Reply {
     }
 }
 
-/// Runs `handle` on the request's headers and body, within the size and time limits.
+/// Runs `handle` on the request's headers and body, within the size limit and [`TIMEOUT`].
 pub(crate) async fn limited<F, Fut>(request: Request, handle: F) -> Response
+where
+    F: FnOnce(HeaderMap, Bytes) -> Fut,
+    Fut: std::future::Future<Output = Reply>,
+{
+    limited_for(TIMEOUT, request, handle).await
+}
+
+/// A slow sender (a stalled body) cannot hold a connection and its task longer than `timeout`.
+async fn limited_for<F, Fut>(timeout: Duration, request: Request, handle: F) -> Response
 where
     F: FnOnce(HeaderMap, Bytes) -> Fut,
     Fut: std::future::Future<Output = Reply>,
@@ -185,13 +194,13 @@ where
         };
         handle(parts.headers, body).await
     };
-    match tokio::time::timeout(TIMEOUT, work).await {
+    match tokio::time::timeout(timeout, work).await {
         Ok(reply) => reply.into_response(),
         Err(_) => Reply::new(
             StatusCode::REQUEST_TIMEOUT,
             format!(
-                "the delivery took longer than {} s: nothing recorded",
-                TIMEOUT.as_secs()
+                "the delivery took longer than {} ms: nothing recorded",
+                timeout.as_millis()
             ),
         )
         .into_response(),
@@ -683,6 +692,66 @@ mod tests {
         assert_eq!(
             normalize_repo("git@gitlab.example.com:group/sub/proj.git"),
             "gitlab.example.com/group/sub/proj"
+        );
+    }
+
+    async fn answer(request: Request, timeout: Duration) -> (StatusCode, String) {
+        let response = limited_for(timeout, request, |_, body| async move {
+            Reply::new(StatusCode::OK, format!("{} bytes", body.len()))
+        })
+        .await;
+        let code = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap_or_default();
+        (code, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// A body sent in `chunks` of `size` bytes, without a Content-Length, then stalled for
+    /// ever when `stall`.
+    fn streamed(chunks: usize, size: usize, stall: bool) -> Request {
+        let parts = futures_util::stream::iter(
+            (0..chunks).map(move |_| Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; size]))),
+        );
+        let body = if stall {
+            axum::body::Body::from_stream(futures_util::StreamExt::chain(
+                parts,
+                futures_util::stream::pending(),
+            ))
+        } else {
+            axum::body::Body::from_stream(parts)
+        };
+        Request::builder()
+            .method("POST")
+            .uri("/hooks/github")
+            .body(body)
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn bodies_are_limited_in_size_and_time() {
+        let second = Duration::from_secs(1);
+        assert_eq!(
+            answer(streamed(16, 1024, false), second).await,
+            (StatusCode::OK, "16384 bytes\n".into())
+        );
+        // Chunked, so only counting can tell it is too large.
+        let (code, text) = answer(streamed(17, 64 * 1024, false), second).await;
+        assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
+        let declared = Request::builder()
+            .method("POST")
+            .header("content-length", "2000000")
+            .body(axum::body::Body::empty())
+            .unwrap_or_default();
+        assert_eq!(
+            answer(declared, second).await.0,
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        let (code, text) = answer(streamed(1, 10, true), Duration::from_millis(50)).await;
+        assert_eq!(code, StatusCode::REQUEST_TIMEOUT, "{text}");
+        assert_eq!(
+            text,
+            "the delivery took longer than 50 ms: nothing recorded\n"
         );
     }
 
