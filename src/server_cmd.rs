@@ -11,16 +11,19 @@ use kip_core::{Kip, Limits, SearchPath};
 use crate::cli_error::CliError;
 use crate::home::kip_home;
 
-/// Run kip's server: controllers for App, Project and Service, and an HTTP endpoint.
+/// Run kip's server: controllers for App, Project and Service, and an HTTP endpoint with push
+/// webhooks.
 ///
 /// Each App, Project and Service in the cluster gets the objects the verbs would make, by the
 /// same stdlib functions (lib/reconcile.rhai, which your scripts folders may override), and its
 /// status written back. Several servers may run: one at a time works, the one holding the
 /// Lease kipper-system/kip-server; another takes over within --lease-seconds of it stopping.
+/// Every server answers git push webhooks (POST /hooks/github, /hooks/gitlab, /hooks/generic)
+/// for the apps whose webhook is enabled (`kip app webhook enable`).
 /// Talks to the cluster kip talks to (`kip cluster list`); in a pod, to the cluster it runs in.
 #[derive(clap::Args, Debug)]
 pub struct ServerArgs {
-    /// Where the HTTP endpoint (GET /healthz) listens.
+    /// Where the HTTP endpoint (GET /healthz, POST /hooks/*) listens.
     #[arg(long, default_value = "127.0.0.1:8080", env = "KIP_SERVER_LISTEN")]
     listen: SocketAddr,
     /// This server's name in the Lease [default: HOSTNAME-PID].
