@@ -25,9 +25,15 @@ fn post(address: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u1
         .set_read_timeout(Some(Duration::from_secs(20)))
         .expect("timeout");
     let mut head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
+    if !headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+    {
+        head.push_str("Content-Type: application/json\r\n");
+    }
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -179,6 +185,24 @@ fn signed_github_pushes_request_builds_and_bad_deliveries_are_refused() {
     let (code, text) = github(&server, "push", "d-broken", Some(&secret), broken);
     assert_eq!(code, 400, "{text}");
     assert!(text.contains("not valid JSON"), "{text}");
+    let form = format!("payload={}", "%7B%7D");
+    let sig = sign(&secret, form.as_bytes());
+    let (code, text) = post(
+        &server.address,
+        "/hooks/github",
+        &[
+            ("X-GitHub-Event", "push"),
+            ("X-GitHub-Delivery", "d-form"),
+            ("X-Hub-Signature-256", &sig),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        form.as_bytes(),
+    );
+    assert_eq!(code, 400, "{text}");
+    assert!(
+        text.contains("set its content type to application/json"),
+        "{text}"
+    );
     let huge = vec![b' '; (1 << 20) + 1];
     let (code, text) = github(&server, "push", "d-huge", Some(&secret), &huge);
     assert_eq!(

@@ -36,6 +36,13 @@ async fn deliver(state: &State, headers: &HeaderMap, body: &Bytes) -> Reply {
     else {
         return Reply::bad_request("X-GitHub-Delivery is missing");
     };
+    let form = super::header_text(headers, "content-type")
+        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+    if form {
+        return Reply::bad_request(
+            "the webhook sends a form: set its content type to application/json",
+        );
+    }
     let payload = match super::json_body(body) {
         Ok(p) => p,
         Err(reply) => return reply,
