@@ -309,6 +309,47 @@ fn signed_github_pushes_request_builds_and_bad_deliveries_are_refused() {
     let (code, text) = github(&replica, "push", "d-3", Some(&secret), &tag);
     assert_eq!(code, 409, "{text}");
 
+    // An app enabled while the server runs is found as soon as the server's watch sees it.
+    let o = sb.kip(&[
+        "app",
+        "deploy",
+        "--name",
+        "docs",
+        "--image",
+        "nginx:1.27",
+        "--port",
+        "80",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = sb.kip(&[
+        "app",
+        "webhook",
+        "enable",
+        "docs",
+        "--repo",
+        "https://github.com/acme/docs",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    let docs_secret = out(&o)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Secret        ").map(str::to_string))
+        .expect("secret");
+    let mut docs_ping = fixture("github-ping.json");
+    docs_ping["repository"]["clone_url"] = json!("https://github.com/acme/docs.git");
+    let docs_ping = docs_ping.to_string().into_bytes();
+    let mut n = 0;
+    until("the new app's ping to be answered", WAIT, || {
+        n += 1;
+        let (code, text) = github(
+            &server,
+            "ping",
+            &format!("p-docs-{n}"),
+            Some(&docs_secret),
+            &docs_ping,
+        );
+        (code == 200 && text == "pong\n").then_some(())
+    });
+
     // `status` shows the last delivery and the build request.
     let o = sb.kip(&["app", "webhook", "status", "web", "-o", "json"]);
     assert!(o.status.success(), "{}", err(&o));

@@ -30,8 +30,11 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use ring::hmac;
 use serde_json::{Value, json};
@@ -45,6 +48,9 @@ pub const MAX_BODY: usize = 1 << 20;
 /// How long one delivery may take, reading its body included: GitHub gives up after 10 s.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a delivery waits for the first list of Apps after the server starts.
+const APPS_READY: Duration = Duration::from_secs(5);
+
 /// How many delivery ids each server remembers.
 const RECENT: usize = 4096;
 
@@ -56,6 +62,9 @@ const LAST_RESULT: &str = "kipper.run/last-delivery-result";
 /// What the webhook endpoints share.
 pub struct State {
     client: Client,
+    /// Every App, as a watch keeps it: a delivery looks its repository up here, not with a
+    /// list of all Apps per delivery (BENCHMARKS.md, "Push webhooks").
+    apps: Store<DynamicObject>,
     recent: Mutex<Recent>,
     /// Compares tokens in constant time: both sides are MACed with this key, never reused.
     token_key: hmac::Key,
@@ -64,12 +73,28 @@ pub struct State {
 }
 
 impl State {
+    /// The endpoints' state; starts the watch of Apps on the current runtime, for as long as
+    /// the runtime runs.
     pub fn new(client: Client) -> Result<State, String> {
         let rng = ring::rand::SystemRandom::new();
         let token_key = hmac::Key::generate(hmac::HMAC_SHA256, &rng)
             .map_err(|_| "the OS has no randomness for the webhook key".to_string())?;
+        let writer = reflector::store::Writer::new(app_resource());
+        let apps = writer.as_reader();
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &app_resource());
+        // Backoff: a cluster without kip's CRD yet (the controllers install it) is retried.
+        let watch = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .reflect(writer)
+            .for_each(|event| async move {
+                if let Err(e) = event {
+                    tracing::debug!("webhooks: watching Apps: {e}");
+                }
+            });
+        tokio::spawn(watch);
         Ok(State {
             client,
+            apps,
             recent: Mutex::new(Recent::new(RECENT)),
             token_key,
             dispatched: AtomicU64::new(0),
@@ -571,27 +596,22 @@ fn app_resource() -> ApiResource {
 /// secret (webhook not enabled) are left out.
 async fn candidates(state: &State, urls: &[String]) -> Result<Vec<Candidate>, Reply> {
     let wanted: HashSet<String> = urls.iter().map(|u| normalize_repo(u)).collect();
-    let api: Api<DynamicObject> = Api::all_with(state.client.clone(), &app_resource());
-    let apps = match api.list(&ListParams::default()).await {
-        Ok(list) => list.items,
-        // No CRD yet: no App, so no candidate.
-        Err(kube::Error::Api(e)) if e.code == 404 => Vec::new(),
-        Err(e) => {
-            return Err(Reply::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("cannot read the apps: {e}"),
-            ));
-        }
-    };
+    let ready = tokio::time::timeout(APPS_READY, state.apps.wait_until_ready()).await;
+    if !matches!(ready, Ok(Ok(()))) {
+        return Err(Reply::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server has not read the apps yet: try again shortly",
+        ));
+    }
+    let apps = state.apps.state_filter(|app| {
+        app.data["spec"]["source"]["git"]["url"]
+            .as_str()
+            .is_some_and(|url| wanted.contains(&normalize_repo(url)))
+    });
     let mut found = Vec::new();
     for app in apps {
+        let app = DynamicObject::clone(&app);
         let git = &app.data["spec"]["source"]["git"];
-        let Some(url) = git["url"].as_str() else {
-            continue;
-        };
-        if !wanted.contains(&normalize_repo(url)) {
-            continue;
-        }
         let (Some(namespace), Some(name)) = (app.metadata.namespace, app.metadata.name) else {
             continue;
         };
