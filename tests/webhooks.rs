@@ -378,6 +378,41 @@ fn signed_github_pushes_request_builds_and_bad_deliveries_are_refused() {
 fn gitlab_and_generic_pushes_verify_their_token_and_disable_refuses_later_ones() {
     let sb = ServedSandbox::start();
     let secret = enable(&sb, "api", "https://gitlab.example.com/mike/diaspora");
+    // What enable refuses, in words, before writing anything.
+    let o = sb.kip(&["app", "webhook", "enable", "nope"]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(err(&o).contains("no app `nope` in default"), "{}", err(&o));
+    let o = sb.kip(&[
+        "app",
+        "deploy",
+        "--name",
+        "bare",
+        "--image",
+        "nginx:1.27",
+        "--port",
+        "80",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = sb.kip(&["app", "webhook", "enable", "bare"]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(err(&o).contains("pass --repo URL"), "{}", err(&o));
+    for (flag, value) in [
+        ("--repo", "shop"),
+        ("--branch", "a..b"),
+        ("--url", "kip.example.com"),
+    ] {
+        let mut args = vec!["app", "webhook", "enable", "bare", flag, value];
+        if flag != "--repo" {
+            args.extend(["--repo", "https://x.example/a/b"]);
+        }
+        let o = sb.kip(&args);
+        assert_eq!(o.status.code(), Some(2), "{flag} {value}: {}", err(&o));
+        let said = format!("invalid value '{value}' for '{flag}'");
+        assert!(err(&o).contains(&said), "{}", err(&o));
+    }
+    assert!(get(&sb, &["secret", "bare-webhook", "-n", "default"]).is_none());
+    let bare = get(&sb, &["app", "bare", "-n", "default"]).expect("App");
+    assert!(bare["spec"]["source"].get("git").is_none(), "{bare}");
     let server = Server::start(&sb, None);
     let push = fixture("gitlab-push.json");
 
