@@ -203,6 +203,9 @@ fn signed_github_pushes_request_builds_and_bad_deliveries_are_refused() {
         text.contains("set its content type to application/json"),
         "{text}"
     );
+    let (code, text) = github(&server, "push", &"d".repeat(200), Some(&secret), &body);
+    assert_eq!(code, 400, "{text}");
+    assert!(text.contains("delivery id is longer than 128"), "{text}");
     let huge = vec![b' '; (1 << 20) + 1];
     let (code, text) = github(&server, "push", "d-huge", Some(&secret), &huge);
     assert_eq!(

@@ -51,6 +51,9 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a delivery waits for the first list of Apps after the server starts.
 const APPS_READY: Duration = Duration::from_secs(5);
 
+/// The longest delivery id accepted.
+const MAX_ID: usize = 128;
+
 /// How many delivery ids each server remembers.
 const RECENT: usize = 4096;
 
@@ -397,6 +400,12 @@ pub(crate) async fn verify_only(state: &State, delivery: &Delivery, proof: &Proo
 
 /// Decides what a delivery does: the common path of every endpoint.
 pub(crate) async fn accept(state: &State, delivery: Delivery, proof: Proof<'_>) -> Reply {
+    // Ids are remembered: a sender's id is a UUID, not a place to store megabytes.
+    if delivery.id.len() > MAX_ID {
+        return Reply::bad_request(format!(
+            "the delivery id is longer than {MAX_ID} characters"
+        ));
+    }
     let verified = match verify(state, &delivery, &proof).await {
         Ok(v) => v,
         Err(reply) => return reply,
@@ -773,6 +782,14 @@ mod tests {
             text,
             "the delivery took longer than 50 ms: nothing recorded\n"
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_url_normalizes_without_panic_and_twice_is_once(url in "\\PC{0,60}") {
+            let once = normalize_repo(&url);
+            proptest::prop_assert_eq!(normalize_repo(&format!("https://{once}")), once);
+        }
     }
 
     #[test]
