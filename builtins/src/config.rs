@@ -214,6 +214,7 @@ fn update_in_use(
     change: impl FnOnce(&mut Cluster),
 ) -> Result<(), Box<EvalAltResult>> {
     let host = host::host(call)?;
+    host.reach.everything("config:: writes to the kip home")?;
     let mut config = load_at(&host.kip_home)?;
     change(config.entry_mut(&host.cluster_name()));
     config.save(&host.kip_home).map_err(config_error)
@@ -263,6 +264,7 @@ pub mod config_module {
     #[rhai_fn(return_raw)]
     pub fn save(call: NativeCallContext, cfg: Map) -> Result<(), Box<EvalAltResult>> {
         crate::host::at_call(call.call_position(), || {
+            host::host(&call)?.reach.everything("config::save")?;
             let config: Config = rhai::serde::from_dynamic(&Dynamic::from_map(cfg))
                 .map_err(|err| config_error(format!("not a valid configuration: {err}")))?;
             config
@@ -340,6 +342,7 @@ pub mod config_module {
     ) -> Result<String, Box<EvalAltResult>> {
         crate::host::at_call(call.call_position(), || {
             let host = host::host(&call)?;
+            host.reach.everything("config::save_kubeconfig")?;
             let plain = !name.is_empty()
                 && name
                     .chars()

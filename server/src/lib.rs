@@ -4,6 +4,7 @@
 //! time works, by holding a Lease. An HTTP endpoint answers health checks.
 
 pub mod controllers;
+pub mod hooks;
 mod http;
 pub mod leader;
 pub mod scripts;
