@@ -139,3 +139,40 @@ fn hooks_are_added_listed_and_removed_and_bad_files_are_refused() {
             || err(&logs).contains("No recorded hook runs in shop")
     );
 }
+
+/// The README's hook example and the hooks shipped in scripts/hooks/ are accepted as written.
+#[test]
+fn the_readme_and_shipped_hooks_are_accepted() {
+    let sb = ServedSandbox::start();
+    let created = sb.kip(&["project", "create", "shop", "--environments", "test,acc"]);
+    assert!(created.status.success(), "{}", err(&created));
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = readme
+        .split("### Hooks on push")
+        .nth(1)
+        .expect("the README has a hooks section");
+    let example = section
+        .split("```rhai\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a rhai example");
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = vec![write(dir.path(), "deploy-main.rhai", example)];
+    for shipped in ["deploy-branch-to-test.rhai", "promote-tag-to-acc.rhai"] {
+        files.push(
+            root.join("scripts/hooks")
+                .join(shipped)
+                .display()
+                .to_string(),
+        );
+    }
+    for file in &files {
+        let added = sb.kip(&["hook", "add", file, "--project", "shop"]);
+        assert!(added.status.success(), "{file}: {}", err(&added));
+    }
+    let listed = sb.kip(&["hook", "list", "--project", "shop"]);
+    for name in ["deploy-main", "deploy-branch-to-test", "promote-tag-to-acc"] {
+        assert!(out(&listed).contains(name), "{}", out(&listed));
+    }
+}

@@ -22,6 +22,15 @@ impl Server {
     /// `kip server` on the sandbox's kip home, with a short lease so tests of takeover are
     /// quick; `scripts` is an override folder (KIP_SCRIPTS), if any.
     fn start(sb: &ServedSandbox, scripts: Option<&std::path::Path>) -> Server {
+        Server::start_with(sb, scripts, &[])
+    }
+
+    /// [`Server::start`] with `env` added to the server's environment.
+    fn start_with(
+        sb: &ServedSandbox,
+        scripts: Option<&std::path::Path>,
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut cmd = Command::new(kip_bin());
         cmd.args(["server", "--listen", "127.0.0.1:0", "--lease-seconds", "2"])
             .env("KIP_HOME", sb.kip_home())
@@ -34,6 +43,7 @@ impl Server {
         if let Some(dir) = scripts {
             cmd.env("KIP_SCRIPTS", dir);
         }
+        cmd.envs(env.iter().copied());
         let mut child = cmd.spawn().expect("start kip server");
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -629,4 +639,27 @@ fn bad_invocations_say_what_is_wrong() {
         .unwrap();
     assert!(!unreachable.status.success());
     assert!(err(&unreachable).contains("gone"), "{}", err(&unreachable));
+}
+
+/// In a pod, `kip install` tells the server the cluster's id and domain: an App applied
+/// without a host gets `<app>-<cluster-id>.<domain>`, as `kip app deploy` gives it.
+#[test]
+fn the_cluster_id_and_domain_name_bare_apps_hosts() {
+    let sb = ServedSandbox::start();
+    let _server = Server::start_with(
+        &sb,
+        None,
+        &[
+            ("KIP_CLUSTER_ID", "203-0-113-10"),
+            ("KIP_DOMAIN", "kipper.run"),
+        ],
+    );
+    apply(&sb, BARE_APP);
+    let status = app_in_phase(&sb, "default", "web", "Running");
+    assert_eq!(status["host"], "web-203-0-113-10.kipper.run", "{status}");
+    let ingress = get(&sb, &["ingress", "web", "-n", "default"]).expect("Ingress");
+    assert_eq!(
+        ingress["spec"]["rules"][0]["host"],
+        "web-203-0-113-10.kipper.run"
+    );
 }

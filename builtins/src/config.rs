@@ -150,7 +150,7 @@ impl Config {
     }
 
     /// The entry `name`, made when missing.
-    fn entry_mut(&mut self, name: &str) -> &mut Cluster {
+    pub fn entry_mut(&mut self, name: &str) -> &mut Cluster {
         let index = match self.clusters.iter().position(|c| c.name == name) {
             Some(index) => index,
             None => {

@@ -300,3 +300,102 @@ async fn hostile_hooks_are_stopped_with_a_clear_record() {
     let namespaces: Api<Namespace> = Api::all(w.client.clone());
     assert!(namespaces.get_opt("evil").await.unwrap().is_none());
 }
+
+/// The hooks shipped in scripts/hooks/ do what they say: a push deploys the commit into test,
+/// a tag promotes test's image to acc.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_example_hooks_deploy_a_push_and_promote_a_tag() {
+    let w = world(Limits::HOOK).await;
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/hooks");
+    // The app in test and acc, as `kip app deploy` makes it (acc's namespace first).
+    Api::<Namespace>::all(w.client.clone())
+        .create(
+            &PostParams::default(),
+            &Namespace {
+                metadata: ObjectMeta {
+                    name: Some("shop-acc".into()),
+                    labels: Some(BTreeMap::from([
+                        (
+                            "app.kubernetes.io/managed-by".to_string(),
+                            "kipper".to_string(),
+                        ),
+                        ("kipper.run/project".to_string(), "shop".to_string()),
+                    ])),
+                    ..ObjectMeta::default()
+                },
+                ..Namespace::default()
+            },
+        )
+        .await
+        .unwrap();
+    let setup = r#"fn on_push(event) {
+    for env in ["test", "acc"] {
+        kip::run("app deploy", #{ name: "web", image: "registry.example.com/web:old", port: 80, environment: env });
+    }
+}"#;
+    let made = run_one(&w, "setup", setup).await;
+    assert_eq!(made.outcome, Outcome::Succeeded, "{made:?}");
+    let app = json!({ "name": "web", "namespace": "shop-test", "environment": "test", "image": "registry.example.com/web:old" });
+    let image_in = |ns: &'static str| {
+        let client = w.client.clone();
+        async move {
+            let apps: Api<kube::api::DynamicObject> = Api::namespaced_with(
+                client,
+                ns,
+                &kube::api::ApiResource {
+                    group: "kipper.run".into(),
+                    version: "v1alpha1".into(),
+                    api_version: "kipper.run/v1alpha1".into(),
+                    kind: "App".into(),
+                    plural: "apps".into(),
+                },
+            );
+            apps.get("web").await.unwrap().data["spec"]["image"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let deploy = std::fs::read_to_string(repo.join("deploy-branch-to-test.rhai")).unwrap();
+    let mut pushed = push();
+    pushed["project"] = json!("shop");
+    pushed["apps"] = json!([app]);
+    add_hook(&w, "deploy-branch-to-test", &deploy).await;
+    let hook = hooks::Hook {
+        project: "shop".into(),
+        name: "deploy-branch-to-test".into(),
+        event: "push".into(),
+        source: deploy,
+    };
+    let run = w.runner.run(&hook, pushed.clone(), "d-2").await;
+    assert_eq!(run.outcome, Outcome::Succeeded, "{run:?}");
+    assert_eq!(
+        image_in("shop-test").await,
+        "registry.example.com/web:0123456789ab"
+    );
+    assert_eq!(image_in("shop-acc").await, "registry.example.com/web:old");
+
+    let promote = std::fs::read_to_string(repo.join("promote-tag-to-acc.rhai")).unwrap();
+    let hook = hooks::Hook {
+        project: "shop".into(),
+        name: "promote-tag-to-acc".into(),
+        event: "push".into(),
+        source: promote,
+    };
+    // A branch push leaves acc alone; a tag promotes.
+    let run = w.runner.run(&hook, pushed.clone(), "d-3").await;
+    assert_eq!(run.outcome, Outcome::Succeeded, "{run:?}");
+    assert_eq!(image_in("shop-acc").await, "registry.example.com/web:old");
+    pushed["tag"] = json!("v1.4.0");
+    let run = w.runner.run(&hook, pushed, "d-4").await;
+    assert_eq!(run.outcome, Outcome::Succeeded, "{run:?}");
+    assert!(
+        run.output
+            .contains("tag v1.4.0: web registry.example.com/web:0123456789ab -> acc"),
+        "{run:?}"
+    );
+    assert_eq!(
+        image_in("shop-acc").await,
+        "registry.example.com/web:0123456789ab"
+    );
+}
