@@ -663,3 +663,54 @@ fn the_cluster_id_and_domain_name_bare_apps_hosts() {
         "web-203-0-113-10.kipper.run"
     );
 }
+
+/// `kip sandbox up --server` starts kip server beside the sandbox and says so; `status` shows
+/// it, a second `up --server` finds it, and `down` stops both.
+#[test]
+fn sandbox_up_with_server_runs_it_beside_the_sandbox() {
+    let home = tempfile::tempdir().unwrap();
+    let kip = |args: &[&str]| {
+        crate::common::kip_in(home.path())
+            .without("KUBECONFIG")
+            .run(args)
+    };
+    let up = kip(&["sandbox", "up", "--server"]);
+    assert!(up.status.success(), "{}", err(&up));
+    assert!(
+        out(&up).contains("✔ kip server running beside it at http://127.0.0.1:"),
+        "{}",
+        out(&up)
+    );
+    let kubeconfig = home.path().join("sandbox/kubeconfig");
+    let kubectl = crate::common::Kubectl::new(&kubeconfig, home.path());
+    kubectl.ok_stdin(&["apply", "-f", "-"], BARE_APP);
+    until("the server beside the sandbox to run the app", WAIT, || {
+        let app = kubectl.json(&["get", "app", "web", "-n", "default"]);
+        (app["status"]["phase"] == "Running").then_some(())
+    });
+    let status = kip(&["sandbox", "status"]);
+    assert!(
+        out(&status).contains("kip server: http://127.0.0.1:"),
+        "{}",
+        out(&status)
+    );
+    let again = kip(&["sandbox", "up", "--server"]);
+    assert!(
+        out(&again).contains("kip server already running beside it"),
+        "{}",
+        out(&again)
+    );
+    let pid: i32 = std::fs::read_to_string(home.path().join("sandbox/server.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let down = kip(&["sandbox", "down"]);
+    assert!(
+        out(&down).contains("✔ kip server stopped"),
+        "{}",
+        out(&down)
+    );
+    // SAFETY: signal 0 only checks whether the process exists.
+    assert_ne!(unsafe { libc::kill(pid, 0) }, 0, "the server still runs");
+}
