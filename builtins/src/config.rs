@@ -247,6 +247,8 @@ pub mod config_module {
     #[rhai_fn(return_raw)]
     pub fn load(call: NativeCallContext) -> Result<Map, Box<EvalAltResult>> {
         crate::host::at_call(call.call_position(), || {
+            // It holds every cluster's credentials.
+            host::host(&call)?.reach.everything("config::load")?;
             let config = load_at(&host::host(&call)?.kip_home)?;
             rhai::serde::to_dynamic(&config)?
                 .try_cast::<Map>()
@@ -297,6 +299,9 @@ pub mod config_module {
         path: &str,
     ) -> Result<rhai::Array, Box<EvalAltResult>> {
         crate::host::at_call(ctx.call_position(), || {
+            host::host(&ctx)?
+                .reach
+                .everything("config::kubeconfig_contexts")?;
             let kubeconfig = kube::config::Kubeconfig::read_from(path)
                 .map_err(|err| config_error(format!("cannot read the kubeconfig {path}: {err}")))?;
             Ok(kubeconfig
@@ -381,6 +386,15 @@ pub mod config_module {
             let host = host::host(&call)?;
             let config = load_at(&host.kip_home)?;
             match config.cluster(&host.cluster_name()) {
+                // A hook sees how hostnames and namespaces are named, never credentials.
+                Some(cluster) if host.reach.is_limited() => rhai::serde::to_dynamic(Cluster {
+                    name: cluster.name.clone(),
+                    cluster_id: cluster.cluster_id.clone(),
+                    domain: cluster.domain.clone(),
+                    org: cluster.org.clone(),
+                    active_project: cluster.active_project.clone(),
+                    ..Cluster::default()
+                }),
                 Some(cluster) => rhai::serde::to_dynamic(cluster),
                 None => Ok(Dynamic::UNIT),
             }

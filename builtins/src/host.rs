@@ -96,6 +96,12 @@ pub fn as_hook_verb<R>(f: impl FnOnce() -> R) -> R {
 }
 
 impl Reach {
+    /// Whether the script now running is held to a project (a hook's own code, not a verb it
+    /// ran).
+    pub fn is_limited(&self) -> bool {
+        matches!(self, Reach::Project { .. }) && !IN_HOOK_VERB.get()
+    }
+
     /// Refuses `what` (`Deployment web`) in the namespace `ns` ("" = cluster-scoped or every
     /// namespace) unless it is one of the project's.
     pub fn namespace(&self, ns: &str, what: &str) -> Result<(), Box<EvalAltResult>> {

@@ -255,6 +255,12 @@ async fn hostile_hooks_are_stopped_with_a_clear_record() {
             "may not use config::",
         ),
         (
+            "credentials",
+            r#"fn on_push(event) { config::load() }"#,
+            Outcome::Failed,
+            "may not use config::load",
+        ),
+        (
             "wait",
             r#"fn on_push(event) { k8s::wait_condition("v1", "ConfigMap", "shop-test", "never", "Ready", 600) }"#,
             Outcome::Stopped,
