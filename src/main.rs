@@ -5,6 +5,7 @@ mod cli_error;
 mod cluster;
 mod home;
 mod sandbox_cmd;
+mod sandbox_server;
 mod server_cmd;
 mod shell_cmd;
 mod test_cmd;

@@ -33,8 +33,12 @@ pub enum SandboxCommand {
         /// machine, as your user (for tests and demos; loopback addresses only).
         #[arg(long)]
         allow_host_exec: bool,
+        /// Also run `kip server` beside it, reconciling Apps, Projects and Services applied
+        /// with kubectl (`kip sandbox down` stops both).
+        #[arg(long)]
+        server: bool,
     },
-    /// Stop the background sandbox. Its data stays.
+    /// Stop the background sandbox (and the kip server beside it). Its data stays.
     Down,
     /// Say whether the sandbox runs, where, and where its kubeconfig is.
     Status,
@@ -58,7 +62,14 @@ pub fn run(cmd: SandboxCommand) -> Result<(), String> {
         SandboxCommand::Up {
             listen,
             allow_host_exec,
-        } => up(&home, listen, allow_host_exec),
+            server,
+        } => {
+            up(&home, listen, allow_host_exec)?;
+            if server {
+                crate::sandbox_server::up(&home)?;
+            }
+            Ok(())
+        }
         SandboxCommand::Down => down(&home),
         SandboxCommand::Status => status(&home),
         SandboxCommand::Reset { yes } => reset(&home, yes),
@@ -343,6 +354,9 @@ fn try_lock(file: &std::fs::File) -> std::io::Result<bool> {
 }
 
 fn down(home: &SandboxHome) -> Result<(), String> {
+    if let Some(pid) = crate::sandbox_server::stop(home) {
+        println!("✔ kip server stopped (pid {pid})");
+    }
     match stop(home) {
         Some(pid) => println!("✔ Sandbox stopped (pid {pid})"),
         None => println!("Sandbox is not running"),
@@ -376,6 +390,13 @@ fn status(home: &SandboxHome) -> Result<(), String> {
             println!("Sandbox running at http://{address} (pid {pid})");
             println!("  kubeconfig: {}", home.kubeconfig().display());
             println!("  data:       {}", home.data().display());
+            if let Some(pid) = crate::sandbox_server::running(home) {
+                let at = crate::sandbox_server::address(home).unwrap_or_default();
+                println!(
+                    "  kip server: {at} (pid {pid}), log {}",
+                    crate::sandbox_server::log_file(home).display()
+                );
+            }
             Ok(())
         }
         _ => Err("the sandbox is not running: start it with `kip sandbox up`".to_string()),

@@ -35,6 +35,13 @@ pub struct ServerArgs {
     /// How many resources are reconciled at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     concurrency: u16,
+    /// The cluster's id in app hostnames (`kip install` sets it in the pod); saved in this
+    /// kip home's entry for the cluster, as `kip install` saves it on a workstation.
+    #[arg(long, env = "KIP_CLUSTER_ID")]
+    cluster_id: Option<String>,
+    /// The wildcard domain of app hostnames (as --cluster-id).
+    #[arg(long, env = "KIP_DOMAIN")]
+    domain: Option<String>,
 }
 
 pub fn run(args: ServerArgs) -> Result<(), CliError> {
@@ -49,10 +56,13 @@ pub fn run(args: ServerArgs) -> Result<(), CliError> {
             broken.error.message
         );
     }
+    let choice = crate::cluster::choose(&home).map_err(|e| CliError::new(Kind::NotFound, e))?;
+    if args.cluster_id.is_some() || args.domain.is_some() {
+        remember_hostnames(&home, &choice.name, &args)?;
+    }
     let runtime = crate::verb_cmd::runtime()?;
     // The client spawns its connection tasks on the runtime it is made in.
     let _entered = runtime.enter();
-    let choice = crate::cluster::choose(&home).map_err(|e| CliError::new(Kind::NotFound, e))?;
     let (handle, cluster_home) = (runtime.handle().clone(), home.clone());
     let connect = choice.clone();
     let cluster = ClusterChoice {
@@ -112,6 +122,25 @@ pub fn run(args: ServerArgs) -> Result<(), CliError> {
             },
         ))
         .map_err(|e| CliError::new(Kind::Failed, e))
+}
+
+/// Saves `--cluster-id` and `--domain` in the kip home's entry of `cluster`, where the scripts
+/// read them (an App applied without a host gets `<app>-<cluster-id>.<domain>`).
+fn remember_hostnames(
+    home: &std::path::Path,
+    cluster: &str,
+    args: &ServerArgs,
+) -> Result<(), CliError> {
+    let failed = |e: String| CliError::new(Kind::Invalid, e);
+    let mut config = builtins::config::Config::load(home).map_err(failed)?;
+    let entry = config.entry_mut(cluster);
+    if let Some(id) = &args.cluster_id {
+        entry.cluster_id = Some(id.clone());
+    }
+    if let Some(domain) = &args.domain {
+        entry.domain = Some(domain.clone());
+    }
+    config.save(home).map_err(failed)
 }
 
 /// `HOSTNAME-PID`: unique among the servers of one cluster (a pod's hostname is its name).

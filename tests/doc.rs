@@ -176,6 +176,7 @@ fn prelude(function: &str) -> String {
     let cfg = config::load();
     let k3s_yaml = "apiVersion: v1\nkind: Config\nclusters:\n- name: default\n  cluster: {server: 'https://127.0.0.1:6443'}\ncontexts:\n- name: default\n  context: {cluster: default, user: default}\ncurrent-context: default\nusers:\n- name: default\n  user: {token: t}\n";
     let text = k3s_yaml;
+    let source = "fn on_push(event) { print(event.commit); }";
 "#,
     );
     match function {
@@ -236,6 +237,13 @@ k8s::apply(#{ apiVersion: "batch/v1", kind: "Job", metadata: #{ name: "migrate",
     let dir = home.path().join("examples");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("examples_test.rhai"), &file).unwrap();
+    // What `fs::read_text`'s example reads, where kip runs.
+    std::fs::create_dir_all(home.path().join("hooks")).unwrap();
+    std::fs::write(
+        home.path().join("hooks/deploy.rhai"),
+        "fn on_push(event) { }\n",
+    )
+    .unwrap();
     if let Some(keep) = std::env::var_os("KIP_KEEP_EXAMPLES") {
         std::fs::write(keep, &file).unwrap();
     }

@@ -204,7 +204,7 @@ fn install_over_ssh_then_deploy_then_rerun_changes_nothing() {
         "✔ Let's Encrypt ClusterIssuer installed (",
         "✔ Longhorn installed (",
         "✔ Registry installed (",
-        "- kip server: skipped, its image is not published yet",
+        "- kip server: skipped, no image of it is published: build one from server/Dockerfile, push it where the cluster pulls from and pass --kip-server-image IMAGE",
         "✔ Gateway: 127-0-0-1.kipper.test → 127.0.0.1:80",
         "Console: https://console-127-0-0-1.kipper.test",
     ] {
@@ -295,7 +295,7 @@ fn install_over_ssh_then_deploy_then_rerun_changes_nothing() {
         "✔ Node sandbox: Ready",
         "✔ cert-manager: chart installed",
         "✔ Registry: 1/1 available",
-        "✔ kip server: not installed: its image is not published yet",
+        "✔ kip server: not installed: no image of it is published: build one from server/Dockerfile, push it where the cluster pulls from and pass --kip-server-image IMAGE",
     ] {
         assert!(status.contains(line), "missing {line:?} in:\n{status}");
     }
@@ -550,12 +550,43 @@ fn dry_run_prints_commands_and_manifests_and_connects_nowhere() {
         "kind: ClusterIssuer",
         "chart: longhorn",
         "ghcr.io/project-zot/zot:v2",
-        "# kip server: skipped, its image is not published yet",
+        "# kip server: skipped, no image of it is published: build one from server/Dockerfile, push it where the cluster pulls from and pass --kip-server-image IMAGE",
         "none configured",
     ] {
         assert!(text.contains(part), "missing {part:?} in:\n{text}");
     }
     assert!(!home.path().join("config.yaml").exists());
+    // Given an image of kip server, it is installed: least-privilege RBAC, the Lease's Role in
+    // kipper-system, and an Ingress for webhooks on the console host.
+    let out = Command::new(kip_bin())
+        .args([
+            "install",
+            "--host",
+            "203.0.113.10",
+            "--ssh-port",
+            &port,
+            "--dry-run",
+            "--kip-server-image",
+            "registry.example.com/kip-server:1",
+        ])
+        .env("KIP_HOME", home.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = ok("kip install --dry-run --kip-server-image", &out);
+    for part in [
+        "registry.example.com/kip-server:1",
+        "args: [\"server\", \"--listen\", \"0.0.0.0:8080\"]",
+        "kind: Role\nmetadata:\n  name: kip-server-lease",
+        "console-203-0-113-10.kipper.run",
+    ] {
+        assert!(text.contains(part), "missing {part:?} in:\n{text}");
+    }
+    assert!(!text.contains("# kip server: skipped"), "{text}");
+    assert!(
+        !text.contains("verbs: [\"*\"]"),
+        "no wildcard rights:\n{text}"
+    );
 }
 
 #[test]

@@ -5,6 +5,7 @@ mod app_verbs;
 mod cluster_verbs;
 mod common;
 mod doc;
+mod hook_verbs;
 mod install;
 mod integrity;
 mod overrides;

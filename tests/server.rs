@@ -22,6 +22,15 @@ impl Server {
     /// `kip server` on the sandbox's kip home, with a short lease so tests of takeover are
     /// quick; `scripts` is an override folder (KIP_SCRIPTS), if any.
     pub(crate) fn start(sb: &ServedSandbox, scripts: Option<&std::path::Path>) -> Server {
+        Server::start_with(sb, scripts, &[])
+    }
+
+    /// [`Server::start`] with `env` added to the server's environment.
+    fn start_with(
+        sb: &ServedSandbox,
+        scripts: Option<&std::path::Path>,
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut cmd = Command::new(kip_bin());
         cmd.args(["server", "--listen", "127.0.0.1:0", "--lease-seconds", "2"])
             .env("KIP_HOME", sb.kip_home())
@@ -34,6 +43,7 @@ impl Server {
         if let Some(dir) = scripts {
             cmd.env("KIP_SCRIPTS", dir);
         }
+        cmd.envs(env.iter().copied());
         let mut child = cmd.spawn().expect("start kip server");
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -629,4 +639,78 @@ fn bad_invocations_say_what_is_wrong() {
         .unwrap();
     assert!(!unreachable.status.success());
     assert!(err(&unreachable).contains("gone"), "{}", err(&unreachable));
+}
+
+/// In a pod, `kip install` tells the server the cluster's id and domain: an App applied
+/// without a host gets `<app>-<cluster-id>.<domain>`, as `kip app deploy` gives it.
+#[test]
+fn the_cluster_id_and_domain_name_bare_apps_hosts() {
+    let sb = ServedSandbox::start();
+    let _server = Server::start_with(
+        &sb,
+        None,
+        &[
+            ("KIP_CLUSTER_ID", "203-0-113-10"),
+            ("KIP_DOMAIN", "kipper.run"),
+        ],
+    );
+    apply(&sb, BARE_APP);
+    let status = app_in_phase(&sb, "default", "web", "Running");
+    assert_eq!(status["host"], "web-203-0-113-10.kipper.run", "{status}");
+    let ingress = get(&sb, &["ingress", "web", "-n", "default"]).expect("Ingress");
+    assert_eq!(
+        ingress["spec"]["rules"][0]["host"],
+        "web-203-0-113-10.kipper.run"
+    );
+}
+
+/// `kip sandbox up --server` starts kip server beside the sandbox and says so; `status` shows
+/// it, a second `up --server` finds it, and `down` stops both.
+#[test]
+fn sandbox_up_with_server_runs_it_beside_the_sandbox() {
+    let home = tempfile::tempdir().unwrap();
+    let kip = |args: &[&str]| {
+        crate::common::kip_in(home.path())
+            .without("KUBECONFIG")
+            .run(args)
+    };
+    let up = kip(&["sandbox", "up", "--server"]);
+    assert!(up.status.success(), "{}", err(&up));
+    assert!(
+        out(&up).contains("✔ kip server running beside it at http://127.0.0.1:"),
+        "{}",
+        out(&up)
+    );
+    let kubeconfig = home.path().join("sandbox/kubeconfig");
+    let kubectl = crate::common::Kubectl::new(&kubeconfig, home.path());
+    kubectl.ok_stdin(&["apply", "-f", "-"], BARE_APP);
+    until("the server beside the sandbox to run the app", WAIT, || {
+        let app = kubectl.json(&["get", "app", "web", "-n", "default"]);
+        (app["status"]["phase"] == "Running").then_some(())
+    });
+    let status = kip(&["sandbox", "status"]);
+    assert!(
+        out(&status).contains("kip server: http://127.0.0.1:"),
+        "{}",
+        out(&status)
+    );
+    let again = kip(&["sandbox", "up", "--server"]);
+    assert!(
+        out(&again).contains("kip server already running beside it"),
+        "{}",
+        out(&again)
+    );
+    let pid: i32 = std::fs::read_to_string(home.path().join("sandbox/server.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let down = kip(&["sandbox", "down"]);
+    assert!(
+        out(&down).contains("✔ kip server stopped"),
+        "{}",
+        out(&down)
+    );
+    // SAFETY: signal 0 only checks whether the process exists.
+    assert_ne!(unsafe { libc::kill(pid, 0) }, 0, "the server still runs");
 }

@@ -130,7 +130,8 @@ const INSTALL_CONTEXT: &str = r#"#{
     namespace: "kipper-system", acme_email: "ops@example.com", registry_storage: "20Gi",
     kubeconfig_path: "'/etc/rancher/k3s/k3s.yaml'", k3s_version: "v1.33.5+k3s1",
     registry_image: "ghcr.io/project-zot/zot:v2.1.7",
-    kip_server_image: "ghcr.io/kipper-run/kip-server:0.1.0",
+    kip_server_image: "registry.example.com/kip-server:0.1.0",
+    server_host: "console-203-0-113-10.kipper.run",
 }"#;
 
 #[test]

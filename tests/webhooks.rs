@@ -113,7 +113,7 @@ fn enable(sb: &ServedSandbox, app: &str, repo: &str) -> String {
     assert!(o.status.success(), "{}", err(&o));
     let text = out(&o);
     assert!(
-        text.contains("Payload URL   https://kip-sandbox.localhost/hooks/github"),
+        text.contains("Payload URL   https://console-sandbox.localhost/hooks/github"),
         "{text}"
     );
     assert!(text.contains("Content type  application/json"), "{text}");
@@ -361,7 +361,7 @@ fn signed_github_pushes_request_builds_and_bad_deliveries_are_refused() {
     assert_eq!(status["repo"], "git@github.com:Acme/shop.git", "{status}");
     assert_eq!(
         status["urls"]["github"],
-        "https://kip-sandbox.localhost/hooks/github"
+        "https://console-sandbox.localhost/hooks/github"
     );
     assert_eq!(status["last_delivery"]["id"], "d-3", "{status}");
     assert!(

@@ -150,7 +150,7 @@ impl Config {
     }
 
     /// The entry `name`, made when missing.
-    fn entry_mut(&mut self, name: &str) -> &mut Cluster {
+    pub fn entry_mut(&mut self, name: &str) -> &mut Cluster {
         let index = match self.clusters.iter().position(|c| c.name == name) {
             Some(index) => index,
             None => {
@@ -214,6 +214,7 @@ fn update_in_use(
     change: impl FnOnce(&mut Cluster),
 ) -> Result<(), Box<EvalAltResult>> {
     let host = host::host(call)?;
+    host.reach.everything("config:: writes to the kip home")?;
     let mut config = load_at(&host.kip_home)?;
     change(config.entry_mut(&host.cluster_name()));
     config.save(&host.kip_home).map_err(config_error)
@@ -246,6 +247,8 @@ pub mod config_module {
     #[rhai_fn(return_raw)]
     pub fn load(call: NativeCallContext) -> Result<Map, Box<EvalAltResult>> {
         crate::host::at_call(call.call_position(), || {
+            // It holds every cluster's credentials.
+            host::host(&call)?.reach.everything("config::load")?;
             let config = load_at(&host::host(&call)?.kip_home)?;
             rhai::serde::to_dynamic(&config)?
                 .try_cast::<Map>()
@@ -263,6 +266,7 @@ pub mod config_module {
     #[rhai_fn(return_raw)]
     pub fn save(call: NativeCallContext, cfg: Map) -> Result<(), Box<EvalAltResult>> {
         crate::host::at_call(call.call_position(), || {
+            host::host(&call)?.reach.everything("config::save")?;
             let config: Config = rhai::serde::from_dynamic(&Dynamic::from_map(cfg))
                 .map_err(|err| config_error(format!("not a valid configuration: {err}")))?;
             config
@@ -295,6 +299,9 @@ pub mod config_module {
         path: &str,
     ) -> Result<rhai::Array, Box<EvalAltResult>> {
         crate::host::at_call(ctx.call_position(), || {
+            host::host(&ctx)?
+                .reach
+                .everything("config::kubeconfig_contexts")?;
             let kubeconfig = kube::config::Kubeconfig::read_from(path)
                 .map_err(|err| config_error(format!("cannot read the kubeconfig {path}: {err}")))?;
             Ok(kubeconfig
@@ -340,6 +347,7 @@ pub mod config_module {
     ) -> Result<String, Box<EvalAltResult>> {
         crate::host::at_call(call.call_position(), || {
             let host = host::host(&call)?;
+            host.reach.everything("config::save_kubeconfig")?;
             let plain = !name.is_empty()
                 && name
                     .chars()
@@ -378,6 +386,15 @@ pub mod config_module {
             let host = host::host(&call)?;
             let config = load_at(&host.kip_home)?;
             match config.cluster(&host.cluster_name()) {
+                // A hook sees how hostnames and namespaces are named, never credentials.
+                Some(cluster) if host.reach.is_limited() => rhai::serde::to_dynamic(Cluster {
+                    name: cluster.name.clone(),
+                    cluster_id: cluster.cluster_id.clone(),
+                    domain: cluster.domain.clone(),
+                    org: cluster.org.clone(),
+                    active_project: cluster.active_project.clone(),
+                    ..Cluster::default()
+                }),
                 Some(cluster) => rhai::serde::to_dynamic(cluster),
                 None => Ok(Dynamic::UNIT),
             }

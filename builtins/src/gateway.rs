@@ -251,6 +251,7 @@ pub mod gateway_module {
         address: &str,
     ) -> Result<Map, Box<EvalAltResult>> {
         crate::host::at_call(ctx.call_position(), || {
+            host::host(&ctx)?.reach.everything("gateway::register")?;
             check_id(cluster_id)?;
             let body = serde_json::json!({ "address": address }).to_string();
             let path = format!("/v1/clusters/{cluster_id}");
@@ -280,6 +281,7 @@ pub mod gateway_module {
         cluster_id: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
         crate::host::at_call(ctx.call_position(), || {
+            host::host(&ctx)?.reach.everything("gateway::unregister")?;
             check_id(cluster_id)?;
             let path = format!("/v1/clusters/{cluster_id}");
             let (status, json) = host::host(&ctx)?.block_on_interruptible(call(
@@ -309,6 +311,7 @@ pub mod gateway_module {
         cluster_id: &str,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
         crate::host::at_call(ctx.call_position(), || {
+            host::host(&ctx)?.reach.everything("gateway::lookup")?;
             check_id(cluster_id)?;
             let path = format!("/v1/clusters/{cluster_id}");
             let (status, json) = host::host(&ctx)?.block_on_interruptible(call(

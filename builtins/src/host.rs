@@ -62,6 +62,85 @@ pub struct Host {
     /// Where `ui::` writes when not to the terminal: `kip test` keeps each test's output and
     /// shows it only for a test that fails, so a passing run's report is the report alone.
     pub captured: Option<Captured>,
+    /// What the script may reach: everything, or (a hook on push) its project alone.
+    pub reach: Reach,
+}
+
+/// What a script may reach beyond its language. The command line, the shell and the server's
+/// controllers reach whatever their credentials do; a hook on push reaches its project alone:
+/// its namespaces, no cluster-scoped kinds, nothing outside the cluster (no SSH, tunnels,
+/// databases, gateway, registry or kip home).
+#[derive(Debug, Clone, Default)]
+pub enum Reach {
+    #[default]
+    Everything,
+    Project {
+        name: String,
+        namespaces: Vec<String>,
+    },
+}
+
+thread_local! {
+    /// Set while a verb a hook asked for runs (a script runs on one thread start to end).
+    static IN_HOOK_VERB: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, a verb a hook ran with `kip::run`: the verb is one of the few a hook may run,
+/// forced into the hook's project, so what it reads to do its job (a namespace, every App's
+/// host) is not held to the hook's reach.
+pub fn as_hook_verb<R>(f: impl FnOnce() -> R) -> R {
+    let before = IN_HOOK_VERB.replace(true);
+    let out = f();
+    IN_HOOK_VERB.set(before);
+    out
+}
+
+impl Reach {
+    /// Whether the script now running is held to a project (a hook's own code, not a verb it
+    /// ran).
+    pub fn is_limited(&self) -> bool {
+        matches!(self, Reach::Project { .. }) && !IN_HOOK_VERB.get()
+    }
+
+    /// Refuses `what` (`Deployment web`) in the namespace `ns` ("" = cluster-scoped or every
+    /// namespace) unless it is one of the project's.
+    pub fn namespace(&self, ns: &str, what: &str) -> Result<(), Box<EvalAltResult>> {
+        let Reach::Project { name, namespaces } = self else {
+            return Ok(());
+        };
+        if IN_HOOK_VERB.get() {
+            return Ok(());
+        }
+        if !ns.is_empty() && namespaces.iter().any(|n| n == ns) {
+            return Ok(());
+        }
+        let place = if ns.is_empty() {
+            "outside a namespace".to_string()
+        } else {
+            format!("in namespace `{ns}`")
+        };
+        Err(error(
+            Kind::Denied,
+            format!(
+                "a hook of project `{name}` may not reach {what} {place}: only its namespaces {}",
+                namespaces.join(", ")
+            ),
+        ))
+    }
+
+    /// Refuses `what` (`ssh::connect`), which only scripts that reach everything may do.
+    pub fn everything(&self, what: &str) -> Result<(), Box<EvalAltResult>> {
+        match self {
+            Reach::Everything => Ok(()),
+            Reach::Project { .. } if IN_HOOK_VERB.get() && !what.starts_with("ssh") => Ok(()),
+            Reach::Project { name, .. } => Err(error(
+                Kind::Denied,
+                format!(
+                    "a hook of project `{name}` may not use {what}: hooks reach only their project's namespaces through k8s::, and kip::run of app verbs"
+                ),
+            )),
+        }
+    }
 }
 
 /// Output kept instead of printed, stdout and stderr in the order they were written.
@@ -167,6 +246,7 @@ impl Host {
             k8s: Mutex::default(),
             tunnels: Arc::default(),
             captured: None,
+            reach: Reach::Everything,
         }
     }
 

@@ -9,6 +9,7 @@
 pub mod config;
 pub mod crypto;
 pub mod errors;
+pub mod fs;
 pub mod gateway;
 pub mod host;
 pub mod k8s;
@@ -22,7 +23,7 @@ pub mod ui;
 
 pub use errors::Kind;
 pub use host::{
-    ClusterChoice, ClusterClient, Host, Interrupt, NoTemplates, OutputFormat, Rechoose,
+    ClusterChoice, ClusterClient, Host, Interrupt, NoTemplates, OutputFormat, Reach, Rechoose,
     TemplateSource, UiSettings,
 };
 
@@ -58,6 +59,34 @@ pub fn register_modules(engine: &mut Engine) {
         rhai::exported_module!(tunnel::tunnel_module).into(),
     );
     engine.register_static_module("pg", rhai::exported_module!(pg::pg_module).into());
+    engine.register_static_module("fs", rhai::exported_module!(fs::fs_module).into());
+    engine.register_static_module(
+        "registry",
+        rhai::exported_module!(registry::registry_module).into(),
+    );
+}
+
+/// Registers the modules a hook on push may use: `k8s` (held to its project's namespaces by
+/// the host's [`Reach`]), `tmpl`, `ui`, `crypto`, and the parts of `config` and `gateway` the
+/// app verbs read (their writes and network calls refuse a hook), and `registry`, which only
+/// parses. No `ssh`, `tunnel`, `pg` or `fs`: a hook that names them fails to find them.
+pub fn register_hook_modules(engine: &mut Engine) {
+    engine.register_static_module("k8s", k8s::module().into());
+    engine.register_static_module("tmpl", rhai::exported_module!(tmpl::tmpl_module).into());
+    engine.register_static_module("ui", rhai::exported_module!(ui::ui_module).into());
+    engine.register_static_module(
+        "crypto",
+        rhai::exported_module!(crypto::crypto_module).into(),
+    );
+    engine.register_static_module(
+        "config",
+        rhai::exported_module!(config::config_module).into(),
+    );
+    engine.register_static_module(
+        "gateway",
+        rhai::exported_module!(gateway::gateway_module).into(),
+    );
+    // Only parses image references: the app verbs check --image with it.
     engine.register_static_module(
         "registry",
         rhai::exported_module!(registry::registry_module).into(),

@@ -108,6 +108,7 @@ fn with_client<T: Send>(
     work: impl AsyncFnOnce(&Client) -> Result<T, tokio_postgres::Error>,
 ) -> RhaiResult<T> {
     let k = Cluster::of(ctx)?;
+    k.host.reach.everything("pg::")?;
     let client = k.client.clone();
     k.run(async {
         let PodStream {

@@ -519,6 +519,7 @@ pub mod tunnel_module {
             let remote = port_of(remote_port, "remote port", false)?;
             let local = port_of(local_port, "local port", true)?;
             let k = Cluster::of(&ctx)?;
+            k.host.reach.everything("tunnel::open")?;
             let client = k.client.clone();
             let listeners = k.run(async {
                 let pods: Api<Pod> = Api::namespaced(client.clone(), ns);

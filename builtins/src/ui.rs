@@ -155,16 +155,27 @@ pub struct Spinner {
 const QUIET_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Spinner {
-    pub fn start(ui: &UiSettings, msg: String) -> Spinner {
+    pub fn start(host: &host::Host, msg: String) -> Spinner {
+        let ui = &host.ui;
         if !ui.spinners {
             // Without a terminal, one plain line once the wait has lasted a while; dropping
-            // the spinner before then closes the channel and nothing is printed.
+            // the spinner before then closes the channel and nothing is printed. A host that
+            // keeps its output (`kip test`, a hook's run record) keeps the line too.
             let (done, waiting) = std::sync::mpsc::channel::<()>();
+            let captured = host.captured.clone();
             std::thread::spawn(move || {
                 if waiting.recv_timeout(QUIET_WAIT)
                     == Err(std::sync::mpsc::RecvTimeoutError::Timeout)
                 {
-                    let _ = writeln!(io::stderr(), "{msg}…");
+                    match captured {
+                        Some(out) => {
+                            let mut out = out.lock().unwrap_or_else(|e| e.into_inner());
+                            out.push_str(&format!("{msg}…\n"));
+                        }
+                        None => {
+                            let _ = writeln!(io::stderr(), "{msg}…");
+                        }
+                    }
                 }
             });
             return Spinner {

@@ -68,8 +68,9 @@ impl Limits {
     pub const HOOK: Limits = Limits {
         operations: 1_000_000,
         call_levels: 32,
-        expr_depth: 32,
-        function_expr_depth: 16,
+        // As deep as the command line's: a hook runs the app verbs, whose lines nest as deep.
+        expr_depth: 64,
+        function_expr_depth: 32,
         memory: 64 * MIB,
         modules: 16,
         // Waits count: a hook holds a server worker however it spends its time.
@@ -190,6 +191,16 @@ fn limit_error(message: String) -> Dynamic {
 
 /// A new engine with `limits`, modules resolved along `search`, and every builtin registered.
 pub fn new_engine(limits: &Limits, search: Arc<SearchPath>) -> Engine {
+    new_engine_with(limits, search, builtins::register_modules)
+}
+
+/// A new engine with `limits`, modules resolved along `search`, and the builtins `modules`
+/// registers (a hook's engine has fewer).
+pub fn new_engine_with(
+    limits: &Limits,
+    search: Arc<SearchPath>,
+    modules: fn(&mut Engine),
+) -> Engine {
     let mut engine = Engine::new();
     limits.apply(&mut engine);
     engine.disable_symbol("eval");
@@ -197,7 +208,7 @@ pub fn new_engine(limits: &Limits, search: Arc<SearchPath>) -> Engine {
         search,
         loaded: Default::default(),
     });
-    builtins::register_modules(&mut engine);
+    modules(&mut engine);
     engine.register_static_module(
         "assert",
         rhai::exported_module!(crate::assert::assert_module).into(),

@@ -60,8 +60,24 @@ impl Kip {
         limits: &Limits,
         cache_file: Option<&std::path::Path>,
     ) -> Kip {
+        Kip::load_with(search, limits, cache_file, builtins::register_modules)
+    }
+
+    /// The kip a hook on push runs in: `limits` (tight ones), and only the builtin modules a
+    /// hook may use (`builtins::register_hook_modules`); the host it is given says which
+    /// project it may reach, and `kip::run` runs only [`HOOK_VERBS`] there.
+    pub fn load_for_hooks(search: SearchPath, limits: &Limits) -> Kip {
+        Kip::load_with(search, limits, None, builtins::register_hook_modules)
+    }
+
+    fn load_with(
+        search: SearchPath,
+        limits: &Limits,
+        cache_file: Option<&std::path::Path>,
+        modules: fn(&mut Engine),
+    ) -> Kip {
         let search = Arc::new(search);
-        let mut engine = engine::new_engine(limits, search.clone());
+        let mut engine = engine::new_engine_with(limits, search.clone(), modules);
         let scripts = search.scripts();
         let verbs = match cache_file {
             Some(file) => Verbs::load_cached(&engine, &scripts, file),
@@ -158,6 +174,41 @@ impl Kip {
             .eval_ast_with_scope::<Dynamic>(&mut scope, &compiled)
             .and_then(|v| self.finished(v))
             .map_err(|e| ScriptError::runtime_in(&e, &name))
+    }
+
+    /// Runs the script `source` (called `name` in errors, a hook's file): its top level, then
+    /// `func(arg)`, which it must define with one parameter.
+    pub fn run_function(
+        &self,
+        name: &str,
+        source: &str,
+        func: &str,
+        arg: Dynamic,
+    ) -> Result<Dynamic, ScriptError> {
+        let script = search::Script {
+            stem: String::new(),
+            origin: search::Origin::File(name.into()),
+            source: source.to_string(),
+        };
+        let compiled = verbs::compile(&self.engine, &script)?;
+        if !compiled
+            .iter_functions()
+            .any(|f| f.name == func && f.params.len() == 1)
+        {
+            return Err(ScriptError {
+                message: format!("{name} defines no `fn {func}(event)`, which is what runs"),
+                location: None,
+                calls: Vec::new(),
+                failure: report::Failure::Script,
+                kind: Some(builtins::Kind::Invalid),
+            });
+        }
+        heap::start_run();
+        let options = CallFnOptions::new().eval_ast(true).rewind_scope(true);
+        self.engine
+            .call_fn_with_options::<Dynamic>(options, &mut Scope::new(), &compiled, func, (arg,))
+            .and_then(|v| self.finished(v))
+            .map_err(|e| ScriptError::runtime_in(&e, name))
     }
 
     /// Evaluates one expression (`kip eval 'EXPR'`).
@@ -267,6 +318,47 @@ fn run_declaration(
 /// `kip::version()`, `kip::next(opts)` (call the declaration this one overrides),
 /// `kip::run(verb, opts)` (call another verb), `kip::error(kind, message)` and
 /// `kip::invalid_value(flag, value, why)`.
+/// The verbs a hook on push may run with `kip::run`, always in its own project.
+pub const HOOK_VERBS: &[&str] = &["app deploy", "app update", "app scale", "app restart"];
+
+/// `opts` for running `verb` from a script that reaches only a project (a hook): the verb must
+/// be one of [`HOOK_VERBS`] and runs in that project, whatever `opts` says. The flag says
+/// whether a hook asked.
+fn within_reach(
+    ctx: &NativeCallContext,
+    verb: &str,
+    mut opts: Map,
+) -> Result<(Map, bool), Box<EvalAltResult>> {
+    let Ok(host) = builtins::host::host(ctx) else {
+        return Ok((opts, false));
+    };
+    let builtins::Reach::Project { name, .. } = &host.reach else {
+        return Ok((opts, false));
+    };
+    let verb = verb.split_whitespace().collect::<Vec<_>>().join(" ");
+    if !HOOK_VERBS.contains(&verb.as_str()) {
+        return Err(builtins::host::error(
+            builtins::Kind::Denied,
+            format!(
+                "a hook may not run `kip {verb}`: hooks run only {}",
+                HOOK_VERBS.join(", ")
+            ),
+        ));
+    }
+    match opts.get("project").map(|p| p.to_string()) {
+        Some(p) if !p.is_empty() && p != *name => {
+            return Err(builtins::host::error(
+                builtins::Kind::Denied,
+                format!("a hook of project `{name}` may not run `kip {verb}` in project `{p}`"),
+            ));
+        }
+        _ => {
+            opts.insert("project".into(), name.clone().into());
+        }
+    }
+    Ok((opts, true))
+}
+
 fn register_kip_module(engine: &mut Engine, verbs: Arc<Verbs>) {
     let mut module = rhai::Module::new();
     rhai::FuncRegistration::new("version")
@@ -304,6 +396,7 @@ fn register_kip_module(engine: &mut Engine, verbs: Arc<Verbs>) {
                   opts: Map|
                   -> Result<Dynamic, Box<EvalAltResult>> {
                 let words: Vec<String> = verb.split_whitespace().map(String::from).collect();
+                let (opts, for_hook) = within_reach(&ctx, verb, opts)?;
                 let Some(declared) = verbs.chain(&words).first().copied() else {
                     return Err(builtins::host::error(
                         builtins::Kind::NotFound,
@@ -312,7 +405,39 @@ fn register_kip_module(engine: &mut Engine, verbs: Arc<Verbs>) {
                 };
                 let opts = cli::complete_opts(declared, opts, cli::UnknownKeys::Refuse)
                     .map_err(|msg| builtins::host::error(builtins::Kind::Invalid, msg))?;
-                run_declaration(ctx.engine(), &verbs, &words, 0, opts)
+                let run = || run_declaration(ctx.engine(), &verbs, &words, 0, opts);
+                if for_hook { builtins::host::as_hook_verb(run) } else { run() }
+            },
+        );
+    rhai::FuncRegistration::new("functions_of")
+        .with_comments([
+            "/// The functions the Rhai script `source` defines, as `name/arity` (`on_push/1`),",
+            "/// once it parses; nothing of it runs.",
+            "///",
+            "/// Errors: `invalid` with the line and column of a syntax error.",
+            "///",
+            "/// Example: `if !kip::functions_of(source).contains(\"on_push/1\") { throw kip::error(\"invalid\", \"no fn on_push(event)\"); }`",
+        ])
+        .with_params_info(["source: &str", "Array"])
+        .set_into_module(
+            &mut module,
+            |ctx: NativeCallContext, source: &str| -> Result<rhai::Array, Box<EvalAltResult>> {
+                let ast = ctx.engine().compile(source).map_err(|e| {
+                    let at = e.position();
+                    builtins::host::error(
+                        builtins::Kind::Invalid,
+                        format!(
+                            "syntax error at line {}, column {}: {}",
+                            at.line().unwrap_or(0),
+                            at.position().unwrap_or(0),
+                            e.err_type()
+                        ),
+                    )
+                })?;
+                Ok(ast
+                    .iter_functions()
+                    .map(|f| format!("{}/{}", f.name, f.params.len()).into())
+                    .collect())
             },
         );
     rhai::FuncRegistration::new("error")

@@ -5,6 +5,7 @@
 //! webhooks (every replica answers webhooks, lease or not).
 
 pub mod controllers;
+pub mod hooks;
 mod http;
 pub mod leader;
 pub mod push;

@@ -129,6 +129,11 @@ impl Cluster {
         all: bool,
     ) -> RhaiResult<Api<DynamicObject>> {
         let (ar, caps) = self.resolve(api_version, kind).await?;
+        let within = match caps.scope {
+            Scope::Cluster => "",
+            Scope::Namespaced => ns,
+        };
+        self.host.reach.namespace(within, kind)?;
         let client = self.client.clone();
         Ok(match (caps.scope, ns) {
             (Scope::Cluster, _) => Api::all_with(client, &ar),

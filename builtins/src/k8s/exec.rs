@@ -248,6 +248,7 @@ async fn run(client: kube::Client, req: &ExecRequest) -> RhaiResult<Map> {
 
 fn exec_request(ctx: &NativeCallContext, req: &ExecRequest) -> RhaiResult<Map> {
     let k = Cluster::of(ctx)?;
+    k.host.reach.everything("k8s::exec")?;
     let client = k.client.clone();
     k.run(async {
         match tokio::time::timeout(req.timeout, run(client, req)).await {

@@ -40,6 +40,7 @@ pub mod logs_module {
         crate::host::at_call(ctx.call_position(), || {
             let params = log_params(&options)?;
             let k = Cluster::of(&ctx)?;
+            k.host.reach.namespace(ns, "pod logs")?;
             k.run(async {
                 let api: Api<Pod> = match ns {
                     "" => Api::default_namespaced(k.client.clone()),

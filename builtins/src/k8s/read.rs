@@ -168,6 +168,7 @@ impl Cluster {
             Scope::Namespaced if !ns.is_empty() => Some(ns),
             _ => None,
         };
+        self.host.reach.namespace(ns.unwrap_or(""), kind)?;
         let request =
             kube::core::Request::new(<DynamicObject as kube::Resource>::url_path(&ar, ns));
         let mut params = ListParams::default().limit(PAGE);

@@ -59,6 +59,7 @@ pub(crate) async fn wait(
     timeout: Duration,
     rolled_out: impl Fn(&serde_json::Value) -> bool,
 ) -> RhaiResult<Deployment> {
+    k.host.reach.namespace(ns, "Deployment")?;
     let deployments: Api<Deployment> = Api::namespaced(k.client.clone(), ns);
     let pods: Api<Pod> = Api::namespaced(k.client.clone(), ns);
     let replica_sets: Api<ReplicaSet> = Api::namespaced(k.client.clone(), ns);

@@ -41,7 +41,7 @@ pub mod wait_module {
         crate::host::at_call(ctx.call_position(), || {
             let k = Cluster::of(&ctx)?;
             let what = format!("the rollout of deployment `{name}` in `{ns}`");
-            let _spinner = crate::ui::Spinner::start(&k.host.ui, format!("Waiting for {what}"));
+            let _spinner = crate::ui::Spinner::start(&k.host, format!("Waiting for {what}"));
             let timeout = Duration::from_secs(timeout_secs.max(0) as u64);
             let done = k.run(rollout::wait(&k, ns, name, timeout, rolled_out))?;
             let value = serde_json::to_value(&done).map_err(|e| {
@@ -95,7 +95,7 @@ pub mod wait_module {
         crate::host::at_call(ctx.call_position(), || {
             let k = Cluster::of(&ctx)?;
             let what = format!("{kind} `{name}` to be deleted");
-            let _spinner = crate::ui::Spinner::start(&k.host.ui, format!("Waiting for {what}"));
+            let _spinner = crate::ui::Spinner::start(&k.host, format!("Waiting for {what}"));
             k.run(async {
                 let api = k.api(api_version, kind, ns, false).await?;
                 wait_for(api, name, timeout_secs, what, |o| o.is_none()).await
@@ -114,7 +114,7 @@ fn wait_until(
     cond: impl Fn(&Value) -> bool + Send,
 ) -> RhaiResult<Map> {
     let k = Cluster::of(ctx)?;
-    let _spinner = crate::ui::Spinner::start(&k.host.ui, format!("Waiting for {what}"));
+    let _spinner = crate::ui::Spinner::start(&k.host, format!("Waiting for {what}"));
     let obj = k.run(async {
         let api = k.api(api_version, kind, ns, false).await?;
         let found = move |o: Option<&DynamicObject>| o.is_some_and(|o| cond(&o.data));

@@ -42,6 +42,7 @@ pub mod ssh_module {
     #[rhai_fn(return_raw)]
     pub fn connect(ctx: NativeCallContext, opts: Map) -> RhaiResult<SshSession> {
         crate::host::at_call(ctx.call_position(), || {
+            host_of(&ctx)?.reach.everything("ssh::connect")?;
             let options = ConnectOptions::parse(&opts)?;
             let mut stdin = std::io::stdin().lock();
             super::connect(

@@ -1,0 +1,56 @@
+//! `fs::…`: reading a local file a verb was pointed at (`kip hook add FILE`). Only for scripts
+//! that reach everything: a hook on push has no file system.
+
+use rhai::plugin::*;
+
+use crate::errors::Kind;
+use crate::host;
+
+/// The largest file `fs::read_text` reads: scripts and small manifests, not data.
+const MAX_BYTES: u64 = 1024 * 1024;
+
+#[export_module]
+pub mod fs_module {
+    use super::*;
+
+    /// The text of the file at `path` (relative to the working directory), at most 1 MiB of
+    /// UTF-8.
+    ///
+    /// Errors: `not-found` when there is no such file; `invalid` when it is a folder, too big
+    /// or not UTF-8; `denied` when it cannot be read, or in a hook.
+    ///
+    /// Example: `let source = fs::read_text("hooks/deploy.rhai");`
+    #[rhai_fn(return_raw)]
+    pub fn read_text(ctx: NativeCallContext, path: &str) -> Result<String, Box<EvalAltResult>> {
+        crate::host::at_call(ctx.call_position(), || {
+            host::host(&ctx)?.reach.everything("fs::read_text")?;
+            let meta = std::fs::metadata(path).map_err(|e| unreadable(path, &e))?;
+            if meta.is_dir() {
+                return Err(host::error(
+                    Kind::Invalid,
+                    format!("`{path}` is a folder, not a file"),
+                ));
+            }
+            if meta.len() > MAX_BYTES {
+                return Err(host::error(
+                    Kind::Invalid,
+                    format!(
+                        "`{path}` is {} bytes: fs::read_text reads at most 1 MiB",
+                        meta.len()
+                    ),
+                ));
+            }
+            let bytes = std::fs::read(path).map_err(|e| unreadable(path, &e))?;
+            String::from_utf8(bytes)
+                .map_err(|_| host::error(Kind::Invalid, format!("`{path}` is not UTF-8 text")))
+        })
+    }
+}
+
+fn unreadable(path: &str, err: &std::io::Error) -> Box<EvalAltResult> {
+    let kind = match err.kind() {
+        std::io::ErrorKind::NotFound => Kind::NotFound,
+        _ => Kind::Denied,
+    };
+    host::error(kind, format!("cannot read `{path}`: {err}"))
+}
