@@ -48,7 +48,8 @@ pub fn run(args: ServerArgs) -> Result<(), CliError> {
     let home = kip_home().map_err(|e| CliError::new(Kind::Invalid, e))?;
     let _ = crate::home::create(&home);
     let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
-    let mut kip = Kip::load(SearchPath::new(None, &cwd, &home), &Limits::RECONCILE);
+    let search = SearchPath::new(None, &cwd, &home);
+    let mut kip = Kip::load(search.clone(), &Limits::RECONCILE);
     for broken in kip.verbs.broken() {
         eprintln!(
             "warning: skipped {}, which is broken: {}",
@@ -94,6 +95,15 @@ pub fn run(args: ServerArgs) -> Result<(), CliError> {
                 ),
             )
         })?;
+    // Hooks on push run in engines of their own, with the hook limits, on the same cluster.
+    let hooks = kip_server::hooks::Runner {
+        client: client.client.clone(),
+        cluster: cluster.clone(),
+        search,
+        kip_home: home.clone(),
+        runtime: runtime.handle().clone(),
+        limits: Limits::HOOK,
+    };
     let host = Host::new(
         runtime.handle().clone(),
         home,
@@ -112,6 +122,7 @@ pub fn run(args: ServerArgs) -> Result<(), CliError> {
         .block_on(kip_server::run(
             kip_server::Scripts::new(kip),
             client.client,
+            Some(hooks),
             options,
             crate::sandbox_cmd::shutdown_signal(),
             move |address| {

@@ -501,3 +501,87 @@ fn gitlab_and_generic_pushes_verify_their_token_and_disable_refuses_later_ones()
         out(&o)
     );
 }
+
+/// A signed push runs the hooks of the app's project on the server: a good one updates the app
+/// with the pushed commit, a runaway one is stopped; `kip hook logs` shows both runs, with the
+/// delivery, what each printed and why the runaway stopped.
+#[test]
+fn a_push_runs_the_projects_hooks_and_kip_hook_logs_shows_the_runs() {
+    let sb = ServedSandbox::start();
+    let server = Server::start(&sb, None);
+    let secret = enable(&sb, "web", "https://github.com/acme/shop.git");
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("update-web.rhai");
+    std::fs::write(
+        &good,
+        r#"fn on_push(event) {
+    print(`${event.provider} push of ${event.commit} to ${event.branch} in ${event.project}: ${event.apps.map(|a| a.name)}`);
+    kip::run("app update", #{ name: "web", image: `nginx:${event.commit.sub_string(0, 7)}` });
+}
+"#,
+    )
+    .unwrap();
+    let runaway = dir.path().join("runaway.rhai");
+    std::fs::write(&runaway, "fn on_push(event) {\n    loop { }\n}\n").unwrap();
+    for file in [&good, &runaway] {
+        let added = sb.kip(&["hook", "add", &file.display().to_string()]);
+        assert!(added.status.success(), "{}", err(&added));
+    }
+    let push = fixture("github-push.json");
+    let after = push["after"].as_str().unwrap().to_string();
+    let (code, body) = github(
+        &server,
+        "push",
+        "hooks-delivery-1",
+        Some(&secret),
+        push.to_string().as_bytes(),
+    );
+    assert_eq!(code, 200, "{body}");
+    let runs = until("both hooks to have run", WAIT, || {
+        let logs = sb.kip(&["hook", "logs", "-o", "json"]);
+        let runs: Value = serde_json::from_str(&out(&logs)).ok()?;
+        (runs.as_array()?.len() == 2).then_some(runs)
+    });
+    let run_of = |hook: &str| {
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["hook"] == hook)
+            .unwrap_or_else(|| panic!("no run of {hook}: {runs}"))
+            .clone()
+    };
+    let updated = run_of("update-web");
+    assert_eq!(updated["outcome"], "succeeded", "{updated}");
+    assert_eq!(updated["delivery"], "hooks-delivery-1", "{updated}");
+    assert!(
+        updated["output"].as_str().unwrap().contains(&format!(
+            "github push of {after} to main in default: [\"web\"]"
+        )),
+        "{updated}"
+    );
+    let stopped = run_of("runaway");
+    assert_eq!(stopped["outcome"], "stopped", "{stopped}");
+    assert!(
+        stopped["error"]
+            .as_str()
+            .unwrap()
+            .contains("hook default/runaway"),
+        "{stopped}"
+    );
+    let app = get(&sb, &["app", "web", "-n", "default"]).expect("App");
+    assert_eq!(app["spec"]["image"], format!("nginx:{}", &after[..7]));
+    // The table says the same in words, and the server said it on its output.
+    let table = sb.kip(&["hook", "logs"]);
+    assert!(
+        out(&table).contains("runaway  stopped  (delivery hooks-delivery-1)"),
+        "{}",
+        out(&table)
+    );
+    assert!(
+        server.log().contains("hook default/update-web succeeded"),
+        "{}",
+        server.log()
+    );
+    let listed = sb.kip(&["hook", "list"]);
+    assert!(out(&listed).contains("stopped"), "{}", out(&listed));
+}

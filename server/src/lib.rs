@@ -51,6 +51,7 @@ impl Options {
 pub async fn run(
     scripts: Scripts,
     client: kube::Client,
+    hooks: Option<hooks::Runner>,
     options: Options,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ready: impl FnOnce(SocketAddr),
@@ -63,7 +64,7 @@ pub async fn run(
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
     ready(address);
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let hooks = std::sync::Arc::new(webhooks::State::new(client.clone())?);
+    let hooks = std::sync::Arc::new(webhooks::State::new(client.clone(), hooks)?);
     let http = tokio::spawn(http::serve(listener, hooks, stopped.clone()));
     let lease = leader::Lease::new(
         client.clone(),

@@ -1,5 +1,6 @@
 //! A verified git push, as every provider's endpoint reduces it, and the one place it is handed
-//! on. Hook scripts (`on_push(event)`) will be called from `dispatch`; until then it records.
+//! on: said on the server's output, then the hooks (`on_push(event)`) of each project whose
+//! apps it reached run, in the background, so the provider gets its answer at once.
 
 use serde::Serialize;
 
@@ -30,8 +31,8 @@ pub struct PushEvent {
     pub apps: Vec<(String, String)>,
 }
 
-/// Hands a verified push on. Kept small on purpose: the hook-script runner plugs in here.
-/// Until then the push is said on the server's output, one line, like the controllers' news.
+/// Hands a verified push on: one line on the server's output, like the controllers' news, then
+/// the hooks of the projects of the apps it reached.
 pub async fn dispatch(state: &State, event: &PushEvent) {
     state
         .dispatched
@@ -54,4 +55,55 @@ pub async fn dispatch(state: &State, event: &PushEvent) {
         event.commit,
         event.changed_files.len()
     );
+    let Some(runner) = state.hooks.clone() else {
+        return;
+    };
+    for (project, event) in hook_events(state, event) {
+        let runner = runner.clone();
+        let delivery = event["delivery"].as_str().unwrap_or_default().to_string();
+        tokio::spawn(async move {
+            runner.on_push(&project, &event, &delivery).await;
+        });
+    }
+}
+
+/// The event each project's hooks get: the push, the project, and its apps the push reached
+/// (`name`, `namespace`, `environment`, `image`), by project.
+fn hook_events(state: &State, event: &PushEvent) -> Vec<(String, serde_json::Value)> {
+    let mut by_project: std::collections::BTreeMap<String, Vec<serde_json::Value>> =
+        std::collections::BTreeMap::new();
+    for (namespace, name) in &event.apps {
+        let Some(app) = state.app(namespace, name) else {
+            continue;
+        };
+        let spec = &app.data["spec"];
+        let project = spec["project"].as_str().unwrap_or("default").to_string();
+        by_project
+            .entry(project)
+            .or_default()
+            .push(serde_json::json!({
+                "name": name,
+                "namespace": namespace,
+                "environment": spec["environment"].as_str().unwrap_or(""),
+                "image": spec["image"].as_str().unwrap_or(""),
+            }));
+    }
+    by_project
+        .into_iter()
+        .map(|(project, apps)| {
+            let value = serde_json::json!({
+                "provider": event.provider,
+                "delivery": event.delivery,
+                "repo": event.repo_url,
+                "branch": event.branch,
+                "tag": event.tag,
+                "commit": event.commit,
+                "author": event.author,
+                "changed_files": event.changed_files,
+                "project": project,
+                "apps": apps,
+            });
+            (project, value)
+        })
+        .collect()
 }

@@ -73,12 +73,14 @@ pub struct State {
     token_key: hmac::Key,
     /// Pushes handed to `dispatch`, for tests and logs.
     pub(crate) dispatched: AtomicU64,
+    /// Runs the hooks of the projects a push reached (`None`: hooks are not run).
+    pub(crate) hooks: Option<crate::hooks::Runner>,
 }
 
 impl State {
     /// The endpoints' state; starts the watch of Apps on the current runtime, for as long as
     /// the runtime runs.
-    pub fn new(client: Client) -> Result<State, String> {
+    pub fn new(client: Client, hooks: Option<crate::hooks::Runner>) -> Result<State, String> {
         let rng = ring::rand::SystemRandom::new();
         let token_key = hmac::Key::generate(hmac::HMAC_SHA256, &rng)
             .map_err(|_| "the OS has no randomness for the webhook key".to_string())?;
@@ -101,7 +103,15 @@ impl State {
             recent: Mutex::new(Recent::new(RECENT)),
             token_key,
             dispatched: AtomicU64::new(0),
+            hooks,
         })
+    }
+
+    /// The App `namespace/name` as the watch last saw it.
+    pub(crate) fn app(&self, namespace: &str, name: &str) -> Option<Arc<DynamicObject>> {
+        self.apps.get(
+            &kube::runtime::reflector::ObjectRef::new_with(name, app_resource()).within(namespace),
+        )
     }
 
     /// Whether `given` equals `expected`, taking the same time wherever they differ.
