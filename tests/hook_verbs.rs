@@ -176,3 +176,50 @@ fn the_readme_and_shipped_hooks_are_accepted() {
         assert!(out(&listed).contains(name), "{}", out(&listed));
     }
 }
+
+/// A repository's `.kip/hooks/` folder is added at once; one bad file in it stores none.
+#[test]
+fn a_folder_of_hooks_is_added_whole_or_not_at_all() {
+    let sb = ServedSandbox::start();
+    let dir = tempfile::tempdir().unwrap();
+    let hooks = dir.path().join(".kip/hooks");
+    std::fs::create_dir_all(&hooks).unwrap();
+    write(&hooks, "a.rhai", "fn on_push(event) { }\n");
+    write(&hooks, "b.rhai", "fn on_push(event) { print(1); }\n");
+    write(&hooks, "notes.txt", "not a hook\n");
+    let bad = write(&hooks, "c.rhai", "fn on_pull(event) { }\n");
+    let folder = hooks.display().to_string();
+    let refused = sb.kip(&["hook", "add", &folder]);
+    assert_eq!(refused.status.code(), Some(2), "{}", err(&refused));
+    assert!(
+        err(&refused).contains("c.rhai defines no fn on_push"),
+        "{}",
+        err(&refused)
+    );
+    let listed = sb.kip(&["hook", "list", "-o", "json"]);
+    assert_eq!(
+        out(&listed).trim(),
+        "[]",
+        "nothing stored: {}",
+        out(&listed)
+    );
+    std::fs::remove_file(bad).unwrap();
+    let added = sb.kip(&["hook", "add", &folder]);
+    assert!(added.status.success(), "{}", err(&added));
+    assert!(
+        out(&added).contains("Hook a created for default"),
+        "{}",
+        out(&added)
+    );
+    assert!(
+        out(&added).contains("Hook b created for default"),
+        "{}",
+        out(&added)
+    );
+    let named = sb.kip(&["hook", "add", &folder, "--name", "x"]);
+    assert_eq!(named.status.code(), Some(2), "{}", err(&named));
+    let empty = tempfile::tempdir().unwrap();
+    let none = sb.kip(&["hook", "add", &empty.path().display().to_string()]);
+    assert_eq!(none.status.code(), Some(1), "{}", err(&none));
+    assert!(err(&none).contains("no .rhai files in"), "{}", err(&none));
+}
