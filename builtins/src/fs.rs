@@ -56,7 +56,7 @@ pub mod fs_module {
     /// Errors: `not-found` when there is no such file or folder; `invalid` for more than 1000
     /// files; `denied` when it cannot be read, or in a hook.
     ///
-    /// Example: `for path in fs::rhai_files(".kip/hooks") { print(path); }`
+    /// Example: `for path in fs::rhai_files("hooks") { print(path); }`
     #[rhai_fn(return_raw)]
     pub fn rhai_files(
         ctx: NativeCallContext,
