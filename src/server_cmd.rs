@@ -19,7 +19,8 @@ use crate::home::kip_home;
 /// status written back. Several servers may run: one at a time works, the one holding the
 /// Lease kipper-system/kip-server; another takes over within --lease-seconds of it stopping.
 /// Every server answers git push webhooks (POST /hooks/github, /hooks/gitlab, /hooks/generic)
-/// for the apps whose webhook is enabled (`kip app webhook enable`).
+/// for the apps whose webhook is enabled (`kip app webhook enable`), and runs the hooks of the
+/// projects a push reached (`kip hook add`) in a restricted engine.
 /// Talks to the cluster kip talks to (`kip cluster list`); in a pod, to the cluster it runs in.
 #[derive(clap::Args, Debug)]
 pub struct ServerArgs {

@@ -2,7 +2,8 @@
 //! Project, Service) by calling the stdlib functions the verbs call (`lib/reconcile.rhai`), so
 //! an App applied with kubectl gets the objects `kip app deploy` would make; one server at a
 //! time works, by holding a Lease. An HTTP endpoint answers health checks and git push
-//! webhooks (every replica answers webhooks, lease or not).
+//! webhooks (every replica answers webhooks, lease or not); a verified push runs the hooks of
+//! the projects it reached (`hooks.rs`).
 
 pub mod controllers;
 pub mod hooks;
