@@ -1,6 +1,7 @@
 //! End-to-end tests through the real `kip` binary, the sandbox over HTTP and the real `kubectl`.
 
 mod app_list;
+mod app_promote;
 mod app_verbs;
 mod cluster_verbs;
 mod common;

@@ -13,6 +13,8 @@ const APP_CONTEXT: &str = r#"#{
                "kipper.run/project": "shop", "kipper.run/environment": "test" },
     app_uid: "0b5c3c2e-1111-2222-3333-444455556666",
     bindings: ["db"], env_from: ["api-db-binding"],
+    promotion: #{ "kipper.run/promoted-from": "test", "kipper.run/promoted-at": "2026-12-03T17:20:00Z",
+                  "kipper.run/promoted-image": "ghcr.io/acme/api:1.2.3" },
 }"#;
 
 fn render(template: &str, context: &str) -> String {

@@ -319,7 +319,13 @@ fn run_declaration(
 /// `kip::run(verb, opts)` (call another verb), `kip::error(kind, message)` and
 /// `kip::invalid_value(flag, value, why)`.
 /// The verbs a hook on push may run with `kip::run`, always in its own project.
-pub const HOOK_VERBS: &[&str] = &["app deploy", "app update", "app scale", "app restart"];
+pub const HOOK_VERBS: &[&str] = &[
+    "app deploy",
+    "app update",
+    "app scale",
+    "app restart",
+    "app promote",
+];
 
 /// `opts` for running `verb` from a script that reaches only a project (a hook): the verb must
 /// be one of [`HOOK_VERBS`] and runs in that project, whatever `opts` says. The flag says
@@ -409,6 +415,18 @@ fn register_kip_module(engine: &mut Engine, verbs: Arc<Verbs>) {
                 if for_hook { builtins::host::as_hook_verb(run) } else { run() }
             },
         );
+    rhai::FuncRegistration::new("now")
+        .with_comments([
+            "/// The time now in UTC, to the second, as RFC 3339 (`2026-12-03T17:20:00Z`): for",
+            "/// records such as `kipper.run/promoted-at`.",
+            "///",
+            "/// Example: `let at = kip::now();`",
+        ])
+        .with_params_info(["String"])
+        .set_into_module(&mut module, || {
+            let now = jiff::Timestamp::now();
+            now.round(jiff::Unit::Second).unwrap_or(now).to_string()
+        });
     rhai::FuncRegistration::new("functions_of")
         .with_comments([
             "/// The functions the Rhai script `source` defines, as `name/arity` (`on_push/1`),",

@@ -238,7 +238,11 @@ impl Runner {
                 self.runtime.clone(),
                 self.kip_home.clone(),
                 kip.search.clone(),
-                UiSettings::default(),
+                // Registering the hook was the confirmation: `app promote` asks no one.
+                UiSettings {
+                    yes: true,
+                    ..UiSettings::default()
+                },
                 self.cluster.clone(),
             )
         };

@@ -341,6 +341,27 @@ async fn the_shipped_example_hooks_deploy_a_push_and_promote_a_tag() {
 }"#;
     let made = run_one(&w, "setup", setup).await;
     assert_eq!(made.outcome, Outcome::Succeeded, "{made:?}");
+    // The Project that lists the environments (kip project create makes it).
+    let projects: Api<kube::api::DynamicObject> = Api::all_with(
+        w.client.clone(),
+        &kube::api::ApiResource {
+            group: "kipper.run".into(),
+            version: "v1alpha1".into(),
+            api_version: "kipper.run/v1alpha1".into(),
+            kind: "Project".into(),
+            plural: "projects".into(),
+        },
+    );
+    let project: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "kipper.run/v1alpha1", "kind": "Project",
+        "metadata": { "name": "shop" },
+        "spec": { "environments": ["test", "acc", "prod"] },
+    }))
+    .unwrap();
+    projects
+        .create(&PostParams::default(), &project)
+        .await
+        .unwrap();
     let app = json!({ "name": "web", "namespace": "shop-test", "environment": "test", "image": "registry.example.com/web:old" });
     let image_in = |ns: &'static str| {
         let client = w.client.clone();
@@ -397,7 +418,12 @@ async fn the_shipped_example_hooks_deploy_a_push_and_promote_a_tag() {
     assert_eq!(run.outcome, Outcome::Succeeded, "{run:?}");
     assert!(
         run.output
-            .contains("tag v1.4.0: web registry.example.com/web:0123456789ab -> acc"),
+            .contains("tag v1.4.0: promoting web from test to acc"),
+        "{run:?}"
+    );
+    assert!(
+        run.output
+            .contains("✔ web → acc (registry.example.com/web:0123456789ab)"),
         "{run:?}"
     );
     assert_eq!(
