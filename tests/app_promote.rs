@@ -399,3 +399,128 @@ fn bad_promotions_are_refused_and_change_nothing() {
             .is_null()
     );
 }
+
+/// Every image change is a revision (deploy, update, promote, rollback); `app history` lists
+/// them, `app rollback` goes back to the one before or to `--revision N`, and only the image
+/// changes.
+#[test]
+fn history_records_image_changes_and_rollback_goes_back() {
+    let sb = shop();
+    let at = ["--project", "shop", "--environment", "acc"];
+    let with = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(at);
+        all.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let run = |args: &[&str]| {
+        let all = with(args);
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        sb.kip(&refs)
+    };
+    let o = run(&[
+        "app",
+        "update",
+        "api",
+        "--image",
+        "registry.example.com/api:v1.1.0",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = sb.kip(&[
+        "app",
+        "promote",
+        "api",
+        "--from",
+        "test",
+        "--to",
+        "acc",
+        "--project",
+        "shop",
+        "--yes",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    let listed = run(&["app", "history", "api", "-o", "json"]);
+    let entries: Value = serde_json::from_str(&out(&listed)).expect("JSON");
+    let triggers: Vec<(i64, &str, &str)> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["revision"].as_i64().unwrap(),
+                e["image"].as_str().unwrap(),
+                e["trigger"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        triggers,
+        [
+            (1, "registry.example.com/api:v1.0.0", "deploy"),
+            (2, "registry.example.com/api:v1.1.0", "update"),
+            (3, "registry.example.com/api:v1.2.3", "promote from test"),
+        ]
+    );
+    let table = out(&run(&["app", "history", "api"]));
+    assert!(table.contains("3 *"), "{table}");
+    // Back one: v1.1.0, as revision 4; replicas and env stay acc's.
+    let o = run(&["app", "rollback", "api"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(
+        out(&o).contains("✔ api rolled back to revision 2 (registry.example.com/api:v1.1.0)"),
+        "{}",
+        out(&o)
+    );
+    let a = app(&sb, "shop-acc", "api");
+    assert_eq!(a["spec"]["image"], "registry.example.com/api:v1.1.0");
+    assert_eq!(a["spec"]["replicas"], 2);
+    let d = deployment(&sb, "shop-acc", "api");
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example.com/api:v1.1.0"
+    );
+    let o = run(&["app", "rollback", "api", "--revision", "1"]);
+    assert!(
+        out(&o).contains("rolled back to revision 1 (registry.example.com/api:v1.0.0)"),
+        "{}",
+        err(&o)
+    );
+    let entries: Value =
+        serde_json::from_str(&out(&run(&["app", "history", "api", "-o", "json"]))).unwrap();
+    assert_eq!(entries.as_array().unwrap().len(), 5);
+    assert_eq!(entries[4]["trigger"], "rollback to 1");
+    // Refused: a revision that is not there.
+    let o = run(&["app", "rollback", "api", "--revision", "9"]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(
+        err(&o).contains("invalid value '9' for '--revision': api has revisions 1, 2, 3, 4, 5"),
+        "{}",
+        err(&o)
+    );
+    // At most ten are kept.
+    for i in 0..8 {
+        let image = format!("registry.example.com/api:v2.{i}");
+        let o = run(&["app", "update", "api", "--image", &image]);
+        assert!(o.status.success(), "{}", err(&o));
+    }
+    let entries: Value =
+        serde_json::from_str(&out(&run(&["app", "history", "api", "-o", "json"]))).unwrap();
+    assert_eq!(entries.as_array().unwrap().len(), 10);
+    assert_eq!(entries[0]["revision"], 4);
+    assert_eq!(entries[9]["revision"], 13);
+    // An app with one revision has nothing to go back to.
+    let o = sb.kip(&[
+        "app",
+        "rollback",
+        "web",
+        "--project",
+        "shop",
+        "--environment",
+        "test",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(
+        err(&o).contains("web has no earlier recorded image"),
+        "{}",
+        err(&o)
+    );
+}
