@@ -153,6 +153,20 @@ impl Choice {
     }
 }
 
+/// What a host knows of `choice`: its name, what to try when it cannot be reached, and its
+/// client, made on first use on `handle`'s runtime.
+pub fn host_choice(
+    choice: Choice,
+    handle: tokio::runtime::Handle,
+    home: PathBuf,
+) -> builtins::ClusterChoice {
+    builtins::ClusterChoice {
+        name: choice.name.clone(),
+        unreachable_hint: choice.unreachable_hint(),
+        client: std::sync::Arc::new(move || client(&choice, &handle, &home)),
+    }
+}
+
 /// The client for `choice`; the sandbox is started if needed and says so in one line.
 pub fn client(
     choice: &Choice,

@@ -170,11 +170,12 @@ pub async fn shutdown_signal() {
 
 /// The pid of a live sandbox process, from the pid file.
 fn running_pid(home: &SandboxHome) -> Option<i32> {
-    let pid: i32 = std::fs::read_to_string(home.pid_file())
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
+    live_pid(&home.pid_file())
+}
+
+/// The pid in `file`, when that process is alive.
+pub fn live_pid(file: &Path) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(file).ok()?.trim().parse().ok()?;
     // Signal 0 only checks that the process exists.
     // SAFETY: kill takes no pointers; a stale pid at worst names another process, which
     // signal 0 leaves alone.
@@ -367,8 +368,15 @@ fn down(home: &SandboxHome) -> Result<(), String> {
 /// Stops the sandbox of `home` if it runs (SIGTERM, SIGKILL after 10 s); its pid if it did.
 pub fn stop(home: &SandboxHome) -> Option<i32> {
     let pid = running_pid(home)?;
-    // SAFETY: kill takes no pointers; `pid` is the sandbox's, read from its pid file and
-    // checked alive a moment ago.
+    terminate(pid);
+    let _ = std::fs::remove_file(home.pid_file());
+    Some(pid)
+}
+
+/// Stops the process `pid` (read from a pid file and checked alive a moment ago): SIGTERM,
+/// SIGKILL after 10 s.
+pub fn terminate(pid: i32) {
+    // SAFETY: kill takes no pointers; `pid` names a process of ours from its pid file.
     unsafe { libc::kill(pid, libc::SIGTERM) };
     let deadline = Instant::now() + Duration::from_secs(10);
     // SAFETY: as above.
@@ -380,8 +388,6 @@ pub fn stop(home: &SandboxHome) -> Option<i32> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let _ = std::fs::remove_file(home.pid_file());
-    Some(pid)
 }
 
 fn status(home: &SandboxHome) -> Result<(), String> {

@@ -17,13 +17,7 @@ pub fn log_file(home: &SandboxHome) -> PathBuf {
 
 /// The pid of the server beside the sandbox, when it runs.
 pub fn running(home: &SandboxHome) -> Option<i32> {
-    let pid: i32 = std::fs::read_to_string(pid_file(home))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    // SAFETY: kill takes no pointers; signal 0 only checks that the process exists.
-    (pid > 0 && unsafe { libc::kill(pid, 0) } == 0).then_some(pid)
+    crate::sandbox_cmd::live_pid(&pid_file(home))
 }
 
 /// The address the server said it listens on, from its log.
@@ -94,19 +88,7 @@ pub fn up(home: &SandboxHome) -> Result<(), String> {
 /// Stops the server beside the sandbox (SIGTERM, SIGKILL after 10 s); its pid if it ran.
 pub fn stop(home: &SandboxHome) -> Option<i32> {
     let pid = running(home)?;
-    // SAFETY: kill takes no pointers; `pid` is the server's, read from its pid file and
-    // checked alive a moment ago.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    // SAFETY: as above.
-    while unsafe { libc::kill(pid, 0) } == 0 {
-        if Instant::now() > deadline {
-            // SAFETY: as above.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    crate::sandbox_cmd::terminate(pid);
     let _ = std::fs::remove_file(pid_file(home));
     Some(pid)
 }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use builtins::{ClusterChoice, Host, Kind, UiSettings};
+use builtins::{Host, Kind, UiSettings};
 use kip_core::{Kip, Limits, SearchPath};
 
 use crate::cli_error::CliError;
@@ -65,13 +65,8 @@ pub fn run(args: ServerArgs) -> Result<(), CliError> {
     let runtime = crate::verb_cmd::runtime()?;
     // The client spawns its connection tasks on the runtime it is made in.
     let _entered = runtime.enter();
-    let (handle, cluster_home) = (runtime.handle().clone(), home.clone());
-    let connect = choice.clone();
-    let cluster = ClusterChoice {
-        name: choice.name.clone(),
-        unreachable_hint: choice.unreachable_hint(),
-        client: Arc::new(move || crate::cluster::client(&connect, &handle, &cluster_home)),
-    };
+    let cluster =
+        crate::cluster::host_choice(choice.clone(), runtime.handle().clone(), home.clone());
     let client = (cluster.client)().map_err(|e| {
         CliError::new(
             Kind::Unreachable,

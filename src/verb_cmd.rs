@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use builtins::Kind;
-use builtins::{ClusterChoice, Host, Interrupt, OutputFormat, Rechoose, UiSettings};
+use builtins::{Host, Interrupt, OutputFormat, Rechoose, UiSettings};
 use kip_core::{Kip, Limits, ScriptError, SearchPath};
 
 use crate::home::kip_home;
@@ -142,12 +142,11 @@ pub fn host_in(
     let cluster_home = home.clone();
     let rechoose: Rechoose = Arc::new(move || {
         let choice = choose(&cluster_home)?;
-        let (handle, home) = (handle.clone(), cluster_home.clone());
-        Ok(ClusterChoice {
-            name: choice.name.clone(),
-            unreachable_hint: choice.unreachable_hint(),
-            client: Arc::new(move || crate::cluster::client(&choice, &handle, &home)),
-        })
+        Ok(crate::cluster::host_choice(
+            choice,
+            handle.clone(),
+            cluster_home.clone(),
+        ))
     });
     let cluster = rechoose().map_err(|e| Failure::new(Kind::NotFound, e))?;
     Ok(Arc::new(Host {

@@ -90,7 +90,6 @@ impl Server {
         until(&format!("the server to say {text:?}"), timeout, || {
             self.log().contains(text).then_some(())
         });
-        let _ = &self.address;
     }
 
     pub(crate) fn healthy(&self) -> bool {

@@ -132,7 +132,7 @@ impl Reach {
     pub fn everything(&self, what: &str) -> Result<(), Box<EvalAltResult>> {
         match self {
             Reach::Everything => Ok(()),
-            Reach::Project { .. } if IN_HOOK_VERB.get() && !what.starts_with("ssh") => Ok(()),
+            Reach::Project { .. } if IN_HOOK_VERB.get() => Ok(()),
             Reach::Project { name, .. } => Err(error(
                 Kind::Denied,
                 format!(

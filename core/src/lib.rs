@@ -35,6 +35,9 @@ pub struct Kip {
     pub verbs: Arc<Verbs>,
     pub search: Arc<SearchPath>,
     pub limits: Limits,
+    /// The scripts [`Kip::call`] compiled, by source: a controller calls the same few for
+    /// every reconcile.
+    calls: std::sync::Mutex<std::collections::HashMap<String, AST>>,
 }
 
 thread_local! {
@@ -90,6 +93,7 @@ impl Kip {
             verbs,
             search,
             limits: *limits,
+            calls: Default::default(),
         }
     }
 
@@ -164,7 +168,23 @@ impl Kip {
             origin: search::Origin::File(name.clone().into()),
             source: format!("import {module:?} as m; m::{func}({})", params.join(", ")),
         };
-        let compiled = verbs::compile(&self.engine, &script)?;
+        let cached = self
+            .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&script.source)
+            .cloned();
+        let compiled = match cached {
+            Some(ast) => ast,
+            None => {
+                let ast = verbs::compile(&self.engine, &script)?;
+                self.calls
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(script.source.clone(), ast.clone());
+                ast
+            }
+        };
         heap::start_run();
         let mut scope = Scope::new();
         for (param, arg) in params.into_iter().zip(args) {

@@ -31,13 +31,13 @@ const RESYNC: Duration = Duration::from_secs(300);
 
 /// A kind kip owns and the function of `lib/reconcile.rhai` that reconciles it.
 #[derive(Clone, Copy)]
-struct KipKind {
+pub(crate) struct KipKind {
     kind: &'static str,
     plural: &'static str,
     func: &'static str,
 }
 
-const APP: KipKind = KipKind {
+pub(crate) const APP: KipKind = KipKind {
     kind: "App",
     plural: "apps",
     func: "app",
@@ -54,7 +54,7 @@ const SERVICE: KipKind = KipKind {
 };
 
 impl KipKind {
-    fn resource(self) -> ApiResource {
+    pub(crate) fn resource(self) -> ApiResource {
         ApiResource {
             group: "kipper.run".into(),
             version: "v1alpha1".into(),

@@ -602,13 +602,7 @@ fn secret_name(app: &str) -> String {
 }
 
 fn app_resource() -> ApiResource {
-    ApiResource {
-        group: "kipper.run".into(),
-        version: "v1alpha1".into(),
-        api_version: "kipper.run/v1alpha1".into(),
-        kind: "App".into(),
-        plural: "apps".into(),
-    }
+    crate::controllers::APP.resource()
 }
 
 /// The Apps whose git source is one of `urls`, with their webhook secrets; Apps without a
