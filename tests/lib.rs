@@ -1,7 +1,9 @@
 //! End-to-end tests through the real `kip` binary, the sandbox over HTTP and the real `kubectl`.
 
+mod app_config;
 mod app_list;
 mod app_promote;
+mod app_routes;
 mod app_verbs;
 mod cluster_verbs;
 mod common;
