@@ -130,6 +130,11 @@ fn kip_server_image_builds_pushes_pulls_and_runs_as_installed() {
             "image-kubeconfig",
             "--lease-seconds",
             "2",
+            // Saved in the image's own kip home: the server's user may write there.
+            "--cluster-id",
+            "image-test",
+            "--domain",
+            "kip.test",
         ],
     );
     beside.wait_answering(&listen, "/healthz");
@@ -147,6 +152,13 @@ fn kip_server_image_builds_pushes_pulls_and_runs_as_installed() {
         "nginx:1.27"
     );
     app_in_phase(&sb, "default", "web", "Running");
+    let ingress = get(&sb, &["ingress", "web", "-n", "default"]).expect("App web's Ingress");
+    assert_eq!(
+        ingress["spec"]["rules"][0]["host"],
+        "web-image-test.kip.test",
+        "{}",
+        beside.logs()
+    );
     assert_eq!(holder(&sb), "image-kubeconfig", "{}", beside.logs());
     // SIGTERM reaches kip as the container's pid 1 and it stops cleanly (its Lease released).
     let stopped = engine.podman(&["stop", "--time", "20", &beside.name]);
