@@ -100,7 +100,7 @@ fn kip_server_image_builds_pushes_pulls_and_runs_as_installed() {
     // The binary and what it loads, no distribution: libc and friends and the certificates
     // add a few MiB.
     assert!(
-        size < binary + 16 * 1024 * 1024,
+        size < binary + 8 * 1024 * 1024,
         "image of {:.1} MiB for a binary of {:.1} MiB",
         mib(size),
         mib(binary)
@@ -169,66 +169,32 @@ fn kip_server_image_builds_pushes_pulls_and_runs_as_installed() {
 
     // 2. As `kip install` runs it: the Deployment's args, env and kip home, in a pod's
     // service account, the API server over TLS.
-    let manifest = crate::templates::render(
-        "install/kip-server.yaml.j2",
-        &crate::templates::INSTALL_CONTEXT
-            .replace("registry.example.com/kip-server:0.1.0", &reference),
-    );
-    let docs: Vec<Value> = serde_saphyr::from_multiple(&manifest).expect("manifest is YAML");
-    let pod = docs
-        .iter()
-        .find(|d| d["kind"] == "Deployment")
-        .map(|d| &d["spec"]["template"]["spec"])
-        .expect("kip-server.yaml.j2 has a Deployment");
-    let container = &pod["containers"][0];
-    assert_eq!(container["image"], reference.as_str());
-    let args: Vec<String> = container["args"]
-        .as_array()
-        .expect("args")
-        .iter()
-        .map(|a| a.as_str().expect("string arg").to_string())
-        .collect();
-    // The image alone runs what the Deployment runs, on the port the Deployment names.
+    let pod = InstalledPod::render(&reference);
+    // The image alone runs what the Deployment runs, on the port the Deployment names, with
+    // the kip home where the Deployment mounts it.
     assert_eq!(
         config["Cmd"],
-        serde_json::json!(args),
+        serde_json::json!(pod.args),
         "the image's CMD and the Deployment's args differ"
     );
-    let port = &container["ports"][0]["containerPort"];
-    assert_eq!(args[2], format!("0.0.0.0:{port}"), "{args:?}");
+    assert_eq!(pod.listen(), format!("0.0.0.0:{}", pod.port));
     assert!(
         config["ExposedPorts"]
             .as_object()
-            .is_some_and(|p| p.contains_key(&format!("{port}/tcp"))),
+            .is_some_and(|p| p.contains_key(&format!("{}/tcp", pod.port))),
         "{config}"
     );
-    let mount = container["volumeMounts"][0]["mountPath"]
-        .as_str()
-        .expect("the kip home's mount");
-    let env: Vec<(String, String)> = container["env"]
-        .as_array()
-        .expect("env")
-        .iter()
-        .map(|e| {
-            let value = match &e["value"] {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            (e["name"].as_str().expect("env name").to_string(), value)
-        })
-        .collect();
-    assert!(
-        env.contains(&("KIP_HOME".to_string(), mount.to_string())),
-        "{env:?}"
+    assert_eq!(pod.env("KIP_HOME"), pod.home, "{:?}", pod.env);
+    assert_eq!(
+        config["User"],
+        format!("{}:{}", pod.user.0, pod.user.1),
+        "the pod's user and the image's differ"
     );
     let image_env = config["Env"].to_string();
     assert!(
-        image_env.contains(&format!("KIP_HOME={mount}")),
+        image_env.contains(&format!("\"KIP_HOME={}\"", pod.home)),
         "{image_env}"
     );
-    let probe = container["readinessProbe"]["httpGet"]["path"]
-        .as_str()
-        .expect("readiness probe path");
 
     let api = TlsProxy::start(scratch.path(), &sb.address);
     let account = scratch.path().join("serviceaccount");
@@ -243,9 +209,15 @@ fn kip_server_image_builds_pushes_pulls_and_runs_as_installed() {
     give_to_image_user(&home);
     // Loopback instead of all addresses: the container shares the host's network.
     let listen = format!("127.0.0.1:{}", free_port());
-    let mut run_args = args.clone();
-    run_args[2] = listen.clone();
+    let mut run_args = pod.args.clone();
+    run_args[pod.listen_at()] = listen.clone();
     let mut options = vec![
+        "--user".to_string(),
+        format!("{}:{}", pod.user.0, pod.user.1),
+        "--cap-drop".to_string(),
+        "all".to_string(),
+        "--security-opt".to_string(),
+        "no-new-privileges".to_string(),
         "--hostname".to_string(),
         "kip-server-7d9f8-x2x4q".to_string(),
         "-v".to_string(),
@@ -254,19 +226,24 @@ fn kip_server_image_builds_pushes_pulls_and_runs_as_installed() {
             account.display()
         ),
         "-v".to_string(),
-        format!("{}:{mount}", home.display()),
+        format!("{}:{}", home.display(), pod.home),
         "-e".to_string(),
         "KUBERNETES_SERVICE_HOST=127.0.0.1".to_string(),
         "-e".to_string(),
         format!("KUBERNETES_SERVICE_PORT={}", api.port),
     ];
-    for (name, value) in &env {
+    for (name, value) in &pod.env {
         options.extend(["-e".to_string(), format!("{name}={value}")]);
     }
     let options: Vec<&str> = options.iter().map(String::as_str).collect();
     let run_args: Vec<&str> = run_args.iter().map(String::as_str).collect();
     let installed = engine.run("in-cluster", &options, &reference, &run_args);
-    installed.wait_answering(&listen, probe);
+    installed.wait_answering(&listen, &pod.probe);
+    assert_eq!(
+        installed.uids(),
+        [IMAGE_USER; 4],
+        "the pod's user is the image's"
+    );
     let logs = installed.logs();
     assert!(
         logs.contains(&format!(
@@ -295,23 +272,17 @@ fn kip_server_image_builds_pushes_pulls_and_runs_as_installed() {
                 .map(|_| ())
         },
     );
-    let id = &env
-        .iter()
-        .find(|(n, _)| n == "KIP_CLUSTER_ID")
-        .expect("id")
-        .1;
-    let domain = &env
-        .iter()
-        .find(|(n, _)| n == "KIP_DOMAIN")
-        .expect("domain")
-        .1;
     apply(&sb, &BARE_APP.replace("name: web", "name: shop"));
     let ingress = until("the pod's server to make App shop's Ingress", WAIT, || {
         get(&sb, &["ingress", "shop", "-n", "default"])
     });
     assert_eq!(
         ingress["spec"]["rules"][0]["host"],
-        format!("shop-{id}.{domain}"),
+        format!(
+            "shop-{}.{}",
+            pod.env("KIP_CLUSTER_ID"),
+            pod.env("KIP_DOMAIN")
+        ),
         "{}",
         installed.logs()
     );
@@ -325,6 +296,90 @@ fn kip_server_image_builds_pushes_pulls_and_runs_as_installed() {
         "server image test: {:.1} s",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// What templates/install/kip-server.yaml.j2's Deployment runs in its pod.
+struct InstalledPod {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    /// Where the kip home's emptyDir is mounted.
+    home: String,
+    port: u64,
+    /// The readiness probe's path.
+    probe: String,
+    /// The pod's runAsUser and runAsGroup.
+    user: (u64, u64),
+}
+
+impl InstalledPod {
+    /// The template rendered as `kip install` renders it, with `image` as the server's image.
+    fn render(image: &str) -> InstalledPod {
+        let manifest = crate::templates::render(
+            "install/kip-server.yaml.j2",
+            &crate::templates::INSTALL_CONTEXT
+                .replace("registry.example.com/kip-server:0.1.0", image),
+        );
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&manifest).expect("manifest is YAML");
+        let deployment = docs
+            .iter()
+            .find(|d| d["kind"] == "Deployment")
+            .expect("kip-server.yaml.j2 has a Deployment");
+        let spec = &deployment["spec"]["template"]["spec"];
+        let container = &spec["containers"][0];
+        assert_eq!(container["image"], image, "{container}");
+        // What the options of `podman run` below stand for.
+        assert_eq!(
+            container["securityContext"],
+            serde_json::json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}),
+        );
+        assert_eq!(spec["securityContext"]["runAsNonRoot"], true, "{spec}");
+        let id = |field: &str| spec["securityContext"][field].as_u64().expect(field);
+        let string = |v: &Value| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        InstalledPod {
+            args: container["args"]
+                .as_array()
+                .expect("args")
+                .iter()
+                .map(string)
+                .collect(),
+            env: container["env"]
+                .as_array()
+                .expect("env")
+                .iter()
+                .map(|e| (string(&e["name"]), string(&e["value"])))
+                .collect(),
+            home: string(&container["volumeMounts"][0]["mountPath"]),
+            port: container["ports"][0]["containerPort"]
+                .as_u64()
+                .expect("containerPort"),
+            probe: string(&container["readinessProbe"]["httpGet"]["path"]),
+            user: (id("runAsUser"), id("runAsGroup")),
+        }
+    }
+
+    fn env(&self, name: &str) -> &str {
+        self.env
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("the Deployment sets no {name}: {:?}", self.env))
+    }
+
+    /// Where `--listen`'s value is in the args.
+    fn listen_at(&self) -> usize {
+        1 + self
+            .args
+            .iter()
+            .position(|a| a == "--listen")
+            .unwrap_or_else(|| panic!("no --listen in {:?}", self.args))
+    }
+
+    fn listen(&self) -> &str {
+        &self.args[self.listen_at()]
+    }
 }
 
 fn mib(bytes: u64) -> f64 {
