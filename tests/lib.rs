@@ -29,6 +29,7 @@ mod sandbox_strategy;
 mod script_limits;
 mod script_tests;
 mod server;
+mod server_image;
 mod service_databases;
 mod service_verbs;
 mod shell;

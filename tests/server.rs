@@ -140,7 +140,7 @@ pub(crate) fn get(sb: &ServedSandbox, args: &[&str]) -> Option<Value> {
         .then(|| serde_json::from_slice(&o.stdout).expect("kubectl JSON"))
 }
 
-fn apply(sb: &ServedSandbox, yaml: &str) {
+pub(crate) fn apply(sb: &ServedSandbox, yaml: &str) {
     sb.kubectl().ok_stdin(&["apply", "-f", "-"], yaml);
 }
 
@@ -152,7 +152,7 @@ pub(crate) fn app_in_phase(sb: &ServedSandbox, ns: &str, name: &str, phase: &str
     })
 }
 
-const BARE_APP: &str = "apiVersion: kipper.run/v1alpha1
+pub(crate) const BARE_APP: &str = "apiVersion: kipper.run/v1alpha1
 kind: App
 metadata: {name: web, namespace: default}
 spec: {image: 'nginx:1.27', port: 80}

@@ -49,7 +49,7 @@ const AUTOSCALED_APP_CONTEXT: &str = r#"#{
     autoscale: #{ min: 2, max: 5, cpu: 70, memory: 80 },
 }"#;
 
-fn render(template: &str, context: &str) -> String {
+pub(crate) fn render(template: &str, context: &str) -> String {
     eval(
         template,
         &format!("tmpl::render(\"{template}\", {context})"),
@@ -193,7 +193,7 @@ fn service_templates_render_valid_manifests_for_every_type() {
     }
 }
 
-const INSTALL_CONTEXT: &str = r#"#{
+pub(crate) const INSTALL_CONTEXT: &str = r#"#{
     host: "203.0.113.10", cluster_id: "203-0-113-10", domain: "kipper.run",
     versions: #{ k3s: "v1.33.5+k3s1", cert_manager: "v1.18.2", longhorn: "1.9.1", zot: "v2.1.7" },
     namespace: "kipper-system", acme_email: "ops@example.com", registry_storage: "20Gi",
