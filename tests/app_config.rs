@@ -654,3 +654,183 @@ fn wait_for_echo_off(script_pid: u32) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// `--dry-run` prints what each verb would create, change or delete, as the API server's dry
+/// run says, hides secret values, and leaves every object as it was (resourceVersions equal).
+#[test]
+fn dry_runs_show_the_plan_and_change_nothing() {
+    let sb = ServedSandbox::start();
+    let new = ok(
+        &sb,
+        &[
+            "app",
+            "deploy",
+            "--name",
+            "api",
+            "--image",
+            "nginx:1.27",
+            "--port",
+            "80",
+            "--dry-run",
+        ],
+    );
+    for line in [
+        "+ create App api",
+        "+ create ConfigMap api-env",
+        "+ create Deployment api",
+        "+ create Ingress api",
+    ] {
+        assert!(new.contains(line), "{line}: {new}");
+    }
+    sb.kubectl().fails(&["get", "apps.kipper.run", "api"]);
+    deploy(&sb, "api", "80");
+    deploy(&sb, "web", "3000");
+    let versions = || {
+        let listed = sb.kubectl().json(&[
+            "get",
+            "apps.kipper.run,configmap,deployment,service,ingress,secret,hpa",
+            "-o",
+            "json",
+        ]);
+        let mut all: Vec<String> = listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                format!(
+                    "{} {} {}",
+                    o["kind"], o["metadata"]["name"], o["metadata"]["resourceVersion"]
+                )
+            })
+            .collect();
+        all.sort();
+        all
+    };
+    let before = versions();
+    let plans: &[(&[&str], &[&str])] = &[
+        (
+            &[
+                "app",
+                "deploy",
+                "--name",
+                "api",
+                "--image",
+                "nginx:1.28",
+                "--port",
+                "80",
+                "--env",
+                "LOG_LEVEL=debug",
+                "--dry-run",
+            ],
+            &[
+                "~ change App api:",
+                "spec.image: nginx:1.27 → nginx:1.28",
+                "data.LOG_LEVEL: info → debug",
+                "~ restart the pods of Deployment api",
+            ],
+        ),
+        (
+            &["app", "update", "api", "--image", "nginx:1.29", "--dry-run"],
+            &["spec.template.spec.containers.0.image: nginx:1.27 → nginx:1.29"],
+        ),
+        (
+            &["app", "update", "api", "--route", "shop/api", "--dry-run"],
+            &[
+                "+ create Middleware api-strip",
+                "+ create Certificate route-shop",
+                "spec.rules.0.host: api-sandbox.localhost → shop-sandbox.localhost",
+            ],
+        ),
+        (
+            &["app", "scale", "api", "--replicas", "3", "--dry-run"],
+            &["spec.replicas: 1 → 3"],
+        ),
+        (
+            &[
+                "app",
+                "env",
+                "set",
+                "api",
+                "NEW=1",
+                "--restart",
+                "--dry-run",
+            ],
+            &[
+                "data.NEW: (none) → 1",
+                "~ restart the pods of Deployment api",
+            ],
+        ),
+        (
+            &["app", "env", "delete", "api", "LOG_LEVEL", "--dry-run"],
+            &["data.LOG_LEVEL: info → (none)"],
+        ),
+        (
+            &[
+                "app",
+                "secret",
+                "set",
+                "api",
+                "TOKEN=very-secret-value",
+                "--dry-run",
+            ],
+            &["+ create Secret api-secrets"],
+        ),
+        (
+            &["app", "link", "api", "web", "--dry-run"],
+            &[
+                "data.API_URL: (none) → http://api.default.svc.cluster.local:80",
+                "~ restart the pods of Deployment web",
+            ],
+        ),
+        (
+            &["app", "autoscale", "api", "--max", "4", "--dry-run"],
+            &["+ create HorizontalPodAutoscaler api"],
+        ),
+    ];
+    for (args, says) in plans {
+        let plan = ok(&sb, args);
+        assert!(
+            plan.starts_with("Dry run: nothing was changed. Would:"),
+            "{args:?}: {plan}"
+        );
+        for line in *says {
+            assert!(
+                plan.contains(line),
+                "kip {args:?}: expected `{line}` in:\n{plan}"
+            );
+        }
+        assert!(!plan.contains("very-secret-value"), "{plan}");
+    }
+    assert_eq!(versions(), before, "a dry run wrote something");
+
+    // With a Secret in place, a change shows which key, never the value.
+    ok(&sb, &["app", "secret", "set", "api", "TOKEN=first-value"]);
+    let plan = ok(
+        &sb,
+        &[
+            "app",
+            "secret",
+            "set",
+            "api",
+            "TOKEN=second-value",
+            "--dry-run",
+        ],
+    );
+    assert!(plan.contains("data.TOKEN: (hidden) → (hidden)"), "{plan}");
+    assert!(
+        !plan.contains("first-value") && !plan.contains("second-value"),
+        "{plan}"
+    );
+    let plan = ok(
+        &sb,
+        &["app", "secret", "delete", "api", "TOKEN", "--dry-run"],
+    );
+    assert!(plan.contains("data.TOKEN: (hidden) → (none)"), "{plan}");
+    ok(&sb, &["app", "autoscale", "api", "--max", "3"]);
+    let plan = ok(&sb, &["app", "autoscale", "api", "--off", "--dry-run"]);
+    assert!(
+        plan.contains("- delete HorizontalPodAutoscaler api"),
+        "{plan}"
+    );
+    sb.kubectl().ok(&["get", "hpa", "api"]);
+}
