@@ -527,3 +527,44 @@ fn history_records_image_changes_and_rollback_goes_back() {
         err(&o)
     );
 }
+
+/// `kipper::promote` from a pipeline script: no question (the script decides), the verb's
+/// lines and records, what moved returned; an impossible promotion raises with the fix.
+#[test]
+fn kipper_promote_runs_from_a_pipeline_without_asking() {
+    let sb = shop();
+    let script = sb.kip_home().join("release.rhai");
+    std::fs::write(
+        &script,
+        r#"import "lib/kipper" as kipper;
+let moved = kipper::promote("shop", "api", "test", "acc");
+print(`moved ${moved.len()}: ${moved[0].image}`);
+try {
+    kipper::promote("shop", "web", "test", "acc");
+} catch (e) {
+    print(`refused: ${e.message}`);
+}
+"#,
+    )
+    .unwrap();
+    let printed = ok(&sb, &["run", &script.display().to_string()]);
+    assert!(
+        printed.contains("✔ api → acc (registry.example.com/api:v1.2.3)"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("moved 1: registry.example.com/api:v1.2.3"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("refused: cannot promote web to acc: it does not exist in acc"),
+        "{printed}"
+    );
+    let acc = app(&sb, "shop-acc", "api");
+    assert_eq!(acc["spec"]["image"], "registry.example.com/api:v1.2.3");
+    assert_eq!(
+        acc["metadata"]["annotations"]["kipper.run/promoted-from"],
+        "test"
+    );
+    sb.kubectl().fails(&["get", "app", "web", "-n", "shop-acc"]);
+}
