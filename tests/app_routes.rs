@@ -424,3 +424,57 @@ fn a_custom_domain_with_redirects() {
     let e = refused(&sb, &["app", "update", "shop"]);
     assert!(e.contains("nothing to change"), "{e}");
 }
+
+/// A deploy with a route writes each object it owns once (one server-side apply each; `-v`
+/// shows every request), whatever it checks first.
+#[test]
+fn a_routed_deploy_applies_each_object_once() {
+    let sb = ServedSandbox::start();
+    let o = sb.kip(&[
+        "-v",
+        "app",
+        "deploy",
+        "--name",
+        "api",
+        "--image",
+        "nginx:1.27",
+        "--port",
+        "80",
+        "--route",
+        "grp/api",
+        "--redirect-from",
+        "api.example.com",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    let mut writes: Vec<String> = err(&o)
+        .lines()
+        .filter(|l| l.contains("http.method=PATCH") && !l.contains("dryRun"))
+        .filter_map(|l| {
+            let url = l.split("http.url=").nth(1)?.split_whitespace().next()?;
+            Some(
+                url.split('?')
+                    .next()?
+                    .split("/namespaces/default/")
+                    .nth(1)?
+                    .to_string(),
+            )
+        })
+        .filter(|path| !path.starts_with("apps/"))
+        .collect();
+    writes.sort();
+    assert_eq!(
+        writes,
+        [
+            "certificates/route-grp",
+            "configmaps/api-env",
+            "deployments/api",
+            "ingresses/api",
+            "ingresses/api-redirects",
+            "middlewares/api-redirect",
+            "middlewares/api-strip",
+            "services/api",
+        ],
+        "{}",
+        err(&o)
+    );
+}
