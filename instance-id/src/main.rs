@@ -1,0 +1,163 @@
+//! kip-instance-id: a sidecar in an app's pod that forwards HTTP from `app port + 10000` to
+//! the app on `127.0.0.1:PORT` and adds `X-Instance-ID` (the first 8 hex characters of
+//! SHA-256 of the pod name) to every response, so users can tell which replica answered.
+//!
+//! Client → Service:PORT → sidecar :PORT+10000 → app 127.0.0.1:PORT. See `--help` for the
+//! settings; they come from flags or the environment (`KIP_UPSTREAM_PORT`, `POD_NAME`).
+
+mod config;
+mod instance;
+mod proxy;
+mod upgrade;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use config::{Command, Config};
+use proxy::Proxy;
+
+/// How long in-flight requests and upgraded connections may take to finish after SIGTERM.
+/// Below Kubernetes' default 30 s grace period, so the sidecar leaves on its own terms
+/// rather than being killed mid-answer.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+
+/// A token held by everything shutdown must wait for (client connections, upgraded bridges).
+/// Nothing is ever sent: the channel closing, when the last token is dropped, is the signal.
+pub type Alive = mpsc::Sender<()>;
+
+fn main() -> ExitCode {
+    let config = match config::parse(std::env::args().skip(1), |name| std::env::var(name).ok()) {
+        Ok(Command::Run(config)) => config,
+        Ok(Command::Help) => {
+            println!("{}", config::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version) => {
+            println!("kip-instance-id {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            eprintln!("kip-instance-id: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    // One thread: the sidecar's CPU limit is a twentieth of a core, so more workers would
+    // only add memory and cross-thread wake-ups.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("kip-instance-id: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("kip-instance-id: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    let listener = listen(config.listen_addr, config.listen_port).await?;
+    let local = listener
+        .local_addr()
+        .map_err(|err| format!("cannot read the listen address: {err}"))?;
+    let id = instance::instance_id(&config.pod_name);
+    let (alive, mut all_done) = mpsc::channel::<()>(1);
+    let proxy = Arc::new(Proxy::new(
+        config.upstream_port,
+        &id,
+        config.log_errors,
+        alive,
+    ));
+    let (stop, stopping) = watch::channel(false);
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|err| format!("cannot watch for SIGTERM: {err}"))?;
+    println!(
+        "kip-instance-id: listening on {local}, upstream 127.0.0.1:{}, X-Instance-ID {id} (pod {})",
+        config.upstream_port, config.pod_name
+    );
+
+    let mut server = http1::Builder::new();
+    // The timer lets hyper enforce its header read timeout on slow or idle clients.
+    server.timer(TokioTimer::new());
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    // Out of file descriptors, most likely: back off rather than spin.
+                    if config.log_errors {
+                        eprintln!("kip-instance-id: accept failed: {err}");
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = sigterm.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let proxy = proxy.clone();
+        let mut stopping = stopping.clone();
+        let conn = server
+            .serve_connection(
+                TokioIo::new(stream),
+                service_fn(move |req| {
+                    let proxy = proxy.clone();
+                    async move { proxy.handle(req).await }
+                }),
+            )
+            .with_upgrades();
+        tokio::spawn(async move {
+            tokio::pin!(conn);
+            // Errors are the client going away (a cancel, a reset, a timeout): nothing the
+            // app's operators can act on, so they are not reported.
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = async { stopping.wait_for(|stop| *stop).await.map(drop) } => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+
+    // Stop taking connections, let open ones finish what they are doing, then leave.
+    drop(listener);
+    let _ = stop.send(true);
+    drop(proxy);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, all_done.recv()).await;
+    Ok(())
+}
+
+/// Binds all interfaces by default: `[::]`, which takes IPv4 too, or `0.0.0.0` in a pod
+/// without IPv6.
+async fn listen(addr: Option<IpAddr>, port: u16) -> Result<TcpListener, String> {
+    let bind = |ip: IpAddr| async move {
+        let addr = SocketAddr::new(ip, port);
+        TcpListener::bind(addr)
+            .await
+            .map_err(|err| format!("cannot listen on {addr}: {err}"))
+    };
+    match addr {
+        Some(ip) => bind(ip).await,
+        None => match bind(IpAddr::V6(Ipv6Addr::UNSPECIFIED)).await {
+            Ok(listener) => Ok(listener),
+            Err(_) => bind(IpAddr::V4(Ipv4Addr::UNSPECIFIED)).await,
+        },
+    }
+}

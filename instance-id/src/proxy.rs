@@ -1,0 +1,275 @@
+//! One request: forward it to the app, stream the answer back, stamp `X-Instance-ID` on it.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::http::uri::{Authority, PathAndQuery, Scheme};
+use hyper::{Request, Response, StatusCode, Uri, Version};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::upgrade;
+
+/// The header this sidecar exists for.
+pub const X_INSTANCE_ID: HeaderName = HeaderName::from_static("x-instance-id");
+
+/// A connect to loopback either succeeds or is refused at once; waiting longer than this
+/// means the app's accept backlog is full, and the client is better served by a 502.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Shorter than the shortest keep-alive timeout common among app servers (Node's 5 s), so
+/// the sidecar drops an idle connection before the app does. Otherwise a request can be
+/// written onto a connection the app is closing that instant, and come back as a 502.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// The app's answer streamed through unchanged, or the sidecar's own short 502.
+pub type Body = Either<Incoming, Full<Bytes>>;
+
+/// The reverse proxy in front of one app, shared by every client connection.
+pub struct Proxy {
+    /// Keeps connections to the app open between requests (a pool, not one per client).
+    client: Client<HttpConnector, Incoming>,
+    upstream: Authority,
+    instance_id: HeaderValue,
+    log_errors: bool,
+    /// Held by every upgraded connection's bridge, so shutdown can wait for those too.
+    alive: crate::Alive,
+}
+
+impl Proxy {
+    /// A proxy to `127.0.0.1:upstream_port` whose answers carry `instance_id`.
+    pub fn new(
+        upstream_port: u16,
+        instance_id: &str,
+        log_errors: bool,
+        alive: crate::Alive,
+    ) -> Self {
+        let mut connector = HttpConnector::new();
+        // Small writes (headers, SSE events) must leave at once, not wait for Nagle.
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .build(connector);
+        Proxy {
+            client,
+            upstream: Authority::try_from(format!("127.0.0.1:{upstream_port}"))
+                .unwrap_or_else(|_| Authority::from_static("127.0.0.1")),
+            instance_id: HeaderValue::from_str(instance_id)
+                .unwrap_or_else(|_| HeaderValue::from_static("invalid")),
+            log_errors,
+            alive,
+        }
+    }
+
+    /// Forwards `req` and answers with the app's response, or 502 if the app could not be
+    /// reached. Never fails: every outcome is an HTTP answer to the client.
+    ///
+    /// `X-Instance-ID` is set on every response, replacing one the app may have sent: a
+    /// header with two values (or the app's value) would defeat the point of telling pods
+    /// apart, and an app that wants its own header has the sidecar turned off instead.
+    pub async fn handle(&self, mut req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+        let client_upgrade = is_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
+        strip_hop_by_hop(req.headers_mut(), client_upgrade.is_some());
+        let path = req
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let mut parts = hyper::http::uri::Parts::default();
+        parts.scheme = Some(Scheme::HTTP);
+        parts.authority = Some(self.upstream.clone());
+        parts.path_and_query = Some(path);
+        match Uri::from_parts(parts) {
+            Ok(uri) => *req.uri_mut() = uri,
+            Err(_) => return Ok(self.stamp(bad_gateway("bad request target\n"))),
+        }
+        // HTTP/1.1 to the app whatever the client spoke, so the connection can be pooled;
+        // hyper answers an HTTP/1.0 client in HTTP/1.0 framing on its own.
+        *req.version_mut() = Version::HTTP_11;
+
+        let mut resp = match self.client.request(req).await {
+            Ok(resp) => resp,
+            Err(err) => {
+                if self.log_errors {
+                    eprintln!(
+                        "kip-instance-id: 502, the app on {} did not answer: {}",
+                        self.upstream,
+                        chain(&err)
+                    );
+                }
+                return Ok(self.stamp(bad_gateway("the app did not answer\n")));
+            }
+        };
+
+        match client_upgrade {
+            Some(client_upgrade) if resp.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                let upstream_upgrade = hyper::upgrade::on(&mut resp);
+                upgrade::bridge(
+                    client_upgrade,
+                    upstream_upgrade,
+                    self.alive.clone(),
+                    self.log_errors,
+                );
+            }
+            _ => strip_hop_by_hop(resp.headers_mut(), false),
+        }
+        // The client hears HTTP/1.1 from the sidecar even when the app speaks HTTP/1.0 (the
+        // framing is hyper's own on each side); hyper still answers a 1.0 client in 1.0.
+        *resp.version_mut() = Version::HTTP_11;
+        Ok(self.stamp(resp.map(Either::Left)))
+    }
+
+    fn stamp(&self, mut resp: Response<Body>) -> Response<Body> {
+        resp.headers_mut()
+            .insert(X_INSTANCE_ID, self.instance_id.clone());
+        resp
+    }
+}
+
+fn bad_gateway(why: &'static str) -> Response<Body> {
+    let mut resp = Response::new(Either::Right(Full::new(Bytes::from_static(why.as_bytes()))));
+    *resp.status_mut() = StatusCode::BAD_GATEWAY;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// An error with its causes, because hyper's outermost message ("client error (Connect)")
+/// does not say what went wrong.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A request that asks to switch protocols (WebSocket): `Connection: upgrade` and an
+/// `Upgrade` header naming the protocol.
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("upgrade"))
+}
+
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+}
+
+/// Removes the headers that describe this hop's connection rather than the message
+/// (RFC 9110 §7.6.1): the fixed list and whatever `Connection` names. hyper frames bodies
+/// and manages keep-alive on each side on its own; forwarding these would let the client
+/// steer the sidecar's pooled connection to the app, or the app steer the client's.
+///
+/// With `keep_upgrade`, `Connection: upgrade` and `Upgrade` stay: switching protocols has to
+/// be agreed end to end, so the sidecar passes the handshake through and bridges after.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = connection_tokens(headers)
+            .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
+            .collect();
+        for name in named {
+            if !(keep_upgrade && name == header::UPGRADE) {
+                headers.remove(name);
+            }
+        }
+        headers.remove(header::CONNECTION);
+    }
+    for name in [header::TE, header::TRANSFER_ENCODING] {
+        headers.remove(name);
+    }
+    for name in ["keep-alive", "proxy-connection"] {
+        headers.remove(name);
+    }
+    if keep_upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(header::UPGRADE);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        map
+    }
+
+    fn names(map: &HeaderMap) -> Vec<&str> {
+        let mut names: Vec<&str> = map.keys().map(HeaderName::as_str).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn hop_by_hop_and_nominated_headers_go() {
+        let mut map = headers(&[
+            ("connection", "keep-alive, X-Secret"),
+            ("connection", "close"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+            ("close", "odd but nominated"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("proxy-connection", "keep-alive"),
+            ("upgrade", "h2c"),
+            ("trailer", "x-checksum"),
+            ("host", "app.example"),
+            ("x-kept", "yes"),
+        ]);
+        strip_hop_by_hop(&mut map, false);
+        assert_eq!(names(&map), ["host", "trailer", "x-kept"]);
+    }
+
+    #[test]
+    fn upgrade_handshake_keeps_its_two_headers() {
+        let mut map = headers(&[
+            ("connection", "Upgrade, keep-alive"),
+            ("upgrade", "websocket"),
+            ("keep-alive", "timeout=5"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ]);
+        assert!(is_upgrade(&map));
+        strip_hop_by_hop(&mut map, true);
+        assert_eq!(names(&map), ["connection", "sec-websocket-key", "upgrade"]);
+        assert_eq!(map[header::CONNECTION], "upgrade");
+        assert_eq!(map[header::UPGRADE], "websocket");
+    }
+
+    #[test]
+    fn upgrade_needs_both_headers() {
+        assert!(!is_upgrade(&headers(&[("upgrade", "websocket")])));
+        assert!(!is_upgrade(&headers(&[("connection", "upgrade")])));
+        assert!(is_upgrade(&headers(&[
+            ("connection", "keep-alive"),
+            ("connection", "UPGRADE"),
+            ("upgrade", "x")
+        ])));
+    }
+}
