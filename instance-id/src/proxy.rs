@@ -4,7 +4,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{Either, Full};
+use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::http::uri::{Authority, PathAndQuery, Scheme};
@@ -27,13 +27,34 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// written onto a connection the app is closing that instant, and come back as a 502.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 
+/// The client's request body on its way to the app, with its errors marked as the client's.
+type RequestBody =
+    http_body_util::combinators::MapErr<Incoming, fn(hyper::Error) -> ClientBodyError>;
+
+/// The request body failed on the client's side: a client that hung up or sent a broken
+/// body. Marked so the failed forward is not reported as the app's fault.
+#[derive(Debug)]
+struct ClientBodyError(hyper::Error);
+
+impl std::fmt::Display for ClientBodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the client's request body: {}", self.0)
+    }
+}
+
+impl std::error::Error for ClientBodyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
 /// The app's answer streamed through unchanged, or the sidecar's own short 502.
 pub type Body = Either<Incoming, Full<Bytes>>;
 
 /// The reverse proxy in front of one app, shared by every client connection.
 pub struct Proxy {
     /// Keeps connections to the app open between requests (a pool, not one per client).
-    client: Client<HttpConnector, Incoming>,
+    client: Client<HttpConnector, RequestBody>,
     upstream: Authority,
     instance_id: HeaderValue,
     log_errors: bool,
@@ -89,14 +110,23 @@ impl Proxy {
         parts.path_and_query = Some(path);
         match Uri::from_parts(parts) {
             Ok(uri) => *req.uri_mut() = uri,
-            Err(_) => return Ok(self.stamp(bad_gateway("bad request target\n"))),
+            Err(_) => return Ok(self.stamp(plain(StatusCode::BAD_GATEWAY, "bad request target\n"))),
         }
         // HTTP/1.1 to the app whatever the client spoke, so the connection can be pooled;
         // hyper answers an HTTP/1.0 client in HTTP/1.0 framing on its own.
         *req.version_mut() = Version::HTTP_11;
 
+        let req =
+            req.map(|body| body.map_err(ClientBodyError as fn(hyper::Error) -> ClientBodyError));
         let mut resp = match self.client.request(req).await {
             Ok(resp) => resp,
+            Err(err) if caused_by_client(&err) => {
+                // Usually nobody is left to read this; if the client is, its body was broken.
+                return Ok(self.stamp(plain(
+                    StatusCode::BAD_REQUEST,
+                    "the request body was cut short\n",
+                )));
+            }
             Err(err) => {
                 if self.log_errors {
                     eprintln!(
@@ -105,7 +135,7 @@ impl Proxy {
                         chain(&err)
                     );
                 }
-                return Ok(self.stamp(bad_gateway("the app did not answer\n")));
+                return Ok(self.stamp(plain(StatusCode::BAD_GATEWAY, "the app did not answer\n")));
             }
         };
 
@@ -134,14 +164,28 @@ impl Proxy {
     }
 }
 
-fn bad_gateway(why: &'static str) -> Response<Body> {
-    let mut resp = Response::new(Either::Right(Full::new(Bytes::from_static(why.as_bytes()))));
-    *resp.status_mut() = StatusCode::BAD_GATEWAY;
+/// The sidecar's own answer, when there is no answer from the app to pass on.
+fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut resp = Response::new(Either::Right(Full::new(Bytes::from_static(
+        text.as_bytes(),
+    ))));
+    *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     resp
+}
+
+fn caused_by_client(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(err);
+    while let Some(err) = source {
+        if err.is::<ClientBodyError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 /// An error with its causes, because hyper's outermost message ("client error (Connect)")
