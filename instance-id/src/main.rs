@@ -93,7 +93,9 @@ async fn serve(config: Config) -> Result<(), String> {
 
     let mut server = http1::Builder::new();
     // The timer lets hyper enforce its header read timeout on slow or idle clients.
-    server.timer(TokioTimer::new());
+    server
+        .timer(TokioTimer::new())
+        .max_buf_size(proxy::MAX_BUF_SIZE);
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
