@@ -9,9 +9,10 @@ alternating rounds, direct to nginx and through the sidecar:
 - 64 connections, small response: requests/s and the tail when the sidecar is saturated;
 - 16 connections, 1 MiB response: streaming throughput.
 
-Also measured: the sidecar's resident memory (VmRSS) idle, its peak (VmHWM) under that load
-and with 512 connections open at once, and its CPU time per request (utime + stime ÷
-requests), which with the pod's 50m CPU limit gives the request rate one sidecar can carry.
+Also measured: the sidecar's resident memory (VmRSS) idle, its peak (VmHWM) under that
+load, with 512 keep-alive connections open (idle, after one request each) and with wrk on
+512 connections; and its CPU time per request (utime + stime ÷ requests), which with the
+pod's 50m CPU limit gives the request rate one sidecar can carry.
 
 Run: python3 benches/instance_id.py     (installs nginx and wrk with apt-get if missing;
      BENCH_DURATION and BENCH_ROUNDS adjust it)
@@ -120,6 +121,26 @@ def memory_mb(pid):
     return rss, hwm
 
 
+def open_connections(addr, n):
+    """`n` keep-alive connections to the sidecar, each after one answered request, left open
+    (so the sidecar holds `n` client connections and `n` connections to the backend)."""
+    import socket
+    host, port = addr.rsplit(":", 1)
+    conns = [socket.create_connection((host, int(port))) for _ in range(n)]
+    for conn in conns:
+        conn.sendall(b"GET /small HTTP/1.1\r\nHost: bench\r\n\r\n")
+    for conn in conns:
+        conn.settimeout(10)
+        got = b""
+        while not got.endswith(b"hello, world\n"):
+            chunk = conn.recv(4096)
+            if not chunk:
+                sys.exit("the sidecar closed a connection")
+            got += chunk
+    time.sleep(0.2)
+    return conns
+
+
 def main():
     ensure_tools()
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "kip-instance-id"], check=True, cwd=ROOT)
@@ -144,6 +165,11 @@ def main():
                     if name == "sidecar":
                         cpu.setdefault(case, []).append((cpu_seconds(sidecar.pid) - before) / requests * 1e6)
         loaded_rss, loaded_hwm = memory_mb(sidecar.pid)
+        before_open, _ = memory_mb(sidecar.pid)
+        kept = open_connections(addr, 512)
+        open_rss, _ = memory_mb(sidecar.pid)
+        for conn in kept:
+            conn.close()
         wrk(targets["sidecar"] + "/small", 512, "3s")
         many_rss, many_hwm = memory_mb(sidecar.pid)
         time.sleep(1)
@@ -173,7 +199,9 @@ def main():
               f"{statistics.median(cpu[case]):.1f} µs |")
     small_cpu = statistics.median(cpu["small, 64 connections"])
     print(f"sidecar memory: {idle_rss:.1f} MB idle; {loaded_rss:.1f} MB after the runs above, peak "
-          f"{loaded_hwm:.1f} MB; {many_hwm:.1f} MB peak with 512 connections; {after_rss:.1f} MB a second later")
+          f"{loaded_hwm:.1f} MB; 512 open keep-alive connections (each after one request): +{open_rss - before_open:.1f} MB "
+          f"({(open_rss - before_open) * 1024 / 512:.0f} KB each); {many_hwm:.1f} MB peak with wrk on 512 connections; "
+          f"{after_rss:.1f} MB a second later")
     print(f"at the 50m CPU limit: about {0.05 / (small_cpu / 1e6):,.0f} small requests/s per sidecar")
 
 

@@ -2,8 +2,29 @@
 //! the app on `127.0.0.1:PORT` and adds `X-Instance-ID` (the first 8 hex characters of
 //! SHA-256 of the pod name) to every response, so users can tell which replica answered.
 //!
-//! Client → Service:PORT → sidecar :PORT+10000 → app 127.0.0.1:PORT. See `--help` for the
-//! settings; they come from flags or the environment (`KIP_UPSTREAM_PORT`, `POD_NAME`).
+//! Client → Traefik → Service:PORT → sidecar :PORT+10000 → app 127.0.0.1:PORT.
+//!
+//! Settings (flags win over the environment; `--help` lists them):
+//!
+//! | flag | environment | default |
+//! |---|---|---|
+//! | `--upstream-port PORT` | `KIP_UPSTREAM_PORT` | required: the app's container port |
+//! | `--listen-port PORT` | `KIP_LISTEN_PORT` | the upstream port + 10000 (an app port above 55535 is refused unless this is set) |
+//! | `--listen-addr IP` | `KIP_LISTEN_ADDR` | `[::]` (IPv4 too), `0.0.0.0` where the pod has no IPv6 |
+//! | `--pod-name NAME` | `POD_NAME`, then `HOSTNAME` | required: set `POD_NAME` from the Downward API (`fieldRef: metadata.name`) |
+//! | `--log-errors` | `KIP_LOG_ERRORS=1` | off: the upstream errors behind 502s go to stderr |
+//!
+//! In the Deployment: the container's `ports` is `PORT + 10000`, the Service's `targetPort`
+//! points at it, resources 10m/16Mi requested and 50m/32Mi limits. The image is built with
+//! `instance-id/image/build TAG` (buildah, no base image; `USER 65532`).
+//!
+//! Behaviour: one start line on stdout, nothing per request; a bad setting is one line on
+//! stderr and exit code 2. Bodies stream both ways; WebSocket (any `Connection: upgrade`)
+//! is passed through and bridged after the 101. The app unreachable → 502 with a short text
+//! body. SIGTERM: stop accepting, let in-flight requests and upgraded connections finish
+//! (at most 25 s), exit 0. The pod's other containers get SIGTERM at the same moment, and
+//! Service endpoints take a moment to drop the pod, so a `preStop` sleep on the pod's
+//! containers is what keeps late requests from being refused.
 
 mod config;
 mod instance;
