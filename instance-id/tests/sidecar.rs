@@ -277,9 +277,10 @@ async fn a_streamed_request_body_arrives_chunk_by_chunk() {
     assert_eq!(got, "part one;part two");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_websocket_upgrade_passes_and_bytes_flow_both_ways() {
-    let up = upstream(|mut req: Request<Incoming>| async move {
+/// An upstream that accepts WebSocket handshakes (checking the headers arrived), greets the
+/// client after the 101 and then echoes every read back with an `echo:` prefix until EOF.
+async fn websocket_upstream() -> u16 {
+    upstream(|mut req: Request<Incoming>| async move {
         let headers = req.headers();
         let asked = headers.get("upgrade").is_some_and(|v| v == "websocket")
             && headers
@@ -297,7 +298,6 @@ async fn a_websocket_upgrade_passes_and_bytes_flow_both_ways() {
         let on_upgrade = hyper::upgrade::on(&mut req);
         tokio::spawn(async move {
             let mut io = TokioIo::new(on_upgrade.await.unwrap());
-            // The app speaks first, then echoes until the client closes.
             io.write_all(b"hello from the app\n").await.unwrap();
             let mut buf = [0u8; 1024];
             loop {
@@ -318,8 +318,13 @@ async fn a_websocket_upgrade_passes_and_bytes_flow_both_ways() {
             .body(empty())
             .unwrap()
     })
-    .await;
-    let sidecar = Sidecar::start(up.port(), "web-1");
+    .await
+    .port()
+}
+
+/// Opens a connection through the sidecar and completes the WebSocket handshake; returns the
+/// connection (past the 101) and the 101's head, lowercased.
+async fn websocket(sidecar: &Sidecar) -> (TcpStream, String) {
     let mut stream = TcpStream::connect(sidecar.addr).await.unwrap();
     stream
         .write_all(
@@ -330,6 +335,28 @@ async fn a_websocket_upgrade_passes_and_bytes_flow_both_ways() {
         .unwrap();
     let head = read_head(&mut stream).await.to_ascii_lowercase();
     assert!(head.starts_with("http/1.1 101 "), "{head}");
+    let mut buf = vec![0u8; 19];
+    bounded("the app's greeting", stream.read_exact(&mut buf))
+        .await
+        .unwrap();
+    assert_eq!(buf, b"hello from the app\n");
+    (stream, head)
+}
+
+async fn echo(stream: &mut TcpStream, text: &str) {
+    stream.write_all(text.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 5 + text.len()];
+    bounded("the echo", stream.read_exact(&mut buf))
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&buf), format!("echo:{text}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_upgrade_passes_and_bytes_flow_both_ways() {
+    let sidecar = Sidecar::start(websocket_upstream().await, "web-1");
+    // The greeting (app → client) is read inside `websocket`.
+    let (mut stream, head) = websocket(&sidecar).await;
     assert!(head.contains("\r\nupgrade: websocket\r\n"), "{head}");
     assert!(head.contains("\r\nconnection: upgrade\r\n"), "{head}");
     assert!(
@@ -340,18 +367,8 @@ async fn a_websocket_upgrade_passes_and_bytes_flow_both_ways() {
         head.contains(&format!("\r\nx-instance-id: {}\r\n", expected_id("web-1"))),
         "{head}"
     );
-
-    let mut buf = vec![0u8; 19];
-    bounded("the app's greeting", stream.read_exact(&mut buf))
-        .await
-        .unwrap();
-    assert_eq!(buf, b"hello from the app\n");
-    stream.write_all(b"ping").await.unwrap();
-    let mut buf = vec![0u8; 9];
-    bounded("the echo", stream.read_exact(&mut buf))
-        .await
-        .unwrap();
-    assert_eq!(buf, b"echo:ping");
+    echo(&mut stream, "ping").await;
+    echo(&mut stream, "and again").await;
     // A half-close travels through too: the app sees the end and closes its side.
     stream.shutdown().await.unwrap();
     let mut rest = Vec::new();
@@ -359,6 +376,58 @@ async fn a_websocket_upgrade_passes_and_bytes_flow_both_ways() {
         .await
         .unwrap();
     assert!(rest.is_empty(), "{rest:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_waits_for_an_open_websocket() {
+    let mut sidecar = Sidecar::start(websocket_upstream().await, "web-1");
+    let (mut stream, _) = websocket(&sidecar).await;
+    sidecar.terminate();
+    bounded("the listener to close", async {
+        while TcpStream::connect(sidecar.addr).await.is_ok() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    // Still bridged after SIGTERM, and the sidecar stays until the connection ends.
+    echo(&mut stream, "after SIGTERM").await;
+    sidecar.assert_running();
+    stream.shutdown().await.unwrap();
+    let mut rest = Vec::new();
+    bounded("the app's close", stream.read_to_end(&mut rest))
+        .await
+        .unwrap();
+    let (code, stderr) = tokio::task::block_in_place(|| sidecar.wait_exit());
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expect_100_continue_is_answered_before_the_body_is_sent() {
+    let up = upstream(|req: Request<Incoming>| async move {
+        let body = req.into_body().collect().await.unwrap().to_bytes();
+        Response::new(full(format!("got {} bytes", body.len())))
+    })
+    .await;
+    let sidecar = Sidecar::start(up.port(), "web-1");
+    let mut stream = TcpStream::connect(sidecar.addr).await.unwrap();
+    stream
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        .await
+        .unwrap();
+    // The client waits for the interim answer before sending the body, as curl does.
+    let interim = read_head(&mut stream).await;
+    assert!(
+        interim.starts_with("HTTP/1.1 100 Continue\r\n"),
+        "{interim}"
+    );
+    stream.write_all(b"12345").await.unwrap();
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    let mut body = vec![0u8; "got 5 bytes".len()];
+    bounded("the body", stream.read_exact(&mut body))
+        .await
+        .unwrap();
+    assert_eq!(body, b"got 5 bytes");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
