@@ -55,6 +55,14 @@ use proxy::Proxy;
 /// rather than being killed mid-answer.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
+/// Probes for client connections that went quiet: a client that vanished without closing
+/// (its node died) would otherwise keep its connection, and the memory behind it, forever,
+/// since an idle keep-alive connection has no timeout of its own. Dead after about 2 minutes.
+const TCP_KEEPALIVE: socket2::TcpKeepalive = socket2::TcpKeepalive::new()
+    .with_time(Duration::from_secs(60))
+    .with_interval(Duration::from_secs(10))
+    .with_retries(6);
+
 /// A token held by everything shutdown must wait for (client connections, upgraded bridges).
 /// Nothing is ever sent: the channel closing, when the last token is dropped, is the signal.
 pub type Alive = mpsc::Sender<()>;
@@ -139,6 +147,7 @@ async fn serve(config: Config) -> Result<(), String> {
             _ = tokio::signal::ctrl_c() => break,
         };
         let _ = stream.set_nodelay(true);
+        let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&TCP_KEEPALIVE);
         let proxy = proxy.clone();
         let mut stopping = stopping.clone();
         let conn = server
