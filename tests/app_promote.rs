@@ -112,7 +112,10 @@ fn promote_moves_only_the_image_and_records_it() {
     assert_eq!(d["spec"]["replicas"], 2);
     let container = &d["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(container["image"], "registry.example.com/api:v1.2.3");
-    assert_eq!(container["env"][0]["value"], "acc");
+    let env = sb
+        .kubectl()
+        .json(&["get", "configmap", "api-env", "-n", "shop-acc"]);
+    assert_eq!(env["data"]["MODE"], "acc", "acc keeps its own variables");
     assert_eq!(
         d["metadata"]["annotations"]["kipper.run/promoted-from"],
         "test"

@@ -62,7 +62,11 @@ fn deploy_is_idempotent_and_owned_by_the_app() {
     assert_eq!(deployment["spec"]["revisionHistoryLimit"], 3);
     let container = &deployment["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(container["image"], "ghcr.io/acme/api:latest");
-    assert_eq!(container["env"][0]["name"], "LOG_LEVEL");
+    // Variables reach the pods from the app's ConfigMap, owned by the App like the rest.
+    assert_eq!(container["envFrom"][0]["configMapRef"]["name"], "api-env");
+    let env = k.json(&["get", "configmap", "api-env"]);
+    assert_eq!(env["data"]["LOG_LEVEL"], "info");
+    assert_eq!(env["metadata"]["ownerReferences"][0]["uid"], uid.as_str());
     let ingress = k.json(&["get", "ingress", "api"]);
     assert_eq!(ingress["spec"]["rules"][0]["host"], "api-sandbox.localhost");
 

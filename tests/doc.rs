@@ -143,6 +143,8 @@ const THROWS: &[(&str, &str)] = &[
     ("throw kip::invalid_value(", "invalid"),
     ("ui::confirm", "confirmation-required"),
     ("k8s::exec(", "denied"),
+    // Standard input is empty: no value to read.
+    ("ui::secret(", "invalid"),
 ];
 
 /// What a test needs before an example of `function` runs: the names examples use for what a
@@ -166,8 +168,8 @@ fn prelude(function: &str) -> String {
     import "lib/apps" as lib;
     let ctx = lib::context(k8s::get("kipper.run/v1alpha1", "App", ns, "web"));
     let objects = lib::objects(k8s::get("kipper.run/v1alpha1", "App", ns, "web"));
-    let deployment = objects[0];
-    let service = objects[1];
+    let deployment = objects.filter(|o| o.kind == "Deployment")[0];
+    let service = objects.filter(|o| o.kind == "Service")[0];
     let obj = #{ apiVersion: "v1", kind: "ConfigMap", metadata: #{ name: "example", namespace: ns }, data: #{ a: "1" } };
     let force = false;
     let img = "nginx:1.28";
@@ -237,6 +239,8 @@ k8s::apply(#{ apiVersion: "batch/v1", kind: "Job", metadata: #{ name: "migrate",
     let dir = home.path().join("examples");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("examples_test.rhai"), &file).unwrap();
+    // What `fs::read_dotenv`'s example reads, where kip runs.
+    std::fs::write(home.path().join(".env"), "LOG_LEVEL=info\n").unwrap();
     // What `fs::read_text`'s example reads, where kip runs.
     std::fs::create_dir_all(home.path().join("hooks")).unwrap();
     std::fs::write(

@@ -204,7 +204,7 @@ fn install_over_ssh_then_deploy_then_rerun_changes_nothing() {
         "✔ Let's Encrypt ClusterIssuer installed (",
         "✔ Longhorn installed (",
         "✔ Registry installed (",
-        "- kip server: skipped, no image of it is published: build one from server/Dockerfile, push it where the cluster pulls from and pass --kip-server-image IMAGE",
+        "- kip server: skipped, no image of it is published: build and push one with server/image/build TAG REGISTRY and pass the reference it prints as --kip-server-image",
         "✔ Gateway: 127-0-0-1.kipper.test → 127.0.0.1:80",
         "Console: https://console-127-0-0-1.kipper.test",
     ] {
@@ -295,7 +295,7 @@ fn install_over_ssh_then_deploy_then_rerun_changes_nothing() {
         "✔ Node sandbox: Ready",
         "✔ cert-manager: chart installed",
         "✔ Registry: 1/1 available",
-        "✔ kip server: not installed: no image of it is published: build one from server/Dockerfile, push it where the cluster pulls from and pass --kip-server-image IMAGE",
+        "✔ kip server: not installed: no image of it is published: build and push one with server/image/build TAG REGISTRY and pass the reference it prints as --kip-server-image",
     ] {
         assert!(status.contains(line), "missing {line:?} in:\n{status}");
     }
@@ -550,7 +550,7 @@ fn dry_run_prints_commands_and_manifests_and_connects_nowhere() {
         "kind: ClusterIssuer",
         "chart: longhorn",
         "ghcr.io/project-zot/zot:v2",
-        "# kip server: skipped, no image of it is published: build one from server/Dockerfile, push it where the cluster pulls from and pass --kip-server-image IMAGE",
+        "# kip server: skipped, no image of it is published: build and push one with server/image/build TAG REGISTRY and pass the reference it prints as --kip-server-image",
         "none configured",
     ] {
         assert!(text.contains(part), "missing {part:?} in:\n{text}");

@@ -448,7 +448,7 @@ fn bind_works_in_the_sandbox_and_names_the_true_cause() {
     k.ok(&["get", "secret", "web-db-binding"]);
     let d = k.json(&["get", "deployment", "web"]);
     assert_eq!(
-        d["spec"]["template"]["spec"]["containers"][0]["envFrom"][0]["secretRef"]["name"],
+        d["spec"]["template"]["spec"]["containers"][0]["envFrom"][1]["secretRef"]["name"],
         "web-db-binding"
     );
 

@@ -1,7 +1,9 @@
 //! End-to-end tests through the real `kip` binary, the sandbox over HTTP and the real `kubectl`.
 
+mod app_config;
 mod app_list;
 mod app_promote;
+mod app_routes;
 mod app_verbs;
 mod cluster_verbs;
 mod common;
@@ -27,6 +29,7 @@ mod sandbox_strategy;
 mod script_limits;
 mod script_tests;
 mod server;
+mod server_image;
 mod service_databases;
 mod service_verbs;
 mod shell;

@@ -31,6 +31,13 @@ if ! command -v mysql >/dev/null 2>&1; then need_apt+=(mariadb-client); fi
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
 command -v sudo >/dev/null 2>&1 || need_apt+=(sudo)
+# kip server's image (tests/server_image.rs): buildah builds it (server/image/build), a real
+# registry of the test's own on loopback holds it, podman pulls and runs it with runc (crun does
+# not run here), and socat with openssl's certificates puts TLS in front of the sandbox as a
+# pod's API server. The packages' own registry service is not used.
+for pkg in buildah podman runc docker-registry socat openssl; do
+  installed "$pkg" || need_apt+=("$pkg")
+done
 # libfuzzer-sys builds libFuzzer (C++) for gateway/fuzz.
 command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
 if [ ${#need_apt[@]} -gt 0 ]; then

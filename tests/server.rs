@@ -140,7 +140,7 @@ pub(crate) fn get(sb: &ServedSandbox, args: &[&str]) -> Option<Value> {
         .then(|| serde_json::from_slice(&o.stdout).expect("kubectl JSON"))
 }
 
-fn apply(sb: &ServedSandbox, yaml: &str) {
+pub(crate) fn apply(sb: &ServedSandbox, yaml: &str) {
     sb.kubectl().ok_stdin(&["apply", "-f", "-"], yaml);
 }
 
@@ -152,7 +152,7 @@ pub(crate) fn app_in_phase(sb: &ServedSandbox, ns: &str, name: &str, phase: &str
     })
 }
 
-const BARE_APP: &str = "apiVersion: kipper.run/v1alpha1
+pub(crate) const BARE_APP: &str = "apiVersion: kipper.run/v1alpha1
 kind: App
 metadata: {name: web, namespace: default}
 spec: {image: 'nginx:1.27', port: 80}
@@ -712,4 +712,57 @@ fn sandbox_up_with_server_runs_it_beside_the_sandbox() {
     );
     // SAFETY: signal 0 only checks whether the process exists.
     assert_ne!(unsafe { libc::kill(pid, 0) }, 0, "the server still runs");
+}
+
+/// Features turned on and off by editing the App with kubectl: the server makes the objects
+/// of an autoscaler and a route group prefix, records them in `status.parts`, and removes them
+/// when the App no longer asks for them.
+#[test]
+fn optional_objects_follow_the_app_both_ways() {
+    let sb = ServedSandbox::start();
+    let _server = Server::start(&sb, None);
+    apply(&sb, BARE_APP);
+    app_in_phase(&sb, "default", "web", "Running");
+    let patch = |body: &str| {
+        sb.kubectl().ok(&[
+            "patch", "app", "web", "-n", "default", "--type", "merge", "-p", body,
+        ]);
+    };
+    patch(
+        r#"{"spec":{"autoscale":{"min":2,"max":4},"route":{"group":"shop","path":"/web","host":"shop-sandbox.localhost"}}}"#,
+    );
+    until("the autoscaler and the prefix Middleware", WAIT, || {
+        let hpa = get(&sb, &["hpa", "web", "-n", "default"])?;
+        get(
+            &sb,
+            &["middleware.traefik.io", "web-strip", "-n", "default"],
+        )?;
+        (hpa["spec"]["maxReplicas"] == 4).then_some(())
+    });
+    until("status.parts", WAIT, || {
+        let app = get(&sb, &["app", "web", "-n", "default"])?;
+        (app["status"]["parts"]
+            == serde_json::json!(["HorizontalPodAutoscaler/web", "Middleware/web-strip"]))
+        .then_some(())
+    });
+    let cert = get(
+        &sb,
+        &["certificate.cert-manager.io", "route-shop", "-n", "default"],
+    )
+    .expect("the group's certificate");
+    assert_eq!(cert["metadata"]["ownerReferences"][0]["name"], "web");
+    patch(r#"{"spec":{"autoscale":null,"route":{"group":null,"path":"/","host":null}}}"#);
+    until("the autoscaler and the Middleware to go", WAIT, || {
+        let gone = get(&sb, &["hpa", "web", "-n", "default"]).is_none()
+            && get(
+                &sb,
+                &["middleware.traefik.io", "web-strip", "-n", "default"],
+            )
+            .is_none();
+        gone.then_some(())
+    });
+    until("the Deployment to keep its own replicas", WAIT, || {
+        let d = get(&sb, &["deployment", "web", "-n", "default"])?;
+        d["spec"]["replicas"].is_number().then_some(())
+    });
 }

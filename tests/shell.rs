@@ -65,13 +65,10 @@ fn verb_lines_run_like_the_cli() {
     let deployment = k.json(&["get", "deployment", "api"]);
     let container = &deployment["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(container["image"], "ghcr.io/acme/api:latest");
-    assert!(
-        container["env"]
-            .as_array()
-            .expect("env")
-            .iter()
-            .any(|e| e["name"] == "GREETING" && e["value"] == "hello world"),
-        "the quoted value stays one word: {container}"
+    let env = k.json(&["get", "configmap", "api-env"]);
+    assert_eq!(
+        env["data"]["GREETING"], "hello world",
+        "the quoted value stays one word: {env}"
     );
 }
 
@@ -263,7 +260,8 @@ fn interactive_on_a_terminal() {
     let lines: &[&[&str]] = &[
         &["let n = 2\r"],
         &["n * 21\r"],
-        &["ap\t", "li\t", "-o js\t", "\r"],
+        // `li` alone is `link`, `links` or `list`: `lis` is one.
+        &["ap\t", "lis\t", "-o js\t", "\r"],
         &["exit\r"],
     ];
     for keys in lines {

@@ -15,9 +15,41 @@ const APP_CONTEXT: &str = r#"#{
     bindings: ["db"], env_from: ["api-db-binding"],
     promotion: #{ "kipper.run/promoted-from": "test", "kipper.run/promoted-at": "2026-12-03T17:20:00Z",
                   "kipper.run/promoted-image": "ghcr.io/acme/api:1.2.3" },
+    links: [#{ name: "DOMAIN_SERVICE_URL", app: "domain-service",
+               url: "http://domain-service.shop-test.svc.cluster.local:8081" }],
+    autoscale: (),
+    secret: "api-secrets", data: #{ API_KEY: "c2VjcmV0" },
+    route: #{ path: "/", group: (), redirects: [] },
 }"#;
 
-fn render(template: &str, context: &str) -> String {
+/// An app of route group `shop` at /domains-api with two hosts redirecting to it, and the
+/// group's certificate, owned by its two apps.
+const ROUTED_APP_CONTEXT: &str = r#"#{
+    name: "domain-service", namespace: "shop-test", port: 8080,
+    host: "shop-test-203-0-113-10.kipper.run",
+    route: #{ path: "/domains-api", group: "shop", redirects: ["domains.example.com", "www.domains.example.com"] },
+    labels: #{ "app.kubernetes.io/name": "domain-service", "app.kubernetes.io/managed-by": "kipper",
+               "kipper.run/project": "shop", "kipper.run/environment": "test" },
+    app_uid: "0b5c3c2e-1111-2222-3333-444455556666",
+}"#;
+
+/// The certificate of route group `shop`, owned by its two apps.
+const CERTIFICATE_CONTEXT: &str = r#"#{
+    name: "route-shop", namespace: "shop-test", host: "shop-test-203-0-113-10.kipper.run",
+    labels: #{ "app.kubernetes.io/managed-by": "kipper", "kipper.run/route-group": "shop" },
+    owners: [#{ name: "webapp", uid: "u-1" }, #{ name: "domain-service", uid: "u-2" }],
+}"#;
+
+/// The app's context once `kip app autoscale api --min 2 --max 5 --cpu 70 --memory 80` ran.
+const AUTOSCALED_APP_CONTEXT: &str = r#"#{
+    name: "api", namespace: "shop-test",
+    labels: #{ "app.kubernetes.io/name": "api", "app.kubernetes.io/managed-by": "kipper",
+               "kipper.run/project": "shop", "kipper.run/environment": "test" },
+    app_uid: "0b5c3c2e-1111-2222-3333-444455556666",
+    autoscale: #{ min: 2, max: 5, cpu: 70, memory: 80 },
+}"#;
+
+pub(crate) fn render(template: &str, context: &str) -> String {
     eval(
         template,
         &format!("tmpl::render(\"{template}\", {context})"),
@@ -56,6 +88,41 @@ fn check_objects(template: &str, text: &str) {
             "{template}: no metadata.name"
         );
     }
+}
+
+/// While an autoscaler owns the replica count, the Deployment kip applies leaves it out, so
+/// the two never fight over it.
+#[test]
+fn an_autoscaled_deployment_leaves_its_replicas_to_the_autoscaler() {
+    let fixed = render("app/deployment.yaml.j2", APP_CONTEXT);
+    let fixed: serde_json::Value = serde_saphyr::from_str(&fixed).expect("YAML");
+    assert_eq!(fixed["spec"]["replicas"], 2);
+    let context = APP_CONTEXT.replace("autoscale: (),", "autoscale: #{ min: 2, max: 5, cpu: 70 },");
+    let scaled = render("app/deployment.yaml.j2", &context);
+    let scaled: serde_json::Value = serde_saphyr::from_str(&scaled).expect("YAML");
+    assert!(scaled["spec"].get("replicas").is_none(), "{scaled}");
+    let hpa = render("app/hpa.yaml.j2", &context);
+    let hpa: serde_json::Value = serde_saphyr::from_str(&hpa).expect("YAML");
+    assert_eq!(
+        hpa["spec"]["metrics"].as_array().unwrap().len(),
+        1,
+        "cpu only without memory"
+    );
+}
+
+/// A variable's value is data, whatever it holds: quotes, colons and newlines cannot add a key.
+#[test]
+fn a_variable_cannot_inject_a_config_map_key() {
+    let context = APP_CONTEXT.replace(r#"value: "info""#, r#"value: "x\nevil: true""#);
+    let text = render("app/env.yaml.j2", &context);
+    let doc: serde_json::Value = serde_saphyr::from_str(&text).expect("YAML");
+    assert_eq!(doc["data"]["LOG_LEVEL"], "x\nevil: true");
+    assert_eq!(doc["data"]["QUOTE"], "a \"b\": c");
+    assert!(doc["data"].get("evil").is_none() && doc.get("evil").is_none());
+    assert_eq!(
+        doc["data"]["DOMAIN_SERVICE_URL"],
+        "http://domain-service.shop-test.svc.cluster.local:8081"
+    );
 }
 
 #[test]
@@ -126,7 +193,7 @@ fn service_templates_render_valid_manifests_for_every_type() {
     }
 }
 
-const INSTALL_CONTEXT: &str = r#"#{
+pub(crate) const INSTALL_CONTEXT: &str = r#"#{
     host: "203.0.113.10", cluster_id: "203-0-113-10", domain: "kipper.run",
     versions: #{ k3s: "v1.33.5+k3s1", cert_manager: "v1.18.2", longhorn: "1.9.1", zot: "v2.1.7" },
     namespace: "kipper-system", acme_email: "ops@example.com", registry_storage: "20Gi",
@@ -182,6 +249,11 @@ fn coverage(template: &str) -> Option<Coverage> {
         // Macros only: in the snapshots of the templates that import them.
         ("app" | "service", "owner.yaml.j2") => Elsewhere,
         ("app", "webhook-secret.yaml.j2") => Context(WEBHOOK_CONTEXT),
+        ("app", "hpa.yaml.j2") => Context(AUTOSCALED_APP_CONTEXT),
+        ("app", "strip-prefix.yaml.j2" | "redirect.yaml.j2" | "redirect-ingress.yaml.j2") => {
+            Context(ROUTED_APP_CONTEXT)
+        }
+        ("app", "route-certificate.yaml.j2") => Context(CERTIFICATE_CONTEXT),
         ("app", _) => Context(APP_CONTEXT),
         ("crds", _) => Context("#{}"),
         ("project", "project.yaml.j2") => Context(PROJECT_CONTEXT),

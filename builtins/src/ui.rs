@@ -403,6 +403,47 @@ pub mod ui_module {
         })
     }
 
+    /// Asks for a secret value on the terminal without echoing it (`{question}: `) and returns
+    /// it. Without a terminal it reads standard input to its end instead (at most 1 MiB; one
+    /// trailing newline dropped), so `printf %s "$TOKEN" | kip app secret set api TOKEN` works.
+    ///
+    /// Raises `invalid` when the answer is empty, `io` when the terminal or input cannot be
+    /// read, `denied` in a hook (a hook has no one to ask).
+    ///
+    /// `let value = ui::secret("Value of API_KEY");`
+    #[rhai_fn(return_raw)]
+    pub fn secret(ctx: NativeCallContext, question: &str) -> Result<String, Box<EvalAltResult>> {
+        crate::host::at_call(ctx.call_position(), || {
+            let host = host::host(&ctx)?;
+            host.reach.everything("ui::secret")?;
+            // Not `ui.interactive`: a piped value with the output on a terminal is still piped.
+            let value = if io::IsTerminal::is_terminal(&io::stdin()) {
+                rpassword::prompt_password(format!("{question}: ")).map_err(io_error)?
+            } else {
+                let mut text = String::new();
+                io::Read::read_to_string(
+                    &mut io::Read::take(io::stdin().lock(), 1 << 20),
+                    &mut text,
+                )
+                .map_err(io_error)?;
+                if text.ends_with('\n') {
+                    text.pop();
+                    if text.ends_with('\r') {
+                        text.pop();
+                    }
+                }
+                text
+            };
+            if value.is_empty() {
+                return Err(host::error(
+                    Kind::Invalid,
+                    format!("{question}: no value given (type it at the prompt, or pipe it in)"),
+                ));
+            }
+            Ok(value)
+        })
+    }
+
     /// Asks the user to type `expected` (`Type the {what} to confirm: `) and returns whether
     /// they typed it exactly. With `--yes` returns true without asking.
     ///

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::api::{self, Api};
@@ -109,6 +109,42 @@ fn default_storage_class() -> serde_json::Value {
     })
 }
 
+/// The kinds a cluster made by `kip install` serves besides kip's own: Traefik's Middleware
+/// (k3s ships Traefik with its CRDs) and cert-manager's Certificate (install adds it). kip's app
+/// templates use both (route groups strip path prefixes, share one certificate). The schemas
+/// keep whatever the spec holds, as the sandbox runs neither Traefik nor cert-manager.
+fn platform_crds() -> [Value; 2] {
+    let crd = |group: &str, version: &str, kind: &str, plural: &str| {
+        json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": format!("{plural}.{group}")},
+            "spec": {
+                "group": group,
+                "scope": "Namespaced",
+                "names": {
+                    "kind": kind, "listKind": format!("{kind}List"),
+                    "plural": plural, "singular": kind.to_lowercase(),
+                },
+                "versions": [{
+                    "name": version, "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                            "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                        },
+                    }},
+                    "subresources": {"status": {}},
+                }],
+            },
+        })
+    };
+    [
+        crd("traefik.io", "v1alpha1", "Middleware", "middlewares"),
+        crd("cert-manager.io", "v1", "Certificate", "certificates"),
+    ]
+}
+
 /// The objects every cluster starts with.
 async fn seed(store: &Store) -> ApiResult<()> {
     store
@@ -141,6 +177,14 @@ async fn seed(store: &Store) -> ApiResult<()> {
                 && tx.get(&ops::key(&classes, "", crate::controllers::DEFAULT_CLASS)).is_none()
             {
                 ops::create(tx, &classes, "", default_storage_class(), how())?;
+            }
+            if let Some(crds) = registry.find("apiextensions.k8s.io", "v1", "customresourcedefinitions") {
+                for crd in platform_crds() {
+                    let name = crd["metadata"]["name"].as_str().unwrap_or_default().to_string();
+                    if tx.get(&ops::key(&crds, "", &name)).is_none() {
+                        ops::create(tx, &crds, "", crd, how())?;
+                    }
+                }
             }
             crate::controllers::sync_api_services(tx)?;
             // Each namespace's ServiceAccount and root CA come from the controllers, for the

@@ -21,6 +21,7 @@ pub mod select;
 
 mod cluster;
 mod convert;
+mod diff;
 mod discovery;
 mod error;
 mod logs;
@@ -49,5 +50,6 @@ pub fn module() -> rhai::Module {
     k8s.set_doc("/// The Kubernetes primitives, registered as the `k8s` namespace.");
     k8s.combine(rhai::exported_module!(exec::exec_module));
     k8s.combine(rhai::exported_module!(select::select_module));
+    k8s.combine(rhai::exported_module!(diff::diff_module));
     k8s
 }

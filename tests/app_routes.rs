@@ -1,0 +1,426 @@
+//! Routes through the real binary against a sandbox, checked with kubectl: route groups (one
+//! host, one certificate, a stripped path prefix per app), custom domains, redirects, and the
+//! refusals that keep two apps off one host and path.
+
+use serde_json::Value;
+
+use crate::common::{ServedSandbox, stderr as err, stdout as out};
+
+fn ok(sb: &ServedSandbox, args: &[&str]) -> String {
+    let o = sb.kip(args);
+    assert!(o.status.success(), "kip {args:?}: {}", err(&o));
+    out(&o) + &err(&o)
+}
+
+fn refused(sb: &ServedSandbox, args: &[&str]) -> String {
+    let o = sb.kip(args);
+    assert!(!o.status.success(), "kip {args:?} should fail: {}", out(&o));
+    err(&o)
+}
+
+fn get(sb: &ServedSandbox, what: &str, name: &str) -> Value {
+    sb.kubectl().json(&["get", what, name])
+}
+
+fn deploy(sb: &ServedSandbox, name: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "app",
+        "deploy",
+        "--name",
+        name,
+        "--image",
+        "nginx:1.27",
+        "--port",
+        "8080",
+    ];
+    args.extend_from_slice(extra);
+    ok(sb, &args)
+}
+
+fn owners(obj: &Value) -> Vec<String> {
+    let mut names: Vec<String> = obj["metadata"]["ownerReferences"]
+        .as_array()
+        .map(|refs| {
+            refs.iter()
+                .map(|r| r["name"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_route_group_shares_one_host_and_certificate_and_strips_each_prefix() {
+    let sb = ServedSandbox::start();
+    let said = deploy(&sb, "webapp", &["--route", "shop/"]);
+    assert!(
+        said.contains("Live at https://shop-sandbox.localhost "),
+        "{said}"
+    );
+    let said = deploy(&sb, "domain-service", &["--route", "shop/domains-api/"]);
+    assert!(
+        said.contains("Live at https://shop-sandbox.localhost/domains-api "),
+        "{said}"
+    );
+
+    let web = get(&sb, "ingress", "webapp");
+    let dom = get(&sb, "ingress", "domain-service");
+    for (ingress, path) in [(&web, "/"), (&dom, "/domains-api")] {
+        let rule = &ingress["spec"]["rules"][0];
+        assert_eq!(rule["host"], "shop-sandbox.localhost");
+        assert_eq!(rule["http"]["paths"][0]["path"], path);
+        assert_eq!(rule["http"]["paths"][0]["pathType"], "Prefix");
+        assert_eq!(
+            ingress["spec"]["tls"][0]["secretName"], "route-shop-tls",
+            "one certificate"
+        );
+        assert!(
+            ingress["metadata"]["annotations"]
+                .get("cert-manager.io/cluster-issuer")
+                .is_none(),
+            "the group's Certificate, not one per Ingress"
+        );
+    }
+    // The prefix is stripped before the request reaches domain-service; webapp keeps its paths.
+    assert_eq!(
+        dom["metadata"]["annotations"]["traefik.ingress.kubernetes.io/router.middlewares"],
+        "default-domain-service-strip@kubernetescrd"
+    );
+    assert!(
+        web["metadata"]["annotations"]
+            .get("traefik.ingress.kubernetes.io/router.middlewares")
+            .is_none()
+    );
+    let strip = get(&sb, "middleware.traefik.io", "domain-service-strip");
+    assert_eq!(
+        strip["spec"]["stripPrefix"]["prefixes"],
+        serde_json::json!(["/domains-api"])
+    );
+    sb.kubectl()
+        .fails(&["get", "middleware.traefik.io", "webapp-strip"]);
+    let cert = get(&sb, "certificate.cert-manager.io", "route-shop");
+    assert_eq!(cert["spec"]["secretName"], "route-shop-tls");
+    assert_eq!(
+        cert["spec"]["dnsNames"],
+        serde_json::json!(["shop-sandbox.localhost"])
+    );
+    assert_eq!(owners(&cert), ["domain-service", "webapp"]);
+
+    let listed = ok(&sb, &["route", "list"]);
+    let lines: Vec<Vec<&str>> = listed
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines[0], ["GROUP", "HOST", "PATH", "APP"]);
+    assert_eq!(lines[1], ["shop", "shop-sandbox.localhost", "/", "webapp"]);
+    assert_eq!(lines[2], ["/domains-api", "domain-service"]);
+    let json: Value =
+        serde_json::from_str(&out(&sb.kip(&["route", "list", "-o", "json"]))).unwrap();
+    assert_eq!(json[1]["app"], "domain-service");
+    assert_eq!(json[1]["path"], "/domains-api");
+
+    // A second app on the same path is refused, naming the owner; nothing of it is made.
+    let e = refused(
+        &sb,
+        &[
+            "app",
+            "deploy",
+            "--name",
+            "other",
+            "--image",
+            "nginx:1.27",
+            "--port",
+            "80",
+            "--route",
+            "shop/domains-api",
+        ],
+    );
+    assert!(
+        e.contains(
+            "path /domains-api of route group shop is already served by app `domain-service`"
+        ),
+        "{e}"
+    );
+    sb.kubectl().fails(&["get", "apps.kipper.run", "other"]);
+    // So is an app whose own host is the group's.
+    let e = refused(
+        &sb,
+        &[
+            "app",
+            "deploy",
+            "--name",
+            "shop",
+            "--image",
+            "nginx:1.27",
+            "--port",
+            "80",
+        ],
+    );
+    assert!(
+        e.contains("host shop-sandbox.localhost is already served by app"),
+        "{e}"
+    );
+    // And a member that would move the group to another host.
+    let e = refused(
+        &sb,
+        &[
+            "app",
+            "deploy",
+            "--name",
+            "other",
+            "--image",
+            "nginx:1.27",
+            "--port",
+            "80",
+            "--route",
+            "shop/x",
+            "--domain",
+            "shop.example.com",
+        ],
+    );
+    assert!(
+        e.contains("route group shop is served at shop-sandbox.localhost"),
+        "{e}"
+    );
+
+    // Leaving the group: back to its own host, its prefix Middleware gone, the certificate
+    // now owned by webapp alone.
+    let said = ok(&sb, &["app", "update", "domain-service", "--own-host"]);
+    assert!(
+        said.contains("Live at https://domain-service-sandbox.localhost"),
+        "{said}"
+    );
+    sb.kubectl().ok(&[
+        "wait",
+        "--for=delete",
+        "middleware.traefik.io/domain-service-strip",
+        "--timeout=30s",
+    ]);
+    let dom = get(&sb, "ingress", "domain-service");
+    assert_eq!(
+        dom["spec"]["rules"][0]["host"],
+        "domain-service-sandbox.localhost"
+    );
+    assert_eq!(dom["spec"]["rules"][0]["http"]["paths"][0]["path"], "/");
+    assert_eq!(
+        owners(&get(&sb, "certificate.cert-manager.io", "route-shop")),
+        ["webapp"]
+    );
+    // Joining again with update; then deleting both apps takes the certificate with the last.
+    ok(
+        &sb,
+        &["app", "update", "domain-service", "--route", "shop/api"],
+    );
+    assert_eq!(
+        get(&sb, "middleware.traefik.io", "domain-service-strip")["spec"]["stripPrefix"]["prefixes"],
+        serde_json::json!(["/api"])
+    );
+    ok(&sb, &["app", "delete", "webapp", "--yes"]);
+    sb.kubectl()
+        .ok(&["get", "certificate.cert-manager.io", "route-shop"]);
+    ok(&sb, &["app", "delete", "domain-service", "--yes"]);
+    sb.kubectl().ok(&[
+        "wait",
+        "--for=delete",
+        "certificate.cert-manager.io/route-shop",
+        "--timeout=30s",
+    ]);
+}
+
+#[test]
+fn bad_routes_are_refused_before_anything_is_written() {
+    let sb = ServedSandbox::start();
+    let cases: &[(&str, &str)] = &[
+        ("noslash", "expected GROUP/PATH"),
+        ("/api", "expected GROUP/PATH"),
+        ("Shop/api", "Shop"),
+        ("shop/a//b", "a path is /-separated segments"),
+        ("shop/../admin", "a path is /-separated segments"),
+        ("shop/a b", "a path is /-separated segments"),
+        ("shop/a?b=1", "a path is /-separated segments"),
+        ("shop/%2e%2e", "a path is /-separated segments"),
+    ];
+    for (route, says) in cases {
+        let e = refused(
+            &sb,
+            &[
+                "app",
+                "deploy",
+                "--name",
+                "api",
+                "--image",
+                "nginx:1.27",
+                "--port",
+                "80",
+                "--route",
+                route,
+            ],
+        );
+        assert!(
+            e.contains(says),
+            "--route {route}: expected `{says}` in: {e}"
+        );
+    }
+    let long = format!("shop/{}", "a".repeat(201));
+    let e = refused(
+        &sb,
+        &[
+            "app",
+            "deploy",
+            "--name",
+            "api",
+            "--image",
+            "nginx:1.27",
+            "--port",
+            "80",
+            "--route",
+            &long,
+        ],
+    );
+    assert!(e.contains("at most 200"), "{e}");
+    let mut eleven = vec![
+        "app",
+        "deploy",
+        "--name",
+        "api",
+        "--image",
+        "nginx:1.27",
+        "--port",
+        "80",
+    ];
+    let hosts: Vec<String> = (0..11).map(|i| format!("h{i}.example.com")).collect();
+    for h in &hosts {
+        eleven.extend_from_slice(&["--redirect-from", h]);
+    }
+    let e = refused(&sb, &eleven);
+    assert!(e.contains("at most 10"), "{e}");
+    for bad in ["Example.com", "localhost", "a..b.com", "x-.example.com"] {
+        let e = refused(
+            &sb,
+            &[
+                "app",
+                "deploy",
+                "--name",
+                "api",
+                "--image",
+                "nginx:1.27",
+                "--port",
+                "80",
+                "--redirect-from",
+                bad,
+            ],
+        );
+        assert!(e.contains("--redirect-from"), "{bad}: {e}");
+    }
+    sb.kubectl().fails(&["get", "apps.kipper.run", "api"]);
+    let e = refused(&sb, &["app", "update", "nope", "--route", "shop/"]);
+    assert!(e.contains("no app `nope`"), "{e}");
+}
+
+#[test]
+fn a_custom_domain_with_redirects() {
+    let sb = ServedSandbox::start();
+    let said = deploy(
+        &sb,
+        "shop",
+        &[
+            "--domain",
+            "shop.example.com",
+            "--redirect-from",
+            "www.shop.example.com",
+            "--redirect-from",
+            "shop.example.net",
+        ],
+    );
+    assert!(said.contains("Live at https://shop.example.com "), "{said}");
+    let ingress = get(&sb, "ingress", "shop");
+    assert_eq!(ingress["spec"]["rules"][0]["host"], "shop.example.com");
+    assert_eq!(
+        ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"],
+        "letsencrypt"
+    );
+    let redirects = get(&sb, "ingress", "shop-redirects");
+    let hosts: Vec<&str> = redirects["spec"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, ["www.shop.example.com", "shop.example.net"]);
+    assert_eq!(
+        redirects["spec"]["tls"][0]["hosts"],
+        serde_json::json!(hosts)
+    );
+    assert_eq!(
+        redirects["metadata"]["annotations"]["traefik.ingress.kubernetes.io/router.middlewares"],
+        "default-shop-redirect@kubernetescrd"
+    );
+    let redirect = get(&sb, "middleware.traefik.io", "shop-redirect");
+    assert_eq!(
+        redirect["spec"]["redirectRegex"]["replacement"],
+        "https://shop.example.com${1}"
+    );
+    assert_eq!(redirect["spec"]["redirectRegex"]["permanent"], true);
+
+    // Another app cannot take a host that redirects, nor redirect from one that is served.
+    let e = refused(
+        &sb,
+        &[
+            "app",
+            "deploy",
+            "--name",
+            "other",
+            "--image",
+            "nginx:1.27",
+            "--port",
+            "80",
+            "--domain",
+            "shop.example.net",
+        ],
+    );
+    assert!(e.contains("already redirects to app `shop`"), "{e}");
+    let e = refused(
+        &sb,
+        &[
+            "app",
+            "deploy",
+            "--name",
+            "other",
+            "--image",
+            "nginx:1.27",
+            "--port",
+            "80",
+            "--redirect-from",
+            "shop.example.com",
+        ],
+    );
+    assert!(e.contains("already served by app `shop`"), "{e}");
+    let e = refused(
+        &sb,
+        &[
+            "app",
+            "update",
+            "shop",
+            "--redirect-from",
+            "shop.example.com",
+        ],
+    );
+    assert!(e.contains("the app's own host"), "{e}");
+
+    ok(&sb, &["app", "update", "shop", "--no-redirects"]);
+    sb.kubectl().ok(&[
+        "wait",
+        "--for=delete",
+        "ingress/shop-redirects",
+        "middleware.traefik.io/shop-redirect",
+        "--timeout=30s",
+    ]);
+    assert!(
+        get(&sb, "apps.kipper.run", "shop")["spec"]["route"]
+            .get("redirectFrom")
+            .is_none()
+    );
+    let e = refused(&sb, &["app", "update", "shop"]);
+    assert!(e.contains("nothing to change"), "{e}");
+}
