@@ -16,7 +16,8 @@
 //!
 //! In the Deployment: the container's `ports` is `PORT + 10000`, the Service's `targetPort`
 //! points at it, resources 10m/16Mi requested and 50m/32Mi limits. The image is built with
-//! `instance-id/image/build TAG` (buildah, no base image; `USER 65532`).
+//! `instance-id/image/build TAG [REGISTRY]` (buildah, no base image; runs as uid 65532;
+//! entrypoint `/usr/local/bin/kip-instance-id`: settings in `env`, or flags in `args`).
 //!
 //! Costs (BENCHMARKS.md, "Instance-ID sidecar"): 3 MB resident idle; about 31 KB per open
 //! keep-alive client connection (it holds one to the app too) and 50–60 KB per busy one, so
