@@ -11,12 +11,12 @@ pub const PORT_OFFSET: u16 = 10_000;
 
 /// The usage text for `--help`.
 pub const USAGE: &str = "\
-kip-instance-id: forwards HTTP to the app on 127.0.0.1 and adds X-Instance-ID to every response
+kip-instance-id: forwards HTTP to the app on loopback and adds X-Instance-ID to every response
 
 usage: kip-instance-id [--upstream-port PORT] [--listen-port PORT] [--listen-addr IP]
                        [--pod-name NAME] [--log-errors]
 
-  --upstream-port PORT  the app's port on 127.0.0.1          env KIP_UPSTREAM_PORT (required)
+  --upstream-port PORT  the app's port (127.0.0.1, else ::1)  env KIP_UPSTREAM_PORT (required)
   --listen-port PORT    where clients connect; 0 = any free   env KIP_LISTEN_PORT
                         (default: the upstream port + 10000)
   --listen-addr IP      address to listen on                  env KIP_LISTEN_ADDR

@@ -1,5 +1,5 @@
 //! kip-instance-id: a sidecar in an app's pod that forwards HTTP from `app port + 10000` to
-//! the app on `127.0.0.1:PORT` and adds `X-Instance-ID` (the first 8 hex characters of
+//! the app on `127.0.0.1:PORT` (or `[::1]:PORT` if the app listens there only) and adds `X-Instance-ID` (the first 8 hex characters of
 //! SHA-256 of the pod name) to every response, so users can tell which replica answered.
 //!
 //! Client → Traefik → Service:PORT → sidecar :PORT+10000 → app 127.0.0.1:PORT.
@@ -122,7 +122,7 @@ async fn serve(config: Config) -> Result<(), String> {
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|err| format!("cannot watch for SIGTERM: {err}"))?;
     println!(
-        "kip-instance-id: listening on {local}, upstream 127.0.0.1:{}, X-Instance-ID {id} (pod {})",
+        "kip-instance-id: listening on {local}, upstream localhost:{} (127.0.0.1, else [::1]), X-Instance-ID {id} (pod {})",
         config.upstream_port, config.pod_name
     );
 

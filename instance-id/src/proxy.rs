@@ -11,6 +11,7 @@ use hyper::http::uri::{Authority, PathAndQuery, Scheme};
 use hyper::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::upgrade;
@@ -61,7 +62,7 @@ pub type Body = Either<Incoming, Full<Bytes>>;
 /// The reverse proxy in front of one app, shared by every client connection.
 pub struct Proxy {
     /// Keeps connections to the app open between requests (a pool, not one per client).
-    client: Client<HttpConnector, RequestBody>,
+    client: Client<HttpConnector<Loopback>, RequestBody>,
     upstream: Authority,
     instance_id: HeaderValue,
     log_errors: bool,
@@ -70,14 +71,15 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// A proxy to `127.0.0.1:upstream_port` whose answers carry `instance_id`.
+    /// A proxy to `upstream_port` on loopback (127.0.0.1, else `[::1]`) whose answers carry
+    /// `instance_id`.
     pub fn new(
         upstream_port: u16,
         instance_id: &str,
         log_errors: bool,
         alive: crate::Alive,
     ) -> Self {
-        let mut connector = HttpConnector::new();
+        let mut connector = HttpConnector::new_with_resolver(Loopback);
         // Small writes (headers, SSE events) must leave at once, not wait for Nagle.
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
@@ -89,8 +91,8 @@ impl Proxy {
             .build(connector);
         Proxy {
             client,
-            upstream: Authority::try_from(format!("127.0.0.1:{upstream_port}"))
-                .unwrap_or_else(|_| Authority::from_static("127.0.0.1")),
+            upstream: Authority::try_from(format!("localhost:{upstream_port}"))
+                .unwrap_or_else(|_| Authority::from_static("localhost")),
             instance_id: HeaderValue::from_str(instance_id)
                 .unwrap_or_else(|_| HeaderValue::from_static("invalid")),
             log_errors,
@@ -169,6 +171,36 @@ impl Proxy {
         resp.headers_mut()
             .insert(X_INSTANCE_ID, self.instance_id.clone());
         resp
+    }
+}
+
+/// Where "localhost" is: 127.0.0.1, and `[::1]` when nothing answers there. Most apps listen
+/// on all interfaces, which includes 127.0.0.1, but one told to listen on "localhost" may have
+/// got `::1` only (Node resolves it so). hyper-util's connector tries the second address as
+/// soon as the first is refused. A fixed answer rather than /etc/hosts: the image has none.
+#[derive(Clone, Copy)]
+pub struct Loopback;
+
+impl tower_service::Service<Name> for Loopback {
+    type Response = std::array::IntoIter<std::net::SocketAddr, 2>;
+    type Error = std::io::Error;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Name) -> Self::Future {
+        use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+        // Port 0 is replaced by the request's port.
+        std::future::ready(Ok([
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            SocketAddr::from((Ipv6Addr::LOCALHOST, 0)),
+        ]
+        .into_iter()))
     }
 }
 

@@ -446,6 +446,24 @@ async fn upstream_down_is_a_502_with_the_header() {
     sidecar.assert_running();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_listening_on_ipv6_loopback_only_is_reached() {
+    // As an app told to listen on "localhost" may (Node resolves it to ::1).
+    let Ok(listener) = TcpListener::bind("[::1]:0").await else {
+        eprintln!("no IPv6 loopback here: nothing to test");
+        return;
+    };
+    let up = upstream_on(listener, |_req: Request<Incoming>| async {
+        Response::new(full("from ::1"))
+    });
+    let sidecar = Sidecar::start(up.port(), "web-1");
+    for _ in 0..2 {
+        let resp = get_ok(&sidecar, "/").await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.body(), "from ::1");
+    }
+}
+
 /// A raw upstream that answers its n-th connection with `scripts[n]`, then closes it.
 async fn scripted_upstream(scripts: Vec<&'static [u8]>) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

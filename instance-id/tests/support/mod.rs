@@ -167,13 +167,21 @@ pub fn closed_port() -> u16 {
         .port()
 }
 
-/// A hyper HTTP/1.1 server on loopback answering every request with `handler`, upgrades on.
+/// A hyper HTTP/1.1 server on 127.0.0.1 answering every request with `handler`, upgrades on.
 pub async fn upstream<F, Fut>(handler: F) -> SocketAddr
 where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<TestBody>> + Send + 'static,
 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    upstream_on(TcpListener::bind("127.0.0.1:0").await.unwrap(), handler)
+}
+
+/// [`upstream`] on a listener of the test's choosing.
+pub fn upstream_on<F, Fut>(listener: TcpListener, handler: F) -> SocketAddr
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<TestBody>> + Send + 'static,
+{
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
