@@ -22,7 +22,8 @@ usage: kip-instance-id [--upstream-port PORT] [--listen-port PORT] [--listen-add
   --listen-addr IP      address to listen on                  env KIP_LISTEN_ADDR
                         (default: [::], or 0.0.0.0 where IPv6 is off)
   --pod-name NAME       what X-Instance-ID is a hash of       env POD_NAME, then HOSTNAME
-  --log-errors          print upstream errors (502s) to stderr env KIP_LOG_ERRORS=1
+  --log-errors          the app's failures to stderr (why a   env KIP_LOG_ERRORS=1
+                        502, a cut response); never client cancels
 
 Flags win over the environment.";
 

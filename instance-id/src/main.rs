@@ -12,7 +12,7 @@
 //! | `--listen-port PORT` | `KIP_LISTEN_PORT` | the upstream port + 10000 (an app port above 55535 is refused unless this is set) |
 //! | `--listen-addr IP` | `KIP_LISTEN_ADDR` | `[::]` (IPv4 too), `0.0.0.0` where the pod has no IPv6 |
 //! | `--pod-name NAME` | `POD_NAME`, then `HOSTNAME` | required: set `POD_NAME` from the Downward API (`fieldRef: metadata.name`) |
-//! | `--log-errors` | `KIP_LOG_ERRORS=1` | off: the upstream errors behind 502s go to stderr |
+//! | `--log-errors` | `KIP_LOG_ERRORS=1` (or `true`, `yes`) | off; on, the app's failures go to stderr (why a 502, a response the app cut short), never client cancels |
 //!
 //! In the Deployment: the container's `ports` is `PORT + 10000`, the Service's `targetPort`
 //! points at it, resources 10m/16Mi requested and 50m/32Mi limits. The image is built with
@@ -127,7 +127,8 @@ async fn serve(config: Config) -> Result<(), String> {
     );
 
     let mut server = http1::Builder::new();
-    // The timer lets hyper enforce its header read timeout on slow or idle clients.
+    // The timer lets hyper enforce its header read timeout (30 s) on clients that send a
+    // request head slowly; it does not close idle keep-alive connections.
     server
         .timer(TokioTimer::new())
         .max_buf_size(proxy::MAX_BUF_SIZE);
@@ -150,6 +151,7 @@ async fn serve(config: Config) -> Result<(), String> {
         let _ = stream.set_nodelay(true);
         let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&TCP_KEEPALIVE);
         let proxy = proxy.clone();
+        let log_errors = config.log_errors;
         let mut stopping = stopping.clone();
         let conn = server
             .serve_connection(
@@ -162,14 +164,24 @@ async fn serve(config: Config) -> Result<(), String> {
             .with_upgrades();
         tokio::spawn(async move {
             tokio::pin!(conn);
-            // Errors are the client going away (a cancel, a reset, a timeout): nothing the
-            // app's operators can act on, so they are not reported.
-            tokio::select! {
-                _ = conn.as_mut() => {}
+            let result = tokio::select! {
+                result = conn.as_mut() => result,
                 _ = async { stopping.wait_for(|stop| *stop).await.map(drop) } => {
                     conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
+                    conn.await
                 }
+            };
+            // Most errors are the client going away (a cancel, a reset, a timeout): nothing
+            // the app's operators can act on, so never reported. A "user" error is the
+            // response body failing, and that body is the app's.
+            if let Err(err) = result
+                && log_errors
+                && err.is_user()
+            {
+                eprintln!(
+                    "kip-instance-id: the app's response was cut short: {}",
+                    proxy::chain(&err)
+                );
             }
         });
     }

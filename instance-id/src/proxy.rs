@@ -56,7 +56,7 @@ impl std::error::Error for ClientBodyError {
 /// than being throttled for CPU.
 pub const MAX_BUF_SIZE: usize = 64 * 1024;
 
-/// The app's answer streamed through unchanged, or the sidecar's own short 502.
+/// The app's answer streamed through unchanged, or the sidecar's own short one (502, 400).
 pub type Body = Either<Incoming, Full<Bytes>>;
 
 /// The reverse proxy in front of one app, shared by every client connection.
@@ -120,7 +120,7 @@ impl Proxy {
         parts.path_and_query = Some(path);
         match Uri::from_parts(parts) {
             Ok(uri) => *req.uri_mut() = uri,
-            Err(_) => return Ok(self.stamp(plain(StatusCode::BAD_GATEWAY, "bad request target\n"))),
+            Err(_) => return Ok(self.stamp(plain(StatusCode::BAD_REQUEST, "bad request target\n"))),
         }
         // HTTP/1.1 to the app whatever the client spoke, so the connection can be pooled;
         // hyper answers an HTTP/1.0 client in HTTP/1.0 framing on its own.
@@ -230,7 +230,7 @@ fn caused_by_client(err: &(dyn std::error::Error + 'static)) -> bool {
 
 /// An error with its causes, because hyper's outermost message ("client error (Connect)")
 /// does not say what went wrong.
-fn chain(err: &dyn std::error::Error) -> String {
+pub fn chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

@@ -495,7 +495,9 @@ async fn upstream_closing_mid_response_is_an_error_for_the_client_not_a_hang() {
         b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\nfine",
     ])
     .await;
-    let mut sidecar = Sidecar::start(port, "web-1");
+    let mut cmd = command();
+    cmd.env("POD_NAME", "web-1").arg("--log-errors");
+    let mut sidecar = Sidecar::spawn(cmd, port);
     for (case, first) in [("content-length", "only a little"), ("chunked", "hello")] {
         let mut client = connect(sidecar.addr).await;
         let resp = bounded(
@@ -521,6 +523,15 @@ async fn upstream_closing_mid_response_is_an_error_for_the_client_not_a_hang() {
     let resp = get_ok(&sidecar, "/").await;
     assert_eq!(resp.body(), "fine");
     sidecar.assert_running();
+    // With --log-errors, the operator hears of both: they are the app's doing.
+    sidecar.terminate();
+    let (code, stderr) = tokio::task::block_in_place(|| sidecar.wait_exit());
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        stderr.matches("the app's response was cut short").count(),
+        2,
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
