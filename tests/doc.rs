@@ -166,6 +166,7 @@ fn prelude(function: &str) -> String {
     let apps = [app];
     let pod = k8s::pods_of(ns, "app.kubernetes.io/name=web")[0].metadata.name;
     import "lib/apps" as lib;
+    import "lib/kipper" as kipper;
     let ctx = lib::context(k8s::get("kipper.run/v1alpha1", "App", ns, "web"));
     let objects = lib::objects(k8s::get("kipper.run/v1alpha1", "App", ns, "web"));
     let deployment = objects.filter(|o| o.kind == "Deployment")[0];

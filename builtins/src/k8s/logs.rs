@@ -16,7 +16,8 @@ use crate::host;
 pub mod logs_module {
     use super::*;
 
-    /// The log of the only (or the named) container of `pod`, as one string.
+    /// The log of the only container of `pod` (or of the one its
+    /// `kubectl.kubernetes.io/default-container` annotation names), as one string.
     ///
     /// Example: `print(k8s::logs(ns, pod));`
     #[rhai_fn(name = "logs", return_raw)]
@@ -24,8 +25,8 @@ pub mod logs_module {
         crate::host::at_call(ctx.call_position(), || logs_with(ctx, ns, pod, Map::new()))
     }
 
-    /// The log of a container of `pod`. Options: `container` (name; needed when the pod has
-    /// several), `tail` (last N lines), `previous` (the previous, crashed instance), `follow`
+    /// The log of a container of `pod`. Options: `container` (name; without it, the pod's
+    /// only container or the one its `kubectl.kubernetes.io/default-container` annotation names), `tail` (last N lines), `previous` (the previous, crashed instance), `follow`
     /// (print lines to stdout as they come until the container ends or the stream closes, then
     /// return `""`).
     ///
@@ -38,7 +39,7 @@ pub mod logs_module {
         options: Map,
     ) -> RhaiResult<String> {
         crate::host::at_call(ctx.call_position(), || {
-            let params = log_params(&options)?;
+            let mut params = log_params(&options)?;
             let k = Cluster::of(&ctx)?;
             k.host.reach.namespace(ns, "pod logs")?;
             k.run(async {
@@ -46,6 +47,14 @@ pub mod logs_module {
                     "" => Api::default_namespaced(k.client.clone()),
                     ns => Api::namespaced(k.client.clone(), ns),
                 };
+                if params.container.is_none() {
+                    // As kubectl: a pod of several containers may name the one meant.
+                    let found = api.get(pod).await.map_err(kube_error)?;
+                    params.container = found
+                        .metadata
+                        .annotations
+                        .and_then(|a| a.get(DEFAULT_CONTAINER).cloned());
+                }
                 if !params.follow {
                     return api.logs(pod, &params).await.map_err(kube_error);
                 }
@@ -66,6 +75,9 @@ pub mod logs_module {
         })
     }
 }
+
+/// The annotation kubectl reads for the container a command means when none is named.
+const DEFAULT_CONTAINER: &str = "kubectl.kubernetes.io/default-container";
 
 fn log_params(options: &Map) -> RhaiResult<LogParams> {
     let bool_opt = |key: &str| {
