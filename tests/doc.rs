@@ -133,6 +133,10 @@ const NOT_RUN: &[(&str, &str)] = &[
         "it declares an override: a function, not a statement",
     ),
     ("tunnel::wait", "it waits until the user presses Ctrl-C"),
+    (
+        "kipper::",
+        "a library needs its import, which an example leaves out: tests/app_promote.rs and tests/copy_env.rs run them",
+    ),
 ];
 
 /// Examples that end in an error by design, by a part of their code, and the kind it has:
@@ -241,6 +245,12 @@ k8s::apply(#{ apiVersion: "batch/v1", kind: "Job", metadata: #{ name: "migrate",
     std::fs::write(dir.join("examples_test.rhai"), &file).unwrap();
     // What `fs::read_dotenv`'s example reads, where kip runs.
     std::fs::write(home.path().join(".env"), "LOG_LEVEL=info\n").unwrap();
+    // What `fs::read_yaml`'s example reads, where kip runs.
+    std::fs::write(
+        home.path().join("prod.yaml"),
+        "apps: {api: {replicas: 2}}\n",
+    )
+    .unwrap();
     // What `fs::read_text`'s example reads, where kip runs.
     std::fs::create_dir_all(home.path().join("hooks")).unwrap();
     std::fs::write(
