@@ -335,7 +335,7 @@ fn plan_changes_nothing_and_refusals_leave_no_environment() {
             &["--route", "nope=x.example.com"],
             "no app or route group `nope`",
         ),
-        (&["--route", "api=Not A Host"], "use a lowercase host name"),
+        (&["--route", "shop=Not A Host"], "use a lowercase host name"),
         (
             &["--keep", "api.env.MISSING"],
             "api has no variable MISSING",
@@ -555,4 +555,94 @@ fn customise_by_file_with_add_env_and_flags_winning() {
     assert_eq!(api["spec"]["replicas"], 1);
     assert_eq!(var(&api, "STRIPE_KEY"), "pk_test_1");
     assert!(api["spec"]["resources"].is_null(), "{api}");
+}
+
+/// An override of `service bind` that fails, standing in for a database server that does not
+/// answer: kip loads it from the kip home's scripts folder.
+const FAILING_BIND: &str = r#"fn verbs() {[ #{ verb: "service bind", run: "bind" } ]}
+fn bind(opts) { throw kip::error("unreachable", "the database server did not answer"); }
+"#;
+
+#[test]
+fn a_partial_copy_says_what_is_missing_and_a_rerun_completes_only_that() {
+    let sb = shop();
+    let scripts = sb.kip_home().join("scripts");
+    std::fs::create_dir_all(&scripts).unwrap();
+    std::fs::write(scripts.join("failing-bind.rhai"), FAILING_BIND).unwrap();
+    let o = sb.kip(&[
+        "project",
+        "copy-env",
+        "test",
+        "prod",
+        "--project",
+        "shop",
+        "--yes",
+    ]);
+    assert!(!o.status.success(), "{}", out(&o));
+    let e = err(&o);
+    assert!(
+        e.contains("the copy of test into prod is incomplete. Copied: Service db, App api, App web. Not copied: Binding db → api: the database server did not answer"),
+        "{e}"
+    );
+    assert!(e.contains("Run it again to complete it"), "{e}");
+    assert!(
+        get(&sb, "app", "shop-prod", "api")["spec"]["bindings"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    std::fs::remove_file(scripts.join("failing-bind.rhai")).unwrap();
+    let web = versions(&sb, "shop-prod")
+        .into_iter()
+        .filter(|v| v.contains("\"web"))
+        .collect::<Vec<_>>();
+    let again = ok(
+        &sb,
+        &[
+            "project",
+            "copy-env",
+            "test",
+            "prod",
+            "--project",
+            "shop",
+            "--yes",
+        ],
+    );
+    assert!(again.contains("= api: exists, left as it is"), "{again}");
+    assert!(again.contains("✔ Binding db → api copied"), "{again}");
+    assert!(again.contains("1 created"), "{again}");
+    assert_eq!(
+        get(&sb, "app", "shop-prod", "api")["spec"]["bindings"],
+        serde_json::json!(["db"])
+    );
+    let after: Vec<String> = versions(&sb, "shop-prod")
+        .into_iter()
+        .filter(|v| v.contains("\"web"))
+        .collect();
+    assert_eq!(after, web, "the re-run changed what was already copied");
+}
+
+/// On a terminal the plan comes first, then the question; "n" copies nothing.
+#[test]
+fn on_a_terminal_it_shows_the_plan_then_asks() {
+    use std::io::Write as _;
+    let sb = shop();
+    let mut child = sb
+        .kip_on_terminal("project copy-env test prod --project shop")
+        .spawn()
+        .expect("run script");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"n\n").expect("answer");
+    let o = child.wait_with_output().expect("script ran");
+    drop(stdin);
+    let shown = out(&o);
+    assert_eq!(o.status.code(), Some(1), "{shown}");
+    let plan_at = shown.find("+ db: postgres").expect("the plan");
+    let question_at = shown
+        .find("Copy test into prod? [y/N]")
+        .expect("the question");
+    assert!(plan_at < question_at, "{shown}");
+    assert!(shown.contains("not confirmed: nothing copied"), "{shown}");
+    no_prod(&sb);
 }
