@@ -646,3 +646,34 @@ fn on_a_terminal_it_shows_the_plan_then_asks() {
     assert!(shown.contains("not confirmed: nothing copied"), "{shown}");
     no_prod(&sb);
 }
+
+/// `kipper::copy_env` from a pipeline script: no question, the overrides as a map, what was
+/// created returned; bad overrides raise before anything is written.
+#[test]
+fn kipper_copy_env_runs_from_a_pipeline() {
+    let sb = shop();
+    let script = sb.kip_home().join("release.rhai");
+    std::fs::write(
+        &script,
+        r#"import "lib/kipper" as kipper;
+try {
+    kipper::copy_env("shop", "test", "prod", #{ apps: #{ api: #{ replicas: -1 } } });
+} catch (e) {
+    print(`refused: ${e.message}`);
+}
+let done = kipper::copy_env("shop", "test", "prod", #{ apps: #{ api: #{ replicas: 3 } } });
+print(`created: ${done.created}`);
+"#,
+    )
+    .unwrap();
+    let printed = ok(&sb, &["run", &script.display().to_string()]);
+    assert!(
+        printed.contains("refused: invalid value '-1' for 'api.replicas'"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(r#"created: ["Service db", "App api", "App web", "Binding db → api"]"#),
+        "{printed}"
+    );
+    assert_eq!(get(&sb, "app", "shop-prod", "api")["spec"]["replicas"], 3);
+}
