@@ -351,6 +351,25 @@ fn plan_changes_nothing_and_refusals_leave_no_environment() {
     std::fs::write(sb.kip_home().join("broken.yaml"), "apps: [\n").unwrap();
     let e = refused(&sb, &[&base[..], &["--values", "broken.yaml"]].concat());
     assert!(e.contains("broken.yaml"), "{e}");
+    for (file, why) in [
+        (
+            "routes: [a]\n",
+            "setting routes is an array: it takes a map",
+        ),
+        (
+            "apps: {api: {keep: DATABASE_URL}}\n",
+            "setting apps.api.keep is a string: it takes an array",
+        ),
+        ("apps: {api: {replicas: \"3\"}}\n", "use a whole number"),
+        (
+            "prod_defaults: yes-please\n",
+            "setting prod_defaults is a string",
+        ),
+    ] {
+        std::fs::write(sb.kip_home().join("shape.yaml"), file).unwrap();
+        let e = refused(&sb, &[&base[..], &["--values", "shape.yaml"]].concat());
+        assert!(e.contains(why), "{file}: {e}");
+    }
     std::fs::write(sb.kip_home().join("typo.yaml"), "aps: {}\n").unwrap();
     let e = refused(&sb, &[&base[..], &["--values", "typo.yaml"]].concat());
     assert!(e.contains("unknown setting `aps`"), "{e}");
@@ -498,7 +517,7 @@ fn customise_by_file_with_add_env_and_flags_winning() {
     let sb = shop();
     std::fs::write(
         sb.kip_home().join("prod.yaml"),
-        "prod_defaults: true\nroutes:\n  shop: www.example.com\napps:\n  api:\n    replicas: 4\n    memory: 2Gi\n    env:\n      STRIPE_KEY: pk_file\n      NEW_FLAG: \"on\"\n  web:\n    cpu: \"1\"\n",
+        "prod_defaults: true\nroutes:\n  shop: www.example.com\napps:\n  api:\n    replicas: 4\n    memory: 2Gi\n    env:\n      STRIPE_KEY: pk_file\n      NEW_FLAG: \"on\"\n      WORKERS: 4\n  web:\n    cpu: \"1\"\n",
     )
     .unwrap();
     let plan = ok(
@@ -522,6 +541,7 @@ fn customise_by_file_with_add_env_and_flags_winning() {
         "{plan}"
     );
     assert!(plan.contains("api NEW_FLAG=on   [added]"), "{plan}");
+    assert!(plan.contains("api WORKERS=4   [added]"), "{plan}");
     assert!(
         plan.contains("+ api: registry.example.com/api:v1, 5 replicas, memory limit 2Gi"),
         "{plan}"
