@@ -435,6 +435,22 @@ fn customise_by_flags() {
     ok(
         &sb,
         &[
+            "app",
+            "autoscale",
+            "web",
+            "--min",
+            "1",
+            "--max",
+            "3",
+            "--project",
+            "shop",
+            "--environment",
+            "test",
+        ],
+    );
+    ok(
+        &sb,
+        &[
             "project",
             "copy-env",
             "test",
@@ -472,6 +488,11 @@ fn customise_by_flags() {
     assert_eq!(api["spec"]["route"]["host"], "shop.example.com");
     let web = get(&sb, "app", "shop-prod", "web");
     assert_eq!(web["spec"]["replicas"], 2, "prod defaults: at least 2");
+    assert_eq!(
+        web["spec"]["autoscale"]["min"], 2,
+        "prod defaults: at least 2"
+    );
+    assert_eq!(web["spec"]["autoscale"]["max"], 3);
     assert_eq!(web["spec"]["route"]["host"], "shop.example.com");
     let d = get(&sb, "deployment", "shop-prod", "api");
     let res = &d["spec"]["template"]["spec"]["containers"][0]["resources"];
@@ -479,7 +500,8 @@ fn customise_by_flags() {
     assert_eq!(res["limits"]["cpu"], "500m");
     assert_eq!(res["requests"]["cpu"], "50m");
     let d = get(&sb, "deployment", "shop-prod", "web");
-    assert_eq!(d["spec"]["replicas"], 2);
+    let hpa = get(&sb, "hpa", "shop-prod", "web");
+    assert_eq!(hpa["spec"]["minReplicas"], 2);
     assert_eq!(
         d["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"],
         "1Gi"
