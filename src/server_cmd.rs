@@ -43,6 +43,10 @@ pub struct ServerArgs {
     /// The wildcard domain of app hostnames (as --cluster-id).
     #[arg(long, env = "KIP_DOMAIN")]
     domain: Option<String>,
+    /// The image of the X-Instance-ID sidecar in front of apps (as --cluster-id; `kip install
+    /// --instance-id-image` sets it in the pod).
+    #[arg(long, env = "KIP_INSTANCE_ID_IMAGE")]
+    instance_id_image: Option<String>,
 }
 
 pub fn run(args: ServerArgs) -> Result<(), CliError> {
@@ -59,7 +63,7 @@ pub fn run(args: ServerArgs) -> Result<(), CliError> {
         );
     }
     let choice = crate::cluster::choose(&home).map_err(|e| CliError::new(Kind::NotFound, e))?;
-    if args.cluster_id.is_some() || args.domain.is_some() {
+    if args.cluster_id.is_some() || args.domain.is_some() || args.instance_id_image.is_some() {
         remember_hostnames(&home, &choice.name, &args)?;
     }
     let runtime = crate::verb_cmd::runtime()?;
@@ -131,8 +135,9 @@ pub fn run(args: ServerArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::new(Kind::Failed, e))
 }
 
-/// Saves `--cluster-id` and `--domain` in the kip home's entry of `cluster`, where the scripts
-/// read them (an App applied without a host gets `<app>-<cluster-id>.<domain>`).
+/// Saves `--cluster-id`, `--domain` and `--instance-id-image` in the kip home's entry of
+/// `cluster`, where the scripts read them (an App applied without a host gets
+/// `<app>-<cluster-id>.<domain>`).
 fn remember_hostnames(
     home: &std::path::Path,
     cluster: &str,
@@ -146,6 +151,11 @@ fn remember_hostnames(
     }
     if let Some(domain) = &args.domain {
         entry.domain = Some(domain.clone());
+    }
+    if let Some(image) = &args.instance_id_image {
+        entry
+            .other
+            .insert("instance-id-image".into(), image.clone().into());
     }
     config.save(home).map_err(failed)
 }

@@ -834,3 +834,30 @@ fn dry_runs_show_the_plan_and_change_nothing() {
     );
     sb.kubectl().ok(&["get", "hpa", "api"]);
 }
+
+/// A cluster whose App CRD an older kip applied (without a field this kip writes) is brought up
+/// to date before the first write, so the field is not pruned away.
+#[test]
+fn an_older_app_crd_is_brought_up_to_date_before_a_write() {
+    let sb = ServedSandbox::start();
+    deploy(&sb, "api", "3000");
+    let k = sb.kubectl();
+    let current = k.json(&["get", "crd", "apps.kipper.run"])["metadata"]["annotations"]["kipper.run/revision"].clone();
+    assert!(current.is_string(), "the CRD carries its revision");
+    k.ok(&[
+        "patch", "crd", "apps.kipper.run", "--type", "json", "-p",
+        r#"[{"op":"remove","path":"/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/autoscale"},
+            {"op":"replace","path":"/metadata/annotations/kipper.run~1revision","value":"older"}]"#,
+    ]);
+    ok(&sb, &["app", "autoscale", "api", "--max", "3"]);
+    let crd = k.json(&["get", "crd", "apps.kipper.run"]);
+    assert_eq!(
+        crd["metadata"]["annotations"]["kipper.run/revision"],
+        current
+    );
+    assert_eq!(
+        get(&sb, "apps.kipper.run", "api")["spec"]["autoscale"]["max"],
+        3,
+        "not pruned"
+    );
+}

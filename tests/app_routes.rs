@@ -478,3 +478,111 @@ fn a_routed_deploy_applies_each_object_once() {
         err(&o)
     );
 }
+
+/// The instance-ID sidecar: on by default, in front of the app (the Service's targetPort is
+/// the app's port + 10000), told the pod's name by the Downward API; off and on again with
+/// update; a port it cannot add 10000 to is refused unless it is off.
+#[test]
+fn the_instance_id_sidecar_sits_in_front_of_the_app() {
+    let sb = ServedSandbox::start();
+    deploy(&sb, "api", &[]);
+    let d = get(&sb, "deployment", "api");
+    let containers = d["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(containers.len(), 2, "{d}");
+    let sidecar = &containers[1];
+    assert_eq!(sidecar["name"], "instance-id");
+    assert!(
+        sidecar["image"]
+            .as_str()
+            .unwrap()
+            .contains("kip-instance-id:"),
+        "{sidecar}"
+    );
+    assert_eq!(sidecar["ports"][0]["containerPort"], 18080);
+    let env = sidecar["env"].to_string();
+    assert!(
+        env.contains(r#""name":"KIP_UPSTREAM_PORT","value":"8080""#),
+        "{env}"
+    );
+    assert!(env.contains(r#""fieldPath":"metadata.name""#), "{env}");
+    assert_eq!(sidecar["resources"]["requests"]["memory"], "16Mi");
+    assert_eq!(sidecar["resources"]["limits"]["cpu"], "50m");
+    assert_eq!(sidecar["resources"]["limits"]["memory"], "32Mi");
+    assert_eq!(
+        get(&sb, "service", "api")["spec"]["ports"][0]["targetPort"],
+        18080
+    );
+
+    ok(&sb, &["app", "update", "api", "--no-instance-header"]);
+    let d = get(&sb, "deployment", "api");
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        get(&sb, "service", "api")["spec"]["ports"][0]["targetPort"],
+        8080
+    );
+    assert_eq!(
+        get(&sb, "apps.kipper.run", "api")["spec"]["instanceHeader"],
+        false
+    );
+    // And back on.
+    ok(&sb, &["app", "update", "api", "--instance-header"]);
+    assert_eq!(
+        get(&sb, "service", "api")["spec"]["ports"][0]["targetPort"],
+        18080
+    );
+
+    let e = refused(
+        &sb,
+        &[
+            "app",
+            "deploy",
+            "--name",
+            "high",
+            "--image",
+            "nginx:1.27",
+            "--port",
+            "60000",
+        ],
+    );
+    assert!(
+        e.contains("use a port up to 55535, or pass --no-instance-header"),
+        "{e}"
+    );
+    sb.kubectl().fails(&["get", "apps.kipper.run", "high"]);
+    ok(
+        &sb,
+        &[
+            "app",
+            "deploy",
+            "--name",
+            "high",
+            "--image",
+            "nginx:1.27",
+            "--port",
+            "60000",
+            "--no-instance-header",
+        ],
+    );
+    let e = refused(&sb, &["app", "update", "high", "--instance-header"]);
+    assert!(e.contains("up to 55535"), "{e}");
+    let e = refused(
+        &sb,
+        &[
+            "app",
+            "update",
+            "high",
+            "--instance-header",
+            "--no-instance-header",
+        ],
+    );
+    assert!(e.contains("pass one"), "{e}");
+}

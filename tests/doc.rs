@@ -165,7 +165,8 @@ fn prelude(function: &str) -> String {
     }
     let ns = "shop-test";
     let name = "web";
-    let opts = #{ name: "web", image: "nginx:1.27", port: 80, replicas: 2, project: "shop", environment: "test" };
+    // One container per pod, as the examples (`k8s::logs(ns, pod)`) expect: no sidecar.
+    let opts = #{ name: "web", image: "nginx:1.27", port: 80, replicas: 2, project: "shop", environment: "test", no_instance_header: true };
     let app = kip::run("app deploy", opts);
     let apps = [app];
     let pod = k8s::pods_of(ns, "app.kubernetes.io/name=web")[0].metadata.name;
@@ -211,7 +212,7 @@ fn the_examples_run_against_a_sandbox() {
         r#"// Generated from the examples of `kip doc` by tests/doc.rs.
 kip::run("project create", #{ name: "shop", environments: "test,prod" });
 for env in ["test", "prod"] {
-    kip::run("app deploy", #{ name: "web", image: "nginx:1.27", port: 80, project: "shop", environment: env });
+    kip::run("app deploy", #{ name: "web", image: "nginx:1.27", port: 80, project: "shop", environment: env, no_instance_header: true });
     k8s::wait_rollout(`shop-${env}`, "web", 60);
     k8s::apply(#{ apiVersion: "v1", kind: "Pod", metadata: #{ name: "db-0", namespace: `shop-${env}` }, spec: #{ containers: [#{ name: "mysql", image: "mysql:8" }] } });
 }

@@ -20,6 +20,8 @@ const APP_CONTEXT: &str = r#"#{
     autoscale: (),
     secret: "api-secrets", data: #{ API_KEY: "c2VjcmV0" },
     route: #{ path: "/", group: (), redirects: [] },
+    instance_header: true,
+    sidecar: #{ image: "registry.example.com/kip-instance-id:0.1.0", port: 13000 },
 }"#;
 
 /// An app of route group `shop` at /domains-api with two hosts redirecting to it, and the
@@ -200,6 +202,7 @@ pub(crate) const INSTALL_CONTEXT: &str = r#"#{
     kubeconfig_path: "'/etc/rancher/k3s/k3s.yaml'", k3s_version: "v1.33.5+k3s1",
     registry_image: "ghcr.io/project-zot/zot:v2.1.7",
     kip_server_image: "registry.example.com/kip-server:0.1.0",
+    instance_id_image: "registry.example.com/kip-instance-id:0.1.0",
     server_host: "console-203-0-113-10.kipper.run",
 }"#;
 
