@@ -133,6 +133,10 @@ const NOT_RUN: &[(&str, &str)] = &[
         "it declares an override: a function, not a statement",
     ),
     ("tunnel::wait", "it waits until the user presses Ctrl-C"),
+    (
+        "kipper::copy_env",
+        "it makes a whole environment, which the sandbox here already has: tests/copy_env.rs runs it",
+    ),
 ];
 
 /// Examples that end in an error by design, by a part of their code, and the kind it has:
@@ -240,6 +244,12 @@ k8s::apply(#{ apiVersion: "batch/v1", kind: "Job", metadata: #{ name: "migrate",
     let dir = home.path().join("examples");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("examples_test.rhai"), &file).unwrap();
+    // What `fs::read_yaml`'s example reads, where kip runs.
+    std::fs::write(
+        home.path().join("prod.yaml"),
+        "apps:\n  web: {replicas: 2}\n",
+    )
+    .unwrap();
     // What `fs::read_dotenv`'s example reads, where kip runs.
     std::fs::write(home.path().join(".env"), "LOG_LEVEL=info\n").unwrap();
     // What `fs::read_text`'s example reads, where kip runs.

@@ -7,6 +7,7 @@ mod app_routes;
 mod app_verbs;
 mod cluster_verbs;
 mod common;
+mod copy_env;
 mod doc;
 mod hook_verbs;
 mod install;

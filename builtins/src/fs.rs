@@ -31,6 +31,27 @@ pub mod fs_module {
         })
     }
 
+    /// The YAML (or JSON) file at `path` as a map: one document whose top level is a mapping,
+    /// at most 1 MiB. For files of settings a verb takes (`kip project copy-env --values`).
+    ///
+    /// Errors: `not-found` when there is no such file; `invalid` when it is not YAML (naming
+    /// the line), not one mapping, a folder, too big or not UTF-8; `denied` when it cannot be
+    /// read, or in a hook.
+    ///
+    /// Example: `let values = fs::read_yaml("prod.yaml"); print(values.apps.keys());`
+    #[rhai_fn(return_raw)]
+    pub fn read_yaml(ctx: NativeCallContext, path: &str) -> Result<rhai::Map, Box<EvalAltResult>> {
+        crate::host::at_call(ctx.call_position(), || {
+            host::host(&ctx)?.reach.everything("fs::read_yaml")?;
+            let text = read_small_text(path)?;
+            let value = parse_yaml_map(&text)
+                .map_err(|msg| host::error(Kind::Invalid, format!("`{path}`: {msg}")))?;
+            rhai::serde::to_dynamic(value)?
+                .try_cast::<rhai::Map>()
+                .ok_or_else(|| host::error(Kind::Invalid, format!("`{path}` is not a mapping")))
+        })
+    }
+
     /// The variables of the `.env` file at `path` as `[#{ name, value }]`, in file order: one
     /// `KEY=VALUE` per line, `#` comments, an optional `export ` prefix, single quotes taken
     /// literally, double quotes with escapes, and `$VAR`/`${VAR}` replaced by a variable set
@@ -124,6 +145,16 @@ fn read_small_text(path: &str) -> Result<String, Box<EvalAltResult>> {
         .map_err(|_| host::error(Kind::Invalid, format!("`{path}` is not UTF-8 text")))
 }
 
+/// A YAML text holding one mapping, or what is wrong with it.
+pub fn parse_yaml_map(text: &str) -> Result<serde_json::Value, String> {
+    let value: serde_json::Value = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+    match value {
+        serde_json::Value::Object(_) => Ok(value),
+        serde_json::Value::Null => Ok(serde_json::Value::Object(Default::default())),
+        _ => Err("the top level is not a mapping of settings".into()),
+    }
+}
+
 /// The variables of a `.env` text, in order of first appearance, the last value of a name
 /// winning; or what is wrong with it.
 pub fn parse_dotenv(text: &str) -> Result<Vec<(String, String)>, String> {
@@ -156,8 +187,17 @@ fn unreadable(path: &str, err: &std::io::Error) -> Box<EvalAltResult> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_dotenv;
+    use super::{parse_dotenv, parse_yaml_map};
     use proptest::prelude::*;
+
+    #[test]
+    fn yaml_settings_are_one_mapping() {
+        let v = parse_yaml_map("apps:\n  api: {replicas: 2}\n").unwrap();
+        assert_eq!(v["apps"]["api"]["replicas"], 2);
+        assert_eq!(parse_yaml_map("").unwrap(), serde_json::json!({}));
+        assert!(parse_yaml_map("- a\n- b\n").is_err());
+        assert!(parse_yaml_map("apps: [\n").is_err());
+    }
 
     fn vars(text: &str) -> Vec<(String, String)> {
         parse_dotenv(text).unwrap()

@@ -25,6 +25,7 @@ mod diff;
 mod discovery;
 mod error;
 mod logs;
+mod quantity;
 mod read;
 mod wait;
 mod write;
@@ -51,5 +52,6 @@ pub fn module() -> rhai::Module {
     k8s.combine(rhai::exported_module!(exec::exec_module));
     k8s.combine(rhai::exported_module!(select::select_module));
     k8s.combine(rhai::exported_module!(diff::diff_module));
+    k8s.combine(rhai::exported_module!(quantity::quantity_module));
     k8s
 }
