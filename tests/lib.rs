@@ -11,6 +11,7 @@ mod copy_env;
 mod doc;
 mod hook_verbs;
 mod install;
+mod instance_id_image;
 mod integrity;
 mod overrides;
 mod readme_tour;

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod containers;
 pub mod mariadb;
 pub mod postgres;
 pub mod redis;
