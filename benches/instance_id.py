@@ -19,6 +19,9 @@ Run: python3 benches/instance_id.py     (installs nginx and wrk with apt-get if 
 """
 import os, re, shutil, signal, statistics, subprocess, sys, tempfile, time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gateway as bench  # noqa: E402  (its nginx, wrk and port helpers)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 SIDECAR = os.path.join(TARGET, "release", "kip-instance-id")
@@ -27,29 +30,6 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 POD = "web-7d9f8b6c5-x2x9q"
 CASES = [("small, 1 connection", "/small", 1), ("small, 64 connections", "/small", 64),
          ("1 MiB, 16 connections", "/big", 16)]
-
-
-def ensure_tools():
-    missing = [pkg for pkg, exe in [("nginx", "nginx"), ("wrk", "wrk")]
-               if not (shutil.which(exe) or os.path.exists(f"/usr/sbin/{exe}"))]
-    if missing:
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, stdout=subprocess.DEVNULL)
-        subprocess.run(["apt-get", "install", "-y", "-q", "-q", "--no-install-recommends", *missing],
-                       check=True, env=env, stdout=subprocess.DEVNULL)
-        # The package starts a system nginx on port 80; we run our own.
-        subprocess.run(["service", "nginx", "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def nginx_bin():
-    return shutil.which("nginx") or "/usr/sbin/nginx"
-
-
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_backend(work, port):
@@ -75,7 +55,7 @@ http {{
   server {{ listen 127.0.0.1:{port} backlog=4096; root {work}/www; }}
 }}
 """)
-    subprocess.run([nginx_bin(), "-c", conf, "-p", work], check=True)
+    subprocess.run([bench.nginx_bin(), "-c", conf, "-p", work], check=True)
     return conf
 
 
@@ -142,11 +122,11 @@ def open_connections(addr, n):
 
 
 def main():
-    ensure_tools()
+    bench.ensure_tools()
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "kip-instance-id"], check=True, cwd=ROOT)
     work = tempfile.mkdtemp(prefix="kip-instance-id-bench-")
     os.chmod(work, 0o755)  # nginx's worker runs unprivileged and serves files from here
-    backend_port = free_port()
+    backend_port = bench.free_port()
     backend = start_backend(work, backend_port)
     sidecar, addr = start_sidecar(backend_port)
     try:
@@ -180,7 +160,7 @@ def main():
             sidecar.wait(timeout=30)
         except subprocess.TimeoutExpired:
             sidecar.kill()
-        subprocess.run([nginx_bin(), "-c", backend, "-p", work, "-s", "quit"], stderr=subprocess.DEVNULL)
+        subprocess.run([bench.nginx_bin(), "-c", backend, "-p", work, "-s", "quit"], stderr=subprocess.DEVNULL)
         time.sleep(0.5)
         shutil.rmtree(work, ignore_errors=True)
 

@@ -6,41 +6,25 @@ use std::io::Write;
 
 use serde_json::Value;
 
-use crate::common::{ServedSandbox, stderr as err, stdout as out};
-
-fn ok(sb: &ServedSandbox, args: &[&str]) -> String {
-    let o = sb.kip(args);
-    assert!(o.status.success(), "kip {args:?}: {}", err(&o));
-    out(&o) + &err(&o)
-}
-
-/// Runs kip, expects it to fail, and returns its error output.
-fn refused(sb: &ServedSandbox, args: &[&str]) -> String {
-    let o = sb.kip(args);
-    assert!(!o.status.success(), "kip {args:?} should fail: {}", out(&o));
-    err(&o)
-}
+use crate::common::{ServedSandbox, secret_value, stderr as err, stdout as out};
 
 fn get(sb: &ServedSandbox, what: &str, name: &str) -> Value {
     sb.kubectl().json(&["get", what, name])
 }
 
 fn deploy(sb: &ServedSandbox, name: &str, port: &str) {
-    ok(
-        sb,
-        &[
-            "app",
-            "deploy",
-            "--name",
-            name,
-            "--image",
-            "nginx:1.27",
-            "--port",
-            port,
-            "--env",
-            "LOG_LEVEL=info",
-        ],
-    );
+    sb.kip_ok(&[
+        "app",
+        "deploy",
+        "--name",
+        name,
+        "--image",
+        "nginx:1.27",
+        "--port",
+        port,
+        "--env",
+        "LOG_LEVEL=info",
+    ]);
 }
 
 /// The stamp `kip app restart` and `--restart` put on the pod template (`()` before any).
@@ -61,18 +45,15 @@ fn env_set_saves_variables_and_restarts_only_when_asked() {
         "# shared settings\nexport API_URL=https://api.example.com\nGREETING='hello world'\nLOG_LEVEL=warn\n",
     )
     .unwrap();
-    let said = ok(
-        &sb,
-        &[
-            "app",
-            "env",
-            "set",
-            "api",
-            "LOG_LEVEL=debug",
-            "--from-file",
-            "prod.env",
-        ],
-    );
+    let said = sb.kip_ok(&[
+        "app",
+        "env",
+        "set",
+        "api",
+        "LOG_LEVEL=debug",
+        "--from-file",
+        "prod.env",
+    ]);
     assert!(said.contains("✔ Set"), "{said}");
     assert!(
         said.contains("keep their old values until a restart"),
@@ -100,7 +81,7 @@ fn env_set_saves_variables_and_restarts_only_when_asked() {
         "without --restart the pods are left alone"
     );
 
-    let listed = ok(&sb, &["app", "env", "list", "api"]);
+    let listed = sb.kip_ok(&["app", "env", "list", "api"]);
     assert!(
         listed
             .lines()
@@ -112,28 +93,22 @@ fn env_set_saves_variables_and_restarts_only_when_asked() {
         serde_json::from_str(&out(&sb.kip(&["app", "env", "list", "api", "-o", "json"]))).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 3);
 
-    let again = ok(&sb, &["app", "env", "set", "api", "GREETING=hello world"]);
+    let again = sb.kip_ok(&["app", "env", "set", "api", "GREETING=hello world"]);
     assert!(again.contains("nothing changed"), "{again}");
 
-    ok(
-        &sb,
-        &["app", "env", "set", "api", "FEATURE=on", "--restart"],
-    );
+    sb.kip_ok(&["app", "env", "set", "api", "FEATURE=on", "--restart"]);
     assert!(
         restart_stamp(&sb, "api").is_string(),
         "--restart stamps the pod template"
     );
 
     // Removing asks first; without a terminal or --yes nothing is removed.
-    let no = refused(&sb, &["app", "env", "delete", "api", "FEATURE"]);
+    let no = sb.kip_refused(&["app", "env", "delete", "api", "FEATURE"]);
     assert!(no.contains("--yes"), "{no}");
     assert_eq!(get(&sb, "configmap", "api-env")["data"]["FEATURE"], "on");
-    ok(
-        &sb,
-        &[
-            "app", "env", "delete", "api", "FEATURE", "GREETING", "--yes",
-        ],
-    );
+    sb.kip_ok(&[
+        "app", "env", "delete", "api", "FEATURE", "GREETING", "--yes",
+    ]);
     let data = &get(&sb, "configmap", "api-env")["data"];
     assert!(
         data.get("FEATURE").is_none() && data.get("GREETING").is_none(),
@@ -178,7 +153,7 @@ fn bad_variables_are_refused_and_change_nothing() {
         (&["app", "env", "set", "../x", "A=1"], "../x"),
     ];
     for (args, says) in cases {
-        let e = refused(&sb, args);
+        let e = sb.kip_refused(args);
         assert!(e.contains(says), "kip {args:?}: expected `{says}` in: {e}");
     }
     std::fs::write(
@@ -186,7 +161,7 @@ fn bad_variables_are_refused_and_change_nothing() {
         "GOOD=1\nthis line is not a variable\n",
     )
     .unwrap();
-    let e = refused(&sb, &["app", "env", "set", "api", "--from-file", "bad.env"]);
+    let e = sb.kip_refused(&["app", "env", "set", "api", "--from-file", "bad.env"]);
     assert!(
         e.contains("bad.env") && e.contains("this line is not a variable"),
         "{e}"
@@ -235,29 +210,22 @@ fn secret_values_live_only_in_the_secret() {
     assert!(said.contains("✔ Set secret"), "{said}");
 
     let secret = get(&sb, "secret", "api-secrets");
-    let decoded = |key: &str| {
-        use base64::Engine;
-        let b = base64::engine::general_purpose::STANDARD
-            .decode(secret["data"][key].as_str().unwrap())
-            .unwrap();
-        String::from_utf8(b).unwrap()
-    };
     assert_eq!(
-        decoded("TOKEN"),
+        secret_value(&secret, "TOKEN"),
         value,
         "the trailing newline is not part of it"
     );
-    assert_eq!(decoded("DB_PASSWORD"), "pw-on-the-line");
-    assert_eq!(decoded("STRIPE_KEY"), "sk_test_from_file");
+    assert_eq!(secret_value(&secret, "DB_PASSWORD"), "pw-on-the-line");
+    assert_eq!(secret_value(&secret, "STRIPE_KEY"), "sk_test_from_file");
     let app = get(&sb, "apps.kipper.run", "api");
     assert_eq!(
         secret["metadata"]["ownerReferences"][0]["uid"],
         app["metadata"]["uid"]
     );
     // Nowhere else: not the App, not the variables, not what kip prints.
-    let listed = ok(&sb, &["app", "secret", "list", "api"]);
-    let json = ok(&sb, &["app", "secret", "list", "api", "-o", "json"]);
-    let env = ok(&sb, &["app", "env", "list", "api", "-o", "json"]);
+    let listed = sb.kip_ok(&["app", "secret", "list", "api"]);
+    let json = sb.kip_ok(&["app", "secret", "list", "api", "-o", "json"]);
+    let env = sb.kip_ok(&["app", "env", "list", "api", "-o", "json"]);
     for place in [
         app.to_string(),
         get(&sb, "configmap", "api-env").to_string(),
@@ -288,22 +256,22 @@ fn secret_values_live_only_in_the_secret() {
     );
 
     assert_eq!(
-        ok(&sb, &["app", "secret", "reveal", "api", "TOKEN"]),
+        sb.kip_ok(&["app", "secret", "reveal", "api", "TOKEN"]),
         format!("{value}\n")
     );
-    let e = refused(&sb, &["app", "secret", "reveal", "api", "NOPE"]);
+    let e = sb.kip_refused(&["app", "secret", "reveal", "api", "NOPE"]);
     assert!(
         e.contains("has no secret NOPE") && e.contains("TOKEN"),
         "{e}"
     );
 
     // A name is a variable or a secret, never both.
-    let e = refused(&sb, &["app", "env", "set", "api", "TOKEN=plain"]);
+    let e = sb.kip_refused(&["app", "env", "set", "api", "TOKEN=plain"]);
     assert!(e.contains("TOKEN is a secret of api"), "{e}");
-    let e = refused(&sb, &["app", "secret", "set", "api", "LOG_LEVEL=x"]);
+    let e = sb.kip_refused(&["app", "secret", "set", "api", "LOG_LEVEL=x"]);
     assert!(e.contains("LOG_LEVEL is a variable of api"), "{e}");
     // No value and nothing piped in: refused, nothing written.
-    let e = refused(&sb, &["app", "secret", "set", "api", "EMPTY"]);
+    let e = sb.kip_refused(&["app", "secret", "set", "api", "EMPTY"]);
     assert!(e.contains("no value given"), "{e}");
     assert!(
         get(&sb, "secret", "api-secrets")["data"]
@@ -311,14 +279,14 @@ fn secret_values_live_only_in_the_secret() {
             .is_none()
     );
 
-    ok(&sb, &["app", "secret", "delete", "api", "TOKEN", "--yes"]);
+    sb.kip_ok(&["app", "secret", "delete", "api", "TOKEN", "--yes"]);
     let data = &get(&sb, "secret", "api-secrets")["data"];
     assert!(
         data.get("TOKEN").is_none() && data.get("DB_PASSWORD").is_some(),
         "{data}"
     );
     // Deleting the app takes its secrets with it.
-    ok(&sb, &["app", "delete", "api", "--yes"]);
+    sb.kip_ok(&["app", "delete", "api", "--yes"]);
     sb.kubectl().ok(&[
         "wait",
         "--for=delete",
@@ -367,7 +335,7 @@ fn a_secret_asked_on_a_terminal_is_not_echoed() {
     assert!(!drawn.contains("typed-secret-42"), "echoed: {drawn}");
     assert!(drawn.contains("✔ Set secret API_KEY on api"), "{drawn}");
     assert_eq!(
-        ok(&sb, &["app", "secret", "reveal", "api", "API_KEY"]),
+        sb.kip_ok(&["app", "secret", "reveal", "api", "API_KEY"]),
         "typed-secret-42\n"
     );
 }
@@ -379,7 +347,7 @@ fn links_give_the_target_url_and_follow_the_target() {
     deploy(&sb, "api-gateway", "3000");
     deploy(&sb, "webapp", "80");
 
-    let said = ok(&sb, &["app", "link", "domain-service", "api-gateway"]);
+    let said = sb.kip_ok(&["app", "link", "domain-service", "api-gateway"]);
     assert!(
         said.contains("✔ Linked domain-service → api-gateway"),
         "{said}"
@@ -398,10 +366,7 @@ fn links_give_the_target_url_and_follow_the_target() {
         "linking restarts the app"
     );
 
-    let said = ok(
-        &sb,
-        &["app", "link", "domain-service", "webapp", "--public"],
-    );
+    let said = sb.kip_ok(&["app", "link", "domain-service", "webapp", "--public"]);
     let public = "https://domain-service-sandbox.localhost";
     assert!(
         said.contains(&format!("DOMAIN_SERVICE_URL={public}")),
@@ -417,7 +382,7 @@ fn links_give_the_target_url_and_follow_the_target() {
         serde_json::json!([{"app": "domain-service", "public": true}])
     );
 
-    let listed = ok(&sb, &["app", "links", "domain-service"]);
+    let listed = sb.kip_ok(&["app", "links", "domain-service"]);
     assert!(
         listed.contains("api-gateway") && listed.contains("webapp"),
         "{listed}"
@@ -438,28 +403,22 @@ fn links_give_the_target_url_and_follow_the_target() {
         (&["app", "link", "Bad_Name", "webapp"], "Bad_Name"),
     ];
     for (args, says) in cases {
-        let e = refused(&sb, args);
+        let e = sb.kip_refused(args);
         assert!(e.contains(says), "kip {args:?}: expected `{says}` in: {e}");
     }
-    ok(
-        &sb,
-        &[
-            "app",
-            "env",
-            "set",
-            "webapp",
-            "API_GATEWAY_URL=http://elsewhere",
-        ],
-    );
-    let e = refused(&sb, &["app", "link", "api-gateway", "webapp"]);
+    sb.kip_ok(&[
+        "app",
+        "env",
+        "set",
+        "webapp",
+        "API_GATEWAY_URL=http://elsewhere",
+    ]);
+    let e = sb.kip_refused(&["app", "link", "api-gateway", "webapp"]);
     assert!(e.contains("already has a variable API_GATEWAY_URL"), "{e}");
-    let e = refused(
-        &sb,
-        &["app", "env", "set", "webapp", "DOMAIN_SERVICE_URL=x"],
-    );
+    let e = sb.kip_refused(&["app", "env", "set", "webapp", "DOMAIN_SERVICE_URL=x"]);
     assert!(e.contains("comes from the link to domain-service"), "{e}");
 
-    ok(&sb, &["app", "unlink", "domain-service", "api-gateway"]);
+    sb.kip_ok(&["app", "unlink", "domain-service", "api-gateway"]);
     assert!(
         get(&sb, "configmap", "api-gateway-env")["data"]
             .get("DOMAIN_SERVICE_URL")
@@ -468,7 +427,7 @@ fn links_give_the_target_url_and_follow_the_target() {
 
     // Deleting the target removes its URL from every app that linked it.
     let stamp = restart_stamp(&sb, "webapp");
-    let said = ok(&sb, &["app", "delete", "domain-service", "--yes"]);
+    let said = sb.kip_ok(&["app", "delete", "domain-service", "--yes"]);
     assert!(
         said.contains("DOMAIN_SERVICE_URL removed from webapp"),
         "{said}"
@@ -532,28 +491,25 @@ fn autoscale_owns_the_replicas_until_turned_off() {
         (&["app", "autoscale", "nope", "--max", "3"], "no app `nope`"),
     ];
     for (args, says) in cases {
-        let e = refused(&sb, args);
+        let e = sb.kip_refused(args);
         assert!(e.contains(says), "kip {args:?}: expected `{says}` in: {e}");
     }
     assert_eq!(get(&sb, "apps.kipper.run", "api")["spec"], before);
     sb.kubectl().fails(&["get", "hpa", "api"]);
 
-    let said = ok(
-        &sb,
-        &[
-            "app",
-            "autoscale",
-            "api",
-            "--min",
-            "2",
-            "--max",
-            "5",
-            "--cpu",
-            "70",
-            "--memory",
-            "80",
-        ],
-    );
+    let said = sb.kip_ok(&[
+        "app",
+        "autoscale",
+        "api",
+        "--min",
+        "2",
+        "--max",
+        "5",
+        "--cpu",
+        "70",
+        "--memory",
+        "80",
+    ]);
     assert!(
         said.contains("api autoscales 2–5 replicas at 70% CPU, 80% memory"),
         "{said}"
@@ -578,7 +534,7 @@ fn autoscale_owns_the_replicas_until_turned_off() {
     let requests = &d["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"];
     assert!(requests["cpu"].is_string(), "{requests}");
 
-    let status = ok(&sb, &["app", "autoscale", "api", "--status"]);
+    let status = sb.kip_ok(&["app", "autoscale", "api", "--status"]);
     assert!(status.contains("api autoscales 2–5"), "{status}");
     assert!(status.contains("cpu") && status.contains("70%"), "{status}");
     assert!(
@@ -589,10 +545,10 @@ fn autoscale_owns_the_replicas_until_turned_off() {
     // A redeploy keeps the autoscaler, and the two never fight over the replica count.
     deploy(&sb, "api", "3000");
     sb.kubectl().ok(&["get", "hpa", "api"]);
-    let e = refused(&sb, &["app", "scale", "api", "--replicas", "3"]);
+    let e = sb.kip_refused(&["app", "scale", "api", "--replicas", "3"]);
     assert!(e.contains("is autoscaled") && e.contains("--off"), "{e}");
 
-    let said = ok(&sb, &["app", "autoscale", "api", "--off"]);
+    let said = sb.kip_ok(&["app", "autoscale", "api", "--off"]);
     assert!(
         said.contains("Autoscaling off: api runs 1 replica"),
         "{said}"
@@ -605,7 +561,7 @@ fn autoscale_owns_the_replicas_until_turned_off() {
             .get("autoscale")
             .is_none()
     );
-    ok(&sb, &["app", "scale", "api", "--replicas", "2"]);
+    sb.kip_ok(&["app", "scale", "api", "--replicas", "2"]);
 }
 
 /// Waits until the terminal of `script`'s child (kip) stops echoing: the prompt is drawn a
@@ -660,20 +616,17 @@ fn wait_for_echo_off(script_pid: u32) {
 #[test]
 fn dry_runs_show_the_plan_and_change_nothing() {
     let sb = ServedSandbox::start();
-    let new = ok(
-        &sb,
-        &[
-            "app",
-            "deploy",
-            "--name",
-            "api",
-            "--image",
-            "nginx:1.27",
-            "--port",
-            "80",
-            "--dry-run",
-        ],
-    );
+    let new = sb.kip_ok(&[
+        "app",
+        "deploy",
+        "--name",
+        "api",
+        "--image",
+        "nginx:1.27",
+        "--port",
+        "80",
+        "--dry-run",
+    ]);
     for line in [
         "+ create App api",
         "+ create ConfigMap api-env",
@@ -788,7 +741,7 @@ fn dry_runs_show_the_plan_and_change_nothing() {
         ),
     ];
     for (args, says) in plans {
-        let plan = ok(&sb, args);
+        let plan = sb.kip_ok(args);
         assert!(
             plan.starts_with("Dry run: nothing was changed. Would:"),
             "{args:?}: {plan}"
@@ -804,30 +757,24 @@ fn dry_runs_show_the_plan_and_change_nothing() {
     assert_eq!(versions(), before, "a dry run wrote something");
 
     // With a Secret in place, a change shows which key, never the value.
-    ok(&sb, &["app", "secret", "set", "api", "TOKEN=first-value"]);
-    let plan = ok(
-        &sb,
-        &[
-            "app",
-            "secret",
-            "set",
-            "api",
-            "TOKEN=second-value",
-            "--dry-run",
-        ],
-    );
+    sb.kip_ok(&["app", "secret", "set", "api", "TOKEN=first-value"]);
+    let plan = sb.kip_ok(&[
+        "app",
+        "secret",
+        "set",
+        "api",
+        "TOKEN=second-value",
+        "--dry-run",
+    ]);
     assert!(plan.contains("data.TOKEN: (hidden) → (hidden)"), "{plan}");
     assert!(
         !plan.contains("first-value") && !plan.contains("second-value"),
         "{plan}"
     );
-    let plan = ok(
-        &sb,
-        &["app", "secret", "delete", "api", "TOKEN", "--dry-run"],
-    );
+    let plan = sb.kip_ok(&["app", "secret", "delete", "api", "TOKEN", "--dry-run"]);
     assert!(plan.contains("data.TOKEN: (hidden) → (none)"), "{plan}");
-    ok(&sb, &["app", "autoscale", "api", "--max", "3"]);
-    let plan = ok(&sb, &["app", "autoscale", "api", "--off", "--dry-run"]);
+    sb.kip_ok(&["app", "autoscale", "api", "--max", "3"]);
+    let plan = sb.kip_ok(&["app", "autoscale", "api", "--off", "--dry-run"]);
     assert!(
         plan.contains("- delete HorizontalPodAutoscaler api"),
         "{plan}"
@@ -849,7 +796,7 @@ fn an_older_app_crd_is_brought_up_to_date_before_a_write() {
         r#"[{"op":"remove","path":"/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/autoscale"},
             {"op":"replace","path":"/metadata/annotations/kipper.run~1revision","value":"older"}]"#,
     ]);
-    ok(&sb, &["app", "autoscale", "api", "--max", "3"]);
+    sb.kip_ok(&["app", "autoscale", "api", "--max", "3"]);
     let crd = k.json(&["get", "crd", "apps.kipper.run"]);
     assert_eq!(
         crd["metadata"]["annotations"]["kipper.run/revision"],

@@ -6,23 +6,12 @@ use serde_json::Value;
 
 use crate::common::{ServedSandbox, stderr as err, stdout as out};
 
-fn ok(sb: &ServedSandbox, args: &[&str]) -> String {
-    let o = sb.kip(args);
-    assert!(o.status.success(), "kip {args:?}: {}", err(&o));
-    out(&o) + &err(&o)
-}
-
-fn refused(sb: &ServedSandbox, args: &[&str]) -> String {
-    let o = sb.kip(args);
-    assert!(!o.status.success(), "kip {args:?} should fail: {}", out(&o));
-    err(&o)
-}
-
 fn get(sb: &ServedSandbox, what: &str, name: &str) -> Value {
     sb.kubectl().json(&["get", what, name])
 }
 
-fn deploy(sb: &ServedSandbox, name: &str, extra: &[&str]) -> String {
+/// `kip app deploy` of `name` (nginx on port 8080) with `extra` flags.
+fn deploy_args<'a>(name: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "app",
         "deploy",
@@ -34,7 +23,16 @@ fn deploy(sb: &ServedSandbox, name: &str, extra: &[&str]) -> String {
         "8080",
     ];
     args.extend_from_slice(extra);
-    ok(sb, &args)
+    args
+}
+
+fn deploy(sb: &ServedSandbox, name: &str, extra: &[&str]) -> String {
+    sb.kip_ok(&deploy_args(name, extra))
+}
+
+/// A deploy that must be refused; its error output.
+fn deploy_refused(sb: &ServedSandbox, name: &str, extra: &[&str]) -> String {
+    sb.kip_refused(&deploy_args(name, extra))
 }
 
 fn owners(obj: &Value) -> Vec<String> {
@@ -107,7 +105,7 @@ fn a_route_group_shares_one_host_and_certificate_and_strips_each_prefix() {
     );
     assert_eq!(owners(&cert), ["domain-service", "webapp"]);
 
-    let listed = ok(&sb, &["route", "list"]);
+    let listed = sb.kip_ok(&["route", "list"]);
     let lines: Vec<Vec<&str>> = listed
         .lines()
         .map(|l| l.split_whitespace().collect())
@@ -121,21 +119,7 @@ fn a_route_group_shares_one_host_and_certificate_and_strips_each_prefix() {
     assert_eq!(json[1]["path"], "/domains-api");
 
     // A second app on the same path is refused, naming the owner; nothing of it is made.
-    let e = refused(
-        &sb,
-        &[
-            "app",
-            "deploy",
-            "--name",
-            "other",
-            "--image",
-            "nginx:1.27",
-            "--port",
-            "80",
-            "--route",
-            "shop/domains-api",
-        ],
-    );
+    let e = deploy_refused(&sb, "other", &["--route", "shop/domains-api"]);
     assert!(
         e.contains(
             "path /domains-api of route group shop is already served by app `domain-service`"
@@ -144,40 +128,16 @@ fn a_route_group_shares_one_host_and_certificate_and_strips_each_prefix() {
     );
     sb.kubectl().fails(&["get", "apps.kipper.run", "other"]);
     // So is an app whose own host is the group's.
-    let e = refused(
-        &sb,
-        &[
-            "app",
-            "deploy",
-            "--name",
-            "shop",
-            "--image",
-            "nginx:1.27",
-            "--port",
-            "80",
-        ],
-    );
+    let e = deploy_refused(&sb, "shop", &[]);
     assert!(
         e.contains("host shop-sandbox.localhost is already served by app"),
         "{e}"
     );
     // And a member that would move the group to another host.
-    let e = refused(
+    let e = deploy_refused(
         &sb,
-        &[
-            "app",
-            "deploy",
-            "--name",
-            "other",
-            "--image",
-            "nginx:1.27",
-            "--port",
-            "80",
-            "--route",
-            "shop/x",
-            "--domain",
-            "shop.example.com",
-        ],
+        "other",
+        &["--route", "shop/x", "--domain", "shop.example.com"],
     );
     assert!(
         e.contains("route group shop is served at shop-sandbox.localhost"),
@@ -186,7 +146,7 @@ fn a_route_group_shares_one_host_and_certificate_and_strips_each_prefix() {
 
     // Leaving the group: back to its own host, its prefix Middleware gone, the certificate
     // now owned by webapp alone.
-    let said = ok(&sb, &["app", "update", "domain-service", "--own-host"]);
+    let said = sb.kip_ok(&["app", "update", "domain-service", "--own-host"]);
     assert!(
         said.contains("Live at https://domain-service-sandbox.localhost"),
         "{said}"
@@ -208,18 +168,15 @@ fn a_route_group_shares_one_host_and_certificate_and_strips_each_prefix() {
         ["webapp"]
     );
     // Joining again with update; then deleting both apps takes the certificate with the last.
-    ok(
-        &sb,
-        &["app", "update", "domain-service", "--route", "shop/api"],
-    );
+    sb.kip_ok(&["app", "update", "domain-service", "--route", "shop/api"]);
     assert_eq!(
         get(&sb, "middleware.traefik.io", "domain-service-strip")["spec"]["stripPrefix"]["prefixes"],
         serde_json::json!(["/api"])
     );
-    ok(&sb, &["app", "delete", "webapp", "--yes"]);
+    sb.kip_ok(&["app", "delete", "webapp", "--yes"]);
     sb.kubectl()
         .ok(&["get", "certificate.cert-manager.io", "route-shop"]);
-    ok(&sb, &["app", "delete", "domain-service", "--yes"]);
+    sb.kip_ok(&["app", "delete", "domain-service", "--yes"]);
     sb.kubectl().ok(&[
         "wait",
         "--for=delete",
@@ -242,79 +199,28 @@ fn bad_routes_are_refused_before_anything_is_written() {
         ("shop/%2e%2e", "a path is /-separated segments"),
     ];
     for (route, says) in cases {
-        let e = refused(
-            &sb,
-            &[
-                "app",
-                "deploy",
-                "--name",
-                "api",
-                "--image",
-                "nginx:1.27",
-                "--port",
-                "80",
-                "--route",
-                route,
-            ],
-        );
+        let e = deploy_refused(&sb, "api", &["--route", route]);
         assert!(
             e.contains(says),
             "--route {route}: expected `{says}` in: {e}"
         );
     }
     let long = format!("shop/{}", "a".repeat(201));
-    let e = refused(
-        &sb,
-        &[
-            "app",
-            "deploy",
-            "--name",
-            "api",
-            "--image",
-            "nginx:1.27",
-            "--port",
-            "80",
-            "--route",
-            &long,
-        ],
-    );
+    let e = deploy_refused(&sb, "api", &["--route", &long]);
     assert!(e.contains("at most 200"), "{e}");
-    let mut eleven = vec![
-        "app",
-        "deploy",
-        "--name",
-        "api",
-        "--image",
-        "nginx:1.27",
-        "--port",
-        "80",
-    ];
     let hosts: Vec<String> = (0..11).map(|i| format!("h{i}.example.com")).collect();
+    let mut eleven = vec![];
     for h in &hosts {
-        eleven.extend_from_slice(&["--redirect-from", h]);
+        eleven.extend_from_slice(&["--redirect-from", h.as_str()]);
     }
-    let e = refused(&sb, &eleven);
+    let e = deploy_refused(&sb, "api", &eleven);
     assert!(e.contains("at most 10"), "{e}");
     for bad in ["Example.com", "localhost", "a..b.com", "x-.example.com"] {
-        let e = refused(
-            &sb,
-            &[
-                "app",
-                "deploy",
-                "--name",
-                "api",
-                "--image",
-                "nginx:1.27",
-                "--port",
-                "80",
-                "--redirect-from",
-                bad,
-            ],
-        );
+        let e = deploy_refused(&sb, "api", &["--redirect-from", bad]);
         assert!(e.contains("--redirect-from"), "{bad}: {e}");
     }
     sb.kubectl().fails(&["get", "apps.kipper.run", "api"]);
-    let e = refused(&sb, &["app", "update", "nope", "--route", "shop/"]);
+    let e = sb.kip_refused(&["app", "update", "nope", "--route", "shop/"]);
     assert!(e.contains("no app `nope`"), "{e}");
 }
 
@@ -364,51 +270,20 @@ fn a_custom_domain_with_redirects() {
     assert_eq!(redirect["spec"]["redirectRegex"]["permanent"], true);
 
     // Another app cannot take a host that redirects, nor redirect from one that is served.
-    let e = refused(
-        &sb,
-        &[
-            "app",
-            "deploy",
-            "--name",
-            "other",
-            "--image",
-            "nginx:1.27",
-            "--port",
-            "80",
-            "--domain",
-            "shop.example.net",
-        ],
-    );
+    let e = deploy_refused(&sb, "other", &["--domain", "shop.example.net"]);
     assert!(e.contains("already redirects to app `shop`"), "{e}");
-    let e = refused(
-        &sb,
-        &[
-            "app",
-            "deploy",
-            "--name",
-            "other",
-            "--image",
-            "nginx:1.27",
-            "--port",
-            "80",
-            "--redirect-from",
-            "shop.example.com",
-        ],
-    );
+    let e = deploy_refused(&sb, "other", &["--redirect-from", "shop.example.com"]);
     assert!(e.contains("already served by app `shop`"), "{e}");
-    let e = refused(
-        &sb,
-        &[
-            "app",
-            "update",
-            "shop",
-            "--redirect-from",
-            "shop.example.com",
-        ],
-    );
+    let e = sb.kip_refused(&[
+        "app",
+        "update",
+        "shop",
+        "--redirect-from",
+        "shop.example.com",
+    ]);
     assert!(e.contains("the app's own host"), "{e}");
 
-    ok(&sb, &["app", "update", "shop", "--no-redirects"]);
+    sb.kip_ok(&["app", "update", "shop", "--no-redirects"]);
     sb.kubectl().ok(&[
         "wait",
         "--for=delete",
@@ -421,7 +296,7 @@ fn a_custom_domain_with_redirects() {
             .get("redirectFrom")
             .is_none()
     );
-    let e = refused(&sb, &["app", "update", "shop"]);
+    let e = sb.kip_refused(&["app", "update", "shop"]);
     assert!(e.contains("nothing to change"), "{e}");
 }
 
@@ -516,7 +391,7 @@ fn the_instance_id_sidecar_sits_in_front_of_the_app() {
         18080
     );
 
-    ok(&sb, &["app", "update", "api", "--no-instance-header"]);
+    sb.kip_ok(&["app", "update", "api", "--no-instance-header"]);
     let d = get(&sb, "deployment", "api");
     assert_eq!(
         d["spec"]["template"]["spec"]["containers"]
@@ -534,55 +409,46 @@ fn the_instance_id_sidecar_sits_in_front_of_the_app() {
         false
     );
     // And back on.
-    ok(&sb, &["app", "update", "api", "--instance-header"]);
+    sb.kip_ok(&["app", "update", "api", "--instance-header"]);
     assert_eq!(
         get(&sb, "service", "api")["spec"]["ports"][0]["targetPort"],
         18080
     );
 
-    let e = refused(
-        &sb,
-        &[
-            "app",
-            "deploy",
-            "--name",
-            "high",
-            "--image",
-            "nginx:1.27",
-            "--port",
-            "60000",
-        ],
-    );
+    let e = sb.kip_refused(&[
+        "app",
+        "deploy",
+        "--name",
+        "high",
+        "--image",
+        "nginx:1.27",
+        "--port",
+        "60000",
+    ]);
     assert!(
         e.contains("use a port up to 55535, or pass --no-instance-header"),
         "{e}"
     );
     sb.kubectl().fails(&["get", "apps.kipper.run", "high"]);
-    ok(
-        &sb,
-        &[
-            "app",
-            "deploy",
-            "--name",
-            "high",
-            "--image",
-            "nginx:1.27",
-            "--port",
-            "60000",
-            "--no-instance-header",
-        ],
-    );
-    let e = refused(&sb, &["app", "update", "high", "--instance-header"]);
+    sb.kip_ok(&[
+        "app",
+        "deploy",
+        "--name",
+        "high",
+        "--image",
+        "nginx:1.27",
+        "--port",
+        "60000",
+        "--no-instance-header",
+    ]);
+    let e = sb.kip_refused(&["app", "update", "high", "--instance-header"]);
     assert!(e.contains("up to 55535"), "{e}");
-    let e = refused(
-        &sb,
-        &[
-            "app",
-            "update",
-            "high",
-            "--instance-header",
-            "--no-instance-header",
-        ],
-    );
+    let e = sb.kip_refused(&[
+        "app",
+        "update",
+        "high",
+        "--instance-header",
+        "--no-instance-header",
+    ]);
     assert!(e.contains("pass one"), "{e}");
 }

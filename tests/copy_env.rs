@@ -3,37 +3,25 @@
 //! `--plan` and a second run change nothing, customisation by flags and by file, and that every
 //! refusal leaves no new environment behind.
 
-use base64::Engine as _;
 use serde_json::Value;
 
-use crate::common::{ServedSandbox, stderr as err, stdout as out};
+use crate::common::{ServedSandbox, secret_value, stderr as err, stdout as out};
 
-fn ok(sb: &ServedSandbox, args: &[&str]) -> String {
-    let o = sb.kip(args);
-    assert!(o.status.success(), "kip {args:?}: {}{}", out(&o), err(&o));
-    out(&o) + &err(&o)
-}
-
-fn refused(sb: &ServedSandbox, args: &[&str]) -> String {
-    let o = sb.kip(args);
-    assert!(!o.status.success(), "kip {args:?} should fail: {}", out(&o));
-    err(&o)
-}
+/// `kip project copy-env test prod` in project shop, no question asked.
+const COPY: &[&str] = &[
+    "project",
+    "copy-env",
+    "test",
+    "prod",
+    "--project",
+    "shop",
+    "--yes",
+];
+/// The same without `--yes`, for runs that add their own flags.
+const COPY_ARGS: &[&str] = &["project", "copy-env", "test", "prod", "--project", "shop"];
 
 fn get(sb: &ServedSandbox, kind: &str, ns: &str, name: &str) -> Value {
     sb.kubectl().json(&["get", kind, name, "-n", ns])
-}
-
-fn decode(secret: &Value, key: &str) -> String {
-    let encoded = secret["data"][key]
-        .as_str()
-        .unwrap_or_else(|| panic!("{key}: {secret}"));
-    String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .unwrap(),
-    )
-    .unwrap()
 }
 
 fn var(app: &Value, name: &str) -> String {
@@ -56,11 +44,8 @@ const DB_URL: &str = "postgres://db.shop-test.svc.cluster.local:5432/app";
 fn shop() -> ServedSandbox {
     let sb = ServedSandbox::start();
     let w = ["--project", "shop", "--environment", "test"];
-    let run = |args: &[&str]| ok(&sb, &[args, &w[..]].concat());
-    ok(
-        &sb,
-        &["project", "create", "shop", "--environments", "test"],
-    );
+    let run = |args: &[&str]| sb.kip_ok(&[args, &w[..]].concat());
+    sb.kip_ok(&["project", "create", "shop", "--environments", "test"]);
     run(&["service", "add", "postgres", "--name", "db"]);
     let db_url = format!("DATABASE_URL={DB_URL}");
     run(&[
@@ -135,18 +120,7 @@ fn no_prod(sb: &ServedSandbox) {
 #[test]
 fn copy_test_into_prod_then_a_second_run_changes_nothing() {
     let sb = shop();
-    let printed = ok(
-        &sb,
-        &[
-            "project",
-            "copy-env",
-            "test",
-            "prod",
-            "--project",
-            "shop",
-            "--yes",
-        ],
-    );
+    let printed = sb.kip_ok(COPY);
     assert!(
         printed.contains("Copy test → prod in project shop (shop-test → shop-prod)"),
         "{printed}"
@@ -214,21 +188,21 @@ fn copy_test_into_prod_then_a_second_run_changes_nothing() {
         db["spec"]["storage"],
         get(&sb, "services.kipper.run", "shop-test", "db")["spec"]["storage"]
     );
-    let old = decode(
+    let old = secret_value(
         &get(&sb, "secret", "shop-test", "db-credentials"),
         "password",
     );
-    let new = decode(
+    let new = secret_value(
         &get(&sb, "secret", "shop-prod", "db-credentials"),
         "password",
     );
     assert_ne!(old, new, "the new service has the old password");
     let binding = get(&sb, "secret", "shop-prod", "api-db-binding");
     assert_eq!(
-        decode(&binding, "DB_HOST"),
+        secret_value(&binding, "DB_HOST"),
         "db.shop-prod.svc.cluster.local"
     );
-    assert_eq!(decode(&binding, "DB_PASSWORD"), new);
+    assert_eq!(secret_value(&binding, "DB_PASSWORD"), new);
     let deployment = get(&sb, "deployment", "shop-prod", "api");
     let from = deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"].to_string();
     assert!(
@@ -238,24 +212,13 @@ fn copy_test_into_prod_then_a_second_run_changes_nothing() {
 
     // The user secret is duplicated.
     assert_eq!(
-        decode(&get(&sb, "secret", "shop-prod", "api-secrets"), "API_TOKEN"),
+        secret_value(&get(&sb, "secret", "shop-prod", "api-secrets"), "API_TOKEN"),
         "tok-123"
     );
 
     // A second run creates nothing and writes nothing.
     let before = versions(&sb, "shop-prod");
-    let again = ok(
-        &sb,
-        &[
-            "project",
-            "copy-env",
-            "test",
-            "prod",
-            "--project",
-            "shop",
-            "--yes",
-        ],
-    );
+    let again = sb.kip_ok(COPY);
     assert!(again.contains("= api: exists, left as it is"), "{again}");
     assert!(again.contains("0 created"), "{again}");
     assert_eq!(
@@ -274,18 +237,7 @@ fn copy_test_into_prod_then_a_second_run_changes_nothing() {
 fn plan_changes_nothing_and_refusals_leave_no_environment() {
     let sb = shop();
     let before = versions(&sb, "shop-test");
-    let plan = ok(
-        &sb,
-        &[
-            "project",
-            "copy-env",
-            "test",
-            "prod",
-            "--project",
-            "shop",
-            "--plan",
-        ],
-    );
+    let plan = sb.kip_ok(&[COPY_ARGS, &["--plan"]].concat());
     for line in [
         "Environment: + prod (namespace shop-prod)",
         "  + api: registry.example.com/api:v1, 1 replica, memory limit 512Mi",
@@ -301,10 +253,7 @@ fn plan_changes_nothing_and_refusals_leave_no_environment() {
     assert_eq!(versions(&sb, "shop-test"), before);
 
     // Without a terminal and without --yes: refused, nothing made.
-    let e = refused(
-        &sb,
-        &["project", "copy-env", "test", "prod", "--project", "shop"],
-    );
+    let e = sb.kip_refused(&["project", "copy-env", "test", "prod", "--project", "shop"]);
     assert!(e.contains("pass --yes"), "{e}");
     no_prod(&sb);
 
@@ -344,12 +293,12 @@ fn plan_changes_nothing_and_refusals_leave_no_environment() {
         (&["--values", "missing.yaml"], "missing.yaml"),
     ];
     for (extra, why) in bad {
-        let e = refused(&sb, &[&base[..], extra].concat());
+        let e = sb.kip_refused(&[&base[..], extra].concat());
         assert!(e.contains(why), "{extra:?}: {e}");
         no_prod(&sb);
     }
     std::fs::write(sb.kip_home().join("broken.yaml"), "apps: [\n").unwrap();
-    let e = refused(&sb, &[&base[..], &["--values", "broken.yaml"]].concat());
+    let e = sb.kip_refused(&[&base[..], &["--values", "broken.yaml"]].concat());
     assert!(e.contains("broken.yaml"), "{e}");
     for (file, why) in [
         (
@@ -367,60 +316,51 @@ fn plan_changes_nothing_and_refusals_leave_no_environment() {
         ),
     ] {
         std::fs::write(sb.kip_home().join("shape.yaml"), file).unwrap();
-        let e = refused(&sb, &[&base[..], &["--values", "shape.yaml"]].concat());
+        let e = sb.kip_refused(&[&base[..], &["--values", "shape.yaml"]].concat());
         assert!(e.contains(why), "{file}: {e}");
     }
     std::fs::write(sb.kip_home().join("typo.yaml"), "aps: {}\n").unwrap();
-    let e = refused(&sb, &[&base[..], &["--values", "typo.yaml"]].concat());
+    let e = sb.kip_refused(&[&base[..], &["--values", "typo.yaml"]].concat());
     assert!(e.contains("unknown setting `aps`"), "{e}");
     no_prod(&sb);
 
-    let e = refused(
-        &sb,
-        &[
-            "project",
-            "copy-env",
-            "staging",
-            "prod",
-            "--project",
-            "shop",
-            "--yes",
-        ],
-    );
+    let e = sb.kip_refused(&[
+        "project",
+        "copy-env",
+        "staging",
+        "prod",
+        "--project",
+        "shop",
+        "--yes",
+    ]);
     assert!(e.contains("no environment `staging`"), "{e}");
     no_prod(&sb);
 
     // An environment that holds something else is not merged into.
-    ok(&sb, &["project", "add-env", "shop", "acc"]);
-    ok(
-        &sb,
-        &[
-            "app",
-            "deploy",
-            "--name",
-            "other",
-            "--image",
-            "nginx:1.27",
-            "--port",
-            "80",
-            "--project",
-            "shop",
-            "--environment",
-            "acc",
-        ],
-    );
-    let e = refused(
-        &sb,
-        &[
-            "project",
-            "copy-env",
-            "test",
-            "acc",
-            "--project",
-            "shop",
-            "--yes",
-        ],
-    );
+    sb.kip_ok(&["project", "add-env", "shop", "acc"]);
+    sb.kip_ok(&[
+        "app",
+        "deploy",
+        "--name",
+        "other",
+        "--image",
+        "nginx:1.27",
+        "--port",
+        "80",
+        "--project",
+        "shop",
+        "--environment",
+        "acc",
+    ]);
+    let e = sb.kip_refused(&[
+        "project",
+        "copy-env",
+        "test",
+        "acc",
+        "--project",
+        "shop",
+        "--yes",
+    ]);
     assert!(
         e.contains("already has apps or services and was not copied from test"),
         "{e}"
@@ -432,46 +372,40 @@ fn plan_changes_nothing_and_refusals_leave_no_environment() {
 #[test]
 fn customise_by_flags() {
     let sb = shop();
-    ok(
-        &sb,
+    sb.kip_ok(&[
+        "app",
+        "autoscale",
+        "web",
+        "--min",
+        "1",
+        "--max",
+        "3",
+        "--project",
+        "shop",
+        "--environment",
+        "test",
+    ]);
+    sb.kip_ok(
         &[
-            "app",
-            "autoscale",
-            "web",
-            "--min",
-            "1",
-            "--max",
-            "3",
-            "--project",
-            "shop",
-            "--environment",
-            "test",
-        ],
-    );
-    ok(
-        &sb,
-        &[
-            "project",
-            "copy-env",
-            "test",
-            "prod",
-            "--project",
-            "shop",
-            "--yes",
-            "--prod-defaults",
-            "--set",
-            "api.env.STRIPE_KEY=pk_live_9",
-            "--set",
-            "api.replicas=3",
-            "--set",
-            "web.memory=1Gi",
-            "--set",
-            "api.cpu=500m",
-            "--keep",
-            "api.env.DATABASE_URL",
-            "--route",
-            "shop=shop.example.com",
-        ],
+            COPY_ARGS,
+            &[
+                "--yes",
+                "--prod-defaults",
+                "--set",
+                "api.env.STRIPE_KEY=pk_live_9",
+                "--set",
+                "api.replicas=3",
+                "--set",
+                "web.memory=1Gi",
+                "--set",
+                "api.cpu=500m",
+                "--keep",
+                "api.env.DATABASE_URL",
+                "--route",
+                "shop=shop.example.com",
+            ],
+        ]
+        .concat(),
     );
     let api = get(&sb, "app", "shop-prod", "api");
     assert_eq!(var(&api, "STRIPE_KEY"), "pk_live_9");
@@ -507,27 +441,24 @@ fn customise_by_flags() {
         "1Gi"
     );
     // A redeploy keeps the limits the copy set.
-    ok(
-        &sb,
-        &[
-            "app",
-            "deploy",
-            "--name",
-            "web",
-            "--image",
-            "registry.example.com/web:v2",
-            "--port",
-            "8080",
-            "--route",
-            "shop/",
-            "--domain",
-            "shop.example.com",
-            "--project",
-            "shop",
-            "--environment",
-            "prod",
-        ],
-    );
+    sb.kip_ok(&[
+        "app",
+        "deploy",
+        "--name",
+        "web",
+        "--image",
+        "registry.example.com/web:v2",
+        "--port",
+        "8080",
+        "--route",
+        "shop/",
+        "--domain",
+        "shop.example.com",
+        "--project",
+        "shop",
+        "--environment",
+        "prod",
+    ]);
     assert_eq!(
         get(&sb, "app", "shop-prod", "web")["spec"]["resources"]["memory"],
         "1Gi"
@@ -542,21 +473,12 @@ fn customise_by_file_with_add_env_and_flags_winning() {
         "prod_defaults: true\nroutes:\n  shop: www.example.com\napps:\n  api:\n    replicas: 4\n    memory: 2Gi\n    env:\n      STRIPE_KEY: pk_file\n      NEW_FLAG: \"on\"\n      WORKERS: 4\n  web:\n    cpu: \"1\"\n",
     )
     .unwrap();
-    let plan = ok(
-        &sb,
+    let plan = sb.kip_ok(
         &[
-            "project",
-            "copy-env",
-            "test",
-            "prod",
-            "--project",
-            "shop",
-            "--values",
-            "prod.yaml",
-            "--set",
-            "api.replicas=5",
-            "--plan",
-        ],
+            COPY_ARGS,
+            &["--values", "prod.yaml", "--set", "api.replicas=5", "--plan"],
+        ]
+        .concat(),
     );
     assert!(
         plan.contains("api STRIPE_KEY=pk_file (was pk_test_1)   [set, per-environment?]"),
@@ -581,18 +503,15 @@ fn customise_by_file_with_add_env_and_flags_winning() {
     no_prod(&sb);
 
     // add-env --copy-from copies as-is.
-    ok(
-        &sb,
-        &[
-            "project",
-            "add-env",
-            "shop",
-            "prod",
-            "--copy-from",
-            "test",
-            "--yes",
-        ],
-    );
+    sb.kip_ok(&[
+        "project",
+        "add-env",
+        "shop",
+        "prod",
+        "--copy-from",
+        "test",
+        "--yes",
+    ]);
     let api = get(&sb, "app", "shop-prod", "api");
     assert_eq!(api["spec"]["replicas"], 1);
     assert_eq!(var(&api, "STRIPE_KEY"), "pk_test_1");
@@ -611,15 +530,7 @@ fn a_partial_copy_says_what_is_missing_and_a_rerun_completes_only_that() {
     let scripts = sb.kip_home().join("scripts");
     std::fs::create_dir_all(&scripts).unwrap();
     std::fs::write(scripts.join("failing-bind.rhai"), FAILING_BIND).unwrap();
-    let o = sb.kip(&[
-        "project",
-        "copy-env",
-        "test",
-        "prod",
-        "--project",
-        "shop",
-        "--yes",
-    ]);
+    let o = sb.kip(COPY);
     assert!(!o.status.success(), "{}", out(&o));
     let e = err(&o);
     assert!(
@@ -639,18 +550,7 @@ fn a_partial_copy_says_what_is_missing_and_a_rerun_completes_only_that() {
         .into_iter()
         .filter(|v| v.contains("\"web"))
         .collect::<Vec<_>>();
-    let again = ok(
-        &sb,
-        &[
-            "project",
-            "copy-env",
-            "test",
-            "prod",
-            "--project",
-            "shop",
-            "--yes",
-        ],
-    );
+    let again = sb.kip_ok(COPY);
     assert!(again.contains("= api: exists, left as it is"), "{again}");
     assert!(again.contains("✔ Binding db → api copied"), "{again}");
     assert!(again.contains("1 created"), "{again}");
@@ -708,7 +608,7 @@ print(`created: ${done.created}`);
 "#,
     )
     .unwrap();
-    let printed = ok(&sb, &["run", &script.display().to_string()]);
+    let printed = sb.kip_ok(&["run", &script.display().to_string()]);
     assert!(
         printed.contains("refused: invalid value '-1' for 'api.replicas'"),
         "{printed}"

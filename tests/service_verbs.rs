@@ -3,7 +3,7 @@
 
 use std::process::Output;
 
-use crate::common::{ServedSandbox, stderr as err, stdout as out};
+use crate::common::{ServedSandbox, secret_value, stderr as err, stdout as out};
 
 fn kip(sb: &ServedSandbox, args: &[&str]) -> Output {
     sb.kip(args)
@@ -39,19 +39,6 @@ fn detail(text: &str, label: &str) -> String {
         .unwrap_or_else(|| panic!("no {label} in {text}"))
         .trim()
         .to_string()
-}
-
-fn decode(secret: &serde_json::Value, key: &str) -> String {
-    use base64::Engine as _;
-    let encoded = secret["data"][key]
-        .as_str()
-        .unwrap_or_else(|| panic!("no {key}: {secret}"));
-    String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .unwrap(),
-    )
-    .unwrap()
 }
 
 #[test]
@@ -92,7 +79,7 @@ fn add_creates_an_owned_statefulset_and_prints_the_connection() {
     let pvc = k.json(&["get", "pvc", "data-cache-0"]);
     assert_eq!(pvc["spec"]["resources"]["requests"]["storage"], "1Gi");
     let secret = k.json(&["get", "secret", "cache-credentials"]);
-    assert_eq!(decode(&secret, "password"), password);
+    assert_eq!(secret_value(&secret, "password"), password);
     assert_eq!(
         secret["metadata"]["ownerReferences"][0]["uid"],
         uid.as_str()
@@ -197,19 +184,20 @@ fn bind_injects_prefixed_variables_through_a_secret_and_unbind_takes_them_away()
     );
     let binding = k.json(&["get", "secret", "api-cache-binding"]);
     assert_eq!(
-        decode(&binding, "REDIS_HOST"),
+        secret_value(&binding, "REDIS_HOST"),
         "cache.default.svc.cluster.local"
     );
-    assert_eq!(decode(&binding, "REDIS_PORT"), "6379");
+    assert_eq!(secret_value(&binding, "REDIS_PORT"), "6379");
     let credentials = k.json(&["get", "secret", "cache-credentials"]);
     assert_eq!(
-        decode(&binding, "REDIS_PASSWORD"),
-        decode(&credentials, "password")
+        secret_value(&binding, "REDIS_PASSWORD"),
+        secret_value(&credentials, "password")
     );
     let app = k.json(&["get", "apps.kipper.run", "api"]);
     assert_eq!(app["spec"]["bindings"], serde_json::json!(["cache"]));
     assert!(
-        !app.to_string().contains(&decode(&credentials, "password")),
+        !app.to_string()
+            .contains(&secret_value(&credentials, "password")),
         "no values in the App"
     );
     assert_eq!(
@@ -527,9 +515,9 @@ fn bind_creates_each_apps_database_in_a_real_postgres() {
         );
     }
     let binding = k.json(&["get", "secret", "web-app-db-binding", "-n", "shop-test"]);
-    assert_eq!(decode(&binding, "DB_NAME"), "web_app_test");
+    assert_eq!(secret_value(&binding, "DB_NAME"), "web_app_test");
     assert_eq!(
-        decode(&binding, "DB_HOST"),
+        secret_value(&binding, "DB_HOST"),
         "db.shop-test.svc.cluster.local"
     );
 

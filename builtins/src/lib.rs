@@ -36,61 +36,60 @@ pub fn register_all(engine: &mut Engine, host: std::sync::Arc<Host>) {
     set_host(engine, host);
 }
 
+/// A builtin module: its name, how to make it, and whether a hook on push may use it.
+type BuiltinModule = (&'static str, fn() -> rhai::Module, bool);
+
+/// Every builtin module.
+/// A hook gets `k8s` (held to its project's namespaces by the host's [`Reach`]), `tmpl`, `ui`,
+/// `crypto`, the parts of `config` and `gateway` the app verbs read (their writes and network
+/// calls refuse a hook), and `registry`, which only parses (the app verbs check `--image` with
+/// it). No `ssh`, `tunnel`, `pg` or `fs`: a hook that names them fails to find them.
+const MODULES: &[BuiltinModule] = &[
+    ("k8s", k8s::module, true),
+    ("ssh", || rhai::exported_module!(ssh::ssh_module), false),
+    ("tmpl", || rhai::exported_module!(tmpl::tmpl_module), true),
+    ("ui", || rhai::exported_module!(ui::ui_module), true),
+    (
+        "crypto",
+        || rhai::exported_module!(crypto::crypto_module),
+        true,
+    ),
+    (
+        "config",
+        || rhai::exported_module!(config::config_module),
+        true,
+    ),
+    (
+        "gateway",
+        || rhai::exported_module!(gateway::gateway_module),
+        true,
+    ),
+    (
+        "tunnel",
+        || rhai::exported_module!(tunnel::tunnel_module),
+        false,
+    ),
+    ("pg", || rhai::exported_module!(pg::pg_module), false),
+    ("fs", || rhai::exported_module!(fs::fs_module), false),
+    (
+        "registry",
+        || rhai::exported_module!(registry::registry_module),
+        true,
+    ),
+];
+
 /// Registers the builtin modules; the host can be set later with [`set_host`].
 pub fn register_modules(engine: &mut Engine) {
-    engine.register_static_module("k8s", k8s::module().into());
-    engine.register_static_module("ssh", rhai::exported_module!(ssh::ssh_module).into());
-    engine.register_static_module("tmpl", rhai::exported_module!(tmpl::tmpl_module).into());
-    engine.register_static_module("ui", rhai::exported_module!(ui::ui_module).into());
-    engine.register_static_module(
-        "crypto",
-        rhai::exported_module!(crypto::crypto_module).into(),
-    );
-    engine.register_static_module(
-        "config",
-        rhai::exported_module!(config::config_module).into(),
-    );
-    engine.register_static_module(
-        "gateway",
-        rhai::exported_module!(gateway::gateway_module).into(),
-    );
-    engine.register_static_module(
-        "tunnel",
-        rhai::exported_module!(tunnel::tunnel_module).into(),
-    );
-    engine.register_static_module("pg", rhai::exported_module!(pg::pg_module).into());
-    engine.register_static_module("fs", rhai::exported_module!(fs::fs_module).into());
-    engine.register_static_module(
-        "registry",
-        rhai::exported_module!(registry::registry_module).into(),
-    );
+    for (name, make, _) in MODULES {
+        engine.register_static_module(*name, make().into());
+    }
 }
 
-/// Registers the modules a hook on push may use: `k8s` (held to its project's namespaces by
-/// the host's [`Reach`]), `tmpl`, `ui`, `crypto`, and the parts of `config` and `gateway` the
-/// app verbs read (their writes and network calls refuse a hook), and `registry`, which only
-/// parses. No `ssh`, `tunnel`, `pg` or `fs`: a hook that names them fails to find them.
+/// Registers the modules a hook on push may use (see [`MODULES`]).
 pub fn register_hook_modules(engine: &mut Engine) {
-    engine.register_static_module("k8s", k8s::module().into());
-    engine.register_static_module("tmpl", rhai::exported_module!(tmpl::tmpl_module).into());
-    engine.register_static_module("ui", rhai::exported_module!(ui::ui_module).into());
-    engine.register_static_module(
-        "crypto",
-        rhai::exported_module!(crypto::crypto_module).into(),
-    );
-    engine.register_static_module(
-        "config",
-        rhai::exported_module!(config::config_module).into(),
-    );
-    engine.register_static_module(
-        "gateway",
-        rhai::exported_module!(gateway::gateway_module).into(),
-    );
-    // Only parses image references: the app verbs check --image with it.
-    engine.register_static_module(
-        "registry",
-        rhai::exported_module!(registry::registry_module).into(),
-    );
+    for (name, make, _) in MODULES.iter().filter(|(_, _, hook)| *hook) {
+        engine.register_static_module(*name, make().into());
+    }
 }
 
 /// Makes `host` the one builtins of this engine reach.

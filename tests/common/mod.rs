@@ -199,6 +199,30 @@ impl ServedSandbox {
         self.kip_command(args).output().expect("run kip")
     }
 
+    /// Runs `kip ARGS`, fails the test unless it succeeds, and returns what it printed:
+    /// stdout, then stderr.
+    pub fn kip_ok(&self, args: &[&str]) -> String {
+        let o = self.kip(args);
+        assert!(
+            o.status.success(),
+            "kip {args:?}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        stdout(&o) + &stderr(&o)
+    }
+
+    /// Runs `kip ARGS`, fails the test unless it fails, and returns its stderr.
+    pub fn kip_refused(&self, args: &[&str]) -> String {
+        let o = self.kip(args);
+        assert!(
+            !o.status.success(),
+            "kip {args:?} should fail: {}",
+            stdout(&o)
+        );
+        stderr(&o)
+    }
+
     /// Starts (again) the server on this home and waits until it answers.
     pub fn restart(&mut self) {
         let mut child = Command::new(kip_bin())
@@ -455,4 +479,16 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port()
+}
+
+/// The value of `key` in a Secret as kubectl prints it (base64 in `data`), as text.
+pub fn secret_value(secret: &serde_json::Value, key: &str) -> String {
+    use base64::Engine as _;
+    let encoded = secret["data"][key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {key}: {secret}"));
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .unwrap_or_else(|e| panic!("{key} is not base64: {e}"));
+    String::from_utf8(bytes).unwrap_or_else(|e| panic!("{key} is not text: {e}"))
 }
