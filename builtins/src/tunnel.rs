@@ -455,18 +455,21 @@ async fn forward(conn: TcpStream, target: Target, mut shutdown: watch::Receiver<
             return;
         }
     };
-    if let Some(message) = pump(conn, socket, shutdown).await {
-        target.report(&message);
-    }
+    pump(conn, socket, shutdown, |message| target.report(message)).await;
 }
 
 /// Carries bytes between a client connection and its port-forward WebSocket in this one task
 /// (the shared pump: no channels or extra tasks between the two sockets, frames built and read
-/// in place), then closes the WebSocket. Returns the error the server reported for the port
-/// (`connection refused` inside the pod…), if any. Either side ending ends the connection: a
-/// port-forward has no half-close.
-async fn pump<S>(conn: TcpStream, socket: S, mut shutdown: watch::Receiver<bool>) -> Option<String>
-where
+/// in place), then closes the WebSocket. The error the server reported for the port
+/// (`connection refused` inside the pod…) goes to `report` before the client's connection is
+/// closed, so a client that sees its connection end can already read why. Either side ending
+/// ends the connection: a port-forward has no half-close.
+async fn pump<S>(
+    conn: TcpStream,
+    socket: S,
+    mut shutdown: watch::Receiver<bool>,
+    report: impl FnOnce(&str),
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let mut pump = Pump::new(conn, socket, Role::Client, mask_seed());
@@ -474,14 +477,13 @@ where
         end = pump.run() => end,
         _ = shutdown.wait_for(|stop| *stop) => End::Local,
     };
+    if let End::PortError(message) = &end {
+        report(message);
+    }
     let _ = pump.local_mut().shutdown().await;
     // Say goodbye to the API server (or answer its close), bounded so a silent server cannot
     // hold us.
     pump.close(&end, GOODBYE).await;
-    match end {
-        End::PortError(message) => Some(message),
-        _ => None,
-    }
 }
 
 /// A random seed for a connection's WebSocket masking keys.
