@@ -11,6 +11,7 @@ pub mod validation;
 pub mod admission;
 pub mod api;
 pub mod ca;
+pub mod containers;
 pub mod controllers;
 pub mod convert;
 pub mod cron;
