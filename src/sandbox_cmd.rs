@@ -12,6 +12,15 @@ use sandbox::home::SandboxHome;
 
 use crate::home::kip_home;
 
+/// What runs the sandbox's pods.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RuntimeChoice {
+    /// Every pod is simulated: reported running, nothing runs.
+    None,
+    /// Pods whose images can be had run as podman containers (needs root, podman and runc).
+    Podman,
+}
+
 #[derive(Subcommand)]
 pub enum SandboxCommand {
     /// Serve the sandbox in the foreground until interrupted.
@@ -23,6 +32,10 @@ pub enum SandboxCommand {
         /// machine, as your user (for tests and demos; loopback addresses only).
         #[arg(long)]
         allow_host_exec: bool,
+        /// What runs pods: podman (real containers) or none (simulated). Default: podman when
+        /// this machine can run it, else none.
+        #[arg(long, value_enum)]
+        runtime: Option<RuntimeChoice>,
     },
     /// Start the sandbox in the background (does nothing if it already runs).
     Up {
@@ -37,6 +50,10 @@ pub enum SandboxCommand {
         /// with kubectl (`kip sandbox down` stops both).
         #[arg(long)]
         server: bool,
+        /// What runs pods: podman (real containers) or none (simulated). Default: podman when
+        /// this machine can run it, else none.
+        #[arg(long, value_enum)]
+        runtime: Option<RuntimeChoice>,
     },
     /// Stop the background sandbox (and the kip server beside it). Its data stays.
     Down,
@@ -58,13 +75,15 @@ pub fn run(cmd: SandboxCommand) -> Result<(), String> {
         SandboxCommand::Serve {
             listen,
             allow_host_exec,
-        } => serve(&home, listen, allow_host_exec),
+            runtime,
+        } => serve(&home, listen, allow_host_exec, runtime),
         SandboxCommand::Up {
             listen,
             allow_host_exec,
             server,
+            runtime,
         } => {
-            up(&home, listen, allow_host_exec)?;
+            up(&home, listen, allow_host_exec, runtime)?;
             if server {
                 crate::sandbox_server::up(&home)?;
             }
@@ -110,7 +129,12 @@ fn check_host_exec(listen: SocketAddr, allow_host_exec: bool) -> Result<(), Stri
     Ok(())
 }
 
-fn serve(home: &SandboxHome, listen: SocketAddr, allow_host_exec: bool) -> Result<(), String> {
+fn serve(
+    home: &SandboxHome,
+    listen: SocketAddr,
+    allow_host_exec: bool,
+    choice: Option<RuntimeChoice>,
+) -> Result<(), String> {
     check_host_exec(listen, allow_host_exec)?;
     if let Some((pid, address)) = running(home) {
         return Err(format!(
@@ -124,7 +148,8 @@ fn serve(home: &SandboxHome, listen: SocketAddr, allow_host_exec: bool) -> Resul
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async {
-        let sandbox = Sandbox::open(&home.data())
+        let (pods, said) = pod_runtime(home, choice, None).await?;
+        let sandbox = Sandbox::open_with(&home.data(), pods)
             .await?
             .allow_host_exec(allow_host_exec);
         let address = choose_address(home, listen);
@@ -141,6 +166,7 @@ fn serve(home: &SandboxHome, listen: SocketAddr, allow_host_exec: bool) -> Resul
         let mut out = std::io::stdout();
         let _ = writeln!(out, "✔ Sandbox listening on http://{bound}");
         let _ = writeln!(out, "  export KUBECONFIG={}", kubeconfig.display());
+        let _ = writeln!(out, "  pods: {said}");
         if allow_host_exec {
             let _ = writeln!(
                 out,
@@ -152,6 +178,66 @@ fn serve(home: &SandboxHome, listen: SocketAddr, allow_host_exec: bool) -> Resul
         let _ = std::fs::remove_file(home.pid_file());
         served.map_err(|e| format!("the sandbox stopped: {e}"))
     })
+}
+
+/// What runs the pods, and the words that say so: podman when asked (an error when it cannot),
+/// none when asked, else podman when this machine can run it.
+async fn pod_runtime(
+    home: &SandboxHome,
+    choice: Option<RuntimeChoice>,
+    registry: Option<String>,
+) -> Result<(Option<std::sync::Arc<sandbox::runtime::Runtime>>, String), String> {
+    use sandbox::containers::{Containers, podman_unavailable};
+    let choice = match choice {
+        Some(choice) => Some(choice),
+        None => runtime_from_env()?,
+    };
+    if choice == Some(RuntimeChoice::None) {
+        return Ok((None, "simulated (--runtime none)".into()));
+    }
+    if let Some(why) = podman_unavailable() {
+        return match choice {
+            Some(RuntimeChoice::Podman) => Err(format!("--runtime podman: {why}")),
+            _ => Ok((None, format!("simulated: {why}"))),
+        };
+    }
+    let kip_home = home.dir.parent().unwrap_or(Path::new("."));
+    let made = async {
+        let containers = Containers::for_kip_home(kip_home)
+            .map_err(|e| format!("cannot set up podman's store: {e}"))?;
+        sandbox::runtime::Runtime::new(containers, &home.dir, registry).await
+    };
+    match made.await {
+        Ok(runtime) => {
+            let said = format!(
+                "run with podman when their images can be had (network {}, {}; store {})",
+                runtime.network.name,
+                runtime.network.cidr(),
+                runtime.containers.dir().display()
+            );
+            Ok((Some(runtime), said))
+        }
+        Err(why) if choice == Some(RuntimeChoice::Podman) => {
+            Err(format!("--runtime podman: {why}"))
+        }
+        Err(why) => Ok((
+            None,
+            format!("simulated: podman cannot run them here: {why}"),
+        )),
+    }
+}
+
+/// `KIP_SANDBOX_RUNTIME` (none or podman): the runtime when `--runtime` does not say, so that a
+/// sandbox started on demand (no cluster configured) can be told too.
+fn runtime_from_env() -> Result<Option<RuntimeChoice>, String> {
+    match std::env::var("KIP_SANDBOX_RUNTIME").as_deref() {
+        Err(_) | Ok("") => Ok(None),
+        Ok("none") => Ok(Some(RuntimeChoice::None)),
+        Ok("podman") => Ok(Some(RuntimeChoice::Podman)),
+        Ok(other) => Err(format!(
+            "KIP_SANDBOX_RUNTIME={other} is not a runtime: use none or podman (or unset it)"
+        )),
+    }
 }
 
 pub async fn shutdown_signal() {
@@ -213,9 +299,14 @@ pub enum Started {
     Now { address: String, pid: u32 },
 }
 
-fn up(home: &SandboxHome, listen: SocketAddr, allow_host_exec: bool) -> Result<(), String> {
+fn up(
+    home: &SandboxHome,
+    listen: SocketAddr,
+    allow_host_exec: bool,
+    runtime: Option<RuntimeChoice>,
+) -> Result<(), String> {
     check_host_exec(listen, allow_host_exec)?;
-    let (word, address, pid) = match start(home, listen, allow_host_exec)? {
+    let (word, address, pid) = match start(home, listen, allow_host_exec, runtime)? {
         Started::AlreadyRunning { address, pid } => ("already running", address, pid.to_string()),
         Started::Now { address, pid } => ("running", address, pid.to_string()),
     };
@@ -232,13 +323,18 @@ fn up(home: &SandboxHome, listen: SocketAddr, allow_host_exec: bool) -> Result<(
 
 /// Starts the sandbox in the background unless it already answers.
 pub fn ensure_running(home: &SandboxHome, listen: SocketAddr) -> Result<Started, String> {
-    start(home, listen, false)
+    start(home, listen, false, None)
 }
 
 /// Starts the sandbox in the background (letting it exec on the host if asked) unless it
 /// already answers. Of several kips that find it stopped, one starts it and the others wait
 /// for it: the check and the start happen under a lock.
-fn start(home: &SandboxHome, listen: SocketAddr, allow_host_exec: bool) -> Result<Started, String> {
+fn start(
+    home: &SandboxHome,
+    listen: SocketAddr,
+    allow_host_exec: bool,
+    runtime: Option<RuntimeChoice>,
+) -> Result<Started, String> {
     if let Some((pid, address)) = running(home) {
         return Ok(Started::AlreadyRunning { address, pid });
     }
@@ -261,6 +357,13 @@ fn start(home: &SandboxHome, listen: SocketAddr, allow_host_exec: bool) -> Resul
         serve.args(["sandbox", "serve", "--listen", &address.to_string()]);
         if allow_host_exec {
             serve.arg("--allow-host-exec");
+        }
+        if let Some(runtime) = runtime {
+            let word = match runtime {
+                RuntimeChoice::None => "none",
+                RuntimeChoice::Podman => "podman",
+            };
+            serve.args(["--runtime", word]);
         }
         serve
             .env("KIP_HOME", home.dir.parent().unwrap_or(Path::new(".")))
@@ -430,10 +533,12 @@ fn reset(home: &SandboxHome, yes: bool) -> Result<(), String> {
     if was_running {
         down(home)?;
     }
-    let data = home.data();
-    if data.exists() {
-        std::fs::remove_dir_all(&data)
-            .map_err(|e| format!("cannot delete {}: {e}", data.display()))?;
+    // The objects, and the volumes' data of pods that ran for real.
+    for dir in [home.data(), home.dir.join("storage"), home.dir.join("pods")] {
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| format!("cannot delete {}: {e}", dir.display()))?;
+        }
     }
     println!("✔ Sandbox reset: every object deleted");
     if was_running {
@@ -443,6 +548,7 @@ fn reset(home: &SandboxHome, yes: bool) -> Result<(), String> {
                 .parse()
                 .map_err(|_| "bad address".to_string())?,
             false,
+            None,
         )?;
     }
     Ok(())

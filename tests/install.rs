@@ -75,7 +75,7 @@ impl Site {
 
     /// `kip ARGS` on this machine: its own kip home, no kubeconfig, no terminal.
     fn kip_command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(kip_bin());
+        let mut cmd = crate::common::kip_command();
         cmd.args(args)
             .env("KIP_HOME", self.client_home.path())
             .env("KUBECONFIG", self.client_home.path().join("no-kubeconfig"))
@@ -138,7 +138,7 @@ impl Site {
 impl Drop for Site {
     fn drop(&mut self) {
         if self.server_home().exists() {
-            let _ = Command::new(kip_bin())
+            let _ = crate::common::kip_command()
                 .args(["sandbox", "down"])
                 .env("KIP_HOME", self.server_home())
                 .output();
@@ -456,7 +456,7 @@ fn ssh_failures_are_clear_and_change_nothing() {
 fn unreachable_hosts_and_bad_flags_are_refused() {
     let home = tempfile::tempdir().unwrap();
     let kip = |args: &[&str]| {
-        Command::new(kip_bin())
+        crate::common::kip_command()
             .args(args)
             .env("KIP_HOME", home.path())
             .env("KUBECONFIG", home.path().join("none"))
@@ -521,7 +521,7 @@ fn unreachable_hosts_and_bad_flags_are_refused() {
 fn dry_run_prints_commands_and_manifests_and_connects_nowhere() {
     let home = tempfile::tempdir().unwrap();
     let port = sshd::free_port().to_string();
-    let out = Command::new(kip_bin())
+    let out = crate::common::kip_command()
         .args([
             "install",
             "--host",
@@ -558,7 +558,7 @@ fn dry_run_prints_commands_and_manifests_and_connects_nowhere() {
     assert!(!home.path().join("config.yaml").exists());
     // Given an image of kip server, it is installed: least-privilege RBAC, the Lease's Role in
     // kipper-system, and an Ingress for webhooks on the console host.
-    let out = Command::new(kip_bin())
+    let out = crate::common::kip_command()
         .args([
             "install",
             "--host",

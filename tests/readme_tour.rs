@@ -112,7 +112,7 @@ fn the_readme_tour_runs_as_written() {
     }
     let status = child.wait().unwrap();
     // Whatever happened, leave no sandbox running (it would hold the output pipes open).
-    let _ = Command::new(kip_bin())
+    let _ = crate::common::kip_command()
         .args(["sandbox", "down"])
         .env("KIP_HOME", home.join(".kip"))
         .output();

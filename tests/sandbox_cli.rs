@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use crate::common::{Kubectl, kip_bin, kip_in, stderr, text};
+use crate::common::{Kubectl, kip_in, stderr, text};
 
 fn kip(home: &std::path::Path, args: &[&str]) -> Output {
     kip_in(home).run(args)
@@ -89,7 +89,7 @@ fn up_status_down_reset() {
 /// `kip ARGS` as a newcomer runs it: a kip home (maybe not made yet), no `KUBECONFIG` and no
 /// `~/.kube/config`, so that verbs talk to the sandbox.
 fn newcomer(home: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(kip_bin());
+    let mut cmd = crate::common::kip_command();
     cmd.args(args)
         .env("KIP_HOME", home)
         .env("HOME", home.parent().expect("a parent"))

@@ -2,7 +2,7 @@
 //! client check of the sandbox's exec, which runs commands on this machine only when started
 //! with `--allow-host-exec` and only for pods annotated `sandbox.kipper.run/exec: host`.
 
-use crate::common::{ServedSandbox, kip_bin};
+use crate::common::ServedSandbox;
 
 /// A Secret, a ConfigMap and two pods: `host` runs exec on this machine with an environment
 /// from all sources, `plain` has no annotation.
@@ -136,7 +136,7 @@ fn exec_is_refused_unless_the_sandbox_was_started_with_the_opt_in() {
 #[test]
 fn host_exec_needs_a_loopback_address() {
     let home = tempfile::tempdir().expect("temp home");
-    let out = std::process::Command::new(kip_bin())
+    let out = crate::common::kip_command()
         .args([
             "sandbox",
             "serve",

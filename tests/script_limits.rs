@@ -4,9 +4,8 @@
 
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-use crate::common::kip_bin;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -25,7 +24,7 @@ struct Run {
 )]
 fn kip(args: &[&str], stdin: &str) -> Run {
     let home = tempfile::tempdir().expect("a kip home");
-    let mut child = Command::new(kip_bin())
+    let mut child = crate::common::kip_command()
         .args(args)
         .env("KIP_HOME", home.path())
         .stdin(Stdio::piped())

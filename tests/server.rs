@@ -3,13 +3,13 @@
 //! condition, one server works at a time and a killed one's work converges after a restart.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{ServedSandbox, kip_bin, stderr as err, stdout as out};
+use crate::common::{ServedSandbox, stderr as err, stdout as out};
 
 /// A `kip server` process against a sandbox, its output collected as it prints.
 pub(crate) struct Server {
@@ -31,7 +31,7 @@ impl Server {
         scripts: Option<&std::path::Path>,
         env: &[(&str, &str)],
     ) -> Server {
-        let mut cmd = Command::new(kip_bin());
+        let mut cmd = crate::common::kip_command();
         cmd.args(["server", "--listen", "127.0.0.1:0", "--lease-seconds", "2"])
             .env("KIP_HOME", sb.kip_home())
             .env("KUBECONFIG", sb.kubeconfig())
@@ -629,7 +629,7 @@ fn bad_invocations_say_what_is_wrong() {
         "current-cluster: gone\nclusters:\n- name: gone\n  server: http://127.0.0.1:9\n",
     )
     .unwrap();
-    let unreachable = Command::new(kip_bin())
+    let unreachable = crate::common::kip_command()
         .args(["server", "--listen", "127.0.0.1:0"])
         .env("KIP_HOME", home.path())
         .env_remove("KUBECONFIG")

@@ -2,9 +2,9 @@
 //! `kip run`, `kip eval`, and errors that point at file, line and column.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use crate::common::{kip_bin, kip_in};
+use crate::common::kip_in;
 
 fn kip(home: &Path, args: &[&str]) -> Output {
     kip_in(home).run(args)
@@ -296,7 +296,7 @@ fn run_and_eval() {
 fn with_no_cluster_configured_kip_starts_and_uses_the_sandbox() {
     let home = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
-        Command::new(kip_bin())
+        crate::common::kip_command()
             .args(args)
             .env("KIP_HOME", home.path())
             .env("HOME", home.path())
@@ -336,7 +336,7 @@ struct StopSandbox(std::path::PathBuf);
 
 impl Drop for StopSandbox {
     fn drop(&mut self) {
-        let _ = Command::new(kip_bin())
+        let _ = crate::common::kip_command()
             .args(["sandbox", "down"])
             .env("KIP_HOME", &self.0)
             .output();

@@ -23,6 +23,7 @@ pub mod node;
 pub mod openapi;
 pub mod ops;
 pub mod registry;
+pub mod runtime;
 pub mod schema;
 pub mod server;
 pub mod spdy;

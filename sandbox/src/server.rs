@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -13,6 +14,7 @@ use crate::api::{self, Api};
 use crate::controllers;
 use crate::error::ApiResult;
 use crate::ops::{self, Part, WriteKind};
+use crate::runtime::Runtime;
 use crate::store::Store;
 
 /// A sandbox cluster: its store and the controllers working on it.
@@ -21,30 +23,45 @@ pub struct Sandbox {
     pub store: Store,
     /// Exec in pods annotated `sandbox.kipper.run/exec: host` runs the command on this machine.
     pub host_exec: bool,
+    /// What runs pods as containers; without it every pod is simulated.
+    pub runtime: Option<Arc<Runtime>>,
 }
 
 impl Sandbox {
     /// Opens the sandbox stored in `dir`, seeding it on first use. Needs a tokio runtime.
     pub async fn open(dir: &Path) -> Result<Sandbox, String> {
+        Self::open_with(dir, None).await
+    }
+
+    /// Opens the sandbox stored in `dir` with pods run by `runtime` (simulated without one).
+    pub async fn open_with(dir: &Path, runtime: Option<Arc<Runtime>>) -> Result<Sandbox, String> {
         let store = Store::open(dir)?;
         let root_ca = crate::ca::load_or_create(Some(dir))?;
-        Self::start(store, root_ca).await
+        Self::start(store, root_ca, runtime).await
     }
 
     /// A sandbox that keeps nothing on disk.
     pub async fn in_memory() -> Result<Sandbox, String> {
         let root_ca = crate::ca::load_or_create(None)?;
-        Self::start(Store::in_memory(), root_ca).await
+        Self::start(Store::in_memory(), root_ca, None).await
     }
 
-    async fn start(store: Store, root_ca: String) -> Result<Sandbox, String> {
+    async fn start(
+        store: Store,
+        root_ca: String,
+        runtime: Option<Arc<Runtime>>,
+    ) -> Result<Sandbox, String> {
         seed(&store)
             .await
             .map_err(|e| format!("cannot seed the sandbox: {e}"))?;
-        controllers::start(store.clone(), root_ca);
+        controllers::start(store.clone(), root_ca, runtime.is_some());
+        if let Some(runtime) = &runtime {
+            crate::runtime::start(runtime.clone(), store.clone()).await;
+        }
         Ok(Sandbox {
             store,
             host_exec: false,
+            runtime,
         })
     }
 
@@ -62,7 +79,9 @@ impl Sandbox {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let address = listener.local_addr()?;
-        let api = Api::new(self.store.clone()).with_host_exec(self.host_exec);
+        let api = Api::new(self.store.clone())
+            .with_host_exec(self.host_exec)
+            .with_runtime(self.runtime.clone());
         api.set_address(address.to_string());
         let app = api::router(api);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -18,13 +18,21 @@ pub fn kip_bin() -> &'static str {
     env!("CARGO_BIN_EXE_kip")
 }
 
+/// The `kip` binary as a command whose sandboxes simulate their pods (`KIP_SANDBOX_RUNTIME`):
+/// only the tests of real workloads (tests/workloads.rs) run containers, where they ask for it.
+pub fn kip_command() -> Command {
+    let mut cmd = Command::new(kip_bin());
+    cmd.env("KIP_SANDBOX_RUNTIME", "none");
+    cmd
+}
+
 /// `kip` as a user runs it with the kip home `home`: that home as working directory, no
 /// override folder (`KIP_SCRIPTS`), stdin closed. Tests add what they need, then run it:
 /// `kip_in(home).env("HOME", home).run(&["cluster", "list"])`.
 pub struct KipCommand(Command);
 
 pub fn kip_in(home: &Path) -> KipCommand {
-    let mut cmd = Command::new(kip_bin());
+    let mut cmd = crate::common::kip_command();
     cmd.env("KIP_HOME", home)
         .env_remove("KIP_SCRIPTS")
         .current_dir(home)
@@ -162,7 +170,7 @@ impl ServedSandbox {
     /// `kip ARGS` as a user runs it against this sandbox: its kip home and kubeconfig, no
     /// override folder, no terminal.
     pub fn kip_command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(kip_bin());
+        let mut cmd = crate::common::kip_command();
         cmd.args(args)
             .env("KIP_HOME", self.kip_home())
             .env("KUBECONFIG", self.kubeconfig())
@@ -225,7 +233,7 @@ impl ServedSandbox {
 
     /// Starts (again) the server on this home and waits until it answers.
     pub fn restart(&mut self) {
-        let mut child = Command::new(kip_bin())
+        let mut child = crate::common::kip_command()
             .args(["sandbox", "serve"])
             .args(&self.serve_args)
             .envs(self.serve_env.iter().map(|(k, v)| (k, v)))

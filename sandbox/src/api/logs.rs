@@ -142,6 +142,9 @@ pub fn serve(api: &Api, res: &Resource, ns: &str, name: &str, req: &Req) -> ApiR
         .get(&key)
         .ok_or_else(|| ApiError::not_found(&res.plural, &res.group, name))?;
     let container = container(&pod, req.param("container"))?.clone();
+    if let Some(running) = api.running(&pod) {
+        return real(api, &running, &container, req);
+    }
     if req.flag("previous") {
         let cname = container["name"].as_str().unwrap_or("");
         return Err(ApiError::bad_request(format!(
@@ -192,6 +195,96 @@ pub fn serve(api: &Api, res: &Resource, ns: &str, name: &str, req: &Req) -> ApiR
                 return;
             }
             if stopped {
+                return;
+            }
+        }
+    });
+    Ok(streaming("text/plain", channel_body(body)))
+}
+
+/// The log of a container that really runs, read with `podman logs` (stdout and stderr as
+/// they come): the current container or, with `previous`, the one before its last restart.
+fn real(
+    api: &Api,
+    running: &crate::runtime::Running,
+    container: &Value,
+    req: &Req,
+) -> ApiResult<Response> {
+    let cname = container["name"].as_str().unwrap_or("");
+    let not_found = |what: &str| {
+        ApiError::bad_request(format!(
+            "{what} container \"{cname}\" in pod \"{}\" not found",
+            running.name
+        ))
+    };
+    let (current, previous) = running
+        .containers
+        .get(cname)
+        .cloned()
+        .ok_or_else(|| not_found("started"))?;
+    let podman_name = if req.flag("previous") {
+        previous.ok_or_else(|| not_found("previous terminated"))?
+    } else {
+        current
+    };
+    let Some(runtime) = &api.runtime else {
+        return Err(not_found("started"));
+    };
+    let mut cmd = runtime.containers.tokio_command("podman");
+    cmd.arg("logs");
+    let follow = req.flag("follow") && !req.flag("previous");
+    if follow {
+        cmd.arg("--follow");
+    }
+    if req.flag("timestamps") {
+        cmd.arg("--timestamps");
+    }
+    if let Some(tail) = req.param("tailLines").and_then(|t| t.parse::<i64>().ok()) {
+        cmd.arg("--tail").arg(tail.max(0).to_string());
+    }
+    if let Some(since) = req
+        .param("sinceSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+    {
+        cmd.arg("--since").arg(format!("{since}s"));
+    } else if let Some(since) = req.param("sinceTime") {
+        cmd.arg("--since").arg(since);
+    }
+    cmd.arg(&podman_name)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| ApiError::internal(format!("cannot run podman logs: {e}")))?;
+    let limit = req
+        .param("limitBytes")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(usize::MAX);
+    let (out, body) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(ApiError::internal("podman logs has no output"));
+    };
+    tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let _child = child;
+        let (mut a, mut b) = (stdout, stderr);
+        let (mut buf_a, mut buf_b) = ([0u8; 8192], [0u8; 8192]);
+        let (mut open_a, mut open_b) = (true, true);
+        let mut left = limit;
+        while (open_a || open_b) && left > 0 {
+            let chunk = tokio::select! {
+                n = a.read(&mut buf_a), if open_a => match n {
+                    Ok(n) if n > 0 => Bytes::copy_from_slice(&buf_a[..n]),
+                    _ => { open_a = false; continue }
+                },
+                n = b.read(&mut buf_b), if open_b => match n {
+                    Ok(n) if n > 0 => Bytes::copy_from_slice(&buf_b[..n]),
+                    _ => { open_b = false; continue }
+                },
+            };
+            let chunk = chunk.slice(..chunk.len().min(left));
+            left -= chunk.len();
+            if out.send(chunk).await.is_err() {
                 return;
             }
         }

@@ -3,7 +3,7 @@
 mod body;
 pub(crate) mod discovery;
 mod encoded;
-mod exec;
+pub(crate) mod exec;
 mod field_labels;
 mod field_validation;
 mod logs;
@@ -43,6 +43,8 @@ pub struct Api {
     pub host_exec: bool,
     /// Listed objects as JSON, kept while unchanged.
     encoded: Arc<encoded::EncodedObjects>,
+    /// What runs pods for real, if anything: logs, exec and port-forward reach its containers.
+    pub runtime: Option<Arc<crate::runtime::Runtime>>,
 }
 
 impl Api {
@@ -52,7 +54,20 @@ impl Api {
             address: Arc::new(OnceLock::new()),
             host_exec: false,
             encoded: Arc::default(),
+            runtime: None,
         }
+    }
+
+    /// Serves logs, exec and port-forward of pods that `runtime` runs from their containers.
+    pub fn with_runtime(mut self, runtime: Option<Arc<crate::runtime::Runtime>>) -> Self {
+        self.runtime = runtime;
+        self
+    }
+
+    /// The pod `pod` as the runtime runs it, if it does.
+    pub fn running(&self, pod: &serde_json::Value) -> Option<crate::runtime::Running> {
+        let uid = pod["metadata"]["uid"].as_str()?;
+        self.runtime.as_ref()?.running(uid)
     }
 
     /// Lets exec run host commands for pods annotated `sandbox.kipper.run/exec: host`.

@@ -44,7 +44,7 @@ mod daemonset;
 mod deployment;
 mod disruption;
 mod endpointslice;
-mod events;
+pub(crate) mod events;
 mod gc;
 mod helmchart;
 mod hpa;
@@ -54,6 +54,10 @@ mod namespace;
 mod namespace_setup;
 mod pod;
 
+pub(crate) use common::{
+    Cond, CondStyle, conditions, is_deleting as is_deleting_pod, uid as uid_of,
+};
+pub(crate) use pod::KUBELET;
 pub use pod::NODE;
 pub use pvc::{DEFAULT_CLASS, PROVISIONER};
 mod pvc;
@@ -89,11 +93,13 @@ const BATCH: usize = 64;
 pub const BURST: usize = 500;
 
 /// Starts the controllers on `store`; `root_ca` is the cluster's CA certificate (PEM) they
-/// publish in every namespace. Needs a tokio runtime; without one it does nothing.
-pub fn start(store: Store, root_ca: String) {
+/// publish in every namespace. With `real_pods`, the simulated kubelet schedules pods and
+/// leaves them to the runtime (see `crate::runtime`) unless it hands them back. Needs a tokio
+/// runtime; without one it does nothing.
+pub fn start(store: Store, root_ca: String, real_pods: bool) {
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => {
-            handle.spawn(run(store, root_ca));
+            handle.spawn(run(store, root_ca, real_pods));
         }
         Err(_) => tracing::warn!("no tokio runtime: the sandbox controllers are not running"),
     }
@@ -126,6 +132,8 @@ pub struct Ctx {
     timers: Mutex<HashMap<ObjKey, HashMap<&'static str, Timer>>>,
     /// The cluster's CA certificate, PEM.
     root_ca: String,
+    /// Pods run as containers (`crate::runtime`) unless marked simulated.
+    pub real_pods: bool,
 }
 
 impl Ctx {
@@ -209,11 +217,12 @@ impl Queue {
 
 const EVENTS: &str = "/events";
 
-async fn run(store: Store, root_ca: String) {
+async fn run(store: Store, root_ca: String, real_pods: bool) {
     let mut events = store.subscribe();
     let (requeue, mut requeued) = mpsc::unbounded_channel::<ObjKey>();
     let ctx = Arc::new(Ctx {
         root_ca,
+        real_pods,
         ..Ctx::default()
     });
     let mut queue = Queue::default();
@@ -413,4 +422,27 @@ fn gone(tx: &mut Tx, ctx: &Ctx, key: &ObjKey) -> ApiResult<Outcome> {
         _ => {}
     }
     Ok(Outcome::done())
+}
+
+/// The stored pod `pod` is a version of: same namespace, name and uid (not a new pod of the
+/// same name).
+pub(crate) fn current_pod(tx: &Tx, pod: &serde_json::Value) -> Option<Arc<serde_json::Value>> {
+    let res = common::resource(tx, "", "pods").ok()?;
+    let ns = pod["metadata"]["namespace"].as_str().unwrap_or("");
+    let name = pod["metadata"]["name"].as_str().unwrap_or("");
+    let current = tx.get(&crate::ops::key(&res, ns, name))?;
+    (current["metadata"]["uid"] == pod["metadata"]["uid"]).then_some(current)
+}
+
+/// Writes a pod's status as the kubelet.
+pub(crate) fn write_pod_status(
+    tx: &mut Tx,
+    pod: &serde_json::Value,
+    status: serde_json::Value,
+) -> ApiResult<()> {
+    let res = common::resource(tx, "", "pods")?;
+    let ns = pod["metadata"]["namespace"].as_str().unwrap_or("");
+    let name = pod["metadata"]["name"].as_str().unwrap_or("");
+    let key = crate::ops::key(&res, ns, name);
+    common::write_status(tx, &res, &key, status, pod::MANAGER)
 }

@@ -42,7 +42,7 @@ pub const FAIL_ANNOTATION: &str = "sandbox.kipper.run/fail";
 pub const START_DELAY_ANNOTATION: &str = "sandbox.kipper.run/start-delay-ms";
 pub const RUN_ANNOTATION: &str = "sandbox.kipper.run/run-ms";
 
-const MANAGER: &str = "kip-sandbox-kubelet";
+pub(crate) const MANAGER: &str = "kip-sandbox-kubelet";
 pub const NODE: &str = "sandbox";
 /// The component named in the kubelet's events.
 pub const KUBELET: &str = "kubelet";
@@ -88,6 +88,10 @@ pub fn reconcile(tx: &mut Tx, ctx: &Ctx, key: &ObjKey, pod: Arc<Value>) -> ApiRe
             // It waits for room; `scheduler::waiting` brings it back.
             None => return Ok(Outcome::done()),
         }
+    }
+    if ctx.real_pods && !crate::runtime::simulated(&pod) {
+        // The runtime runs it (or hands it back with the condition that says why).
+        return Ok(Outcome::done());
     }
     let pod_uid = uid(&pod).to_string();
     let fail = annotation(&pod, FAIL_ANNOTATION) == Some("true");
@@ -267,7 +271,15 @@ fn pod_conditions(
             message: String::new(),
         },
     ];
-    conditions(&pod["status"]["conditions"], &wanted, CondStyle::Probe)
+    let mut made = conditions(&pod["status"]["conditions"], &wanted, CondStyle::Probe);
+    // Why the runtime left the pod simulated stays said.
+    let simulated = pod["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == crate::runtime::SIMULATED));
+    if let (Some(list), Some(simulated)) = (made.as_array_mut(), simulated) {
+        list.push(simulated.clone());
+    }
+    made
 }
 
 fn container_status(

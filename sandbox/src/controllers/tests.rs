@@ -1036,7 +1036,7 @@ async fn work_resumes_after_a_restart() {
     // The node is in the store too: without one no pod would be scheduled.
     let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": super::NODE}});
     create(&store, "", "nodes", "", node).await;
-    super::start(store.clone(), String::new());
+    super::start(store.clone(), String::new(), false);
     wait_for(&store, "rollout", |s| deploy_done(s, "default", "web", 1)).await;
 }
 

@@ -89,6 +89,49 @@ pub fn plan(
     })
 }
 
+/// `podman exec` of `command` in the container that runs `container` of a real pod.
+pub fn in_container(
+    api: &crate::api::Api,
+    running: &crate::runtime::Running,
+    container: &Value,
+    command: &[String],
+) -> ApiResult<HostCommand> {
+    let cname = container["name"].as_str().unwrap_or("");
+    let (Some((podman_name, _)), Some(runtime)) = (running.containers.get(cname), &api.runtime)
+    else {
+        return Err(ApiError::bad_request(format!(
+            "container {cname} of pod {}/{} has not started",
+            running.namespace, running.name
+        )));
+    };
+    let mut args = vec![
+        "exec".to_string(),
+        "--interactive".to_string(),
+        podman_name.clone(),
+    ];
+    args.extend(command.iter().cloned());
+    let mut env = Vec::new();
+    for var in ["PATH", "HOME"] {
+        if let Ok(value) = std::env::var(var) {
+            env.push((var.to_string(), value));
+        }
+    }
+    let conf = |p: std::path::PathBuf| p.display().to_string();
+    env.push((
+        "CONTAINERS_CONF".into(),
+        conf(runtime.containers.containers_conf()),
+    ));
+    env.push((
+        "CONTAINERS_STORAGE_CONF".into(),
+        conf(runtime.containers.storage_conf()),
+    ));
+    Ok(HostCommand {
+        program: "podman".into(),
+        args,
+        env,
+    })
+}
+
 /// `sandbox.kipper.run/exec-env` as pairs.
 fn extra_env(pod: &Value) -> ApiResult<Vec<(String, String)>> {
     let Some(spec) = pod["metadata"]["annotations"][EXEC_ENV_ANNOTATION].as_str() else {
@@ -122,7 +165,7 @@ fn valid_env_name(name: &str) -> bool {
 }
 
 /// The environment the kubelet gives `container`: `envFrom` first, then `env`.
-fn container_env(
+pub(crate) fn container_env(
     store: &Store,
     pod: &Value,
     container: &Value,
@@ -270,7 +313,7 @@ fn value_from(store: &Store, pod: &Value, from: &Value) -> Result<Option<String>
 
 /// `$(NAME)` references to variables set before, as the kubelet expands them; `$$` is a `$`,
 /// and a reference to an unknown variable stays as written.
-fn expand(value: &str, env: &[(String, String)]) -> String {
+pub(crate) fn expand(value: &str, env: &[(String, String)]) -> String {
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
     while let Some(at) = rest.find('$') {

@@ -129,7 +129,10 @@ pub fn serve(api: &Api, res: &Resource, ns: &str, name: &str, req: Req) -> ApiRe
             )));
         }
     }
-    let command = host::plan(api.host_exec, &api.store, &pod, container, &p.command)?;
+    let command = match api.running(&pod) {
+        Some(running) => host::in_container(api, &running, container, &p.command)?,
+        None => host::plan(api.host_exec, &api.store, &pod, container, &p.command)?,
+    };
 
     if !asks_for(&req, "websocket") {
         return Err(ApiError::bad_request(if asks_for(&req, "SPDY/3.1") {

@@ -85,6 +85,8 @@ fn parse_entry(entry: &str) -> Result<(u16, SocketAddr), String> {
 #[derive(Clone)]
 pub struct Target {
     pub store: Store,
+    /// Pods it runs are reached at their own address.
+    pub runtime: Option<std::sync::Arc<crate::runtime::Runtime>>,
     pub key: ObjKey,
 }
 
@@ -111,7 +113,11 @@ impl Target {
         if phase != "Running" {
             return Err(fail(format!("pod is not running (phase {phase})")));
         }
-        let address = backend(&pod, port).map_err(fail)?;
+        let running = self.runtime.as_ref().and_then(|r| r.running(&uid));
+        let address = match running {
+            Some(running) => SocketAddr::from((running.ip, port)),
+            None => backend(&pod, port).map_err(fail)?,
+        };
         match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await {
             Ok(Ok(stream)) => {
                 // Interactive protocols (psql, redis-cli) exchange small messages.

@@ -137,6 +137,7 @@ pub fn serve(api: &Api, res: &Resource, ns: &str, name: &str, req: Req) -> ApiRe
     }
     let target = Target {
         store: api.store.clone(),
+        runtime: api.runtime.clone(),
         key,
     };
     let protocol = protocol(&req)?;

@@ -1,0 +1,239 @@
+//! The sandbox's real kubelet: pods whose images can be had run as podman containers, each pod
+//! in a network namespace of its own with an address of the sandbox's pod network.
+//!
+//! The simulated kubelet (`controllers::pod`) schedules every pod; with a runtime it then leaves
+//! the pods to this one, which follows them through the store's events, one task per pod
+//! (`worker`). A pod whose image is in neither podman's store nor the sandbox's registry is
+//! handed back: the pod gets the condition [`SIMULATED`] and a warning Event saying why, and is
+//! simulated as before.
+//!
+//! At start every podman pod this sandbox left behind is removed and the stored pods start
+//! afresh, as after a node's reboot; their volumes (emptyDir aside) keep their data.
+
+mod images;
+mod network;
+pub mod podman;
+mod probe;
+mod spec;
+mod status;
+mod volumes;
+mod worker;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use tokio::sync::{broadcast, watch};
+
+pub use network::{Network, SANDBOX_LABEL};
+
+use crate::containers::Containers;
+use crate::store::{EventType, Store};
+
+/// The pod condition that says a pod is simulated although the sandbox runs containers.
+pub const SIMULATED: &str = "sandbox.kipper.run/Simulated";
+
+/// What the sandbox runs pods with.
+pub struct Runtime {
+    pub containers: Containers,
+    pub network: Network,
+    /// The sandbox's folder: pods' volumes live under it.
+    pub sandbox_dir: PathBuf,
+    /// The sandbox's local registry (`HOST:PORT`), where images are pulled from.
+    pub registry: Option<String>,
+    pods: Mutex<HashMap<String, Running>>,
+}
+
+/// A pod that runs for real, as the API's logs, exec and port-forward need it.
+#[derive(Debug, Clone)]
+pub struct Running {
+    pub namespace: String,
+    pub name: String,
+    pub ip: Ipv4Addr,
+    /// Container name → the podman container that runs it now, and the one before.
+    pub containers: HashMap<String, (String, Option<String>)>,
+}
+
+impl Runtime {
+    /// Sets podman up for the sandbox in `sandbox_dir`: its store and its pod network.
+    pub async fn new(
+        containers: Containers,
+        sandbox_dir: &Path,
+        registry: Option<String>,
+    ) -> Result<Arc<Runtime>, String> {
+        let network = Network::ensure(&containers, sandbox_dir).await?;
+        Ok(Arc::new(Runtime {
+            containers,
+            network,
+            sandbox_dir: sandbox_dir.to_path_buf(),
+            registry,
+            pods: Mutex::default(),
+        }))
+    }
+
+    fn pods(&self) -> std::sync::MutexGuard<'_, HashMap<String, Running>> {
+        self.pods.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `ip` is the address of a pod that runs for real (what the ingress proxy and
+    /// port-forward may connect to).
+    pub fn runs_address(&self, ip: IpAddr) -> bool {
+        let IpAddr::V4(ip) = ip else { return false };
+        self.network.holds(ip) && self.pods().values().any(|p| p.ip == ip)
+    }
+
+    /// The running pod with this uid.
+    pub fn running(&self, uid: &str) -> Option<Running> {
+        self.pods().get(uid).cloned()
+    }
+
+    /// A free pod address, taken for `uid` until [`Runtime::release`].
+    fn allocate(&self, uid: &str, namespace: &str, name: &str) -> Option<Ipv4Addr> {
+        let mut pods = self.pods();
+        if let Some(p) = pods.get(uid) {
+            return Some(p.ip);
+        }
+        let ip = (2..=254u8)
+            .map(|h| self.network.address(h))
+            .find(|ip| pods.values().all(|p| p.ip != *ip))?;
+        pods.insert(
+            uid.to_string(),
+            Running {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+                ip,
+                containers: HashMap::new(),
+            },
+        );
+        Some(ip)
+    }
+
+    /// Records which podman container runs `container` of the pod `uid` now.
+    fn started(&self, uid: &str, container: &str, podman_name: &str) {
+        if let Some(p) = self.pods().get_mut(uid) {
+            let entry = p
+                .containers
+                .entry(container.to_string())
+                .or_insert_with(|| (podman_name.to_string(), None));
+            if entry.0 != podman_name {
+                let previous = std::mem::replace(&mut entry.0, podman_name.to_string());
+                entry.1 = Some(previous);
+            }
+        }
+    }
+
+    fn release(&self, uid: &str) {
+        self.pods().remove(uid);
+    }
+
+    /// The label value that marks this sandbox's podman objects.
+    fn owner(&self) -> String {
+        self.sandbox_dir.display().to_string()
+    }
+}
+
+/// Whether the runtime leaves `pod` to the simulated kubelet.
+pub fn simulated(pod: &Value) -> bool {
+    pod["status"]["conditions"].as_array().is_some_and(|c| {
+        c.iter()
+            .any(|c| c["type"] == SIMULATED && c["status"] == "True")
+    })
+}
+
+/// Starts the kubelet on `store`: removes what an earlier run left, then follows the pods.
+pub async fn start(runtime: Arc<Runtime>, store: Store) {
+    let filter = format!("label={SANDBOX_LABEL}={}", runtime.owner());
+    if let Ok(pods) = podman::run(
+        &runtime.containers,
+        &["pod", "ps", "-q", "--filter", &filter],
+    )
+    .await
+    {
+        for pod in pods.split_whitespace() {
+            let _ = podman::run(&runtime.containers, &["pod", "rm", "-f", "-t", "0", pod]).await;
+        }
+    }
+    tokio::spawn(follow(runtime, store));
+}
+
+/// One worker per pod bound to the node, fed every new version of its pod.
+async fn follow(runtime: Arc<Runtime>, store: Store) {
+    let mut events = store.subscribe();
+    let mut workers: HashMap<String, watch::Sender<Option<Arc<Value>>>> = HashMap::new();
+    let pods_res = "/pods";
+    let initial: Vec<Arc<Value>> = store
+        .read()
+        .list(pods_res, None)
+        .map(|(_, pod)| pod.clone())
+        .collect();
+    for pod in initial {
+        offer(&runtime, &store, &mut workers, pod);
+    }
+    loop {
+        let event = match events.recv().await {
+            Ok(event) => event,
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                let all: Vec<Arc<Value>> = store
+                    .read()
+                    .list(pods_res, None)
+                    .map(|(_, pod)| pod.clone())
+                    .collect();
+                let live: Vec<String> = all
+                    .iter()
+                    .map(|p| crate::controllers::uid_of(p).to_string())
+                    .collect();
+                workers.retain(|uid, tx| {
+                    let keep = live.contains(uid);
+                    if !keep {
+                        let _ = tx.send(None);
+                    }
+                    keep
+                });
+                for pod in all {
+                    offer(&runtime, &store, &mut workers, pod);
+                }
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if event.key.res != pods_res {
+            continue;
+        }
+        let uid = crate::controllers::uid_of(&event.object).to_string();
+        if event.kind == EventType::Deleted {
+            if let Some(worker) = workers.remove(&uid) {
+                let _ = worker.send(None);
+            }
+            continue;
+        }
+        offer(&runtime, &store, &mut workers, event.object.clone());
+    }
+}
+
+/// Hands `pod` to its worker, starting one for a pod newly bound to the node.
+fn offer(
+    runtime: &Arc<Runtime>,
+    store: &Store,
+    workers: &mut HashMap<String, watch::Sender<Option<Arc<Value>>>>,
+    pod: Arc<Value>,
+) {
+    let uid = crate::controllers::uid_of(&pod).to_string();
+    workers.retain(|_, tx| !tx.is_closed());
+    if let Some(worker) = workers.get(&uid) {
+        let _ = worker.send(Some(pod));
+        return;
+    }
+    let bound = pod["spec"]["nodeName"].as_str() == Some(crate::controllers::NODE);
+    let done = matches!(
+        pod["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    );
+    if !bound || done || simulated(&pod) || crate::controllers::is_deleting_pod(&pod) {
+        return;
+    }
+    let (tx, rx) = watch::channel(Some(pod));
+    workers.insert(uid.clone(), tx);
+    tokio::spawn(worker::run(runtime.clone(), store.clone(), uid, rx));
+}

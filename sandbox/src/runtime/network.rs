@@ -1,0 +1,191 @@
+//! The pod network of one sandbox: a podman bridge network with a /24 of 10.42.0.0/16 of its
+//! own (as k3s gives each node a /24 of its cluster CIDR), so that several sandboxes on one
+//! machine (the tests run many) never share an address.
+//!
+//! Pods reach each other and this machine's bridge address, nothing else: a rule in the
+//! `mangle` table drops whatever enters from the bridge for any other address before the
+//! machine could route it on (podman's own rules would masquerade it out).
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use crate::containers::Containers;
+
+/// The label that ties a podman network, pod or container to the sandbox folder that made it.
+pub const SANDBOX_LABEL: &str = "kipper.run/sandbox";
+
+/// A sandbox's pod network.
+#[derive(Debug, Clone)]
+pub struct Network {
+    /// The podman network's name, `kip-N`.
+    pub name: String,
+    /// N: the network is 10.42.N.0/24.
+    pub index: u8,
+}
+
+impl Network {
+    /// This machine's address on the bridge, the pods' gateway.
+    pub fn gateway(&self) -> Ipv4Addr {
+        Ipv4Addr::new(10, 42, self.index, 1)
+    }
+
+    /// The network in CIDR notation (the node's `spec.podCIDR`).
+    pub fn cidr(&self) -> String {
+        format!("10.42.{}.0/24", self.index)
+    }
+
+    /// Whether `ip` is a pod address of this network.
+    pub fn holds(&self, ip: Ipv4Addr) -> bool {
+        let [a, b, c, d] = ip.octets();
+        (a, b, c) == (10, 42, self.index) && (2..255).contains(&d)
+    }
+
+    /// The `host`-th pod address (2 to 254).
+    pub fn address(&self, host: u8) -> Ipv4Addr {
+        Ipv4Addr::new(10, 42, self.index, host)
+    }
+
+    /// The network of the sandbox in `sandbox_dir`: the one it had (recorded in
+    /// `sandbox_dir/pod-network`) when podman still has it, else a free /24, made now. Networks
+    /// (and pods) left by sandboxes whose folder is gone are removed first: a test's sandbox
+    /// lives in a temporary folder.
+    pub async fn ensure(containers: &Containers, sandbox_dir: &Path) -> Result<Network, String> {
+        let owner = sandbox_dir.display().to_string();
+        let record = sandbox_dir.join("pod-network");
+        let _lock = crate::runtime::podman::lock(containers, "networks").await?;
+        let existing = list(containers).await?;
+        for (name, label) in &existing {
+            if !label.is_empty() && !Path::new(label).exists() {
+                remove_leftovers(containers, name, label).await;
+            }
+        }
+        let existing = list(containers).await?;
+        let recorded = std::fs::read_to_string(&record)
+            .ok()
+            .and_then(|n| n.trim().parse::<u8>().ok());
+        if let Some(index) = recorded {
+            let name = format!("kip-{index}");
+            if existing.iter().any(|(n, l)| *n == name && *l == owner) {
+                return Ok(Network { name, index });
+            }
+        }
+        let taken: Vec<&str> = existing.iter().map(|(n, _)| n.as_str()).collect();
+        let index = (1..=254u8)
+            .find(|i| !taken.contains(&format!("kip-{i}").as_str()))
+            .ok_or("all 254 sandbox pod networks (10.42.N.0/24) are taken: remove some with `podman network rm`")?;
+        let network = Network {
+            name: format!("kip-{index}"),
+            index,
+        };
+        crate::runtime::podman::run(
+            containers,
+            &[
+                "network",
+                "create",
+                "--subnet",
+                &network.cidr(),
+                "--gateway",
+                &network.gateway().to_string(),
+                "--label",
+                &format!("{SANDBOX_LABEL}={owner}"),
+                &network.name,
+            ],
+        )
+        .await?;
+        std::fs::write(&record, index.to_string())
+            .map_err(|e| format!("cannot write {}: {e}", record.display()))?;
+        Ok(network)
+    }
+
+    /// Drops what enters from the bridge for anywhere but this network (idempotent). The bridge
+    /// exists once the first pod joined it, so this runs after each pod start.
+    pub async fn confine(&self, containers: &Containers) -> Result<(), String> {
+        let bridge = crate::runtime::podman::run(
+            containers,
+            &[
+                "network",
+                "inspect",
+                &self.name,
+                "--format",
+                "{{.NetworkInterface}}",
+            ],
+        )
+        .await?;
+        let bridge = bridge.trim();
+        if bridge.is_empty() {
+            return Ok(());
+        }
+        let rule = [
+            "PREROUTING",
+            "-i",
+            bridge,
+            "!",
+            "-d",
+            &self.cidr(),
+            "-m",
+            "comment",
+            "--comment",
+            "kip sandbox: pods reach only their network",
+            "-j",
+            "DROP",
+        ];
+        let mut check = vec!["-t", "mangle", "-C"];
+        check.extend(rule);
+        let present = tokio::process::Command::new("iptables")
+            .args(&check)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .await
+            .is_ok_and(|s| s.success());
+        if present {
+            return Ok(());
+        }
+        let mut add = vec!["-t", "mangle", "-A"];
+        add.extend(rule);
+        let out = tokio::process::Command::new("iptables")
+            .args(&add)
+            .output()
+            .await
+            .map_err(|e| format!("cannot run iptables: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "cannot confine the pod network {} with iptables: {}",
+                self.name,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// podman's `kip-*` networks and the sandbox folder each belongs to.
+async fn list(containers: &Containers) -> Result<Vec<(String, String)>, String> {
+    let out =
+        crate::runtime::podman::run(containers, &["network", "ls", "--format", "json"]).await?;
+    let networks: Vec<serde_json::Value> = serde_json::from_str(&out)
+        .map_err(|e| format!("cannot read podman's list of networks: {e}"))?;
+    Ok(networks
+        .iter()
+        .filter_map(|n| {
+            let name = n["name"].as_str()?;
+            let owner = n["labels"][SANDBOX_LABEL].as_str().unwrap_or("");
+            name.starts_with("kip-")
+                .then(|| (name.to_string(), owner.to_string()))
+        })
+        .collect())
+}
+
+/// Removes the pods and the network of a sandbox whose folder is gone.
+async fn remove_leftovers(containers: &Containers, network: &str, owner: &str) {
+    let filter = format!("label={SANDBOX_LABEL}={owner}");
+    if let Ok(pods) =
+        crate::runtime::podman::run(containers, &["pod", "ps", "-q", "--filter", &filter]).await
+    {
+        for pod in pods.split_whitespace() {
+            let _ =
+                crate::runtime::podman::run(containers, &["pod", "rm", "-f", "-t", "0", pod]).await;
+        }
+    }
+    let _ = crate::runtime::podman::run(containers, &["network", "rm", "-f", network]).await;
+}

@@ -1,0 +1,58 @@
+//! Running podman from the kubelet: a command's output or what it said when it failed.
+
+use std::os::fd::AsRawFd;
+
+use crate::containers::Containers;
+
+/// Runs `podman ARGS`; its stdout, or an error with what podman printed.
+pub async fn run(containers: &Containers, args: &[&str]) -> Result<String, String> {
+    let out = containers
+        .tokio_command("podman")
+        .args(args)
+        .output()
+        .await
+        .map_err(|e| format!("cannot run podman: {e}"))?;
+    if out.status.success() {
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
+    let said = String::from_utf8_lossy(&out.stderr);
+    let said = said
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.trim_start_matches("Error: "))
+        .next_back()
+        .unwrap_or("no message");
+    Err(format!(
+        "podman {} failed: {said}",
+        args.first().unwrap_or(&"")
+    ))
+}
+
+/// An exclusive lock on `NAME.lock` in the store folder, so that sandboxes sharing the store do
+/// not pick the same network. Released when dropped (or when the process ends).
+pub struct Lock {
+    _file: std::fs::File,
+}
+
+pub async fn lock(containers: &Containers, name: &str) -> Result<Lock, String> {
+    let path = containers.dir().join(format!("{name}.lock"));
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        // SAFETY: flock takes a file descriptor the open file owns for the whole call.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(format!(
+                "cannot lock {}: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(Lock { _file: file })
+    })
+    .await
+    .map_err(|e| format!("cannot lock the container store: {e}"))?
+}
