@@ -175,6 +175,10 @@ fn serve(
         }
         let _ = out.flush();
         let served = sandbox.serve(listener, shutdown_signal()).await;
+        if let Some(runtime) = &sandbox.runtime {
+            // The node goes down with the sandbox: its containers stop, their data stays.
+            runtime.remove_all().await;
+        }
         let _ = std::fs::remove_file(home.pid_file());
         served.map_err(|e| format!("the sandbox stopped: {e}"))
     })

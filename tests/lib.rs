@@ -39,3 +39,4 @@ mod templates;
 mod tunnel;
 mod verbs;
 mod webhooks;
+mod workloads;

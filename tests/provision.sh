@@ -35,7 +35,10 @@ command -v sudo >/dev/null 2>&1 || need_apt+=(sudo)
 # registry of the test's own on loopback holds it, podman pulls and runs it with runc (crun does
 # not run here), and socat with openssl's certificates puts TLS in front of the sandbox as a
 # pod's API server. The packages' own registry service is not used.
-for pkg in buildah podman runc docker-registry socat openssl; do
+# The sandbox runs pods with podman (tests/workloads.rs): podman makes each pod's infra
+# container with catatonit, iptables confines the pod network, and busybox (static) is the
+# tests' image.
+for pkg in buildah podman runc docker-registry socat openssl catatonit iptables busybox-static; do
   installed "$pkg" || need_apt+=("$pkg")
 done
 # libfuzzer-sys builds libFuzzer (C++) for gateway/fuzz.

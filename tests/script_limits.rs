@@ -6,7 +6,6 @@ use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 
-
 const MIB: u64 = 1024 * 1024;
 
 /// What a run of kip printed, how it exited, and its peak resident memory.

@@ -14,6 +14,7 @@ mod images;
 mod network;
 pub mod podman;
 mod probe;
+pub mod services;
 mod spec;
 mod status;
 mod volumes;
@@ -44,6 +45,8 @@ pub struct Runtime {
     /// The sandbox's local registry (`HOST:PORT`), where images are pulled from.
     pub registry: Option<String>,
     pods: Mutex<HashMap<String, Running>>,
+    /// DNS, the ClusterIP proxy and the network's rules, started with the first pod.
+    services: tokio::sync::OnceCell<Result<(), String>>,
 }
 
 /// A pod that runs for real, as the API's logs, exec and port-forward need it.
@@ -70,6 +73,7 @@ impl Runtime {
             sandbox_dir: sandbox_dir.to_path_buf(),
             registry,
             pods: Mutex::default(),
+            services: tokio::sync::OnceCell::new(),
         }))
     }
 
@@ -126,6 +130,32 @@ impl Runtime {
 
     fn release(&self, uid: &str) {
         self.pods().remove(uid);
+    }
+
+    /// Starts the Services' DNS and ClusterIPs once the pod network's bridge exists (with the
+    /// first pod); the error of that start for every pod after, if it failed.
+    async fn ensure_services(self: &Arc<Self>, store: &Store) -> Result<(), String> {
+        self.services
+            .get_or_init(|| services::start(self, store))
+            .await
+            .clone()
+    }
+
+    /// Removes every podman pod of this sandbox, as when its node goes down: at start (what an
+    /// earlier run left) and when the sandbox stops. Volumes keep their data.
+    pub async fn remove_all(&self) {
+        let filter = format!("label={SANDBOX_LABEL}={}", self.owner());
+        let Ok(pods) =
+            podman::run(&self.containers, &["pod", "ps", "-q", "--filter", &filter]).await
+        else {
+            return;
+        };
+        let pods: Vec<&str> = pods.split_whitespace().collect();
+        if !pods.is_empty() {
+            let mut args = vec!["pod", "rm", "-f", "-t", "0"];
+            args.extend(pods);
+            let _ = podman::run(&self.containers, &args).await;
+        }
     }
 
     /// The label value that marks this sandbox's podman objects.

@@ -2,9 +2,8 @@
 //! own (as k3s gives each node a /24 of its cluster CIDR), so that several sandboxes on one
 //! machine (the tests run many) never share an address.
 //!
-//! Pods reach each other and this machine's bridge address, nothing else: a rule in the
-//! `mangle` table drops whatever enters from the bridge for any other address before the
-//! machine could route it on (podman's own rules would masquerade it out).
+//! Pods reach each other, this machine's bridge address and the Services' ClusterIPs, nothing
+//! else: see `services` for the rules that see to it.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -50,6 +49,8 @@ impl Network {
     /// (and pods) left by sandboxes whose folder is gone are removed first: a test's sandbox
     /// lives in a temporary folder.
     pub async fn ensure(containers: &Containers, sandbox_dir: &Path) -> Result<Network, String> {
+        crate::home::private_dir(sandbox_dir)
+            .map_err(|e| format!("cannot make {}: {e}", sandbox_dir.display()))?;
         let owner = sandbox_dir.display().to_string();
         let record = sandbox_dir.join("pod-network");
         let _lock = crate::runtime::podman::lock(containers, "networks").await?;
@@ -95,67 +96,6 @@ impl Network {
         std::fs::write(&record, index.to_string())
             .map_err(|e| format!("cannot write {}: {e}", record.display()))?;
         Ok(network)
-    }
-
-    /// Drops what enters from the bridge for anywhere but this network (idempotent). The bridge
-    /// exists once the first pod joined it, so this runs after each pod start.
-    pub async fn confine(&self, containers: &Containers) -> Result<(), String> {
-        let bridge = crate::runtime::podman::run(
-            containers,
-            &[
-                "network",
-                "inspect",
-                &self.name,
-                "--format",
-                "{{.NetworkInterface}}",
-            ],
-        )
-        .await?;
-        let bridge = bridge.trim();
-        if bridge.is_empty() {
-            return Ok(());
-        }
-        let rule = [
-            "PREROUTING",
-            "-i",
-            bridge,
-            "!",
-            "-d",
-            &self.cidr(),
-            "-m",
-            "comment",
-            "--comment",
-            "kip sandbox: pods reach only their network",
-            "-j",
-            "DROP",
-        ];
-        let mut check = vec!["-t", "mangle", "-C"];
-        check.extend(rule);
-        let present = tokio::process::Command::new("iptables")
-            .args(&check)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .await
-            .is_ok_and(|s| s.success());
-        if present {
-            return Ok(());
-        }
-        let mut add = vec!["-t", "mangle", "-A"];
-        add.extend(rule);
-        let out = tokio::process::Command::new("iptables")
-            .args(&add)
-            .output()
-            .await
-            .map_err(|e| format!("cannot run iptables: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "cannot confine the pod network {} with iptables: {}",
-                self.name,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        Ok(())
     }
 }
 

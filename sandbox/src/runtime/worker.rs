@@ -309,7 +309,7 @@ impl Worker {
                 &["pod", "start", &self.podman_pod],
             )
             .await?;
-            self.runtime.network.confine(&self.runtime.containers).await
+            self.runtime.ensure_services(&self.store).await
         };
         if let Err(why) = made.await {
             self.event(
