@@ -176,6 +176,26 @@ async fn silent_server() -> (SocketAddr, oneshot::Sender<()>) {
     (address, stop)
 }
 
+/// A loopback address whose accept queue is full, so the kernel drops new connections' SYNs
+/// and connecting hangs; the returned listener and connections keep it so.
+async fn unanswered_address() -> (SocketAddr, tokio::net::TcpListener, Vec<TcpStream>) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .expect("bind");
+    let listener = socket.listen(1).expect("listen");
+    let address = listener.local_addr().expect("address");
+    let mut queued = Vec::new();
+    // Linux queues backlog + 1 connections; a few more attempts than that, each bounded.
+    for _ in 0..8 {
+        match tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(address)).await {
+            Ok(Ok(tcp)) => queued.push(tcp),
+            _ => break,
+        }
+    }
+    (address, listener, queued)
+}
+
 // ---------------------------------------------------------------------------------------------
 // The cluster and the proxy
 
@@ -304,12 +324,14 @@ impl Fixture {
         .await;
     }
 
-    /// Sends a request through the proxy.
+    /// Sends a request through the proxy, with forwarding headers the proxy must not trust.
     async fn send(&self, method: &str, host: &str, path: &str, body: &str) -> Response<Incoming> {
         let request = Request::builder()
             .method(method)
             .uri(format!("http://{}{path}", self.proxy))
             .header("host", host)
+            .header("x-forwarded-for", "203.0.113.7")
+            .header("x-forwarded-prefix", "/spoofed")
             .body(Full::new(Bytes::from(body.to_string())))
             .expect("request");
         tokio::time::timeout(PATIENCE, self.client.request(request))
@@ -393,7 +415,11 @@ async fn hosts_route_exactly_then_by_wildcard_and_a_miss_is_404() {
     );
     assert_eq!(seen["forwarded_host"], "Shop.Example.COM:8080");
     assert_eq!(seen["forwarded_proto"], "http");
-    assert_eq!(seen["forwarded_for"], "127.0.0.1");
+    assert_eq!(
+        seen["forwarded_for"], "127.0.0.1",
+        "the client's own is not trusted"
+    );
+    assert_eq!(seen["prefix"], Value::Null, "nor its X-Forwarded-Prefix");
     assert_eq!(seen["real_ip"], "127.0.0.1");
     assert_eq!(f.seen("blog.example.com", "/").await["server"], "any");
 
@@ -674,6 +700,16 @@ async fn addresses_the_proxy_may_not_reach_are_refused_in_words() {
         "{body}"
     );
 
+    // Beside a running pod, a simulated one is passed over.
+    let running = upstream("running").await;
+    f.service("shop-test", "mixed", &[simulated, running.address], &[])
+        .await;
+    let spec = json!({"rules": [rule(Some("mixed.test"), &[("/", "Prefix", "mixed")])]});
+    f.ingress("shop-test", "mixed", None, spec).await;
+    for _ in 0..3 {
+        assert_eq!(f.seen("mixed.test", "/").await["server"], "running");
+    }
+
     let starting = upstream("starting").await;
     f.service("default", "starting", &[], &[starting.address])
         .await;
@@ -758,6 +794,24 @@ async fn an_upstream_that_never_answers_is_a_504() {
     assert!(body.contains("did not answer within"), "{body}");
 }
 
+#[tokio::test]
+async fn an_upstream_that_cannot_be_connected_to_in_time_is_a_504() {
+    let f = Fixture::with_proxy(|store, reachable| {
+        IngressProxy::with_timeouts(store, reachable, Duration::from_millis(300), PATIENCE)
+    })
+    .await;
+    let (address, _listener, _queued) = unanswered_address().await;
+    f.service("default", "full", &[address], &[]).await;
+    let spec = json!({"rules": [rule(Some("full.test"), &[("/", "Prefix", "full")])]});
+    f.ingress("default", "full", None, spec).await;
+    let (status, body) = f.get("full.test", "/").await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert!(
+        body.contains(&format!("timed out connecting to {address}")),
+        "{body}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Bodies and upgrades
 
@@ -832,4 +886,40 @@ async fn websockets_pass_through() {
             .expect("echo in time");
         assert_eq!(echoed.expect("a message").expect("ok"), Message::text(word));
     }
+}
+
+#[tokio::test]
+async fn serving_ends_when_shutdown_resolves() {
+    let sandbox = Sandbox::in_memory().await.expect("sandbox");
+    let proxy = IngressProxy::new(
+        sandbox.store.clone(),
+        Arc::new(|ip: IpAddr| ip.is_loopback()),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+    let address = listener.local_addr().expect("proxy address");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let serving = tokio::spawn(proxy.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let request = Request::get(format!("http://{address}/"))
+        .body(Full::default())
+        .expect("request");
+    let response = client.request(request).await.expect("an answer");
+    assert_eq!(
+        response.status(),
+        StatusCode::NOT_FOUND,
+        "serving, with no Ingress yet"
+    );
+
+    stop.send(()).expect("signal shutdown");
+    let served = tokio::time::timeout(PATIENCE, serving)
+        .await
+        .expect("serve returns");
+    served.expect("task").expect("serve ends without error");
+    assert!(
+        TcpStream::connect(address).await.is_err(),
+        "the listener is closed"
+    );
 }

@@ -142,6 +142,7 @@ fn prepare_headers(headers: &mut HeaderMap, upgrade: Option<&HeaderValue>, to: &
         "x-forwarded-for",
         "x-forwarded-host",
         "x-forwarded-port",
+        "x-forwarded-prefix",
         "x-forwarded-proto",
         "x-real-ip",
     ] {
