@@ -21,6 +21,7 @@ use sandbox::Sandbox;
 use sandbox::api::{Api, router};
 use sandbox::ingress_proxy::IngressProxy;
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
@@ -203,7 +204,8 @@ struct Fixture {
     sandbox: Sandbox,
     proxy: SocketAddr,
     client: Client<HttpConnector, Full<Bytes>>,
-    _stop: oneshot::Sender<()>,
+    /// Dropping it stops the proxy.
+    stop: oneshot::Sender<()>,
 }
 
 impl Fixture {
@@ -228,7 +230,7 @@ impl Fixture {
             sandbox,
             proxy: address,
             client,
-            _stop: stop,
+            stop,
         }
     }
 
@@ -886,6 +888,44 @@ async fn websockets_pass_through() {
             .expect("echo in time");
         assert_eq!(echoed.expect("a message").expect("ok"), Message::text(word));
     }
+    drop(f.stop);
+    let after = tokio::time::timeout(PATIENCE, ws.next())
+        .await
+        .expect("ended in time");
+    assert!(
+        matches!(after, None | Some(Err(_)) | Some(Ok(Message::Close(_)))),
+        "a stopped proxy ends upgraded connections too: {after:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_time_to_answer_counts_from_the_end_of_the_upload() {
+    let answer_timeout = Duration::from_millis(200);
+    let f = Fixture::with_proxy(|store, reachable| {
+        IngressProxy::with_timeouts(store, reachable, Duration::from_secs(3), answer_timeout)
+    })
+    .await;
+    let web = upstream("web").await;
+    f.service("default", "web", &[web.address], &[]).await;
+    let spec = json!({"rules": [rule(Some("up.test"), &[("/", "Prefix", "web")])]});
+    f.ingress("default", "web", None, spec).await;
+
+    let mut tcp = TcpStream::connect(f.proxy).await.expect("connect");
+    let head =
+        "POST /upload HTTP/1.1\r\nHost: up.test\r\nContent-Length: 10\r\nConnection: close\r\n\r\n";
+    tcp.write_all(format!("{head}hello").as_bytes())
+        .await
+        .expect("first half");
+    // The upload takes longer than the pod may take to answer once it has it all.
+    tokio::time::sleep(answer_timeout * 2).await;
+    tcp.write_all(b"world").await.expect("second half");
+    let mut response = String::new();
+    tokio::time::timeout(PATIENCE, tcp.read_to_string(&mut response))
+        .await
+        .expect("an answer in time")
+        .expect("read");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains(r#""body":"helloworld""#), "{response}");
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! Sending a request on to a pod and its answer back: bodies streamed both ways, hop-by-hop
 //! headers dropped, Traefik's `X-Forwarded-*` added, upgrades (WebSocket) spliced.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -11,9 +12,12 @@ use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::sync::{oneshot, watch};
+
+use super::body::Tracked;
 
 /// The pooled client every forwarded request goes through.
-pub(super) type Upstream = Client<HttpConnector, Incoming>;
+pub(super) type Upstream = Client<HttpConnector, Tracked>;
 
 /// A client whose connections give up after `connect_timeout`.
 pub(super) fn client(connect_timeout: Duration) -> Upstream {
@@ -38,6 +42,8 @@ pub(super) struct Forward<'a> {
     pub answer_timeout: Duration,
     /// Headers a Middleware added (`X-Forwarded-Prefix`).
     pub extra: HeaderMap,
+    /// Turns true when the proxy stops: upgraded connections end then.
+    pub stopping: watch::Receiver<bool>,
 }
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
@@ -74,32 +80,41 @@ pub(super) async fn forward(
     };
     parts.version = hyper::Version::HTTP_11;
     prepare_headers(&mut parts.headers, upgrade.as_ref(), &to);
-    let sent = tokio::time::timeout(
-        to.answer_timeout,
-        upstream.request(Request::from_parts(parts, body)),
-    )
-    .await;
-    let mut res = match sent {
-        Ok(Ok(res)) => res,
-        Ok(Err(e)) => return failure(&e, &to),
-        Err(_) => {
-            return super::text(
-                StatusCode::GATEWAY_TIMEOUT,
-                format!(
-                    "{} (service {}) did not answer within {:?}",
-                    to.address, to.backend, to.answer_timeout
-                ),
+    let (body, sent) = Tracked::new(body);
+    let answer = upstream.request(Request::from_parts(parts, body));
+    let mut res = match answer_within(answer, sent, to.answer_timeout).await {
+        Some(Ok(res)) => res,
+        Some(Err(e)) => return failure(&e, &to),
+        None => {
+            let message = format!(
+                "{} (service {}) did not answer within {:?} of receiving the request",
+                to.address, to.backend, to.answer_timeout
             );
+            return super::text(StatusCode::GATEWAY_TIMEOUT, message);
         }
     };
     if res.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(client_upgrade) = client_upgrade
     {
-        splice(client_upgrade, hyper::upgrade::on(&mut res));
+        splice(client_upgrade, hyper::upgrade::on(&mut res), to.stopping);
         return res.map(|_| Body::empty());
     }
     strip_hop_by_hop(res.headers_mut());
     res.map(Body::new)
+}
+
+/// The pod's answer, if it begins within `limit` of the request (body included) being sent.
+async fn answer_within<F: Future>(
+    answer: F,
+    sent: oneshot::Receiver<()>,
+    limit: Duration,
+) -> Option<F::Output> {
+    tokio::pin!(answer);
+    tokio::select! {
+        res = &mut answer => return Some(res),
+        _ = sent => {}
+    }
+    tokio::time::timeout(limit, answer).await.ok()
 }
 
 /// The protocol an upgrade request asks for (`Connection: upgrade` with `Upgrade: …`).
@@ -166,8 +181,13 @@ fn prepare_headers(headers: &mut HeaderMap, upgrade: Option<&HeaderValue>, to: &
     }
 }
 
-/// Copies bytes both ways between the client's and the pod's upgraded connections.
-fn splice(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+/// Copies bytes both ways between the client's and the pod's upgraded connections, until
+/// either side closes or the proxy stops.
+fn splice(
+    client: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    mut stopping: watch::Receiver<bool>,
+) {
     tokio::spawn(async move {
         let (client, upstream) = match tokio::try_join!(client, upstream) {
             Ok(both) => both,
@@ -178,7 +198,10 @@ fn splice(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade
         };
         let mut client = TokioIo::new(client);
         let mut upstream = TokioIo::new(upstream);
-        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+        tokio::select! {
+            _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
+            _ = stopping.wait_for(|stop| *stop) => {}
+        }
     });
 }
 

@@ -8,6 +8,7 @@
 //! check approves (the pods that really run), and answers in words when it cannot.
 
 mod backend;
+mod body;
 mod forward;
 mod middleware;
 mod routing;
@@ -54,6 +55,8 @@ struct Shared {
     turns: backend::RoundRobin,
     connect_timeout: Duration,
     answer_timeout: Duration,
+    /// Set when the proxy stops, ending upgraded connections, which outlive their HTTP ones.
+    stopped: watch::Sender<bool>,
 }
 
 impl IngressProxy {
@@ -78,6 +81,7 @@ impl IngressProxy {
             turns: backend::RoundRobin::default(),
             connect_timeout: connect,
             answer_timeout: answer,
+            stopped: watch::Sender::new(false),
         };
         IngressProxy {
             shared: Arc::new(shared),
@@ -113,6 +117,7 @@ impl IngressProxy {
         drop(listener);
         drop(stopping);
         let _ = stop.send(true);
+        self.shared.stopped.send_replace(true);
         // Every connection holds a receiver: closed means all have finished.
         let _ = tokio::time::timeout(DRAIN, stop.closed()).await;
         Ok(())
@@ -149,6 +154,15 @@ struct Plan {
     backend: backend::Backend,
 }
 
+/// The request as the Middlewares leave it.
+struct Rewritten {
+    path: String,
+    /// `?…` or empty.
+    query: String,
+    /// Headers to add (`X-Forwarded-Prefix`).
+    extra: HeaderMap,
+}
+
 /// Routes, applies Middlewares, picks a pod and forwards.
 async fn handle(
     shared: &Shared,
@@ -160,46 +174,26 @@ async fn handle(
     let host = routing::normalize_host(&raw_host);
     let path = req.uri().path().to_string();
     let Some(plan) = plan(shared, &host, &path) else {
-        return text(
-            StatusCode::NOT_FOUND,
-            format!("no Ingress routes host {host:?} path {path:?}"),
-        );
+        let message = format!("no Ingress routes host {host:?} path {path:?}");
+        return text(StatusCode::NOT_FOUND, message);
     };
-    let middlewares = match plan.middlewares {
-        Ok(middlewares) => middlewares,
-        Err(why) => {
-            let ingress = format!("{}/{}", plan.route.namespace, plan.route.ingress);
-            return text(
-                StatusCode::NOT_FOUND,
-                format!(
-                    "Ingress {ingress} routes host {host:?} path {path:?}, but Traefik would not serve it: {why}"
-                ),
-            );
-        }
+    let mut rewritten = Rewritten {
+        path,
+        query: req
+            .uri()
+            .query()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default(),
+        extra: HeaderMap::new(),
     };
-    let query = req
-        .uri()
-        .query()
-        .map(|q| format!("?{q}"))
-        .unwrap_or_default();
-    let mut path = path;
-    let mut extra = HeaderMap::new();
-    for middleware in &middlewares {
-        if let Some(answer) = apply(middleware, &req, &raw_host, &mut path, &query, &mut extra) {
-            return answer;
-        }
+    if let Err(answer) = run_middlewares(&plan, &req, &raw_host, &mut rewritten) {
+        return answer;
     }
-    let addresses = match plan.backend.addresses {
-        Ok(addresses) => addresses,
+    let address = match pick(shared, &plan.backend) {
+        Ok(address) => address,
         Err(why) => return text(StatusCode::SERVICE_UNAVAILABLE, why),
     };
-    let Some(address) = shared.turns.pick(&plan.backend.name, &addresses) else {
-        return text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("no address for {}", plan.backend.name),
-        );
-    };
-    let path_and_query = format!("{path}{query}");
+    let path_and_query = format!("{}{}", rewritten.path, rewritten.query);
     let to = forward::Forward {
         address,
         path_and_query: &path_and_query,
@@ -208,9 +202,43 @@ async fn handle(
         backend: &plan.backend.name,
         connect_timeout: shared.connect_timeout,
         answer_timeout: shared.answer_timeout,
-        extra,
+        extra: rewritten.extra,
+        stopping: shared.stopped.subscribe(),
     };
     forward::forward(&shared.upstream, req, to).await
+}
+
+/// Applies the route's Middlewares in order; `Err` is the answer when one answers itself (a
+/// redirect) or cannot be used.
+fn run_middlewares(
+    plan: &Plan,
+    req: &Request<Incoming>,
+    raw_host: &str,
+    rewritten: &mut Rewritten,
+) -> Result<(), Response<Body>> {
+    let middlewares = plan.middlewares.as_ref().map_err(|why| {
+        let ingress = format!("{}/{}", plan.route.namespace, plan.route.ingress);
+        let message = format!(
+            "Ingress {ingress} routes host {raw_host:?} path {:?}, but Traefik would not serve it: {why}",
+            rewritten.path
+        );
+        text(StatusCode::NOT_FOUND, message)
+    })?;
+    for middleware in middlewares {
+        if let Some(answer) = apply(middleware, req, raw_host, rewritten) {
+            return Err(answer);
+        }
+    }
+    Ok(())
+}
+
+/// The backend's next address in turn, or why there is none.
+fn pick(shared: &Shared, backend: &backend::Backend) -> Result<SocketAddr, String> {
+    let addresses = backend.addresses.as_ref().map_err(Clone::clone)?;
+    shared
+        .turns
+        .pick(&backend.name, addresses)
+        .ok_or_else(|| format!("no address for {}", backend.name))
 }
 
 /// The route, its Middlewares and its backend's addresses, read from the store at once.
@@ -231,17 +259,15 @@ fn apply(
     middleware: &Middleware,
     req: &Request<Incoming>,
     raw_host: &str,
-    path: &mut String,
-    query: &str,
-    extra: &mut HeaderMap,
+    rewritten: &mut Rewritten,
 ) -> Option<Response<Body>> {
     match middleware {
         Middleware::StripPrefix(prefixes) => {
-            if let Some((stripped, prefix)) = middleware::strip_prefix(prefixes, path)
+            if let Some((stripped, prefix)) = middleware::strip_prefix(prefixes, &rewritten.path)
                 && let Ok(value) = HeaderValue::from_str(&prefix)
             {
-                *path = stripped;
-                extra.append("x-forwarded-prefix", value);
+                rewritten.path = stripped;
+                rewritten.extra.append("x-forwarded-prefix", value);
             }
             None
         }
@@ -251,7 +277,7 @@ fn apply(
             permanent,
         } => {
             // Traefik matches the whole URL as it was asked for, scheme and host included.
-            let url = format!("http://{raw_host}{path}{query}");
+            let url = format!("http://{raw_host}{}{}", rewritten.path, rewritten.query);
             let (status, location) =
                 middleware::redirect(regex, replacement, *permanent, req.method(), &url)?;
             Some(redirect_response(status, &location))
