@@ -186,7 +186,7 @@ async fn handle(
             .unwrap_or_default(),
         extra: HeaderMap::new(),
     };
-    if let Err(answer) = run_middlewares(&plan, &req, &raw_host, &mut rewritten) {
+    if let Some(answer) = run_middlewares(&plan, &req, &raw_host, &mut rewritten) {
         return answer;
     }
     let address = match pick(shared, &plan.backend) {
@@ -208,28 +208,28 @@ async fn handle(
     forward::forward(&shared.upstream, req, to).await
 }
 
-/// Applies the route's Middlewares in order; `Err` is the answer when one answers itself (a
-/// redirect) or cannot be used.
+/// Applies the route's Middlewares in order; an answer when one answers itself (a redirect)
+/// or cannot be used.
 fn run_middlewares(
     plan: &Plan,
     req: &Request<Incoming>,
     raw_host: &str,
     rewritten: &mut Rewritten,
-) -> Result<(), Response<Body>> {
-    let middlewares = plan.middlewares.as_ref().map_err(|why| {
-        let ingress = format!("{}/{}", plan.route.namespace, plan.route.ingress);
-        let message = format!(
-            "Ingress {ingress} routes host {raw_host:?} path {:?}, but Traefik would not serve it: {why}",
-            rewritten.path
-        );
-        text(StatusCode::NOT_FOUND, message)
-    })?;
-    for middleware in middlewares {
-        if let Some(answer) = apply(middleware, req, raw_host, rewritten) {
-            return Err(answer);
+) -> Option<Response<Body>> {
+    let middlewares = match &plan.middlewares {
+        Ok(middlewares) => middlewares,
+        Err(why) => {
+            let ingress = format!("{}/{}", plan.route.namespace, plan.route.ingress);
+            let message = format!(
+                "Ingress {ingress} routes host {raw_host:?} path {:?}, but Traefik would not serve it: {why}",
+                rewritten.path
+            );
+            return Some(text(StatusCode::NOT_FOUND, message));
         }
-    }
-    Ok(())
+    };
+    middlewares
+        .iter()
+        .find_map(|middleware| apply(middleware, req, raw_host, rewritten))
 }
 
 /// The backend's next address in turn, or why there is none.
