@@ -55,7 +55,8 @@ struct Shared {
     turns: backend::RoundRobin,
     connect_timeout: Duration,
     answer_timeout: Duration,
-    /// Set when the proxy stops, ending upgraded connections, which outlive their HTTP ones.
+    /// Set when the proxy stops. Connections and upgraded connections (which outlive their
+    /// HTTP ones) hold its receivers, so all have ended once it has none.
     stopped: watch::Sender<bool>,
 }
 
@@ -95,7 +96,6 @@ impl IngressProxy {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let local_port = listener.local_addr()?.port();
-        let (stop, stopping) = watch::channel(false);
         tokio::pin!(shutdown);
         loop {
             let (tcp, peer) = tokio::select! {
@@ -112,14 +112,12 @@ impl IngressProxy {
             };
             let _ = tcp.set_nodelay(true);
             let shared = self.shared.clone();
-            tokio::spawn(connection(shared, tcp, peer, local_port, stopping.clone()));
+            let stopping = shared.stopped.subscribe();
+            tokio::spawn(connection(shared, tcp, peer, local_port, stopping));
         }
         drop(listener);
-        drop(stopping);
-        let _ = stop.send(true);
         self.shared.stopped.send_replace(true);
-        // Every connection holds a receiver: closed means all have finished.
-        let _ = tokio::time::timeout(DRAIN, stop.closed()).await;
+        let _ = tokio::time::timeout(DRAIN, self.shared.stopped.closed()).await;
         Ok(())
     }
 }
