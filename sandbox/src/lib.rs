@@ -19,6 +19,7 @@ pub mod defaults;
 pub mod error;
 pub mod home;
 pub mod http;
+pub mod ingress_proxy;
 pub mod node;
 pub mod openapi;
 pub mod ops;
