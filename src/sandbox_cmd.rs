@@ -157,6 +157,20 @@ fn serve(
             .await
             .map_err(|e| format!("cannot listen on {address}: {e}"))?;
         let bound = listener.local_addr().map_err(|e| e.to_string())?;
+        let ingress = bind_ingress(home).await?;
+        sandbox.serve_ingress(ingress.0);
+        let mut facts = serde_json::Map::new();
+        facts.insert("ingress".into(), ingress.1.to_string().into());
+        let word = if sandbox.runtime.is_some() {
+            "podman"
+        } else {
+            "none"
+        };
+        facts.insert("runtime".into(), word.into());
+        sandbox
+            .announce(facts)
+            .await
+            .map_err(|e| format!("cannot publish the sandbox's facts: {}", e.message))?;
         let kubeconfig = home
             .write_kubeconfig(&bound.to_string())
             .map_err(|e| format!("cannot write the kubeconfig: {e}"))?;
@@ -167,6 +181,12 @@ fn serve(
         let _ = writeln!(out, "✔ Sandbox listening on http://{bound}");
         let _ = writeln!(out, "  export KUBECONFIG={}", kubeconfig.display());
         let _ = writeln!(out, "  pods: {said}");
+        let _ = writeln!(
+            out,
+            "  ingress: http://{} (apps answer at http://HOST:{}/)",
+            ingress.1,
+            ingress.1.port()
+        );
         if allow_host_exec {
             let _ = writeln!(
                 out,
@@ -182,6 +202,33 @@ fn serve(
         let _ = std::fs::remove_file(home.pid_file());
         served.map_err(|e| format!("the sandbox stopped: {e}"))
     })
+}
+
+/// The ingress's listener on loopback: the port of last time when free, so URLs stay valid
+/// across restarts.
+async fn bind_ingress(home: &SandboxHome) -> Result<(tokio::net::TcpListener, SocketAddr), String> {
+    let file = ingress_file(home);
+    let last = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|a| a.trim().parse::<SocketAddr>().ok());
+    let reused = match last {
+        Some(last) => tokio::net::TcpListener::bind(last).await.ok(),
+        None => None,
+    };
+    let listener = match reused {
+        Some(listener) => listener,
+        None => tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| format!("cannot listen for the ingress on 127.0.0.1: {e}"))?,
+    };
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    std::fs::write(&file, bound.to_string())
+        .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    Ok((listener, bound))
+}
+
+fn ingress_file(home: &SandboxHome) -> std::path::PathBuf {
+    home.dir.join("ingress.address")
 }
 
 /// What runs the pods, and the words that say so: podman when asked (an error when it cannot),
@@ -503,6 +550,9 @@ fn status(home: &SandboxHome) -> Result<(), String> {
             println!("Sandbox running at http://{address} (pid {pid})");
             println!("  kubeconfig: {}", home.kubeconfig().display());
             println!("  data:       {}", home.data().display());
+            if let Ok(ingress) = std::fs::read_to_string(ingress_file(home)) {
+                println!("  ingress:    http://{}", ingress.trim());
+            }
             if let Some(pid) = crate::sandbox_server::running(home) {
                 let at = crate::sandbox_server::address(home).unwrap_or_default();
                 println!(

@@ -17,6 +17,9 @@ use crate::ops::{self, Part, WriteKind};
 use crate::runtime::Runtime;
 use crate::store::Store;
 
+/// The ConfigMap in kube-system where a sandbox says what it is ([`Sandbox::announce`]).
+pub const ANNOUNCED: &str = "kip-sandbox";
+
 /// A sandbox cluster: its store and the controllers working on it.
 #[derive(Clone)]
 pub struct Sandbox {
@@ -102,6 +105,48 @@ impl Sandbox {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             } => Ok(()),
         }
+    }
+
+    /// Serves the cluster's Ingresses on `listener` (see `ingress_proxy`) in a background task:
+    /// to pods the runtime runs, none otherwise.
+    pub fn serve_ingress(&self, listener: TcpListener) {
+        let runtime = self.runtime.clone();
+        let reachable: crate::ingress_proxy::Reachable =
+            Arc::new(move |ip| runtime.as_ref().is_some_and(|r| r.runs_address(ip)));
+        let proxy = crate::ingress_proxy::IngressProxy::new(self.store.clone(), reachable);
+        tokio::spawn(proxy.serve(listener, std::future::pending()));
+    }
+
+    /// Publishes facts about this sandbox in the ConfigMap `kube-system/kip-sandbox` (where its
+    /// ingress listens, what runs pods), so scripts and clients can read them from the cluster.
+    pub async fn announce(&self, facts: serde_json::Map<String, Value>) -> ApiResult<()> {
+        self.store
+            .write(move |tx| {
+                let Some(maps) = tx.state().registry.find("", "v1", "configmaps") else {
+                    return Ok(());
+                };
+                let key = ops::key(&maps, "kube-system", ANNOUNCED);
+                let how = || WriteKind::Controller {
+                    manager: "kip-sandbox",
+                    part: Part::Main,
+                };
+                match tx.get(&key) {
+                    None => {
+                        let obj = json!({
+                            "apiVersion": "v1", "kind": "ConfigMap",
+                            "metadata": {"name": ANNOUNCED},
+                            "data": facts,
+                        });
+                        ops::create(tx, &maps, "kube-system", obj, how()).map(|_| ())
+                    }
+                    Some(old) => {
+                        let mut new = (*old).clone();
+                        new["data"] = Value::Object(facts);
+                        ops::finish_write(tx, &maps, key, old, new, how()).map(|_| ())
+                    }
+                }
+            })
+            .await
     }
 
     /// Binds `address` and serves in a background task; returns the bound address.

@@ -270,6 +270,7 @@ async fn serve_cluster_ips(listener: TcpListener, store: Store, runtime: Arc<Run
 
 /// Where a redirected connection was headed before the `nat` rule.
 fn original_destination(conn: &TcpStream) -> Option<SocketAddrV4> {
+    // SAFETY: sockaddr_in is plain integers, for which all zeroes is a valid value.
     let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
     // SAFETY: the buffer is a sockaddr_in of the length given; the fd is the open socket's.
