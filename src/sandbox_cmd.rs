@@ -50,6 +50,9 @@ pub enum SandboxCommand {
     },
     /// Print the path of the kubeconfig that points at the sandbox (context `kip-sandbox`).
     Kubeconfig,
+    /// Build images and push them to the sandbox's registry.
+    #[command(subcommand)]
+    Image(crate::sandbox_image::ImageCommand),
 }
 
 pub fn run(cmd: SandboxCommand) -> Result<(), String> {
@@ -73,6 +76,7 @@ pub fn run(cmd: SandboxCommand) -> Result<(), String> {
         SandboxCommand::Down => down(&home),
         SandboxCommand::Status => status(&home),
         SandboxCommand::Reset { yes } => reset(&home, yes),
+        SandboxCommand::Image(cmd) => crate::sandbox_image::run(&home, cmd),
         SandboxCommand::Kubeconfig => {
             let path = home.kubeconfig();
             if !path.exists() {
@@ -127,6 +131,8 @@ fn serve(home: &SandboxHome, listen: SocketAddr, allow_host_exec: bool) -> Resul
         let sandbox = Sandbox::open(&home.data())
             .await?
             .allow_host_exec(allow_host_exec);
+        // Pods pull from it; a sandbox without it still serves the API.
+        let registry = crate::sandbox_registry::start(home).await;
         let address = choose_address(home, listen);
         let listener = tokio::net::TcpListener::bind(address)
             .await
@@ -141,6 +147,14 @@ fn serve(home: &SandboxHome, listen: SocketAddr, allow_host_exec: bool) -> Resul
         let mut out = std::io::stdout();
         let _ = writeln!(out, "✔ Sandbox listening on http://{bound}");
         let _ = writeln!(out, "  export KUBECONFIG={}", kubeconfig.display());
+        match &registry {
+            Ok(registry) => {
+                let _ = writeln!(out, "  registry: http://{}", registry.address);
+            }
+            Err(e) => {
+                let _ = writeln!(out, "  registry: none: {e}");
+            }
+        }
         if allow_host_exec {
             let _ = writeln!(
                 out,
@@ -149,6 +163,9 @@ fn serve(home: &SandboxHome, listen: SocketAddr, allow_host_exec: bool) -> Resul
         }
         let _ = out.flush();
         let served = sandbox.serve(listener, shutdown_signal()).await;
+        if let Ok(registry) = registry {
+            registry.stop().await;
+        }
         let _ = std::fs::remove_file(home.pid_file());
         served.map_err(|e| format!("the sandbox stopped: {e}"))
     })
@@ -221,6 +238,9 @@ fn up(home: &SandboxHome, listen: SocketAddr, allow_host_exec: bool) -> Result<(
     };
     println!("✔ Sandbox {word} at http://{address} (pid {pid})");
     println!("  export KUBECONFIG={}", home.kubeconfig().display());
+    if let Some(at) = crate::sandbox_registry::running_address(home) {
+        println!("  registry: http://{at}");
+    }
     if allow_host_exec && word == "already running" {
         // A running server keeps the settings it started with.
         println!(
@@ -396,6 +416,14 @@ fn status(home: &SandboxHome) -> Result<(), String> {
             println!("Sandbox running at http://{address} (pid {pid})");
             println!("  kubeconfig: {}", home.kubeconfig().display());
             println!("  data:       {}", home.data().display());
+            match crate::sandbox_registry::running_address(home) {
+                Some(at) => println!("  registry:   http://{at}"),
+                None => println!(
+                    "  registry:   {}",
+                    crate::sandbox_registry::unavailable()
+                        .unwrap_or_else(|| "not running (see sandbox.log)".into())
+                ),
+            }
             if let Some(pid) = crate::sandbox_server::running(home) {
                 let at = crate::sandbox_server::address(home).unwrap_or_default();
                 println!(
