@@ -312,6 +312,7 @@ fn prepare(
 ) -> Result<(), String> {
     tool_exists("buildah")?;
     tool_exists("podman")?;
+    let _lock = lock(containers)?;
     let registry = crate::sandbox_registry::running_address(home);
     let started = Instant::now();
     let mut base_ready = false;
@@ -326,6 +327,8 @@ fn prepare(
                 base(containers)?;
                 base_ready = true;
             }
+            // A forced build moves the tags; the image they left is removed after.
+            let old = image_id(containers, &local(tags[0]));
             let context = tempdir(containers)?;
             let written = write_context(&context, image);
             let built = written.and_then(|()| {
@@ -348,6 +351,12 @@ fn prepare(
             });
             let _ = std::fs::remove_dir_all(&context);
             let took = built?;
+            if let Some(old) = old
+                && image_id(containers, &local(tags[0])).is_some_and(|new| new != old)
+            {
+                // Fails, and keeps it, while a container still uses it.
+                let _ = containers.command("podman").args(["rmi", &old]).output();
+            }
             let size = image_size(containers, &local(tags[0]))
                 .map(|s| format!(", {}", megabytes(s)))
                 .unwrap_or_default();
@@ -555,6 +564,41 @@ fn exists(containers: &Containers, image: &str) -> bool {
         .args(["image", "exists", image])
         .output()
         .is_ok_and(|o| o.status.success())
+}
+
+fn image_id(containers: &Containers, image: &str) -> Option<String> {
+    let out = containers
+        .command("podman")
+        .args(["image", "inspect", "--format", "{{.Id}}", image])
+        .output()
+        .ok()?;
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !id.is_empty()).then_some(id)
+}
+
+/// An exclusive lock (`flock`) on the store's `prepare.lock` while a prepare runs, so two at once
+/// do not both make the base in the same folder; the kernel releases it when its holder exits.
+fn lock(containers: &Containers) -> Result<std::fs::File, String> {
+    use std::os::fd::AsRawFd;
+    let path = containers.dir().join("prepare.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    // SAFETY: flock only reads the descriptor, which `file` keeps open.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        println!("Waiting for another `kip sandbox image prepare` on this store…");
+        // SAFETY: as above.
+        while unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(format!("cannot lock {}: {e}", path.display()));
+            }
+        }
+    }
+    Ok(file)
 }
 
 fn image_size(containers: &Containers, image: &str) -> Option<u64> {

@@ -402,6 +402,55 @@ fn prepared_redis_and_postgres_run_like_the_official_images() {
     let refused = kip_refused(&home, store_dir, &["sandbox", "image", "prepare", "mysql"]);
     assert!(refused.contains("invalid value 'mysql'"), "{refused}");
 
+    // With the sandbox running, --force builds again (the old image goes) and pushes.
+    let old_id = podman(
+        &store,
+        &[
+            "image",
+            "inspect",
+            "--format",
+            "{{.Id}}",
+            "localhost/redis:7.4.1",
+        ],
+    );
+    let old_id = stdout(&old_id).trim().to_string();
+    {
+        let _down = Down(&home, store_dir);
+        kip_ok(&home, store_dir, &["sandbox", "up"]);
+        let registry = registry_address(&home);
+        let started = Instant::now();
+        let forced = kip_ok(
+            &home,
+            store_dir,
+            &["sandbox", "image", "prepare", "redis", "--force"],
+        );
+        eprintln!(
+            "prepare redis --force, with the push: {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        assert!(
+            forced.contains(
+                "✔ Built localhost/redis:7.4.1, localhost/redis:7, localhost/redis:latest"
+            ),
+            "{forced}"
+        );
+        assert!(
+            forced.contains(&format!(
+                "✔ Pushed {registry}/redis:7.4.1, {registry}/redis:7, {registry}/redis:latest"
+            )),
+            "{forced}"
+        );
+        let tags = get(&registry, "/v2/redis/tags/list");
+        for tag in ["7.4.1", "7", "latest"] {
+            assert!(tags.contains(&format!("\"{tag}\"")), "{tags}");
+        }
+        let gone = podman(&store, &["image", "exists", &old_id]);
+        assert!(
+            !gone.status.success(),
+            "the image --force replaced is removed"
+        );
+    }
+
     // postgres as kip's service template runs it: user, database, password, PGDATA below the
     // volume; reached through a published port, so the password is checked as for any client.
     let pg_port = free_port();

@@ -16,7 +16,24 @@ if [ "$1" = 'postgres' ] && [ "$(id -u)" = '0' ]; then
 	exec setpriv --reuid=postgres --regid=postgres --init-groups "$BASH_SOURCE" "$@"
 fi
 
+# VAR_FILE names a file holding VAR (a mounted Secret), as in the official image.
+file_env() {
+	local var="$1" file_var="${1}_FILE"
+	if [ "${!var:-}" ] && [ "${!file_var:-}" ]; then
+		echo >&2 "error: both $var and $file_var are set (but are exclusive)"
+		exit 1
+	fi
+	if [ "${!file_var:-}" ]; then
+		export "$var"="$(<"${!file_var}")"
+	fi
+	unset "$file_var"
+}
+
 if [ "$1" = 'postgres' ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
+	file_env POSTGRES_PASSWORD
+	file_env POSTGRES_USER
+	file_env POSTGRES_DB
+	file_env POSTGRES_INITDB_ARGS
 	: "${POSTGRES_USER:=postgres}"
 	: "${POSTGRES_DB:=$POSTGRES_USER}"
 	: "${POSTGRES_HOST_AUTH_METHOD:=}"
