@@ -5,6 +5,8 @@ mod cli_error;
 mod cluster;
 mod home;
 mod sandbox_cmd;
+mod sandbox_image;
+mod sandbox_registry;
 mod sandbox_server;
 mod server_cmd;
 mod shell_cmd;

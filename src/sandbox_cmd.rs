@@ -67,6 +67,9 @@ pub enum SandboxCommand {
     },
     /// Print the path of the kubeconfig that points at the sandbox (context `kip-sandbox`).
     Kubeconfig,
+    /// Build images and push them to the sandbox's registry.
+    #[command(subcommand)]
+    Image(crate::sandbox_image::ImageCommand),
 }
 
 pub fn run(cmd: SandboxCommand) -> Result<(), String> {
@@ -92,6 +95,7 @@ pub fn run(cmd: SandboxCommand) -> Result<(), String> {
         SandboxCommand::Down => down(&home),
         SandboxCommand::Status => status(&home),
         SandboxCommand::Reset { yes } => reset(&home, yes),
+        SandboxCommand::Image(cmd) => crate::sandbox_image::run(&home, cmd),
         SandboxCommand::Kubeconfig => {
             let path = home.kubeconfig();
             if !path.exists() {
@@ -148,7 +152,10 @@ fn serve(
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async {
-        let (pods, said) = pod_runtime(home, choice, None).await?;
+        // Pods pull from it; a sandbox without it still serves the API.
+        let registry = crate::sandbox_registry::start(home).await;
+        let pull_from = registry.as_ref().ok().map(|r| r.address.to_string());
+        let (pods, said) = pod_runtime(home, choice, pull_from.clone()).await?;
         let sandbox = Sandbox::open_with(&home.data(), pods)
             .await?
             .allow_host_exec(allow_host_exec);
@@ -167,6 +174,9 @@ fn serve(
             "none"
         };
         facts.insert("runtime".into(), word.into());
+        if let Some(registry) = &pull_from {
+            facts.insert("registry".into(), registry.clone().into());
+        }
         sandbox
             .announce(facts)
             .await
@@ -187,6 +197,14 @@ fn serve(
             ingress.1,
             ingress.1.port()
         );
+        match &registry {
+            Ok(registry) => {
+                let _ = writeln!(out, "  registry: http://{}", registry.address);
+            }
+            Err(e) => {
+                let _ = writeln!(out, "  registry: none: {e}");
+            }
+        }
         if allow_host_exec {
             let _ = writeln!(
                 out,
@@ -198,6 +216,9 @@ fn serve(
         if let Some(runtime) = &sandbox.runtime {
             // The node goes down with the sandbox: its containers stop, their data stays.
             runtime.remove_all().await;
+        }
+        if let Ok(registry) = registry {
+            registry.stop().await;
         }
         let _ = std::fs::remove_file(home.pid_file());
         served.map_err(|e| format!("the sandbox stopped: {e}"))
@@ -363,6 +384,9 @@ fn up(
     };
     println!("✔ Sandbox {word} at http://{address} (pid {pid})");
     println!("  export KUBECONFIG={}", home.kubeconfig().display());
+    if let Some(at) = crate::sandbox_registry::running_address(home) {
+        println!("  registry: http://{at}");
+    }
     if allow_host_exec && word == "already running" {
         // A running server keeps the settings it started with.
         println!(
@@ -552,6 +576,14 @@ fn status(home: &SandboxHome) -> Result<(), String> {
             println!("  data:       {}", home.data().display());
             if let Ok(ingress) = std::fs::read_to_string(ingress_file(home)) {
                 println!("  ingress:    http://{}", ingress.trim());
+            }
+            match crate::sandbox_registry::running_address(home) {
+                Some(at) => println!("  registry:   http://{at}"),
+                None => println!(
+                    "  registry:   {}",
+                    crate::sandbox_registry::unavailable()
+                        .unwrap_or_else(|| "not running (see sandbox.log)".into())
+                ),
             }
             if let Some(pid) = crate::sandbox_server::running(home) {
                 let at = crate::sandbox_server::address(home).unwrap_or_default();

@@ -20,6 +20,7 @@ mod sandbox_defaults;
 mod sandbox_details;
 mod sandbox_durability;
 mod sandbox_exec;
+mod sandbox_images;
 mod sandbox_kinds;
 mod sandbox_kube;
 mod sandbox_kubectl;

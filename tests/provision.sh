@@ -41,6 +41,12 @@ command -v sudo >/dev/null 2>&1 || need_apt+=(sudo)
 for pkg in buildah podman runc docker-registry socat openssl catatonit iptables busybox-static; do
   installed "$pkg" || need_apt+=("$pkg")
 done
+# The sandbox's images (tests/sandbox_images.rs): `kip sandbox image prepare` makes a Debian root
+# with debootstrap; a static busybox is the tiny image `image build` builds; catatonit is what
+# podman runs for `--init` and in a pod's infra container, as the sandbox's kubelet will use it.
+for pkg in debootstrap busybox-static catatonit; do
+  installed "$pkg" || need_apt+=("$pkg")
+done
 # libfuzzer-sys builds libFuzzer (C++) for gateway/fuzz.
 command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
 if [ ${#need_apt[@]} -gt 0 ]; then
