@@ -243,7 +243,7 @@ async fn bind_ingress(home: &SandboxHome) -> Result<(tokio::net::TcpListener, So
             .map_err(|e| format!("cannot listen for the ingress on 127.0.0.1: {e}"))?,
     };
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
-    std::fs::write(&file, bound.to_string())
+    sandbox::home::write_private(&file, bound.to_string().as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
     Ok((listener, bound))
 }

@@ -557,3 +557,397 @@ fn pods_reach_services_by_dns_name_and_cluster_ip_and_nothing_else() {
         "{rules}"
     );
 }
+
+/// An app image: busybox's httpd on `$PORT` (8080) with a CGI that echoes the path it was
+/// asked for and the pod's name.
+pub const APP: &str = "localhost/kip-test-app:1";
+
+/// Builds [`APP`] (and the busybox image under it) into the shared store unless it is there.
+pub fn app_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        busybox_image();
+        let containers =
+            sandbox::containers::Containers::at(&shared_containers()).expect("shared store");
+        let dir = tempfile::tempdir().expect("context");
+        std::fs::write(
+            dir.path().join("echo"),
+            "#!/bin/sh\necho 'Content-Type: text/plain'\necho\necho \"path=$REQUEST_URI pod=$(hostname)\"\n",
+        )
+        .expect("cgi");
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            format!(
+                "FROM {BUSYBOX}\nCOPY echo /www/cgi-bin/echo\nRUN chmod 755 /www/cgi-bin/echo && echo home > /www/index.html\n\
+                 CMD [\"sh\", \"-c\", \"exec httpd -f -p ${{PORT:-8080}} -h /www\"]\n"
+            ),
+        )
+        .expect("Dockerfile");
+        let out = containers
+            .command("buildah")
+            .args(["--storage-driver", "vfs", "bud", "-q", "-t", APP])
+            .arg(dir.path())
+            .output()
+            .expect("buildah");
+        assert!(out.status.success(), "buildah: {}", crate::common::text(&out));
+    });
+    APP
+}
+
+/// The instance-ID sidecar's image, under the name kip gives it by default, in the shared
+/// store (built from this build's kip-instance-id).
+pub fn sidecar_image() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let containers =
+            sandbox::containers::Containers::at(&shared_containers()).expect("shared store");
+        let tag = format!(
+            "ghcr.io/kipper-run/kip-instance-id:{}",
+            env!("CARGO_PKG_VERSION")
+        );
+        let bin = std::path::Path::new(crate::common::kip_bin()).with_file_name("kip-instance-id");
+        let out = containers
+            .command(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/instance-id/image/build"
+            ))
+            .arg(&tag)
+            .env("KIP_INSTANCE_ID_BIN", &bin)
+            .output()
+            .expect("instance-id/image/build");
+        assert!(out.status.success(), "build: {}", crate::common::text(&out));
+    });
+}
+
+/// `GET path` at the sandbox's ingress (`port`) with `Host: host`: status, headers, body.
+pub fn through_ingress(port: u16, host: &str, path: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).expect("ingress");
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).expect("read");
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}
+
+/// The `http://HOST:PORT/PATH` of a "Live at" line.
+fn live_url(said: &str) -> (String, u16, String) {
+    let url = said
+        .lines()
+        .find_map(|l| l.split("Live at ").nth(1))
+        .unwrap_or_else(|| panic!("no Live at line: {said}"))
+        .trim();
+    let rest = url
+        .strip_prefix("http://")
+        .unwrap_or_else(|| panic!("not http: {url}"));
+    let (authority, path) = rest
+        .split_once('/')
+        .map(|(a, p)| (a, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
+    let (host, port) = authority.rsplit_once(':').expect("a port");
+    (host.to_string(), port.parse().expect("port"), path)
+}
+
+#[test]
+fn a_deployed_app_answers_at_its_live_url_with_the_instance_header() {
+    app_image();
+    sidecar_image();
+    let sb = RealSandbox::start();
+    let said = sb.sandbox.kip_ok(&[
+        "app", "deploy", "--name", "web", "--image", APP, "--port", "8080",
+    ]);
+    let (host, port, path) = live_url(&said);
+    assert_eq!(host, "web-sandbox.localhost", "{said}");
+    assert!(!said.contains("simulated"), "{said}");
+    let (status, head, body) = through_ingress(port, &host, &format!("{path}cgi-bin/echo"));
+    assert_eq!(status, 200, "{head}\n{body}");
+    assert!(body.contains("path=/cgi-bin/echo"), "{body}");
+    let pod = sb.kubectl().ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app.kubernetes.io/name=web",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ]);
+    assert!(body.contains(&format!("pod={pod}")), "{body}");
+    // The sidecar names the pod that answered: the first 8 hex digits of SHA-256(pod name).
+    let digest = {
+        let out = Command::new("sha256sum")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().expect("stdin").write_all(pod.as_bytes())?;
+                c.wait_with_output()
+            })
+            .expect("sha256sum");
+        String::from_utf8_lossy(&out.stdout)[..8].to_string()
+    };
+    let header = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("x-instance-id: ")
+                .or(l.strip_prefix("X-Instance-ID: "))
+        })
+        .unwrap_or_else(|| panic!("no X-Instance-ID: {head}"));
+    assert_eq!(header.trim(), digest, "{head}");
+    // An unknown host is not routed; the app's status reads Running.
+    let (status, _, body) = through_ingress(port, "nope-sandbox.localhost", "/");
+    assert_eq!(status, 404, "{body}");
+    let listed = sb.sandbox.kip_ok(&["app", "list"]);
+    assert!(listed.contains("web") && listed.contains("1/1"), "{listed}");
+}
+
+#[test]
+fn a_route_group_strips_each_apps_prefix_on_one_host() {
+    app_image();
+    sidecar_image();
+    let sb = RealSandbox::start();
+    let deploy = |name: &str, route: &str| {
+        sb.sandbox.kip_ok(&[
+            "app",
+            "deploy",
+            "--name",
+            name,
+            "--image",
+            APP,
+            "--port",
+            "8080",
+            "--route",
+            route,
+            "--no-instance-header",
+        ])
+    };
+    let said = deploy("webapp", "shop/");
+    let (host, port, _) = live_url(&said);
+    deploy("domain-service", "shop/domains-api/");
+    let (status, _, body) = through_ingress(port, &host, "/domains-api/cgi-bin/echo?x=1");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("path=/cgi-bin/echo?x=1") && body.contains("pod=domain-service-"),
+        "{body}"
+    );
+    let (status, _, body) = through_ingress(port, &host, "/cgi-bin/echo");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("path=/cgi-bin/echo") && body.contains("pod=webapp-"),
+        "{body}"
+    );
+}
+
+/// An image whose command prints a line and exits 2.
+pub const CRASHING: &str = "localhost/kip-test-crash:1";
+
+fn crashing_image() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        busybox_image();
+        let containers =
+            sandbox::containers::Containers::at(&shared_containers()).expect("shared store");
+        let dir = tempfile::tempdir().expect("context");
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            format!(
+                "FROM {BUSYBOX}\nCMD [\"sh\", \"-c\", \"echo cannot start: no config; exit 2\"]\n"
+            ),
+        )
+        .expect("Dockerfile");
+        let out = containers
+            .command("buildah")
+            .args(["--storage-driver", "vfs", "bud", "-q", "-t", CRASHING])
+            .arg(dir.path())
+            .output()
+            .expect("buildah");
+        assert!(
+            out.status.success(),
+            "buildah: {}",
+            crate::common::text(&out)
+        );
+    });
+}
+
+#[test]
+fn a_crash_looping_app_is_reported_by_kip_app_update_and_the_old_pods_keep_serving() {
+    app_image();
+    crashing_image();
+    let sb = RealSandbox::start();
+    let said = sb.sandbox.kip_ok(&[
+        "app",
+        "deploy",
+        "--name",
+        "api",
+        "--image",
+        APP,
+        "--port",
+        "8080",
+        "--no-instance-header",
+    ]);
+    let (host, port, _) = live_url(&said);
+    let e = sb
+        .sandbox
+        .kip_refused(&["app", "update", "api", "--image", CRASHING]);
+    assert!(e.contains("CrashLoopBackOff"), "{e}");
+    assert!(e.contains("kip app logs api"), "{e}");
+    // The running version stays: the new pod never became ready.
+    let (status, _, body) = through_ingress(port, &host, "/cgi-bin/echo");
+    assert_eq!(status, 200, "{body}");
+}
+
+impl RealSandbox {
+    /// `kip ARGS` against this sandbox, with the shared image store; fails unless it succeeds.
+    pub fn kip_ok(&self, args: &[&str]) -> String {
+        let out = self
+            .sandbox
+            .kip_command(args)
+            .env("KIP_CONTAINERS", shared_containers())
+            .output()
+            .expect("run kip");
+        assert!(
+            out.status.success(),
+            "kip {args:?}: {}",
+            crate::common::text(&out)
+        );
+        crate::common::text(&out)
+    }
+
+    /// Stops the sandbox as `kip sandbox down` does (its containers go, their data stays) and
+    /// starts it again on the same home.
+    pub fn restart(&mut self) {
+        if let Some(child) = &self.sandbox.child {
+            // SAFETY: kill takes no pointers; the pid is our own child's.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        }
+        if let Some(mut child) = self.sandbox.child.take() {
+            let _ = child.wait();
+        }
+        self.sandbox.restart();
+    }
+}
+
+/// `psql` through a local port as the service's user; its tuples-only output, or what failed.
+fn psql(port: u16, password: &str, database: &str, sql: &str) -> Result<String, String> {
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "skipper",
+            "-d",
+            database,
+        ])
+        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .env("PGPASSWORD", password)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("psql");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    } else {
+        Err(crate::common::text(&out))
+    }
+}
+
+/// `kip tunnel ARGS` until dropped, once it said it is open.
+struct Tunnel(std::process::Child);
+
+impl Tunnel {
+    fn open(sb: &RealSandbox, args: &[&str]) -> Tunnel {
+        use std::io::BufRead;
+        let mut all = vec!["tunnel"];
+        all.extend_from_slice(args);
+        let mut child = sb
+            .sandbox
+            .kip_command(&all)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("kip tunnel");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        loop {
+            match lines.next() {
+                Some(Ok(line)) if line.contains("Ctrl+C") => break,
+                Some(Ok(_)) => {}
+                _ => panic!("kip tunnel ended before it was open"),
+            }
+        }
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        Tunnel(child)
+    }
+}
+
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        // SAFETY: kill takes no pointers; the pid is our own child's.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn postgres_is_bound_reached_through_kip_tunnel_and_keeps_its_data() {
+    app_image();
+    let mut sb = RealSandbox::start();
+    sb.kip_ok(&["sandbox", "image", "prepare", "postgres"]);
+    sb.kip_ok(&[
+        "app",
+        "deploy",
+        "--name",
+        "api",
+        "--image",
+        APP,
+        "--port",
+        "8080",
+        "--no-instance-header",
+    ]);
+    sb.kip_ok(&["service", "add", "postgres", "--name", "db"]);
+    let k = sb.kubectl();
+    wait_pod(&k, "db-0", Duration::from_secs(120), ready);
+    let bound = sb.kip_ok(&["service", "bind", "db", "api"]);
+    assert!(bound.contains("Database api created"), "{bound}");
+    let secret = k.json(&["get", "secret", "db-credentials", "-o", "json"]);
+    let password = crate::common::secret_value(&secret, "password");
+    let port = free_port();
+    let port_text = port.to_string();
+    {
+        let _tunnel = Tunnel::open(&sb, &["db", "--local-port", &port_text]);
+        let databases =
+            psql(port, &password, "app", "SELECT datname FROM pg_database").expect("psql");
+        assert!(databases.lines().any(|d| d == "api"), "{databases}");
+        psql(
+            port,
+            &password,
+            "api",
+            "CREATE TABLE kept (note text); INSERT INTO kept VALUES ('still here')",
+        )
+        .expect("write");
+        // A wrong password is refused by the real server.
+        let refused = psql(port, "wrong", "api", "SELECT 1").expect_err("wrong password");
+        assert!(
+            refused.contains("password authentication failed"),
+            "{refused}"
+        );
+    }
+    // The data lives on the claim's folder: a stopped and restarted sandbox still has it.
+    sb.restart();
+    let k = sb.kubectl();
+    wait_pod(&k, "db-0", Duration::from_secs(120), ready);
+    let _tunnel = Tunnel::open(&sb, &["db", "--local-port", &port_text]);
+    let kept = psql(port, &password, "api", "SELECT note FROM kept").expect("read after restart");
+    assert_eq!(kept.trim(), "still here");
+}

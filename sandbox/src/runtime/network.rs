@@ -93,7 +93,7 @@ impl Network {
             ],
         )
         .await?;
-        std::fs::write(&record, index.to_string())
+        crate::home::write_private(&record, index.to_string().as_bytes())
             .map_err(|e| format!("cannot write {}: {e}", record.display()))?;
         Ok(network)
     }

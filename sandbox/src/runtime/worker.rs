@@ -39,6 +39,11 @@ enum Report {
         index: usize,
         incarnation: i64,
     },
+    /// Creating the container failed; try again.
+    Retry {
+        index: usize,
+        incarnation: i64,
+    },
     Probe {
         index: usize,
         incarnation: i64,
@@ -412,7 +417,10 @@ impl Worker {
 
     /// Runs init container `index` to its end; its exit code, or None when the pod went.
     async fn run_init(&mut self, index: usize, updates: &mut Updates) -> Option<i64> {
-        let name = self.create(true, index).await.ok()?;
+        let Ok(name) = self.create(true, index).await else {
+            // Counted as a failed run: the back-off or the restart policy decide what follows.
+            return Some(128);
+        };
         self.write().await;
         let wait = wait_exit(self.runtime.clone(), name);
         tokio::pin!(wait);
@@ -530,9 +538,11 @@ impl Worker {
                     message: why.clone(),
                 };
                 slot.status.ready = false;
+                // What podman made of it before failing must not hold the name.
+                let _ =
+                    podman::run(&self.runtime.containers, &["rm", "-f", "-t", "0", &name]).await;
                 self.event(false, "Failed", format!("Error: {why}"), Some(&at))
                     .await;
-                self.phase = "Failed";
                 self.write().await;
                 Err(())
             }
@@ -541,10 +551,17 @@ impl Worker {
 
     /// Starts container `index` and the tasks that watch it: its exit and its probes.
     async fn start_container(&mut self, index: usize) {
+        let incarnation = self.containers[index].status.restarts;
         let Ok(name) = self.create(false, index).await else {
+            // Tried again after the back-off, as the kubelet does with CreateContainerError.
+            let delay = self.next_backoff(false, index).max(Duration::from_secs(1));
+            let reports = self.reports.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let _ = reports.send(Report::Retry { index, incarnation });
+            });
             return;
         };
-        let incarnation = self.containers[index].status.restarts;
         let reports = self.reports.clone();
         let runtime = self.runtime.clone();
         tokio::spawn(async move {
@@ -623,6 +640,13 @@ impl Worker {
                     return false;
                 }
                 self.containers[index].status.restarts = incarnation;
+                self.start_container(index).await;
+                true
+            }
+            Report::Retry { index, incarnation } => {
+                if self.containers[index].status.restarts != incarnation {
+                    return false;
+                }
                 self.start_container(index).await;
                 true
             }
@@ -867,8 +891,9 @@ impl Worker {
         let grace = self.pod["spec"]["terminationGracePeriodSeconds"]
             .as_u64()
             .unwrap_or(30)
-            .min(MAX_GRACE)
-            .to_string();
+            .min(MAX_GRACE);
+        self.pre_stop(Duration::from_secs(grace)).await;
+        let grace = grace.to_string();
         let _ = podman::run(
             &self.runtime.containers,
             &["pod", "rm", "-f", "-t", &grace, &self.podman_pod],
@@ -876,6 +901,38 @@ impl Worker {
         .await;
         let _ = std::fs::remove_dir_all(&self.dir);
         self.runtime.release(&self.uid);
+    }
+}
+
+/// Containers' `preStop` hooks, together and within `grace`: a `sleep` waits, an `exec` runs
+/// its command in the container. Until they end, the containers keep serving the connections
+/// they have while the pod's endpoints are already gone.
+impl Worker {
+    async fn pre_stop(&self, grace: Duration) {
+        let hooks = self.containers.iter().filter_map(|slot| {
+            let hook = &slot.spec["lifecycle"]["preStop"];
+            let name = slot.status.podman.clone()?;
+            let runtime = self.runtime.clone();
+            if let Some(secs) = hook["sleep"]["seconds"].as_u64() {
+                return Some(Box::pin(async move {
+                    tokio::time::sleep(Duration::from_secs(secs)).await;
+                })
+                    as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>);
+            }
+            let command: Vec<String> = hook["exec"]["command"]
+                .as_array()?
+                .iter()
+                .filter_map(|c| c.as_str().map(String::from))
+                .collect();
+            Some(Box::pin(async move {
+                let mut args = vec!["exec".to_string(), name];
+                args.extend(command);
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                let _ = podman::run(&runtime.containers, &args).await;
+            }))
+        });
+        let all = futures_util::future::join_all(hooks);
+        let _ = tokio::time::timeout(grace, all).await;
     }
 }
 
