@@ -53,16 +53,25 @@ pub enum Prepared {
     Nginx,
     Postgres,
     Redis,
+    /// The X-Instance-ID sidecar every app with a route gets, from the `kip-instance-id`
+    /// binary beside kip.
+    InstanceId,
 }
 
 impl Prepared {
-    const ALL: [Prepared; 3] = [Prepared::Nginx, Prepared::Postgres, Prepared::Redis];
+    const ALL: [Prepared; 4] = [
+        Prepared::Nginx,
+        Prepared::Postgres,
+        Prepared::Redis,
+        Prepared::InstanceId,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Prepared::Nginx => "nginx",
             Prepared::Postgres => "postgres",
             Prepared::Redis => "redis",
+            Prepared::InstanceId => "instance-id",
         }
     }
 
@@ -73,6 +82,7 @@ impl Prepared {
             Prepared::Nginx => &["1.27", "1", "latest"],
             Prepared::Postgres => &["16.4", "16", "latest"],
             Prepared::Redis => &["7.4.1", "7", "latest"],
+            Prepared::InstanceId => &[],
         }
     }
 
@@ -120,6 +130,7 @@ impl Prepared {
                     true,
                 ),
             ],
+            Prepared::InstanceId => &[],
         }
     }
 }
@@ -317,6 +328,10 @@ fn prepare(
     let started = Instant::now();
     let mut base_ready = false;
     for &image in images {
+        if image == Prepared::InstanceId {
+            prepare_sidecar(containers, force)?;
+            continue;
+        }
         let tags = image.tags();
         let first = format!("{}:{}", image.name(), tags[0]);
         let local = |tag: &str| format!("localhost/{}:{tag}", image.name());
@@ -389,6 +404,83 @@ fn prepare(
         println!("  Prepared in {}", seconds(started.elapsed()));
     }
     Ok(())
+}
+
+/// The instance-ID sidecar's image under the name kip gives pods by default
+/// (`kipper::instance_id_image`), built like `instance-id/image/build` does: the
+/// `kip-instance-id` beside this kip and the libraries it loads, on no base image. Without that
+/// binary it says so and goes on: apps with a route then stay simulated.
+fn prepare_sidecar(containers: &Containers, force: bool) -> Result<(), String> {
+    let tag = format!(
+        "ghcr.io/kipper-run/kip-instance-id:{}",
+        env!("CARGO_PKG_VERSION")
+    );
+    if !force && exists(containers, &tag) {
+        println!("✔ instance-id sidecar already prepared");
+        return Ok(());
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the kip binary: {e}"))?;
+    let bin = exe.with_file_name("kip-instance-id");
+    if !bin.is_file() {
+        println!(
+            "  instance-id sidecar not prepared: no {} (build it with `cargo build -p \
+             kip-instance-id`); apps with a route stay simulated until then, or deploy them \
+             with --no-instance-header",
+            bin.display()
+        );
+        return Ok(());
+    }
+    let context = tempdir(containers)?;
+    let built = sidecar_context(&context, &bin).and_then(|()| {
+        let mut bud = containers.command("buildah");
+        bud.args(["--storage-driver", "vfs", "bud", "--tag", &tag])
+            .arg(&context);
+        Step::start("Building the instance-id sidecar".to_string()).run(bud, "buildah bud")
+    });
+    let _ = std::fs::remove_dir_all(&context);
+    let took = built?;
+    // Kept in the store only: the sandbox runs an image named for another registry from its
+    // store, and would not pull it from its own.
+    println!("✔ Built {tag} ({})", seconds(took));
+    Ok(())
+}
+
+/// `rootfs/` (the binary, the libraries ldd resolves and the loader) and the Dockerfile.
+fn sidecar_context(context: &Path, bin: &Path) -> Result<(), String> {
+    let root = context.join("rootfs");
+    let mut files = vec![(
+        bin.to_path_buf(),
+        root.join("usr/local/bin/kip-instance-id"),
+    )];
+    let ldd = std::process::Command::new("ldd")
+        .arg(bin)
+        .output()
+        .map_err(|e| format!("cannot run ldd: {e}"))?;
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        if line.contains("not found") {
+            return Err(format!(
+                "{} needs a library this machine lacks: {line}",
+                bin.display()
+            ));
+        }
+        let path = line.split("=>").last().unwrap_or(line).trim();
+        let path = path.split(" (").next().unwrap_or("").trim();
+        if let Some(relative) = path.strip_prefix('/') {
+            let real = std::fs::canonicalize(path).map_err(|e| format!("{path}: {e}"))?;
+            files.push((real, root.join(relative)));
+        }
+    }
+    for (from, to) in files {
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        std::fs::copy(&from, &to).map_err(|e| format!("cannot copy {}: {e}", from.display()))?;
+    }
+    std::fs::write(
+        context.join("Dockerfile"),
+        include_str!("../instance-id/Dockerfile"),
+    )
+    .map_err(|e| format!("cannot write the Dockerfile: {e}"))
 }
 
 /// Makes sure `localhost/kip-debian:bookworm` exists: imports the cached root file system,

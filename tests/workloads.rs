@@ -595,27 +595,25 @@ pub fn app_image() -> &'static str {
 }
 
 /// The instance-ID sidecar's image, under the name kip gives it by default, in the shared
-/// store (built from this build's kip-instance-id).
+/// store: built by `kip sandbox image prepare instance-id` from this build's kip-instance-id
+/// (forced, so that each run tests that path and runs the sidecar it just built).
 pub fn sidecar_image() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let containers =
-            sandbox::containers::Containers::at(&shared_containers()).expect("shared store");
+        let home = tempfile::tempdir().expect("kip home");
+        let out = crate::common::kip_command()
+            .args(["sandbox", "image", "prepare", "instance-id", "--force"])
+            .env("KIP_HOME", home.path())
+            .env("KIP_CONTAINERS", shared_containers())
+            .output()
+            .expect("kip sandbox image prepare");
+        let said = crate::common::text(&out);
+        assert!(out.status.success(), "{said}");
         let tag = format!(
             "ghcr.io/kipper-run/kip-instance-id:{}",
             env!("CARGO_PKG_VERSION")
         );
-        let bin = std::path::Path::new(crate::common::kip_bin()).with_file_name("kip-instance-id");
-        let out = containers
-            .command(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/instance-id/image/build"
-            ))
-            .arg(&tag)
-            .env("KIP_INSTANCE_ID_BIN", &bin)
-            .output()
-            .expect("instance-id/image/build");
-        assert!(out.status.success(), "build: {}", crate::common::text(&out));
+        assert!(said.contains(&format!("✔ Built {tag}")), "{said}");
     });
 }
 
