@@ -561,6 +561,8 @@ fn pods_reach_services_by_dns_name_and_cluster_ip_and_nothing_else() {
 /// An app image: busybox's httpd on `$PORT` (8080) with a CGI that echoes the path it was
 /// asked for and the pod's name.
 pub const APP: &str = "localhost/kip-test-app:1";
+/// The same app under another tag: a new version to roll out.
+pub const APP_NEXT: &str = "localhost/kip-test-app:2";
 
 /// Builds [`APP`] (and the busybox image under it) into the shared store unless it is there.
 pub fn app_image() -> &'static str {
@@ -585,7 +587,7 @@ pub fn app_image() -> &'static str {
         .expect("Dockerfile");
         let out = containers
             .command("buildah")
-            .args(["--storage-driver", "vfs", "bud", "-q", "-t", APP])
+            .args(["--storage-driver", "vfs", "bud", "-q", "-t", APP, "-t", APP_NEXT])
             .arg(dir.path())
             .output()
             .expect("buildah");
@@ -948,4 +950,94 @@ fn postgres_is_bound_reached_through_kip_tunnel_and_keeps_its_data() {
     let _tunnel = Tunnel::open(&sb, &["db", "--local-port", &port_text]);
     let kept = psql(port, &password, "api", "SELECT note FROM kept").expect("read after restart");
     assert_eq!(kept.trim(), "still here");
+}
+
+#[test]
+fn a_rolling_update_drops_no_request() {
+    app_image();
+    let sb = RealSandbox::start();
+    let said = sb.kip_ok(&[
+        "app",
+        "deploy",
+        "--name",
+        "api",
+        "--image",
+        APP,
+        "--port",
+        "8080",
+        "--replicas",
+        "2",
+        "--no-instance-header",
+    ]);
+    let (host, port, _) = live_url(&said);
+    let k = sb.kubectl();
+    let pods_before = k.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app.kubernetes.io/name=api",
+        "-o",
+        "name",
+    ]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let looping = {
+        let (stop, host) = (stop.clone(), host.clone());
+        std::thread::spawn(move || {
+            let mut answers: Vec<(u16, String)> = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(180);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && Instant::now() < deadline
+                && answers.len() < 20_000
+            {
+                let (status, _, body) = through_ingress(port, &host, "/cgi-bin/echo");
+                answers.push((status, body));
+            }
+            answers
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    sb.kip_ok(&["app", "update", "api", "--image", APP_NEXT]);
+    // Until the old pods are gone, and a little after.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let pods = k.ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app.kubernetes.io/name=api",
+            "-o",
+            "name",
+        ]);
+        if pods.lines().all(|p| !pods_before.contains(p)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "old pods never went: {pods}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answers = looping.join().expect("request loop");
+    let failed: Vec<&(u16, String)> = answers.iter().filter(|(s, _)| *s != 200).collect();
+    assert!(answers.len() > 20, "only {} requests", answers.len());
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed, first: {:?}",
+        failed.len(),
+        answers.len(),
+        failed.first()
+    );
+    let pods_after = k.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app.kubernetes.io/name=api",
+        "-o",
+        "name",
+    ]);
+    let last = &answers.last().expect("answers").1;
+    let served_by_new = pods_after
+        .lines()
+        .any(|p| last.contains(&format!("pod={}", p.trim_start_matches("pod/"))));
+    assert!(served_by_new, "last answer {last:?} not from {pods_after}");
+    eprintln!("rolling update: {} requests, none failed", answers.len());
 }
