@@ -10,14 +10,11 @@
 #[allow(dead_code)]
 mod sshd;
 
-#[path = "../builtins/tests/common/gateway.rs"]
-mod gateway_fixture;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::common::gateway::Gateway;
 use crate::common::{Kubectl, kip_bin, stderr, stdout};
-use gateway_fixture::Gateway;
 use sshd::Sshd;
 
 /// A server to install on (sshd), a kip home on "this machine", and where the stand-in keeps

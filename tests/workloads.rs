@@ -1041,3 +1041,51 @@ fn a_rolling_update_drops_no_request() {
     assert!(served_by_new, "last answer {last:?} not from {pods_after}");
     eprintln!("rolling update: {} requests, none failed", answers.len());
 }
+
+#[test]
+fn the_gateway_proxies_to_the_sandboxs_ingress_end_to_end() {
+    app_image();
+    let sb = RealSandbox::start();
+    sb.kip_ok(&[
+        "app",
+        "deploy",
+        "--name",
+        "web",
+        "--image",
+        APP,
+        "--port",
+        "8080",
+        "--no-instance-header",
+    ]);
+    let gateway =
+        crate::common::gateway::Gateway::start_for("localhost", "admin-token-for-the-sandbox-test");
+    let ingress = sb.kubectl().ok(&[
+        "-n",
+        "kube-system",
+        "get",
+        "configmap",
+        "kip-sandbox",
+        "-o",
+        "jsonpath={.data.ingress}",
+    ]);
+    // Registered as any cluster is, with kip's own builtin.
+    let register = format!(
+        "gateway::register(\"http://{}\", \"admin-token-for-the-sandbox-test\", \"sandbox\", \"{ingress}\").address",
+        gateway.admin
+    );
+    let said = sb.kip_ok(&["eval", &register]);
+    assert!(said.contains(&ingress), "{said}");
+    // A request for the app's public host at the gateway reaches the app's pod.
+    let (status, head, body) = through_ingress(
+        gateway.http.port(),
+        "web-sandbox.localhost",
+        "/cgi-bin/echo",
+    );
+    assert_eq!(status, 200, "{head}\n{body}");
+    assert!(
+        body.contains("path=/cgi-bin/echo") && body.contains("pod=web-"),
+        "{body}"
+    );
+    let (status, _, _) = through_ingress(gateway.http.port(), "nope-sandbox.localhost", "/");
+    assert_eq!(status, 404);
+}

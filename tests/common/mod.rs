@@ -4,6 +4,9 @@
 #![allow(dead_code)]
 
 pub mod containers;
+/// The real kip-gateway fixture the builtins' tests use too.
+#[path = "../../builtins/tests/common/gateway.rs"]
+pub mod gateway;
 pub mod mariadb;
 pub mod postgres;
 pub mod redis;

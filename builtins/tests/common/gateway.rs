@@ -15,10 +15,18 @@ pub struct Gateway {
     pub dir: tempfile::TempDir,
     /// The admin API's address.
     pub admin: SocketAddr,
+    /// The proxy's (plain HTTP) address.
+    #[allow(dead_code)] // Read by some of the crates that share this file only.
+    pub http: SocketAddr,
 }
 
 impl Gateway {
     pub fn start(admin_token: &str) -> Gateway {
+        Gateway::start_for("kipper.test", admin_token)
+    }
+
+    /// A gateway for the wildcard domain `domain`.
+    pub fn start_for(domain: &str, admin_token: &str) -> Gateway {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         let dir = tempfile::tempdir().expect("gateway dir");
         let token = dir.path().join("token");
@@ -34,7 +42,7 @@ impl Gateway {
         let config = kip_gateway::config::Config::try_parse_from([
             "kip-gateway",
             "--domain",
-            "kipper.test",
+            domain,
             "--listen",
             "127.0.0.1:0",
             "--admin-listen",
@@ -54,6 +62,7 @@ impl Gateway {
             _runtime: runtime,
             dir,
             admin: started.admin,
+            http: started.http,
         }
     }
 }
