@@ -1089,3 +1089,125 @@ fn the_gateway_proxies_to_the_sandboxs_ingress_end_to_end() {
     let (status, _, _) = through_ingress(gateway.http.port(), "nope-sandbox.localhost", "/");
     assert_eq!(status, 404);
 }
+
+#[test]
+fn memory_limits_kill_with_oom_killed_and_logs_follow_a_running_container() {
+    let sb = RealSandbox::start();
+    let k = sb.kubectl();
+    let manifest = format!(
+        r#"{{"apiVersion": "v1", "kind": "Pod", "metadata": {{"name": "hungry"}},
+        "spec": {{"restartPolicy": "Never", "containers": [{{"name": "eat", "image": "{BUSYBOX}",
+          "command": ["tail", "/dev/zero"],
+          "resources": {{"limits": {{"memory": "16Mi"}}}}}}]}}}}"#
+    );
+    k.ok_stdin(&["apply", "-f", "-"], &manifest);
+    let pod = wait_pod(&k, "hungry", Duration::from_secs(60), |p| {
+        p["status"]["phase"] == "Failed"
+    });
+    let ended = &pod["status"]["containerStatuses"][0]["state"]["terminated"];
+    assert_eq!(ended["reason"], "OOMKilled", "{ended}");
+    assert_eq!(ended["exitCode"], 137, "{ended}");
+    // `logs -f` streams what a running container prints, as it prints it.
+    k.ok(&[
+        "run",
+        "ticker",
+        "--image",
+        BUSYBOX,
+        "--command",
+        "--",
+        "sh",
+        "-c",
+        "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done",
+    ]);
+    wait_pod(&k, "ticker", Duration::from_secs(60), ready);
+    let mut follow = Command::new("kubectl")
+        .args(["logs", "-f", "ticker"])
+        .env("KUBECONFIG", sb.sandbox.kubeconfig())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl logs -f");
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(follow.stdout.take().expect("stdout")).lines();
+    let mut seen = Vec::new();
+    while seen.len() < 8 {
+        seen.push(lines.next().expect("a line").expect("text"));
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+    let numbers: Vec<u32> = seen
+        .iter()
+        .filter_map(|l| l.strip_prefix("tick ")?.parse().ok())
+        .collect();
+    assert_eq!(numbers.len(), 8, "{seen:?}");
+    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "{seen:?}");
+}
+
+#[test]
+fn images_are_pulled_from_the_sandboxs_registry_and_unknown_ones_are_said_at_deploy() {
+    busybox_image();
+    let sb = RealSandbox::start();
+    // A name of this test's own, so that removing it from the shared store disturbs no one.
+    let name = format!("pulled-{}", std::process::id());
+    let dir = tempfile::tempdir().expect("context");
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM {BUSYBOX}\nCMD [\"sh\", \"-c\", \"echo pulled and running; sleep 3600\"]\n"),
+    )
+    .expect("Dockerfile");
+    let built = sb.kip_ok(&[
+        "sandbox",
+        "image",
+        "build",
+        &format!("{name}:1"),
+        dir.path().to_str().expect("path"),
+    ]);
+    assert!(built.contains("✔ Pushed"), "{built}");
+    let containers = sandbox::containers::Containers::at(&shared_containers()).expect("store");
+    let removed = containers
+        .command("podman")
+        .args(["rmi", "-f", &format!("localhost/{name}:1")])
+        .output()
+        .expect("podman rmi");
+    assert!(
+        removed.status.success(),
+        "{}",
+        crate::common::text(&removed)
+    );
+    let k = sb.kubectl();
+    k.ok(&["run", "fetched", "--image", &format!("{name}:1")]);
+    wait_pod(&k, "fetched", Duration::from_secs(60), ready);
+    let logs = k.ok(&["logs", "fetched"]);
+    assert_eq!(logs.trim(), "pulled and running");
+    let pod = k.json(&["get", "pod", "fetched", "-o", "json"]);
+    let image_id = pod["status"]["containerStatuses"][0]["imageID"]
+        .as_str()
+        .unwrap_or("");
+    assert!(
+        image_id.starts_with("127.0.0.1:") && image_id.ends_with(&format!("/{name}:1")),
+        "{image_id}"
+    );
+    // An image nowhere to be had: the deploy says so in one line, and still succeeds.
+    let said = sb.kip_ok(&[
+        "app",
+        "deploy",
+        "--name",
+        "ghost",
+        "--image",
+        "nginx:0.0.0-nowhere",
+        "--port",
+        "80",
+    ]);
+    let line = said
+        .lines()
+        .find(|l| l.contains("ghost is simulated"))
+        .unwrap_or_else(|| panic!("no simulated line: {said}"));
+    assert!(line.contains("image nginx:0.0.0-nowhere"), "{line}");
+    let _ = containers
+        .command("podman")
+        .args([
+            "rmi",
+            "-f",
+            &format!("{}/{name}:1", image_id.split('/').next().unwrap_or("")),
+        ])
+        .output();
+}

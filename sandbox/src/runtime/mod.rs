@@ -11,6 +11,7 @@
 //! afresh, as after a node's reboot; their volumes (emptyDir aside) keep their data.
 
 mod images;
+mod memory;
 mod network;
 pub mod podman;
 mod probe;
@@ -155,6 +156,16 @@ impl Runtime {
             let mut args = vec!["pod", "rm", "-f", "-t", "0"];
             args.extend(pods);
             let _ = podman::run(&self.containers, &args).await;
+        }
+        // The memory cgroups of the pods it ran (see `memory`).
+        let running: Vec<(String, Running)> = self
+            .pods()
+            .iter()
+            .map(|(u, p)| (u.clone(), p.clone()))
+            .collect();
+        for (uid, pod) in running {
+            let short = &uid[..uid.len().min(8)];
+            memory::remove(&format!("k8s_{}_{}_{short}_", pod.name, pod.namespace));
         }
     }
 

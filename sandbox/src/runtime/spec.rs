@@ -23,6 +23,7 @@ pub fn create_args(
     labels: &[String],
     folders: &Folders,
     pod_dir: &Path,
+    memory_parent: Option<&str>,
 ) -> Result<Vec<String>, String> {
     let env =
         crate::api::exec::host::container_env(store, pod, container).map_err(|e| e.message)?;
@@ -57,11 +58,14 @@ pub fn create_args(
     if let Some(user) = user(pod, container) {
         args.extend(["--user".into(), user]);
     }
-    if let Some(bytes) = container["resources"]["limits"]["memory"]
-        .as_str()
-        .and_then(quantity_bytes)
-    {
-        args.extend(["--memory".into(), bytes.to_string()]);
+    match memory_parent {
+        // The limit is on the parent cgroup (see `memory`).
+        Some(parent) => args.extend(["--cgroup-parent".into(), parent.into()]),
+        None => {
+            if let Some(bytes) = memory_limit(container) {
+                args.extend(["--memory".into(), bytes.to_string()]);
+            }
+        }
     }
     if container["stdin"].as_bool() == Some(true) {
         args.push("--interactive".into());
@@ -85,6 +89,13 @@ pub fn create_args(
     args.push(image.into());
     args.extend(expand(&container["args"]));
     Ok(args)
+}
+
+/// The container's memory limit in bytes, if it has one.
+pub fn memory_limit(container: &Value) -> Option<u64> {
+    container["resources"]["limits"]["memory"]
+        .as_str()
+        .and_then(quantity_bytes)
 }
 
 /// `HOST:CONTAINER[:ro]` for a volumeMount; a `subPath` is a folder inside the volume.

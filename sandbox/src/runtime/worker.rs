@@ -89,6 +89,8 @@ struct Slot {
     backoff: Duration,
     /// The incarnation that runs now; a probe of an earlier one stops.
     incarnation: Arc<AtomicI64>,
+    /// The cgroup that holds its memory limit, where the sandbox keeps one (see `memory`).
+    limit: Option<Arc<super::memory::Limit>>,
 }
 
 impl Slot {
@@ -113,6 +115,7 @@ impl Slot {
             started_ok: false,
             backoff: Duration::ZERO,
             incarnation: Arc::default(),
+            limit: None,
         }
     }
 }
@@ -422,7 +425,7 @@ impl Worker {
             return Some(128);
         };
         self.write().await;
-        let wait = wait_exit(self.runtime.clone(), name);
+        let wait = wait_exit(self.runtime.clone(), name, self.inits[index].limit.clone());
         tokio::pin!(wait);
         let (code, oom, started, finished) = loop {
             tokio::select! {
@@ -459,6 +462,16 @@ impl Worker {
         let incarnation = slot.status.restarts;
         let cname = slot.status.name.clone();
         let name = format!("{}_{cname}_{incarnation}", self.podman_pod);
+        let limit = match spec::memory_limit(&slot.spec) {
+            Some(bytes) => match super::memory::Limit::make(&name, bytes) {
+                Ok(limit) => limit.map(Arc::new),
+                Err(why) => {
+                    tracing::warn!("{why}; the limit is left to podman");
+                    None
+                }
+            },
+            None => None,
+        };
         let args = spec::create_args(
             &self.store,
             &self.pod,
@@ -469,6 +482,7 @@ impl Worker {
             &labels,
             &self.folders,
             &self.dir,
+            limit.as_ref().map(|l| l.parent()).as_deref(),
         );
         let created = match args {
             Ok(args) => {
@@ -494,6 +508,7 @@ impl Worker {
         match created {
             Ok(_) => {
                 slot.status.podman = Some(name.clone());
+                slot.limit = limit;
                 slot.incarnation.store(incarnation, Ordering::Relaxed);
                 slot.status.state = State::Running { since: ops::now() };
                 slot.since = Some(Instant::now());
@@ -508,6 +523,7 @@ impl Worker {
                     let old = format!("{}_{cname}_{}", self.podman_pod, incarnation - 2);
                     let _ =
                         podman::run(&self.runtime.containers, &["rm", "-f", "-t", "0", &old]).await;
+                    super::memory::remove(&old);
                 }
                 self.event(
                     true,
@@ -564,8 +580,9 @@ impl Worker {
         };
         let reports = self.reports.clone();
         let runtime = self.runtime.clone();
+        let limit = self.containers[index].limit.clone();
         tokio::spawn(async move {
-            let (code, oom, started, finished) = wait_exit(runtime, name).await;
+            let (code, oom, started, finished) = wait_exit(runtime, name, limit).await;
             let _ = reports.send(Report::Exited {
                 index,
                 incarnation,
@@ -900,6 +917,7 @@ impl Worker {
         )
         .await;
         let _ = std::fs::remove_dir_all(&self.dir);
+        super::memory::remove(&format!("{}_", self.podman_pod));
         self.runtime.release(&self.uid);
     }
 }
@@ -949,7 +967,11 @@ fn exit_reason(code: i64, oom: bool) -> &'static str {
 
 /// Waits for the container to exit: its exit code, whether it was killed for memory, and when
 /// it started and finished.
-async fn wait_exit(runtime: Arc<Runtime>, name: String) -> (i64, bool, String, String) {
+async fn wait_exit(
+    runtime: Arc<Runtime>,
+    name: String,
+    limit: Option<Arc<super::memory::Limit>>,
+) -> (i64, bool, String, String) {
     let code = podman::run(&runtime.containers, &["wait", &name])
         .await
         .ok()
@@ -967,7 +989,8 @@ async fn wait_exit(runtime: Arc<Runtime>, name: String) -> (i64, bool, String, S
     .await
     .unwrap_or_default();
     let mut parts = inspected.trim().split('\t');
-    let oom = parts.next() == Some("true");
+    // SIGKILL once the memory limit was reached is the kernel's OOM killer.
+    let oom = parts.next() == Some("true") || (code == 137 && limit.is_some_and(|l| l.was_hit()));
     let time = |s: Option<&str>| {
         s.and_then(|t| {
             // podman prints `2026-12-03 22:01:02.123456789 +0000 UTC`.
