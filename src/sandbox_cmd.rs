@@ -36,6 +36,10 @@ pub enum SandboxCommand {
         /// this machine can run it, else none.
         #[arg(long, value_enum)]
         runtime: Option<RuntimeChoice>,
+        /// Where the ingress (apps' routes, `http://HOST:PORT/`) listens; port 0 reuses the
+        /// last port when free, else picks one.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        ingress_listen: SocketAddr,
     },
     /// Start the sandbox in the background (does nothing if it already runs).
     Up {
@@ -54,6 +58,10 @@ pub enum SandboxCommand {
         /// this machine can run it, else none.
         #[arg(long, value_enum)]
         runtime: Option<RuntimeChoice>,
+        /// Where the ingress (apps' routes, `http://HOST:PORT/`) listens; port 0 reuses the
+        /// last port when free, else picks one.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        ingress_listen: SocketAddr,
     },
     /// Stop the background sandbox (and the kip server beside it). Its data stays.
     Down,
@@ -79,14 +87,21 @@ pub fn run(cmd: SandboxCommand) -> Result<(), String> {
             listen,
             allow_host_exec,
             runtime,
-        } => serve(&home, listen, allow_host_exec, runtime),
+            ingress_listen,
+        } => serve(&home, listen, allow_host_exec, runtime, ingress_listen),
         SandboxCommand::Up {
             listen,
             allow_host_exec,
             server,
             runtime,
+            ingress_listen,
         } => {
-            up(&home, listen, allow_host_exec, runtime)?;
+            let how = How {
+                allow_host_exec,
+                runtime,
+                ingress: ingress_listen,
+            };
+            up(&home, listen, how)?;
             if server {
                 crate::sandbox_server::up(&home)?;
             }
@@ -138,6 +153,7 @@ fn serve(
     listen: SocketAddr,
     allow_host_exec: bool,
     choice: Option<RuntimeChoice>,
+    ingress_listen: SocketAddr,
 ) -> Result<(), String> {
     check_host_exec(listen, allow_host_exec)?;
     if let Some((pid, address)) = running(home) {
@@ -164,7 +180,7 @@ fn serve(
             .await
             .map_err(|e| format!("cannot listen on {address}: {e}"))?;
         let bound = listener.local_addr().map_err(|e| e.to_string())?;
-        let ingress = bind_ingress(home).await?;
+        let ingress = bind_ingress(home, ingress_listen).await?;
         sandbox.serve_ingress(ingress.0);
         let mut facts = serde_json::Map::new();
         facts.insert("ingress".into(), ingress.1.to_string().into());
@@ -227,8 +243,19 @@ fn serve(
 
 /// The ingress's listener on loopback: the port of last time when free, so URLs stay valid
 /// across restarts.
-async fn bind_ingress(home: &SandboxHome) -> Result<(tokio::net::TcpListener, SocketAddr), String> {
+async fn bind_ingress(
+    home: &SandboxHome,
+    listen: SocketAddr,
+) -> Result<(tokio::net::TcpListener, SocketAddr), String> {
     let file = ingress_file(home);
+    if listen.port() != 0 {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("cannot listen for the ingress on {listen}: {e}"))?;
+        sandbox::home::write_private(&file, listen.to_string().as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+        return Ok((listener, listen));
+    }
     let last = std::fs::read_to_string(&file)
         .ok()
         .and_then(|a| a.trim().parse::<SocketAddr>().ok());
@@ -371,14 +398,29 @@ pub enum Started {
     Now { address: String, pid: u32 },
 }
 
-fn up(
-    home: &SandboxHome,
-    listen: SocketAddr,
-    allow_host_exec: bool,
-    runtime: Option<RuntimeChoice>,
-) -> Result<(), String> {
+/// How a sandbox that `up` starts serves: what its flags say.
+#[derive(Clone, Copy)]
+pub struct How {
+    pub allow_host_exec: bool,
+    pub runtime: Option<RuntimeChoice>,
+    pub ingress: SocketAddr,
+}
+
+impl How {
+    /// A sandbox started on demand: no host exec, the default runtime, any ingress port.
+    fn on_demand() -> How {
+        How {
+            allow_host_exec: false,
+            runtime: None,
+            ingress: SocketAddr::from(([127, 0, 0, 1], 0)),
+        }
+    }
+}
+
+fn up(home: &SandboxHome, listen: SocketAddr, how: How) -> Result<(), String> {
+    let allow_host_exec = how.allow_host_exec;
     check_host_exec(listen, allow_host_exec)?;
-    let (word, address, pid) = match start(home, listen, allow_host_exec, runtime)? {
+    let (word, address, pid) = match start(home, listen, how)? {
         Started::AlreadyRunning { address, pid } => ("already running", address, pid.to_string()),
         Started::Now { address, pid } => ("running", address, pid.to_string()),
     };
@@ -398,18 +440,13 @@ fn up(
 
 /// Starts the sandbox in the background unless it already answers.
 pub fn ensure_running(home: &SandboxHome, listen: SocketAddr) -> Result<Started, String> {
-    start(home, listen, false, None)
+    start(home, listen, How::on_demand())
 }
 
 /// Starts the sandbox in the background (letting it exec on the host if asked) unless it
 /// already answers. Of several kips that find it stopped, one starts it and the others wait
 /// for it: the check and the start happen under a lock.
-fn start(
-    home: &SandboxHome,
-    listen: SocketAddr,
-    allow_host_exec: bool,
-    runtime: Option<RuntimeChoice>,
-) -> Result<Started, String> {
+fn start(home: &SandboxHome, listen: SocketAddr, how: How) -> Result<Started, String> {
     if let Some((pid, address)) = running(home) {
         return Ok(Started::AlreadyRunning { address, pid });
     }
@@ -430,10 +467,11 @@ fn start(
         use std::os::unix::process::CommandExt;
         let mut serve = Command::new(exe);
         serve.args(["sandbox", "serve", "--listen", &address.to_string()]);
-        if allow_host_exec {
+        serve.args(["--ingress-listen", &how.ingress.to_string()]);
+        if how.allow_host_exec {
             serve.arg("--allow-host-exec");
         }
-        if let Some(runtime) = runtime {
+        if let Some(runtime) = how.runtime {
             let word = match runtime {
                 RuntimeChoice::None => "none",
                 RuntimeChoice::Podman => "podman",
@@ -633,8 +671,7 @@ fn reset(home: &SandboxHome, yes: bool) -> Result<(), String> {
             "127.0.0.1:0"
                 .parse()
                 .map_err(|_| "bad address".to_string())?,
-            false,
-            None,
+            How::on_demand(),
         )?;
     }
     Ok(())
