@@ -40,7 +40,7 @@ def deploy(env, name, extra):
 
 def main():
     home = tempfile.mkdtemp(prefix="kip-bench-deploy-")
-    env = dict(os.environ, KIP_HOME=home, NO_COLOR="1")
+    env = dict(os.environ, KIP_HOME=home, KIP_SANDBOX_RUNTIME="none", NO_COLOR="1")
     env.pop("KIP_SCRIPTS", None)
     subprocess.run([KIP, "sandbox", "up"], env=env, check=True, capture_output=True)
     kubeconfig = subprocess.run([KIP, "sandbox", "kubeconfig"], env=env, check=True, capture_output=True, text=True).stdout.strip()

@@ -91,7 +91,7 @@ def ready_count(env):
 def main():
     home = os.environ.get("BENCH_HOME") or tempfile.mkdtemp()
     print(f"kip home: {home}", file=sys.stderr)
-    env = dict(os.environ, KIP_HOME=home, HOME=home, NO_COLOR="1")
+    env = dict(os.environ, KIP_HOME=home, KIP_SANDBOX_RUNTIME="none", HOME=home, NO_COLOR="1")
     env.pop("KIP_SCRIPTS", None)
     env.pop("RUST_LOG", None)
     subprocess.run([KIP, "sandbox", "up"], env=env, check=True, stdout=subprocess.DEVNULL)

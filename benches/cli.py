@@ -36,7 +36,7 @@ def series(cmd, env, n=15, before=None):
 
 def main():
     home = tempfile.mkdtemp()
-    env = dict(os.environ, KIP_HOME=home, HOME=home)
+    env = dict(os.environ, KIP_HOME=home, KIP_SANDBOX_RUNTIME="none", HOME=home)
     env.pop("KIP_SCRIPTS", None)
     subprocess.run([KIP, "sandbox", "up"], env=env, check=True, stdout=subprocess.DEVNULL)
     env["KUBECONFIG"] = os.path.join(home, "sandbox", "kubeconfig")

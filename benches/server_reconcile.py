@@ -73,7 +73,7 @@ def stats(ms):
 
 def main():
     home = tempfile.mkdtemp(prefix="kip-bench-server-")
-    env = dict(os.environ, KIP_HOME=home)
+    env = dict(os.environ, KIP_HOME=home, KIP_SANDBOX_RUNTIME="none")
     env.pop("KUBECONFIG", None)
     env.pop("KIP_SCRIPTS", None)
     subprocess.run([KIP, "sandbox", "up"], env=env, check=True, stdout=subprocess.DEVNULL)

@@ -56,7 +56,7 @@ def client(address, body, secret, index, stop, results):
 
 def main():
     home = tempfile.mkdtemp()
-    env = dict(os.environ, KIP_HOME=home, HOME=home, NO_COLOR="1")
+    env = dict(os.environ, KIP_HOME=home, KIP_SANDBOX_RUNTIME="none", HOME=home, NO_COLOR="1")
     env.pop("KIP_SCRIPTS", None)
     env.pop("RUST_LOG", None)
     subprocess.run([KIP, "sandbox", "up"], env=env, check=True, stdout=subprocess.DEVNULL)

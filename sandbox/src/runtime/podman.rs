@@ -5,12 +5,16 @@ use std::os::fd::AsRawFd;
 use crate::containers::Containers;
 
 /// Runs `podman ARGS`; its stdout, or an error with what podman printed.
+///
+/// The command runs on a blocking thread that waits for it itself: woken by tokio's child
+/// reaper, a worker was seen left waiting a minute for a podman that had long exited (a zombie
+/// until some other child's exit woke the reaper), which stalled pods at ContainerCreating.
 pub async fn run(containers: &Containers, args: &[&str]) -> Result<String, String> {
-    let out = containers
-        .tokio_command("podman")
-        .args(args)
-        .output()
+    let mut command = containers.command("podman");
+    command.args(args);
+    let out = tokio::task::spawn_blocking(move || command.output())
         .await
+        .map_err(|e| format!("cannot run podman: {e}"))?
         .map_err(|e| format!("cannot run podman: {e}"))?;
     if out.status.success() {
         return Ok(String::from_utf8_lossy(&out.stdout).into_owned());

@@ -143,14 +143,12 @@ async fn exec(runtime: &Runtime, podman_name: &str, command: &[Value]) -> Result
     if command.is_empty() {
         return Err("exec probe without a command".into());
     }
-    let out = runtime
-        .containers
-        .tokio_command("podman")
-        .arg("exec")
-        .arg(podman_name)
-        .args(&command)
-        .output()
+    let mut cmd = runtime.containers.command("podman");
+    cmd.arg("exec").arg(podman_name).args(&command);
+    // Waited for on a blocking thread, as `podman::run` does.
+    let out = tokio::task::spawn_blocking(move || cmd.output())
         .await
+        .map_err(|e| format!("cannot run podman exec: {e}"))?
         .map_err(|e| format!("cannot run podman exec: {e}"))?;
     if out.status.success() {
         return Ok(());

@@ -484,6 +484,7 @@ impl Worker {
             &self.dir,
             limit.as_ref().map(|l| l.parent()).as_deref(),
         );
+        tracing::debug!(container = %name, "creating");
         let created = match args {
             Ok(args) => {
                 let mut all = vec!["create".to_string()];
@@ -505,6 +506,7 @@ impl Worker {
         } else {
             &mut self.containers[index]
         };
+        tracing::debug!(container = %name, ok = created.is_ok(), "created and started");
         match created {
             Ok(_) => {
                 slot.status.podman = Some(name.clone());
@@ -875,7 +877,8 @@ impl Worker {
                 .json();
                 write_pod_status(tx, &current, status)
             })
-            .await;
+            .await
+            .map_err(|e| tracing::warn!(pod = %self.podman_pod, "cannot write the pod's status: {}", e.message));
     }
 
     async fn event(&self, normal: bool, reason: &'static str, message: String, at: Option<&str>) {
