@@ -6,7 +6,7 @@
 //!
 //! Needs root (as CI runs), buildah, podman, runc, docker-registry, busybox-static and
 //! debootstrap (tests/provision.sh installs them). Prepared images live in a store shared by
-//! every run on the machine ([`SHARED_STORE`]), so the Debian base (about a minute) and the
+//! every run on the machine (`crate::workloads::shared_containers`), so the Debian base (about a minute) and the
 //! images (about a minute more) are built once per machine.
 
 use std::path::{Path, PathBuf};
@@ -18,7 +18,6 @@ use sandbox::containers::Containers;
 use crate::common::{free_port, kip_in, raw_request, stdout, text};
 
 /// The store `prepare` fills once per machine (`KIP_CONTAINERS`).
-const SHARED_STORE: &str = "/var/tmp/kip-test-containers";
 
 /// `kip ARGS` with the kip home `home` and the container store `store`.
 fn kip(home: &Path, store: &Path, args: &[&str]) -> Output {
@@ -367,7 +366,8 @@ fn prepared_redis_and_postgres_run_like_the_official_images() {
     let scratch = tempfile::tempdir().unwrap();
     let home = scratch.path().join("kip");
     std::fs::create_dir_all(&home).unwrap();
-    let store_dir = Path::new(SHARED_STORE);
+    let store_dir = crate::workloads::shared_containers();
+    let store_dir = store_dir.as_path();
     let store = Containers::at(store_dir).expect("the shared container store");
 
     let started = Instant::now();
