@@ -17,7 +17,6 @@ use sandbox::containers::Containers;
 
 use crate::common::{free_port, kip_in, raw_request, stdout, text};
 
-
 /// `kip ARGS` with the kip home `home` and the container store `store`.
 fn kip(home: &Path, store: &Path, args: &[&str]) -> Output {
     kip_in(home)
