@@ -230,8 +230,9 @@ fn serve(
         let _ = out.flush();
         let served = sandbox.serve(listener, shutdown_signal()).await;
         if let Some(runtime) = &sandbox.runtime {
-            // The node goes down with the sandbox: its containers stop, their data stays.
-            runtime.remove_all().await;
+            // The node goes down with the sandbox: its containers stop (a few seconds to do it
+            // cleanly, within the 10 s `kip sandbox down` waits), their data stays.
+            runtime.stop_all(5).await;
         }
         if let Ok(registry) = registry {
             registry.stop().await;

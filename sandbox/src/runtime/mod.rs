@@ -145,6 +145,12 @@ impl Runtime {
     /// Removes every podman pod of this sandbox, as when its node goes down: at start (what an
     /// earlier run left) and when the sandbox stops. Volumes keep their data.
     pub async fn remove_all(&self) {
+        self.stop_all(0).await;
+    }
+
+    /// Stops every podman pod of this sandbox within `grace` seconds (SIGTERM, then SIGKILL)
+    /// and removes it: a node shutting down gives its databases the time to stop cleanly.
+    pub async fn stop_all(&self, grace: u64) {
         let filter = format!("label={SANDBOX_LABEL}={}", self.owner());
         let Ok(pods) =
             podman::run(&self.containers, &["pod", "ps", "-q", "--filter", &filter]).await
@@ -153,7 +159,8 @@ impl Runtime {
         };
         let pods: Vec<&str> = pods.split_whitespace().collect();
         if !pods.is_empty() {
-            let mut args = vec!["pod", "rm", "-f", "-t", "0"];
+            let grace = grace.to_string();
+            let mut args = vec!["pod", "rm", "-f", "-t", &grace];
             args.extend(pods);
             let _ = podman::run(&self.containers, &args).await;
         }
@@ -185,18 +192,71 @@ pub fn simulated(pod: &Value) -> bool {
 
 /// Starts the kubelet on `store`: removes what an earlier run left, then follows the pods.
 pub async fn start(runtime: Arc<Runtime>, store: Store) {
-    let filter = format!("label={SANDBOX_LABEL}={}", runtime.owner());
-    if let Ok(pods) = podman::run(
-        &runtime.containers,
-        &["pod", "ps", "-q", "--filter", &filter],
-    )
-    .await
-    {
-        for pod in pods.split_whitespace() {
-            let _ = podman::run(&runtime.containers, &["pod", "rm", "-f", "-t", "0", pod]).await;
-        }
-    }
+    runtime.remove_all().await;
+    forget_containers(&store).await;
     tokio::spawn(follow(runtime, store));
+}
+
+/// Says of every pod the runtime will start again that its containers are being created: the
+/// stored status tells of the previous run, and must not read Ready before the pod is.
+async fn forget_containers(store: &Store) {
+    let _ = store
+        .write(|tx| {
+            let pods: Vec<Arc<Value>> = tx
+                .state()
+                .list("/pods", None)
+                .map(|(_, pod)| pod.clone())
+                .collect();
+            for pod in pods {
+                let bound = pod["spec"]["nodeName"].as_str() == Some(crate::controllers::NODE);
+                let done = matches!(
+                    pod["status"]["phase"].as_str(),
+                    Some("Succeeded" | "Failed")
+                );
+                if !bound || done || simulated(&pod) {
+                    continue;
+                }
+                let waiting = |c: &Value| status::Container {
+                    name: c["name"].as_str().unwrap_or("").to_string(),
+                    image: c["image"].as_str().unwrap_or("").to_string(),
+                    image_id: String::new(),
+                    podman: None,
+                    state: status::State::Waiting {
+                        reason: "ContainerCreating".into(),
+                        message: String::new(),
+                    },
+                    last: Value::Null,
+                    ready: false,
+                    restarts: 0,
+                };
+                let list = |field: &str| -> Vec<status::Container> {
+                    pod["spec"][field]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(waiting)
+                        .collect()
+                };
+                let (inits, containers) = (list("initContainers"), list("containers"));
+                let started = pod["status"]["startTime"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
+                let fresh = status::Pod {
+                    old: &pod["status"],
+                    phase: "Pending",
+                    ip: None,
+                    started: &started,
+                    initialized: inits.is_empty(),
+                    inits: &inits,
+                    containers: &containers,
+                }
+                .json();
+                crate::controllers::write_pod_status(tx, &pod, fresh)?;
+            }
+            Ok(())
+        })
+        .await;
 }
 
 /// One worker per pod bound to the node, fed every new version of its pod.
