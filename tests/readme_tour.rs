@@ -53,8 +53,12 @@ fn the_readme_tour_runs_as_written() {
     let home = work.join("home");
     std::fs::create_dir_all(&home).unwrap();
 
-    // One bash runs every line, so `export` carries over; each line's status is checked.
-    let mut script = String::from("set -u\ncargo() { :; }\n");
+    // One bash runs every line, so `export` carries over; each line's status is checked on a
+    // line of its own (a `||` after the line would be part of its trailing comment). A failing
+    // line shows what the cluster was doing.
+    let mut script = String::from(
+        "set -u\ncargo() { :; }\nfailed() { echo \"TOUR LINE $1 FAILED\"; kubectl get pods -A -o wide; kubectl get events -A | tail -40; exit 1; }\n",
+    );
     for (i, line) in lines.iter().enumerate() {
         let quoted = line.replace('\'', r"'\''");
         script.push_str(&format!("echo '>>> {quoted}'\n"));
@@ -63,12 +67,10 @@ fn the_readme_tour_runs_as_written() {
             // gives it a process group of its own that takes SIGINT (a plain background job
             // ignores it); the braces keep the line's comment off the `&`.
             script.push_str(&format!(
-                "set -m\n{{\n{line}\n}} &\npid=$!\nsleep 3\nkill -INT -$pid\nwait $pid || {{ echo 'TOUR LINE {i} FAILED'; exit 1; }}\nset +m\n"
+                "set -m\n{{\n{line}\n}} &\npid=$!\nsleep 3\nkill -INT -$pid\nwait $pid || failed {i}\nset +m\n"
             ));
         } else {
-            script.push_str(&format!(
-                "{line} || {{ echo 'TOUR LINE {i} FAILED'; exit 1; }}\n"
-            ));
+            script.push_str(&format!("{line}\n[ $? -eq 0 ] || failed {i}\n"));
         }
     }
     script.push_str("kip sandbox down\n");

@@ -94,16 +94,10 @@ impl Runtime {
         self.pods().get(uid).cloned()
     }
 
-    /// A free pod address, taken for `uid` until [`Runtime::release`].
-    fn allocate(&self, uid: &str, namespace: &str, name: &str) -> Option<Ipv4Addr> {
-        let mut pods = self.pods();
-        if let Some(p) = pods.get(uid) {
-            return Some(p.ip);
-        }
-        let ip = (2..=254u8)
-            .map(|h| self.network.address(h))
-            .find(|ip| pods.values().all(|p| p.ip != *ip))?;
-        pods.insert(
+    /// Records the address podman's IPAM gave the pod `uid` (it knows which are taken, also by
+    /// what an earlier run left), until [`Runtime::release`].
+    fn register(&self, uid: &str, namespace: &str, name: &str, ip: Ipv4Addr) {
+        self.pods().insert(
             uid.to_string(),
             Running {
                 namespace: namespace.to_string(),
@@ -112,7 +106,6 @@ impl Runtime {
                 containers: HashMap::new(),
             },
         );
-        Some(ip)
     }
 
     /// Records which podman container runs `container` of the pod `uid` now.

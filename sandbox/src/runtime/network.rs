@@ -127,5 +127,13 @@ async fn remove_leftovers(containers: &Containers, network: &str, owner: &str) {
                 crate::runtime::podman::run(containers, &["pod", "rm", "-f", "-t", "0", pod]).await;
         }
     }
-    let _ = crate::runtime::podman::run(containers, &["network", "rm", "-f", network]).await;
+    if crate::runtime::podman::run(containers, &["network", "rm", "-f", network])
+        .await
+        .is_ok()
+    {
+        // CNI's host-local IPAM keeps the addresses of containers that never got torn down
+        // (a sandbox killed with SIGKILL); a network made again under this name starts clean.
+        let _ =
+            std::fs::remove_dir_all(std::path::Path::new("/var/lib/cni/networks").join(network));
+    }
 }

@@ -154,13 +154,6 @@ pub async fn run(runtime: Arc<Runtime>, store: Store, uid: String, mut updates: 
     }
     let ns = str_at(&pod, "/metadata/namespace").to_string();
     let name = str_at(&pod, "/metadata/name").to_string();
-    let Some(ip) = runtime.allocate(&uid, &ns, &name) else {
-        let why = format!(
-            "the pod network {} has no free address",
-            runtime.network.cidr()
-        );
-        return hand_back(&store, &pod, "NoPodAddress", &why).await;
-    };
     let (reports, mut inbox) = mpsc::unbounded_channel();
     let short = &uid[..uid.len().min(8)];
     let inits: Vec<Slot> = pod["spec"]["initContainers"]
@@ -188,7 +181,7 @@ pub async fn run(runtime: Arc<Runtime>, store: Store, uid: String, mut updates: 
             .map(String::from)
             .unwrap_or_else(ops::now),
         pod,
-        ip: ip.to_string(),
+        ip: String::new(),
         folders: volumes::Folders::new(),
         initialized: false,
         phase: "Pending",
@@ -288,8 +281,6 @@ impl Worker {
             &self.podman_pod,
             "--network",
             &self.runtime.network.name,
-            "--ip",
-            &self.ip,
             "--hostname",
             &hostname,
             "--dns",
@@ -310,29 +301,77 @@ impl Worker {
             args.extend(["--label".into(), label]);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let made = async {
-            podman::run(&self.runtime.containers, &args).await?;
-            podman::run(
-                &self.runtime.containers,
-                &["pod", "start", &self.podman_pod],
-            )
-            .await?;
-            self.runtime.ensure_services(&self.store).await
-        };
-        if let Err(why) = made.await {
-            self.event(
-                false,
-                "FailedCreatePodSandBox",
-                format!("Failed to create pod sandbox: {why}"),
-                None,
-            )
-            .await;
-            self.phase = "Failed";
-            self.write().await;
-            return false;
+        let mut delay = Duration::from_secs(2);
+        loop {
+            match self.make_sandbox(&args).await {
+                Ok(ip) => {
+                    self.ip = ip.to_string();
+                    let (ns, name) = (ns.clone(), hostname.clone());
+                    self.runtime.register(&self.uid, &ns, &name, ip);
+                    break;
+                }
+                Err(why) => {
+                    // As the kubelet does: the pod stays Pending and the sandbox is tried again.
+                    let _ = podman::run(
+                        &self.runtime.containers,
+                        &["pod", "rm", "-f", "-t", "0", &self.podman_pod],
+                    )
+                    .await;
+                    self.event(
+                        false,
+                        "FailedCreatePodSandBox",
+                        format!("Failed to create pod sandbox: {why}"),
+                        None,
+                    )
+                    .await;
+                    self.write().await;
+                    if !self.wait_or_gone(updates, delay).await {
+                        return false;
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(60));
+                }
+            }
         }
         self.write().await;
         true
+    }
+
+    /// Creates and starts the podman pod (its network namespace), and the Services' DNS and
+    /// ClusterIPs with the first one; the address podman's IPAM gave it.
+    async fn make_sandbox(&self, create: &[&str]) -> Result<std::net::Ipv4Addr, String> {
+        let containers = &self.runtime.containers;
+        podman::run(containers, create).await?;
+        podman::run(containers, &["pod", "start", &self.podman_pod]).await?;
+        let infra = podman::run(
+            containers,
+            &[
+                "pod",
+                "inspect",
+                &self.podman_pod,
+                "--format",
+                "{{.InfraContainerID}}",
+            ],
+        )
+        .await?;
+        let format = format!(
+            "{{{{(index .NetworkSettings.Networks \"{}\").IPAddress}}}}",
+            self.runtime.network.name
+        );
+        let ip = podman::run(containers, &["inspect", infra.trim(), "--format", &format]).await?;
+        let ip: std::net::Ipv4Addr = ip.trim().parse().map_err(|_| {
+            format!(
+                "podman gave the pod no address on {}",
+                self.runtime.network.name
+            )
+        })?;
+        if !self.runtime.network.holds(ip) {
+            return Err(format!(
+                "podman gave the pod {ip}, outside {}",
+                self.runtime.network.cidr()
+            ));
+        }
+        self.runtime.ensure_services(&self.store).await?;
+        Ok(ip)
     }
 
     /// Init containers in order, then the containers; follows them until the pod goes or ends.
@@ -855,7 +894,7 @@ impl Worker {
         let inits: Vec<Container> = self.inits.iter().map(|s| s.status.clone()).collect();
         let containers: Vec<Container> = self.containers.iter().map(|s| s.status.clone()).collect();
         let pod = self.pod.clone();
-        let ip = Some(self.ip.clone());
+        let ip = (!self.ip.is_empty()).then(|| self.ip.clone());
         let phase = self.phase;
         let started = self.started.clone();
         let initialized = self.initialized;
