@@ -81,7 +81,7 @@ spec:
 }
 
 /// A running `kip tunnel`, its stdout read line by line; killed if the test ends early.
-struct Tunnel {
+pub(crate) struct Tunnel {
     child: Child,
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
@@ -89,7 +89,7 @@ struct Tunnel {
 
 impl Tunnel {
     /// Starts `kip tunnel ARGS` and returns once it says the tunnel is open.
-    fn open(sb: &ServedSandbox, args: &[&str]) -> Tunnel {
+    pub(crate) fn open(sb: &ServedSandbox, args: &[&str]) -> Tunnel {
         let mut all = vec!["tunnel"];
         all.extend_from_slice(args);
         let mut child = kip_command(sb, &all)

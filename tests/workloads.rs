@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::{Kubectl, ServedSandbox, free_port, raw_request};
+use crate::tunnel::Tunnel;
 
 /// The podman store the tests' sandboxes share, so that images are built once per machine.
 pub fn shared_containers() -> PathBuf {
@@ -59,24 +60,31 @@ pub fn busybox_image() -> &'static str {
             std::fs::create_dir_all(target.parent().expect("parent")).expect("folder");
             std::fs::copy(&file, &target).expect("copy a library");
         }
-        std::fs::write(
-            dir.path().join("Dockerfile"),
+        build_image(
+            &[BUSYBOX],
+            dir.path(),
             "FROM scratch\nCOPY root/ /\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n",
-        )
-        .expect("Dockerfile");
-        let out = containers
-            .command("buildah")
-            .args(["--storage-driver", "vfs", "bud", "-q", "-t", BUSYBOX])
-            .arg(dir.path())
-            .output()
-            .expect("buildah");
-        assert!(
-            out.status.success(),
-            "buildah: {}",
-            crate::common::text(&out)
         );
     });
     BUSYBOX
+}
+
+/// Builds the context `dir` with `dockerfile` into the shared store, tagged `tags`.
+fn build_image(tags: &[&str], dir: &std::path::Path, dockerfile: &str) {
+    std::fs::write(dir.join("Dockerfile"), dockerfile).expect("Dockerfile");
+    let containers =
+        sandbox::containers::Containers::at(&shared_containers()).expect("shared store");
+    let mut bud = containers.command("buildah");
+    bud.args(["--storage-driver", "vfs", "bud", "-q"]);
+    for tag in tags {
+        bud.args(["-t", tag]);
+    }
+    let out = bud.arg(dir).output().expect("buildah");
+    assert!(
+        out.status.success(),
+        "buildah: {}",
+        crate::common::text(&out)
+    );
 }
 
 /// A sandbox whose pods run as containers; stopped with SIGTERM so it removes them.
@@ -100,23 +108,30 @@ impl RealSandbox {
     pub fn kubectl(&self) -> Kubectl {
         self.sandbox.kubectl()
     }
+
+    /// Stops the sandbox as `kip sandbox down` does (SIGTERM: its containers go, their data
+    /// stays), killing it if it takes over 20 s.
+    fn stop(&mut self) {
+        let Some(mut child) = self.sandbox.child.take() else {
+            return;
+        };
+        // SAFETY: kill takes no pointers; the pid is our own child's.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
 
 impl Drop for RealSandbox {
     fn drop(&mut self) {
-        if let Some(mut child) = self.sandbox.child.take() {
-            // SAFETY: kill takes no pointers; the pid is our own child's.
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.stop();
     }
 }
 
@@ -569,29 +584,20 @@ pub fn app_image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         busybox_image();
-        let containers =
-            sandbox::containers::Containers::at(&shared_containers()).expect("shared store");
         let dir = tempfile::tempdir().expect("context");
         std::fs::write(
             dir.path().join("echo"),
             "#!/bin/sh\necho 'Content-Type: text/plain'\necho\necho \"path=$REQUEST_URI pod=$(hostname)\"\n",
         )
         .expect("cgi");
-        std::fs::write(
-            dir.path().join("Dockerfile"),
-            format!(
+        build_image(
+            &[APP, APP_NEXT],
+            dir.path(),
+            &format!(
                 "FROM {BUSYBOX}\nCOPY echo /www/cgi-bin/echo\nRUN chmod 755 /www/cgi-bin/echo && echo home > /www/index.html\n\
                  CMD [\"sh\", \"-c\", \"exec httpd -f -p ${{PORT:-8080}} -h /www\"]\n"
             ),
-        )
-        .expect("Dockerfile");
-        let out = containers
-            .command("buildah")
-            .args(["--storage-driver", "vfs", "bud", "-q", "-t", APP, "-t", APP_NEXT])
-            .arg(dir.path())
-            .output()
-            .expect("buildah");
-        assert!(out.status.success(), "buildah: {}", crate::common::text(&out));
+        );
     });
     APP
 }
@@ -621,24 +627,8 @@ pub fn sidecar_image() {
 
 /// `GET path` at the sandbox's ingress (`port`) with `Host: host`: status, headers, body.
 pub fn through_ingress(port: u16, host: &str, path: &str) -> (u16, String, String) {
-    use std::io::{Read, Write};
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).expect("ingress");
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(
-        conn,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut answer = String::new();
-    conn.read_to_string(&mut answer).expect("read");
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_string(), body.to_string())
+    crate::common::raw_exchange(&format!("127.0.0.1:{port}"), host, "GET", path, None, &[])
+        .expect("the ingress answers")
 }
 
 /// The `http://HOST:PORT/PATH` of a "Live at" line.
@@ -755,26 +745,13 @@ fn crashing_image() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         busybox_image();
-        let containers =
-            sandbox::containers::Containers::at(&shared_containers()).expect("shared store");
         let dir = tempfile::tempdir().expect("context");
-        std::fs::write(
-            dir.path().join("Dockerfile"),
-            format!(
+        build_image(
+            &[CRASHING],
+            dir.path(),
+            &format!(
                 "FROM {BUSYBOX}\nCMD [\"sh\", \"-c\", \"echo cannot start: no config; exit 2\"]\n"
             ),
-        )
-        .expect("Dockerfile");
-        let out = containers
-            .command("buildah")
-            .args(["--storage-driver", "vfs", "bud", "-q", "-t", CRASHING])
-            .arg(dir.path())
-            .output()
-            .expect("buildah");
-        assert!(
-            out.status.success(),
-            "buildah: {}",
-            crate::common::text(&out)
         );
     });
 }
@@ -826,76 +803,18 @@ impl RealSandbox {
     /// Stops the sandbox as `kip sandbox down` does (its containers go, their data stays) and
     /// starts it again on the same home.
     pub fn restart(&mut self) {
-        if let Some(child) = &self.sandbox.child {
-            // SAFETY: kill takes no pointers; the pid is our own child's.
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        }
-        if let Some(mut child) = self.sandbox.child.take() {
-            let _ = child.wait();
-        }
+        self.stop();
         self.sandbox.restart();
     }
 }
 
 /// `psql` through a local port as the service's user; its tuples-only output, or what failed.
 fn psql(port: u16, password: &str, database: &str, sql: &str) -> Result<String, String> {
-    let out = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-U",
-            "skipper",
-            "-d",
-            database,
-        ])
-        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .env("PGPASSWORD", password)
-        .env("PGCONNECT_TIMEOUT", "10")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("psql");
+    let out = crate::common::postgres::psql_as(port, "skipper", password, database, sql);
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).to_string())
     } else {
         Err(crate::common::text(&out))
-    }
-}
-
-/// `kip tunnel ARGS` until dropped, once it said it is open.
-struct Tunnel(std::process::Child);
-
-impl Tunnel {
-    fn open(sb: &RealSandbox, args: &[&str]) -> Tunnel {
-        use std::io::BufRead;
-        let mut all = vec!["tunnel"];
-        all.extend_from_slice(args);
-        let mut child = sb
-            .sandbox
-            .kip_command(&all)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("kip tunnel");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = std::io::BufReader::new(stdout).lines();
-        loop {
-            match lines.next() {
-                Some(Ok(line)) if line.contains("Ctrl+C") => break,
-                Some(Ok(_)) => {}
-                _ => panic!("kip tunnel ended before it was open"),
-            }
-        }
-        std::thread::spawn(move || for _ in lines.by_ref() {});
-        Tunnel(child)
-    }
-}
-
-impl Drop for Tunnel {
-    fn drop(&mut self) {
-        // SAFETY: kill takes no pointers; the pid is our own child's.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
-        let _ = self.0.wait();
     }
 }
 
@@ -925,7 +844,7 @@ fn postgres_is_bound_reached_through_kip_tunnel_and_keeps_its_data() {
     let port = free_port();
     let port_text = port.to_string();
     {
-        let _tunnel = Tunnel::open(&sb, &["db", "--local-port", &port_text]);
+        let _tunnel = Tunnel::open(&sb.sandbox, &["db", "--local-port", &port_text]);
         let databases =
             psql(port, &password, "app", "SELECT datname FROM pg_database").expect("psql");
         assert!(databases.lines().any(|d| d == "api"), "{databases}");
@@ -947,7 +866,7 @@ fn postgres_is_bound_reached_through_kip_tunnel_and_keeps_its_data() {
     sb.restart();
     let k = sb.kubectl();
     wait_pod(&k, "db-0", Duration::from_secs(120), ready);
-    let _tunnel = Tunnel::open(&sb, &["db", "--local-port", &port_text]);
+    let _tunnel = Tunnel::open(&sb.sandbox, &["db", "--local-port", &port_text]);
     let kept = psql(port, &password, "api", "SELECT note FROM kept").expect("read after restart");
     assert_eq!(kept.trim(), "still here");
 }

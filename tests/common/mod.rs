@@ -316,11 +316,25 @@ pub fn raw_request(
     content_type: Option<&str>,
     body: &[u8],
 ) -> std::io::Result<(u16, String)> {
+    raw_exchange(address, address, method, path, content_type, body)
+        .map(|(code, _head, body)| (code, body))
+}
+
+/// [`raw_request`] with `Host: host` (an ingress routes by it): the status, the head and the
+/// body.
+pub fn raw_exchange(
+    address: &str,
+    host: &str,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> std::io::Result<(u16, String, String)> {
     let addr: SocketAddr = address.parse().map_err(std::io::Error::other)?;
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
     if let Some(ct) = content_type {
@@ -338,11 +352,8 @@ pub fn raw_request(
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("no status line in {text:?}")))?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((code, body))
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    Ok((code, head.to_string(), body.to_string()))
 }
 
 /// The real kubectl, pointed at a kubeconfig, with its own discovery cache.

@@ -150,6 +150,11 @@ impl Postgres {
 
 /// `psql -h 127.0.0.1 -p PORT -U skipper -d DATABASE -At -c SQL` with the password.
 pub fn psql(port: u16, database: &str, sql: &str) -> Output {
+    psql_as(port, USER, PASSWORD, database, sql)
+}
+
+/// [`psql`] as `user` with `password`.
+pub fn psql_as(port: u16, user: &str, password: &str, database: &str, sql: &str) -> Output {
     Command::new("psql")
         .args([
             "-h",
@@ -157,12 +162,12 @@ pub fn psql(port: u16, database: &str, sql: &str) -> Output {
             "-p",
             &port.to_string(),
             "-U",
-            USER,
+            user,
             "-d",
             database,
         ])
         .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .env("PGPASSWORD", PASSWORD)
+        .env("PGPASSWORD", password)
         .env("PGCONNECT_TIMEOUT", "20")
         .stdin(Stdio::null())
         .output()

@@ -144,19 +144,7 @@ impl Runtime {
     /// Stops every podman pod of this sandbox within `grace` seconds (SIGTERM, then SIGKILL)
     /// and removes it: a node shutting down gives its databases the time to stop cleanly.
     pub async fn stop_all(&self, grace: u64) {
-        let filter = format!("label={SANDBOX_LABEL}={}", self.owner());
-        let Ok(pods) =
-            podman::run(&self.containers, &["pod", "ps", "-q", "--filter", &filter]).await
-        else {
-            return;
-        };
-        let pods: Vec<&str> = pods.split_whitespace().collect();
-        if !pods.is_empty() {
-            let grace = grace.to_string();
-            let mut args = vec!["pod", "rm", "-f", "-t", &grace];
-            args.extend(pods);
-            let _ = podman::run(&self.containers, &args).await;
-        }
+        podman::remove_pods(&self.containers, &self.owner(), grace).await;
         // The memory cgroups of the pods it ran (see `memory`).
         let running: Vec<(String, Running)> = self
             .pods()

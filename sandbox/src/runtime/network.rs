@@ -39,11 +39,6 @@ impl Network {
         (a, b, c) == (10, 42, self.index) && (2..255).contains(&d)
     }
 
-    /// The `host`-th pod address (2 to 254).
-    pub fn address(&self, host: u8) -> Ipv4Addr {
-        Ipv4Addr::new(10, 42, self.index, host)
-    }
-
     /// The network of the sandbox in `sandbox_dir`: the one it had (recorded in
     /// `sandbox_dir/pod-network`) when podman still has it, else a free /24, made now. Networks
     /// (and pods) left by sandboxes whose folder is gone are removed first: a test's sandbox
@@ -118,15 +113,7 @@ async fn list(containers: &Containers) -> Result<Vec<(String, String)>, String> 
 
 /// Removes the pods and the network of a sandbox whose folder is gone.
 async fn remove_leftovers(containers: &Containers, network: &str, owner: &str) {
-    let filter = format!("label={SANDBOX_LABEL}={owner}");
-    if let Ok(pods) =
-        crate::runtime::podman::run(containers, &["pod", "ps", "-q", "--filter", &filter]).await
-    {
-        for pod in pods.split_whitespace() {
-            let _ =
-                crate::runtime::podman::run(containers, &["pod", "rm", "-f", "-t", "0", pod]).await;
-        }
-    }
+    crate::runtime::podman::remove_pods(containers, owner, 0).await;
     if crate::runtime::podman::run(containers, &["network", "rm", "-f", network])
         .await
         .is_ok()

@@ -32,6 +32,22 @@ pub async fn run(containers: &Containers, args: &[&str]) -> Result<String, Strin
     ))
 }
 
+/// Removes the podman pods of the sandbox in the folder `owner` (label
+/// [`super::SANDBOX_LABEL`]), giving their containers `grace` seconds to stop.
+pub async fn remove_pods(containers: &Containers, owner: &str, grace: u64) {
+    let filter = format!("label={}={owner}", super::SANDBOX_LABEL);
+    let Ok(pods) = run(containers, &["pod", "ps", "-q", "--filter", &filter]).await else {
+        return;
+    };
+    let pods: Vec<&str> = pods.split_whitespace().collect();
+    if !pods.is_empty() {
+        let grace = grace.to_string();
+        let mut args = vec!["pod", "rm", "-f", "-t", &grace];
+        args.extend(pods);
+        let _ = run(containers, &args).await;
+    }
+}
+
 /// An exclusive lock on `NAME.lock` in the store folder, so that sandboxes sharing the store do
 /// not pick the same network. Released when dropped (or when the process ends).
 pub struct Lock {

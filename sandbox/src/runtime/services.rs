@@ -73,56 +73,30 @@ async fn rules(bridge: &str, cidr: &str, gateway: Ipv4Addr, port: u16) -> Result
             }
         }
     }
-    let comment = ["-m", "comment", "--comment", COMMENT];
+    // Each rule's match and target; the comment that marks it goes between them.
     let target = format!("{gateway}:{port}");
-    let added: [Vec<&str>; 3] = [
-        vec![
-            "-t",
+    let added = [
+        (
             "mangle",
-            "-A",
-            "PREROUTING",
-            "-i",
-            bridge,
-            "-d",
-            SERVICE_CIDR,
-            "-j",
-            "ACCEPT",
-        ],
-        vec![
-            "-t",
+            format!("-i {bridge} -d {SERVICE_CIDR}"),
+            "ACCEPT".to_string(),
+        ),
+        (
             "mangle",
-            "-A",
-            "PREROUTING",
-            "-i",
-            bridge,
-            "!",
-            "-d",
-            cidr,
-            "-j",
-            "DROP",
-        ],
-        vec![
-            "-t",
+            format!("-i {bridge} ! -d {cidr}"),
+            "DROP".to_string(),
+        ),
+        (
             "nat",
-            "-A",
-            "PREROUTING",
-            "-i",
-            bridge,
-            "-d",
-            SERVICE_CIDR,
-            "-p",
-            "tcp",
-            "-j",
-            "DNAT",
-            "--to-destination",
-            &target,
-        ],
+            format!("-i {bridge} -d {SERVICE_CIDR} -p tcp"),
+            format!("DNAT --to-destination {target}"),
+        ),
     ];
-    for mut rule in added {
-        let jump = rule.len() - rule.iter().rev().position(|w| *w == "-j").unwrap_or(0) - 1;
-        for (i, word) in comment.iter().enumerate() {
-            rule.insert(jump + i, word);
-        }
+    for (table, matched, jump) in &added {
+        let mut rule = vec!["-t", table, "-A", "PREROUTING"];
+        rule.extend(matched.split_whitespace());
+        rule.extend(["-m", "comment", "--comment", COMMENT, "-j"]);
+        rule.extend(jump.split_whitespace());
         iptables(&rule).await?;
     }
     Ok(())

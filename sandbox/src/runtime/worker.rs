@@ -414,10 +414,8 @@ impl Worker {
         loop {
             tokio::select! {
                 changed = updates.changed() => {
-                    let pod = if changed.is_ok() { updates.borrow_and_update().clone() } else { None };
-                    match pod {
-                        Some(pod) if !is_deleting_pod(&pod) => self.pod = pod,
-                        _ => return,
+                    if !self.take_update(changed.is_ok(), updates) {
+                        return;
                     }
                 }
                 Some(report) = inbox.recv() => {
@@ -465,19 +463,7 @@ impl Worker {
         };
         self.write().await;
         let wait = wait_exit(self.runtime.clone(), name, self.inits[index].limit.clone());
-        tokio::pin!(wait);
-        let (code, oom, started, finished) = loop {
-            tokio::select! {
-                done = &mut wait => break done,
-                changed = updates.changed() => {
-                    let pod = if changed.is_ok() { updates.borrow_and_update().clone() } else { None };
-                    match pod {
-                        Some(pod) if !is_deleting_pod(&pod) => self.pod = pod,
-                        _ => return None,
-                    }
-                }
-            }
-        };
+        let (code, oom, started, finished) = self.unless_gone(updates, wait).await?;
         let slot = &mut self.inits[index];
         let reason = exit_reason(code, oom);
         slot.status.state = State::Terminated {
@@ -566,27 +552,16 @@ impl Worker {
                         podman::run(&self.runtime.containers, &["rm", "-f", "-t", "0", &old]).await;
                     super::memory::remove(&old);
                 }
-                self.event(
-                    true,
-                    "Pulled",
-                    format!("Container image \"{image}\" already present on machine"),
-                    Some(&at),
-                )
-                .await;
-                self.event(
-                    true,
-                    "Created",
-                    format!("Created container: {cname}"),
-                    Some(&at),
-                )
-                .await;
-                self.event(
-                    true,
-                    "Started",
-                    format!("Started container {cname}"),
-                    Some(&at),
-                )
-                .await;
+                let said = vec![
+                    (
+                        true,
+                        "Pulled",
+                        format!("Container image \"{image}\" already present on machine"),
+                    ),
+                    (true, "Created", format!("Created container: {cname}")),
+                    (true, "Started", format!("Started container {cname}")),
+                ];
+                self.events(said, Some(&at)).await;
                 Ok(name)
             }
             Err(why) => {
@@ -869,19 +844,43 @@ impl Worker {
 
     /// Waits `delay`; false when the pod went meanwhile.
     async fn wait_or_gone(&mut self, updates: &mut Updates, delay: Duration) -> bool {
-        let sleep = tokio::time::sleep(delay);
-        tokio::pin!(sleep);
+        self.unless_gone(updates, tokio::time::sleep(delay))
+            .await
+            .is_some()
+    }
+
+    /// Runs `work` while taking the pod's new versions; None when the pod went first.
+    async fn unless_gone<T>(
+        &mut self,
+        updates: &mut Updates,
+        work: impl std::future::Future<Output = T>,
+    ) -> Option<T> {
+        tokio::pin!(work);
         loop {
             tokio::select! {
-                _ = &mut sleep => return true,
+                done = &mut work => return Some(done),
                 changed = updates.changed() => {
-                    let pod = if changed.is_ok() { updates.borrow_and_update().clone() } else { None };
-                    match pod {
-                        Some(pod) if !is_deleting_pod(&pod) => self.pod = pod,
-                        _ => return false,
+                    if !self.take_update(changed.is_ok(), updates) {
+                        return None;
                     }
                 }
             }
+        }
+    }
+
+    /// Takes the pod's newest version; false when it is gone or being deleted.
+    fn take_update(&mut self, open: bool, updates: &mut Updates) -> bool {
+        let pod = if open {
+            updates.borrow_and_update().clone()
+        } else {
+            None
+        };
+        match pod {
+            Some(pod) if !is_deleting_pod(&pod) => {
+                self.pod = pod;
+                true
+            }
+            _ => false,
         }
     }
 
@@ -921,6 +920,12 @@ impl Worker {
     }
 
     async fn event(&self, normal: bool, reason: &'static str, message: String, at: Option<&str>) {
+        self.events(vec![(normal, reason, message)], at).await;
+    }
+
+    /// Records `said` (normal or warning, reason, message) about the pod's field `at`, in one
+    /// store write.
+    async fn events(&self, said: Vec<(bool, &'static str, String)>, at: Option<&str>) {
         let pod = self.pod.clone();
         let at = at.map(String::from);
         let _ = self
@@ -929,16 +934,18 @@ impl Worker {
                 let Some(current) = crate::controllers::current_pod(tx, &pod) else {
                     return Ok(());
                 };
-                let event = if normal {
-                    events::normal(KUBELET, reason, message)
-                } else {
-                    events::warning(KUBELET, reason, message)
-                };
-                let event = match at {
-                    Some(at) => event.at(at),
-                    None => event,
-                };
-                events::record(tx, &current, event);
+                for (normal, reason, message) in said {
+                    let event = if normal {
+                        events::normal(KUBELET, reason, message)
+                    } else {
+                        events::warning(KUBELET, reason, message)
+                    };
+                    let event = match &at {
+                        Some(at) => event.at(at.clone()),
+                        None => event,
+                    };
+                    events::record(tx, &current, event);
+                }
                 Ok(())
             })
             .await;
