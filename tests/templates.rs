@@ -22,6 +22,26 @@ const APP_CONTEXT: &str = r#"#{
     route: #{ path: "/", group: (), redirects: [] },
     instance_header: true,
     sidecar: #{ image: "registry.example.com/kip-instance-id:0.1.0", port: 13000 },
+    source: #{ kind: "image" },
+}"#;
+
+/// Build 7 of `api`, from a private repository, with a build argument that tries to break out
+/// of its YAML string.
+const BUILD_CONTEXT: &str = r#"#{
+    name: "api", namespace: "shop-test", app_uid: "0b5c3c2e-1111-2222-3333-444455556666",
+    job: "api-build-7",
+    labels: #{ "app.kubernetes.io/name": "api", "app.kubernetes.io/managed-by": "kipper",
+               "kipper.run/project": "shop", "kipper.run/environment": "test" },
+    url: "https://github.com/acme/api.git", branch: "main",
+    commit: "0d1a26e67d8f5eaf1f6ba5d8ec3eb5b1d8a0c4f2",
+    image: "registry.kipper-system.svc.cluster.local:5000/shop-test/api:0d1a26e",
+    cache_repo: "registry.kipper-system.svc.cluster.local:5000/shop-test/api/cache",
+    insecure_registry: true, trigger: "webhook", context: "services/api", dockerfile: "Dockerfile",
+    build_args: [#{ name: "NODE_ENV", value: "production" }, #{ name: "QUOTE", value: "a\"\n- --evil: b" }],
+    memory: "2Gi", cpu: "1",
+    credentials: #{ secret: "api-git-credentials", scope: "https://github.com/" },
+    git_image: "alpine/git:v2.47.2", kaniko_image: "gcr.io/kaniko-project/executor:v1.23.2",
+    deadline_seconds: 1800,
 }"#;
 
 /// An app of route group `shop` at /domains-api with two hosts redirecting to it, and the
@@ -113,6 +133,71 @@ fn an_autoscaled_deployment_leaves_its_replicas_to_the_autoscaler() {
 }
 
 /// A variable's value is data, whatever it holds: quotes, colons and newlines cannot add a key.
+#[test]
+fn an_app_built_from_git_runs_nothing_until_its_first_build() {
+    let context = APP_CONTEXT
+        .replace(r#"image: "ghcr.io/acme/api:1.2.3","#, r#"image: "","#)
+        .replace(
+            r#"source: #{ kind: "image" },"#,
+            r#"source: #{ kind: "git", git: #{ url: "https://github.com/acme/api.git", branch: "main", credentials: true } },"#,
+        );
+    let app = render("app/app.yaml.j2", &context);
+    let app: serde_json::Value = serde_saphyr::from_str(&app).expect("App YAML");
+    assert!(app["spec"].get("image").is_none(), "{app}");
+    assert_eq!(app["spec"]["source"]["kind"], "git", "{app}");
+    assert_eq!(app["spec"]["source"]["git"]["credentials"], true, "{app}");
+    let deployment = render("app/deployment.yaml.j2", &context);
+    let deployment: serde_json::Value = serde_saphyr::from_str(&deployment).expect("YAML");
+    assert_eq!(deployment["spec"]["replicas"], 0, "{deployment}");
+}
+
+#[test]
+fn a_build_argument_stays_one_argument_and_the_token_stays_in_its_secret() {
+    let text = render("app/build-job.yaml.j2", BUILD_CONTEXT);
+    let job: serde_json::Value = serde_saphyr::from_str(&text).expect("Job YAML");
+    let spec = &job["spec"]["template"]["spec"];
+    let args: Vec<&str> = spec["containers"][0]["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    assert!(
+        args.contains(&"--build-arg=QUOTE=a\"\n- --evil: b"),
+        "{args:?}"
+    );
+    assert!(!args.iter().any(|a| a.starts_with("--evil")), "{args:?}");
+    assert!(
+        args.contains(&"--context=dir:///workspace/src/services/api"),
+        "{args:?}"
+    );
+    let steps = spec["initContainers"].as_array().expect("init containers");
+    let names: Vec<&str> = steps.iter().filter_map(|c| c["name"].as_str()).collect();
+    assert_eq!(names, ["clone", "fetch", "checkout"]);
+    for step in steps {
+        let env = step["env"].as_array().expect("env");
+        let header = env
+            .iter()
+            .find(|e| e["name"] == "GIT_CONFIG_VALUE_0")
+            .expect("the header");
+        assert_eq!(
+            header["valueFrom"]["secretKeyRef"]["name"], "api-git-credentials",
+            "{header}"
+        );
+        // The clone takes the branch; the next steps the exact commit the image is tagged with.
+        let wanted = if step["name"] == "clone" {
+            "\"main\""
+        } else {
+            "0d1a26e67d8f5eaf"
+        };
+        assert!(step["args"].to_string().contains(wanted), "{step}");
+        assert!(
+            !step["args"].to_string().contains('@'),
+            "no credentials in the URL: {step}"
+        );
+    }
+}
+
 #[test]
 fn a_variable_cannot_inject_a_config_map_key() {
     let context = APP_CONTEXT.replace(r#"value: "info""#, r#"value: "x\nevil: true""#);
@@ -257,6 +342,7 @@ fn coverage(template: &str) -> Option<Coverage> {
             Context(ROUTED_APP_CONTEXT)
         }
         ("app", "route-certificate.yaml.j2") => Context(CERTIFICATE_CONTEXT),
+        ("app", "build-job.yaml.j2") => Context(BUILD_CONTEXT),
         ("app", _) => Context(APP_CONTEXT),
         ("crds", _) => Context("#{}"),
         ("project", "project.yaml.j2") => Context(PROJECT_CONTEXT),

@@ -129,14 +129,15 @@ fn enable(sb: &ServedSandbox, app: &str, repo: &str) -> String {
     secret
 }
 
-/// The App's status.build once it records `commit`.
+/// The App's status.buildRequest once it records `commit`.
 fn build_of(sb: &ServedSandbox, app: &str, commit: &str) -> Value {
     until(
         &format!("app {app} to record a build of {commit}"),
         WAIT,
         || {
             let a = get(sb, &["app", app, "-n", "default"])?;
-            (a["status"]["build"]["requested"] == commit).then(|| a["status"]["build"].clone())
+            (a["status"]["buildRequest"]["requested"] == commit)
+                .then(|| a["status"]["buildRequest"].clone())
         },
     )
 }

@@ -85,6 +85,11 @@ thread_local! {
     static IN_HOOK_VERB: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+/// Whether the verb now running was asked for by a hook on push (`kip::run` in a hook).
+pub fn in_hook_verb() -> bool {
+    IN_HOOK_VERB.get()
+}
+
 /// Runs `f`, a verb a hook ran with `kip::run`: the verb is one of the few a hook may run,
 /// forced into the hook's project, so what it reads to do its job (a namespace, every App's
 /// host) is not held to the hook's reach.

@@ -11,6 +11,7 @@ pub mod crypto;
 pub mod errors;
 pub mod fs;
 pub mod gateway;
+pub mod git;
 pub mod host;
 pub mod k8s;
 pub mod kubeconfig;
@@ -64,6 +65,8 @@ const MODULES: &[BuiltinModule] = &[
         || rhai::exported_module!(gateway::gateway_module),
         true,
     ),
+    // Its own checks refuse a hook's code; app verbs a hook runs read branch heads with it.
+    ("git", || rhai::exported_module!(git::git_module), true),
     (
         "tunnel",
         || rhai::exported_module!(tunnel::tunnel_module),

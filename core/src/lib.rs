@@ -338,6 +338,7 @@ fn run_declaration(
 /// `kip::version()`, `kip::next(opts)` (call the declaration this one overrides),
 /// `kip::run(verb, opts)` (call another verb), `kip::error(kind, message)` and
 /// `kip::invalid_value(flag, value, why)`.
+///
 /// The verbs a hook on push may run with `kip::run`, always in its own project.
 pub const HOOK_VERBS: &[&str] = &[
     "app deploy",
@@ -345,6 +346,7 @@ pub const HOOK_VERBS: &[&str] = &[
     "app scale",
     "app restart",
     "app promote",
+    "app rebuild",
 ];
 
 /// `opts` for running `verb` from a script that reaches only a project (a hook): the verb must
@@ -435,6 +437,39 @@ fn register_kip_module(engine: &mut Engine, verbs: Arc<Verbs>) {
                 if for_hook { builtins::host::as_hook_verb(run) } else { run() }
             },
         );
+    rhai::FuncRegistration::new("seconds_between")
+        .with_comments([
+            "/// The whole seconds from the RFC 3339 time `from` to `to` (negative when `to` is",
+            "/// earlier), as Kubernetes writes times (`2026-12-03T17:20:00Z`).",
+            "///",
+            "/// Errors: `invalid` when either is not an RFC 3339 time.",
+            "///",
+            "/// Example: `let took = kip::seconds_between(job.status.startTime, job.status.completionTime);`",
+        ])
+        .with_params_info(["from: &str", "to: &str", "i64"])
+        .set_into_module(
+            &mut module,
+            |from: &str, to: &str| -> Result<i64, Box<EvalAltResult>> {
+                let parse = |t: &str| {
+                    t.parse::<jiff::Timestamp>().map_err(|e| {
+                        builtins::host::error(
+                            builtins::Kind::Invalid,
+                            format!("`{t}` is not an RFC 3339 time: {e}"),
+                        )
+                    })
+                };
+                Ok(parse(to)?.as_second() - parse(from)?.as_second())
+            },
+        );
+    rhai::FuncRegistration::new("in_hook")
+        .with_comments([
+            "/// Whether the verb now running was asked for by a hook on push (`kip::run` in a",
+            "/// hook's `on_push`): a build records its trigger as `hook` then.",
+            "///",
+            "/// Example: `let trigger = if kip::in_hook() { \"hook\" } else { \"build\" };`",
+        ])
+        .with_params_info(["bool"])
+        .set_into_module(&mut module, builtins::host::in_hook_verb);
     rhai::FuncRegistration::new("now")
         .with_comments([
             "/// The time now in UTC, to the second, as RFC 3339 (`2026-12-03T17:20:00Z`): for",

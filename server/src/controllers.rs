@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
@@ -22,9 +23,9 @@ use crate::Scripts;
 /// The label on every object kip makes; owned objects are watched through it.
 const MANAGED: &str = "app.kubernetes.io/managed-by=kipper";
 
-/// Status keys written by others than the controllers: `build`, the last build request of a
-/// push webhook (crate::webhooks).
-const FOREIGN_STATUS: &[&str] = &["build"];
+/// Status keys written by others than the controllers: `buildRequest`, the last build request
+/// of a push webhook (crate::webhooks).
+const FOREIGN_STATUS: &[&str] = &["buildRequest"];
 
 /// How often a resource that reconciled cleanly is looked at again, for drift no watch saw.
 const RESYNC: Duration = Duration::from_secs(300);
@@ -116,6 +117,8 @@ pub async fn run(client: Client, scripts: Scripts, concurrency: u16) -> Result<(
         .owns(Api::<Deployment>::all(client.clone()), managed())
         .owns(Api::<Service>::all(client.clone()), managed())
         .owns(Api::<Ingress>::all(client.clone()), managed())
+        // A build's Job: its end rolls the image out.
+        .owns(Api::<Job>::all(client.clone()), managed())
         .run(reconcile, error_policy, context(APP));
     let projects = main(PROJECT)
         .owns(Api::<Namespace>::all(client.clone()), managed())
@@ -218,7 +221,7 @@ async fn write_status(
             ctx.kind.func
         )));
     };
-    // Keys other writers own (the webhooks' `build`) are compared as they are and left out of
+    // Keys other writers own (the webhooks' `buildRequest`) are compared as they are and left out of
     // the patch, so a reconcile racing a webhook neither nulls nor reverts them.
     let foreign: Vec<&str> = FOREIGN_STATUS
         .iter()

@@ -78,6 +78,49 @@ pub mod wait_module {
         })
     }
 
+    /// Waits at most `timeout_secs` for the object to change from `resource_version` (its
+    /// `metadata.resourceVersion` as last read) and returns it as it is then, changed or not;
+    /// `()` once it is gone. For a script that follows something in a loop and says itself
+    /// what it waits for (this draws no spinner).
+    ///
+    /// Example: `let job = k8s::wait_changed("batch/v1", "Job", ns, name, job.metadata.resourceVersion, 2);`
+    #[rhai_fn(return_raw)]
+    pub fn wait_changed(
+        ctx: NativeCallContext,
+        api_version: &str,
+        kind: &str,
+        ns: &str,
+        name: &str,
+        resource_version: &str,
+        timeout_secs: i64,
+    ) -> RhaiResult<Dynamic> {
+        crate::host::at_call(ctx.call_position(), || {
+            let k = Cluster::of(&ctx)?;
+            let obj = k.run(async {
+                let api = k.api(api_version, kind, ns, false).await?;
+                let changed = |o: Option<&DynamicObject>| {
+                    o.is_none_or(|o| {
+                        o.metadata.resource_version.as_deref() != Some(resource_version)
+                    })
+                };
+                let watch = kube::runtime::wait::await_condition(api.clone(), name, changed);
+                let timeout = Duration::from_secs(timeout_secs.max(0) as u64);
+                match tokio::time::timeout(timeout, watch).await {
+                    Ok(Ok(obj)) => Ok(obj),
+                    Ok(Err(e)) => Err(watch_error(e)),
+                    Err(_) => api
+                        .get_opt(name)
+                        .await
+                        .map_err(super::super::error::kube_error),
+                }
+            })?;
+            match obj {
+                Some(obj) => Ok(Dynamic::from_map(to_map(&obj)?)),
+                None => Ok(Dynamic::UNIT),
+            }
+        })
+    }
+
     /// Waits until the object no longer exists (returns at once if it never did).
     ///
     /// Errors: `timeout` after `timeout_secs`, with the last observed `status`.

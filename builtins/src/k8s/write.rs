@@ -220,6 +220,36 @@ pub mod write_module {
         })
     }
 
+    /// Applies `patch` (a map with a `status` key) to the status subresource of the object as
+    /// a JSON merge patch and returns the patched object: how a verb records what it observed
+    /// (an App's build, say) where a controller would.
+    ///
+    /// Example: `k8s::patch_status("kipper.run/v1alpha1", "App", ns, "web", #{status: #{build: b}});`
+    #[rhai_fn(return_raw)]
+    pub fn patch_status(
+        ctx: NativeCallContext,
+        api_version: &str,
+        kind: &str,
+        ns: &str,
+        name: &str,
+        patch: Map,
+    ) -> RhaiResult<Map> {
+        crate::host::at_call(ctx.call_position(), || {
+            let k = Cluster::of(&ctx)?;
+            let obj = k.run(async {
+                let api = k.api(api_version, kind, ns, false).await?;
+                let params = PatchParams {
+                    field_manager: Some(MANAGER.into()),
+                    ..PatchParams::default()
+                };
+                api.patch_status(name, &params, &Patch::Merge(to_json(patch)?))
+                    .await
+                    .map_err(kube_error)
+            })?;
+            to_map(&obj)
+        })
+    }
+
     /// Applies `patch` as a strategic merge patch (lists merge by key, e.g. containers by
     /// name). Built-in kinds only; custom resources take `k8s::patch`.
     ///

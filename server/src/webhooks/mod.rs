@@ -4,8 +4,8 @@
 //! path decides: the Apps whose `spec.source.git.url` names the pushed repository are the
 //! candidates, each candidate's Secret `<app>-webhook` (made by `kip app webhook enable`) is
 //! tried in constant time, and the delivery counts for the Apps whose secret verifies it.
-//! Those whose branch was pushed get `status.build` (a build request: the build itself is
-//! another component's job) and the push goes to [`crate::push::dispatch`].
+//! Those whose branch was pushed get `status.buildRequest` (the App controller starts the
+//! build of an app built from git: lib/reconcile.rhai) and the push goes to [`crate::push::dispatch`].
 //!
 //! Replays: a delivery id seen before is refused with 409 Conflict, not answered 200, so a
 //! sender (or a person pressing "Redeliver") learns that nothing was done a second time. The
@@ -531,7 +531,7 @@ async fn decide(
         api.patch_status(
             &c.name,
             &PatchParams::default(),
-            &Patch::Merge(json!({ "status": { "build": build } })),
+            &Patch::Merge(json!({ "status": { "buildRequest": build } })),
         )
         .await
         .map_err(|e| {
