@@ -117,6 +117,10 @@ const NOT_RUN: &[(&str, &str)] = &[
     ),
     ("pg::", "they need a PostgreSQL connection"),
     (
+        "git::remote_head",
+        "it asks the git server of the example's repository",
+    ),
+    (
         "gateway::lookup",
         "it asks a gateway at the example's address",
     ),

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::common::{ServedSandbox, stderr as err, stdout as out};
 use crate::server::{Server, WAIT, get, until};
 
-fn fixture(name: &str) -> Value {
+pub(crate) fn fixture(name: &str) -> Value {
     let path = format!(
         "{}/tests/fixtures/webhooks/{name}",
         env!("CARGO_MANIFEST_DIR")
@@ -62,7 +62,7 @@ fn sign(secret: &str, body: &[u8]) -> String {
 }
 
 /// A GitHub delivery of `event` with `body`, signed with `secret` (unsigned when None).
-fn github(
+pub(crate) fn github(
     server: &Server,
     event: &str,
     delivery: &str,

@@ -632,7 +632,7 @@ pub fn through_ingress(port: u16, host: &str, path: &str) -> (u16, String, Strin
 }
 
 /// The `http://HOST:PORT/PATH` of a "Live at" line.
-fn live_url(said: &str) -> (String, u16, String) {
+pub(crate) fn live_url(said: &str) -> (String, u16, String) {
     let url = said
         .lines()
         .find_map(|l| l.split("Live at ").nth(1))

@@ -444,7 +444,7 @@ fn register_kip_module(engine: &mut Engine, verbs: Arc<Verbs>) {
             "///",
             "/// Errors: `invalid` when either is not an RFC 3339 time.",
             "///",
-            "/// Example: `let took = kip::seconds_between(job.status.startTime, job.status.completionTime);`",
+            "/// Example: `let took = kip::seconds_between(\"2026-12-03T17:20:00Z\", \"2026-12-03T17:21:30Z\"); // 90`",
         ])
         .with_params_info(["from: &str", "to: &str", "i64"])
         .set_into_module(

@@ -83,7 +83,7 @@ pub mod wait_module {
     /// `()` once it is gone. For a script that follows something in a loop and says itself
     /// what it waits for (this draws no spinner).
     ///
-    /// Example: `let job = k8s::wait_changed("batch/v1", "Job", ns, name, job.metadata.resourceVersion, 2);`
+    /// Example: `let d = k8s::get("apps/v1", "Deployment", "shop-test", "web"); d = k8s::wait_changed("apps/v1", "Deployment", "shop-test", "web", d.metadata.resourceVersion, 1);`
     #[rhai_fn(return_raw)]
     pub fn wait_changed(
         ctx: NativeCallContext,

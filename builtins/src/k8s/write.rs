@@ -224,7 +224,7 @@ pub mod write_module {
     /// a JSON merge patch and returns the patched object: how a verb records what it observed
     /// (an App's build, say) where a controller would.
     ///
-    /// Example: `k8s::patch_status("kipper.run/v1alpha1", "App", ns, "web", #{status: #{build: b}});`
+    /// Example: `k8s::patch_status("kipper.run/v1alpha1", "App", "shop-test", "web", #{status: #{build: #{phase: "Succeeded"}}});`
     #[rhai_fn(return_raw)]
     pub fn patch_status(
         ctx: NativeCallContext,
