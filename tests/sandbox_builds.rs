@@ -251,9 +251,28 @@ fn a_build_job_builds_the_requested_commit_pushes_it_and_its_image_runs() {
         build_args: vec!["GREETING=hi from a build arg".into()],
     };
     k.ok_stdin(&["apply", "-f", "-"], &build.json());
+    // `logs -f` of the build, from while it waits to start until it ends.
+    let name = name_of(&job_pod(&k, "app-build"));
+    let follow = {
+        let deadline = Instant::now() + BUILD_LIMIT;
+        loop {
+            // Bounded: kubectl gives up on the stream after the build's limit.
+            let out = k.run(&["logs", "-f", &name, "-c", "build", "--request-timeout=420s"]);
+            if out.status.success() {
+                break String::from_utf8_lossy(&out.stdout).to_string();
+            }
+            let said = String::from_utf8_lossy(&out.stderr).to_string();
+            assert!(said.contains("waiting to start"), "{said}");
+            assert!(Instant::now() < deadline, "the build never started: {said}");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
     let job = wait_job(&k, "app-build", BUILD_LIMIT);
     let pod = job_pod(&k, "app-build");
-    let name = name_of(&pod);
+    assert!(
+        follow.contains(&format!("Pushed {destination}@sha256:")),
+        "logs -f ends with the build: {follow}"
+    );
     assert!(
         condition(&job, "Complete"),
         "{}\n{}",
@@ -642,6 +661,22 @@ fn paths_outside_the_mounts_commands_and_foreign_destinations_are_refused() {
         "involvedObject.name=shell",
     ]);
     assert!(events.contains("runs only git"), "{events}");
+    // Configuration that would run a program on this machine.
+    let pod = ended_pod(
+        &k,
+        &git_pod(
+            "monitor",
+            json!({"name": "git", "image": GIT_IMAGE, "volumeMounts": mount,
+                "args": ["-c", "core.fsmonitor=touch /tmp/kip-fsmonitor-ran", "status"]}),
+        ),
+    );
+    assert_eq!(pod["status"]["phase"], "Failed", "{}", pod["status"]);
+    let message = terminated(&pod, "git")["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(message.contains("core.fsmonitor refused"), "{message}");
+    assert!(!std::path::Path::new("/tmp/kip-fsmonitor-ran").exists());
     // A path under the mount works: git runs there (and says it is no repository).
     let pod = ended_pod(
         &k,

@@ -6,6 +6,8 @@
 //!   only the environment the container declares plus `HOME` (a folder of the pod), `PATH`,
 //!   `GIT_TERMINAL_PROMPT=0`, `GIT_CONFIG_NOSYSTEM=1` and `GIT_ALLOW_PROTOCOL=http:https:git:ssh`
 //!   (no `file://`, no `ext::`); never `GIT_TRACE*`, which would print an Authorization header.
+//!   git runs as the sandbox's user on this machine, so nothing may make it run another
+//!   program (`guard`): only some subcommands, and no configuration that names a command.
 //! - `gcr.io/kaniko-project/executor`: `buildah bud` into the sandbox's store, then
 //!   `buildah push` to the sandbox's registry (the only destination allowed); the pushed
 //!   digest goes to `--digest-file`, the termination message when that is the container's
@@ -22,6 +24,7 @@
 //! it). Deleting the pod kills its process groups (SIGTERM, SIGKILL after at most
 //! [`MAX_GRACE`]).
 
+mod guard;
 mod kaniko;
 mod process;
 
@@ -442,8 +445,9 @@ impl Run<'_> {
                  command empty, or [\"git\"])"
             ));
         }
-        let args = self
-            .strings("args", &env)
+        let args = self.strings("args", &env);
+        guard::git_args(&args)?;
+        let args = args
             .iter()
             .map(|a| self.mounts.map_arg(a))
             .collect::<Result<Vec<String>, String>>()?;
@@ -451,13 +455,17 @@ impl Run<'_> {
             .map_err(|e| format!("cannot make {}: {e}", self.home.display()))?;
         let dir = self.working_dir(&self.home)?;
         let mut cmd = std::process::Command::new("git");
-        cmd.args(&args).current_dir(&dir).env_clear();
+        // A bare repository inside a checkout (its config could run commands) is not used.
+        cmd.args(["-c", "safe.bareRepository=explicit"])
+            .args(&args)
+            .current_dir(&dir)
+            .env_clear();
         for (key, value) in &env {
-            if key.starts_with("GIT_TRACE") || key == "GIT_CURL_VERBOSE" {
-                self.log.line(&format!(
-                    "[sandbox] {key} ignored: the sandbox never traces git (a trace shows \
-                     credentials)"
-                ));
+            if let Err(why) = guard::git_env(key, value) {
+                if key.starts_with("GIT_CONFIG_KEY_") {
+                    return Err(why);
+                }
+                self.log.line(&format!("[sandbox] {key} ignored: {why}"));
                 continue;
             }
             cmd.env(key, value);
