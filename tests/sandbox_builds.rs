@@ -26,6 +26,34 @@ fn registry(sb: &RealSandbox) -> String {
         .to_string()
 }
 
+/// Removes from the shared store, when dropped, the images the builds of the sandbox with the
+/// registry `0` tagged (its port is its own).
+struct BuiltImages(String);
+
+impl Drop for BuiltImages {
+    fn drop(&mut self) {
+        let containers =
+            sandbox::containers::Containers::at(&crate::workloads::shared_containers())
+                .expect("shared store");
+        let Ok(out) = containers
+            .command("podman")
+            .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
+            .output()
+        else {
+            return;
+        };
+        let prefix = format!("{}/", self.0);
+        for image in String::from_utf8_lossy(&out.stdout).lines() {
+            if image.starts_with(&prefix) {
+                let _ = containers
+                    .command("podman")
+                    .args(["rmi", "-f", image])
+                    .output();
+            }
+        }
+    }
+}
+
 /// What a build Job is made of, as the template renders it.
 struct Build {
     job: String,
@@ -227,6 +255,7 @@ fn a_build_job_builds_the_requested_commit_pushes_it_and_its_image_runs() {
     let sb = RealSandbox::start();
     let k = sb.kubectl();
     let registry = registry(&sb);
+    let _images = BuiltImages(registry.clone());
     let git = GitServer::start(None);
     let repo = git.repo(
         "app",
@@ -383,6 +412,7 @@ fn a_private_repository_is_cloned_with_its_token_which_shows_nowhere() {
     let sb = RealSandbox::start();
     let k = sb.kubectl();
     let registry = registry(&sb);
+    let _images = BuiltImages(registry.clone());
     let (token, wrong) = ("tok3n-of-the-right-kind", "wr0ng-t0ken-value");
     let git = GitServer::start(Some(("kip", token)));
     let repo = git.repo(
@@ -492,6 +522,7 @@ fn a_failing_dockerfile_fails_the_build_with_buildahs_error() {
     let sb = RealSandbox::start();
     let k = sb.kubectl();
     let registry = registry(&sb);
+    let _images = BuiltImages(registry.clone());
     let git = GitServer::start(None);
     let repo = git.repo(
         "broken",
@@ -544,6 +575,7 @@ fn deleting_a_build_job_stops_the_build_at_once() {
     let sb = RealSandbox::start();
     let k = sb.kubectl();
     let registry = registry(&sb);
+    let _images = BuiltImages(registry.clone());
     let git = GitServer::start(None);
     let repo = git.repo(
         "slow",
@@ -619,6 +651,7 @@ fn paths_outside_the_mounts_commands_and_foreign_destinations_are_refused() {
     let sb = RealSandbox::start();
     let k = sb.kubectl();
     let registry = registry(&sb);
+    let _images = BuiltImages(registry.clone());
     let mount = json!([{"name": "workspace", "mountPath": "/workspace"}]);
     let volumes = json!([{"name": "workspace", "emptyDir": {}}]);
     let git_pod = |name: &str, container: Value| {

@@ -129,6 +129,8 @@ pub fn bud_args(flags: &Flags, context: &Path, dockerfile: &Path) -> Vec<String>
         "bud".into(),
         // Only what the store lacks is pulled: a FROM of an image the store has builds offline.
         "--pull=false".into(),
+        // A failed build leaves no working container in the store.
+        "--force-rm".into(),
     ];
     if flags.cache {
         args.push("--layers".into());
