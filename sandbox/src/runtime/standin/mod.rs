@@ -18,11 +18,12 @@
 //! which). The pod has no address of its own (its processes share this machine's network):
 //! its status has no `podIP`, so no Service sends it traffic.
 //!
-//! Init containers run in order, then the containers together; `restartPolicy` is taken as
-//! `Never` (a build is not retried; `OnFailure` and `Always` too, which a Job's pod never has
-//! but `Always`). Each container's output is a log file of the pod (`pods/{name}/log` serves
-//! it). Deleting the pod kills its process groups (SIGTERM, SIGKILL after at most
-//! [`MAX_GRACE`]).
+//! Init containers run in order, then the containers together. Every `restartPolicy` is taken
+//! as `Never`: a failed container is not restarted and fails the pod (a Job's pod has `Never`
+//! or `OnFailure`, and a build is not retried: the next push or rebuild is the retry). Each
+//! container's output is a log file of the pod (`pods/{name}/log` serves it). Deleting the pod
+//! kills its process groups (SIGTERM, SIGKILL after at most [`MAX_GRACE`]); so does stopping
+//! the sandbox.
 
 mod guard;
 mod kaniko;

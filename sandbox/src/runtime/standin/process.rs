@@ -127,19 +127,23 @@ pub async fn execute(
             }
         }
     });
+    let (groups, every) = (groups.clone(), every.clone());
+    // Waited for on a thread of its own, to the end even when the caller stops waiting (its
+    // pod went): the group is forgotten only once it is gone, never while its id could be
+    // another's.
     let status = tokio::task::spawn_blocking(move || {
         let status = child.wait();
         // What it left behind in its group (and below) goes with it: nothing keeps running,
         // nor holds the log's pipe.
         signal_tree(pid, libc::SIGKILL);
         let _ = reading.join();
+        groups.lock().1.remove(&pid);
+        every.lock().unwrap_or_else(|p| p.into_inner()).remove(&pid);
         status
     })
     .await
     .map_err(|e| format!("cannot wait for {program}: {e}"))?
     .map_err(|e| format!("cannot wait for {program}: {e}"))?;
-    groups.lock().1.remove(&pid);
-    every.lock().unwrap_or_else(|p| p.into_inner()).remove(&pid);
     Ok(status
         .code()
         .map(i64::from)
