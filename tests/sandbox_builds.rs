@@ -743,3 +743,24 @@ fn paths_outside_the_mounts_commands_and_foreign_destinations_are_refused() {
     let log = k.ok(&["logs", "foreign"]);
     assert!(log.contains("docker.io/someone/app:1"), "{log}");
 }
+
+#[test]
+fn an_init_containers_log_is_readable_in_a_podman_pod_too() {
+    busybox_image();
+    let sb = RealSandbox::start();
+    let k = sb.kubectl();
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "inits"},
+        "spec": {"restartPolicy": "Never",
+            "initContainers": [{"name": "prepare", "image": BUSYBOX,
+                "command": ["sh", "-c", "echo prepared by the init container"]}],
+            "containers": [{"name": "main", "image": BUSYBOX, "command": ["true"]}]}});
+    let pod = ended_pod(&k, &pod);
+    assert_eq!(pod["status"]["phase"], "Succeeded", "{}", pod["status"]);
+    let log = k.ok(&["logs", "inits", "-c", "prepare"]);
+    assert_eq!(log, "prepared by the init container\n");
+    let said = k.fails(&["logs", "inits", "-c", "nosuch"]);
+    assert!(
+        said.contains("container nosuch is not valid for pod inits"),
+        "{said}"
+    );
+}
