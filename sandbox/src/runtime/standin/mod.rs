@@ -284,6 +284,8 @@ impl Pod {
     async fn starting(&mut self, init: bool, index: usize) {
         let slot = self.slot(init, index);
         slot.state = State::Running { since: ops::now() };
+        // No probes: a running container is ready, as the kubelet says of one without them.
+        slot.ready = !init;
         slot.image_id = match stand_in(&slot.image) {
             Some(Tool::Git) => "stand-in://git".into(),
             _ => "stand-in://buildah".into(),
@@ -365,10 +367,12 @@ impl Pod {
                 groups: &groups,
                 pod_dir: &pod_dir,
             };
-            let outcome = match stand_in(spec["image"].as_str().unwrap_or("")) {
-                Some(Tool::Git) => run.git().await,
-                Some(Tool::Kaniko) => run.kaniko().await,
-                None => Err("no stand-in for this image".to_string()),
+            let tool = stand_in(spec["image"].as_str().unwrap_or(""));
+            let outcome = match (run.mounts.ensure(), tool) {
+                (Err(why), _) => Err(why),
+                (Ok(()), Some(Tool::Git)) => run.git().await,
+                (Ok(()), Some(Tool::Kaniko)) => run.kaniko().await,
+                (Ok(()), None) => Err("no stand-in for this image".to_string()),
             };
             let finished = ops::now();
             let (code, reason, message) = match outcome {
@@ -605,13 +609,20 @@ impl Mounts {
                     continue;
                 }
                 folder = folder.join(sub);
-                let _ = std::fs::create_dir_all(&folder);
             }
             all.push((path.trim_end_matches('/').to_string(), folder));
         }
         // The deepest mount first: it is the one a path under both is in.
         all.sort_by_key(|(path, _)| std::cmp::Reverse(path.len()));
         Mounts(all)
+    }
+
+    /// Makes the folders (a `subPath` may not exist yet).
+    fn ensure(&self) -> Result<(), String> {
+        for (path, folder) in &self.0 {
+            std::fs::create_dir_all(folder).map_err(|e| format!("cannot mount {path}: {e}"))?;
+        }
+        Ok(())
     }
 
     /// The folder here an absolute path of the container is; refused when it is under no
@@ -773,4 +784,81 @@ async fn record_all(
         })
         .await
         .map_err(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stand_ins_are_recognised_by_repository_whatever_the_tag_or_digest() {
+        for git in [
+            "alpine/git",
+            "alpine/git:v2.47.2",
+            "alpine/git:latest@sha256:0123",
+            "docker.io/alpine/git:2.45.2",
+        ] {
+            assert_eq!(stand_in(git), Some(Tool::Git), "{git}");
+        }
+        for kaniko in [
+            "gcr.io/kaniko-project/executor:v1.23.2",
+            "gcr.io/kaniko-project/executor:debug",
+            "gcr.io/kaniko-project/executor@sha256:0123",
+        ] {
+            assert_eq!(stand_in(kaniko), Some(Tool::Kaniko), "{kaniko}");
+        }
+        for other in [
+            "alpine/gitx:1",
+            "alpine:3.20",
+            "localhost:5000/alpine/git:1",
+            "gcr.io/kaniko-project/warmer:v1",
+            "busybox",
+        ] {
+            assert_eq!(stand_in(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn paths_map_to_the_volumes_folders_and_nowhere_else() {
+        let folders: volumes::Folders = [(
+            "workspace".to_string(),
+            PathBuf::from("/pods/u/volumes/workspace"),
+        )]
+        .into();
+        let spec = serde_json::json!({"volumeMounts": [
+            {"name": "workspace", "mountPath": "/workspace"},
+            {"name": "workspace", "mountPath": "/workspace/deep/", "subPath": "d"},
+        ]});
+        let mounts = Mounts::of(&spec, &folders);
+        assert_eq!(
+            mounts.host("/workspace/src"),
+            Ok(PathBuf::from("/pods/u/volumes/workspace/src"))
+        );
+        assert_eq!(
+            mounts.host("/workspace"),
+            Ok(PathBuf::from("/pods/u/volumes/workspace"))
+        );
+        assert_eq!(
+            mounts.host("/workspace/deep/x"),
+            Ok(PathBuf::from("/pods/u/volumes/workspace/d/x"))
+        );
+        for outside in [
+            "/workspacex",
+            "/etc/passwd",
+            "/workspace/../etc",
+            "relative",
+        ] {
+            let refused = mounts.host(outside).unwrap_err();
+            assert!(refused.contains(outside), "{refused}");
+        }
+        assert_eq!(
+            mounts.map_arg("--separate-git-dir=/workspace/g").as_deref(),
+            Ok("--separate-git-dir=/pods/u/volumes/workspace/g")
+        );
+        assert_eq!(
+            mounts.map_arg("http://h/r.git").as_deref(),
+            Ok("http://h/r.git")
+        );
+        assert!(mounts.map_arg("/root/.ssh").is_err());
+    }
 }
