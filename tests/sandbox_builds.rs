@@ -569,51 +569,69 @@ fn processes(marker: &str) -> String {
         .join("\n")
 }
 
-#[test]
-fn deleting_a_build_job_stops_the_build_at_once() {
-    busybox_image();
-    let sb = RealSandbox::start();
+/// Starts the Job `job` building a Dockerfile with `RUN sleep SECONDS` and waits until buildah
+/// runs that step; the pod's uid (buildah's arguments hold the pod's folder, named by it).
+fn start_slow_build(sb: &RealSandbox, git: &GitServer, job: &str, seconds: u32) -> String {
+    let step = format!("RUN sleep {seconds}");
     let k = sb.kubectl();
-    let registry = registry(&sb);
-    let _images = BuiltImages(registry.clone());
-    let git = GitServer::start(None);
+    let registry = registry(sb);
     let repo = git.repo(
-        "slow",
+        job,
         &[
-            ("Dockerfile", &dockerfile("RUN sleep 60\n")),
+            ("Dockerfile", &dockerfile(&format!("{step}\n"))),
             ("hello.txt", "x\n"),
         ],
     );
     let commit = repo.head();
     let build = Build {
-        job: "slow".into(),
-        url: git.git_url("slow"),
+        job: job.into(),
+        url: git.git_url(job),
         branch: "main".into(),
         commit: commit.clone(),
-        destination: format!("{registry}/default/slow:{}", &commit[..7]),
+        destination: format!("{registry}/default/{job}:{}", &commit[..7]),
         credentials: None,
         build_args: Vec::new(),
     };
     k.ok_stdin(&["apply", "-f", "-"], &build.json());
-    let pod = job_pod(&k, "slow");
+    let pod = job_pod(&k, job);
     let name = name_of(&pod);
     let uid = pod["metadata"]["uid"].as_str().expect("uid").to_string();
-    // The build runs its `RUN sleep 60`: buildah runs with the pod's folder in its arguments.
     let deadline = Instant::now() + BUILD_LIMIT;
     loop {
         let log = k.run(&["logs", &name, "-c", "build"]);
         let said = String::from_utf8_lossy(&log.stdout).to_string();
-        if said.contains("RUN sleep 60") {
+        if said.contains(&step) {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "the build never reached RUN sleep 60: {said}"
+            "the build never reached {step}: {said}"
         );
         std::thread::sleep(Duration::from_millis(500));
     }
     let running = processes(&uid);
     assert!(running.contains("buildah"), "buildah runs: {running}");
+    // The step itself runs (in a container of buildah's, without the pod's folder in sight).
+    let sleeping = format!("sleep {seconds}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while processes(&sleeping).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no `{sleeping}` process within 60 s of the step's start"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    uid
+}
+
+#[test]
+fn deleting_a_build_job_stops_the_build_at_once() {
+    busybox_image();
+    let sb = RealSandbox::start();
+    let k = sb.kubectl();
+    let _images = BuiltImages(registry(&sb));
+    let git = GitServer::start(None);
+    let uid = start_slow_build(&sb, &git, "slow", 61);
     let at = Instant::now();
     k.ok(&["delete", "job", "slow", "--wait=false"]);
     loop {
@@ -630,11 +648,32 @@ fn deleting_a_build_job_stops_the_build_at_once() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(
-        processes("sleep 60").is_empty(),
-        "{}",
-        processes("sleep 60")
-    );
+    // The step's own process too, which runs in a container of buildah's.
+    let step = processes("sleep 61");
+    assert!(step.is_empty(), "{step}");
+}
+
+#[test]
+fn stopping_the_sandbox_stops_its_builds() {
+    busybox_image();
+    let sb = RealSandbox::start();
+    let _images = BuiltImages(registry(&sb));
+    let git = GitServer::start(None);
+    let uid = start_slow_build(&sb, &git, "halted", 62);
+    // As `kip sandbox down` does: SIGTERM, the sandbox stops its pods and exits.
+    let at = Instant::now();
+    drop(sb);
+    loop {
+        let left = format!("{}{}", processes(&uid), processes("sleep 62"));
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            at.elapsed() < Duration::from_secs(25),
+            "after the sandbox stopped, its build still runs: {left}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Applies a pod of stand-in containers and waits for it to end; the pod.
