@@ -389,6 +389,15 @@ fn a_build_job_builds_the_requested_commit_pushes_it_and_its_image_runs() {
         ran["status"]
     );
     assert_eq!(logs, "hello from the first commit\nhi from a build arg\n");
+    // A restarted sandbox still serves the ended build's logs, and does not run it again.
+    let mut sb = sb;
+    sb.restart();
+    let k = sb.kubectl();
+    assert_eq!(k.ok(&["logs", &name, "-c", "clone"]), clone_log);
+    assert_eq!(k.ok(&["logs", &name, "-c", "build"]), build_log);
+    let pod = k.json(&["get", "pod", &name, "-o", "json"]);
+    assert_eq!(pod["status"]["phase"], "Succeeded", "{}", pod["status"]);
+    k.ok(&["delete", "pod", &name]);
 }
 
 /// A Secret holding an Authorization header for `user:token`.

@@ -356,6 +356,13 @@ fn offer(
         pod["status"]["phase"].as_str(),
         Some("Succeeded" | "Failed")
     );
+    if bound && done && standin::runs(&pod) && !crate::controllers::is_deleting_pod(&pod) {
+        // A build that ended before the sandbox restarted: its logs stay readable.
+        let (tx, rx) = watch::channel(Some(pod));
+        workers.insert(uid.clone(), tx);
+        tokio::spawn(standin::remember(runtime.clone(), uid, rx));
+        return;
+    }
     if !bound || done || simulated(&pod) || crate::controllers::is_deleting_pod(&pod) {
         return;
     }

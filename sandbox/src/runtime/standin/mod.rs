@@ -185,6 +185,36 @@ pub async fn run(runtime: Arc<Runtime>, store: Store, uid: String, mut updates: 
     p.tear_down().await;
 }
 
+/// Serves the logs an ended pod `uid` left (the sandbox restarted since) until it is deleted,
+/// then removes its folder.
+pub async fn remember(runtime: Arc<Runtime>, uid: String, mut updates: Updates) {
+    let Some(pod) = updates.borrow_and_update().clone() else {
+        return;
+    };
+    let dir = runtime.sandbox_dir.join("pods").join(&uid);
+    let logs: HashMap<String, LogFile> = all_containers(&pod)
+        .filter_map(|c| {
+            let name = c["name"].as_str()?.to_string();
+            let path = dir.join("logs").join(format!("{name}.log"));
+            let done = Arc::new(std::sync::atomic::AtomicBool::new(true));
+            path.exists().then_some((name, LogFile { path, done }))
+        })
+        .collect();
+    let ns = str_at(&pod, "/metadata/namespace");
+    let name = str_at(&pod, "/metadata/name");
+    if !logs.is_empty() {
+        runtime.register_standin(&uid, ns, name, logs);
+    }
+    while updates.changed().await.is_ok() {
+        match updates.borrow_and_update().as_deref() {
+            Some(pod) if !is_deleting_pod(pod) => {}
+            _ => break,
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    runtime.release(&uid);
+}
+
 impl Pod {
     /// The pod's folder and volumes; false when the pod went meanwhile.
     async fn set_up(&mut self, updates: &mut Updates) -> bool {
