@@ -5,7 +5,8 @@
 //! - `alpine/git`: this machine's `git` with the container's arguments (`$(VAR)` expanded),
 //!   only the environment the container declares plus `HOME` (a folder of the pod), `PATH`,
 //!   `GIT_TERMINAL_PROMPT=0`, `GIT_CONFIG_NOSYSTEM=1` and `GIT_ALLOW_PROTOCOL=http:https:git:ssh`
-//!   (no `file://`, no `ext::`); never `GIT_TRACE*`, which would print an Authorization header.
+//!   (no `file://`, no `ext::`), ssh without this machine's keys and configuration; never
+//!   `GIT_TRACE*`, which would print an Authorization header.
 //!   git runs as the sandbox's user on this machine, so nothing may make it run another
 //!   program (`guard`): only some subcommands, and no configuration that names a command.
 //! - `gcr.io/kaniko-project/executor`: `buildah bud` into the sandbox's store, then
@@ -509,7 +510,8 @@ impl Run<'_> {
             .env("PATH", PATH)
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_ALLOW_PROTOCOL", "http:https:git:ssh");
+            .env("GIT_ALLOW_PROTOCOL", "http:https:git:ssh")
+            .env("GIT_SSH_COMMAND", ssh_command(&self.home));
         Ok((self.exec(cmd).await?, String::new()))
     }
 
@@ -618,6 +620,21 @@ impl Run<'_> {
             ))
         }
     }
+}
+
+/// ssh for git as a container has it: no keys, no configuration and no known hosts of this
+/// machine's user (ssh takes them from the user's home, not from `HOME`), never a prompt.
+fn ssh_command(home: &Path) -> String {
+    let known = home
+        .join("known_hosts")
+        .display()
+        .to_string()
+        .replace('\'', "'\\''");
+    format!(
+        "ssh -F /dev/null -o IdentityFile=none -o IdentitiesOnly=yes -o BatchMode=yes \
+         -o GlobalKnownHostsFile=/dev/null -o UserKnownHostsFile='{known}' \
+         -o StrictHostKeyChecking=accept-new"
+    )
 }
 
 /// A container's volumeMounts: mountPath → the folder here.
