@@ -432,6 +432,8 @@ fn a_private_repository_is_cloned_with_its_token_which_shows_nowhere() {
         ],
     );
     let commit = repo.head();
+    // Over HTTP too, the build fetches a commit behind the branch's head by its sha.
+    repo.commit(&[("hello.txt", "newer\n")], "second");
     // Without credentials the server says 401 and asks for Basic authentication.
     let (code, head, _) = crate::common::raw_exchange(
         &format!("127.0.0.1:{}", git.http_port),
