@@ -15,6 +15,7 @@ mod instance_id_image;
 mod integrity;
 mod overrides;
 mod readme_tour;
+mod sandbox_builds;
 mod sandbox_cli;
 mod sandbox_defaults;
 mod sandbox_details;

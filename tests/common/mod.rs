@@ -7,6 +7,7 @@ pub mod containers;
 /// The real kip-gateway fixture the builtins' tests use too.
 #[path = "../../builtins/tests/common/gateway.rs"]
 pub mod gateway;
+pub mod git;
 pub mod mariadb;
 pub mod postgres;
 pub mod redis;

@@ -32,16 +32,22 @@ fn ts(v: &Value) -> Option<Timestamp> {
     v.as_str()?.parse().ok()
 }
 
-/// The container a log request is about: the named one, or the only one.
+/// The container a log request is about: the named one (an init container too, as the API
+/// allows), or the only one.
 fn container<'a>(pod: &'a Value, name: Option<&str>) -> ApiResult<&'a Value> {
     let pod_name = pod["metadata"]["name"].as_str().unwrap_or("");
     let containers = pod["spec"]["containers"]
         .as_array()
         .map(Vec::as_slice)
         .unwrap_or(&[]);
+    let inits = pod["spec"]["initContainers"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
     match name {
         Some(name) => containers
             .iter()
+            .chain(inits)
             .find(|c| c["name"].as_str() == Some(name))
             .ok_or_else(|| {
                 ApiError::bad_request(format!("container {name} is not valid for pod {pod_name}"))
@@ -64,9 +70,11 @@ fn container<'a>(pod: &'a Value, name: Option<&str>) -> ApiResult<&'a Value> {
 fn lines(pod: &Value, container: &Value, now: Timestamp) -> ApiResult<(Vec<Line>, bool)> {
     let pod_name = pod["metadata"]["name"].as_str().unwrap_or("");
     let name = container["name"].as_str().unwrap_or("");
-    let status = pod["status"]["containerStatuses"]
-        .as_array()
-        .and_then(|all| all.iter().find(|s| s["name"].as_str() == Some(name)));
+    let status = ["containerStatuses", "initContainerStatuses"]
+        .iter()
+        .filter_map(|field| pod["status"][field].as_array())
+        .flatten()
+        .find(|s| s["name"].as_str() == Some(name));
     let state = status.map(|s| &s["state"]);
     let started = state
         .and_then(|s| ts(&s["running"]["startedAt"]).or_else(|| ts(&s["terminated"]["startedAt"])));
@@ -143,6 +151,10 @@ pub fn serve(api: &Api, res: &Resource, ns: &str, name: &str, req: &Req) -> ApiR
         .ok_or_else(|| ApiError::not_found(&res.plural, &res.group, name))?;
     let container = container(&pod, req.param("container"))?.clone();
     if let Some(running) = api.running(&pod) {
+        let cname = container["name"].as_str().unwrap_or("");
+        if let Some(log) = running.logs.get(cname) {
+            return from_file(&running, cname, log, req);
+        }
         return real(api, &running, &container, req);
     }
     if req.flag("previous") {
@@ -287,6 +299,109 @@ fn real(
             if out.send(chunk).await.is_err() {
                 return;
             }
+        }
+    });
+    Ok(streaming("text/plain", channel_body(body)))
+}
+
+/// The log of a container that runs as a process of this machine (`runtime::standin`): its
+/// file of `TIME TEXT` lines, the time shown only with `timestamps`.
+fn from_file(
+    running: &crate::runtime::Running,
+    cname: &str,
+    log: &crate::runtime::LogFile,
+    req: &Req,
+) -> ApiResult<Response> {
+    if req.flag("previous") {
+        return Err(ApiError::bad_request(format!(
+            "previous terminated container \"{cname}\" in pod \"{}\" not found",
+            running.name
+        )));
+    }
+    let Ok(text) = std::fs::read(&log.path) else {
+        return Err(ApiError::bad_request(format!(
+            "container \"{cname}\" in pod \"{}\" is waiting to start: PodInitializing",
+            running.name
+        )));
+    };
+    let timestamps = req.flag("timestamps");
+    let since: Option<Timestamp> = match req
+        .param("sinceSeconds")
+        .and_then(|s| s.parse::<u64>().ok())
+    {
+        Some(s) => Some(Timestamp::now() - Duration::from_secs(s)),
+        None => req.param("sinceTime").and_then(|t| t.parse().ok()),
+    };
+    let keep = move |line: &str| -> Option<String> {
+        let (at, rest) = line.split_once(' ').unwrap_or(("", line));
+        if let Some(since) = since
+            && at.parse::<Timestamp>().is_ok_and(|t| t < since)
+        {
+            return None;
+        }
+        Some(if timestamps {
+            format!("{line}\n")
+        } else {
+            format!("{rest}\n")
+        })
+    };
+    // Only whole lines; what follows the last line end is read when it is whole.
+    let whole = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let mut lines: Vec<String> = String::from_utf8_lossy(&text[..whole])
+        .lines()
+        .filter_map(&keep)
+        .collect();
+    if let Some(tail) = req.param("tailLines").and_then(|t| t.parse::<usize>().ok()) {
+        lines.drain(..lines.len().saturating_sub(tail));
+    }
+    let mut first: String = lines.concat();
+    let mut left = req
+        .param("limitBytes")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(usize::MAX);
+    if first.len() > left {
+        first.truncate(first.floor_char_boundary(left));
+    }
+    left -= first.len();
+    let done = log.done.clone();
+    if !req.flag("follow") || left == 0 || done.load(std::sync::atomic::Ordering::Relaxed) {
+        return Ok(streaming("text/plain", Body::from(first)));
+    }
+    let path = log.path.clone();
+    let (out, body) = tokio::sync::mpsc::channel::<Bytes>(16);
+    tokio::spawn(async move {
+        if out.send(Bytes::from(first)).await.is_err() {
+            return;
+        }
+        let mut offset = whole;
+        loop {
+            // Read after looking at `done`: what was written before it was set is sent.
+            let ended = done.load(std::sync::atomic::Ordering::Relaxed);
+            let Ok(text) = std::fs::read(&path) else {
+                return;
+            };
+            let upto = text[offset.min(text.len())..]
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(offset, |i| offset + i + 1);
+            if upto > offset {
+                let mut fresh: String = String::from_utf8_lossy(&text[offset..upto])
+                    .lines()
+                    .filter_map(&keep)
+                    .collect();
+                offset = upto;
+                if fresh.len() > left {
+                    fresh.truncate(fresh.floor_char_boundary(left));
+                }
+                left -= fresh.len();
+                if out.send(Bytes::from(fresh)).await.is_err() || left == 0 {
+                    return;
+                }
+            }
+            if ended {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
     });
     Ok(streaming("text/plain", channel_body(body)))

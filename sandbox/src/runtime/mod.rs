@@ -17,6 +17,7 @@ pub mod podman;
 mod probe;
 pub mod services;
 mod spec;
+mod standin;
 mod status;
 mod volumes;
 mod worker;
@@ -46,6 +47,8 @@ pub struct Runtime {
     /// The sandbox's local registry (`HOST:PORT`), where images are pulled from.
     pub registry: Option<String>,
     pods: Mutex<HashMap<String, Running>>,
+    /// The process groups of stand-in containers that run now (see `standin`).
+    groups: Arc<Mutex<std::collections::HashSet<i32>>>,
     /// DNS, the ClusterIP proxy and the network's rules, started with the first pod.
     services: tokio::sync::OnceCell<Result<(), String>>,
 }
@@ -58,6 +61,18 @@ pub struct Running {
     pub ip: Ipv4Addr,
     /// Container name → the podman container that runs it now, and the one before.
     pub containers: HashMap<String, (String, Option<String>)>,
+    /// Container name → its log, for pods whose containers run as processes of this machine
+    /// (`standin`); empty for podman's.
+    pub logs: HashMap<String, LogFile>,
+}
+
+/// The log of a container that runs as a process of this machine: lines `TIME TEXT`, the time
+/// in RFC 3339 with nanoseconds, as the kubelet's CRI log files have them.
+#[derive(Debug, Clone)]
+pub struct LogFile {
+    pub path: PathBuf,
+    /// Set once the container ended: nothing more is written.
+    pub done: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Runtime {
@@ -74,6 +89,7 @@ impl Runtime {
             sandbox_dir: sandbox_dir.to_path_buf(),
             registry,
             pods: Mutex::default(),
+            groups: Arc::default(),
             services: tokio::sync::OnceCell::new(),
         }))
     }
@@ -104,6 +120,7 @@ impl Runtime {
                 name: name.to_string(),
                 ip,
                 containers: HashMap::new(),
+                logs: HashMap::new(),
             },
         );
     }
@@ -120,6 +137,31 @@ impl Runtime {
                 entry.1 = Some(previous);
             }
         }
+    }
+
+    fn groups(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<i32>> {
+        self.groups.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a stand-in pod, whose containers' logs are the files `logs`; it has no address
+    /// of the pod network (0.0.0.0 is no one's).
+    fn register_standin(
+        &self,
+        uid: &str,
+        namespace: &str,
+        name: &str,
+        logs: HashMap<String, LogFile>,
+    ) {
+        self.pods().insert(
+            uid.to_string(),
+            Running {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+                ip: Ipv4Addr::UNSPECIFIED,
+                containers: HashMap::new(),
+                logs,
+            },
+        );
     }
 
     fn release(&self, uid: &str) {
@@ -144,6 +186,8 @@ impl Runtime {
     /// Stops every podman pod of this sandbox within `grace` seconds (SIGTERM, then SIGKILL)
     /// and removes it: a node shutting down gives its databases the time to stop cleanly.
     pub async fn stop_all(&self, grace: u64) {
+        let groups: Vec<i32> = self.groups().iter().copied().collect();
+        standin::kill_groups(&groups, std::time::Duration::from_secs(grace.min(5))).await;
         podman::remove_pods(&self.containers, &self.owner(), grace).await;
         // The memory cgroups of the pods it ran (see `memory`).
         let running: Vec<(String, Running)> = self
@@ -312,10 +356,23 @@ fn offer(
         pod["status"]["phase"].as_str(),
         Some("Succeeded" | "Failed")
     );
+    if bound && done && standin::runs(&pod) && !crate::controllers::is_deleting_pod(&pod) {
+        // A build that ended before the sandbox restarted: its logs stay readable.
+        let (tx, rx) = watch::channel(Some(pod));
+        workers.insert(uid.clone(), tx);
+        tokio::spawn(standin::remember(runtime.clone(), uid, rx));
+        return;
+    }
     if !bound || done || simulated(&pod) || crate::controllers::is_deleting_pod(&pod) {
         return;
     }
+    // Build pods (git, Kaniko) run as processes of this machine: their images are nowhere here.
+    let stand_in = standin::runs(&pod);
     let (tx, rx) = watch::channel(Some(pod));
     workers.insert(uid.clone(), tx);
-    tokio::spawn(worker::run(runtime.clone(), store.clone(), uid, rx));
+    if stand_in {
+        tokio::spawn(standin::run(runtime.clone(), store.clone(), uid, rx));
+    } else {
+        tokio::spawn(worker::run(runtime.clone(), store.clone(), uid, rx));
+    }
 }

@@ -19,6 +19,8 @@ pub enum State {
         reason: String,
         started: String,
         finished: String,
+        /// The termination message (none when empty).
+        message: String,
     },
 }
 
@@ -37,10 +39,17 @@ impl State {
                 reason,
                 started,
                 finished,
-            } => json!({"terminated": {
-                "exitCode": code, "reason": reason, "startedAt": started, "finishedAt": finished,
-                "containerID": container_id,
-            }}),
+                message,
+            } => {
+                let mut t = json!({"terminated": {
+                    "exitCode": code, "reason": reason, "startedAt": started,
+                    "finishedAt": finished, "containerID": container_id,
+                }});
+                if !message.is_empty() {
+                    t["terminated"]["message"] = json!(message);
+                }
+                t
+            }
         }
     }
 }

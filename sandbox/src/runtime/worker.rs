@@ -471,6 +471,7 @@ impl Worker {
             reason: reason.into(),
             started,
             finished,
+            message: String::new(),
         };
         slot.status.ready = code == 0;
         Some(code)
@@ -722,6 +723,7 @@ impl Worker {
             reason: reason.into(),
             started,
             finished,
+            message: String::new(),
         };
         slot.status.ready = false;
         let restart = match policy.as_str() {

@@ -115,6 +115,14 @@ impl Target {
         }
         let running = self.runtime.as_ref().and_then(|r| r.running(&uid));
         let address = match running {
+            // A pod of stand-in processes (`runtime::standin`) has no address of its own: 0.0.0.0
+            // would be this machine's.
+            Some(running) if running.ip.is_unspecified() => {
+                return Err(fail(
+                    "the pod runs as processes of this machine, without an address of its own"
+                        .into(),
+                ));
+            }
             Some(running) => SocketAddr::from((running.ip, port)),
             None => backend(&pod, port).map_err(fail)?,
         };
