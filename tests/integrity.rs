@@ -217,7 +217,10 @@ fn invalid_values_are_refused_as_kubernetes_would() {
         (&["--image", "nginx;$(id)"], "is not an image reference"),
         (&["--image", "NGINX:1.27"], "must be lowercase"),
         (&["--image", "nginx:"], "is not an image reference"),
-        (&["--image", ""], "give --image IMAGE to run an image, or --git URL"),
+        (
+            &["--image", ""],
+            "give --image IMAGE to run an image, or --git URL",
+        ),
         (
             &["--env", "BAD KEY;$(id)=1"],
             "invalid value 'BAD KEY;$(id)=1' for '--env': a variable name has letters",

@@ -1,5 +1,6 @@
 //! End-to-end tests through the real `kip` binary, the sandbox over HTTP and the real `kubectl`.
 
+mod app_builds;
 mod app_config;
 mod app_list;
 mod app_promote;

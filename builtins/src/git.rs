@@ -23,8 +23,8 @@ pub mod git_module {
     use super::*;
 
     /// The commit (40 hex digits) the branch `branch` of the repository `url` points at now,
-    /// read with `git ls-remote`. `authorization` is an HTTP `Authorization` header value for
-    /// the repository's host (`Basic …`), or `""` for a public repository; it reaches git
+    /// read with `git ls-remote`. `header` is an HTTP header line for the repository's host
+    /// (`Authorization: Basic …`), or `""` for a public repository; it reaches git
     /// through its environment, never its command line or the URL, and never appears in an
     /// error.
     ///
@@ -38,12 +38,11 @@ pub mod git_module {
         ctx: NativeCallContext,
         url: &str,
         branch: &str,
-        authorization: &str,
+        header: &str,
     ) -> Result<String, Box<EvalAltResult>> {
         crate::host::at_call(ctx.call_position(), || {
             host::host(&ctx)?.reach.everything("git::remote_head")?;
-            super::remote_head(url, branch, authorization)
-                .map_err(|(kind, msg)| host::error(kind, msg))
+            super::remote_head(url, branch, header).map_err(|(kind, msg)| host::error(kind, msg))
         })
     }
 
@@ -73,7 +72,7 @@ pub fn header_scope(url: &str) -> Option<String> {
     (!host.is_empty()).then(|| format!("{scheme}://{host}/"))
 }
 
-fn remote_head(url: &str, branch: &str, authorization: &str) -> Result<String, (Kind, String)> {
+fn remote_head(url: &str, branch: &str, header: &str) -> Result<String, (Kind, String)> {
     if url.starts_with('-') || branch.starts_with('-') || branch.is_empty() {
         return Err((
             Kind::Invalid,
@@ -91,7 +90,7 @@ fn remote_head(url: &str, branch: &str, authorization: &str) -> Result<String, (
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    if !authorization.is_empty() {
+    if !header.is_empty() {
         let scope = header_scope(url).ok_or_else(|| {
             (
                 Kind::Invalid,
@@ -100,10 +99,7 @@ fn remote_head(url: &str, branch: &str, authorization: &str) -> Result<String, (
         })?;
         cmd.env("GIT_CONFIG_COUNT", "1")
             .env("GIT_CONFIG_KEY_0", format!("http.{scope}.extraHeader"))
-            .env(
-                "GIT_CONFIG_VALUE_0",
-                format!("Authorization: {authorization}"),
-            );
+            .env("GIT_CONFIG_VALUE_0", header);
     }
     let mut child = cmd.spawn().map_err(|e| {
         (
@@ -138,7 +134,7 @@ fn remote_head(url: &str, branch: &str, authorization: &str) -> Result<String, (
         .take()
         .map(|h| h.join().unwrap_or_default())
         .unwrap_or_default();
-    let err = redact(&err, authorization);
+    let err = redact(&err, header);
     if !status.success() {
         return Err(explain(url, err.trim()));
     }
@@ -189,8 +185,8 @@ fn explain(url: &str, said: &str) -> (Kind, String) {
 }
 
 /// `text` with every appearance of the header's secret part replaced, should git ever echo it.
-fn redact(text: &str, authorization: &str) -> String {
-    let secret = authorization.split_whitespace().last().unwrap_or("");
+fn redact(text: &str, header: &str) -> String {
+    let secret = header.split_whitespace().last().unwrap_or("");
     if secret.len() < 4 {
         return text.to_string();
     }
@@ -230,6 +226,9 @@ mod tests {
             explain("u", "fatal: unable to connect").0,
             Kind::Unreachable
         ));
-        assert_eq!(redact("a sekrit b", "Basic sekrit"), "a [redacted] b");
+        assert_eq!(
+            redact("a sekrit b", "Authorization: Basic sekrit"),
+            "a [redacted] b"
+        );
     }
 }
