@@ -104,6 +104,13 @@ impl Site {
             &self.installer(),
             "--k3s-kubeconfig",
             &self.remote_kubeconfig().display().to_string(),
+            "--k3s-registries",
+            &self
+                .server
+                .path()
+                .join("rancher/registries.yaml")
+                .display()
+                .to_string(),
             "--domain",
             "kipper.test",
         ]
@@ -218,6 +225,16 @@ fn install_over_ssh_then_deploy_then_rerun_changes_nothing() {
         "{}",
         site.config()
     );
+    // The node pulls what builds push to the in-cluster registry through its loopback port,
+    // set before k3s starts (as root: the folder is made).
+    let mirrors =
+        std::fs::read_to_string(site.server.path().join("rancher/registries.yaml")).unwrap();
+    assert!(
+        mirrors.contains("\"registry.kipper-system.svc.cluster.local:5000\":")
+            && mirrors.contains("- \"http://127.0.0.1:5000\""),
+        "{mirrors}"
+    );
+    assert!(text.contains("✔ Registry mirror written to "), "{text}");
     assert_eq!(site.installer_runs(), 1);
     let runs = std::fs::read_to_string(site.server.path().join("k3s-home.runs")).unwrap();
     assert!(
@@ -301,6 +318,7 @@ fn install_over_ssh_then_deploy_then_rerun_changes_nothing() {
     let again = ok("kip install (again)", &site.install("kiptest", &[]));
     for line in [
         "✔ Ports: in use by the k3s already installed",
+        "✔ Registry mirror already in ",
         "✔ k3s already installed",
         "✔ Cluster \"127-0-0-1\" unchanged",
         "✔ Traefik already installed",

@@ -289,6 +289,7 @@ pub(crate) const INSTALL_CONTEXT: &str = r#"#{
     kip_server_image: "registry.example.com/kip-server:0.1.0",
     instance_id_image: "registry.example.com/kip-instance-id:0.1.0",
     server_host: "console-203-0-113-10.kipper.run",
+    build_registry: "registry.kipper-system.svc.cluster.local:5000",
 }"#;
 
 #[test]
@@ -389,7 +390,8 @@ fn every_template_renders_and_matches_its_snapshot() {
             Some(Coverage::Context(context)) => {
                 let text = render(template, context);
                 // Shell scripts are snapshotted as they are sent; manifests are checked too.
-                if template.ends_with(".yaml.j2") {
+                // registries.yaml is k3s's own configuration, not a manifest.
+                if template.ends_with(".yaml.j2") && template != "install/registries.yaml.j2" {
                     check_objects(template, &text);
                 }
                 insta::assert_snapshot!(template.replace('/', "__"), text);
