@@ -472,3 +472,189 @@ fn pushes_build_through_kip_server_and_a_newer_push_cancels_an_older_build() {
     assert_eq!(worker["trigger"], "hook", "{worker}");
     drop(server);
 }
+
+/// Git flags a build could not use are refused before anything is written, each naming the
+/// flag and the fix; nothing is left behind.
+#[test]
+fn bad_git_flags_are_refused_and_leave_nothing() {
+    let sb = crate::common::ServedSandbox::start();
+    let base = ["app", "deploy", "--name", "api", "--port", "3000"];
+    let cases: &[(&[&str], &str)] = &[
+        (&[], "give --image IMAGE to run an image, or --git URL"),
+        (
+            &[
+                "--image",
+                "nginx:1.27",
+                "--git",
+                "https://github.com/acme/api.git",
+            ],
+            "--image and --git: pass one",
+        ),
+        (&["--git", "not a url"], "use the repository's clone URL"),
+        (&["--git", "file:///etc"], "use the repository's clone URL"),
+        // What clap takes as a value: a URL that git would read as an option.
+        (
+            &["--git=--upload-pack=touch /tmp/x"],
+            "use the repository's clone URL",
+        ),
+        (
+            &["--git", "https://u:ghp_secret@github.com/acme/api.git"],
+            "leave the user and token out of the URL",
+        ),
+        (
+            &[
+                "--git",
+                "git@github.com:acme/api.git",
+                "--git-token",
+                "t0k3n",
+            ],
+            "a token is sent only over https",
+        ),
+        (
+            &[
+                "--git",
+                "https://github.com/acme/api.git",
+                "--branch",
+                "a..b",
+            ],
+            "use a git branch name",
+        ),
+        (
+            &[
+                "--git",
+                "https://github.com/acme/api.git",
+                "--context",
+                "../up",
+            ],
+            "use a path inside the repository",
+        ),
+        (
+            &[
+                "--git",
+                "https://github.com/acme/api.git",
+                "--dockerfile",
+                "/etc/passwd",
+            ],
+            "use a path inside the repository",
+        ),
+        (
+            &[
+                "--git",
+                "https://github.com/acme/api.git",
+                "--build-arg",
+                "NOEQUALS",
+            ],
+            "expected KEY=VALUE",
+        ),
+        (
+            &[
+                "--git",
+                "https://github.com/acme/api.git",
+                "--build-memory",
+                "lots",
+            ],
+            "use a Kubernetes quantity",
+        ),
+        (
+            &["--image", "nginx:1.27", "--git-token", "t0k3n"],
+            "--git-token and --build-arg go with --git",
+        ),
+    ];
+    for (flags, want) in cases {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend(*flags);
+        let o = sb.kip(&args);
+        assert!(!o.status.success(), "{args:?} was accepted");
+        let said = err(&o);
+        assert!(said.contains(want), "{args:?}: want {want:?} in {said}");
+        assert!(
+            !said.contains("ghp_secret") && !said.contains("t0k3n"),
+            "{said}"
+        );
+    }
+    // (No App CRD either: nothing got as far as installing it.)
+    let left = sb
+        .kubectl()
+        .ok(&["get", "deploy,secrets,jobs,configmaps", "-o", "name"]);
+    assert!(!left.contains("api"), "left behind: {left}");
+}
+
+/// `app git remove` turns a git app back into an image app that keeps its image, deletes its
+/// token and refuses without confirmation; build verbs then say the app is not built from git.
+#[test]
+fn git_remove_keeps_the_image_and_deletes_the_token() {
+    let sb = crate::common::ServedSandbox::start();
+    let said = sb.kip_ok(&[
+        "app",
+        "deploy",
+        "--name",
+        "api",
+        "--git",
+        "https://github.com/acme/api.git",
+        "--git-token",
+        TOKEN,
+        "--port",
+        "3000",
+        "--build-arg",
+        "NODE_ENV=production",
+    ]);
+    assert!(said.contains("✔ Git credentials stored"), "{said}");
+    let listed = sb.kip_ok(&["app", "list"]);
+    assert!(listed.contains("awaiting build"), "{listed}");
+    // Never built: nothing to keep running.
+    let o = sb.kip(&["app", "git", "remove", "api", "--yes"]);
+    assert!(err(&o).contains("has no image yet"), "{}", err(&o));
+    // A simulated build (this sandbox runs no containers) gives it an image, and says so.
+    let built = sb.kip(&[
+        "app",
+        "rebuild",
+        "api",
+        "--commit",
+        "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c",
+    ]);
+    assert!(built.status.success(), "{}", err(&built));
+    assert!(
+        err(&built).contains("the sandbox simulates its pods"),
+        "{}",
+        err(&built)
+    );
+    let refused = sb.kip(&["app", "git", "remove", "api"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", err(&refused));
+    assert!(
+        err(&refused).contains("pass --yes to confirm"),
+        "{}",
+        err(&refused)
+    );
+    assert!(
+        sb.kubectl()
+            .run(&["get", "secret", "api-git-credentials"])
+            .status
+            .success()
+    );
+    let said = sb.kip_ok(&["app", "git", "remove", "api", "--yes"]);
+    assert!(
+        said.contains("api is no longer built from git; it runs "),
+        "{said}"
+    );
+    assert!(
+        !sb.kubectl()
+            .run(&["get", "secret", "api-git-credentials"])
+            .status
+            .success()
+    );
+    let app: Value =
+        serde_json::from_str(&sb.kubectl().ok(&["get", "app", "api", "-o", "json"])).unwrap();
+    assert_eq!(app["spec"]["source"]["kind"], "image", "{app}");
+    assert!(app["spec"]["source"].get("git").is_none(), "{app}");
+    assert!(
+        app["spec"]["image"]
+            .as_str()
+            .unwrap()
+            .ends_with("/default/api:0d1a26e"),
+        "{app}"
+    );
+    let o = sb.kip(&["app", "rebuild", "api"]);
+    assert!(err(&o).contains("is not built from git"), "{}", err(&o));
+    let o = sb.kip(&["app", "build-logs", "api", "--build", "7"]);
+    assert!(err(&o).contains("keeps builds 1"), "{}", err(&o));
+}
