@@ -655,6 +655,42 @@ fn git_remove_keeps_the_image_and_deletes_the_token() {
     );
     let o = sb.kip(&["app", "rebuild", "api"]);
     assert!(err(&o).contains("is not built from git"), "{}", err(&o));
+    // Deployed from git again with a token, then from an image: the token goes with the git
+    // source.
+    sb.kip_ok(&[
+        "app",
+        "deploy",
+        "--name",
+        "api",
+        "--git",
+        "https://github.com/acme/api.git",
+        "--git-token",
+        TOKEN,
+        "--port",
+        "3000",
+    ]);
+    assert!(
+        sb.kubectl()
+            .run(&["get", "secret", "api-git-credentials"])
+            .status
+            .success()
+    );
+    sb.kip_ok(&[
+        "app",
+        "deploy",
+        "--name",
+        "api",
+        "--image",
+        "nginx:1.27",
+        "--port",
+        "3000",
+    ]);
+    assert!(
+        !sb.kubectl()
+            .run(&["get", "secret", "api-git-credentials"])
+            .status
+            .success()
+    );
     let o = sb.kip(&["app", "build-logs", "api", "--build", "7"]);
     assert!(err(&o).contains("keeps builds 1"), "{}", err(&o));
 }
