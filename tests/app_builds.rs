@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::common::git::GitServer;
-use crate::common::{stderr as err, stdout as out};
+use crate::common::{ServedSandbox, stderr as err, stdout as out};
+use crate::sandbox_builds::registry;
 use crate::server::{Server, until};
 use crate::webhooks::{fixture, github};
 use crate::workloads::{APP, RealSandbox, app_image, live_url, through_ingress};
@@ -28,8 +29,8 @@ fn dockerfile(version: &str, run: &str) -> String {
     format!("FROM {APP}\n{extra}RUN echo {version} > /www/index.html\n")
 }
 
-/// `kip app deploy --git url` of `name` (with `token`), the output.
-fn deploy(sb: &RealSandbox, name: &str, url: &str, token: Option<&str>) -> String {
+/// `kip app deploy --git url` of `name` with `extra` flags, the output.
+fn deploy_git(sb: &ServedSandbox, name: &str, url: &str, extra: &[&str]) -> String {
     let mut args = vec![
         "app",
         "deploy",
@@ -41,10 +42,22 @@ fn deploy(sb: &RealSandbox, name: &str, url: &str, token: Option<&str>) -> Strin
         "8080",
         "--no-instance-header",
     ];
-    if let Some(token) = token {
-        args.extend(["--git-token", token]);
-    }
-    sb.sandbox.kip_ok(&args)
+    args.extend(extra);
+    sb.kip_ok(&args)
+}
+
+/// [`deploy_git`] in a sandbox that runs containers, with `token` if any.
+fn deploy(sb: &RealSandbox, name: &str, url: &str, token: Option<&str>) -> String {
+    let extra = token.map(|t| vec!["--git-token", t]).unwrap_or_default();
+    deploy_git(&sb.sandbox, name, url, &extra)
+}
+
+/// Whether a process of this machine has `pattern` in its command line.
+fn runs(pattern: &str) -> bool {
+    std::process::Command::new("pgrep")
+        .args(["-f", pattern])
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// What the app at the "Live at" line of `said` answers at `/`.
@@ -69,22 +82,19 @@ fn answers_soon(said: &str, version: &str) {
     );
 }
 
-/// The sandbox's registry address (`127.0.0.1:PORT`).
-fn registry(sb: &RealSandbox) -> String {
-    let cm = sb.kubectl().ok(&[
+/// What the sandbox says of itself (ConfigMap kube-system/kip-sandbox), e.g. `ingress`.
+fn sandbox_fact(sb: &RealSandbox, key: &str) -> String {
+    let value = sb.kubectl().ok(&[
         "get",
         "configmap",
         "kip-sandbox",
         "-n",
         "kube-system",
         "-o",
-        "json",
+        &format!("jsonpath={{.data.{key}}}"),
     ]);
-    let cm: Value = serde_json::from_str(&cm).expect("ConfigMap JSON");
-    cm["data"]["registry"]
-        .as_str()
-        .expect("the sandbox has a registry")
-        .to_string()
+    assert!(!value.trim().is_empty(), "the sandbox has no {key}");
+    value.trim().to_string()
 }
 
 /// The tags of `repository` in the sandbox's registry, through its HTTP API.
@@ -324,24 +334,14 @@ fn a_build_is_cancelled_and_its_processes_stop() {
     let said = sb.sandbox.kip_ok(&["app", "rebuild", "web", "--no-wait"]);
     assert!(said.contains("✔ Build 2 of web started"), "{said}");
     until("the image build to run", BUILD, || {
-        let running = std::process::Command::new("pgrep")
-            .args(["-f", "sleep 97.5"])
-            .output()
-            .ok()?;
-        running.status.success().then_some(())
+        runs("sleep 97.5").then_some(())
     });
     let said = sb.sandbox.kip_ok(&["app", "build", "cancel", "web"]);
     assert!(said.contains("✔ Build 2 of web cancelled"), "{said}");
     until(
         "the cancelled build's processes to end",
         Duration::from_secs(30),
-        || {
-            let left = std::process::Command::new("pgrep")
-                .args(["-f", "sleep 97.5"])
-                .status()
-                .ok()?;
-            (!left.success()).then_some(())
-        },
+        || (!runs("sleep 97.5")).then_some(()),
     );
     until(
         "the cancelled build's pod to go",
@@ -417,11 +417,7 @@ fn pushes_build_through_kip_server_and_a_newer_push_cancels_an_older_build() {
     let slow = repo.commit(&[("Dockerfile", &dockerfile("slow", "sleep 98.5"))], "slow");
     push("delivery-1", &slow);
     until("the first build's image build to run", BUILD, || {
-        let running = std::process::Command::new("pgrep")
-            .args(["-f", "sleep 98.5"])
-            .output()
-            .ok()?;
-        running.status.success().then_some(())
+        runs("sleep 98.5").then_some(())
     });
     let quick = repo.commit(&[("Dockerfile", &dockerfile("v2", ""))], "v2");
     push("delivery-2", &quick);
@@ -441,23 +437,8 @@ fn pushes_build_through_kip_server_and_a_newer_push_cancels_an_older_build() {
     );
     assert_eq!(list[0]["trigger"], "webhook", "{list:?}");
     let host = "web-sandbox.localhost";
-    let port = {
-        let cm = sb.kubectl().ok(&[
-            "get",
-            "configmap",
-            "kip-sandbox",
-            "-n",
-            "kube-system",
-            "-o",
-            "jsonpath={.data.ingress}",
-        ]);
-        cm.trim()
-            .rsplit(':')
-            .next()
-            .unwrap()
-            .parse::<u16>()
-            .unwrap()
-    };
+    let ingress = sandbox_fact(&sb, "ingress");
+    let port: u16 = ingress.rsplit(':').next().unwrap().parse().unwrap();
     until("the pushed version to answer", BUILD, || {
         let (code, _, body) =
             crate::common::raw_exchange(&format!("127.0.0.1:{port}"), host, "GET", "/", None, &[])
@@ -477,7 +458,7 @@ fn pushes_build_through_kip_server_and_a_newer_push_cancels_an_older_build() {
 /// flag and the fix; nothing is left behind.
 #[test]
 fn bad_git_flags_are_refused_and_leave_nothing() {
-    let sb = crate::common::ServedSandbox::start();
+    let sb = ServedSandbox::start();
     let base = ["app", "deploy", "--name", "api", "--port", "3000"];
     let cases: &[(&[&str], &str)] = &[
         (&[], "give --image IMAGE to run an image, or --git URL"),
@@ -583,21 +564,10 @@ fn bad_git_flags_are_refused_and_leave_nothing() {
 /// token and refuses without confirmation; build verbs then say the app is not built from git.
 #[test]
 fn git_remove_keeps_the_image_and_deletes_the_token() {
-    let sb = crate::common::ServedSandbox::start();
-    let said = sb.kip_ok(&[
-        "app",
-        "deploy",
-        "--name",
-        "api",
-        "--git",
-        "https://github.com/acme/api.git",
-        "--git-token",
-        TOKEN,
-        "--port",
-        "3000",
-        "--build-arg",
-        "NODE_ENV=production",
-    ]);
+    let sb = ServedSandbox::start();
+    let repo = "https://github.com/acme/api.git";
+    let with_token = ["--git-token", TOKEN, "--build-arg", "NODE_ENV=production"];
+    let said = deploy_git(&sb, "api", repo, &with_token);
     assert!(said.contains("✔ Git credentials stored"), "{said}");
     let listed = sb.kip_ok(&["app", "list"]);
     assert!(listed.contains("awaiting build"), "{listed}");
@@ -625,23 +595,14 @@ fn git_remove_keeps_the_image_and_deletes_the_token() {
         "{}",
         err(&refused)
     );
-    assert!(
-        sb.kubectl()
-            .run(&["get", "secret", "api-git-credentials"])
-            .status
-            .success()
-    );
+    sb.kubectl().ok(&["get", "secret", "api-git-credentials"]);
     let said = sb.kip_ok(&["app", "git", "remove", "api", "--yes"]);
     assert!(
         said.contains("api is no longer built from git; it runs "),
         "{said}"
     );
-    assert!(
-        !sb.kubectl()
-            .run(&["get", "secret", "api-git-credentials"])
-            .status
-            .success()
-    );
+    sb.kubectl()
+        .fails(&["get", "secret", "api-git-credentials"]);
     let app: Value =
         serde_json::from_str(&sb.kubectl().ok(&["get", "app", "api", "-o", "json"])).unwrap();
     assert_eq!(app["spec"]["source"]["kind"], "image", "{app}");
@@ -657,24 +618,8 @@ fn git_remove_keeps_the_image_and_deletes_the_token() {
     assert!(err(&o).contains("is not built from git"), "{}", err(&o));
     // Deployed from git again with a token, then from an image: the token goes with the git
     // source.
-    sb.kip_ok(&[
-        "app",
-        "deploy",
-        "--name",
-        "api",
-        "--git",
-        "https://github.com/acme/api.git",
-        "--git-token",
-        TOKEN,
-        "--port",
-        "3000",
-    ]);
-    assert!(
-        sb.kubectl()
-            .run(&["get", "secret", "api-git-credentials"])
-            .status
-            .success()
-    );
+    deploy_git(&sb, "api", repo, &with_token);
+    sb.kubectl().ok(&["get", "secret", "api-git-credentials"]);
     sb.kip_ok(&[
         "app",
         "deploy",
@@ -683,14 +628,10 @@ fn git_remove_keeps_the_image_and_deletes_the_token() {
         "--image",
         "nginx:1.27",
         "--port",
-        "3000",
+        "8080",
     ]);
-    assert!(
-        !sb.kubectl()
-            .run(&["get", "secret", "api-git-credentials"])
-            .status
-            .success()
-    );
+    sb.kubectl()
+        .fails(&["get", "secret", "api-git-credentials"]);
     let o = sb.kip(&["app", "build-logs", "api", "--build", "7"]);
     assert!(err(&o).contains("keeps builds 1"), "{}", err(&o));
 }

@@ -19,7 +19,7 @@ const KANIKO_IMAGE: &str = "gcr.io/kaniko-project/executor:v1.23.2";
 const BUILD_LIMIT: Duration = Duration::from_secs(420);
 
 /// The sandbox's registry (`127.0.0.1:PORT`).
-fn registry(sb: &RealSandbox) -> String {
+pub(crate) fn registry(sb: &RealSandbox) -> String {
     std::fs::read_to_string(sb.sandbox.kip_home().join("sandbox/registry.address"))
         .expect("sandbox/registry.address")
         .trim()
@@ -29,6 +29,16 @@ fn registry(sb: &RealSandbox) -> String {
 /// Removes from the shared store, when dropped, the images the builds of the sandbox with the
 /// registry `0` tagged (its port is its own).
 struct BuiltImages(String);
+
+/// A sandbox that runs containers, its registry's address, and the guard that removes what
+/// the test built into the shared store.
+fn sandbox_with_registry() -> (RealSandbox, String, BuiltImages) {
+    busybox_image();
+    let sb = RealSandbox::start();
+    let registry = registry(&sb);
+    let images = BuiltImages(registry.clone());
+    (sb, registry, images)
+}
 
 impl Drop for BuiltImages {
     fn drop(&mut self) {
@@ -217,27 +227,9 @@ fn terminated<'a>(pod: &'a Value, container: &str) -> &'a Value {
 
 /// GET from the registry with `Accept` headers: status, head, body.
 fn registry_get(registry: &str, path: &str, accept: &[&str]) -> (u16, String, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(registry).expect("connect to the registry");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let mut head = format!("GET {path} HTTP/1.1\r\nHost: {registry}\r\nConnection: close\r\n");
-    for a in accept {
-        head.push_str(&format!("Accept: {a}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).expect("send");
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    let text = String::from_utf8_lossy(&answer).to_string();
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (code, head.to_string(), body.to_string())
+    let headers: Vec<(&str, &str)> = accept.iter().map(|a| ("Accept", *a)).collect();
+    crate::common::raw_exchange_with(registry, registry, "GET", path, &headers, &[])
+        .expect("the registry answers")
 }
 
 fn header(head: &str, name: &str) -> Option<String> {
@@ -251,11 +243,8 @@ fn header(head: &str, name: &str) -> Option<String> {
 
 #[test]
 fn a_build_job_builds_the_requested_commit_pushes_it_and_its_image_runs() {
-    busybox_image();
-    let sb = RealSandbox::start();
+    let (sb, registry, _images) = sandbox_with_registry();
     let k = sb.kubectl();
-    let registry = registry(&sb);
-    let _images = BuiltImages(registry.clone());
     let git = GitServer::start(None);
     let repo = git.repo(
         "app",
@@ -417,11 +406,8 @@ fn credentials_secret(k: &Kubectl, name: &str, user: &str, token: &str) {
 
 #[test]
 fn a_private_repository_is_cloned_with_its_token_which_shows_nowhere() {
-    busybox_image();
-    let sb = RealSandbox::start();
+    let (sb, registry, _images) = sandbox_with_registry();
     let k = sb.kubectl();
-    let registry = registry(&sb);
-    let _images = BuiltImages(registry.clone());
     let (token, wrong) = ("tok3n-of-the-right-kind", "wr0ng-t0ken-value");
     let git = GitServer::start(Some(("kip", token)));
     let repo = git.repo(
@@ -529,11 +515,8 @@ fn a_private_repository_is_cloned_with_its_token_which_shows_nowhere() {
 
 #[test]
 fn a_failing_dockerfile_fails_the_build_with_buildahs_error() {
-    busybox_image();
-    let sb = RealSandbox::start();
+    let (sb, registry, _images) = sandbox_with_registry();
     let k = sb.kubectl();
-    let registry = registry(&sb);
-    let _images = BuiltImages(registry.clone());
     let git = GitServer::start(None);
     let repo = git.repo(
         "broken",
@@ -637,10 +620,8 @@ fn start_slow_build(sb: &RealSandbox, git: &GitServer, job: &str, seconds: u32) 
 
 #[test]
 fn deleting_a_build_job_stops_the_build_at_once() {
-    busybox_image();
-    let sb = RealSandbox::start();
+    let (sb, _, _images) = sandbox_with_registry();
     let k = sb.kubectl();
-    let _images = BuiltImages(registry(&sb));
     let git = GitServer::start(None);
     let uid = start_slow_build(&sb, &git, "slow", 61);
     let at = Instant::now();
@@ -666,9 +647,7 @@ fn deleting_a_build_job_stops_the_build_at_once() {
 
 #[test]
 fn stopping_the_sandbox_stops_its_builds() {
-    busybox_image();
-    let sb = RealSandbox::start();
-    let _images = BuiltImages(registry(&sb));
+    let (sb, _, _images) = sandbox_with_registry();
     let git = GitServer::start(None);
     let uid = start_slow_build(&sb, &git, "halted", 62);
     // As `kip sandbox down` does: SIGTERM, the sandbox stops its pods and exits.
@@ -698,10 +677,8 @@ fn ended_pod(k: &Kubectl, pod: &Value) -> Value {
 
 #[test]
 fn paths_outside_the_mounts_commands_and_foreign_destinations_are_refused() {
-    let sb = RealSandbox::start();
+    let (sb, registry, _images) = sandbox_with_registry();
     let k = sb.kubectl();
-    let registry = registry(&sb);
-    let _images = BuiltImages(registry.clone());
     let mount = json!([{"name": "workspace", "mountPath": "/workspace"}]);
     let volumes = json!([{"name": "workspace", "emptyDir": {}}]);
     let git_pod = |name: &str, container: Value| {

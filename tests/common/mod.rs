@@ -331,6 +331,22 @@ pub fn raw_exchange(
     content_type: Option<&str>,
     body: &[u8],
 ) -> std::io::Result<(u16, String, String)> {
+    let headers: Vec<(&str, &str)> = content_type
+        .map(|ct| ("Content-Type", ct))
+        .into_iter()
+        .collect();
+    raw_exchange_with(address, host, method, path, &headers, body)
+}
+
+/// [`raw_exchange`] with any request `headers`.
+pub fn raw_exchange_with(
+    address: &str,
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, String, String)> {
     let addr: SocketAddr = address.parse().map_err(std::io::Error::other)?;
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
@@ -338,8 +354,8 @@ pub fn raw_exchange(
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
-    if let Some(ct) = content_type {
-        head.push_str(&format!("Content-Type: {ct}\r\n"));
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes())?;

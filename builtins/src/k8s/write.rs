@@ -236,16 +236,8 @@ pub mod write_module {
     ) -> RhaiResult<Map> {
         crate::host::at_call(ctx.call_position(), || {
             let k = Cluster::of(&ctx)?;
-            let obj = k.run(async {
-                let api = k.api(api_version, kind, ns, false).await?;
-                let params = PatchParams {
-                    field_manager: Some(MANAGER.into()),
-                    ..PatchParams::default()
-                };
-                api.patch_status(name, &params, &Patch::Merge(to_json(patch)?))
-                    .await
-                    .map_err(kube_error)
-            })?;
+            let patch = Patch::Merge(to_json(patch)?);
+            let obj = k.run(k.patch_part(Some("status"), api_version, kind, ns, name, patch))?;
             to_map(&obj)
         })
     }
@@ -307,11 +299,29 @@ impl Cluster {
         name: &str,
         patch: Patch<Value>,
     ) -> RhaiResult<DynamicObject> {
+        self.patch_part(None, api_version, kind, ns, name, patch)
+            .await
+    }
+
+    /// Patches the object, or its `subresource` (`status`).
+    pub(super) async fn patch_part(
+        &self,
+        subresource: Option<&str>,
+        api_version: &str,
+        kind: &str,
+        ns: &str,
+        name: &str,
+        patch: Patch<Value>,
+    ) -> RhaiResult<DynamicObject> {
         let api = self.api(api_version, kind, ns, false).await?;
         let params = PatchParams {
             field_manager: Some(MANAGER.into()),
             ..PatchParams::default()
         };
-        api.patch(name, &params, &patch).await.map_err(kube_error)
+        match subresource {
+            None => api.patch(name, &params, &patch).await,
+            Some(part) => api.patch_subresource(part, name, &params, &patch).await,
+        }
+        .map_err(kube_error)
     }
 }

@@ -207,6 +207,125 @@ impl Runtime {
     }
 }
 
+/// What a pod's task is fed: each new version of its pod, `None` once it is deleted.
+type Updates = watch::Receiver<Option<Arc<Value>>>;
+
+/// Takes the pod's newest version into `pod`; false when it is gone or being deleted.
+fn take_update(pod: &mut Arc<Value>, open: bool, updates: &mut Updates) -> bool {
+    let newest = if open {
+        updates.borrow_and_update().clone()
+    } else {
+        None
+    };
+    match newest {
+        Some(newest) if !crate::controllers::is_deleting_pod(&newest) => {
+            *pod = newest;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Runs `work` while taking the pod's new versions into `pod`; None when the pod went first.
+async fn unless_gone<T>(
+    pod: &mut Arc<Value>,
+    updates: &mut Updates,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => return Some(done),
+            changed = updates.changed() => {
+                if !take_update(pod, changed.is_ok(), updates) {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Every container of `pod`, init containers first.
+fn all_containers(pod: &Value) -> impl Iterator<Item = &Value> {
+    let list = |field: &str| pod["spec"][field].as_array().into_iter().flatten();
+    list("initContainers").chain(list("containers"))
+}
+
+/// The string at `pointer` in `v`, or "".
+fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+/// What a kubelet reports of a pod, owned so that a store write can take it.
+struct Observed {
+    phase: &'static str,
+    ip: Option<String>,
+    started: String,
+    initialized: bool,
+    inits: Vec<status::Container>,
+    containers: Vec<status::Container>,
+}
+
+/// Writes `seen` as the status of `pod`, unless the pod was replaced by another of its name.
+async fn write_status(
+    store: &Store,
+    pod: &Arc<Value>,
+    seen: Observed,
+) -> crate::error::ApiResult<()> {
+    let pod = pod.clone();
+    store
+        .write(move |tx| {
+            let Some(current) = crate::controllers::current_pod(tx, &pod) else {
+                return Ok(());
+            };
+            let status = status::Pod {
+                old: &current["status"],
+                phase: seen.phase,
+                ip: seen.ip,
+                started: &seen.started,
+                initialized: seen.initialized,
+                inits: &seen.inits,
+                containers: &seen.containers,
+            }
+            .json();
+            crate::controllers::write_pod_status(tx, &current, status)
+        })
+        .await
+}
+
+/// Records `said` (normal or warning, reason, message) about the field `at` of `pod`, in one
+/// store write, unless the pod was replaced by another of its name.
+async fn record_events(
+    store: &Store,
+    pod: &Arc<Value>,
+    said: Vec<(bool, &'static str, String)>,
+    at: Option<&str>,
+) -> crate::error::ApiResult<()> {
+    use crate::controllers::{KUBELET, events};
+    let pod = pod.clone();
+    let at = at.map(String::from);
+    store
+        .write(move |tx| {
+            let Some(current) = crate::controllers::current_pod(tx, &pod) else {
+                return Ok(());
+            };
+            for (normal, reason, message) in said {
+                let event = if normal {
+                    events::normal(KUBELET, reason, message)
+                } else {
+                    events::warning(KUBELET, reason, message)
+                };
+                let event = match &at {
+                    Some(at) => event.at(at.clone()),
+                    None => event,
+                };
+                events::record(tx, &current, event);
+            }
+            Ok(())
+        })
+        .await
+}
+
 /// Whether the runtime leaves `pod` to the simulated kubelet.
 pub fn simulated(pod: &Value) -> bool {
     pod["status"]["conditions"].as_array().is_some_and(|c| {
@@ -241,27 +360,8 @@ async fn forget_containers(store: &Store) {
                 if !bound || done || simulated(&pod) {
                     continue;
                 }
-                let waiting = |c: &Value| status::Container {
-                    name: c["name"].as_str().unwrap_or("").to_string(),
-                    image: c["image"].as_str().unwrap_or("").to_string(),
-                    image_id: String::new(),
-                    podman: None,
-                    state: status::State::Waiting {
-                        reason: "ContainerCreating".into(),
-                        message: String::new(),
-                    },
-                    last: Value::Null,
-                    ready: false,
-                    restarts: 0,
-                };
-                let list = |field: &str| -> Vec<status::Container> {
-                    pod["spec"][field]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(waiting)
-                        .collect()
-                };
+                let list =
+                    |field: &str| status::Container::all_waiting(&pod, field, "ContainerCreating");
                 let (inits, containers) = (list("initContainers"), list("containers"));
                 let started = pod["status"]["startTime"]
                     .as_str()

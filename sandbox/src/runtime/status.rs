@@ -68,6 +68,34 @@ pub struct Container {
 }
 
 impl Container {
+    /// The container of `spec` before it starts, waiting for `reason` (ContainerCreating,
+    /// PodInitializing).
+    pub fn waiting(spec: &Value, reason: &str) -> Container {
+        Container {
+            name: spec["name"].as_str().unwrap_or("").to_string(),
+            image: spec["image"].as_str().unwrap_or("").to_string(),
+            image_id: String::new(),
+            podman: None,
+            state: State::Waiting {
+                reason: reason.into(),
+                message: String::new(),
+            },
+            last: Value::Null,
+            ready: false,
+            restarts: 0,
+        }
+    }
+
+    /// Every container of the pod's `field` (initContainers, containers), waiting for `reason`.
+    pub fn all_waiting(pod: &Value, field: &str, reason: &str) -> Vec<Container> {
+        pod["spec"][field]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| Container::waiting(c, reason))
+            .collect()
+    }
+
     fn id(&self) -> String {
         self.podman
             .as_deref()

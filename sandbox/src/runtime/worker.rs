@@ -8,11 +8,14 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
-use super::status::{self, Container, State};
-use super::{Runtime, SANDBOX_LABEL, SIMULATED, images, podman, probe, spec, volumes};
-use crate::controllers::{KUBELET, events, is_deleting_pod, write_pod_status};
+use super::status::{Container, State};
+use super::{
+    Observed, Runtime, SANDBOX_LABEL, SIMULATED, Updates, all_containers, images, podman, probe,
+    record_events, spec, str_at, volumes, write_status,
+};
+use crate::controllers::{KUBELET, events, write_pod_status};
 use crate::ops;
 use crate::store::Store;
 
@@ -22,8 +25,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 const BACKOFF_RESET: Duration = Duration::from_secs(600);
 /// Grace given to containers when their pod goes; more only delays the sandbox.
 const MAX_GRACE: u64 = 10;
-
-type Updates = watch::Receiver<Option<Arc<Value>>>;
 
 /// What a container's helper tasks report.
 enum Report {
@@ -98,17 +99,8 @@ impl Slot {
         Slot {
             spec: spec.clone(),
             status: Container {
-                name: spec["name"].as_str().unwrap_or("").to_string(),
-                image: spec["image"].as_str().unwrap_or("").to_string(),
                 image_id,
-                podman: None,
-                state: State::Waiting {
-                    reason: "ContainerCreating".into(),
-                    message: String::new(),
-                },
-                last: Value::Null,
-                ready: false,
-                restarts: 0,
+                ..Container::waiting(spec, "ContainerCreating")
             },
             since: None,
             counts: [(0, 0); 3],
@@ -193,15 +185,6 @@ pub async fn run(runtime: Arc<Runtime>, store: Store, uid: String, mut updates: 
         w.life(&mut updates, &mut inbox).await;
     }
     w.tear_down().await;
-}
-
-fn all_containers(pod: &Value) -> impl Iterator<Item = &Value> {
-    let list = |field: &str| pod["spec"][field].as_array().into_iter().flatten();
-    list("initContainers").chain(list("containers"))
-}
-
-fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
 
 /// Marks the pod simulated, with a warning Event saying why; the simulated kubelet takes over.
@@ -414,7 +397,7 @@ impl Worker {
         loop {
             tokio::select! {
                 changed = updates.changed() => {
-                    if !self.take_update(changed.is_ok(), updates) {
+                    if !super::take_update(&mut self.pod, changed.is_ok(), updates) {
                         return;
                     }
                 }
@@ -857,33 +840,7 @@ impl Worker {
         updates: &mut Updates,
         work: impl std::future::Future<Output = T>,
     ) -> Option<T> {
-        tokio::pin!(work);
-        loop {
-            tokio::select! {
-                done = &mut work => return Some(done),
-                changed = updates.changed() => {
-                    if !self.take_update(changed.is_ok(), updates) {
-                        return None;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Takes the pod's newest version; false when it is gone or being deleted.
-    fn take_update(&mut self, open: bool, updates: &mut Updates) -> bool {
-        let pod = if open {
-            updates.borrow_and_update().clone()
-        } else {
-            None
-        };
-        match pod {
-            Some(pod) if !is_deleting_pod(&pod) => {
-                self.pod = pod;
-                true
-            }
-            _ => false,
-        }
+        super::unless_gone(&mut self.pod, updates, work).await
     }
 
     async fn wait_until_gone(&mut self, updates: &mut Updates) {
@@ -892,33 +849,17 @@ impl Worker {
 
     /// Writes the status as it is now, unless the pod was replaced by another of its name.
     async fn write(&self) {
-        let inits: Vec<Container> = self.inits.iter().map(|s| s.status.clone()).collect();
-        let containers: Vec<Container> = self.containers.iter().map(|s| s.status.clone()).collect();
-        let pod = self.pod.clone();
-        let ip = (!self.ip.is_empty()).then(|| self.ip.clone());
-        let phase = self.phase;
-        let started = self.started.clone();
-        let initialized = self.initialized;
-        let _ = self
-            .store
-            .write(move |tx| {
-                let Some(current) = crate::controllers::current_pod(tx, &pod) else {
-                    return Ok(());
-                };
-                let status = status::Pod {
-                    old: &current["status"],
-                    phase,
-                    ip,
-                    started: &started,
-                    initialized,
-                    inits: &inits,
-                    containers: &containers,
-                }
-                .json();
-                write_pod_status(tx, &current, status)
-            })
-            .await
-            .map_err(|e| tracing::warn!(pod = %self.podman_pod, "cannot write the pod's status: {}", e.message));
+        let seen = Observed {
+            phase: self.phase,
+            ip: (!self.ip.is_empty()).then(|| self.ip.clone()),
+            started: self.started.clone(),
+            initialized: self.initialized,
+            inits: self.inits.iter().map(|s| s.status.clone()).collect(),
+            containers: self.containers.iter().map(|s| s.status.clone()).collect(),
+        };
+        if let Err(e) = write_status(&self.store, &self.pod, seen).await {
+            tracing::warn!(pod = %self.podman_pod, "cannot write the pod's status: {}", e.message);
+        }
     }
 
     async fn event(&self, normal: bool, reason: &'static str, message: String, at: Option<&str>) {
@@ -928,29 +869,7 @@ impl Worker {
     /// Records `said` (normal or warning, reason, message) about the pod's field `at`, in one
     /// store write.
     async fn events(&self, said: Vec<(bool, &'static str, String)>, at: Option<&str>) {
-        let pod = self.pod.clone();
-        let at = at.map(String::from);
-        let _ = self
-            .store
-            .write(move |tx| {
-                let Some(current) = crate::controllers::current_pod(tx, &pod) else {
-                    return Ok(());
-                };
-                for (normal, reason, message) in said {
-                    let event = if normal {
-                        events::normal(KUBELET, reason, message)
-                    } else {
-                        events::warning(KUBELET, reason, message)
-                    };
-                    let event = match &at {
-                        Some(at) => event.at(at.clone()),
-                        None => event,
-                    };
-                    events::record(tx, &current, event);
-                }
-                Ok(())
-            })
-            .await;
+        let _ = record_events(&self.store, &self.pod, said, at).await;
     }
 
     /// Stops and removes the pod's containers (SIGTERM, then SIGKILL after its grace, at most

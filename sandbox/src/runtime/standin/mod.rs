@@ -37,14 +37,17 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 pub use process::kill_groups;
 use process::{Groups, Log};
 
-use super::status::{self, Container, State};
-use super::{LogFile, Runtime, volumes};
-use crate::controllers::{KUBELET, events, is_deleting_pod, write_pod_status};
+use super::status::{Container, State};
+use super::{
+    LogFile, Observed, Runtime, Updates, all_containers, record_events, str_at, volumes,
+    write_status,
+};
+use crate::controllers::is_deleting_pod;
 use crate::ops;
 use crate::store::Store;
 
@@ -54,8 +57,6 @@ const MAX_GRACE: Duration = Duration::from_secs(3);
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// Where a container's termination message is unless it says.
 const TERMINATION_LOG: &str = "/dev/termination-log";
-
-type Updates = watch::Receiver<Option<Arc<Value>>>;
 
 /// A tool the sandbox stands in for.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -83,15 +84,6 @@ pub fn stand_in(image: &str) -> Option<Tool> {
 pub fn runs(pod: &Value) -> bool {
     let mut all = all_containers(pod).peekable();
     all.peek().is_some() && all.all(|c| stand_in(c["image"].as_str().unwrap_or("")).is_some())
-}
-
-fn all_containers(pod: &Value) -> impl Iterator<Item = &Value> {
-    let list = |field: &str| pod["spec"][field].as_array().into_iter().flatten();
-    list("initContainers").chain(list("containers"))
-}
-
-fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
 
 /// How a container ended.
@@ -126,27 +118,7 @@ pub async fn run(runtime: Arc<Runtime>, store: Store, uid: String, mut updates: 
         return;
     };
     let dir = runtime.sandbox_dir.join("pods").join(&uid);
-    let waiting = |c: &Value| Container {
-        name: c["name"].as_str().unwrap_or("").to_string(),
-        image: c["image"].as_str().unwrap_or("").to_string(),
-        image_id: String::new(),
-        podman: None,
-        state: State::Waiting {
-            reason: "PodInitializing".into(),
-            message: String::new(),
-        },
-        last: Value::Null,
-        ready: false,
-        restarts: 0,
-    };
-    let list = |field: &str| -> Vec<Container> {
-        pod["spec"][field]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(waiting)
-            .collect()
-    };
+    let list = |field: &str| Container::all_waiting(&pod, field, "PodInitializing");
     let logs: HashMap<String, LogFile> = list("initContainers")
         .iter()
         .chain(list("containers").iter())
@@ -420,7 +392,7 @@ impl Pod {
                 Err(why) => {
                     log.line(&format!("error: {why}"));
                     let said = vec![(false, "Failed", format!("Error: {why}"))];
-                    let _ = record_all(&store, &pod, said, Some(&at)).await;
+                    let _ = record_events(&store, &pod, said, Some(&at)).await;
                     (128, "StartError", why)
                 }
             };
@@ -722,19 +694,7 @@ impl Pod {
         updates: &mut Updates,
         work: impl std::future::Future<Output = T>,
     ) -> Option<T> {
-        tokio::pin!(work);
-        loop {
-            tokio::select! {
-                done = &mut work => return Some(done),
-                changed = updates.changed() => {
-                    let pod = if changed.is_ok() { updates.borrow_and_update().clone() } else { None };
-                    match pod {
-                        Some(pod) if !is_deleting_pod(&pod) => self.pod = pod,
-                        _ => return None,
-                    }
-                }
-            }
-        }
+        super::unless_gone(&mut self.pod, updates, work).await
     }
 
     async fn wait_until_gone(&mut self, updates: &mut Updates) {
@@ -763,32 +723,16 @@ impl Pod {
 
     /// Writes the status as it is now, unless the pod was replaced by another of its name.
     async fn write(&self) {
-        let inits = self.inits.clone();
-        let containers = self.containers.clone();
-        let pod = self.pod.clone();
-        let phase = self.phase;
-        let started = self.started.clone();
-        let initialized = self.initialized;
-        let _ = self
-            .store
-            .write(move |tx| {
-                let Some(current) = crate::controllers::current_pod(tx, &pod) else {
-                    return Ok(());
-                };
-                let status = status::Pod {
-                    old: &current["status"],
-                    phase,
-                    // No address of the pod network: the processes share this machine's.
-                    ip: None,
-                    started: &started,
-                    initialized,
-                    inits: &inits,
-                    containers: &containers,
-                }
-                .json();
-                write_pod_status(tx, &current, status)
-            })
-            .await;
+        let seen = Observed {
+            phase: self.phase,
+            // No address of the pod network: the processes share this machine's.
+            ip: None,
+            started: self.started.clone(),
+            initialized: self.initialized,
+            inits: self.inits.clone(),
+            containers: self.containers.clone(),
+        };
+        let _ = write_status(&self.store, &self.pod, seen).await;
     }
 
     async fn event(&self, normal: bool, reason: &'static str, message: String, at: Option<&str>) {
@@ -796,41 +740,8 @@ impl Pod {
     }
 
     async fn events(&self, said: Vec<(bool, &'static str, String)>, at: Option<&str>) {
-        let _ = record_all(&self.store, &self.pod, said, at).await;
+        let _ = record_events(&self.store, &self.pod, said, at).await;
     }
-}
-
-/// Records events (normal or warning, reason, message) about the pod's field `at` in one store
-/// write.
-async fn record_all(
-    store: &Store,
-    pod: &Arc<Value>,
-    said: Vec<(bool, &'static str, String)>,
-    at: Option<&str>,
-) -> Result<(), ()> {
-    let pod = pod.clone();
-    let at = at.map(String::from);
-    store
-        .write(move |tx| {
-            let Some(current) = crate::controllers::current_pod(tx, &pod) else {
-                return Ok(());
-            };
-            for (normal, reason, message) in said {
-                let event = if normal {
-                    events::normal(KUBELET, reason, message)
-                } else {
-                    events::warning(KUBELET, reason, message)
-                };
-                let event = match &at {
-                    Some(at) => event.at(at.clone()),
-                    None => event,
-                };
-                events::record(tx, &current, event);
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|_| ())
 }
 
 #[cfg(test)]
