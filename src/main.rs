@@ -3,6 +3,7 @@
 
 mod cli_error;
 mod cluster;
+mod console_cmd;
 mod home;
 mod sandbox_cmd;
 mod sandbox_image;
@@ -95,6 +96,7 @@ enum Builtin {
         topic: Option<String>,
     },
     Server(server_cmd::ServerArgs),
+    Console(console_cmd::ConsoleArgs),
     /// Print a shell completion script.
     Completion {
         /// The shell to complete for.
@@ -113,6 +115,7 @@ const RESERVED: &[&str] = &[
     "doc",
     "test",
     "server",
+    "console",
     "help",
 ];
 
@@ -207,6 +210,7 @@ fn main() {
             Builtin::Shell => shell_cmd::run(kip, RESERVED),
             Builtin::Doc { topic } => verb_cmd::doc(&kip, topic.as_deref()),
             Builtin::Server(args) => server_cmd::run(args),
+            Builtin::Console(args) => console_cmd::run(args, (*kip.search).clone()),
             Builtin::Test { dir } => test_cmd::run(&mut kip, &dir),
             Builtin::Completion { shell } => {
                 let mut root = root;

@@ -20,7 +20,9 @@ use crate::home::kip_home;
 /// Lease kipper-system/kip-server; another takes over within --lease-seconds of it stopping.
 /// Every server answers git push webhooks (POST /hooks/github, /hooks/gitlab, /hooks/generic)
 /// for the apps whose webhook is enabled (`kip app webhook enable`), and runs the hooks of the
-/// projects a push reached (`kip hook add`) in a restricted engine.
+/// projects a push reached (`kip hook add`) in a restricted engine. The web console is
+/// served under / (sign in with the token in Secret kipper-system/kip-console, made on first
+/// start, or --console-token).
 /// Talks to the cluster kip talks to (`kip cluster list`); in a pod, to the cluster it runs in.
 #[derive(clap::Args, Debug)]
 pub struct ServerArgs {
@@ -43,6 +45,13 @@ pub struct ServerArgs {
     /// The wildcard domain of app hostnames (as --cluster-id).
     #[arg(long, env = "KIP_DOMAIN")]
     domain: Option<String>,
+    /// The token that signs in to the console [default: Secret kipper-system/kip-console,
+    /// made with a random token if missing].
+    #[arg(long, env = "KIP_CONSOLE_TOKEN", hide_env_values = true)]
+    console_token: Option<String>,
+    /// Serve no web console.
+    #[arg(long)]
+    no_console: bool,
     /// The image of the X-Instance-ID sidecar in front of apps (as --cluster-id; `kip install
     /// --instance-id-image` sets it in the pod).
     #[arg(long, env = "KIP_INSTANCE_ID_IMAGE")]
@@ -104,6 +113,34 @@ pub fn run(args: ServerArgs) -> Result<(), CliError> {
         runtime: runtime.handle().clone(),
         limits: Limits::HOOK,
     };
+    let console = if args.no_console {
+        None
+    } else {
+        let token = match args.console_token.clone() {
+            Some(token) => Ok(token),
+            None => runtime.block_on(kip_server::console::cluster_token(&client.client)),
+        };
+        match token {
+            Ok(token) => {
+                let fixed_client = client.clone();
+                let runner = kip_server::console::Runner {
+                    cluster: builtins::ClusterChoice {
+                        client: Arc::new(move || Ok(fixed_client.clone())),
+                        ..cluster.clone()
+                    },
+                    search: (*kip.search).clone(),
+                    kip_home: home.clone(),
+                    runtime: runtime.handle().clone(),
+                };
+                Some(kip_server::console::Console::new(runner, token))
+            }
+            Err(why) => {
+                eprintln!("warning: no web console: {why}");
+                None
+            }
+        }
+    };
+    let with_console = console.is_some();
     let host = Host::new(
         runtime.handle().clone(),
         home,
@@ -123,6 +160,7 @@ pub fn run(args: ServerArgs) -> Result<(), CliError> {
             kip_server::Scripts::new(kip),
             client.client,
             Some(hooks),
+            console,
             options,
             crate::sandbox_cmd::shutdown_signal(),
             move |address| {
@@ -130,6 +168,11 @@ pub fn run(args: ServerArgs) -> Result<(), CliError> {
                 println!(
                     "  reconciling App, Project and Service on cluster `{cluster_name}` ({server})"
                 );
+                if with_console {
+                    println!(
+                        "  console at http://{address}/ (token: Secret kipper-system/kip-console)"
+                    );
+                }
             },
         ))
         .map_err(|e| CliError::new(Kind::Failed, e))

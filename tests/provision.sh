@@ -47,6 +47,11 @@ done
 for pkg in debootstrap busybox-static catatonit; do
   installed "$pkg" || need_apt+=("$pkg")
 done
+# The web console is tested in a real headless browser: Debian's chromium, driven through
+# chromedriver's WebDriver endpoint on loopback (tests/common/browser.rs).
+for pkg in chromium chromium-driver; do
+  installed "$pkg" || need_apt+=("$pkg")
+done
 # libfuzzer-sys builds libFuzzer (C++) for gateway/fuzz.
 command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -3,8 +3,9 @@
 //! an App applied with kubectl gets the objects `kip app deploy` would make; one server at a
 //! time works, by holding a Lease. An HTTP endpoint answers health checks and git push
 //! webhooks (every replica answers webhooks, lease or not); a verified push runs the hooks of
-//! the projects it reached (`hooks.rs`).
+//! the projects it reached (`hooks.rs`). The web console is served under `/` (`console/`).
 
+pub mod console;
 pub mod controllers;
 pub mod hooks;
 mod http;
@@ -53,6 +54,7 @@ pub async fn run(
     scripts: Scripts,
     client: kube::Client,
     hooks: Option<hooks::Runner>,
+    console: Option<console::Console>,
     options: Options,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ready: impl FnOnce(SocketAddr),
@@ -66,7 +68,12 @@ pub async fn run(
     ready(address);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let hooks = std::sync::Arc::new(webhooks::State::new(client.clone(), hooks)?);
-    let http = tokio::spawn(http::serve(listener, hooks, stopped.clone()));
+    let http = tokio::spawn(http::serve(
+        listener,
+        hooks,
+        console.map(std::sync::Arc::new),
+        stopped.clone(),
+    ));
     let lease = leader::Lease::new(
         client.clone(),
         &options.lease_namespace,

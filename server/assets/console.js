@@ -1,0 +1,36 @@
+// Kipper console: the little the pages need beyond HTML. Everything here is an extra; every
+// page reads and every form works without it.
+(function () {
+  "use strict";
+
+  // The theme switch: remembered in this browser, applied before the page paints again.
+  function applyTheme() {
+    var theme = localStorage.getItem("kip-theme");
+    if (theme) document.documentElement.setAttribute("data-theme", theme);
+  }
+  applyTheme();
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-theme-switch]");
+    if (!button) return;
+    var dark = document.documentElement.getAttribute("data-theme") === "dark" ||
+      (!document.documentElement.getAttribute("data-theme") &&
+        window.matchMedia("(prefers-color-scheme: dark)").matches);
+    var next = dark ? "light" : "dark";
+    localStorage.setItem("kip-theme", next);
+    document.documentElement.setAttribute("data-theme", next);
+  });
+
+  // A destructive button stays disabled until the name it asks for is typed (the server
+  // checks it again).
+  function watchConfirmations(root) {
+    root.querySelectorAll("input[data-confirm]").forEach(function (input) {
+      var button = input.form && input.form.querySelector("button[type=submit]");
+      if (!button) return;
+      var check = function () { button.disabled = input.value.trim() !== input.dataset.confirm; };
+      input.addEventListener("input", check);
+      check();
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { watchConfirmations(document); });
+  document.addEventListener("htmx:afterSettle", function (event) { watchConfirmations(event.target); });
+})();

@@ -1,0 +1,127 @@
+//! The web console: server-rendered pages (minijinja templates in `templates/console/`) over
+//! the same verbs the command line runs. A page reads by running read verbs with `-o json`;
+//! a form runs one verb (`actions.rs`), so an override of a verb changes the console too.
+//! Served by `kip server` under `/` and by `kip console` on a workstation.
+
+pub mod actions;
+mod assets;
+pub mod auth;
+mod pages;
+pub mod render;
+pub mod runner;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+pub use auth::Sessions;
+pub use runner::Runner;
+
+/// A console: how it runs verbs, who may use it, and which cluster it shows.
+pub struct Console {
+    pub runner: Runner,
+    pub sessions: Sessions,
+}
+
+impl Console {
+    /// A console on `runner`'s cluster that `token` opens.
+    pub fn new(runner: Runner, token: String) -> Console {
+        Console {
+            runner,
+            sessions: Sessions::new(token),
+        }
+    }
+}
+
+/// The console's routes, to merge into a server's router.
+pub fn router(console: Arc<Console>) -> Router {
+    Router::new()
+        .route("/", get(pages::dashboard))
+        .route("/login", get(pages::login_page).post(pages::login))
+        .route("/logout", post(pages::logout))
+        .route("/assets/{name}", get(assets::serve))
+        .route("/projects", get(pages::projects))
+        .route("/projects/{project}", get(pages::project))
+        .route("/projects/{project}/{env}", get(pages::environment))
+        .route("/projects/{project}/{env}/apps/{app}", get(pages::app))
+        .route("/actions/{action}", post(pages::act))
+        .with_state(console)
+}
+
+/// Serves `console` alone (with `/healthz`) on `listener` until `shutdown` resolves: what
+/// `kip console` runs on a workstation.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    console: Console,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .merge(router(Arc::new(console)));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| format!("the console stopped: {e}"))
+}
+
+/// The console token of a cluster: the Secret `kipper-system/kip-console` (key `token`), made
+/// with a random token the first time a server needs it, so every replica shares it and an
+/// admin reads it with kubectl.
+pub async fn cluster_token(client: &kube::Client) -> Result<String, String> {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::Api;
+    use kube::api::PostParams;
+    let api: Api<Secret> = Api::namespaced(client.clone(), crate::hooks::NAMESPACE);
+    let read = |secret: &Secret| -> Option<String> {
+        let bytes = secret.data.as_ref()?.get(TOKEN_KEY)?;
+        String::from_utf8(bytes.0.clone())
+            .ok()
+            .filter(|t| !t.is_empty())
+    };
+    let existing = api.get_opt(TOKEN_SECRET).await.map_err(|e| {
+        format!(
+            "cannot read Secret {}/{TOKEN_SECRET}: {e}",
+            crate::hooks::NAMESPACE
+        )
+    })?;
+    if let Some(token) = existing.as_ref().and_then(read) {
+        return Ok(token);
+    }
+    let token = auth::random_hex(32);
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(TOKEN_SECRET.into()),
+            namespace: Some(crate::hooks::NAMESPACE.into()),
+            labels: Some(
+                [(
+                    "app.kubernetes.io/managed-by".to_string(),
+                    "kipper".to_string(),
+                )]
+                .into(),
+            ),
+            ..Default::default()
+        },
+        string_data: Some([(TOKEN_KEY.to_string(), token.clone())].into()),
+        ..Secret::default()
+    };
+    match api.create(&PostParams::default(), &secret).await {
+        Ok(_) => Ok(token),
+        // Another replica made it first: use theirs.
+        Err(kube::Error::Api(status)) if status.code == 409 => api
+            .get(TOKEN_SECRET)
+            .await
+            .ok()
+            .as_ref()
+            .and_then(read)
+            .ok_or_else(|| "the console token Secret has no token".into()),
+        Err(e) => Err(format!(
+            "cannot make Secret {}/{TOKEN_SECRET}: {e}",
+            crate::hooks::NAMESPACE
+        )),
+    }
+}
+
+/// The Secret holding a cluster's console token, and its key.
+pub const TOKEN_SECRET: &str = "kip-console";
+pub const TOKEN_KEY: &str = "token";

@@ -1,0 +1,528 @@
+//! The console's pages and its one action endpoint. Every page needs a session; every POST
+//! its CSRF token and a matching origin.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::auth::{self, Flash, Session};
+use super::{Console, actions, render};
+
+type Shared = State<Arc<Console>>;
+
+/// The headers every page carries: no caching, no framing, scripts and styles only from the
+/// console itself.
+const SECURITY_HEADERS: &[(&str, &str)] = &[
+    (
+        "content-security-policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "same-origin"),
+    ("x-frame-options", "DENY"),
+    ("cache-control", "no-store"),
+];
+
+fn html(status: StatusCode, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    for (name, value) in SECURITY_HEADERS {
+        headers.insert(*name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+fn see_other(to: &str) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(to) = HeaderValue::from_str(to) {
+        response.headers_mut().insert(header::LOCATION, to);
+    }
+    response
+}
+
+/// A path on this console to send the browser back to; anything else (another site, a
+/// scheme-relative `//host`) becomes `/`.
+fn local_path(path: &str) -> String {
+    let ok = path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.contains('\\')
+        && !path.chars().any(char::is_control);
+    if ok { path.to_string() } else { "/".into() }
+}
+
+fn query(raw: &Option<String>) -> Vec<(String, String)> {
+    form(raw.as_deref().unwrap_or("").as_bytes())
+}
+
+fn form(body: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(body).into_owned().collect()
+}
+
+fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The signed-in session of a request.
+struct Signed {
+    id: String,
+    session: Session,
+}
+
+fn signed_in(console: &Console, headers: &HeaderMap) -> Option<Signed> {
+    let id = auth::session_cookie(headers)?;
+    let session = console.sessions.get(&id)?;
+    Some(Signed { id, session })
+}
+
+fn to_login(path: &str) -> Response {
+    let next: String = form_urlencoded::byte_serialize(path.as_bytes()).collect();
+    see_other(&format!("/login?next={next}"))
+}
+
+/// Renders `name` with `data` and what every page shows: the cluster, the CSRF token, the
+/// flash of the last action.
+fn page(
+    console: &Console,
+    signed: &Signed,
+    name: &str,
+    status: StatusCode,
+    data: Value,
+) -> Response {
+    let flash = console.sessions.take_flash(&signed.id);
+    let mut context = json!({
+        "cluster": console.runner.cluster.name,
+        "csrf": signed.session.csrf,
+        "flash": flash,
+    });
+    if let (Some(context), Value::Object(data)) = (context.as_object_mut(), data) {
+        context.extend(data);
+    }
+    match render::page(
+        &console.runner.search,
+        name,
+        minijinja::Value::from(minijinja::value::Serde(&context)),
+    ) {
+        Ok(body) => html(status, body),
+        Err(why) => html(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("<!doctype html><title>Error</title><p>{}</p>", escape(&why)),
+        ),
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The page saying why a page cannot be shown.
+fn trouble(console: &Console, signed: &Signed, status: StatusCode, why: &str) -> Response {
+    page(
+        console,
+        signed,
+        "error.html.j2",
+        status,
+        json!({ "title": status.canonical_reason().unwrap_or("Error"), "message": why }),
+    )
+}
+
+pub async fn login_page(State(console): Shared, RawQuery(raw): RawQuery) -> Response {
+    let fields = query(&raw);
+    let next = local_path(field(&fields, "next").unwrap_or("/"));
+    // `kip console` prints a link that signs in at once.
+    if let Some(token) = field(&fields, "token") {
+        if let Some(id) = console.sessions.login(token) {
+            return signed_in_to(&id, &next);
+        }
+        return login_form(
+            &console,
+            &next,
+            Some("That token does not open this console."),
+        );
+    }
+    login_form(&console, &next, None)
+}
+
+fn login_form(console: &Console, next: &str, error: Option<&str>) -> Response {
+    let status = if error.is_some() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
+    let context = json!({ "next": next, "error": error, "cluster": console.runner.cluster.name });
+    match render::page(
+        &console.runner.search,
+        "login.html.j2",
+        minijinja::Value::from(minijinja::value::Serde(&context)),
+    ) {
+        Ok(body) => html(status, body),
+        Err(why) => html(StatusCode::INTERNAL_SERVER_ERROR, escape(&why)),
+    }
+}
+
+fn signed_in_to(id: &str, next: &str) -> Response {
+    let mut response = see_other(next);
+    if let Ok(cookie) = HeaderValue::from_str(&auth::set_cookie(id)) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+pub async fn login(State(console): Shared, headers: HeaderMap, body: Bytes) -> Response {
+    let fields = form(&body);
+    let next = local_path(field(&fields, "next").unwrap_or("/"));
+    if !auth::same_origin(&headers) {
+        return html(
+            StatusCode::FORBIDDEN,
+            "Sign in from the console's own page.".into(),
+        );
+    }
+    match console
+        .sessions
+        .login(field(&fields, "token").unwrap_or(""))
+    {
+        Some(id) => signed_in_to(&id, &next),
+        None => {
+            // A wrong token costs time: guessing is slow.
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            login_form(
+                &console,
+                &next,
+                Some("That token does not open this console."),
+            )
+        }
+    }
+}
+
+pub async fn logout(State(console): Shared, headers: HeaderMap, body: Bytes) -> Response {
+    let fields = form(&body);
+    if let Some(signed) = signed_in(&console, &headers) {
+        if !csrf_ok(&signed, &headers, &fields) {
+            return html(
+                StatusCode::FORBIDDEN,
+                "The form is stale: reload the page.".into(),
+            );
+        }
+        console.sessions.logout(&signed.id);
+    }
+    let mut response = see_other("/login");
+    if let Ok(cookie) = HeaderValue::from_str(&auth::set_cookie("")) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+fn csrf_ok(signed: &Signed, headers: &HeaderMap, fields: &[(String, String)]) -> bool {
+    auth::same_origin(headers)
+        && auth::same_secret(field(fields, "_csrf").unwrap_or(""), &signed.session.csrf)
+}
+
+/// Reads `argv` with `-o json`; a failure becomes the page's error.
+async fn read(console: &Console, argv: &[&str]) -> Result<Value, String> {
+    console.runner.read(argv).await
+}
+
+fn list(value: Value) -> Vec<Value> {
+    match value {
+        Value::Array(items) => items,
+        _ => Vec::new(),
+    }
+}
+
+pub async fn dashboard(State(console): Shared, headers: HeaderMap) -> Response {
+    let Some(signed) = signed_in(&console, &headers) else {
+        return to_login("/");
+    };
+    let (projects, apps) = tokio::join!(
+        read(&console, &["project", "list"]),
+        read(&console, &["app", "list", "-A"])
+    );
+    match (projects, apps) {
+        (Ok(projects), Ok(apps)) => page(
+            &console,
+            &signed,
+            "dashboard.html.j2",
+            StatusCode::OK,
+            json!({ "nav": "dashboard", "projects": projects, "apps": apps }),
+        ),
+        (Err(why), _) | (_, Err(why)) => trouble(&console, &signed, StatusCode::BAD_GATEWAY, &why),
+    }
+}
+
+pub async fn projects(State(console): Shared, headers: HeaderMap) -> Response {
+    let Some(signed) = signed_in(&console, &headers) else {
+        return to_login("/projects");
+    };
+    match read(&console, &["project", "list"]).await {
+        Ok(projects) => page(
+            &console,
+            &signed,
+            "projects.html.j2",
+            StatusCode::OK,
+            json!({ "nav": "projects", "projects": projects }),
+        ),
+        Err(why) => trouble(&console, &signed, StatusCode::BAD_GATEWAY, &why),
+    }
+}
+
+/// The project named `name` among `kip project list`'s.
+async fn find_project(console: &Console, name: &str) -> Result<Option<Value>, String> {
+    let projects = list(read(console, &["project", "list"]).await?);
+    Ok(projects.into_iter().find(|p| p["name"] == name))
+}
+
+fn environments(project: &Value) -> Vec<String> {
+    project["environments"]
+        .as_array()
+        .map(|e| {
+            e.iter()
+                .filter_map(|e| e.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub async fn project(
+    State(console): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    let path = format!("/projects/{name}");
+    let Some(signed) = signed_in(&console, &headers) else {
+        return to_login(&path);
+    };
+    match find_project(&console, &name).await {
+        Ok(Some(project)) => match environments(&project).first() {
+            Some(env) => see_other(&format!("/projects/{name}/{env}")),
+            None => trouble(
+                &console,
+                &signed,
+                StatusCode::NOT_FOUND,
+                "This project has no environments.",
+            ),
+        },
+        Ok(None) => no_project(&console, &signed, &name),
+        Err(why) => trouble(&console, &signed, StatusCode::BAD_GATEWAY, &why),
+    }
+}
+
+fn no_project(console: &Console, signed: &Signed, name: &str) -> Response {
+    trouble(
+        console,
+        signed,
+        StatusCode::NOT_FOUND,
+        &format!("There is no project `{name}`."),
+    )
+}
+
+pub async fn environment(
+    State(console): Shared,
+    headers: HeaderMap,
+    Path((name, env)): Path<(String, String)>,
+) -> Response {
+    let Some(signed) = signed_in(&console, &headers) else {
+        return to_login(&format!("/projects/{name}/{env}"));
+    };
+    let project = match find_project(&console, &name).await {
+        Ok(Some(project)) => project,
+        Ok(None) => return no_project(&console, &signed, &name),
+        Err(why) => return trouble(&console, &signed, StatusCode::BAD_GATEWAY, &why),
+    };
+    if !environments(&project).contains(&env) {
+        return trouble(
+            &console,
+            &signed,
+            StatusCode::NOT_FOUND,
+            &format!("Project `{name}` has no environment `{env}`."),
+        );
+    }
+    let where_ = ["--project", name.as_str(), "--environment", env.as_str()];
+    let apps_argv: Vec<&str> = ["app", "list"]
+        .iter()
+        .chain(where_.iter())
+        .copied()
+        .collect();
+    let services_argv: Vec<&str> = ["service", "list"]
+        .iter()
+        .chain(where_.iter())
+        .copied()
+        .collect();
+    let (apps, services) = tokio::join!(read(&console, &apps_argv), read(&console, &services_argv));
+    let apps = match apps {
+        Ok(apps) => apps,
+        Err(why) => return trouble(&console, &signed, StatusCode::BAD_GATEWAY, &why),
+    };
+    page(
+        &console,
+        &signed,
+        "environment.html.j2",
+        StatusCode::OK,
+        json!({
+            "nav": "projects",
+            "project": project,
+            "env": env,
+            "apps": apps,
+            "services": services.unwrap_or(Value::Array(Vec::new())),
+        }),
+    )
+}
+
+pub async fn app(
+    State(console): Shared,
+    headers: HeaderMap,
+    Path((name, env, app)): Path<(String, String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let path = format!("/projects/{name}/{env}/apps/{app}");
+    let Some(signed) = signed_in(&console, &headers) else {
+        return to_login(&path);
+    };
+    let fields = query(&raw);
+    const TABS: &[&str] = &[
+        "scale", "env", "secrets", "history", "promote", "logs", "source",
+    ];
+    let tab = field(&fields, "tab")
+        .filter(|t| TABS.contains(t))
+        .unwrap_or("scale");
+    let where_ = ["--project", name.as_str(), "--environment", env.as_str()];
+    let with = |verb: &[&'static str], app: Option<&str>| -> Vec<String> {
+        verb.iter()
+            .map(|s| s.to_string())
+            .chain(where_.iter().map(|s| s.to_string()))
+            .chain(
+                app.map(|a| vec!["--".to_string(), a.to_string()])
+                    .unwrap_or_default(),
+            )
+            .collect()
+    };
+    let apps_argv = with(&["app", "list"], None);
+    let apps = match console.runner.read(&refs(&apps_argv)).await {
+        Ok(apps) => list(apps),
+        Err(why) => return trouble(&console, &signed, StatusCode::BAD_GATEWAY, &why),
+    };
+    let Some(this) = apps.iter().find(|a| a["name"] == app.as_str()).cloned() else {
+        return trouble(
+            &console,
+            &signed,
+            StatusCode::NOT_FOUND,
+            &format!("There is no app `{app}` in {name}/{env}."),
+        );
+    };
+    let tab_argv = match tab {
+        "env" => Some(with(&["app", "env", "list"], Some(&app))),
+        "secrets" => Some(with(&["app", "secret", "list"], Some(&app))),
+        "history" | "promote" => Some(with(&["app", "history"], Some(&app))),
+        "source" => Some(with(&["app", "builds"], Some(&app))),
+        _ => None,
+    };
+    let details = match tab_argv {
+        Some(argv) => console.runner.read(&refs(&argv)).await,
+        None => Ok(Value::Null),
+    };
+    let project = find_project(&console, &name).await.ok().flatten();
+    let (details, details_error) = match details {
+        Ok(details) => (details, None),
+        Err(why) => (Value::Null, Some(why)),
+    };
+    page(
+        &console,
+        &signed,
+        "app.html.j2",
+        StatusCode::OK,
+        json!({
+            "nav": "projects",
+            "project": project,
+            "env": env,
+            "app": this,
+            "apps": apps,
+            "tab": tab,
+            "details": details,
+            "details_error": details_error,
+            "path": path,
+        }),
+    )
+}
+
+fn refs(argv: &[String]) -> Vec<&str> {
+    argv.iter().map(String::as_str).collect()
+}
+
+/// `POST /actions/{action}`: runs the action's verb with the form, keeps what it said for the
+/// next page and sends the browser back to `_return`.
+pub async fn act(
+    State(console): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let fields = form(&body);
+    let Some(signed) = signed_in(&console, &headers) else {
+        return html(
+            StatusCode::UNAUTHORIZED,
+            "Sign in again: your session ended.".into(),
+        );
+    };
+    if !csrf_ok(&signed, &headers, &fields) {
+        return html(
+            StatusCode::FORBIDDEN,
+            "The form is stale or came from another site: reload the page and try again.".into(),
+        );
+    }
+    let back = local_path(field(&fields, "_return").unwrap_or("/"));
+    let Some(action) = actions::find(&name) else {
+        return html(
+            StatusCode::NOT_FOUND,
+            format!("There is no action `{}`.", escape(&name)),
+        );
+    };
+    if let Some(named) = action.confirm {
+        let expected = field(&fields, named).unwrap_or("").trim();
+        let typed = field(&fields, "_confirm").unwrap_or("").trim();
+        if expected.is_empty() || typed != expected {
+            let back_on_fail = local_path(field(&fields, "_back").unwrap_or(&back));
+            console.sessions.set_flash(
+                &signed.id,
+                Flash {
+                    ok: false,
+                    title: format!("Not confirmed: type `{expected}` to {}", action.verb),
+                    output: "Nothing was changed.".into(),
+                },
+            );
+            return see_other(&back_on_fail);
+        }
+    }
+    let (shown, ran) = console.runner.run_form(action.verb, fields.clone()).await;
+    let flash = match &ran.error {
+        None => Flash {
+            ok: true,
+            title: shown,
+            output: ran.output,
+        },
+        Some(why) => Flash {
+            ok: false,
+            title: format!("{shown} failed: {why}"),
+            output: ran.output,
+        },
+    };
+    let back = if flash.ok {
+        back
+    } else {
+        local_path(field(&fields, "_back").unwrap_or(&back))
+    };
+    console.sessions.set_flash(&signed.id, flash);
+    see_other(&back)
+}
