@@ -8,6 +8,7 @@ mod app_routes;
 mod app_verbs;
 mod cluster_verbs;
 mod common;
+mod console;
 mod copy_env;
 mod doc;
 mod hook_verbs;

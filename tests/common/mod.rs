@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod containers;
 /// The real kip-gateway fixture the builtins' tests use too.
 #[path = "../../builtins/tests/common/gateway.rs"]

@@ -1,0 +1,497 @@
+//! The web console (`kip console`) in a real headless browser against the sandbox, each step
+//! checked with kubectl; and its defences (sessions, CSRF, typed confirmations, what a form may
+//! pass) over raw HTTP, as an attacker would send it.
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::browser::{self, Browser};
+use crate::common::{ServedSandbox, free_port, raw_exchange_with};
+
+const TOKEN: &str = "console-test-token-0123456789";
+
+/// `kip console` on a port of its own, against `sandbox`.
+struct Console {
+    child: Child,
+    address: String,
+}
+
+impl Console {
+    fn start(sandbox: &ServedSandbox, extra: &[&str]) -> Console {
+        let address = format!("127.0.0.1:{}", free_port());
+        let mut args: Vec<&str> = extra.to_vec();
+        args.extend(["console", "--listen", &address]);
+        let child = sandbox
+            .kip_command(&args)
+            .env("KIP_CONSOLE_TOKEN", TOKEN)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start kip console");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while crate::common::raw_request(&address, "GET", "/healthz", None, b"").is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "kip console never answered on {address}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Console { child, address }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// One request with `headers`: status, head, body.
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, String, String) {
+        raw_exchange_with(
+            &self.address,
+            &self.address,
+            method,
+            path,
+            headers,
+            body.as_bytes(),
+        )
+        .expect("the console answers")
+    }
+
+    /// Signs in with `token` over HTTP; the session cookie (`kip_console=…`).
+    fn sign_in(&self) -> String {
+        let (code, head, _) = self.send("GET", &format!("/login?token={TOKEN}"), &[], "");
+        assert_eq!(code, 303, "{head}");
+        let cookie = head
+            .lines()
+            .find_map(|l| l.strip_prefix("set-cookie: "))
+            .expect("a session cookie");
+        cookie.split(';').next().unwrap().to_string()
+    }
+
+    /// The CSRF token the pages of `cookie`'s session carry.
+    fn csrf(&self, cookie: &str) -> String {
+        let (code, _, body) = self.send("GET", "/projects", &[("Cookie", cookie)], "");
+        assert_eq!(code, 200, "{body}");
+        let at = body.find("name=\"_csrf\" value=\"").expect("a CSRF field") + 20;
+        body[at..at + 64].to_string()
+    }
+
+    /// POSTs a form to `path` as the console's own page would.
+    fn post(&self, cookie: &str, path: &str, form: &str) -> (u16, String, String) {
+        let origin = format!("http://{}", self.address);
+        self.send(
+            "POST",
+            path,
+            &[
+                ("Cookie", cookie),
+                ("Origin", &origin),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            form,
+        )
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn location(head: &str) -> String {
+    head.lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Signs `browser` in through the login form, as a person would.
+fn sign_in(browser: &Browser, console: &Console, path: &str) {
+    browser.goto(&console.url(path));
+    browser.fill("#token", TOKEN);
+    browser.click_on("form button[type=submit]");
+    browser.wait_for("the page after signing in", || {
+        (!browser.url().contains("/login")).then_some(())
+    });
+}
+
+#[test]
+fn a_project_goes_through_its_life_in_the_browser() {
+    if !browser::available() {
+        panic!("chromium and chromedriver are missing: run tests/provision.sh");
+    }
+    let sandbox = ServedSandbox::start();
+    let kubectl = sandbox.kubectl();
+    let console = Console::start(&sandbox, &[]);
+    let browser = Browser::start(1280, 900);
+
+    // Every page asks who you are first, and comes back to where you were going.
+    browser.goto(&console.url("/projects"));
+    assert!(
+        browser.url().contains("/login?next=%2Fprojects"),
+        "{}",
+        browser.url()
+    );
+    browser.docs_shot("login");
+    browser.fill("#token", "not-the-token");
+    browser.click_on("form button[type=submit]");
+    browser.wait_text("[role=alert]", "does not open this console");
+    sign_in(&browser, &console, "/projects");
+    assert!(browser.url().ends_with("/projects"), "{}", browser.url());
+    let cookies = browser.cookies();
+    let session = cookies
+        .iter()
+        .find(|c| c["name"] == "kip_console")
+        .expect("the session cookie");
+    assert_eq!(session["httpOnly"], true, "{session}");
+    assert_eq!(session["secure"], true, "{session}");
+    assert_eq!(session["sameSite"], "Strict", "{session}");
+
+    // New project with three environments.
+    browser.fill("#new-name", "shop");
+    browser.fill("#new-display", "Shop & Co");
+    browser.fill("#new-envs", "test,acc,prod");
+    browser.click_on("#new-project button[type=submit]");
+    browser.wait_text("#flash", "kip project create");
+    let project = kubectl.json(&["get", "projects.kipper.run", "shop", "-o", "json"]);
+    assert_eq!(
+        project["spec"]["environments"],
+        serde_json::json!(["test", "acc", "prod"])
+    );
+    assert_eq!(project["spec"]["displayName"], "Shop & Co");
+    for env in ["test", "acc", "prod"] {
+        kubectl.ok(&["get", "namespace", &format!("shop-{env}")]);
+    }
+    browser.wait_text("main", "Shop & Co");
+    browser.docs_shot("projects");
+
+    // Deploy an app into test; the list shows it ready.
+    browser.click_on("a[href='/projects/shop']");
+    browser.wait_text("h1", "Shop & Co");
+    assert!(
+        browser.url().ends_with("/projects/shop/test"),
+        "{}",
+        browser.url()
+    );
+    browser.fill("#deploy-name", "web");
+    browser.fill("#deploy-image", "nginx:1.27");
+    browser.fill("#deploy-port", "80");
+    browser.click_on("#deploy button[type=submit]");
+    browser.wait_text("#flash", "kip app deploy");
+    browser.wait_text("#apps", "1/1");
+    let deployment = kubectl.json(&["get", "deployment", "web", "-n", "shop-test", "-o", "json"]);
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.27"
+    );
+    browser.docs_shot("environment");
+
+    // Scale it to 3: kubectl sees 3 replicas, and the page says 3/3 once they are ready.
+    browser.click_on("#apps a[href$='/apps/web']");
+    browser.wait_text("h1", "web");
+    browser.fill("#replicas", "3");
+    browser.click_on("form[action='/actions/app-scale'] button[type=submit]");
+    browser.wait_text("#flash", "kip app scale --replicas=3");
+    let replicas = kubectl.ok(&[
+        "get",
+        "deployment",
+        "web",
+        "-n",
+        "shop-test",
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ]);
+    assert_eq!(replicas.trim(), "3");
+    browser.wait_for("3/3 ready", || {
+        browser.goto(&browser.url());
+        browser.text_of("#app-ready").contains("3/3").then_some(())
+    });
+    browser.docs_shot("app-scale");
+
+    // An environment variable, set in the Env tab.
+    browser.click_on("nav.tabs a[href$='tab=env']");
+    browser.fill("#env-vars", "GREETING=hello console");
+    browser.click_on("form[action='/actions/app-env-set'] button[type=submit]");
+    browser.wait_text("#flash", "kip app env set");
+    browser.wait_text("main table", "GREETING");
+    // The app's variables are in its ConfigMap, which its pods take as environment.
+    let config = kubectl.json(&[
+        "get",
+        "configmap",
+        "web-env",
+        "-n",
+        "shop-test",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(config["data"]["GREETING"], "hello console", "{config}");
+    browser.docs_shot("app-env");
+
+    // Removing an environment asks for its name: the button stays disabled until it is typed.
+    browser.goto(&console.url("/projects/shop/acc"));
+    browser.click_on("#remove-env summary");
+    let button = browser.find("#remove-env button[type=submit]");
+    assert_eq!(browser.property(&button, "disabled"), true);
+    browser.fill("#remove-env-confirm", "prod");
+    assert_eq!(browser.property(&button, "disabled"), true);
+    browser.fill("#remove-env-confirm", "acc");
+    assert_eq!(browser.property(&button, "disabled"), false);
+    browser.click(&button);
+    browser.wait_text("#flash", "kip project remove-env");
+    let project = kubectl.json(&["get", "projects.kipper.run", "shop", "-o", "json"]);
+    assert_eq!(
+        project["spec"]["environments"],
+        serde_json::json!(["test", "prod"])
+    );
+    browser.wait_for("namespace shop-acc to go", || {
+        let gone = kubectl.run(&["get", "namespace", "shop-acc"]);
+        (!gone.status.success()).then_some(())
+    });
+    // The other environments and their apps are untouched.
+    kubectl.ok(&["get", "deployment", "web", "-n", "shop-test"]);
+}
+
+#[test]
+fn the_console_refuses_what_it_should() {
+    let sandbox = ServedSandbox::start();
+    let kubectl = sandbox.kubectl();
+    sandbox.kip_ok(&["project", "create", "shop", "--environments", "test,prod"]);
+    let console = Console::start(&sandbox, &[]);
+
+    // Without a session: pages send you to sign in, actions are refused.
+    let (code, head, _) = console.send("GET", "/projects/shop/test", &[], "");
+    assert_eq!(code, 303);
+    assert_eq!(location(&head), "/login?next=%2Fprojects%2Fshop%2Ftest");
+    let (code, _, _) = console.send(
+        "POST",
+        "/actions/project-delete",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        "name=shop&_confirm=shop",
+    );
+    assert_eq!(code, 401);
+    // A wrong token opens nothing and sets no cookie; a forged cookie is no session.
+    let (code, head, _) = console.send("GET", "/login?token=guess", &[], "");
+    assert_eq!(code, 401);
+    assert!(!head.contains("set-cookie"), "{head}");
+    let (code, _, _) = console.send("GET", "/", &[("Cookie", "kip_console=forged")], "");
+    assert_eq!(code, 303);
+    // Sign-in never sends the browser to another site.
+    let (code, head, _) = console.send(
+        "GET",
+        &format!("/login?token={TOKEN}&next=//evil.example/x"),
+        &[],
+        "",
+    );
+    assert_eq!((code, location(&head).as_str()), (303, "/"));
+
+    let cookie = console.sign_in();
+    let csrf = console.csrf(&cookie);
+    let pages = console.send("GET", "/projects", &[("Cookie", &cookie)], "");
+    assert!(
+        pages
+            .1
+            .contains("content-security-policy: default-src 'self'"),
+        "{}",
+        pages.1
+    );
+    assert!(pages.1.contains("x-frame-options: DENY"), "{}", pages.1);
+
+    // A form without the CSRF token, with another's, or from another origin does nothing.
+    let deploy = "project=shop&environment=test&name=web&image=nginx:1.27&port=80&_return=/";
+    for (form, origin) in [
+        (deploy.to_string(), None),
+        (format!("{deploy}&_csrf=0000"), None),
+        (
+            format!("{deploy}&_csrf={csrf}"),
+            Some("http://evil.example"),
+        ),
+        (format!("{deploy}&_csrf={csrf}"), Some("null")),
+    ] {
+        let mut headers = vec![
+            ("Cookie", cookie.as_str()),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ];
+        if let Some(origin) = origin {
+            headers.push(("Origin", origin));
+        }
+        let (code, _, body) = console.send("POST", "/actions/app-deploy", &headers, &form);
+        assert_eq!(code, 403, "{form} from {origin:?}: {body}");
+    }
+    assert!(
+        !kubectl
+            .run(&["get", "deployment", "web", "-n", "shop-test"])
+            .status
+            .success()
+    );
+
+    // Fields a verb does not declare, kip's own flags and flags that read server files are
+    // refused, naming them; nothing is made.
+    for (action, form, says) in [
+        (
+            "app-deploy",
+            format!("{deploy}&scripts=/tmp"),
+            "no flag or argument `scripts`",
+        ),
+        (
+            "app-deploy",
+            format!("{deploy}&verbose=on"),
+            "no flag or argument `verbose`",
+        ),
+        (
+            "app-env-set",
+            "project=shop&environment=test&name=web&from-file=/etc/passwd".to_string(),
+            "reads a file on the server",
+        ),
+        (
+            "app-deploy",
+            deploy.replace("port=80", "port=eighty"),
+            "invalid value &#x27;eighty&#x27; for &#x27;--port",
+        ),
+        ("app-deploy", format!("{deploy}&name=other"), "2 times"),
+    ] {
+        let (code, head, _) = console.post(
+            &cookie,
+            &format!("/actions/{action}"),
+            &format!("{form}&_csrf={csrf}"),
+        );
+        assert_eq!(code, 303, "{head}");
+        let (_, _, page) = console.send("GET", &location(&head), &[("Cookie", &cookie)], "");
+        assert!(
+            page.contains(says),
+            "{action} {form}: expected {says:?} in:\n{page}"
+        );
+        assert!(page.contains("flash bad"), "{page}");
+    }
+    assert!(
+        !kubectl
+            .run(&["get", "deployment", "web", "-n", "shop-test"])
+            .status
+            .success()
+    );
+    // Verbs the console does not offer (SSH installs, tunnels) have no action.
+    let (code, _, _) = console.post(
+        &cookie,
+        "/actions/install",
+        &format!("_csrf={csrf}&host=127.0.0.1"),
+    );
+    assert_eq!(code, 404);
+
+    // A destructive action needs the name typed: missing or wrong, nothing is deleted.
+    for typed in ["", "sho", "prod", "shop "] {
+        let form = format!("_csrf={csrf}&_return=/projects&name=shop&_confirm={typed}");
+        let (code, head, _) = console.post(&cookie, "/actions/project-delete", &form);
+        assert_eq!(code, 303);
+        let (_, _, page) = console.send("GET", &location(&head), &[("Cookie", &cookie)], "");
+        if typed.trim() == "shop" {
+            assert!(page.contains("kip project delete"), "{page}");
+        } else {
+            assert!(page.contains("Not confirmed"), "{typed:?}: {page}");
+            kubectl.ok(&["get", "projects.kipper.run", "shop"]);
+        }
+    }
+    assert!(
+        !kubectl
+            .run(&["get", "projects.kipper.run", "shop"])
+            .status
+            .success()
+    );
+
+    // Whatever a name holds is shown as text, never run as markup.
+    sandbox.kip_ok(&[
+        "project",
+        "create",
+        "xss",
+        "--display-name",
+        "<script>alert(1)</script>",
+    ]);
+    let (_, _, page) = console.send("GET", "/projects", &[("Cookie", &cookie)], "");
+    assert!(
+        page.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"),
+        "{page}"
+    );
+    assert!(!page.contains("<script>alert"), "{page}");
+    // An action sends the browser back only to the console's own pages.
+    let form = format!("_csrf={csrf}&_return=//evil.example/&name=demo&environments=test");
+    let (_, head, _) = console.post(&cookie, "/actions/project-create", &form);
+    assert_eq!(location(&head), "/");
+
+    // Signing out ends the session: its cookie opens nothing any more.
+    let (code, _, _) = console.post(&cookie, "/logout", &format!("_csrf={csrf}"));
+    assert_eq!(code, 303);
+    let (code, head, _) = console.send("GET", "/projects", &[("Cookie", &cookie)], "");
+    assert_eq!(
+        (code, location(&head).as_str()),
+        (303, "/login?next=%2Fprojects")
+    );
+}
+
+#[test]
+fn an_override_of_a_verb_changes_the_console_too() {
+    let sandbox = ServedSandbox::start();
+    sandbox.kip_ok(&["project", "create", "shop", "--environments", "test"]);
+    sandbox.kip_ok(&[
+        "app",
+        "deploy",
+        "--name",
+        "web",
+        "--image",
+        "nginx:1.27",
+        "--port",
+        "80",
+        "--project",
+        "shop",
+        "--environment",
+        "test",
+    ]);
+    let scripts = tempfile::tempdir().unwrap();
+    std::fs::write(
+        scripts.path().join("scale_policy.rhai"),
+        r#"
+fn verbs() {[ #{ verb: "app scale", about: "Scale, at most 2 replicas here", run: "scale",
+    flags: [ #{ name: "replicas", type: "int", required: true }, #{ name: "project" }, #{ name: "environment" } ],
+    args: [ #{ name: "name", required: true } ] } ]}
+fn scale(opts) {
+    if opts.replicas > 2 { throw `team policy: at most 2 replicas (asked for ${opts.replicas})`; }
+    print("policy checked");
+    kip::next(opts);
+}
+"#,
+    )
+    .unwrap();
+    let console = Console::start(&sandbox, &["--scripts", scripts.path().to_str().unwrap()]);
+    let cookie = console.sign_in();
+    let csrf = console.csrf(&cookie);
+    let path = "/projects/shop/test/apps/web";
+    let form = |n: u32| {
+        format!("_csrf={csrf}&_return={path}&project=shop&environment=test&name=web&replicas={n}")
+    };
+    let (_, head, _) = console.post(&cookie, "/actions/app-scale", &form(5));
+    let (_, _, page) = console.send("GET", &location(&head), &[("Cookie", &cookie)], "");
+    assert!(
+        page.contains("team policy: at most 2 replicas (asked for 5)"),
+        "{page}"
+    );
+    let kubectl = sandbox.kubectl();
+    let replicas = |k: &crate::common::Kubectl| {
+        k.ok(&[
+            "get",
+            "deployment",
+            "web",
+            "-n",
+            "shop-test",
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ])
+    };
+    assert_eq!(replicas(&kubectl).trim(), "1");
+    let (_, head, _) = console.post(&cookie, "/actions/app-scale", &form(2));
+    let (_, _, page) = console.send("GET", &location(&head), &[("Cookie", &cookie)], "");
+    assert!(page.contains("policy checked"), "{page}");
+    assert_eq!(replicas(&kubectl).trim(), "2");
+}
