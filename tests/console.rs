@@ -233,6 +233,104 @@ fn a_project_goes_through_its_life_in_the_browser() {
     assert_eq!(config["data"]["GREETING"], "hello console", "{config}");
     browser.docs_shot("app-env");
 
+    // Copy test into the empty prod with the wizard, changing one variable on the way.
+    browser.goto(&console.url("/projects/shop/prod"));
+    browser.click_on("#copy-into-from-test");
+    browser.wait_text("#wizard", "What the copy creates in prod");
+    browser.wait_text("#wizard table", "nginx:1.27");
+    browser.docs_shot("copy-1-source");
+    browser.click_on("#wizard-next");
+    browser.wait_text("#wizard h2", "2. Routes");
+    let host = browser.find("#route-web");
+    assert_eq!(
+        browser.property(&host, "value"),
+        "web-prod-sandbox.localhost"
+    );
+    browser.click_on("#wizard-next");
+    browser.wait_text("#wizard h2", "3. Env vars");
+    browser.fill("#env-web-GREETING", "hello prod");
+    browser.docs_shot("copy-3-env");
+    browser.click_on("#wizard-next");
+    browser.wait_text("#wizard h2", "4. Resources");
+    browser.click_on("#wizard-next");
+    browser.wait_text("#wizard h2", "5. Review");
+    browser.wait_text("#review-summary", "1 app (1 with overrides)");
+    browser.wait_text("#review-overrides", "web.env.GREETING=hello prod");
+    browser.docs_shot("copy-5-review");
+    browser.click_on("#wizard-create button[type=submit]");
+    browser.wait_text("#flash", "kip project copy-env");
+    assert!(
+        browser.url().ends_with("/projects/shop/prod"),
+        "{}",
+        browser.url()
+    );
+    let config = kubectl.json(&[
+        "get",
+        "configmap",
+        "web-env",
+        "-n",
+        "shop-prod",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(config["data"]["GREETING"], "hello prod", "{config}");
+    let config = kubectl.json(&[
+        "get",
+        "configmap",
+        "web-env",
+        "-n",
+        "shop-test",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(config["data"]["GREETING"], "hello console", "{config}");
+    let app = kubectl.json(&[
+        "get",
+        "apps.kipper.run",
+        "web",
+        "-n",
+        "shop-prod",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(app["spec"]["image"], "nginx:1.27");
+    assert_eq!(app["spec"]["environment"], "prod");
+
+    // A new image in test, promoted to prod from the app's Promote tab.
+    sandbox.kip_ok(&[
+        "app",
+        "update",
+        "web",
+        "--image",
+        "nginx:1.28",
+        "--project",
+        "shop",
+        "--environment",
+        "test",
+    ]);
+    browser.goto(&console.url("/projects/shop/test/apps/web?tab=promote"));
+    browser.wait_text("#app-summary", "nginx:1.28");
+    let target = browser.find("#promote-to");
+    browser.click(&target);
+    browser.click_on("#promote-to option[value=prod]");
+    browser.click_on("form[action='/actions/app-promote'] button[type=submit]");
+    browser.wait_text("#flash", "kip app promote --from=test --to=prod");
+    let image = kubectl.ok(&[
+        "get",
+        "deployment",
+        "web",
+        "-n",
+        "shop-prod",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]);
+    assert_eq!(image.trim(), "nginx:1.28");
+    let promoted = kubectl.json(&["get", "deployment", "web", "-n", "shop-prod", "-o", "json"]);
+    assert_eq!(
+        promoted["metadata"]["annotations"]["kipper.run/promoted-from"], "test",
+        "{promoted}"
+    );
+
     // Removing an environment asks for its name: the button stays disabled until it is typed.
     browser.goto(&console.url("/projects/shop/acc"));
     browser.click_on("#remove-env summary");

@@ -32,5 +32,12 @@
     });
   }
   document.addEventListener("DOMContentLoaded", function () { watchConfirmations(document); });
+
+  // A filter box applies itself: it presses the button that applies it without JavaScript.
+  document.addEventListener("change", function (event) {
+    var box = event.target.closest("[data-submit]");
+    var button = box && document.getElementById(box.dataset.submit);
+    if (button && box.form) box.form.requestSubmit(button);
+  });
   document.addEventListener("htmx:afterSettle", function (event) { watchConfirmations(event.target); });
 })();

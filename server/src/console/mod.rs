@@ -9,6 +9,7 @@ pub mod auth;
 mod pages;
 pub mod render;
 pub mod runner;
+pub mod wizard;
 
 use std::sync::Arc;
 
@@ -43,6 +44,11 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/assets/{name}", get(assets::serve))
         .route("/projects", get(pages::projects))
         .route("/projects/{project}", get(pages::project))
+        .route(
+            "/projects/{project}/copy",
+            get(pages::copy_wizard_start).post(pages::copy_wizard),
+        )
+        .route("/projects/{project}/add-env", post(pages::add_environment))
         .route("/projects/{project}/{env}", get(pages::environment))
         .route("/projects/{project}/{env}/apps/{app}", get(pages::app))
         .route("/actions/{action}", post(pages::act))

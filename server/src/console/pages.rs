@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::auth::{self, Flash, Session};
-use super::{Console, actions, render};
+use super::{Console, actions, render, wizard};
 
 type Shared = State<Arc<Console>>;
 
@@ -434,6 +434,15 @@ pub async fn app(
         None => Ok(Value::Null),
     };
     let project = find_project(&console, &name).await.ok().flatten();
+    // The environments after this one in the promotion order: where it may be promoted.
+    let later: Vec<String> = project
+        .as_ref()
+        .map(environments)
+        .unwrap_or_default()
+        .into_iter()
+        .skip_while(|e| *e != env)
+        .skip(1)
+        .collect();
     let (details, details_error) = match details {
         Ok(details) => (details, None),
         Err(why) => (Value::Null, Some(why)),
@@ -452,6 +461,7 @@ pub async fn app(
             "tab": tab,
             "details": details,
             "details_error": details_error,
+            "later": later,
             "path": path,
         }),
     )
@@ -482,13 +492,24 @@ pub async fn act(
             "The form is stale or came from another site: reload the page and try again.".into(),
         );
     }
-    let back = local_path(field(&fields, "_return").unwrap_or("/"));
     let Some(action) = actions::find(&name) else {
         return html(
             StatusCode::NOT_FOUND,
             format!("There is no action `{}`.", escape(&name)),
         );
     };
+    run_action(&console, &signed, action, fields).await
+}
+
+/// Runs `action` with `fields` once its confirmation (if it needs one) matches, keeps what it
+/// said for the next page and sends the browser on.
+async fn run_action(
+    console: &Console,
+    signed: &Signed,
+    action: &actions::Action,
+    fields: Vec<(String, String)>,
+) -> Response {
+    let back = local_path(field(&fields, "_return").unwrap_or("/"));
     if let Some(named) = action.confirm {
         let expected = field(&fields, named).unwrap_or("").trim();
         let typed = field(&fields, "_confirm").unwrap_or("").trim();
@@ -525,4 +546,146 @@ pub async fn act(
     };
     console.sessions.set_flash(&signed.id, flash);
     see_other(&back)
+}
+
+/// `GET /projects/{project}/copy?from=test&to=prod`: the wizard's first step.
+pub async fn copy_wizard_start(
+    State(console): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let Some(signed) = signed_in(&console, &headers) else {
+        return to_login(&format!("/projects/{name}/copy"));
+    };
+    let mut fields = query(&raw);
+    fields.retain(|(k, _)| k == "from" || k == "to");
+    copy_step(&console, &signed, &name, fields).await
+}
+
+/// `POST /projects/{project}/copy`: the next (or previous) step, the form carrying the state.
+pub async fn copy_wizard(
+    State(console): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let fields = form(&body);
+    let Some(signed) = signed_in(&console, &headers) else {
+        return html(
+            StatusCode::UNAUTHORIZED,
+            "Sign in again: your session ended.".into(),
+        );
+    };
+    if !csrf_ok(&signed, &headers, &fields) {
+        return html(
+            StatusCode::FORBIDDEN,
+            "The form is stale or came from another site: reload the page and try again.".into(),
+        );
+    }
+    copy_step(&console, &signed, &name, fields).await
+}
+
+async fn copy_step(
+    console: &Console,
+    signed: &Signed,
+    name: &str,
+    fields: Vec<(String, String)>,
+) -> Response {
+    let project = match find_project(console, name).await {
+        Ok(Some(project)) => project,
+        Ok(None) => return no_project(console, signed, name),
+        Err(why) => return trouble(console, signed, StatusCode::BAD_GATEWAY, &why),
+    };
+    let state = wizard::State { fields: &fields };
+    let mut step = state.step();
+    let (from, to) = (state.from().to_string(), state.to().to_string());
+    let mut error = None;
+    let mut view = Value::Null;
+    if !from.is_empty() && !to.is_empty() {
+        let mut argv: Vec<String> = ["project", "copy-env", "--plan", "--project", name]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        if state.prod_defaults() {
+            argv.push("--prod-defaults".into());
+        }
+        argv.extend(["--".into(), from.clone(), to.clone()]);
+        match console.runner.value(argv).await {
+            Ok(plan) => view = wizard::view(&plan, &state),
+            Err(why) => error = Some(why),
+        }
+    } else if step > 1 {
+        error = Some("Pick the environment to copy and name the new one.".to_string());
+    }
+    if error.is_some() {
+        step = 1;
+    }
+    page(
+        console,
+        signed,
+        "copy.html.j2",
+        StatusCode::OK,
+        json!({
+            "nav": "projects",
+            "project": project,
+            "step": step,
+            "from": from,
+            "to": to,
+            "prod_defaults": state.prod_defaults(),
+            "suspect": state.get("suspect") == Some("on"),
+            "view": view,
+            "error": error,
+        }),
+    )
+}
+
+/// `POST /projects/{project}/add-env`: the Add environment form. `start` is `blank`,
+/// `copy:ENV` (as-is, `project add-env --copy-from`) or `customise:ENV` (the wizard).
+pub async fn add_environment(
+    State(console): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let fields = form(&body);
+    let Some(signed) = signed_in(&console, &headers) else {
+        return html(
+            StatusCode::UNAUTHORIZED,
+            "Sign in again: your session ended.".into(),
+        );
+    };
+    if !csrf_ok(&signed, &headers, &fields) {
+        return html(
+            StatusCode::FORBIDDEN,
+            "The form is stale or came from another site: reload the page and try again.".into(),
+        );
+    }
+    let env = field(&fields, "env").unwrap_or("").trim().to_string();
+    let start = field(&fields, "start").unwrap_or("blank").to_string();
+    let back = field(&fields, "_back").unwrap_or("/projects").to_string();
+    if let Some(from) = start.strip_prefix("customise:") {
+        let state = vec![
+            ("from".to_string(), from.to_string()),
+            ("to".to_string(), env),
+            ("go".to_string(), "2".to_string()),
+        ];
+        return copy_step(&console, &signed, &name, state).await;
+    }
+    let mut action_fields = vec![
+        ("first".to_string(), name.clone()),
+        ("second".to_string(), env.clone()),
+        ("_return".to_string(), format!("/projects/{name}/{env}")),
+        ("_back".to_string(), back),
+    ];
+    if let Some(from) = start.strip_prefix("copy:") {
+        action_fields.push(("copy-from".to_string(), from.to_string()));
+    }
+    let Some(action) = actions::find("project-add-env") else {
+        return html(
+            StatusCode::NOT_FOUND,
+            "There is no action to add an environment.".into(),
+        );
+    };
+    run_action(&console, &signed, action, action_fields).await
 }

@@ -23,13 +23,15 @@ pub struct Runner {
 pub struct Ran {
     pub output: String,
     pub error: Option<String>,
+    /// What the verb returned, as JSON (`project copy-env --plan` returns its plan).
+    pub value: serde_json::Value,
 }
 
 impl Ran {
     fn failed(error: impl Into<String>) -> Ran {
         Ran {
-            output: String::new(),
             error: Some(error.into()),
+            ..Ran::default()
         }
     }
 }
@@ -102,6 +104,15 @@ impl Runner {
         Kip::load_with_cache(self.search.clone(), &Limits::CLI, Some(&cache))
     }
 
+    /// Runs `argv` and returns what the verb returned.
+    pub async fn value(&self, argv: Vec<String>) -> Result<serde_json::Value, String> {
+        let ran = self.run(argv, OutputFormat::Table).await;
+        match ran.error {
+            Some(why) => Err(why),
+            None => Ok(ran.value),
+        }
+    }
+
     fn run_blocking(&self, argv: Vec<String>, format: OutputFormat) -> Ran {
         self.run_loaded(self.load(), argv, format)
     }
@@ -154,9 +165,17 @@ impl Runner {
         });
         let result = kip.run_verb(&words, opts);
         let output = std::mem::take(&mut *captured.lock().unwrap_or_else(|e| e.into_inner()));
-        Ran {
-            output,
-            error: result.err().map(|e| e.message),
+        match result {
+            Ok(value) => Ran {
+                output,
+                error: None,
+                value: rhai::serde::from_dynamic(&value).unwrap_or_default(),
+            },
+            Err(e) => Ran {
+                output,
+                error: Some(e.message),
+                value: serde_json::Value::Null,
+            },
         }
     }
 }
