@@ -593,3 +593,125 @@ fn scale(opts) {
     assert!(page.contains("policy checked"), "{page}");
     assert_eq!(replicas(&kubectl).trim(), "2");
 }
+
+/// An image whose one process serves HTTP on 8080 and prints `tick N` twice a second.
+fn ticker_image() -> &'static str {
+    const TICKER: &str = "localhost/kip-test-ticker:1";
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let base = crate::workloads::busybox_image();
+        let dir = tempfile::tempdir().expect("context");
+        crate::workloads::build_image(
+            &[TICKER],
+            dir.path(),
+            &format!(
+                "FROM {base}\nRUN mkdir -p /www && echo ok > /www/index.html\n\
+                 CMD [\"sh\", \"-c\", \"httpd -p 8080 -h /www; i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.5; done\"]\n"
+            ),
+        );
+    });
+    TICKER
+}
+
+/// The highest `tick N` in `text`.
+fn last_tick(text: &str) -> u64 {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("tick "))
+        .filter_map(|n| n.trim().parse().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn logs_stream_live_into_the_page() {
+    let real = crate::workloads::RealSandbox::start();
+    let image = ticker_image();
+    real.kip_ok(&["project", "create", "shop", "--environments", "test"]);
+    real.kip_ok(&[
+        "app",
+        "deploy",
+        "--name",
+        "clock",
+        "--image",
+        image,
+        "--port",
+        "8080",
+        "--project",
+        "shop",
+        "--environment",
+        "test",
+    ]);
+    let console = Console::start(&real.sandbox, &[]);
+    let browser = Browser::start(1280, 900);
+    sign_in(
+        &browser,
+        &console,
+        "/projects/shop/test/apps/clock?tab=logs",
+    );
+    browser.wait_text("#logs-state", "Streaming live");
+    // Lines keep arriving on the open page: no reload between the two readings.
+    let first = browser.wait_for("a tick in the log", || {
+        let n = last_tick(&browser.text_of("#logs"));
+        (n > 0).then_some(n)
+    });
+    let later = browser.wait_for("a later tick on the same page", || {
+        let n = last_tick(&browser.text_of("#logs"));
+        (n >= first + 3).then_some(n)
+    });
+    assert!(later > first);
+    browser.docs_shot("app-logs");
+    // kubectl reads the same log.
+    let pod = real.kubectl().ok(&[
+        "get",
+        "pods",
+        "-n",
+        "shop-test",
+        "-l",
+        "app.kubernetes.io/name=clock",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ]);
+    let log = real
+        .kubectl()
+        .ok(&["logs", "-n", "shop-test", pod.trim(), "-c", "clock"]);
+    assert!(last_tick(&log) >= later, "{log}");
+
+    // Another site's page cannot open the stream with the user's cookie, nor can anyone
+    // without a session.
+    let cookie = console.sign_in();
+    let ws = "/projects/shop/test/apps/clock/logs/ws";
+    let upgrade = [
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Version", "13"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+    let with = |extra: &[(&'static str, &str)]| {
+        let mut headers: Vec<(&str, &str)> = upgrade.to_vec();
+        headers.extend_from_slice(extra);
+        let (code, _, _) = console.send("GET", ws, &headers, "");
+        code
+    };
+    assert_eq!(
+        with(&[("Cookie", &cookie), ("Origin", "http://evil.example")]),
+        403
+    );
+    assert_eq!(with(&[("Cookie", &cookie)]), 403);
+    let origin = format!("http://{}", console.address);
+    assert_eq!(with(&[("Origin", &origin)]), 401);
+    assert_eq!(
+        console
+            .send(
+                "GET",
+                &format!("{ws}?pod=other-pod"),
+                &[
+                    upgrade.as_slice(),
+                    &[("Cookie", cookie.as_str()), ("Origin", origin.as_str())]
+                ]
+                .concat(),
+                ""
+            )
+            .0,
+        404
+    );
+}

@@ -70,7 +70,7 @@ pub fn busybox_image() -> &'static str {
 }
 
 /// Builds the context `dir` with `dockerfile` into the shared store, tagged `tags`.
-fn build_image(tags: &[&str], dir: &std::path::Path, dockerfile: &str) {
+pub(crate) fn build_image(tags: &[&str], dir: &std::path::Path, dockerfile: &str) {
     std::fs::write(dir.join("Dockerfile"), dockerfile).expect("Dockerfile");
     let containers =
         sandbox::containers::Containers::at(&shared_containers()).expect("shared store");

@@ -31,6 +31,35 @@
       check();
     });
   }
+  // Live logs: a WebSocket per shown log, closed when the page changes.
+  var logSocket = null;
+  function streamLogs(root) {
+    var pre = root.querySelector ? root.querySelector("pre[data-logs]") : null;
+    if (!pre) return;
+    if (logSocket) logSocket.close();
+    var state = document.getElementById("logs-state");
+    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    var socket = new WebSocket(scheme + location.host + pre.dataset.logs);
+    logSocket = socket;
+    socket.onopen = function () {
+      pre.textContent = "";
+      if (state) state.textContent = "Streaming live.";
+    };
+    socket.onmessage = function (event) {
+      var atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+      pre.textContent += event.data + "\n";
+      if (atBottom) pre.scrollTop = pre.scrollHeight;
+    };
+    socket.onclose = function () {
+      if (state && logSocket === socket) state.textContent = "The stream ended: reload to follow again.";
+    };
+  }
+  document.addEventListener("DOMContentLoaded", function () { streamLogs(document); });
+  document.addEventListener("htmx:afterSettle", function (event) { streamLogs(event.target); });
+  document.addEventListener("htmx:beforeSwap", function () {
+    if (logSocket) { logSocket.close(); logSocket = null; }
+  });
+
   document.addEventListener("DOMContentLoaded", function () { watchConfirmations(document); });
 
   // A filter box applies itself: it presses the button that applies it without JavaScript.

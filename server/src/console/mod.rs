@@ -6,6 +6,7 @@
 pub mod actions;
 mod assets;
 pub mod auth;
+mod logs;
 mod pages;
 pub mod render;
 pub mod runner;
@@ -51,6 +52,10 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/projects/{project}/add-env", post(pages::add_environment))
         .route("/projects/{project}/{env}", get(pages::environment))
         .route("/projects/{project}/{env}/apps/{app}", get(pages::app))
+        .route(
+            "/projects/{project}/{env}/apps/{app}/logs/ws",
+            get(logs::stream),
+        )
         .route("/actions/{action}", post(pages::act))
         .with_state(console)
 }

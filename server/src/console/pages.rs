@@ -389,7 +389,8 @@ pub async fn app(
 ) -> Response {
     let path = format!("/projects/{name}/{env}/apps/{app}");
     let Some(signed) = signed_in(&console, &headers) else {
-        return to_login(&path);
+        let query = raw.as_deref().map(|q| format!("?{q}")).unwrap_or_default();
+        return to_login(&format!("{path}{query}"));
     };
     let fields = query(&raw);
     const TABS: &[&str] = &[
@@ -431,6 +432,7 @@ pub async fn app(
     };
     let details = match tab_argv {
         Some(argv) => console.runner.read(&refs(&argv)).await,
+        None if tab == "logs" => logs_tab(&console, &name, &env, &app, field(&fields, "pod")).await,
         None => Ok(Value::Null),
     };
     let project = find_project(&console, &name).await.ok().flatten();
@@ -688,4 +690,48 @@ pub async fn add_environment(
         );
     };
     run_action(&console, &signed, action, action_fields).await
+}
+
+/// The Logs tab: the app's pods, the one shown, and its last lines as `kip app logs` prints
+/// them (what a browser without JavaScript reads; with it, the page streams live lines).
+async fn logs_tab(
+    console: &Console,
+    project: &str,
+    env: &str,
+    app: &str,
+    wanted: Option<&str>,
+) -> Result<Value, String> {
+    let from = super::logs::sources(console, project, env, app).await?;
+    let pods: Vec<Value> = from["pods"].as_array().cloned().unwrap_or_default();
+    let pod = wanted
+        .filter(|w| pods.iter().any(|p| p["name"] == *w))
+        .map(str::to_string)
+        .or_else(|| {
+            pods.first()
+                .and_then(|p| p["name"].as_str().map(str::to_string))
+        });
+    let argv: Vec<String> = [
+        "app",
+        "logs",
+        "--tail",
+        "100",
+        "--project",
+        project,
+        "--environment",
+        env,
+        "--",
+        app,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let ran = console
+        .runner
+        .run(argv, builtins::OutputFormat::Table)
+        .await;
+    Ok(json!({
+        "pods": pods,
+        "pod": pod,
+        "text": ran.error.map(|e| format!("({e})")).unwrap_or(ran.output),
+    }))
 }

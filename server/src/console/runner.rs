@@ -104,6 +104,57 @@ impl Runner {
         Kip::load_with_cache(self.search.clone(), &Limits::CLI, Some(&cache))
     }
 
+    /// Calls `func` of the library `module` (`lib/apps`) with `args` and returns its value:
+    /// for what no verb prints, such as where an app's logs come from.
+    pub async fn call(
+        &self,
+        module: &'static str,
+        func: &'static str,
+        args: serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
+        let runner = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut kip = runner.load();
+            runner.attach(&mut kip, OutputFormat::Json);
+            let args = rhai::serde::to_dynamic(&args).map_err(|e| e.to_string())?;
+            let value = kip.call(module, func, vec![args]).map_err(|e| e.message)?;
+            rhai::serde::from_dynamic(&value).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| format!("the script stopped unexpectedly: {e}"))?
+    }
+
+    /// Gives `kip`'s engine a host on this console's cluster, printing in `format` into the
+    /// buffer it returns.
+    fn attach(&self, kip: &mut Kip, format: OutputFormat) -> builtins::host::Captured {
+        let captured = builtins::host::Captured::default();
+        let host = Host {
+            captured: Some(captured.clone()),
+            ..Host::new(
+                self.runtime.clone(),
+                self.kip_home.clone(),
+                kip.search.clone(),
+                // The console asked (a typed name, a button) before it runs a verb.
+                UiSettings {
+                    yes: true,
+                    interactive: false,
+                    color: false,
+                    spinners: false,
+                    output: format,
+                },
+                self.cluster.clone(),
+            )
+        };
+        builtins::set_host(&mut kip.engine, Arc::new(host));
+        let printed = captured.clone();
+        kip.engine.on_print(move |text| {
+            let mut out = printed.lock().unwrap_or_else(|e| e.into_inner());
+            out.push_str(text);
+            out.push('\n');
+        });
+        captured
+    }
+
     /// Runs `argv` and returns what the verb returned.
     pub async fn value(&self, argv: Vec<String>) -> Result<serde_json::Value, String> {
         let ran = self.run(argv, OutputFormat::Table).await;
@@ -138,31 +189,7 @@ impl Runner {
             return Ran::failed("bad command line");
         };
         let opts = kip_core::cli::opts(&verb, verb_matches);
-        let captured = builtins::host::Captured::default();
-        let host = Host {
-            captured: Some(captured.clone()),
-            ..Host::new(
-                self.runtime.clone(),
-                self.kip_home.clone(),
-                kip.search.clone(),
-                // The console asked (a typed name, a button) before it runs a verb.
-                UiSettings {
-                    yes: true,
-                    interactive: false,
-                    color: false,
-                    spinners: false,
-                    output: format,
-                },
-                self.cluster.clone(),
-            )
-        };
-        builtins::set_host(&mut kip.engine, Arc::new(host));
-        let printed = captured.clone();
-        kip.engine.on_print(move |text| {
-            let mut out = printed.lock().unwrap_or_else(|e| e.into_inner());
-            out.push_str(text);
-            out.push('\n');
-        });
+        let captured = self.attach(&mut kip, format);
         let result = kip.run_verb(&words, opts);
         let output = std::mem::take(&mut *captured.lock().unwrap_or_else(|e| e.into_inner()));
         match result {
