@@ -400,6 +400,24 @@ fn the_console_refuses_what_it_should() {
     );
     assert!(pages.1.contains("x-frame-options: DENY"), "{}", pages.1);
 
+    // The static files come from the binary, gzipped for browsers that take it.
+    let (code, head, body) = console.send("GET", "/assets/console.css", &[], "");
+    assert_eq!(code, 200);
+    assert!(
+        head.contains("content-type: text/css") && body.contains("prefers-color-scheme: dark"),
+        "{head}"
+    );
+    let (code, head, _) = console.send(
+        "GET",
+        "/assets/htmx.min.js",
+        &[("Accept-Encoding", "gzip, br")],
+        "",
+    );
+    assert_eq!(code, 200);
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    assert_eq!(console.send("GET", "/assets/../Cargo.toml", &[], "").0, 404);
+    assert_eq!(console.send("GET", "/assets/nothing.js", &[], "").0, 404);
+
     // A form without the CSRF token, with another's, or from another origin does nothing.
     let deploy = "project=shop&environment=test&name=web&image=nginx:1.27&port=80&_return=/";
     for (form, origin) in [
