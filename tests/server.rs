@@ -766,3 +766,86 @@ fn optional_objects_follow_the_app_both_ways() {
         d["spec"]["replicas"].is_number().then_some(())
     });
 }
+
+#[test]
+fn kip_server_serves_the_console_with_the_clusters_token() {
+    let sb = ServedSandbox::start();
+    sb.kip_ok(&["project", "create", "shop", "--environments", "test"]);
+    let server = Server::start(&sb, None);
+    // The token is made once, in a Secret an admin reads with kubectl; a restarted server
+    // keeps it.
+    let secret = sb.kubectl().json(&[
+        "get",
+        "secret",
+        "kip-console",
+        "-n",
+        "kipper-system",
+        "-o",
+        "json",
+    ]);
+    let token = crate::common::secret_value(&secret, "token");
+    assert_eq!(token.len(), 64, "{secret}");
+    let raw = |path: &str, cookie: Option<&str>| {
+        let headers: Vec<(&str, &str)> = cookie.map(|c| ("Cookie", c)).into_iter().collect();
+        crate::common::raw_exchange_with(
+            &server.address,
+            &server.address,
+            "GET",
+            path,
+            &headers,
+            b"",
+        )
+        .expect("kip server answers")
+    };
+    assert_eq!(raw("/projects", None).0, 303);
+    assert_eq!(raw("/login?token=wrong", None).0, 401);
+    let (code, head, _) = raw(&format!("/login?token={token}"), None);
+    assert_eq!(code, 303, "{head}");
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_string();
+    let (code, _, page) = raw("/projects", Some(&cookie));
+    assert_eq!(code, 200);
+    assert!(page.contains("href=\"/projects/shop\""), "{page}");
+    assert!(
+        server.log().contains("console at http://"),
+        "{}",
+        server.log()
+    );
+    drop(server);
+    let again = Server::start(&sb, None);
+    let secret = sb.kubectl().json(&[
+        "get",
+        "secret",
+        "kip-console",
+        "-n",
+        "kipper-system",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(crate::common::secret_value(&secret, "token"), token);
+    drop(again);
+    // A token given to the server (--console-token, KIP_CONSOLE_TOKEN) opens it instead.
+    let chosen = Server::start_with(
+        &sb,
+        None,
+        &[("KIP_CONSOLE_TOKEN", "chosen-token-0123456789")],
+    );
+    let login = |token: &str| {
+        crate::common::raw_exchange_with(
+            &chosen.address,
+            &chosen.address,
+            "GET",
+            &format!("/login?token={token}"),
+            &[],
+            b"",
+        )
+        .expect("kip server answers")
+        .0
+    };
+    assert_eq!(login("chosen-token-0123456789"), 303);
+    assert_eq!(login(&token), 401);
+}

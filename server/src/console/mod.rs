@@ -99,6 +99,25 @@ pub async fn cluster_token(client: &kube::Client) -> Result<String, String> {
     if let Some(token) = existing.as_ref().and_then(read) {
         return Ok(token);
     }
+    // A fresh cluster (the sandbox) may not have the namespace yet.
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let namespace = k8s_openapi::api::core::v1::Namespace {
+        metadata: kube::api::ObjectMeta {
+            name: Some(crate::hooks::NAMESPACE.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    match namespaces.create(&PostParams::default(), &namespace).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 409 => {}
+        Err(e) => {
+            return Err(format!(
+                "cannot make namespace {}: {e}",
+                crate::hooks::NAMESPACE
+            ));
+        }
+    }
     let token = auth::random_hex(32);
     let secret = Secret {
         metadata: kube::api::ObjectMeta {
