@@ -733,3 +733,129 @@ fn logs_stream_live_into_the_page() {
         404
     );
 }
+
+#[test]
+fn services_and_routes_in_the_browser() {
+    let sandbox = ServedSandbox::start();
+    let kubectl = sandbox.kubectl();
+    sandbox.kip_ok(&["project", "create", "shop", "--environments", "test"]);
+    sandbox.kip_ok(&[
+        "app",
+        "deploy",
+        "--name",
+        "web",
+        "--image",
+        "nginx:1.27",
+        "--port",
+        "80",
+        "--project",
+        "shop",
+        "--environment",
+        "test",
+    ]);
+    let console = Console::start(&sandbox, &[]);
+    let browser = Browser::start(1280, 900);
+    sign_in(&browser, &console, "/projects/shop/test");
+
+    // Add a database.
+    browser.click_on("#add-service summary");
+    browser.click_on("#service-type option[value=postgres]");
+    browser.fill("#service-name", "db");
+    browser.click_on("#add-service button[type=submit]");
+    browser.wait_text("#flash", "kip service add --name=db");
+    kubectl.ok(&["get", "services.kipper.run", "db", "-n", "shop-test"]);
+    browser.wait_text("#services", "postgres");
+
+    // Its connection, the password masked until revealed, then the same as the CLI's.
+    browser.click_on("#services a[href$='/services/db']");
+    browser.wait_text("#service-info", "5432");
+    assert!(browser.text_of("#service-info").contains("********"));
+    let cli = sandbox.kip_ok(&[
+        "service",
+        "info",
+        "db",
+        "--show-password",
+        "-o",
+        "json",
+        "--project",
+        "shop",
+        "--environment",
+        "test",
+    ]);
+    let password = serde_json::from_str::<serde_json::Value>(&cli).unwrap()["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!browser.text_of("#service-info").contains(&password));
+    browser.click_on("#reveal");
+    browser.wait_text("#service-info", &password);
+    browser.docs_shot("service");
+
+    // Bind it to web, then take it away again.
+    browser.click_on("form[action='/actions/service-bind'] button[type=submit]");
+    browser.wait_text("#flash", "kip service bind");
+    let bindings = || {
+        kubectl.ok(&[
+            "get",
+            "apps.kipper.run",
+            "web",
+            "-n",
+            "shop-test",
+            "-o",
+            "jsonpath={.spec.bindings}",
+        ])
+    };
+    assert!(bindings().contains("db"), "{}", bindings());
+    browser.click_on("form[action='/actions/service-unbind'] button[type=submit]");
+    browser.wait_text("#flash", "kip service unbind");
+    assert!(!bindings().contains("db"), "{}", bindings());
+
+    // Deleting needs the name typed and the data flag: without the flag the verb refuses and
+    // the database stays.
+    browser.click_on("#delete-service summary");
+    browser.fill("#delete-service-confirm", "db");
+    browser.click_on("#delete-service button[type=submit]");
+    browser.wait_text("#flash", "--delete-data");
+    assert!(browser.all("#flash.bad").len() == 1 || browser.text_of("#flash").contains("failed"));
+    kubectl.ok(&["get", "services.kipper.run", "db", "-n", "shop-test"]);
+    browser.click_on("#delete-service summary");
+    browser.click_on("#delete-data");
+    browser.fill("#delete-service-confirm", "db");
+    browser.click_on("#delete-service button[type=submit]");
+    browser.wait_text("#flash", "kip service delete --delete-data");
+    browser.wait_for("service db to go", || {
+        (!kubectl
+            .run(&["get", "services.kipper.run", "db", "-n", "shop-test"])
+            .status
+            .success())
+        .then_some(())
+    });
+
+    // Routes: put web on the group `shop` at /api, then take it out.
+    browser.goto(&console.url("/projects/shop/test"));
+    browser.click_on("#routes-link");
+    browser.fill("#route-path", "shop/api");
+    browser.click_on("#add-route button[type=submit]");
+    browser.wait_text("#flash", "kip app update --route=shop/api");
+    let route = || {
+        kubectl.ok(&[
+            "get",
+            "apps.kipper.run",
+            "web",
+            "-n",
+            "shop-test",
+            "-o",
+            "jsonpath={.spec.route}",
+        ])
+    };
+    assert!(
+        route().contains("\"group\":\"shop\"") && route().contains("/api"),
+        "{}",
+        route()
+    );
+    browser.wait_text("main", "/api");
+    browser.docs_shot("routes");
+    browser.click_on("form[action='/actions/app-update'] button[aria-label^='Take web']");
+    browser.wait_text("#flash", "kip app update --own-host");
+    assert!(!route().contains("\"group\""), "{}", route());
+}

@@ -54,6 +54,11 @@ pub const ACTIONS: &[Action] = &[
         confirm: None,
     },
     Action {
+        name: "app-update",
+        verb: "app update",
+        confirm: None,
+    },
+    Action {
         name: "app-autoscale",
         verb: "app autoscale",
         confirm: None,

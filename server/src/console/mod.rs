@@ -56,6 +56,11 @@ pub fn router(console: Arc<Console>) -> Router {
             "/projects/{project}/{env}/apps/{app}/logs/ws",
             get(logs::stream),
         )
+        .route(
+            "/projects/{project}/{env}/services/{service}",
+            get(pages::service),
+        )
+        .route("/projects/{project}/{env}/routes", get(pages::routes))
         .route("/actions/{action}", post(pages::act))
         .with_state(console)
 }

@@ -735,3 +735,119 @@ async fn logs_tab(
         "text": ran.error.map(|e| format!("({e})")).unwrap_or(ran.output),
     }))
 }
+
+/// Reads `verb` of environment `env` of project `name` (`--project`, `--environment` added,
+/// then `args` as positionals).
+async fn read_in(
+    console: &Console,
+    verb: &[&str],
+    name: &str,
+    env: &str,
+    args: &[&str],
+) -> Result<Value, String> {
+    let mut argv: Vec<&str> = verb.to_vec();
+    argv.extend(["--project", name, "--environment", env]);
+    if !args.is_empty() {
+        argv.push("--");
+        argv.extend(args);
+    }
+    read(console, &argv).await
+}
+
+/// `GET /projects/{project}/{env}/services/{service}`: connection details (the password masked
+/// unless `reveal=1`), bind and unbind, delete with the data flag.
+pub async fn service(
+    State(console): Shared,
+    headers: HeaderMap,
+    Path((name, env, service)): Path<(String, String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let path = format!("/projects/{name}/{env}/services/{service}");
+    let Some(signed) = signed_in(&console, &headers) else {
+        return to_login(&path);
+    };
+    let reveal = field(&query(&raw), "reveal") == Some("1");
+    let info_verb: &[&str] = if reveal {
+        &["service", "info", "--show-password"]
+    } else {
+        &["service", "info"]
+    };
+    let named = [service.as_str()];
+    let (info, apps, project) = tokio::join!(
+        read_in(&console, info_verb, &name, &env, &named),
+        read_in(&console, &["app", "list"], &name, &env, &[]),
+        find_project(&console, &name)
+    );
+    let info = match info {
+        Ok(info) => info,
+        Err(why) => return trouble(&console, &signed, StatusCode::NOT_FOUND, &why),
+    };
+    page(
+        &console,
+        &signed,
+        "service.html.j2",
+        StatusCode::OK,
+        json!({
+            "nav": "projects",
+            "project": project.ok().flatten(),
+            "env": env,
+            "service": info,
+            "revealed": reveal,
+            "apps": apps.unwrap_or(Value::Array(Vec::new())),
+            "path": path,
+        }),
+    )
+}
+
+/// `GET /projects/{project}/{env}/routes`: the route groups of an environment, their paths
+/// and apps; adding a path (`app update --route GROUP/PATH`) and removing one (`--own-host`).
+pub async fn routes(
+    State(console): Shared,
+    headers: HeaderMap,
+    Path((name, env)): Path<(String, String)>,
+) -> Response {
+    let path = format!("/projects/{name}/{env}/routes");
+    let Some(signed) = signed_in(&console, &headers) else {
+        return to_login(&path);
+    };
+    let (routes, apps, project) = tokio::join!(
+        read_in(&console, &["route", "list"], &name, &env, &[]),
+        read_in(&console, &["app", "list"], &name, &env, &[]),
+        find_project(&console, &name)
+    );
+    let routes = match routes {
+        Ok(routes) => routes,
+        Err(why) => return trouble(&console, &signed, StatusCode::BAD_GATEWAY, &why),
+    };
+    // Rows of one group together, as the page shows them.
+    let mut groups: Vec<(String, String, Vec<Value>)> = Vec::new();
+    for route in list(routes) {
+        let group = route["group"].as_str().unwrap_or("").to_string();
+        let host = route["host"].as_str().unwrap_or("").to_string();
+        match groups
+            .iter_mut()
+            .find(|(g, h, _)| *g == group && *h == host)
+        {
+            Some((_, _, rows)) => rows.push(route),
+            None => groups.push((group, host, vec![route])),
+        }
+    }
+    let groups: Vec<Value> = groups
+        .into_iter()
+        .map(|(group, host, paths)| json!({ "group": group, "host": host, "paths": paths }))
+        .collect();
+    page(
+        &console,
+        &signed,
+        "routes.html.j2",
+        StatusCode::OK,
+        json!({
+            "nav": "projects",
+            "project": project.ok().flatten(),
+            "env": env,
+            "groups": groups,
+            "apps": apps.unwrap_or(Value::Array(Vec::new())),
+            "path": path,
+        }),
+    )
+}
