@@ -859,3 +859,105 @@ fn services_and_routes_in_the_browser() {
     browser.wait_text("#flash", "kip app update --own-host");
     assert!(!route().contains("\"group\""), "{}", route());
 }
+
+#[test]
+fn secrets_links_and_rollback_in_the_app_tabs() {
+    let sandbox = ServedSandbox::start();
+    let kubectl = sandbox.kubectl();
+    sandbox.kip_ok(&["project", "create", "shop", "--environments", "test"]);
+    for (name, image) in [("web", "nginx:1.27"), ("api", "nginx:1.27")] {
+        sandbox.kip_ok(&[
+            "app",
+            "deploy",
+            "--name",
+            name,
+            "--image",
+            image,
+            "--port",
+            "80",
+            "--project",
+            "shop",
+            "--environment",
+            "test",
+        ]);
+    }
+    sandbox.kip_ok(&[
+        "app",
+        "update",
+        "web",
+        "--image",
+        "nginx:1.28",
+        "--project",
+        "shop",
+        "--environment",
+        "test",
+    ]);
+    let console = Console::start(&sandbox, &[]);
+    let browser = Browser::start(1280, 900);
+    let app = "/projects/shop/test/apps/web";
+    sign_in(&browser, &console, &format!("{app}?tab=secrets"));
+
+    // A secret: its value never shows in what the page says ran, only when revealed.
+    browser.fill("#secret-items", "API_KEY=s3cret-value");
+    browser.click_on("form[action='/actions/app-secret-set'] button[type=submit]");
+    browser.wait_text("#flash", "kip app secret set");
+    assert!(
+        browser.text_of("#flash").contains("API_KEY=********"),
+        "{}",
+        browser.text_of("#flash")
+    );
+    assert!(!browser.text_of("body").contains("s3cret-value"));
+    let secret = kubectl.json(&[
+        "get",
+        "secret",
+        "web-secrets",
+        "-n",
+        "shop-test",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(
+        crate::common::secret_value(&secret, "API_KEY"),
+        "s3cret-value"
+    );
+    browser.click_on("a[aria-label='Reveal API_KEY']");
+    browser.wait_text("#revealed", "s3cret-value");
+
+    // A link to api, shown with its variable, then unlinked.
+    browser.goto(&console.url(&format!("{app}?tab=env")));
+    browser.click_on("#link-target option[value=api]");
+    browser.click_on("form[action='/actions/app-link'] button[type=submit]");
+    browser.wait_text("#flash", "kip app link");
+    browser.wait_text("#links", "API_URL");
+    let links = || {
+        kubectl.ok(&[
+            "get",
+            "apps.kipper.run",
+            "web",
+            "-n",
+            "shop-test",
+            "-o",
+            "jsonpath={.spec.links}",
+        ])
+    };
+    assert!(links().contains("api"), "{}", links());
+    browser.click_on("button[aria-label='Unlink api']");
+    browser.wait_text("#flash", "kip app unlink");
+    assert!(!links().contains("api"), "{}", links());
+
+    // History: back to revision 1's image.
+    browser.goto(&console.url(&format!("{app}?tab=history")));
+    browser.click_on("button[aria-label='Roll back to revision 1']");
+    browser.wait_text("#flash", "kip app rollback --revision=1");
+    let image = kubectl.ok(&[
+        "get",
+        "deployment",
+        "web",
+        "-n",
+        "shop-test",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]);
+    assert_eq!(image.trim(), "nginx:1.27");
+    browser.wait_text("#app-summary", "nginx:1.27");
+}

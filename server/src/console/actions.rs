@@ -227,11 +227,31 @@ pub fn command_line(verb: &Verb, fields: &[(String, String)]) -> Result<Vec<Stri
     Ok(argv)
 }
 
-/// The command line as a user would type it, for the page to show what ran.
+/// Flags whose values are secret: the page shows them masked.
+const SECRET_FLAGS: &[&str] = &["--git-token=", "--password="];
+
+/// The command line as a user would type it, for the page to show what ran; secret values
+/// (`app secret set`'s values, tokens) are masked.
 pub fn shown(argv: &[String]) -> String {
+    let secret_items = argv.starts_with(&["app".into(), "secret".into(), "set".into()]);
+    let positional_from = argv.iter().position(|w| w == "--");
     let words: Vec<String> = argv
         .iter()
-        .filter(|w| *w != "--")
+        .enumerate()
+        .filter(|(_, w)| *w != "--")
+        .map(|(i, w)| {
+            if let Some(flag) = SECRET_FLAGS.iter().find(|f| w.starts_with(**f)) {
+                return format!("{flag}********");
+            }
+            // The app's name comes first, then KEY=VALUE items.
+            if secret_items
+                && positional_from.is_some_and(|p| i > p + 1)
+                && let Some((key, _)) = w.split_once('=')
+            {
+                return format!("{key}=********");
+            }
+            w.clone()
+        })
         .map(|w| {
             if w.chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_=./:,@".contains(c))
@@ -243,4 +263,38 @@ pub fn shown(argv: &[String]) -> String {
         })
         .collect();
     format!("kip {}", words.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn secret_values_are_masked_in_what_the_page_shows() {
+        let set = argv(&[
+            "app",
+            "secret",
+            "set",
+            "--project=shop",
+            "--",
+            "web",
+            "API_KEY=s3cret",
+            "B=x y",
+        ]);
+        assert_eq!(
+            shown(&set),
+            "kip app secret set --project=shop web 'API_KEY=********' 'B=********'"
+        );
+        let deploy = argv(&["app", "deploy", "--git-token=ghp_abc", "--name=web"]);
+        assert_eq!(
+            shown(&deploy),
+            "kip app deploy '--git-token=********' --name=web"
+        );
+        let env = argv(&["app", "env", "set", "--", "web", "GREETING=hello world"]);
+        assert_eq!(shown(&env), "kip app env set web 'GREETING=hello world'");
+    }
 }

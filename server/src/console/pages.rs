@@ -435,6 +435,33 @@ pub async fn app(
         None if tab == "logs" => logs_tab(&console, &name, &env, &app, field(&fields, "pod")).await,
         None => Ok(Value::Null),
     };
+    // What the tab needs besides its main read: the links of the Env tab, a secret asked for
+    // on the Secrets tab.
+    let extra = match tab {
+        "env" => console
+            .runner
+            .read(&refs(&with(&["app", "links"], Some(&app))))
+            .await
+            .unwrap_or(Value::Array(Vec::new())),
+        "secrets" => match field(&fields, "reveal") {
+            Some(key) => {
+                let argv = with(&["app", "secret", "reveal"], Some(&app))
+                    .into_iter()
+                    .chain(std::iter::once(key.to_string()))
+                    .collect();
+                let ran = console
+                    .runner
+                    .run(argv, builtins::OutputFormat::Table)
+                    .await;
+                match ran.error {
+                    None => json!({ "key": key, "value": ran.output.trim_end_matches('\n') }),
+                    Some(why) => json!({ "key": key, "error": why }),
+                }
+            }
+            None => Value::Null,
+        },
+        _ => Value::Null,
+    };
     let project = find_project(&console, &name).await.ok().flatten();
     // The environments after this one in the promotion order: where it may be promoted.
     let later: Vec<String> = project
@@ -464,6 +491,7 @@ pub async fn app(
             "details": details,
             "details_error": details_error,
             "later": later,
+            "extra": extra,
             "path": path,
         }),
     )
