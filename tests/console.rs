@@ -170,6 +170,14 @@ fn a_project_goes_through_its_life_in_the_browser() {
     }
     browser.wait_text("main", "Shop & Co");
     browser.docs_shot("projects");
+    // The switcher in the navigation opens any project's environment.
+    browser.click_on("#switch-to");
+    browser.click_on("#switch-to option[value='shop/acc']");
+    browser.wait_for("the switcher to open shop/acc", || {
+        browser.url().ends_with("/projects/shop/acc").then_some(())
+    });
+    browser.wait_text("main", "environment acc");
+    browser.goto(&console.url("/projects"));
 
     // Deploy an app into test; the list shows it ready.
     browser.click_on("a[href='/projects/shop']");
@@ -333,7 +341,7 @@ fn a_project_goes_through_its_life_in_the_browser() {
 
     // Removing an environment asks for its name: the button stays disabled until it is typed.
     browser.goto(&console.url("/projects/shop/acc"));
-    browser.click_on("#remove-env summary");
+    browser.open_details("#remove-env");
     let button = browser.find("#remove-env button[type=submit]");
     assert_eq!(browser.property(&button, "disabled"), true);
     browser.fill("#remove-env-confirm", "prod");
@@ -758,7 +766,7 @@ fn services_and_routes_in_the_browser() {
     sign_in(&browser, &console, "/projects/shop/test");
 
     // Add a database.
-    browser.click_on("#add-service summary");
+    browser.open_details("#add-service");
     browser.click_on("#service-type option[value=postgres]");
     browser.fill("#service-name", "db");
     browser.click_on("#add-service button[type=submit]");
@@ -812,13 +820,13 @@ fn services_and_routes_in_the_browser() {
 
     // Deleting needs the name typed and the data flag: without the flag the verb refuses and
     // the database stays.
-    browser.click_on("#delete-service summary");
+    browser.open_details("#delete-service");
     browser.fill("#delete-service-confirm", "db");
     browser.click_on("#delete-service button[type=submit]");
     browser.wait_text("#flash", "--delete-data");
     assert!(browser.all("#flash.bad").len() == 1 || browser.text_of("#flash").contains("failed"));
     kubectl.ok(&["get", "services.kipper.run", "db", "-n", "shop-test"]);
-    browser.click_on("#delete-service summary");
+    browser.open_details("#delete-service");
     browser.click_on("#delete-data");
     browser.fill("#delete-service-confirm", "db");
     browser.click_on("#delete-service button[type=submit]");

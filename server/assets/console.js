@@ -56,8 +56,15 @@
   }
   document.addEventListener("DOMContentLoaded", function () { streamLogs(document); });
   document.addEventListener("htmx:afterSettle", function (event) { streamLogs(event.target); });
-  document.addEventListener("htmx:beforeSwap", function () {
-    if (logSocket) { logSocket.close(); logSocket = null; }
+  // A swap that replaces the shown log (a new page) ends its stream; others (the project
+  // switcher loading) leave it.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail && event.detail.target;
+    if (!logSocket || !target || !target.querySelector) return;
+    if (target.matches("pre[data-logs]") || target.querySelector("pre[data-logs]")) {
+      logSocket.close();
+      logSocket = null;
+    }
   });
 
   document.addEventListener("DOMContentLoaded", function () { watchConfirmations(document); });

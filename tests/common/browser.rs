@@ -224,6 +224,26 @@ impl Browser {
         );
     }
 
+    /// Opens the `<details>` element `css` by clicking its summary, as often as it takes for
+    /// it to be open (a page still settling may swallow a click).
+    pub fn open_details(&self, css: &str) {
+        let details = self.find(css);
+        self.wait_for(&format!("`{css}` to open"), || {
+            if self.property(&details, "open") == true {
+                return Some(());
+            }
+            if let Some(summary) = self.all(&format!("{css} > summary")).first() {
+                let _ = self.try_call(
+                    "POST",
+                    &self.at(&format!("/element/{}/click", summary.0)),
+                    Some(json!({})),
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            None
+        });
+    }
+
     /// Clicks the first element `css` matches.
     pub fn click_on(&self, css: &str) {
         let element = self.find(css);

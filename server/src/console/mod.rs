@@ -44,6 +44,8 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/logout", post(pages::logout))
         .route("/assets/{name}", get(assets::serve))
         .route("/projects", get(pages::projects))
+        .route("/switcher", get(pages::switcher))
+        .route("/switch", get(pages::switch))
         .route("/projects/{project}", get(pages::project))
         .route(
             "/projects/{project}/copy",

@@ -879,3 +879,41 @@ pub async fn routes(
         }),
     )
 }
+
+/// `GET /switcher?current=PROJECT/ENV`: the project switcher in the navigation, loaded into
+/// each page (without JavaScript the navigation links to Projects instead).
+pub async fn switcher(
+    State(console): Shared,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let Some(signed) = signed_in(&console, &headers) else {
+        return html(StatusCode::UNAUTHORIZED, String::new());
+    };
+    let current = field(&query(&raw), "current").unwrap_or("").to_string();
+    let projects = read(&console, &["project", "list"])
+        .await
+        .unwrap_or(Value::Array(Vec::new()));
+    let context = json!({ "projects": projects, "current": current, "csrf": signed.session.csrf });
+    match render::page(
+        &console.runner.search,
+        "switcher.html.j2",
+        minijinja::Value::from(minijinja::value::Serde(&context)),
+    ) {
+        Ok(body) => html(StatusCode::OK, body),
+        Err(why) => html(StatusCode::INTERNAL_SERVER_ERROR, escape(&why)),
+    }
+}
+
+/// `GET /switch?to=PROJECT/ENV`: where the switcher sends the browser.
+pub async fn switch(RawQuery(raw): RawQuery) -> Response {
+    let to = field(&query(&raw), "to").unwrap_or("").to_string();
+    let name_like =
+        |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    match to.split_once('/') {
+        Some((project, env)) if name_like(project) && name_like(env) => {
+            see_other(&format!("/projects/{project}/{env}"))
+        }
+        _ => see_other("/projects"),
+    }
+}
