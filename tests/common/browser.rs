@@ -295,13 +295,24 @@ impl Browser {
         std::fs::write(path, bytes).unwrap();
     }
 
-    /// Where screenshots of the docs go: `docs/console/NAME.png` in the repository.
+    /// A screenshot for the docs: `docs/console/NAME.png` in the repository when
+    /// `KIP_UPDATE_SCREENSHOTS` is set (so a test run leaves the work tree as it was), else in
+    /// the temporary folder; it is a real PNG either way.
     pub fn docs_shot(&self, name: &str) -> PathBuf {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("docs")
-            .join("console")
-            .join(format!("{name}.png"));
+        let folder = if std::env::var_os("KIP_UPDATE_SCREENSHOTS").is_some() {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("docs")
+                .join("console")
+        } else {
+            std::env::temp_dir().join("kip-console-screenshots")
+        };
+        let path = folder.join(format!("{name}.png"));
         self.screenshot(&path);
+        let png = std::fs::read(&path).unwrap();
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 10_000,
+            "{name}: not a screenshot"
+        );
         path
     }
 }
