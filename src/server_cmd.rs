@@ -117,6 +117,12 @@ pub fn run(args: ServerArgs) -> Result<(), CliError> {
         None
     } else {
         let token = match args.console_token.clone() {
+            Some(token) if token.len() < 16 => {
+                return Err(CliError::new(
+                    Kind::Invalid,
+                    "--console-token is too short: use at least 16 characters, or leave it out for the one in Secret kipper-system/kip-console",
+                ));
+            }
             Some(token) => Ok(token),
             None => runtime.block_on(kip_server::console::cluster_token(&client.client)),
         };
@@ -140,7 +146,11 @@ pub fn run(args: ServerArgs) -> Result<(), CliError> {
             }
         }
     };
-    let with_console = console.is_some();
+    let console_token_from = match (&console, &args.console_token) {
+        (None, _) => None,
+        (Some(_), Some(_)) => Some("--console-token"),
+        (Some(_), None) => Some("Secret kipper-system/kip-console"),
+    };
     let host = Host::new(
         runtime.handle().clone(),
         home,
@@ -168,10 +178,8 @@ pub fn run(args: ServerArgs) -> Result<(), CliError> {
                 println!(
                     "  reconciling App, Project and Service on cluster `{cluster_name}` ({server})"
                 );
-                if with_console {
-                    println!(
-                        "  console at http://{address}/ (token: Secret kipper-system/kip-console)"
-                    );
+                if let Some(from) = console_token_from {
+                    println!("  console at http://{address}/ (token: {from})");
                 }
             },
         ))

@@ -848,4 +848,17 @@ fn kip_server_serves_the_console_with_the_clusters_token() {
     };
     assert_eq!(login("chosen-token-0123456789"), 303);
     assert_eq!(login(&token), 401);
+    assert!(
+        chosen.log().contains("(token: --console-token)"),
+        "{}",
+        chosen.log()
+    );
+    drop(chosen);
+    let short = sb.kip(&["server", "--console-token", "short"]);
+    assert!(!short.status.success());
+    assert!(
+        crate::common::stderr(&short).contains("--console-token is too short"),
+        "{}",
+        crate::common::stderr(&short)
+    );
 }
