@@ -206,7 +206,7 @@ fn secret_values_live_only_in_the_secret() {
         .unwrap();
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", err(&o));
-    let said = out(&o) + &err(&o);
+    let said = out(&o) + err(&o).as_str();
     assert!(said.contains("✔ Set secret"), "{said}");
 
     let secret = get(&sb, "secret", "api-secrets");

@@ -969,3 +969,171 @@ fn secrets_links_and_rollback_in_the_app_tabs() {
     assert_eq!(image.trim(), "nginx:1.27");
     browser.wait_text("#app-summary", "nginx:1.27");
 }
+
+/// Each console page rendered by the console's renderer from the stdlib templates with a
+/// context like the handlers give, snapshotted; `base.html.j2` and `macros.html.j2` are in
+/// every one of them.
+#[test]
+fn every_console_page_renders_and_matches_its_snapshot() {
+    use serde_json::json;
+    let search = kip_core::SearchPath::stdlib_only();
+    let project = json!({ "name": "shop", "displayName": "Shop & Co", "environments": ["test", "acc", "prod"] });
+    let app = json!({ "name": "web", "status": "running", "ready": 2, "replicas": 2, "image": "nginx:1.27",
+        "host": "web-test.example.com", "url": "https://web-test.example.com" });
+    let common = json!({ "cluster": "prod-cluster", "csrf": "c5rf", "flash": { "ok": true, "title": "kip app scale --replicas=2 web", "output": "✔ Scaled web to 2\n" } });
+    let plan_view = json!({
+        "apps": [{ "name": "web", "image": "nginx:1.27", "routed": true, "host": "web-prod.example.com",
+            "plan_host": "web-prod.example.com", "replicas": "2", "memory": "768Mi", "cpu": "",
+            "overridden": true, "env": [
+                { "name": "DATABASE_URL", "value": "postgres://db.shop-prod.svc/x", "plan_value": "postgres://db.shop-prod.svc/x",
+                  "was": "postgres://db.shop-test.svc/x", "auto_updated": true, "suspect": true, "keep": false, "changed": false },
+                { "name": "GREETING", "value": "hello prod", "plan_value": "hello", "was": "hello", "auto_updated": false,
+                  "suspect": false, "keep": false, "changed": true } ] }],
+        "services": [{ "name": "db", "type": "postgres", "version": "16.4", "storage": "5Gi" }],
+        "secrets": [{ "name": "web-secrets", "app": "web", "keys": ["API_KEY"], "exists": false }],
+        "warnings": [], "existing": [], "new_environment": false, "overridden": 1,
+        "flags": { "route": [], "set": ["web.env.GREETING=hello prod"], "keep": [] },
+        "target_ns": "shop-prod", "source_ns": "shop-test",
+    });
+    let pages: Vec<(&str, &str, serde_json::Value)> = vec![
+        (
+            "login",
+            "login.html.j2",
+            json!({ "cluster": "prod-cluster", "next": "/projects", "error": "That token does not open this console." }),
+        ),
+        (
+            "error",
+            "error.html.j2",
+            json!({ "title": "Not Found", "message": "There is no project `nope`." }),
+        ),
+        (
+            "dashboard",
+            "dashboard.html.j2",
+            json!({ "nav": "dashboard", "projects": [project.clone()],
+            "apps": [{ "name": "web", "project": "shop", "environment": "test", "status": "deploying", "ready": 1, "replicas": 2, "image": "nginx:1.27" }] }),
+        ),
+        (
+            "projects",
+            "projects.html.j2",
+            json!({ "nav": "projects", "projects": [project.clone()] }),
+        ),
+        (
+            "environment",
+            "environment.html.j2",
+            json!({ "nav": "projects", "project": project.clone(), "env": "test",
+            "apps": [app.clone()], "services": [{ "name": "db", "type": "postgres", "version": "16.4", "status": "running", "storage": "5Gi" }] }),
+        ),
+        (
+            "environment-empty",
+            "environment.html.j2",
+            json!({ "nav": "projects", "project": project.clone(), "env": "prod", "apps": [], "services": [] }),
+        ),
+        (
+            "app-scale",
+            "app.html.j2",
+            json!({ "nav": "projects", "project": project.clone(), "env": "test", "app": app.clone(),
+            "apps": [app.clone()], "tab": "scale", "path": "/projects/shop/test/apps/web", "later": ["acc", "prod"] }),
+        ),
+        (
+            "app-env",
+            "app.html.j2",
+            json!({ "nav": "projects", "project": project.clone(), "env": "test", "app": app.clone(),
+            "apps": [app.clone(), { "name": "api" }], "tab": "env", "path": "/projects/shop/test/apps/web",
+            "details": [{ "name": "GREETING", "value": "<b>hi</b>", "from": "env" }],
+            "extra": [{ "direction": "to", "app": "api", "variable": "API_URL", "url": "http://api.shop-test.svc:80", "public": false }] }),
+        ),
+        (
+            "app-secrets",
+            "app.html.j2",
+            json!({ "nav": "projects", "project": project.clone(), "env": "test", "app": app.clone(),
+            "apps": [app.clone()], "tab": "secrets", "path": "/projects/shop/test/apps/web",
+            "details": [{ "name": "API_KEY", "value": "********" }, { "name": "OTHER", "value": "********" }],
+            "extra": { "key": "API_KEY", "value": "s3cret" } }),
+        ),
+        (
+            "app-history",
+            "app.html.j2",
+            json!({ "nav": "projects", "project": project.clone(), "env": "test", "app": app.clone(),
+            "apps": [app.clone()], "tab": "history", "path": "/projects/shop/test/apps/web",
+            "details": [{ "revision": 1, "image": "nginx:1.26", "trigger": "deploy", "at": "2026-12-04T09:00:00Z" },
+                        { "revision": 2, "image": "nginx:1.27", "trigger": "update", "at": "2026-12-04T10:00:00Z" }] }),
+        ),
+        (
+            "app-promote-last",
+            "app.html.j2",
+            json!({ "nav": "projects", "project": project.clone(), "env": "prod", "app": app.clone(),
+            "apps": [app.clone()], "tab": "promote", "path": "/projects/shop/prod/apps/web", "later": [], "details": [] }),
+        ),
+        (
+            "app-source",
+            "app.html.j2",
+            json!({ "nav": "projects", "project": project.clone(), "env": "test", "app": app.clone(),
+            "apps": [app.clone()], "tab": "source", "path": "/projects/shop/test/apps/web",
+            "details": [{ "number": 3, "commit": "0123456789abcdef0123", "phase": "Succeeded", "trigger": "webhook", "image": "reg/shop-test/web:0123456" }] }),
+        ),
+        (
+            "app-logs",
+            "app.html.j2",
+            json!({ "nav": "projects", "project": project.clone(), "env": "test", "app": app.clone(),
+            "apps": [app.clone()], "tab": "logs", "path": "/projects/shop/test/apps/web",
+            "details": { "pods": [{ "name": "web-1", "phase": "Running" }], "pod": "web-1", "text": "GET / 200\n" } }),
+        ),
+        (
+            "copy-1",
+            "copy.html.j2",
+            json!({ "nav": "projects", "project": project.clone(), "step": 1, "from": "test", "to": "prod",
+            "prod_defaults": false, "suspect": false, "view": plan_view.clone() }),
+        ),
+        (
+            "copy-3-suspect",
+            "copy.html.j2",
+            json!({ "nav": "projects", "project": project.clone(), "step": 3, "from": "test", "to": "prod",
+            "prod_defaults": false, "suspect": true, "view": plan_view.clone() }),
+        ),
+        (
+            "copy-4",
+            "copy.html.j2",
+            json!({ "nav": "projects", "project": project.clone(), "step": 4, "from": "test", "to": "prod",
+            "prod_defaults": true, "suspect": false, "view": plan_view.clone() }),
+        ),
+        (
+            "copy-5",
+            "copy.html.j2",
+            json!({ "nav": "projects", "project": project.clone(), "step": 5, "from": "test", "to": "prod",
+            "prod_defaults": false, "suspect": false, "view": plan_view.clone() }),
+        ),
+        (
+            "service",
+            "service.html.j2",
+            json!({ "nav": "projects", "project": project.clone(), "env": "test",
+            "service": { "name": "db", "type": "postgres", "version": "16.4", "storage": "5Gi", "host": "db.shop-test.svc", "port": 5432, "password": "********" },
+            "revealed": false, "apps": [app.clone()], "path": "/projects/shop/test/services/db" }),
+        ),
+        (
+            "routes",
+            "routes.html.j2",
+            json!({ "nav": "projects", "project": project.clone(), "env": "test", "apps": [app.clone()],
+            "path": "/projects/shop/test/routes",
+            "groups": [{ "group": "shop", "host": "shop-test.example.com", "paths": [{ "app": "web", "path": "/", "group": "shop" }, { "app": "api", "path": "/api", "group": "shop" }] }] }),
+        ),
+        (
+            "switcher",
+            "switcher.html.j2",
+            json!({ "projects": [project.clone()], "current": "shop/acc", "csrf": "c5rf" }),
+        ),
+    ];
+    for (name, template, data) in pages {
+        let mut context = common.clone();
+        context
+            .as_object_mut()
+            .unwrap()
+            .extend(data.as_object().unwrap().clone());
+        let html = kip_server::console::render::page(&search, template, &context)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            !html.contains("<b>hi</b>") && !html.contains("<script>alert"),
+            "{name}: unescaped"
+        );
+        insta::assert_snapshot!(format!("console_{name}"), html);
+    }
+}

@@ -354,6 +354,9 @@ fn coverage(template: &str) -> Option<Coverage> {
         // Rendered for every service type by
         // service_templates_render_valid_manifests_for_every_type.
         ("service", "credentials.yaml.j2" | "network.yaml.j2" | "statefulset.yaml.j2") => Elsewhere,
+        // The console's pages: rendered as HTML by the console's own renderer and snapshotted in
+        // `console::every_console_page_renders_and_matches_its_snapshot`.
+        ("console", _) => Elsewhere,
         _ => return None,
     })
 }

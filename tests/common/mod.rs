@@ -222,7 +222,7 @@ impl ServedSandbox {
             stdout(&o),
             stderr(&o)
         );
-        stdout(&o) + &stderr(&o)
+        stdout(&o) + stderr(&o).as_str()
     }
 
     /// Runs `kip ARGS`, fails the test unless it fails, and returns its stderr.

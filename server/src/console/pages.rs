@@ -109,11 +109,7 @@ fn page(
     if let (Some(context), Value::Object(data)) = (context.as_object_mut(), data) {
         context.extend(data);
     }
-    match render::page(
-        &console.runner.search,
-        name,
-        minijinja::Value::from(minijinja::value::Serde(&context)),
-    ) {
+    match render::page(&console.runner.search, name, &context) {
         Ok(body) => html(status, body),
         Err(why) => html(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -164,11 +160,7 @@ fn login_form(console: &Console, next: &str, error: Option<&str>) -> Response {
         StatusCode::OK
     };
     let context = json!({ "next": next, "error": error, "cluster": console.runner.cluster.name });
-    match render::page(
-        &console.runner.search,
-        "login.html.j2",
-        minijinja::Value::from(minijinja::value::Serde(&context)),
-    ) {
+    match render::page(&console.runner.search, "login.html.j2", &context) {
         Ok(body) => html(status, body),
         Err(why) => html(StatusCode::INTERNAL_SERVER_ERROR, escape(&why)),
     }
@@ -895,11 +887,7 @@ pub async fn switcher(
         .await
         .unwrap_or(Value::Array(Vec::new()));
     let context = json!({ "projects": projects, "current": current, "csrf": signed.session.csrf });
-    match render::page(
-        &console.runner.search,
-        "switcher.html.j2",
-        minijinja::Value::from(minijinja::value::Serde(&context)),
-    ) {
+    match render::page(&console.runner.search, "switcher.html.j2", &context) {
         Ok(body) => html(StatusCode::OK, body),
         Err(why) => html(StatusCode::INTERNAL_SERVER_ERROR, escape(&why)),
     }

@@ -5,7 +5,11 @@ use kip_core::SearchPath;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 
 /// Renders the console page `name` (`app.html.j2`) with `context`.
-pub fn page(search: &SearchPath, name: &str, context: minijinja::Value) -> Result<String, String> {
+pub fn page(
+    search: &SearchPath,
+    name: &str,
+    context: &serde_json::Value,
+) -> Result<String, String> {
     let mut env = Environment::new();
     let search = search.clone();
     env.set_loader(move |name| Ok(search.template(&format!("console/{name}")).map(|(s, _)| s)));
@@ -17,6 +21,6 @@ pub fn page(search: &SearchPath, name: &str, context: minijinja::Value) -> Resul
         .get_template(name)
         .map_err(|e| format!("console page {name}: {e:#}"))?;
     template
-        .render(context)
+        .render(minijinja::Value::from(minijinja::value::Serde(context)))
         .map_err(|e| format!("console page {name}: {e:#}"))
 }
