@@ -218,6 +218,28 @@ pub async fn logout(State(console): Shared, headers: HeaderMap, body: Bytes) -> 
     response
 }
 
+/// The session of a form's POST whose CSRF token and origin match; otherwise the answer that
+/// refuses it (401 without a session, 403 for a stale or foreign form) and why.
+fn signed_form(
+    console: &Console,
+    headers: &HeaderMap,
+    fields: &[(String, String)],
+) -> Result<Signed, (StatusCode, &'static str)> {
+    let Some(signed) = signed_in(console, headers) else {
+        return Err((
+            StatusCode::UNAUTHORIZED,
+            "Sign in again: your session ended.",
+        ));
+    };
+    if !csrf_ok(&signed, headers, fields) {
+        return Err((
+            StatusCode::FORBIDDEN,
+            "The form is stale or came from another site: reload the page and try again.",
+        ));
+    }
+    Ok(signed)
+}
+
 fn csrf_ok(signed: &Signed, headers: &HeaderMap, fields: &[(String, String)]) -> bool {
     auth::same_origin(headers)
         && auth::same_secret(field(fields, "_csrf").unwrap_or(""), &signed.session.csrf)
@@ -502,18 +524,10 @@ pub async fn act(
     body: Bytes,
 ) -> Response {
     let fields = form(&body);
-    let Some(signed) = signed_in(&console, &headers) else {
-        return html(
-            StatusCode::UNAUTHORIZED,
-            "Sign in again: your session ended.".into(),
-        );
+    let signed = match signed_form(&console, &headers, &fields) {
+        Ok(signed) => signed,
+        Err((status, why)) => return html(status, why.into()),
     };
-    if !csrf_ok(&signed, &headers, &fields) {
-        return html(
-            StatusCode::FORBIDDEN,
-            "The form is stale or came from another site: reload the page and try again.".into(),
-        );
-    }
     let Some(action) = actions::find(&name) else {
         return html(
             StatusCode::NOT_FOUND,
@@ -593,18 +607,10 @@ pub async fn copy_wizard(
     body: Bytes,
 ) -> Response {
     let fields = form(&body);
-    let Some(signed) = signed_in(&console, &headers) else {
-        return html(
-            StatusCode::UNAUTHORIZED,
-            "Sign in again: your session ended.".into(),
-        );
+    let signed = match signed_form(&console, &headers, &fields) {
+        Ok(signed) => signed,
+        Err((status, why)) => return html(status, why.into()),
     };
-    if !csrf_ok(&signed, &headers, &fields) {
-        return html(
-            StatusCode::FORBIDDEN,
-            "The form is stale or came from another site: reload the page and try again.".into(),
-        );
-    }
     copy_step(&console, &signed, &name, fields).await
 }
 
@@ -671,18 +677,10 @@ pub async fn add_environment(
     body: Bytes,
 ) -> Response {
     let fields = form(&body);
-    let Some(signed) = signed_in(&console, &headers) else {
-        return html(
-            StatusCode::UNAUTHORIZED,
-            "Sign in again: your session ended.".into(),
-        );
+    let signed = match signed_form(&console, &headers, &fields) {
+        Ok(signed) => signed,
+        Err((status, why)) => return html(status, why.into()),
     };
-    if !csrf_ok(&signed, &headers, &fields) {
-        return html(
-            StatusCode::FORBIDDEN,
-            "The form is stale or came from another site: reload the page and try again.".into(),
-        );
-    }
     let env = field(&fields, "env").unwrap_or("").trim().to_string();
     let start = field(&fields, "start").unwrap_or("blank").to_string();
     let back = field(&fields, "_back").unwrap_or("/projects").to_string();
