@@ -300,6 +300,136 @@ fn a_custom_domain_with_redirects() {
     assert!(e.contains("nothing to change"), "{e}");
 }
 
+#[test]
+fn a_route_group_moves_to_a_domain_and_dissolves() {
+    let sb = ServedSandbox::start();
+    let kubectl = sb.kubectl();
+    deploy(&sb, "web", &["--route", "shop/"]);
+    deploy(&sb, "api", &["--route", "shop/api"]);
+    deploy(&sb, "taken", &["--domain", "taken.example.com"]);
+    deploy(&sb, "other", &[]);
+    let host = |app: &str| get(&sb, "ingress", app)["spec"]["rules"][0]["host"].clone();
+
+    let said = sb.kip_ok(&["route", "update", "shop", "--domain", "shop.example.com"]);
+    assert!(
+        said.contains("moved from shop-sandbox.localhost to shop.example.com"),
+        "{said}"
+    );
+    assert!(
+        said.contains("api: Live at https://shop.example.com/api"),
+        "{said}"
+    );
+    for app in ["web", "api"] {
+        assert_eq!(host(app), "shop.example.com", "{app}");
+    }
+    let cert = get(&sb, "certificate", "route-shop");
+    assert_eq!(
+        cert["spec"]["dnsNames"],
+        serde_json::json!(["shop.example.com"])
+    );
+    let listed: Value = serde_json::from_str(&sb.kip_ok(&["route", "list", "-o", "json"])).unwrap();
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["host"] == "shop.example.com"),
+        "{listed}"
+    );
+
+    // Refusals name the problem and change nothing.
+    let refusals: &[(&[&str], &str)] = &[
+        (&["route", "update", "shop"], "nothing to change"),
+        (
+            &[
+                "route",
+                "update",
+                "shop",
+                "--domain",
+                "a.example.com",
+                "--auto-domain",
+            ],
+            "pass one",
+        ),
+        (
+            &["route", "update", "shop", "--domain", "Bad_Host"],
+            "--domain",
+        ),
+        (
+            &["route", "update", "shop", "--domain", "taken.example.com"],
+            "already served by app `taken`",
+        ),
+        (
+            &[
+                "route",
+                "update",
+                "shop",
+                "--domain",
+                "other-sandbox.localhost",
+            ],
+            "already served by app `other`",
+        ),
+        (
+            &["route", "update", "nope", "--domain", "x.example.com"],
+            "no route group `nope`",
+        ),
+        (
+            &["route", "update", "Shop", "--domain", "x.example.com"],
+            "Shop",
+        ),
+        (
+            &["route", "delete", "nope", "--yes"],
+            "no route group `nope`",
+        ),
+        (&["route", "delete", "shop"], "pass --yes"),
+    ];
+    for (args, says) in refusals {
+        let e = sb.kip_refused(args);
+        assert!(e.contains(says), "{args:?}: expected `{says}` in: {e}");
+    }
+    for app in ["web", "api"] {
+        assert_eq!(host(app), "shop.example.com", "{app}");
+    }
+    let said = sb.kip_ok(&["route", "update", "shop", "--domain", "shop.example.com"]);
+    assert!(
+        said.contains("already served at shop.example.com") && !said.contains("moved"),
+        "{said}"
+    );
+
+    let said = sb.kip_ok(&["route", "update", "shop", "--auto-domain"]);
+    assert!(said.contains("to shop-sandbox.localhost"), "{said}");
+    assert_eq!(host("api"), "shop-sandbox.localhost");
+
+    // Dissolving: a dry run first, then for real; the apps stay, on hosts of their own.
+    let said = sb.kip_ok(&["route", "delete", "shop", "--dry-run"]);
+    assert!(said.contains("Dry run"), "{said}");
+    assert_eq!(host("api"), "shop-sandbox.localhost");
+    let said = sb.kip_ok(&["route", "delete", "shop", "--yes"]);
+    assert!(said.contains("Route group shop dissolved"), "{said}");
+    assert_eq!(host("web"), "web-sandbox.localhost");
+    assert_eq!(host("api"), "api-sandbox.localhost");
+    let api = get(&sb, "ingress", "api");
+    assert_eq!(api["spec"]["rules"][0]["http"]["paths"][0]["path"], "/");
+    assert!(
+        api["metadata"]["annotations"]
+            .get("traefik.ingress.kubernetes.io/router.middlewares")
+            .is_none(),
+        "{api}"
+    );
+    kubectl.ok(&[
+        "wait",
+        "--for=delete",
+        "certificate/route-shop",
+        "middleware.traefik.io/api-strip",
+        "--timeout=30s",
+    ]);
+    for app in ["web", "api"] {
+        let spec = &get(&sb, "apps.kipper.run", app)["spec"];
+        assert!(spec["route"].get("group").is_none(), "{spec}");
+    }
+    assert_eq!(sb.kip_ok(&["route", "list", "-o", "json"]).trim(), "[]");
+}
+
 /// A deploy with a route writes each object it owns once (one server-side apply each; `-v`
 /// shows every request), whatever it checks first.
 #[test]

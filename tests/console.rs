@@ -839,9 +839,28 @@ fn services_and_routes_in_the_browser() {
         .then_some(())
     });
 
-    // Routes: put web on the group `shop` at /api, then take it out.
+    // Routes: put web on the group `shop` (where api already is) at /api, take it out again,
+    // move the group to a domain of its own, then dissolve it.
+    sandbox.kip_ok(&[
+        "app",
+        "deploy",
+        "--name",
+        "api",
+        "--image",
+        "nginx:1.27",
+        "--port",
+        "80",
+        "--route",
+        "shop/",
+        "--project",
+        "shop",
+        "--environment",
+        "test",
+    ]);
     browser.goto(&console.url("/projects/shop/test"));
     browser.click_on("#routes-link");
+    browser.open_details("#add-route");
+    browser.click_on("#route-app option[value=web]");
     browser.fill("#route-path", "shop/api");
     browser.click_on("#add-route button[type=submit]");
     browser.wait_text("#flash", "kip app update --route=shop/api");
@@ -866,6 +885,40 @@ fn services_and_routes_in_the_browser() {
     browser.click_on("form[action='/actions/app-update'] button[aria-label^='Take web']");
     browser.wait_text("#flash", "kip app update --own-host");
     assert!(!route().contains("\"group\""), "{}", route());
+
+    let host = |app: &str| {
+        kubectl.ok(&[
+            "get",
+            "ingress",
+            app,
+            "-n",
+            "shop-test",
+            "-o",
+            "jsonpath={.spec.rules[0].host}",
+        ])
+    };
+    browser.open_details("#edit-shop");
+    browser.fill("#domain-shop", "shop.example.com");
+    browser.click_on("#edit-shop form button[type=submit]");
+    browser.wait_text("#flash", "kip route update --domain=shop.example.com");
+    assert_eq!(host("api"), "shop.example.com");
+    browser.wait_text("main", "shop.example.com");
+
+    // A taken host is refused with the verb's words, and nothing moves.
+    browser.open_details("#edit-shop");
+    browser.fill("#domain-shop", &host("web"));
+    browser.click_on("#edit-shop form button[type=submit]");
+    browser.wait_text("#flash", "already served by app `web`");
+    assert_eq!(host("api"), "shop.example.com");
+
+    browser.open_details("#delete-shop");
+    browser.fill("#delete-shop-confirm", "shop");
+    browser.click_on("#delete-shop button[type=submit]");
+    browser.wait_text("#flash", "kip route delete");
+    assert_eq!(host("api"), "api-test-sandbox.localhost");
+    browser.wait_text("main", "No routes in test");
+    let left = kubectl.ok(&["get", "certificates", "-n", "shop-test", "-o", "name"]);
+    assert!(!left.contains("route-shop"), "{left}");
 }
 
 #[test]

@@ -124,6 +124,16 @@ pub const ACTIONS: &[Action] = &[
         confirm: Some("name"),
     },
     Action {
+        name: "route-update",
+        verb: "route update",
+        confirm: None,
+    },
+    Action {
+        name: "route-delete",
+        verb: "route delete",
+        confirm: Some("group"),
+    },
+    Action {
         name: "service-add",
         verb: "service add",
         confirm: None,
