@@ -222,6 +222,32 @@ fn a_project_goes_through_its_life_in_the_browser() {
     });
     browser.docs_shot("app-scale");
 
+    // Autoscale between 2 and 4: kubectl sees the HorizontalPodAutoscaler; a fixed scale is
+    // refused while it is on (the verb's words on the page); off again, it is gone.
+    browser.fill("#as-min", "2");
+    browser.fill("#as-max", "4");
+    browser.click_on("form[action='/actions/app-autoscale'] button[type=submit]");
+    browser.wait_text("#flash", "kip app autoscale --min=2 --max=4 --cpu=70");
+    let hpa = kubectl.json(&["get", "hpa", "web", "-n", "shop-test", "-o", "json"]);
+    assert_eq!(hpa["spec"]["minReplicas"], 2, "{hpa}");
+    assert_eq!(hpa["spec"]["maxReplicas"], 4, "{hpa}");
+    browser.wait_text("#autoscale-now", "between 2 and 4");
+    browser.fill("#replicas", "1");
+    browser.click_on("form[action='/actions/app-scale'] button[type=submit]");
+    browser.wait_text("#flash", "is autoscaled");
+    kubectl.ok(&["get", "hpa", "web", "-n", "shop-test"]);
+    browser.click_on("#autoscale-off");
+    browser.wait_text("#flash", "kip app autoscale --off");
+    browser.wait_text("#autoscale-now", "Not autoscaled");
+    kubectl.ok(&[
+        "wait",
+        "--for=delete",
+        "hpa/web",
+        "-n",
+        "shop-test",
+        "--timeout=30s",
+    ]);
+
     // An environment variable, set in the Env tab.
     browser.click_on("nav.tabs a[href$='tab=env']");
     browser.fill("#env-vars", "GREETING=hello console");
@@ -1086,6 +1112,14 @@ fn every_console_page_renders_and_matches_its_snapshot() {
             "app.html.j2",
             json!({ "nav": "projects", "project": project.clone(), "env": "test", "app": app.clone(),
             "apps": [app.clone()], "tab": "scale", "path": "/projects/shop/test/apps/web", "later": ["acc", "prod"] }),
+        ),
+        (
+            "app-scale-autoscaled",
+            "app.html.j2",
+            json!({ "nav": "projects", "project": project.clone(), "env": "test", "app": app.clone(),
+            "apps": [app.clone()], "tab": "scale", "path": "/projects/shop/test/apps/web", "later": ["acc", "prod"],
+            "extra": { "name": "web", "min": 2, "max": 4, "currentReplicas": 2, "desiredReplicas": 3,
+                "cpu": { "current": 91, "target": 70 }, "notScaling": "<i>the metrics API is down</i>" } }),
         ),
         (
             "app-env",

@@ -449,9 +449,13 @@ pub async fn app(
         None if tab == "logs" => logs_tab(&console, &name, &env, &app, field(&fields, "pod")).await,
         None => Ok(Value::Null),
     };
-    // What the tab needs besides its main read: the links of the Env tab, a secret asked for
-    // on the Secrets tab.
+    // What the tab needs besides its main read: how the app autoscales on the Scale tab, the
+    // links of the Env tab, a secret asked for on the Secrets tab.
     let extra = match tab {
+        "scale" => {
+            let argv = with(&["app", "autoscale", "--status"], Some(&app));
+            console.runner.value(argv).await.unwrap_or(Value::Null)
+        }
         "env" => console
             .runner
             .read(&refs(&with(&["app", "links"], Some(&app))))
