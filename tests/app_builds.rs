@@ -17,10 +17,10 @@ use crate::workloads::{APP, RealSandbox, app_image, live_url, through_ingress};
 const TOKEN: &str = "kiptest-token-4f9a1c77";
 
 /// How long a build may take on a loaded 2-core machine.
-const BUILD: Duration = Duration::from_secs(240);
+pub(crate) const BUILD: Duration = Duration::from_secs(240);
 
 /// A Dockerfile whose app answers `version` at `/`; `run` is one more RUN step, if any.
-fn dockerfile(version: &str, run: &str) -> String {
+pub(crate) fn dockerfile(version: &str, run: &str) -> String {
     let extra = if run.is_empty() {
         String::new()
     } else {
@@ -30,7 +30,7 @@ fn dockerfile(version: &str, run: &str) -> String {
 }
 
 /// `kip app deploy --git url` of `name` with `extra` flags, the output.
-fn deploy_git(sb: &ServedSandbox, name: &str, url: &str, extra: &[&str]) -> String {
+pub(crate) fn deploy_git(sb: &ServedSandbox, name: &str, url: &str, extra: &[&str]) -> String {
     let mut args = vec![
         "app",
         "deploy",
@@ -53,9 +53,10 @@ fn deploy(sb: &RealSandbox, name: &str, url: &str, token: Option<&str>) -> Strin
 }
 
 /// Whether a process of this machine has `pattern` in its command line.
-fn runs(pattern: &str) -> bool {
+pub(crate) fn runs(pattern: &str) -> bool {
     std::process::Command::new("pgrep")
         .args(["-f", pattern])
+        .stdout(std::process::Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
 }
@@ -114,7 +115,7 @@ fn tags(sb: &RealSandbox, repository: &str) -> Vec<String> {
 }
 
 /// `kip app builds NAME -o json`, newest first.
-fn builds(sb: &RealSandbox, name: &str) -> Vec<Value> {
+pub(crate) fn builds(sb: &RealSandbox, name: &str) -> Vec<Value> {
     let said = sb.sandbox.kip_ok(&["app", "builds", name, "-o", "json"]);
     serde_json::from_str::<Value>(&said)
         .expect("builds JSON")

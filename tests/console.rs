@@ -768,6 +768,65 @@ fn logs_stream_live_into_the_page() {
     );
 }
 
+/// The Source tab with real builds: a build from git listed with its commit, Rebuild starting
+/// a slow one, Cancel stopping it, each checked with kip and the build's processes.
+#[test]
+fn builds_are_rebuilt_and_cancelled_in_the_source_tab() {
+    use crate::app_builds::{BUILD, builds, deploy_git, dockerfile, runs};
+    crate::workloads::app_image();
+    let git = crate::common::git::GitServer::start(None);
+    let repo = git.repo("site", &[("Dockerfile", &dockerfile("v1", ""))]);
+    let real = crate::workloads::RealSandbox::start();
+    real.kip_ok(&["project", "create", "shop", "--environments", "test"]);
+    real.kip_ok(&["project", "use", "shop/test"]);
+    deploy_git(&real.sandbox, "site", &git.git_url("site"), &[]);
+
+    let console = Console::start(&real.sandbox, &[]);
+    let browser = Browser::start(1280, 900);
+    sign_in(
+        &browser,
+        &console,
+        "/projects/shop/test/apps/site?tab=source",
+    );
+    browser.wait_text("main", "no builds yet");
+
+    // The first build, started from the page, then listed with its commit.
+    browser.click_on("form[action='/actions/app-rebuild'] button[type=submit]");
+    browser.wait_text("#flash", "kip app rebuild --no-wait");
+    let first = crate::server::until("build 1 to succeed", BUILD, || {
+        let list = builds(&real, "site");
+        (list.first()?["phase"] == "Succeeded").then_some(list)
+    });
+    let commit = first[0]["commit"].as_str().expect("a commit").to_string();
+    assert_eq!(commit, repo.head());
+    browser.goto(&browser.url());
+    browser.wait_text("main table", &commit[..12]);
+    browser.wait_text("main table", "Succeeded");
+
+    // A slow build, started from the page, shows as running; Cancel stops its processes.
+    repo.commit(&[("Dockerfile", &dockerfile("v2", "sleep 96.5"))], "slow");
+    browser.click_on("form[action='/actions/app-rebuild'] button[type=submit]");
+    browser.wait_text("#flash", "kip app rebuild --no-wait");
+    crate::server::until("the slow build to run", BUILD, || {
+        runs("sleep 96.5").then_some(())
+    });
+    browser.goto(&browser.url());
+    browser.wait_text("main table", "Building");
+    browser.docs_shot("app-source");
+    browser.click_on("form[action='/actions/app-build-cancel'] button[type=submit]");
+    browser.wait_text("#flash", "Build 2 of site cancelled");
+    crate::server::until(
+        "the cancelled build's processes to end",
+        Duration::from_secs(30),
+        || (!runs("sleep 96.5")).then_some(()),
+    );
+    let now = builds(&real, "site");
+    assert_eq!(now[0]["phase"], "Cancelled", "{now:?}");
+    browser.wait_text("main table", "Cancelled");
+    // The app still runs what build 1 made.
+    assert!(real.kip_ok(&["app", "list"]).contains("running"));
+}
+
 #[test]
 fn services_and_routes_in_the_browser() {
     let sandbox = ServedSandbox::start();
