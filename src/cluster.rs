@@ -173,6 +173,15 @@ pub fn client(
     handle: &tokio::runtime::Handle,
     home: &Path,
 ) -> Result<ClusterClient, String> {
+    connect(config(choice, handle, home)?)
+}
+
+/// How to reach `choice`: its server and credentials (the sandbox started if needed).
+pub fn config(
+    choice: &Choice,
+    handle: &tokio::runtime::Handle,
+    home: &Path,
+) -> Result<kube::Config, String> {
     let mut config = match &choice.connection {
         Connection::Sandbox => {
             let kubeconfig = start_sandbox(home)?;
@@ -242,12 +251,80 @@ pub fn client(
         // every command reading the system's few hundred roots (about 4 ms).
         config.root_cert = Some(Vec::new());
     }
+    Ok(config)
+}
+
+/// A client talking to `config`'s server with its credentials.
+pub fn connect(config: kube::Config) -> Result<ClusterClient, String> {
     let server = config.cluster_url.to_string();
     let client = kube::Client::try_from(config)
         .map_err(|e| format!("cannot build a cluster client: {e}"))?;
     Ok(ClusterClient {
         client,
         server: server.trim_end_matches('/').to_string(),
+    })
+}
+
+/// `config` with the bearer `token` as its only credentials: the same server, as the user
+/// the token authenticates (client certificates, exec plugins and impersonation dropped).
+pub fn as_token(config: &kube::Config, token: &str) -> kube::Config {
+    let mut config = config.clone();
+    config.auth_info = AuthInfo {
+        token: Some(token.to_string().into()),
+        ..AuthInfo::default()
+    };
+    config
+}
+
+/// The cluster a long-running command (`kip console`, `kip server`) works on: one client,
+/// made and checked at start, and how to reach the cluster as another user.
+pub struct Reached {
+    /// What hosts and engines use: always this client.
+    pub choice: builtins::ClusterChoice,
+    pub client: ClusterClient,
+    /// A client for the user a bearer token authenticates (the console's cluster sign-in).
+    pub as_user: kip_server::console::AsUser,
+}
+
+/// Reaches `choice` on `runtime`, or says why not in words: an unreachable cluster is said at
+/// once, not retried in the background for ever.
+pub fn reach(
+    choice: &Choice,
+    runtime: &tokio::runtime::Runtime,
+    home: &Path,
+) -> Result<Reached, crate::cli_error::CliError> {
+    use crate::cli_error::CliError;
+    use builtins::Kind;
+    let unreachable = |e: String| {
+        CliError::new(
+            Kind::Unreachable,
+            format!(
+                "cannot reach cluster `{}`: {e}; {}",
+                choice.name,
+                choice.unreachable_hint()
+            ),
+        )
+    };
+    // The client spawns its connection tasks on the runtime it is made in.
+    let _entered = runtime.enter();
+    let config = config(choice, runtime.handle(), home).map_err(unreachable)?;
+    let client = connect(config.clone()).map_err(unreachable)?;
+    runtime
+        .block_on(client.client.apiserver_version())
+        .map_err(|e| unreachable(format!("at {}: {e}", client.server)))?;
+    let fixed = client.clone();
+    let handle = runtime.handle().clone();
+    Ok(Reached {
+        choice: builtins::ClusterChoice {
+            name: choice.name.clone(),
+            unreachable_hint: choice.unreachable_hint(),
+            client: std::sync::Arc::new(move || Ok(fixed.clone())),
+        },
+        client,
+        as_user: std::sync::Arc::new(move |token| {
+            let _entered = handle.enter();
+            connect(as_token(&config, token))
+        }),
     })
 }
 

@@ -49,31 +49,16 @@ pub fn run(args: ConsoleArgs, search: SearchPath) -> Result<(), CliError> {
     };
     let choice = crate::cluster::choose(&home).map_err(|e| CliError::new(Kind::NotFound, e))?;
     let runtime = crate::verb_cmd::runtime()?;
+    let reached = crate::cluster::reach(&choice, &runtime, &home)?;
     let _entered = runtime.enter();
-    let cluster =
-        crate::cluster::host_choice(choice.clone(), runtime.handle().clone(), home.clone());
-    let client = (cluster.client)().map_err(|e| {
-        CliError::new(
-            Kind::Unreachable,
-            format!(
-                "cannot reach cluster `{}`: {e}; {}",
-                choice.name,
-                choice.unreachable_hint()
-            ),
-        )
-    })?;
-    // One client for every request, made once.
-    let fixed = builtins::ClusterChoice {
-        client: std::sync::Arc::new(move || Ok(client.clone())),
-        ..cluster
-    };
     let runner = kip_server::console::Runner {
-        cluster: fixed,
+        cluster: reached.choice,
         search,
         kip_home: home,
         runtime: runtime.handle().clone(),
     };
-    let console = kip_server::console::Console::new(runner, token.clone());
+    let console = kip_server::console::Console::new(runner, token.clone())
+        .with_cluster_sign_in(reached.as_user);
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

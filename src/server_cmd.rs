@@ -76,34 +76,9 @@ pub fn run(args: ServerArgs) -> Result<(), CliError> {
         remember_hostnames(&home, &choice.name, &args)?;
     }
     let runtime = crate::verb_cmd::runtime()?;
-    // The client spawns its connection tasks on the runtime it is made in.
+    let reached = crate::cluster::reach(&choice, &runtime, &home)?;
     let _entered = runtime.enter();
-    let cluster =
-        crate::cluster::host_choice(choice.clone(), runtime.handle().clone(), home.clone());
-    let client = (cluster.client)().map_err(|e| {
-        CliError::new(
-            Kind::Unreachable,
-            format!(
-                "cannot reach cluster `{}`: {e}; {}",
-                choice.name,
-                choice.unreachable_hint()
-            ),
-        )
-    })?;
-    // An unreachable cluster is said at once, not retried in the background for ever.
-    runtime
-        .block_on(client.client.apiserver_version())
-        .map_err(|e| {
-            CliError::new(
-                Kind::Unreachable,
-                format!(
-                    "cannot reach cluster `{}` at {}: {e}; {}",
-                    choice.name,
-                    client.server,
-                    choice.unreachable_hint()
-                ),
-            )
-        })?;
+    let (cluster, client) = (reached.choice.clone(), reached.client.clone());
     // Hooks on push run in engines of their own, with the hook limits, on the same cluster.
     let hooks = kip_server::hooks::Runner {
         client: client.client.clone(),
@@ -128,17 +103,16 @@ pub fn run(args: ServerArgs) -> Result<(), CliError> {
         };
         match token {
             Ok(token) => {
-                let fixed_client = client.clone();
                 let runner = kip_server::console::Runner {
-                    cluster: builtins::ClusterChoice {
-                        client: Arc::new(move || Ok(fixed_client.clone())),
-                        ..cluster.clone()
-                    },
+                    cluster: cluster.clone(),
                     search: (*kip.search).clone(),
                     kip_home: home.clone(),
                     runtime: runtime.handle().clone(),
                 };
-                Some(kip_server::console::Console::new(runner, token))
+                Some(
+                    kip_server::console::Console::new(runner, token)
+                        .with_cluster_sign_in(reached.as_user.clone()),
+                )
             }
             Err(why) => {
                 eprintln!("warning: no web console: {why}");

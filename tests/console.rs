@@ -141,7 +141,10 @@ fn a_project_goes_through_its_life_in_the_browser() {
     browser.docs_shot("login");
     browser.fill("#token", "not-the-token");
     browser.click_on("form button[type=submit]");
-    browser.wait_text("[role=alert]", "does not open this console");
+    browser.wait_text(
+        "[role=alert]",
+        "Neither the console nor the cluster accepts that token",
+    );
     sign_in(&browser, &console, "/projects");
     assert!(browser.url().ends_with("/projects"), "{}", browser.url());
     let cookies = browser.cookies();
@@ -766,6 +769,127 @@ fn logs_stream_live_into_the_page() {
             .0,
         404
     );
+}
+
+/// A token of the cluster signs in as its user: what the cluster's RBAC lets them do works,
+/// what it does not is refused in the cluster's words and changes nothing, and a token the
+/// cluster does not accept opens nothing.
+#[test]
+fn a_cluster_token_signs_in_as_its_user_and_the_cluster_decides() {
+    const DEV: &str = "system:serviceaccount:shop-test:dev";
+    let sandbox = ServedSandbox::start();
+    let kubectl = sandbox.kubectl();
+    sandbox.kip_ok(&["project", "create", "shop", "--environments", "test,prod"]);
+    for env in ["test", "prod"] {
+        sandbox.kip_ok(&[
+            "app",
+            "deploy",
+            "--name",
+            "web",
+            "--image",
+            "nginx:1.27",
+            "--port",
+            "80",
+            "--project",
+            "shop",
+            "--environment",
+            env,
+        ]);
+    }
+    // dev reads everything (view, cluster-wide) and changes shop-test alone (edit there).
+    kubectl.ok(&["create", "serviceaccount", "dev", "-n", "shop-test"]);
+    kubectl.ok(&[
+        "create",
+        "clusterrolebinding",
+        "dev-view",
+        "--clusterrole=view",
+        "--serviceaccount=shop-test:dev",
+    ]);
+    kubectl.ok(&[
+        "create",
+        "rolebinding",
+        "dev-edit",
+        "--clusterrole=edit",
+        "--serviceaccount=shop-test:dev",
+        "-n",
+        "shop-test",
+    ]);
+    let token = kubectl.ok(&["create", "token", "dev", "-n", "shop-test"]);
+    let token = token.trim();
+
+    let console = Console::start(&sandbox, &[]);
+    // Tokens neither the console nor the cluster accepts open nothing; nor does a cluster
+    // token in a link (links end up in logs and histories).
+    let origin = format!("http://{}", console.address);
+    for bad in ["not-a-token", "a.b.c", &format!("{token}x")] {
+        let form = format!("token={bad}&next=%2F");
+        let (code, _, body) = console.send(
+            "POST",
+            "/login",
+            &[
+                ("Origin", &origin),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            &form,
+        );
+        assert_eq!(code, 401, "{bad}: {body}");
+        assert!(
+            body.contains("Neither the console nor the cluster accepts"),
+            "{body}"
+        );
+    }
+    let (code, _, _) = console.send("GET", &format!("/login?token={token}"), &[], "");
+    assert_eq!(code, 401, "a cluster token in a link");
+
+    let browser = Browser::start(1280, 900);
+    browser.goto(&console.url("/projects/shop/test/apps/web"));
+    browser.fill("#token", token);
+    browser.click_on("form button[type=submit]");
+    browser.wait_text("#signed-in-as", DEV);
+    browser.wait_text("h1", "web");
+
+    let replicas = |ns: &str| {
+        kubectl.ok(&[
+            "get",
+            "deployment",
+            "web",
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ])
+    };
+    browser.fill("#replicas", "2");
+    browser.click_on("form[action='/actions/app-scale'] button[type=submit]");
+    browser.wait_text("#flash", "web scaled to 2");
+    assert_eq!(replicas("shop-test"), "2");
+
+    browser.goto(&console.url("/projects/shop/prod/apps/web"));
+    browser.wait_text("h1", "web");
+    browser.fill("#replicas", "3");
+    browser.click_on("form[action='/actions/app-scale'] button[type=submit]");
+    browser.wait_text("#flash", &format!("User \"{DEV}\" cannot"));
+    assert_eq!(replicas("shop-prod"), "1");
+    // view reads no secrets: the tab says so, in the cluster's words.
+    browser.goto(&console.url("/projects/shop/prod/apps/web?tab=secrets"));
+    browser.wait_text("main", "forbidden");
+
+    // The console token's sessions are not affected, and act with the console's rights.
+    let cookie = console.sign_in();
+    let (code, _, body) = console.send(
+        "GET",
+        "/projects/shop/prod/apps/web",
+        &[("Cookie", &cookie)],
+        "",
+    );
+    assert_eq!(code, 200);
+    assert!(!body.contains("signed-in-as"), "no cluster user");
+
+    // Once the account is gone its session can do nothing more.
+    kubectl.ok(&["delete", "serviceaccount", "dev", "-n", "shop-test"]);
+    browser.goto(&console.url("/projects/shop/test/apps/web"));
+    browser.wait_text("main", "Unauthorized");
+    assert_eq!(replicas("shop-test"), "2");
 }
 
 /// The Source tab with real builds: a build from git listed with its commit, Rebuild starting

@@ -30,6 +30,7 @@ mod sandbox_kubectl;
 mod sandbox_openapi;
 mod sandbox_portforward;
 mod sandbox_protobuf;
+mod sandbox_rbac;
 mod sandbox_schema;
 mod sandbox_strategy;
 mod script_limits;

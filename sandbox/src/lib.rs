@@ -10,6 +10,7 @@ pub mod validation;
 
 pub mod admission;
 pub mod api;
+pub mod auth;
 pub mod ca;
 pub mod containers;
 pub mod controllers;

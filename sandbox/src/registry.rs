@@ -167,7 +167,7 @@ const BUILTINS: &[Builtin] = &[
         "ServiceAccount",
         true,
         &["sa"],
-        &[],
+        &["token"],
     ),
     b(
         "",
@@ -311,42 +311,55 @@ const BUILTINS: &[Builtin] = &[
         &["hpa"],
         &["status"],
     ),
-    b(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "clusterroles",
-        "ClusterRole",
-        false,
-        &[],
-        &[],
-    ),
-    b(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "clusterrolebindings",
-        "ClusterRoleBinding",
-        false,
-        &[],
-        &[],
-    ),
-    b(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "roles",
-        "Role",
-        true,
-        &[],
-        &[],
-    ),
-    b(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "rolebindings",
-        "RoleBinding",
-        true,
-        &[],
-        &[],
-    ),
+    // RBAC names are path segments (`system:aggregate-to-view`), as the API server checks them.
+    Builtin {
+        name_rule: NameRule::PathSegment,
+        ..b(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "clusterroles",
+            "ClusterRole",
+            false,
+            &[],
+            &[],
+        )
+    },
+    Builtin {
+        name_rule: NameRule::PathSegment,
+        ..b(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "clusterrolebindings",
+            "ClusterRoleBinding",
+            false,
+            &[],
+            &[],
+        )
+    },
+    Builtin {
+        name_rule: NameRule::PathSegment,
+        ..b(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "roles",
+            "Role",
+            true,
+            &[],
+            &[],
+        )
+    },
+    Builtin {
+        name_rule: NameRule::PathSegment,
+        ..b(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "rolebindings",
+            "RoleBinding",
+            true,
+            &[],
+            &[],
+        )
+    },
     Builtin {
         verbs: CREATE_ONLY,
         ..b(

@@ -28,6 +28,8 @@ pub struct Sandbox {
     pub host_exec: bool,
     /// What runs pods as containers; without it every pod is simulated.
     pub runtime: Option<Arc<Runtime>>,
+    /// Signs ServiceAccount tokens.
+    pub token_key: crate::auth::tokens::Key,
 }
 
 impl Sandbox {
@@ -40,18 +42,21 @@ impl Sandbox {
     pub async fn open_with(dir: &Path, runtime: Option<Arc<Runtime>>) -> Result<Sandbox, String> {
         let store = Store::open(dir)?;
         let root_ca = crate::ca::load_or_create(Some(dir))?;
-        Self::start(store, root_ca, runtime).await
+        let token_key = crate::auth::tokens::Key::load_or_create(dir)?;
+        Self::start(store, root_ca, token_key, runtime).await
     }
 
     /// A sandbox that keeps nothing on disk.
     pub async fn in_memory() -> Result<Sandbox, String> {
         let root_ca = crate::ca::load_or_create(None)?;
-        Self::start(Store::in_memory(), root_ca, None).await
+        let token_key = crate::auth::tokens::Key::random();
+        Self::start(Store::in_memory(), root_ca, token_key, None).await
     }
 
     async fn start(
         store: Store,
         root_ca: String,
+        token_key: crate::auth::tokens::Key,
         runtime: Option<Arc<Runtime>>,
     ) -> Result<Sandbox, String> {
         seed(&store)
@@ -65,6 +70,7 @@ impl Sandbox {
             store,
             host_exec: false,
             runtime,
+            token_key,
         })
     }
 
@@ -84,7 +90,8 @@ impl Sandbox {
         let address = listener.local_addr()?;
         let api = Api::new(self.store.clone())
             .with_host_exec(self.host_exec)
-            .with_runtime(self.runtime.clone());
+            .with_runtime(self.runtime.clone())
+            .with_token_key(self.token_key.clone());
         api.set_address(address.to_string());
         let app = api::router(api);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -248,6 +255,16 @@ async fn seed(store: &Store) -> ApiResult<()> {
                     if tx.get(&ops::key(&crds, "", &name)).is_none() {
                         ops::create(tx, &crds, "", crd, how())?;
                     }
+                }
+            }
+            for role in crate::auth::roles::defaults() {
+                let plural = crate::auth::roles::plural(&role);
+                let ns = role["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
+                let name = role["metadata"]["name"].as_str().unwrap_or_default().to_string();
+                if let Some(res) = registry.find("rbac.authorization.k8s.io", "v1", plural)
+                    && tx.get(&ops::key(&res, &ns, &name)).is_none()
+                {
+                    ops::create(tx, &res, &ns, role, how())?;
                 }
             }
             crate::controllers::sync_api_services(tx)?;

@@ -115,6 +115,11 @@ fn subresource_doc(r: &Resource, sub: &str) -> Value {
             "name": name, "singularName": "", "namespaced": r.namespaced,
             "kind": "PodPortForwardOptions", "verbs": ["create", "get"],
         }),
+        "token" => json!({
+            "name": name, "singularName": "", "namespaced": r.namespaced,
+            "group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest",
+            "verbs": ["create"],
+        }),
         "exec" => json!({
             "name": name, "singularName": "", "namespaced": r.namespaced,
             "kind": "PodExecOptions", "verbs": ["create", "get"],

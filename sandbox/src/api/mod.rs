@@ -12,6 +12,7 @@ pub mod portforward;
 mod protobuf;
 mod review;
 pub mod route;
+mod token_request;
 mod upgrade;
 mod watch;
 
@@ -45,6 +46,8 @@ pub struct Api {
     encoded: Arc<encoded::EncodedObjects>,
     /// What runs pods for real, if anything: logs, exec and port-forward reach its containers.
     pub runtime: Option<Arc<crate::runtime::Runtime>>,
+    /// Signs and checks ServiceAccount tokens.
+    pub token_key: crate::auth::tokens::Key,
 }
 
 impl Api {
@@ -55,7 +58,14 @@ impl Api {
             host_exec: false,
             encoded: Arc::default(),
             runtime: None,
+            token_key: crate::auth::tokens::Key::random(),
         }
+    }
+
+    /// Signs ServiceAccount tokens with `key` (kept beside the store, so they outlive a restart).
+    pub fn with_token_key(mut self, key: crate::auth::tokens::Key) -> Self {
+        self.token_key = key;
+        self
     }
 
     /// Serves logs, exec and port-forward of pods that `runtime` runs from their containers.
@@ -100,6 +110,8 @@ pub struct Req {
     pub raw_query: String,
     /// Present when the connection can switch protocols (port forwarding).
     pub upgrade: Option<hyper::upgrade::OnUpgrade>,
+    /// Who sent it.
+    pub user: crate::auth::User,
 }
 
 impl Req {
@@ -211,6 +223,10 @@ async fn handle(State(api): State<Api>, request: Request) -> Response {
         Ok(bytes) => bytes,
         Err(_) => return ApiError::too_large().into_response(),
     };
+    let user = match crate::auth::authenticate(&api.store.read(), &api.token_key, &parts.headers) {
+        Ok(user) => user,
+        Err(err) => return err.into_response(),
+    };
     let query = parts
         .uri
         .query()
@@ -223,6 +239,7 @@ async fn handle(State(api): State<Api>, request: Request) -> Response {
         body,
         raw_query: parts.uri.query().unwrap_or("").to_string(),
         upgrade: parts.extensions.remove::<hyper::upgrade::OnUpgrade>(),
+        user,
     };
     let path = parts.uri.path().to_string();
     match dispatch(&api, &path, req).await {

@@ -34,6 +34,12 @@ pub async fn handle(api: &Api, path: &str, t: ResourcePath, req: Req) -> ApiResu
     if res.is_review() && (t.name.is_some() || req.method != Method::POST) {
         return Err(ApiError::method_not_allowed(req.method.as_str()));
     }
+    let watch = t.watch || req.flag("watch");
+    crate::auth::authorize(
+        &api.store.read(),
+        &req.user,
+        &crate::auth::Attributes::of(&req.method, &t, watch),
+    )?;
     let Some(name) = t.name.clone() else {
         return collection(api, res, t, req).await;
     };
@@ -50,6 +56,7 @@ pub async fn handle(api: &Api, path: &str, t: ResourcePath, req: Req) -> ApiResu
             "portforward" => portforward::serve(api, &res, &ns, &name, req),
             "exec" => exec::serve(api, &res, &ns, &name, req),
             "finalize" => finalize(api, res, name, req).await,
+            "token" => super::token_request::serve(api, &res, &ns, &name, &req),
             _ => Err(ApiError::no_route(path)),
         },
         Some(_) => Err(ApiError::no_route(path)),
@@ -120,7 +127,7 @@ async fn collection(
             };
             ops::check_type(&res, &mut obj)?;
             if res.is_review() {
-                return super::review::answer(&req, &res, obj);
+                return super::review::answer(&api.store.read(), &req, &res, obj);
             }
             let unknown = field_validation::check(&req, &res, &obj)?;
             let obj = convert::to_storage(&res, obj);

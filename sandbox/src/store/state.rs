@@ -161,6 +161,11 @@ impl State {
             .take_while(move |(k, _)| k.res == res && ns.is_none_or(|ns| k.ns == ns))
     }
 
+    /// The objects of one resource, in one namespace or (with `None`) in all.
+    pub fn list_values(&self, res: &str, ns: Option<&str>) -> Vec<Arc<Value>> {
+        self.list(res, ns).map(|(_, v)| v.clone()).collect()
+    }
+
     /// Objects of one resource after `after` (exclusive), for paginated lists.
     pub fn list_after<'a>(
         &'a self,
@@ -231,7 +236,7 @@ impl State {
     }
 
     /// Puts or removes one object, keeping the indexes in step. Returns what was there.
-    fn set(&mut self, key: ObjKey, object: Option<Arc<Value>>) -> Option<Arc<Value>> {
+    pub(crate) fn set(&mut self, key: ObjKey, object: Option<Arc<Value>>) -> Option<Arc<Value>> {
         let previous = match &object {
             Some(obj) => self.objects.insert(key.clone(), obj.clone()),
             None => self.objects.remove(&key),

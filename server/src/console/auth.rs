@@ -1,7 +1,9 @@
-//! Who may use the console: a console token (or, later, cluster credentials) exchanged at
-//! `/login` for a session. The session lives in an HttpOnly, SameSite=Strict, Secure cookie;
-//! every form carries the session's CSRF token, and a POST whose token or Origin does not
-//! match is refused.
+//! Who may use the console: the console token, or a token the cluster accepts (a
+//! ServiceAccount's, `kubectl create token`), exchanged at `/login` for a session. A console
+//! token's session acts with the console's own credentials; a cluster token's acts as its
+//! user, so the cluster's RBAC decides each thing it does, as it does for that user's `kip`.
+//! The session lives in an HttpOnly, SameSite=Strict, Secure cookie; every form carries the
+//! session's CSRF token, and a POST whose token or Origin does not match is refused.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,11 +19,30 @@ pub const IDLE: Duration = Duration::from_secs(12 * 60 * 60);
 /// Sessions kept at most; the least recently used goes first.
 const MOST_SESSIONS: usize = 1000;
 
+/// Whom a cluster token signed in, and the cluster as them.
+#[derive(Clone)]
+pub struct ClusterUser {
+    /// Their name as the cluster says it (`system:serviceaccount:shop:dev`).
+    pub name: String,
+    /// The cluster with their token as its credentials.
+    pub cluster: builtins::ClusterChoice,
+}
+
+impl std::fmt::Debug for ClusterUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterUser")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
 /// One signed-in browser.
 #[derive(Debug, Clone)]
 pub struct Session {
     /// The token every form of this session carries.
     pub csrf: String,
+    /// With a cluster token: its user; with the console token, `None`.
+    pub user: Option<ClusterUser>,
     /// What the last action said, shown once on the next page.
     pub flash: Option<Flash>,
     used: Instant,
@@ -73,6 +94,11 @@ impl Sessions {
         if self.token.is_empty() || !same_secret(token.trim(), &self.token) {
             return None;
         }
+        Some(self.open(None))
+    }
+
+    /// Opens a session for `user` (`None`: the console token's); returns its id.
+    pub fn open(&self, user: Option<ClusterUser>) -> String {
         let id = random_hex(32);
         let mut sessions = self.lock();
         if sessions.len() >= MOST_SESSIONS {
@@ -88,11 +114,12 @@ impl Sessions {
             id.clone(),
             Session {
                 csrf: random_hex(32),
+                user,
                 flash: None,
                 used: Instant::now(),
             },
         );
-        Some(id)
+        id
     }
 
     /// The live session `id`, marked used; an idle one is ended.

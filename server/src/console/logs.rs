@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
-use super::{Console, auth};
+use super::{Console, Runner, auth};
 
 /// Lines of history sent before the live ones.
 const TAIL: i64 = 100;
@@ -27,13 +27,12 @@ fn refuse(status: StatusCode, why: &str) -> Response {
 /// The pods `log_sources` gives for the app, and the one to stream (`pod=` when it is one of
 /// them, else the first).
 pub async fn sources(
-    console: &Console,
+    runner: &Runner,
     project: &str,
     env: &str,
     app: &str,
 ) -> Result<Value, String> {
-    console
-        .runner
+    runner
         .call(
             "lib/apps",
             "log_sources",
@@ -49,12 +48,12 @@ pub async fn stream(
     RawQuery(raw): RawQuery,
     mut request: Request,
 ) -> Response {
-    let signed_in = auth::session_cookie(&headers)
-        .and_then(|id| console.sessions.get(&id))
-        .is_some();
-    if !signed_in {
+    let Some(session) = auth::session_cookie(&headers).and_then(|id| console.sessions.get(&id))
+    else {
         return refuse(StatusCode::UNAUTHORIZED, "sign in to the console first");
-    }
+    };
+    // What this session may read: its cluster user's logs, or the console's.
+    let runner = console.runner_for(&session);
     // A page of another site may open a WebSocket with the user's cookies: only the
     // console's own pages may.
     if !auth::same_origin(&headers) || headers.get(header::ORIGIN).is_none() {
@@ -73,7 +72,7 @@ pub async fn stream(
     if !is_upgrade {
         return refuse(StatusCode::BAD_REQUEST, "this is a WebSocket endpoint");
     }
-    let from = match sources(&console, &project, &env, &app).await {
+    let from = match sources(&runner, &project, &env, &app).await {
         Ok(from) => from,
         Err(why) => return refuse(StatusCode::NOT_FOUND, &why),
     };
@@ -101,7 +100,7 @@ pub async fn stream(
     };
     let namespace = from["namespace"].as_str().unwrap_or_default().to_string();
     let container = from["container"].as_str().map(str::to_string);
-    let client = match (console.runner.cluster.client)() {
+    let client = match (runner.cluster.client)() {
         Ok(client) => client.client,
         Err(why) => return refuse(StatusCode::BAD_GATEWAY, &why),
     };

@@ -20,10 +20,17 @@ use axum::routing::{get, post};
 pub use auth::Sessions;
 pub use runner::Runner;
 
+/// How to reach the cluster as the user a bearer token authenticates.
+pub type AsUser = Arc<dyn Fn(&str) -> Result<builtins::ClusterClient, String> + Send + Sync>;
+
 /// A console: how it runs verbs, who may use it, and which cluster it shows.
 pub struct Console {
+    /// Runs verbs with the console's own credentials (a console-token session's; a cluster
+    /// user's session gets one of its own, `pages::Signed::runner`).
     pub runner: Runner,
     pub sessions: Sessions,
+    /// Set when the cluster's tokens may sign in too.
+    as_user: Option<AsUser>,
 }
 
 impl Console {
@@ -32,7 +39,69 @@ impl Console {
         Console {
             runner,
             sessions: Sessions::new(token),
+            as_user: None,
         }
+    }
+
+    /// Lets a token the cluster accepts sign in too, as its user: `as_user` reaches the
+    /// cluster with it.
+    pub fn with_cluster_sign_in(mut self, as_user: AsUser) -> Console {
+        self.as_user = Some(as_user);
+        self
+    }
+
+    /// How `session` runs verbs: as its cluster user, or with the console's credentials.
+    pub fn runner_for(&self, session: &auth::Session) -> Runner {
+        match &session.user {
+            Some(user) => Runner {
+                cluster: user.cluster.clone(),
+                ..self.runner.clone()
+            },
+            None => self.runner.clone(),
+        }
+    }
+
+    /// The user the cluster says `token` is, with the cluster as them: `Ok(None)` when the
+    /// cluster does not accept it (or cluster sign-in is off), `Err` when it cannot be asked.
+    pub async fn cluster_user(&self, token: &str) -> Result<Option<auth::ClusterUser>, String> {
+        let token = token.trim();
+        let plausible = !token.is_empty()
+            && token.len() <= 16 * 1024
+            && token.bytes().all(|b| b.is_ascii_graphic());
+        let Some(as_user) = self.as_user.as_ref().filter(|_| plausible) else {
+            return Ok(None);
+        };
+        let client = as_user(token)?;
+        let review = serde_json::json!({
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "SelfSubjectReview",
+        });
+        let request =
+            axum::http::Request::post("/apis/authentication.k8s.io/v1/selfsubjectreviews")
+                .header(axum::http::header::CONTENT_TYPE, "application/json")
+                .body(review.to_string().into_bytes())
+                .map_err(|e| e.to_string())?;
+        let answer: serde_json::Value = match client.client.request(request).await {
+            Ok(answer) => answer,
+            Err(kube::Error::Api(status)) if status.code == 401 => return Ok(None),
+            Err(e) => {
+                return Err(format!(
+                    "cannot ask {} who the token is: {e}",
+                    client.server
+                ));
+            }
+        };
+        let Some(name) = answer["status"]["userInfo"]["username"].as_str() else {
+            return Ok(None);
+        };
+        let fixed = client.clone();
+        Ok(Some(auth::ClusterUser {
+            name: name.to_string(),
+            cluster: builtins::ClusterChoice {
+                client: Arc::new(move || Ok(fixed.clone())),
+                ..self.runner.cluster.clone()
+            },
+        }))
     }
 }
 

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::auth::{self, Flash, Session};
-use super::{Console, actions, render, wizard};
+use super::{Console, Runner, actions, render, wizard};
 
 type Shared = State<Arc<Console>>;
 
@@ -74,16 +74,23 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// The signed-in session of a request.
+/// The signed-in session of a request, and how it runs verbs: with the console's credentials,
+/// or as the cluster user who signed in.
 struct Signed {
     id: String,
     session: Session,
+    runner: Runner,
 }
 
 fn signed_in(console: &Console, headers: &HeaderMap) -> Option<Signed> {
     let id = auth::session_cookie(headers)?;
     let session = console.sessions.get(&id)?;
-    Some(Signed { id, session })
+    let runner = console.runner_for(&session);
+    Some(Signed {
+        id,
+        session,
+        runner,
+    })
 }
 
 fn to_login(path: &str) -> Response {
@@ -103,6 +110,7 @@ fn page(
     let flash = console.sessions.take_flash(&signed.id);
     let mut context = json!({
         "cluster": console.runner.cluster.name,
+        "user": signed.session.user.as_ref().map(|u| u.name.clone()),
         "csrf": signed.session.csrf,
         "flash": flash,
     });
@@ -183,20 +191,26 @@ pub async fn login(State(console): Shared, headers: HeaderMap, body: Bytes) -> R
             "Sign in from the console's own page.".into(),
         );
     }
-    match console
-        .sessions
-        .login(field(&fields, "token").unwrap_or(""))
-    {
-        Some(id) => signed_in_to(&id, &next),
-        None => {
+    let token = field(&fields, "token").unwrap_or("");
+    if let Some(id) = console.sessions.login(token) {
+        return signed_in_to(&id, &next);
+    }
+    match console.cluster_user(token).await {
+        Ok(Some(user)) => signed_in_to(&console.sessions.open(Some(user)), &next),
+        Ok(None) => {
             // A wrong token costs time: guessing is slow.
             tokio::time::sleep(std::time::Duration::from_millis(300)).await;
             login_form(
                 &console,
                 &next,
-                Some("That token does not open this console."),
+                Some("Neither the console nor the cluster accepts that token."),
             )
         }
+        Err(why) => login_form(
+            &console,
+            &next,
+            Some(&format!("Cannot check the token with the cluster: {why}")),
+        ),
     }
 }
 
@@ -246,8 +260,8 @@ fn csrf_ok(signed: &Signed, headers: &HeaderMap, fields: &[(String, String)]) ->
 }
 
 /// Reads `argv` with `-o json`; a failure becomes the page's error.
-async fn read(console: &Console, argv: &[&str]) -> Result<Value, String> {
-    console.runner.read(argv).await
+async fn read(runner: &Runner, argv: &[&str]) -> Result<Value, String> {
+    runner.read(argv).await
 }
 
 fn list(value: Value) -> Vec<Value> {
@@ -262,8 +276,8 @@ pub async fn dashboard(State(console): Shared, headers: HeaderMap) -> Response {
         return to_login("/");
     };
     let (projects, apps) = tokio::join!(
-        read(&console, &["project", "list"]),
-        read(&console, &["app", "list", "-A"])
+        read(&signed.runner, &["project", "list"]),
+        read(&signed.runner, &["app", "list", "-A"])
     );
     match (projects, apps) {
         (Ok(projects), Ok(apps)) => page(
@@ -281,7 +295,7 @@ pub async fn projects(State(console): Shared, headers: HeaderMap) -> Response {
     let Some(signed) = signed_in(&console, &headers) else {
         return to_login("/projects");
     };
-    match read(&console, &["project", "list"]).await {
+    match read(&signed.runner, &["project", "list"]).await {
         Ok(projects) => page(
             &console,
             &signed,
@@ -294,8 +308,8 @@ pub async fn projects(State(console): Shared, headers: HeaderMap) -> Response {
 }
 
 /// The project named `name` among `kip project list`'s.
-async fn find_project(console: &Console, name: &str) -> Result<Option<Value>, String> {
-    let projects = list(read(console, &["project", "list"]).await?);
+async fn find_project(runner: &Runner, name: &str) -> Result<Option<Value>, String> {
+    let projects = list(read(runner, &["project", "list"]).await?);
     Ok(projects.into_iter().find(|p| p["name"] == name))
 }
 
@@ -319,7 +333,7 @@ pub async fn project(
     let Some(signed) = signed_in(&console, &headers) else {
         return to_login(&path);
     };
-    match find_project(&console, &name).await {
+    match find_project(&signed.runner, &name).await {
         Ok(Some(project)) => match environments(&project).first() {
             Some(env) => see_other(&format!("/projects/{name}/{env}")),
             None => trouble(
@@ -351,7 +365,7 @@ pub async fn environment(
     let Some(signed) = signed_in(&console, &headers) else {
         return to_login(&format!("/projects/{name}/{env}"));
     };
-    let project = match find_project(&console, &name).await {
+    let project = match find_project(&signed.runner, &name).await {
         Ok(Some(project)) => project,
         Ok(None) => return no_project(&console, &signed, &name),
         Err(why) => return trouble(&console, &signed, StatusCode::BAD_GATEWAY, &why),
@@ -375,7 +389,10 @@ pub async fn environment(
         .chain(where_.iter())
         .copied()
         .collect();
-    let (apps, services) = tokio::join!(read(&console, &apps_argv), read(&console, &services_argv));
+    let (apps, services) = tokio::join!(
+        read(&signed.runner, &apps_argv),
+        read(&signed.runner, &services_argv)
+    );
     let apps = match apps {
         Ok(apps) => apps,
         Err(why) => return trouble(&console, &signed, StatusCode::BAD_GATEWAY, &why),
@@ -425,7 +442,7 @@ pub async fn app(
             .collect()
     };
     let apps_argv = with(&["app", "list"], None);
-    let apps = match console.runner.read(&refs(&apps_argv)).await {
+    let apps = match signed.runner.read(&refs(&apps_argv)).await {
         Ok(apps) => list(apps),
         Err(why) => return trouble(&console, &signed, StatusCode::BAD_GATEWAY, &why),
     };
@@ -445,8 +462,10 @@ pub async fn app(
         _ => None,
     };
     let details = match tab_argv {
-        Some(argv) => console.runner.read(&refs(&argv)).await,
-        None if tab == "logs" => logs_tab(&console, &name, &env, &app, field(&fields, "pod")).await,
+        Some(argv) => signed.runner.read(&refs(&argv)).await,
+        None if tab == "logs" => {
+            logs_tab(&signed.runner, &name, &env, &app, field(&fields, "pod")).await
+        }
         None => Ok(Value::Null),
     };
     // What the tab needs besides its main read: how the app autoscales on the Scale tab, the
@@ -454,9 +473,9 @@ pub async fn app(
     let extra = match tab {
         "scale" => {
             let argv = with(&["app", "autoscale", "--status"], Some(&app));
-            console.runner.value(argv).await.unwrap_or(Value::Null)
+            signed.runner.value(argv).await.unwrap_or(Value::Null)
         }
-        "env" => console
+        "env" => signed
             .runner
             .read(&refs(&with(&["app", "links"], Some(&app))))
             .await
@@ -467,10 +486,7 @@ pub async fn app(
                     .into_iter()
                     .chain(std::iter::once(key.to_string()))
                     .collect();
-                let ran = console
-                    .runner
-                    .run(argv, builtins::OutputFormat::Table)
-                    .await;
+                let ran = signed.runner.run(argv, builtins::OutputFormat::Table).await;
                 match ran.error {
                     None => json!({ "key": key, "value": ran.output.trim_end_matches('\n') }),
                     Some(why) => json!({ "key": key, "error": why }),
@@ -480,7 +496,7 @@ pub async fn app(
         },
         _ => Value::Null,
     };
-    let project = find_project(&console, &name).await.ok().flatten();
+    let project = find_project(&signed.runner, &name).await.ok().flatten();
     // The environments after this one in the promotion order: where it may be promoted.
     let later: Vec<String> = project
         .as_ref()
@@ -566,7 +582,7 @@ async fn run_action(
             return see_other(&back_on_fail);
         }
     }
-    let (shown, ran) = console.runner.run_form(action.verb, fields.clone()).await;
+    let (shown, ran) = signed.runner.run_form(action.verb, fields.clone()).await;
     let flash = match &ran.error {
         None => Flash {
             ok: true,
@@ -624,7 +640,7 @@ async fn copy_step(
     name: &str,
     fields: Vec<(String, String)>,
 ) -> Response {
-    let project = match find_project(console, name).await {
+    let project = match find_project(&signed.runner, name).await {
         Ok(Some(project)) => project,
         Ok(None) => return no_project(console, signed, name),
         Err(why) => return trouble(console, signed, StatusCode::BAD_GATEWAY, &why),
@@ -643,7 +659,7 @@ async fn copy_step(
             argv.push("--prod-defaults".into());
         }
         argv.extend(["--".into(), from.clone(), to.clone()]);
-        match console.runner.value(argv).await {
+        match signed.runner.value(argv).await {
             Ok(plan) => view = wizard::view(&plan, &state),
             Err(why) => error = Some(why),
         }
@@ -717,13 +733,13 @@ pub async fn add_environment(
 /// The Logs tab: the app's pods, the one shown, and its last lines as `kip app logs` prints
 /// them (what a browser without JavaScript reads; with it, the page streams live lines).
 async fn logs_tab(
-    console: &Console,
+    runner: &Runner,
     project: &str,
     env: &str,
     app: &str,
     wanted: Option<&str>,
 ) -> Result<Value, String> {
-    let from = super::logs::sources(console, project, env, app).await?;
+    let from = super::logs::sources(runner, project, env, app).await?;
     let pods: Vec<Value> = from["pods"].as_array().cloned().unwrap_or_default();
     let pod = wanted
         .filter(|w| pods.iter().any(|p| p["name"] == *w))
@@ -747,10 +763,7 @@ async fn logs_tab(
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let ran = console
-        .runner
-        .run(argv, builtins::OutputFormat::Table)
-        .await;
+    let ran = runner.run(argv, builtins::OutputFormat::Table).await;
     Ok(json!({
         "pods": pods,
         "pod": pod,
@@ -761,7 +774,7 @@ async fn logs_tab(
 /// Reads `verb` of environment `env` of project `name` (`--project`, `--environment` added,
 /// then `args` as positionals).
 async fn read_in(
-    console: &Console,
+    runner: &Runner,
     verb: &[&str],
     name: &str,
     env: &str,
@@ -773,7 +786,7 @@ async fn read_in(
         argv.push("--");
         argv.extend(args);
     }
-    read(console, &argv).await
+    read(runner, &argv).await
 }
 
 /// `GET /projects/{project}/{env}/services/{service}`: connection details (the password masked
@@ -796,9 +809,9 @@ pub async fn service(
     };
     let named = [service.as_str()];
     let (info, apps, project) = tokio::join!(
-        read_in(&console, info_verb, &name, &env, &named),
-        read_in(&console, &["app", "list"], &name, &env, &[]),
-        find_project(&console, &name)
+        read_in(&signed.runner, info_verb, &name, &env, &named),
+        read_in(&signed.runner, &["app", "list"], &name, &env, &[]),
+        find_project(&signed.runner, &name)
     );
     let info = match info {
         Ok(info) => info,
@@ -833,9 +846,9 @@ pub async fn routes(
         return to_login(&path);
     };
     let (routes, apps, project) = tokio::join!(
-        read_in(&console, &["route", "list"], &name, &env, &[]),
-        read_in(&console, &["app", "list"], &name, &env, &[]),
-        find_project(&console, &name)
+        read_in(&signed.runner, &["route", "list"], &name, &env, &[]),
+        read_in(&signed.runner, &["app", "list"], &name, &env, &[]),
+        find_project(&signed.runner, &name)
     );
     let routes = match routes {
         Ok(routes) => routes,
@@ -885,7 +898,7 @@ pub async fn switcher(
         return html(StatusCode::UNAUTHORIZED, String::new());
     };
     let current = field(&query(&raw), "current").unwrap_or("").to_string();
-    let projects = read(&console, &["project", "list"])
+    let projects = read(&signed.runner, &["project", "list"])
         .await
         .unwrap_or(Value::Array(Vec::new()));
     let context = json!({ "projects": projects, "current": current, "csrf": signed.session.csrf });
