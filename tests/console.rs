@@ -885,10 +885,17 @@ fn a_cluster_token_signs_in_as_its_user_and_the_cluster_decides() {
     assert_eq!(code, 200);
     assert!(!body.contains("signed-in-as"), "no cluster user");
 
-    // Once the account is gone its session can do nothing more.
+    // Once the account is gone its token is taken no more: the session ends, and its next
+    // page is the sign-in page.
     kubectl.ok(&["delete", "serviceaccount", "dev", "-n", "shop-test"]);
     browser.goto(&console.url("/projects/shop/test/apps/web"));
-    browser.wait_text("main", "Unauthorized");
+    browser.wait_for("the sign-in page", || {
+        browser.url().contains("/login").then_some(())
+    });
+    browser.goto(&console.url("/projects/shop/test/apps/web"));
+    browser.wait_for("the sign-in page again", || {
+        browser.url().contains("/login").then_some(())
+    });
     assert_eq!(replicas("shop-test"), "2");
 }
 

@@ -1,7 +1,8 @@
 //! Who may use the console: the console token, or a token the cluster accepts (a
 //! ServiceAccount's, `kubectl create token`), exchanged at `/login` for a session. A console
 //! token's session acts with the console's own credentials; a cluster token's acts as its
-//! user, so the cluster's RBAC decides each thing it does, as it does for that user's `kip`.
+//! user, so the cluster's RBAC decides each thing it does, as it does for that user's `kip`;
+//! it ends when the cluster no longer takes the token (expired, or its account deleted).
 //! The session lives in an HttpOnly, SameSite=Strict, Secure cookie; every form carries the
 //! session's CSRF token, and a POST whose token or Origin does not match is refused.
 

@@ -72,36 +72,49 @@ impl Console {
             return Ok(None);
         };
         let client = as_user(token)?;
-        let review = serde_json::json!({
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "SelfSubjectReview",
-        });
-        let request =
-            axum::http::Request::post("/apis/authentication.k8s.io/v1/selfsubjectreviews")
-                .header(axum::http::header::CONTENT_TYPE, "application/json")
-                .body(review.to_string().into_bytes())
-                .map_err(|e| e.to_string())?;
-        let answer: serde_json::Value = match client.client.request(request).await {
-            Ok(answer) => answer,
-            Err(kube::Error::Api(status)) if status.code == 401 => return Ok(None),
-            Err(e) => {
-                return Err(format!(
-                    "cannot ask {} who the token is: {e}",
-                    client.server
-                ));
-            }
-        };
-        let Some(name) = answer["status"]["userInfo"]["username"].as_str() else {
+        let Some(name) = who(&client).await? else {
             return Ok(None);
         };
         let fixed = client.clone();
         Ok(Some(auth::ClusterUser {
-            name: name.to_string(),
+            name,
             cluster: builtins::ClusterChoice {
                 client: Arc::new(move || Ok(fixed.clone())),
                 ..self.runner.cluster.clone()
             },
         }))
+    }
+}
+
+/// Whether the cluster still takes `user`'s token (expired and revoked tokens end their
+/// sessions); a cluster that cannot be asked is given the benefit of the doubt.
+pub async fn still_accepted(user: &auth::ClusterUser) -> bool {
+    let Ok(client) = (user.cluster.client)() else {
+        return true;
+    };
+    !matches!(who(&client).await, Ok(None))
+}
+
+/// Whom `client`'s credentials are, as the cluster says (a SelfSubjectReview): `Ok(None)`
+/// when it does not accept them.
+async fn who(client: &builtins::ClusterClient) -> Result<Option<String>, String> {
+    let review = serde_json::json!({
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "SelfSubjectReview",
+    });
+    let request = axum::http::Request::post("/apis/authentication.k8s.io/v1/selfsubjectreviews")
+        .header(axum::http::header::CONTENT_TYPE, "application/json")
+        .body(review.to_string().into_bytes())
+        .map_err(|e| e.to_string())?;
+    match client.client.request::<serde_json::Value>(request).await {
+        Ok(answer) => Ok(answer["status"]["userInfo"]["username"]
+            .as_str()
+            .map(str::to_string)),
+        Err(kube::Error::Api(status)) if status.code == 401 => Ok(None),
+        Err(e) => Err(format!(
+            "cannot ask {} who the token is: {e}",
+            client.server
+        )),
     }
 }
 

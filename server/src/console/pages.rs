@@ -82,9 +82,16 @@ struct Signed {
     runner: Runner,
 }
 
-fn signed_in(console: &Console, headers: &HeaderMap) -> Option<Signed> {
+async fn signed_in(console: &Console, headers: &HeaderMap) -> Option<Signed> {
     let id = auth::session_cookie(headers)?;
     let session = console.sessions.get(&id)?;
+    // A cluster user's session lasts as long as the cluster takes their token.
+    if let Some(user) = &session.user
+        && !super::still_accepted(user).await
+    {
+        console.sessions.logout(&id);
+        return None;
+    }
     let runner = console.runner_for(&session);
     Some(Signed {
         id,
@@ -216,7 +223,7 @@ pub async fn login(State(console): Shared, headers: HeaderMap, body: Bytes) -> R
 
 pub async fn logout(State(console): Shared, headers: HeaderMap, body: Bytes) -> Response {
     let fields = form(&body);
-    if let Some(signed) = signed_in(&console, &headers) {
+    if let Some(signed) = signed_in(&console, &headers).await {
         if !csrf_ok(&signed, &headers, &fields) {
             return html(
                 StatusCode::FORBIDDEN,
@@ -234,12 +241,12 @@ pub async fn logout(State(console): Shared, headers: HeaderMap, body: Bytes) -> 
 
 /// The session of a form's POST whose CSRF token and origin match; otherwise the answer that
 /// refuses it (401 without a session, 403 for a stale or foreign form) and why.
-fn signed_form(
+async fn signed_form(
     console: &Console,
     headers: &HeaderMap,
     fields: &[(String, String)],
 ) -> Result<Signed, (StatusCode, &'static str)> {
-    let Some(signed) = signed_in(console, headers) else {
+    let Some(signed) = signed_in(console, headers).await else {
         return Err((
             StatusCode::UNAUTHORIZED,
             "Sign in again: your session ended.",
@@ -272,7 +279,7 @@ fn list(value: Value) -> Vec<Value> {
 }
 
 pub async fn dashboard(State(console): Shared, headers: HeaderMap) -> Response {
-    let Some(signed) = signed_in(&console, &headers) else {
+    let Some(signed) = signed_in(&console, &headers).await else {
         return to_login("/");
     };
     let (projects, apps) = tokio::join!(
@@ -292,7 +299,7 @@ pub async fn dashboard(State(console): Shared, headers: HeaderMap) -> Response {
 }
 
 pub async fn projects(State(console): Shared, headers: HeaderMap) -> Response {
-    let Some(signed) = signed_in(&console, &headers) else {
+    let Some(signed) = signed_in(&console, &headers).await else {
         return to_login("/projects");
     };
     match read(&signed.runner, &["project", "list"]).await {
@@ -330,7 +337,7 @@ pub async fn project(
     Path(name): Path<String>,
 ) -> Response {
     let path = format!("/projects/{name}");
-    let Some(signed) = signed_in(&console, &headers) else {
+    let Some(signed) = signed_in(&console, &headers).await else {
         return to_login(&path);
     };
     match find_project(&signed.runner, &name).await {
@@ -362,7 +369,7 @@ pub async fn environment(
     headers: HeaderMap,
     Path((name, env)): Path<(String, String)>,
 ) -> Response {
-    let Some(signed) = signed_in(&console, &headers) else {
+    let Some(signed) = signed_in(&console, &headers).await else {
         return to_login(&format!("/projects/{name}/{env}"));
     };
     let project = match find_project(&signed.runner, &name).await {
@@ -419,7 +426,7 @@ pub async fn app(
     RawQuery(raw): RawQuery,
 ) -> Response {
     let path = format!("/projects/{name}/{env}/apps/{app}");
-    let Some(signed) = signed_in(&console, &headers) else {
+    let Some(signed) = signed_in(&console, &headers).await else {
         let query = raw.as_deref().map(|q| format!("?{q}")).unwrap_or_default();
         return to_login(&format!("{path}{query}"));
     };
@@ -544,7 +551,7 @@ pub async fn act(
     body: Bytes,
 ) -> Response {
     let fields = form(&body);
-    let signed = match signed_form(&console, &headers, &fields) {
+    let signed = match signed_form(&console, &headers, &fields).await {
         Ok(signed) => signed,
         Err((status, why)) => return html(status, why.into()),
     };
@@ -611,7 +618,7 @@ pub async fn copy_wizard_start(
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let Some(signed) = signed_in(&console, &headers) else {
+    let Some(signed) = signed_in(&console, &headers).await else {
         return to_login(&format!("/projects/{name}/copy"));
     };
     let mut fields = query(&raw);
@@ -627,7 +634,7 @@ pub async fn copy_wizard(
     body: Bytes,
 ) -> Response {
     let fields = form(&body);
-    let signed = match signed_form(&console, &headers, &fields) {
+    let signed = match signed_form(&console, &headers, &fields).await {
         Ok(signed) => signed,
         Err((status, why)) => return html(status, why.into()),
     };
@@ -697,7 +704,7 @@ pub async fn add_environment(
     body: Bytes,
 ) -> Response {
     let fields = form(&body);
-    let signed = match signed_form(&console, &headers, &fields) {
+    let signed = match signed_form(&console, &headers, &fields).await {
         Ok(signed) => signed,
         Err((status, why)) => return html(status, why.into()),
     };
@@ -798,7 +805,7 @@ pub async fn service(
     RawQuery(raw): RawQuery,
 ) -> Response {
     let path = format!("/projects/{name}/{env}/services/{service}");
-    let Some(signed) = signed_in(&console, &headers) else {
+    let Some(signed) = signed_in(&console, &headers).await else {
         return to_login(&path);
     };
     let reveal = field(&query(&raw), "reveal") == Some("1");
@@ -842,7 +849,7 @@ pub async fn routes(
     Path((name, env)): Path<(String, String)>,
 ) -> Response {
     let path = format!("/projects/{name}/{env}/routes");
-    let Some(signed) = signed_in(&console, &headers) else {
+    let Some(signed) = signed_in(&console, &headers).await else {
         return to_login(&path);
     };
     let (routes, apps, project) = tokio::join!(
@@ -894,7 +901,7 @@ pub async fn switcher(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let Some(signed) = signed_in(&console, &headers) else {
+    let Some(signed) = signed_in(&console, &headers).await else {
         return html(StatusCode::UNAUTHORIZED, String::new());
     };
     let current = field(&query(&raw), "current").unwrap_or("").to_string();
