@@ -3,7 +3,9 @@
 (runtime none), side by side with the command line reading the same things.
 
 For each page (dashboard, projects, an environment, an app): the HTML's bytes (and gzipped),
-and the time to first byte over BENCH_ROUNDS requests (median, p95) with a signed-in session;
+and the time to first byte over BENCH_ROUNDS requests (median, p95) with a signed-in session
+(the console token's; and, last column, a cluster user's: a ServiceAccount bound to
+cluster-admin, so each request also asks the cluster who its token is and RBAC is evaluated);
 beside it, the wall time of the verb(s) the page runs, as `kip … -o json` processes, and of
 `kubectl get` of the same kind. The static files (htmx, css, js) are weighed once (browsers
 cache them for an hour).
@@ -43,6 +45,20 @@ def get(address, path, cookie=None, gzip_ok=False):
     return ttfb, resp.status, dict(resp.getheaders()), body
 
 
+def sign_in_with(address, token):
+    """The session cookie of signing in through the form with `token`."""
+    host, port = address.split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    body = "token=" + token + "&next=%2F"
+    conn.request("POST", "/login", body=body, headers={
+        "Content-Type": "application/x-www-form-urlencoded", "Origin": f"http://{address}"})
+    resp = conn.getresponse()
+    resp.read()
+    conn.close()
+    assert resp.status == 303, resp.status
+    return resp.getheader("set-cookie").split(";")[0]
+
+
 def timed(cmd, env):
     start = time.perf_counter()
     subprocess.run(cmd, env=env, check=True, capture_output=True)
@@ -78,6 +94,11 @@ def main():
                 time.sleep(0.05)
         _, status, headers, _ = get(address, f"/login?token={TOKEN}")
         cookie = headers["set-cookie"].split(";")[0]
+        kubectl = lambda *a: subprocess.run(["kubectl", *a], env=env, check=True, capture_output=True, text=True).stdout
+        kubectl("create", "serviceaccount", "bench", "-n", "default")
+        kubectl("create", "clusterrolebinding", "bench-admin", "--clusterrole=cluster-admin",
+                "--serviceaccount=default:bench")
+        user_cookie = sign_in_with(address, kubectl("create", "token", "bench", "-n", "default").strip())
         where = ["--project", "shop", "--environment", "test"]
         pages = [
             ("dashboard", "/", [["project", "list", "-o", "json"], ["app", "list", "-A", "-o", "json"]],
@@ -91,7 +112,7 @@ def main():
              [["app", "list", *where, "-o", "json"], ["app", "env", "list", "web0", *where, "-o", "json"], ["project", "list", "-o", "json"]],
              [["get", "configmap", "web0-env", "-n", "shop-test", "-o", "json"]]),
         ]
-        print(f"{'page':16} {'html B':>7} {'gzip B':>7} {'TTFB p50':>9} {'p95':>7} {'kip verbs':>10} {'ratio':>6} {'kubectl':>8}")
+        print(f"{'page':16} {'html B':>7} {'gzip B':>7} {'TTFB p50':>9} {'p95':>7} {'kip verbs':>10} {'ratio':>6} {'kubectl':>8} {'as user':>8}")
         for name, path, verbs, kubectl in pages:
             samples, size, zipped = [], 0, 0
             for _ in range(ROUNDS):
@@ -100,9 +121,15 @@ def main():
                 samples.append(ttfb)
                 size, zipped = len(body), len(gzip.compress(body))
             p50, p95 = stats(samples)
+            as_user = []
+            for _ in range(ROUNDS):
+                ttfb, status, _, body = get(address, path, user_cookie)
+                assert status == 200, (path, status, body[:300])
+                as_user.append(ttfb)
+            user_p50, _ = stats(as_user)
             cli = statistics.median(sum(timed([KIP, *v], env) for v in verbs) for _ in range(5)) * 1000
             kc = statistics.median(sum(timed(["kubectl", *k], env) for k in kubectl) for _ in range(5)) * 1000
-            print(f"{name:16} {size:7} {zipped:7} {p50:7.1f}ms {p95:5.1f}ms {cli:8.1f}ms {p50 / cli:6.2f} {kc:6.1f}ms")
+            print(f"{name:16} {size:7} {zipped:7} {p50:7.1f}ms {p95:5.1f}ms {cli:8.1f}ms {p50 / cli:6.2f} {kc:6.1f}ms {user_p50:6.1f}ms")
         total, total_sent = 0, 0
         for asset in ["htmx.min.js", "console.js", "console.css"]:
             _, status, _, body = get(address, f"/assets/{asset}")

@@ -99,3 +99,22 @@ pub fn register_hook_modules(engine: &mut Engine) {
 pub fn set_host(engine: &mut Engine, host: std::sync::Arc<Host>) {
     engine.set_default_tag(rhai::Dynamic::from(host));
 }
+
+/// Makes `host` the one builtins of this engine reach, keeping what scripts print and what the
+/// `ui` builtins say in the returned buffer instead of showing it (the console and hooks run
+/// verbs with no terminal, and show or record their output afterwards).
+pub fn set_capturing_host(engine: &mut Engine, host: Host) -> host::Captured {
+    let captured = host::Captured::default();
+    let host = Host {
+        captured: Some(captured.clone()),
+        ..host
+    };
+    set_host(engine, std::sync::Arc::new(host));
+    let printed = captured.clone();
+    engine.on_print(move |text| {
+        let mut out = printed.lock().unwrap_or_else(|e| e.into_inner());
+        out.push_str(text);
+        out.push('\n');
+    });
+    captured
+}

@@ -229,10 +229,8 @@ impl Runner {
         interrupt: Arc<Interrupt>,
     ) -> (Outcome, String, String) {
         let mut kip = Kip::load_for_hooks(self.search.clone(), &self.limits);
-        let captured = builtins::host::Captured::default();
         let host = Host {
             interrupt: Some(interrupt.clone()),
-            captured: Some(captured.clone()),
             reach,
             ..Host::new(
                 self.runtime.clone(),
@@ -246,13 +244,7 @@ impl Runner {
                 self.cluster.clone(),
             )
         };
-        builtins::set_host(&mut kip.engine, Arc::new(host));
-        let printed = captured.clone();
-        kip.engine.on_print(move |text| {
-            let mut out = printed.lock().unwrap_or_else(|e| e.into_inner());
-            out.push_str(text);
-            out.push('\n');
-        });
+        let captured = builtins::set_capturing_host(&mut kip.engine, host);
         let stopped = interrupt.clone();
         kip.stop_when(move || {
             stopped

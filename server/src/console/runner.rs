@@ -4,7 +4,6 @@
 //! after the console had the user confirm.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use builtins::{ClusterChoice, Host, OutputFormat, UiSettings};
 use kip_core::{Kip, Limits, SearchPath};
@@ -127,32 +126,21 @@ impl Runner {
     /// Gives `kip`'s engine a host on this console's cluster, printing in `format` into the
     /// buffer it returns.
     fn attach(&self, kip: &mut Kip, format: OutputFormat) -> builtins::host::Captured {
-        let captured = builtins::host::Captured::default();
-        let host = Host {
-            captured: Some(captured.clone()),
-            ..Host::new(
-                self.runtime.clone(),
-                self.kip_home.clone(),
-                kip.search.clone(),
-                // The console asked (a typed name, a button) before it runs a verb.
-                UiSettings {
-                    yes: true,
-                    interactive: false,
-                    color: false,
-                    spinners: false,
-                    output: format,
-                },
-                self.cluster.clone(),
-            )
-        };
-        builtins::set_host(&mut kip.engine, Arc::new(host));
-        let printed = captured.clone();
-        kip.engine.on_print(move |text| {
-            let mut out = printed.lock().unwrap_or_else(|e| e.into_inner());
-            out.push_str(text);
-            out.push('\n');
-        });
-        captured
+        let host = Host::new(
+            self.runtime.clone(),
+            self.kip_home.clone(),
+            kip.search.clone(),
+            // The console asked (a typed name, a button) before it runs a verb.
+            UiSettings {
+                yes: true,
+                interactive: false,
+                color: false,
+                spinners: false,
+                output: format,
+            },
+            self.cluster.clone(),
+        );
+        builtins::set_capturing_host(&mut kip.engine, host)
     }
 
     /// Runs `argv` and returns what the verb returned.
