@@ -196,4 +196,22 @@ mod tests {
             assert_eq!(verify(&state, &key, garbage), None, "{garbage}");
         }
     }
+
+    proptest::proptest! {
+        /// Whatever a client sends as a bearer token, checking it neither panics nor lets it
+        /// in; and no change of one character of a real token is still a token.
+        #[test]
+        fn no_made_up_or_altered_token_passes(garbage in "\\PC{0,300}", at in 0usize..1000, with in "[A-Za-z0-9_.-]") {
+            let key = Key::random();
+            let state = state_with(&account("u1"));
+            proptest::prop_assert_eq!(verify(&state, &key, &garbage), None);
+            let (token, _) = issue(&key, &account("u1"), DEFAULT_SECONDS, &[]);
+            let at = at % token.len();
+            let mut altered = token.clone();
+            altered.replace_range(at..at + 1, &with);
+            if altered != token {
+                proptest::prop_assert_eq!(verify(&state, &key, &altered), None, "{}", altered);
+            }
+        }
+    }
 }
