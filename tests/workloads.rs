@@ -366,10 +366,13 @@ fn readiness_probes_decide_ready_and_liveness_probes_restart() {
         r#"{{"apiVersion": "v1", "kind": "Pod", "metadata": {{"name": "probed"}},
         "spec": {{"containers": [{{"name": "web", "image": "{BUSYBOX}",
           "command": ["sh", "-c", "mkdir -p /www && httpd -f -p 8080 -h /www"],
-          "readinessProbe": {{"httpGet": {{"path": "/ready", "port": 8080}}, "periodSeconds": 1}},
+          "readinessProbe": {{"httpGet": {{"path": "/ready", "port": 8080}}, "periodSeconds": 1,
+            "timeoutSeconds": 5}},
           "livenessProbe": {{"exec": {{"command": ["test", "!", "-e", "/www/broken"]}},
-            "periodSeconds": 1, "failureThreshold": 2}}}}]}}}}"#
+            "periodSeconds": 1, "failureThreshold": 2, "timeoutSeconds": 5}}}}]}}}}"#
     );
+    // Probes get 5 s: on a loaded machine an exec probe can take over the default 1 s, and a
+    // timed-out liveness probe would restart the container under the test's feet.
     k.ok_stdin(&["apply", "-f", "-"], &manifest);
     let pod = wait_pod(&k, "probed", Duration::from_secs(60), |p| {
         p["status"]["containerStatuses"][0]["state"]["running"].is_object()
