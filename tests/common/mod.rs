@@ -168,6 +168,26 @@ impl ServedSandbox {
         sandbox
     }
 
+    /// `kip sandbox serve` on this home, and the first line it printed (empty if it exited).
+    fn spawn_serve(&self) -> (Child, String) {
+        let mut child = crate::common::kip_command()
+            .args(["sandbox", "serve"])
+            .args(&self.serve_args)
+            .envs(self.serve_env.iter().map(|(k, v)| (k, v)))
+            .env("KIP_HOME", self.home.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn kip sandbox serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut first = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut first)
+            .expect("read first line");
+        (child, first)
+    }
+
     pub fn kip_home(&self) -> &Path {
         self.home.path()
     }
@@ -238,21 +258,17 @@ impl ServedSandbox {
 
     /// Starts (again) the server on this home and waits until it answers.
     pub fn restart(&mut self) {
-        let mut child = crate::common::kip_command()
-            .args(["sandbox", "serve"])
-            .args(&self.serve_args)
-            .envs(self.serve_env.iter().map(|(k, v)| (k, v)))
-            .env("KIP_HOME", self.home.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn kip sandbox serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut first = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut first)
-            .expect("read first line");
+        // A restart takes the address the sandbox had; while it was down, another test may
+        // have probed that port for a free one. Such a probe lets go at once: try again.
+        let (mut child, mut first) = self.spawn_serve();
+        for _ in 0..5 {
+            if !first.is_empty() {
+                break;
+            }
+            let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(300));
+            (child, first) = self.spawn_serve();
+        }
         let address = first
             .trim()
             .rsplit("http://")
