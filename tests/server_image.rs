@@ -201,7 +201,20 @@ fn kip_server_image_builds_pushes_pulls_and_runs_as_installed() {
     let account = scratch.path().join("serviceaccount");
     std::fs::create_dir(&account).expect("service account folder");
     std::fs::copy(&api.ca, account.join("ca.crt")).expect("ca.crt");
-    std::fs::write(account.join("token"), token_of(&sb.kubeconfig())).expect("token");
+    // The pod's ServiceAccount with the RBAC `kip install` gives it, and a token of it: what
+    // the server may do is what the install's roles grant, as on a real cluster.
+    for access in &pod.access {
+        apply(&sb, &access.to_string());
+    }
+    let token = sb.kubectl().ok(&[
+        "create",
+        "token",
+        "kip-server",
+        "-n",
+        "kipper-system",
+        "--duration=48h",
+    ]);
+    std::fs::write(account.join("token"), token.trim()).expect("token");
     std::fs::write(account.join("namespace"), "kipper-system").expect("namespace");
     give_to_image_user(&account);
     // The pod's emptyDir.
@@ -287,6 +300,25 @@ fn kip_server_image_builds_pushes_pulls_and_runs_as_installed() {
         "{}",
         installed.logs()
     );
+    // Everything an App can own is within the install's roles: a route group's Certificate
+    // and prefix Middleware, an autoscaler.
+    apply(&sb, ROUTED_APP);
+    for what in [
+        ["certificate", "route-shop"],
+        ["middleware.traefik.io", "routed-strip"],
+        ["hpa", "routed"],
+    ] {
+        until(
+            &format!("the pod's server to make App routed's {}", what[0]),
+            WAIT,
+            || get(&sb, &[what[0], what[1], "-n", "default"]),
+        );
+    }
+    assert!(
+        !installed.logs().contains("forbidden"),
+        "{}",
+        installed.logs()
+    );
     assert!(
         installed.answers(&listen, "/healthz"),
         "{}",
@@ -299,8 +331,22 @@ fn kip_server_image_builds_pushes_pulls_and_runs_as_installed() {
     );
 }
 
+/// An App in a route group at a path, autoscaled: it owns a Certificate, a Middleware and a
+/// HorizontalPodAutoscaler besides the usual.
+const ROUTED_APP: &str = "apiVersion: kipper.run/v1alpha1
+kind: App
+metadata: {name: routed, namespace: default}
+spec:
+  image: 'nginx:1.27'
+  port: 80
+  route: {host: shop.image-test.kip.test, path: /api, group: shop}
+  autoscale: {min: 1, max: 3, cpu: 70}
+";
+
 /// What templates/install/kip-server.yaml.j2's Deployment runs in its pod.
 struct InstalledPod {
+    /// Its namespace, ServiceAccount and what RBAC grants that account.
+    access: Vec<Value>,
     args: Vec<String>,
     env: Vec<(String, String)>,
     /// Where the kip home's emptyDir is mounted.
@@ -340,6 +386,17 @@ impl InstalledPod {
             other => other.to_string(),
         };
         InstalledPod {
+            access: docs
+                .iter()
+                .filter(|d| {
+                    let kind = d["kind"].as_str().unwrap_or_default();
+                    kind == "Namespace"
+                        || kind == "ServiceAccount"
+                        || kind.starts_with("Role")
+                        || kind.starts_with("ClusterRole")
+                })
+                .cloned()
+                .collect(),
             args: container["args"]
                 .as_array()
                 .expect("args")
@@ -392,16 +449,6 @@ fn holder(sb: &ServedSandbox) -> String {
     get(sb, &["lease", "kip-server", "-n", "kipper-system"])
         .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_string))
         .unwrap_or_default()
-}
-
-/// The bearer token of the sandbox's kubeconfig: what a service account's token is to it.
-fn token_of(kubeconfig: &Path) -> String {
-    let text = std::fs::read_to_string(kubeconfig).expect("read kubeconfig");
-    let config: Value = serde_saphyr::from_str(&text).expect("kubeconfig is YAML");
-    config["users"][0]["user"]["token"]
-        .as_str()
-        .expect("a token in the sandbox's kubeconfig")
-        .to_string()
 }
 
 /// Makes `path` (and what a folder holds) the image user's, as a pod's volumes would be.
