@@ -954,8 +954,23 @@ fn builds_are_rebuilt_and_cancelled_in_the_source_tab() {
     let now = builds(&real, "site");
     assert_eq!(now[0]["phase"], "Cancelled", "{now:?}");
     browser.wait_text("main table", "Cancelled");
-    // The app still runs what build 1 made.
-    assert!(real.kip_ok(&["app", "list"]).contains("running"));
+    // The app still runs what build 1 made (rolled out once a read saw the build succeed).
+    let image = first[0]["image"]
+        .as_str()
+        .expect("build 1's image")
+        .to_string();
+    crate::server::until("the app to run build 1's image", BUILD, || {
+        let deployment = real.kubectl().ok(&[
+            "get",
+            "deployment",
+            "site",
+            "-n",
+            "shop-test",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image} {.status.readyReplicas}",
+        ]);
+        (deployment == format!("{image} 1")).then_some(())
+    });
 }
 
 #[test]
