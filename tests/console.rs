@@ -6,7 +6,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::browser::{self, Browser};
-use crate::common::{ServedSandbox, free_port, raw_exchange_with};
+use crate::common::{ServedSandbox, free_port, nginx_deploy, raw_exchange_with};
 
 const TOKEN: &str = "console-test-token-0123456789";
 
@@ -209,15 +209,7 @@ fn a_project_goes_through_its_life_in_the_browser() {
     browser.fill("#replicas", "3");
     browser.click_on("form[action='/actions/app-scale'] button[type=submit]");
     browser.wait_text("#flash", "kip app scale --replicas=3");
-    let replicas = kubectl.ok(&[
-        "get",
-        "deployment",
-        "web",
-        "-n",
-        "shop-test",
-        "-o",
-        "jsonpath={.spec.replicas}",
-    ]);
+    let replicas = kubectl.jsonpath("deployment", "web", "shop-test", "{.spec.replicas}");
     assert_eq!(replicas.trim(), "3");
     browser.wait_for("3/3 ready", || {
         browser.goto(&browser.url());
@@ -352,15 +344,12 @@ fn a_project_goes_through_its_life_in_the_browser() {
     browser.click_on("#promote-to option[value=prod]");
     browser.click_on("form[action='/actions/app-promote'] button[type=submit]");
     browser.wait_text("#flash", "kip app promote --from=test --to=prod");
-    let image = kubectl.ok(&[
-        "get",
+    let image = kubectl.jsonpath(
         "deployment",
         "web",
-        "-n",
         "shop-prod",
-        "-o",
-        "jsonpath={.spec.template.spec.containers[0].image}",
-    ]);
+        "{.spec.template.spec.containers[0].image}",
+    );
     assert_eq!(image.trim(), "nginx:1.28");
     let promoted = kubectl.json(&["get", "deployment", "web", "-n", "shop-prod", "-o", "json"]);
     assert_eq!(
@@ -588,20 +577,7 @@ fn the_console_refuses_what_it_should() {
 fn an_override_of_a_verb_changes_the_console_too() {
     let sandbox = ServedSandbox::start();
     sandbox.kip_ok(&["project", "create", "shop", "--environments", "test"]);
-    sandbox.kip_ok(&[
-        "app",
-        "deploy",
-        "--name",
-        "web",
-        "--image",
-        "nginx:1.27",
-        "--port",
-        "80",
-        "--project",
-        "shop",
-        "--environment",
-        "test",
-    ]);
+    sandbox.kip_ok(&nginx_deploy("web", "shop", "test"));
     let scripts = tempfile::tempdir().unwrap();
     std::fs::write(
         scripts.path().join("scale_policy.rhai"),
@@ -632,15 +608,7 @@ fn scale(opts) {
     );
     let kubectl = sandbox.kubectl();
     let replicas = |k: &crate::common::Kubectl| {
-        k.ok(&[
-            "get",
-            "deployment",
-            "web",
-            "-n",
-            "shop-test",
-            "-o",
-            "jsonpath={.spec.replicas}",
-        ])
+        k.jsonpath("deployment", "web", "shop-test", "{.spec.replicas}")
     };
     assert_eq!(replicas(&kubectl).trim(), "1");
     let (_, head, _) = console.post(&cookie, "/actions/app-scale", &form(2));
@@ -781,20 +749,7 @@ fn a_cluster_token_signs_in_as_its_user_and_the_cluster_decides() {
     let kubectl = sandbox.kubectl();
     sandbox.kip_ok(&["project", "create", "shop", "--environments", "test,prod"]);
     for env in ["test", "prod"] {
-        sandbox.kip_ok(&[
-            "app",
-            "deploy",
-            "--name",
-            "web",
-            "--image",
-            "nginx:1.27",
-            "--port",
-            "80",
-            "--project",
-            "shop",
-            "--environment",
-            env,
-        ]);
+        sandbox.kip_ok(&nginx_deploy("web", "shop", env));
     }
     // dev reads everything (view, cluster-wide) and changes shop-test alone (edit there).
     kubectl.ok(&["create", "serviceaccount", "dev", "-n", "shop-test"]);
@@ -848,17 +803,7 @@ fn a_cluster_token_signs_in_as_its_user_and_the_cluster_decides() {
     browser.wait_text("#signed-in-as", DEV);
     browser.wait_text("h1", "web");
 
-    let replicas = |ns: &str| {
-        kubectl.ok(&[
-            "get",
-            "deployment",
-            "web",
-            "-n",
-            ns,
-            "-o",
-            "jsonpath={.spec.replicas}",
-        ])
-    };
+    let replicas = |ns: &str| kubectl.jsonpath("deployment", "web", ns, "{.spec.replicas}");
     browser.fill("#replicas", "2");
     browser.click_on("form[action='/actions/app-scale'] button[type=submit]");
     browser.wait_text("#flash", "web scaled to 2");
@@ -960,15 +905,12 @@ fn builds_are_rebuilt_and_cancelled_in_the_source_tab() {
         .expect("build 1's image")
         .to_string();
     crate::server::until("the app to run build 1's image", BUILD, || {
-        let deployment = real.kubectl().ok(&[
-            "get",
+        let deployment = real.kubectl().jsonpath(
             "deployment",
             "site",
-            "-n",
             "shop-test",
-            "-o",
-            "jsonpath={.spec.template.spec.containers[0].image} {.status.readyReplicas}",
-        ]);
+            "{.spec.template.spec.containers[0].image} {.status.readyReplicas}",
+        );
         (deployment == format!("{image} 1")).then_some(())
     });
 }
@@ -978,20 +920,7 @@ fn services_and_routes_in_the_browser() {
     let sandbox = ServedSandbox::start();
     let kubectl = sandbox.kubectl();
     sandbox.kip_ok(&["project", "create", "shop", "--environments", "test"]);
-    sandbox.kip_ok(&[
-        "app",
-        "deploy",
-        "--name",
-        "web",
-        "--image",
-        "nginx:1.27",
-        "--port",
-        "80",
-        "--project",
-        "shop",
-        "--environment",
-        "test",
-    ]);
+    sandbox.kip_ok(&nginx_deploy("web", "shop", "test"));
     let console = Console::start(&sandbox, &[]);
     let browser = Browser::start(1280, 900);
     sign_in(&browser, &console, "/projects/shop/test");
@@ -1033,17 +962,7 @@ fn services_and_routes_in_the_browser() {
     // Bind it to web, then take it away again.
     browser.click_on("form[action='/actions/service-bind'] button[type=submit]");
     browser.wait_text("#flash", "kip service bind");
-    let bindings = || {
-        kubectl.ok(&[
-            "get",
-            "apps.kipper.run",
-            "web",
-            "-n",
-            "shop-test",
-            "-o",
-            "jsonpath={.spec.bindings}",
-        ])
-    };
+    let bindings = || kubectl.jsonpath("apps.kipper.run", "web", "shop-test", "{.spec.bindings}");
     assert!(bindings().contains("db"), "{}", bindings());
     browser.click_on("form[action='/actions/service-unbind'] button[type=submit]");
     browser.wait_text("#flash", "kip service unbind");
@@ -1095,17 +1014,7 @@ fn services_and_routes_in_the_browser() {
     browser.fill("#route-path", "shop/api");
     browser.click_on("#add-route button[type=submit]");
     browser.wait_text("#flash", "kip app update --route=shop/api");
-    let route = || {
-        kubectl.ok(&[
-            "get",
-            "apps.kipper.run",
-            "web",
-            "-n",
-            "shop-test",
-            "-o",
-            "jsonpath={.spec.route}",
-        ])
-    };
+    let route = || kubectl.jsonpath("apps.kipper.run", "web", "shop-test", "{.spec.route}");
     assert!(
         route().contains("\"group\":\"shop\"") && route().contains("/api"),
         "{}",
@@ -1117,17 +1026,7 @@ fn services_and_routes_in_the_browser() {
     browser.wait_text("#flash", "kip app update --own-host");
     assert!(!route().contains("\"group\""), "{}", route());
 
-    let host = |app: &str| {
-        kubectl.ok(&[
-            "get",
-            "ingress",
-            app,
-            "-n",
-            "shop-test",
-            "-o",
-            "jsonpath={.spec.rules[0].host}",
-        ])
-    };
+    let host = |app: &str| kubectl.jsonpath("ingress", app, "shop-test", "{.spec.rules[0].host}");
     browser.open_details("#edit-shop");
     browser.fill("#domain-shop", "shop.example.com");
     browser.click_on("#edit-shop form button[type=submit]");
@@ -1221,17 +1120,7 @@ fn secrets_links_and_rollback_in_the_app_tabs() {
     browser.click_on("form[action='/actions/app-link'] button[type=submit]");
     browser.wait_text("#flash", "kip app link");
     browser.wait_text("#links", "API_URL");
-    let links = || {
-        kubectl.ok(&[
-            "get",
-            "apps.kipper.run",
-            "web",
-            "-n",
-            "shop-test",
-            "-o",
-            "jsonpath={.spec.links}",
-        ])
-    };
+    let links = || kubectl.jsonpath("apps.kipper.run", "web", "shop-test", "{.spec.links}");
     assert!(links().contains("api"), "{}", links());
     browser.click_on("button[aria-label='Unlink api']");
     browser.wait_text("#flash", "kip app unlink");
@@ -1241,15 +1130,12 @@ fn secrets_links_and_rollback_in_the_app_tabs() {
     browser.goto(&console.url(&format!("{app}?tab=history")));
     browser.click_on("button[aria-label='Roll back to revision 1']");
     browser.wait_text("#flash", "kip app rollback --revision=1");
-    let image = kubectl.ok(&[
-        "get",
+    let image = kubectl.jsonpath(
         "deployment",
         "web",
-        "-n",
         "shop-test",
-        "-o",
-        "jsonpath={.spec.template.spec.containers[0].image}",
-    ]);
+        "{.spec.template.spec.containers[0].image}",
+    );
     assert_eq!(image.trim(), "nginx:1.27");
     browser.wait_text("#app-summary", "nginx:1.27");
 }

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::common::{ServedSandbox, raw_exchange_with};
+use crate::common::{ServedSandbox, nginx_deploy, raw_exchange_with};
 
 const DEV: &str = "system:serviceaccount:shop-test:dev";
 
@@ -210,50 +210,17 @@ fn kip_with_a_namespaced_users_credentials() {
         )
     };
     let place = ["--project", "shop", "--environment", "test"];
-    let deploy = [
-        &[
-            "app",
-            "deploy",
-            "--name",
-            "web",
-            "--image",
-            "nginx:1.27",
-            "--port",
-            "80",
-        ][..],
-        &place,
-    ]
-    .concat();
-    let o = dev(&deploy);
+    let o = dev(&nginx_deploy("web", "shop", "test"));
     assert!(o.status.success(), "{}", said(&o));
     let o = dev(&[&["app", "scale", "web", "--replicas", "2"][..], &place].concat());
     assert!(o.status.success(), "{}", said(&o));
-    let replicas = sb.kubectl().ok(&[
-        "get",
-        "deployment",
-        "web",
-        "-n",
-        "shop-test",
-        "-o",
-        "jsonpath={.spec.replicas}",
-    ]);
+    let replicas = sb
+        .kubectl()
+        .jsonpath("deployment", "web", "shop-test", "{.spec.replicas}");
     assert_eq!(replicas, "2");
 
     // prod is not theirs: the cluster's refusal, in its words, and nothing made there.
-    let o = dev(&[
-        "app",
-        "deploy",
-        "--name",
-        "web",
-        "--image",
-        "nginx:1.27",
-        "--port",
-        "80",
-        "--project",
-        "shop",
-        "--environment",
-        "prod",
-    ]);
+    let o = dev(&nginx_deploy("web", "shop", "prod"));
     assert!(!o.status.success());
     assert!(
         said(&o).contains(&format!("User \"{DEV}\" cannot")),

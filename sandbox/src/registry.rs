@@ -106,6 +106,23 @@ struct Builtin {
     stored_in: Option<&'static str>,
 }
 
+/// An RBAC kind: its names are path segments (`system:aggregate-to-view`), as the API server
+/// checks them.
+const fn rbac(plural: &'static str, kind: &'static str, namespaced: bool) -> Builtin {
+    Builtin {
+        name_rule: NameRule::PathSegment,
+        ..b(
+            "rbac.authorization.k8s.io",
+            "v1",
+            plural,
+            kind,
+            namespaced,
+            &[],
+            &[],
+        )
+    }
+}
+
 const fn b(
     group: &'static str,
     version: &'static str,
@@ -311,55 +328,10 @@ const BUILTINS: &[Builtin] = &[
         &["hpa"],
         &["status"],
     ),
-    // RBAC names are path segments (`system:aggregate-to-view`), as the API server checks them.
-    Builtin {
-        name_rule: NameRule::PathSegment,
-        ..b(
-            "rbac.authorization.k8s.io",
-            "v1",
-            "clusterroles",
-            "ClusterRole",
-            false,
-            &[],
-            &[],
-        )
-    },
-    Builtin {
-        name_rule: NameRule::PathSegment,
-        ..b(
-            "rbac.authorization.k8s.io",
-            "v1",
-            "clusterrolebindings",
-            "ClusterRoleBinding",
-            false,
-            &[],
-            &[],
-        )
-    },
-    Builtin {
-        name_rule: NameRule::PathSegment,
-        ..b(
-            "rbac.authorization.k8s.io",
-            "v1",
-            "roles",
-            "Role",
-            true,
-            &[],
-            &[],
-        )
-    },
-    Builtin {
-        name_rule: NameRule::PathSegment,
-        ..b(
-            "rbac.authorization.k8s.io",
-            "v1",
-            "rolebindings",
-            "RoleBinding",
-            true,
-            &[],
-            &[],
-        )
-    },
+    rbac("clusterroles", "ClusterRole", false),
+    rbac("clusterrolebindings", "ClusterRoleBinding", false),
+    rbac("roles", "Role", true),
+    rbac("rolebindings", "RoleBinding", true),
     Builtin {
         verbs: CREATE_ONLY,
         ..b(

@@ -125,6 +125,25 @@ pub fn stop(child: &mut Child, signal: i32) {
     let _ = child.wait();
 }
 
+/// The arguments of `kip app deploy` of `name` (nginx:1.27 on port 80) into `environment` of
+/// `project`.
+pub fn nginx_deploy<'a>(name: &'a str, project: &'a str, environment: &'a str) -> [&'a str; 12] {
+    [
+        "app",
+        "deploy",
+        "--name",
+        name,
+        "--image",
+        "nginx:1.27",
+        "--port",
+        "80",
+        "--project",
+        project,
+        "--environment",
+        environment,
+    ]
+}
+
 /// What a process printed on stderr.
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
@@ -439,6 +458,19 @@ impl Kubectl {
     /// Runs kubectl and returns its stdout, failing the test with its output if it failed.
     pub fn ok(&self, args: &[&str]) -> String {
         succeeded(args, self.run(args))
+    }
+
+    /// `kubectl get WHAT NAME -n NS -o jsonpath=PATH`, which must succeed.
+    pub fn jsonpath(&self, what: &str, name: &str, ns: &str, path: &str) -> String {
+        self.ok(&[
+            "get",
+            what,
+            name,
+            "-n",
+            ns,
+            "-o",
+            &format!("jsonpath={path}"),
+        ])
     }
 
     pub fn ok_stdin(&self, args: &[&str], stdin: &str) -> String {

@@ -45,11 +45,7 @@ pub fn answer(state: &State, req: &Req, res: &Resource, mut review: Value) -> Ap
                     namespace: text("namespace"),
                     name: text("name"),
                 };
-                if rbac::allows(state, user, &asked) {
-                    json!({"allowed": true})
-                } else {
-                    json!({"allowed": false})
-                }
+                json!({"allowed": rbac::allows(state, user, &asked)})
             } else {
                 // Discovery and the like are open to every authenticated user.
                 json!({"allowed": user.is_admin() || spec["nonResourceAttributes"]["verb"] == "get"})
